@@ -1,0 +1,161 @@
+//! What central knows right now about connected units: which are connected, their cameras'
+//! states, and the live frames arriving. The registry holds what outlives a restart.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use protocol::interconnect::{CameraState, CameraStateKind, Hello};
+use serde::Serialize;
+
+use crate::registry::UnitRow;
+
+/// A camera counts as live while its last frame is at most this old.
+pub const LIVE_WINDOW: Duration = Duration::from_secs(3);
+
+/// Live state of the whole fleet.
+#[derive(Default)]
+pub struct Fleet {
+    units: RwLock<HashMap<String, Arc<UnitLive>>>,
+    next_session: AtomicU64,
+}
+
+/// Live state of one unit's current connection.
+pub struct UnitLive {
+    /// Identifies this connection; a newer connection of the same unit replaces it.
+    pub session: u64,
+    cameras: HashMap<String, CameraLive>,
+}
+
+/// Live state of one camera.
+#[derive(Default)]
+pub struct CameraLive {
+    frames_received: AtomicU64,
+    last_frame: Mutex<Option<Instant>>,
+    state: Mutex<Option<(CameraStateKind, Option<String>)>>,
+}
+
+impl CameraLive {
+    /// Counts a live frame that just arrived.
+    pub fn count_frame(&self) {
+        self.frames_received.fetch_add(1, Ordering::Relaxed);
+        *self.last_frame.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    fn is_live(&self, now: Instant) -> bool {
+        self.last_frame
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|t| now.duration_since(t) <= LIVE_WINDOW)
+    }
+}
+
+impl UnitLive {
+    /// The camera with this id, if the unit shares it.
+    pub fn camera(&self, id: &str) -> Option<&CameraLive> {
+        self.cameras.get(id)
+    }
+
+    /// Records a camera state the unit reported.
+    pub fn set_camera_state(&self, state: CameraState) {
+        if let Some(cam) = self.cameras.get(&state.camera) {
+            *cam.state.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((state.state, state.reason));
+        }
+    }
+}
+
+impl Fleet {
+    /// Marks a unit connected after its hello, replacing any older connection of it.
+    pub fn connect(&self, hello: &Hello) -> Arc<UnitLive> {
+        let unit = Arc::new(UnitLive {
+            session: self.next_session.fetch_add(1, Ordering::Relaxed),
+            cameras: hello
+                .cameras
+                .iter()
+                .map(|c| (c.id.clone(), CameraLive::default()))
+                .collect(),
+        });
+        self.write().insert(hello.unit_id.clone(), unit.clone());
+        unit
+    }
+
+    /// Marks a unit disconnected, unless a newer connection of it has taken over.
+    pub fn disconnect(&self, unit_id: &str, session: u64) {
+        let mut units = self.write();
+        if units.get(unit_id).is_some_and(|u| u.session == session) {
+            units.remove(unit_id);
+        }
+    }
+
+    /// The `GET /api/units` document: every registered unit with its live state.
+    pub fn units_json(&self, registered: &[UnitRow]) -> Vec<UnitJson> {
+        let now = Instant::now();
+        let units = self.units.read().unwrap_or_else(|p| p.into_inner());
+        registered
+            .iter()
+            .map(|row| {
+                let live = units.get(&row.id);
+                UnitJson {
+                    id: row.id.clone(),
+                    connected: live.is_some(),
+                    last_hello: row.last_hello,
+                    cameras: row
+                        .cameras
+                        .iter()
+                        .map(|(id, name)| {
+                            let cam = live.and_then(|u| u.cameras.get(id));
+                            let state = cam.and_then(|c| {
+                                c.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+                            });
+                            CameraJson {
+                                id: id.clone(),
+                                name: name.clone(),
+                                live: cam.is_some_and(|c| c.is_live(now)),
+                                frames_received: cam
+                                    .map_or(0, |c| c.frames_received.load(Ordering::Relaxed)),
+                                state: state.as_ref().map(|s| s.0.as_str()),
+                                reason: state.and_then(|s| s.1),
+                            }
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<UnitLive>>> {
+        self.units.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One unit in `GET /api/units`: a stable contract; fields are only ever added.
+#[derive(Debug, Serialize)]
+pub struct UnitJson {
+    /// The unit's id.
+    pub id: String,
+    /// Whether the unit is connected now.
+    pub connected: bool,
+    /// When the unit last connected, seconds since the Unix epoch.
+    pub last_hello: i64,
+    /// The cameras the unit shares.
+    pub cameras: Vec<CameraJson>,
+}
+
+/// One camera in [`UnitJson`].
+#[derive(Debug, Serialize)]
+pub struct CameraJson {
+    /// The camera's id within its unit.
+    pub id: String,
+    /// Its display name.
+    pub name: String,
+    /// Whether live frames are arriving at central now.
+    pub live: bool,
+    /// Live frames received from this camera since the unit connected.
+    pub frames_received: u64,
+    /// The camera's state as the unit last reported it, while connected.
+    pub state: Option<&'static str>,
+    /// Why the camera is down, as the unit reported it.
+    pub reason: Option<String>,
+}

@@ -1,0 +1,11 @@
+//! Convoy's central site: accepts edge units over QUIC, keeps the fleet registry, receives
+//! live video, and serves the operator page and REST API.
+//!
+//! The binary (`central run --config FILE.toml`) wires these parts together; see
+//! ARCHITECTURE.md.
+
+pub mod config;
+pub mod fleet;
+pub mod interconnect;
+pub mod registry;
+pub mod web;

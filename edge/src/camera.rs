@@ -1,0 +1,203 @@
+//! One camera's ingest: RTSP over TCP with `retina`, every frame to the recorder and the live
+//! hub, reconnecting with backoff whatever the camera does.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use link::backoff::Backoff;
+use media_store::{MediaKind, Record, StoredFrame, StoredParameters};
+use protocol::interconnect::{CameraStateKind, MediaFrame, VideoParameters};
+use retina::client::{
+    PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions, Transport,
+};
+use retina::codec::{CodecItem, FrameFormat, ParametersRef};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::CameraConfig;
+use crate::live::LiveHub;
+use crate::recorder::RecorderTx;
+use crate::status::UnitStatus;
+
+/// A camera that sends no frame for this long is reconnected.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// RTSP requests (DESCRIBE, SETUP, PLAY) that take longer than this fail.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything a camera task needs.
+pub struct CameraTask {
+    /// The camera's configuration.
+    pub config: CameraConfig,
+    /// Its index in the unit's status.
+    pub index: usize,
+    /// The unit's status.
+    pub status: Arc<UnitStatus>,
+    /// Where frames are recorded.
+    pub recorder: RecorderTx,
+    /// Where frames are published live.
+    pub live: Arc<LiveHub>,
+}
+
+impl CameraTask {
+    /// Runs until `shutdown`: connect, stream, and on any failure report why and retry.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        let id = self.config.id.clone();
+        loop {
+            self.status
+                .set_camera_state(self.index, CameraStateKind::Connecting, None);
+            let result = tokio::select! {
+                r = self.stream(&mut backoff) => r,
+                () = shutdown.cancelled() => return,
+            };
+            let reason = match result {
+                Ok(()) => "the camera ended the stream".to_owned(),
+                Err(e) => e,
+            };
+            tracing::warn!(camera = %id, "camera down: {reason}");
+            self.status
+                .set_camera_state(self.index, CameraStateKind::Down, Some(reason));
+            tokio::select! {
+                () = tokio::time::sleep(backoff.next_delay()) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// One RTSP session, from DESCRIBE until the stream fails. Errors are user-facing reasons.
+    async fn stream(&self, backoff: &mut Backoff) -> Result<(), String> {
+        let mut url = self.config.url.clone();
+        let creds = match (&self.config.username, &self.config.password) {
+            (Some(u), p) => Some((u.clone(), p.clone().unwrap_or_default())),
+            (None, _) if !url.username().is_empty() => Some((
+                url.username().to_owned(),
+                url.password().unwrap_or_default().to_owned(),
+            )),
+            _ => None,
+        };
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        let options = SessionOptions::default()
+            .creds(
+                creds
+                    .map(|(username, password)| retina::client::Credentials { username, password }),
+            )
+            .user_agent(format!("Convoy edge {}", env!("CARGO_PKG_VERSION")));
+        let mut session = timed("DESCRIBE", Session::describe(url.clone(), options)).await?;
+        let video = session
+            .streams()
+            .iter()
+            .position(|s| s.media() == "video" && matches!(s.encoding_name(), "h264" | "h265"))
+            .ok_or_else(|| {
+                let found: Vec<String> = session
+                    .streams()
+                    .iter()
+                    .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
+                    .collect();
+                format!(
+                    "no H.264 or H.265 video stream (the camera offers: {})",
+                    found.join(", ")
+                )
+            })?;
+        let setup = SetupOptions::default()
+            .transport(Transport::Tcp(TcpTransportOptions::default()))
+            .frame_format(FrameFormat::MP4);
+        timed("SETUP", session.setup(video, setup)).await?;
+        let playing = timed("PLAY", session.play(PlayOptions::default())).await?;
+        let mut demuxed = playing.demuxed().map_err(|e| e.to_string())?;
+        let mut have_parameters = false;
+        let camera = self.config.id.clone();
+        loop {
+            let item = match tokio::time::timeout(STALL_TIMEOUT, demuxed.next()).await {
+                Err(_) => return Err(format!("no frame for {} s", STALL_TIMEOUT.as_secs())),
+                Ok(None) => return Ok(()),
+                Ok(Some(Err(e))) => return Err(e.to_string()),
+                Ok(Some(Ok(item))) => item,
+            };
+            let CodecItem::VideoFrame(frame) = item else {
+                continue;
+            };
+            if frame.stream_id() != video {
+                continue;
+            }
+            if !have_parameters || frame.has_new_parameters() {
+                let Some(ParametersRef::Video(p)) = demuxed.streams()[video].parameters() else {
+                    // No parameter sets yet: nothing recorded can be decoded without them.
+                    continue;
+                };
+                let (width, height) = p.pixel_dimensions();
+                let stored = StoredParameters {
+                    camera: camera.clone(),
+                    rfc6381_codec: p.rfc6381_codec().to_owned(),
+                    width,
+                    height,
+                    extra_data: p.extra_data().to_vec(),
+                };
+                self.live.publish_parameters(VideoParameters {
+                    rfc6381_codec: stored.rfc6381_codec.clone(),
+                    width,
+                    height,
+                    extra_data: stored.extra_data.clone(),
+                });
+                self.recorder.send(self.index, Record::Parameters(stored));
+                if !have_parameters {
+                    tracing::info!(camera = %camera, codec = p.rfc6381_codec(), width, height, "camera streaming");
+                    self.status
+                        .set_camera_state(self.index, CameraStateKind::Streaming, None);
+                    backoff.reset();
+                }
+                have_parameters = true;
+            }
+            let keyframe = frame.is_random_access_point();
+            let timestamp = frame.timestamp();
+            let pts = timestamp.elapsed();
+            let clock_rate = timestamp.clock_rate().get();
+            let wall_clock_us = now_us();
+            let data = frame.into_data();
+            if self.live.is_watched() {
+                let data = data.clone();
+                self.live.publish_frame(MediaFrame {
+                    pts,
+                    clock_rate,
+                    wall_clock_us,
+                    keyframe,
+                    data,
+                });
+            }
+            self.recorder.send(
+                self.index,
+                Record::Frame(StoredFrame {
+                    camera: camera.clone(),
+                    kind: MediaKind::Video,
+                    keyframe,
+                    pts,
+                    clock_rate,
+                    wall_clock_us,
+                    data,
+                }),
+            );
+        }
+    }
+}
+
+async fn timed<T>(
+    what: &str,
+    fut: impl Future<Output = Result<T, retina::Error>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "{what} got no answer in {} s",
+            REQUEST_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// Microseconds since the Unix epoch.
+pub fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,261 @@
+//! The edge unit's configuration file (TOML). The keys are a stable contract: later versions
+//! only add keys. Unknown keys are refused so that a typo does not silently do nothing.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole configuration of an edge unit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// The unit's id, unique within the fleet (e.g. `bus-42`).
+    pub unit_id: String,
+    /// Where and how the unit records.
+    pub store: StoreConfig,
+    /// The unit's local web page and API.
+    pub web: WebConfig,
+    /// The central site; without it the unit records on its own.
+    pub central: Option<CentralConfig>,
+    /// The cameras to record.
+    #[serde(default, rename = "camera")]
+    pub cameras: Vec<CameraConfig>,
+}
+
+/// `[store]`: the local media store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The store's directory (created if missing).
+    pub path: PathBuf,
+    /// The durability window in milliseconds: a frame older than this when power is cut is on
+    /// flash. Default 1000.
+    #[serde(default = "default_fsync_interval_ms")]
+    pub fsync_interval_ms: u64,
+}
+
+fn default_fsync_interval_ms() -> u64 {
+    1000
+}
+
+/// `[web]`: the local HTTP server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// Address and port to listen on (port 0 picks a free one).
+    pub listen: SocketAddr,
+}
+
+/// `[central]`: the central site to sync with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CentralConfig {
+    /// Central's QUIC address, `HOST:PORT` or `IP:PORT`.
+    pub address: String,
+    /// Central's certificate fingerprint (`sha256:<hex>`, printed by `central run`). Without
+    /// it the unit trusts the first certificate it sees and pins that from then on.
+    pub fingerprint: Option<String>,
+}
+
+/// `[[camera]]`: one camera.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    /// The camera's id, unique within the unit.
+    pub id: String,
+    /// A human-readable name; defaults to the id.
+    pub name: Option<String>,
+    /// The camera's RTSP URL. Credentials may be given here or in `username`/`password`.
+    pub url: url::Url,
+    /// RTSP user name.
+    pub username: Option<String>,
+    /// RTSP password.
+    pub password: Option<String>,
+}
+
+impl CameraConfig {
+    /// The name to show: `name`, or the id.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has wrong keys or values; the message names the line.
+    #[error("config file {path} is invalid: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// The values parse but do not make sense together.
+    #[error("config file {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+impl EdgeConfig {
+    /// Reads, parses and checks a configuration file.
+    pub fn load(path: &Path) -> Result<EdgeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| e.at(path))
+    }
+
+    /// Parses and checks configuration text.
+    pub fn parse(text: &str) -> Result<EdgeConfig, ConfigError> {
+        let config: EdgeConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: PathBuf::new(),
+            message,
+        };
+        if self.unit_id.trim().is_empty() {
+            return Err(invalid("unit_id must not be empty".into()));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for cam in &self.cameras {
+            if cam.id.trim().is_empty() {
+                return Err(invalid("a [[camera]] has an empty id".into()));
+            }
+            if !seen.insert(cam.id.as_str()) {
+                return Err(invalid(format!(
+                    "camera id {:?} is used twice; each [[camera]] needs its own id",
+                    cam.id
+                )));
+            }
+            if !matches!(cam.url.scheme(), "rtsp" | "rtsps") {
+                return Err(invalid(format!(
+                    "camera {:?}: url {} must start with rtsp:// or rtsps://",
+                    cam.id, cam.url
+                )));
+            }
+        }
+        if self.store.fsync_interval_ms == 0 {
+            return Err(invalid("store.fsync_interval_ms must be at least 1".into()));
+        }
+        if let Some(c) = &self.central
+            && let Some(fp) = &c.fingerprint
+        {
+            link::identity::parse_fingerprint(fp).map_err(|e| invalid(format!("central: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+impl ConfigError {
+    fn at(self, path: &Path) -> ConfigError {
+        match self {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.into(),
+                message,
+            },
+            ConfigError::Invalid { message, .. } => ConfigError::Invalid {
+                path: path.into(),
+                message,
+            },
+            e => e,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONTRACT_EXAMPLE: &str = r#"
+unit_id = "bus-42"
+[store]
+path = "/var/lib/convoy/store"
+[web]
+listen = "127.0.0.1:8081"
+[central]                      # optional
+address = "127.0.0.1:4433"
+[[camera]]
+id = "front"
+url = "rtsp://127.0.0.1:8554/front"
+"#;
+
+    #[test]
+    fn contract_example_parses() {
+        let c = EdgeConfig::parse(CONTRACT_EXAMPLE).unwrap();
+        assert_eq!(c.unit_id, "bus-42");
+        assert_eq!(c.store.path, Path::new("/var/lib/convoy/store"));
+        assert_eq!(c.store.fsync_interval_ms, 1000);
+        assert_eq!(c.web.listen.to_string(), "127.0.0.1:8081");
+        assert_eq!(c.central.unwrap().address, "127.0.0.1:4433");
+        assert_eq!(c.cameras.len(), 1);
+        assert_eq!(c.cameras[0].id, "front");
+        assert_eq!(c.cameras[0].display_name(), "front");
+    }
+
+    #[test]
+    fn central_is_optional() {
+        let text = CONTRACT_EXAMPLE
+            .replace("[central]", "[other]")
+            .replace("address", "#");
+        let text = text.replace("[other]                      # optional\n#", "#");
+        let c = EdgeConfig::parse(&text).unwrap();
+        assert!(c.central.is_none());
+    }
+
+    #[test]
+    fn parse_error_names_the_line() {
+        let text = CONTRACT_EXAMPLE.replace("listen = \"127.0.0.1:8081\"", "listen = 8081");
+        let e = EdgeConfig::parse(&text).unwrap_err().to_string();
+        assert!(e.contains("line 6"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_is_refused_by_name() {
+        let text = CONTRACT_EXAMPLE.replace("[web]", "[web]\nlisten_typo = 1");
+        let e = EdgeConfig::parse(&text).unwrap_err().to_string();
+        assert!(e.contains("listen_typo"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_camera_ids_are_refused() {
+        let text = format!("{CONTRACT_EXAMPLE}[[camera]]\nid = \"front\"\nurl = \"rtsp://x/y\"\n");
+        let e = EdgeConfig::parse(&text).unwrap_err().to_string();
+        assert!(e.contains("used twice"), "{e}");
+    }
+
+    #[test]
+    fn bad_fingerprint_is_refused() {
+        let text = CONTRACT_EXAMPLE.replace(
+            "address = \"127.0.0.1:4433\"",
+            "address = \"127.0.0.1:4433\"\nfingerprint = \"abc\"",
+        );
+        assert!(
+            EdgeConfig::parse(&text)
+                .unwrap_err()
+                .to_string()
+                .contains("fingerprint")
+        );
+    }
+}

@@ -1,0 +1,12 @@
+//! Convoy's edge unit: pulls cameras over RTSP, records every frame to the local media store,
+//! serves the technician's page and API, and syncs with central over QUIC.
+//!
+//! The binary (`edge run --config FILE.toml`) wires these parts together; see ARCHITECTURE.md.
+
+pub mod camera;
+pub mod config;
+pub mod live;
+pub mod recorder;
+pub mod status;
+pub mod uplink;
+pub mod web;

@@ -1,0 +1,152 @@
+//! `edge`: the Convoy edge unit's command line.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use edge::camera::CameraTask;
+use edge::config::EdgeConfig;
+use edge::live::LiveHub;
+use edge::recorder::Recorder;
+use edge::status::UnitStatus;
+use edge::uplink::Uplink;
+use media_store::{Store, StoreOptions};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "edge",
+    version,
+    about = "Convoy edge unit: records cameras and syncs with central"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Record the configured cameras, serve the local page, sync with central.
+    Run {
+        /// The unit's configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,quinn=warn,retina=warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => run(&config),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edge: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config_path: &Path) -> anyhow::Result<()> {
+    let config = EdgeConfig::load(config_path)?;
+    let options = StoreOptions {
+        fsync_interval: Duration::from_millis(config.store.fsync_interval_ms),
+        ..StoreOptions::default()
+    };
+    let (store, recovery) = Store::open(&config.store.path, options)
+        .with_context(|| format!("cannot open the store at {}", config.store.path.display()))?;
+    tracing::info!(
+        segments = recovery.segments,
+        next_seq = recovery.next_seq,
+        dropped_tail_bytes = recovery.dropped_tail_bytes,
+        "store opened at {}",
+        config.store.path.display()
+    );
+    if recovery.dropped_tail_bytes > 0 {
+        tracing::warn!(
+            "store recovery cut {} bytes of incomplete records from the tail (power loss?)",
+            recovery.dropped_tail_bytes
+        );
+    }
+    let status = Arc::new(UnitStatus::new(
+        config.unit_id.clone(),
+        config
+            .cameras
+            .iter()
+            .map(|c| (c.id.clone(), c.display_name().to_owned())),
+    ));
+    let (recorder, recorder_tx) =
+        Recorder::start(store, status.clone()).context("cannot start the recorder thread")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let mut signals =
+            link::signals::ShutdownSignals::install().context("cannot install signal handlers")?;
+        let listener = tokio::net::TcpListener::bind(config.web.listen)
+            .await
+            .with_context(|| format!("cannot listen on web.listen = {}", config.web.listen))?;
+        let web_addr = listener.local_addr()?;
+        println!(
+            "edge {}: web listening on http://{web_addr}",
+            config.unit_id
+        );
+        let web_shutdown = shutdown.clone();
+        let web = tokio::spawn(
+            axum::serve(listener, edge::web::router(status.clone()))
+                .with_graceful_shutdown(async move { web_shutdown.cancelled().await })
+                .into_future(),
+        );
+        let mut tasks = Vec::new();
+        let mut hubs = HashMap::new();
+        for (index, cam) in config.cameras.iter().enumerate() {
+            let hub = Arc::new(LiveHub::default());
+            hubs.insert(cam.id.clone(), hub.clone());
+            let task = CameraTask {
+                config: cam.clone(),
+                index,
+                status: status.clone(),
+                recorder: recorder_tx.clone(),
+                live: hub,
+            };
+            tasks.push(tokio::spawn(task.run(shutdown.clone())));
+        }
+        drop(recorder_tx);
+        if let Some(central) = &config.central {
+            let uplink = Uplink {
+                config: central.clone(),
+                pin_file: config.store.path.join("central.fingerprint"),
+                status: status.clone(),
+                hubs: Arc::new(hubs),
+            };
+            tasks.push(tokio::spawn(uplink.run(shutdown.clone())));
+        } else {
+            tracing::info!("no [central] configured: recording on this unit only");
+        }
+        signals.recv().await;
+        tracing::info!("shutting down");
+        shutdown.cancel();
+        for t in tasks {
+            let _ = t.await;
+        }
+        web.await.ok().transpose().context("web server")?;
+        anyhow::Ok(())
+    });
+    // Camera tasks are gone, so every recorder sender is dropped: the thread drains and syncs.
+    drop(runtime);
+    recorder.join();
+    result
+}

@@ -1,0 +1,277 @@
+//! The edge's link to central: connect over QUIC with central's certificate pinned, say
+//! hello, report camera states, and send live frames of the cameras central asks for.
+//! Reconnects with backoff for as long as the unit runs; recording never waits for it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use link::LinkError;
+use link::backoff::Backoff;
+use link::endpoint::{self, Pin};
+use link::messages;
+use protocol::interconnect::{
+    CameraInfo, CentralMessage, EdgeMessage, Hello, LiveHeader, LiveMessage,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::CentralConfig;
+use crate::live::LiveHub;
+use crate::status::UnitStatus;
+
+/// A connection that lasted this long resets the reconnect backoff.
+const STABLE_CONNECTION: Duration = Duration::from_secs(10);
+
+/// The uplink's inputs.
+pub struct Uplink {
+    /// `[central]` from the config.
+    pub config: CentralConfig,
+    /// Where a first-use fingerprint is pinned (`central.fingerprint` in the store directory).
+    pub pin_file: PathBuf,
+    /// The unit's status.
+    pub status: Arc<UnitStatus>,
+    /// Live hubs by camera id.
+    pub hubs: Arc<HashMap<String, Arc<LiveHub>>>,
+}
+
+impl Uplink {
+    /// Runs until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
+        loop {
+            let started = Instant::now();
+            let result = self.connect_and_serve(&shutdown).await;
+            if shutdown.is_cancelled() {
+                self.status.set_central(false, None);
+                return;
+            }
+            let error = match result {
+                Ok(()) => "central closed the connection".to_owned(),
+                Err(e) => e,
+            };
+            if started.elapsed() >= STABLE_CONNECTION {
+                backoff.reset();
+            }
+            let delay = backoff.next_delay();
+            tracing::warn!(central = %self.config.address, "central link down: {error}; retrying in {delay:.1?}");
+            self.status.set_central(false, Some(error));
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    fn pin(&self) -> Result<Pin, String> {
+        if let Some(fp) = &self.config.fingerprint {
+            return link::identity::parse_fingerprint(fp)
+                .map(Pin::Fingerprint)
+                .map_err(|e| e.to_string());
+        }
+        match std::fs::read_to_string(&self.pin_file) {
+            Ok(s) => link::identity::parse_fingerprint(&s)
+                .map(Pin::Fingerprint)
+                .map_err(|e| {
+                    format!(
+                        "{}: {e}; delete it to pin central anew",
+                        self.pin_file.display()
+                    )
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Pin::FirstUse),
+            Err(e) => Err(format!("cannot read {}: {e}", self.pin_file.display())),
+        }
+    }
+
+    async fn connect_and_serve(&self, shutdown: &CancellationToken) -> Result<(), String> {
+        let addr = resolve(&self.config.address).await?;
+        let pin = self.pin()?;
+        let endpoint = endpoint::client(addr, pin.clone()).map_err(|e| e.to_string())?;
+        let connecting = endpoint
+            .connect(addr, link::identity::SERVER_NAME)
+            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        let conn = tokio::select! {
+            c = connecting => c.map_err(|e| format!("cannot connect to {addr}: {e}"))?,
+            () = shutdown.cancelled() => return Ok(()),
+        };
+        if matches!(pin, Pin::FirstUse)
+            && let Some(fp) = endpoint::peer_fingerprint(&conn)
+        {
+            tracing::warn!(
+                "no central fingerprint configured; pinning {fp} (first use) in {}",
+                self.pin_file.display()
+            );
+            write_pin(&self.pin_file, &fp).map_err(|e| format!("cannot pin central: {e}"))?;
+        }
+        let result = self.serve(&conn, shutdown).await;
+        conn.close(0u32.into(), b"bye");
+        endpoint.wait_idle().await;
+        result
+    }
+
+    async fn serve(
+        &self,
+        conn: &quinn::Connection,
+        shutdown: &CancellationToken,
+    ) -> Result<(), String> {
+        let (mut send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        let hello = EdgeMessage::Hello(Hello {
+            protocol_version: protocol::PROTOCOL_VERSION,
+            unit_id: self.status.unit_id.clone(),
+            cameras: self
+                .status
+                .cameras
+                .iter()
+                .map(|c| CameraInfo {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                })
+                .collect(),
+        });
+        messages::write(&mut send, &hello)
+            .await
+            .map_err(|e| e.to_string())?;
+        // Reads are not cancel-safe: a task of their own feeds a channel.
+        let (msg_tx, mut msg_rx) = mpsc::channel(16);
+        let reader = tokio::spawn(read_loop(recv, msg_tx));
+        let _reader_guard = AbortOnDrop(reader);
+        match msg_rx.recv().await {
+            Some(Ok(CentralMessage::Welcome { protocol_version })) => {
+                tracing::info!(central = %self.config.address, protocol_version, "connected to central");
+            }
+            Some(Ok(CentralMessage::Refused { reason })) => {
+                return Err(format!("central refused this unit: {reason}"));
+            }
+            Some(Ok(other)) => return Err(format!("central sent {other:?} before welcome")),
+            Some(Err(e)) => return Err(e),
+            None => return Err("central closed the connection during the handshake".into()),
+        }
+        self.status.set_central(true, None);
+        let mut changes = self.status.subscribe();
+        for state in self.status.camera_states() {
+            messages::write(&mut send, &EdgeMessage::CameraState(state))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let mut live: HashMap<String, CancellationToken> = HashMap::new();
+        let live_stop = shutdown.child_token();
+        let _live_guard = live_stop.clone().drop_guard();
+        loop {
+            tokio::select! {
+                msg = msg_rx.recv() => match msg {
+                    Some(Ok(CentralMessage::StartLive { camera })) => {
+                        let Some(hub) = self.hubs.get(&camera) else {
+                            tracing::warn!("central asked for unknown camera {camera:?}");
+                            continue;
+                        };
+                        let stop = live_stop.child_token();
+                        if let Some(old) = live.insert(camera.clone(), stop.clone()) {
+                            old.cancel();
+                        }
+                        tokio::spawn(send_live(conn.clone(), camera, hub.clone(), stop));
+                    }
+                    Some(Ok(CentralMessage::StopLive { camera })) => {
+                        if let Some(stop) = live.remove(&camera) {
+                            stop.cancel();
+                        }
+                    }
+                    Some(Ok(other)) => tracing::warn!("unexpected message from central: {other:?}"),
+                    Some(Err(e)) => return Err(e),
+                    None => return Err("central closed the control stream".into()),
+                },
+                change = changes.recv() => match change {
+                    Ok(state) => messages::write(&mut send, &EdgeMessage::CameraState(state)).await.map_err(|e| e.to_string())?,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        for state in self.status.camera_states() {
+                            messages::write(&mut send, &EdgeMessage::CameraState(state)).await.map_err(|e| e.to_string())?;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+                },
+                e = conn.closed() => return Err(e.to_string()),
+                () = shutdown.cancelled() => return Ok(()),
+            }
+        }
+    }
+}
+
+async fn read_loop(mut recv: quinn::RecvStream, tx: mpsc::Sender<Result<CentralMessage, String>>) {
+    loop {
+        let msg = match messages::read::<CentralMessage>(&mut recv).await {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) => return,
+            Err(e) => Err(e.to_string()),
+        };
+        let failed = msg.is_err();
+        if tx.send(msg).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Sends one camera's live frames on a stream of their own until `stop` or the link fails.
+async fn send_live(
+    conn: quinn::Connection,
+    camera: String,
+    hub: Arc<LiveHub>,
+    stop: CancellationToken,
+) {
+    let result: Result<(), LinkError> = async {
+        let mut sub = hub.subscribe();
+        let mut stream = conn
+            .open_uni()
+            .await
+            .map_err(|e| LinkError::Endpoint(e.to_string()))?;
+        messages::write(
+            &mut stream,
+            &LiveHeader {
+                camera: camera.clone(),
+            },
+        )
+        .await?;
+        loop {
+            let msg = tokio::select! {
+                m = sub.next() => m,
+                () = stop.cancelled() => None,
+            };
+            let Some(msg) = msg else {
+                let _ = stream.finish();
+                return Ok(());
+            };
+            messages::write::<LiveMessage>(&mut stream, &msg).await?;
+        }
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::debug!(camera = %camera, "live stream ended: {e}");
+    }
+}
+
+async fn resolve(address: &str) -> Result<SocketAddr, String> {
+    tokio::net::lookup_host(address)
+        .await
+        .map_err(|e| format!("cannot resolve central address {address:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("central address {address:?} resolves to nothing"))
+}
+
+fn write_pin(path: &Path, fingerprint: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{fingerprint}\n"))?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,18 @@
+//! Harness for Convoy's system tests and demo: start the real binaries (`central`, `edge`,
+//! `sim-camera`) and real third-party peers (GStreamer's RTSP server) as processes, read the
+//! addresses they print, query their HTTP APIs, and stop them.
+//!
+//! The binaries must be built first (`cargo build --workspace --bins`, which `./dev test`
+//! and `./dev demo` do); they are found beside the running executable.
+
+pub mod process;
+pub mod services;
+
+pub use process::{Proc, bin_path, wait_until};
+pub use services::{CentralProc, EdgeProc, edge_config, gst_camera, sim_camera};
+
+/// GETs a JSON document.
+pub fn get_json(url: &str) -> anyhow::Result<serde_json::Value> {
+    let mut response = ureq::get(url).call()?;
+    Ok(response.body_mut().read_json()?)
+}

@@ -1,0 +1,158 @@
+//! Starting each kind of process the tests and the demo use, on loopback ports they pick.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::process::{Proc, bin_path};
+
+/// How long a process may take to print its listening line.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The committed test clip, served by `sim-camera`.
+pub fn clip_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("clips/testsrc-640x360-25fps.h264")
+}
+
+/// Starts our simulated camera serving `mounts`; returns it with its base URL
+/// (`rtsp://127.0.0.1:PORT`).
+pub fn sim_camera(dir: &Path, mounts: &[&str], port: u16) -> anyhow::Result<(Proc, String)> {
+    let mut cmd = Command::new(bin_path("sim-camera")?);
+    cmd.arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--clip")
+        .arg(clip_path());
+    for m in mounts {
+        cmd.arg("--mount").arg(format!("/{m}"));
+    }
+    let mut proc = Proc::spawn("sim-camera", cmd, &dir.join("sim-camera.log"))?;
+    let line = proc.wait_line("listening on rtsp://", START_TIMEOUT)?;
+    let url = line
+        .rsplit(' ')
+        .next()
+        .context("no URL")?
+        .trim_end_matches('/')
+        .to_owned();
+    Ok((proc, url))
+}
+
+/// Starts GStreamer's RTSP server (Debian's gst-rtsp-server, a camera we did not write)
+/// serving live H.264 test video on `mounts`; returns it with its base URL.
+pub fn gst_camera(
+    dir: &Path,
+    mounts: &[&str],
+    extra_args: &[&str],
+) -> anyhow::Result<(Proc, String)> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/gst_rtsp_camera.py");
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.arg(script).arg("--port").arg("0").args(extra_args);
+    for m in mounts {
+        cmd.arg("--mount").arg(m);
+    }
+    let mut proc = Proc::spawn("gst-rtsp-server", cmd, &dir.join("gst-rtsp-server.log"))
+        .context("GStreamer's RTSP server is needed: ./dev setup installs it")?;
+    let line = proc.wait_line("ready rtsp://", START_TIMEOUT)?;
+    let url = line.trim_start_matches("ready ").to_owned();
+    Ok((proc, url))
+}
+
+/// A running `central`.
+pub struct CentralProc {
+    /// The process.
+    pub proc: Proc,
+    /// `http://127.0.0.1:PORT`.
+    pub web: String,
+    /// `127.0.0.1:PORT` (UDP).
+    pub quic: String,
+    /// Its certificate fingerprint.
+    pub fingerprint: String,
+}
+
+impl CentralProc {
+    /// Starts central with its data in `dir/central`, QUIC on `quic_port` (0: any).
+    pub fn start(dir: &Path, quic_port: u16) -> anyhow::Result<CentralProc> {
+        Self::start_on(dir, quic_port, 0)
+    }
+
+    /// Starts central with given QUIC and web ports (0: any).
+    pub fn start_on(dir: &Path, quic_port: u16, web_port: u16) -> anyhow::Result<CentralProc> {
+        let config = dir.join("central.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[web]\nlisten = \"127.0.0.1:{web_port}\"\n[quic]\nlisten = \"127.0.0.1:{quic_port}\"\n\
+                 [store]\npath = {:?}\n",
+                dir.join("central")
+            ),
+        )?;
+        let mut cmd = Command::new(bin_path("central")?);
+        cmd.arg("run").arg("--config").arg(&config);
+        let mut proc = Proc::spawn("central", cmd, &dir.join("central.log"))?;
+        let fingerprint = last_word(&proc.wait_line("certificate fingerprint", START_TIMEOUT)?);
+        let quic = last_word(&proc.wait_line("QUIC listening on", START_TIMEOUT)?);
+        let web = last_word(&proc.wait_line("web listening on", START_TIMEOUT)?);
+        Ok(CentralProc {
+            proc,
+            web,
+            quic,
+            fingerprint,
+        })
+    }
+
+    /// `GET /api/units`.
+    pub fn units(&self) -> anyhow::Result<serde_json::Value> {
+        crate::get_json(&format!("{}/api/units", self.web))
+    }
+}
+
+/// A running `edge`.
+pub struct EdgeProc {
+    /// The process.
+    pub proc: Proc,
+    /// `http://127.0.0.1:PORT`.
+    pub web: String,
+}
+
+impl EdgeProc {
+    /// Starts an edge unit with this config text (written to `dir/NAME.toml`).
+    pub fn start(dir: &Path, name: &str, config_text: &str) -> anyhow::Result<EdgeProc> {
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(&config, config_text)?;
+        let mut cmd = Command::new(bin_path("edge")?);
+        cmd.arg("run").arg("--config").arg(&config);
+        let mut proc = Proc::spawn(name, cmd, &dir.join(format!("{name}.log")))?;
+        let web = last_word(&proc.wait_line("web listening on", START_TIMEOUT)?);
+        Ok(EdgeProc { proc, web })
+    }
+
+    /// `GET /api/status`.
+    pub fn status(&self) -> anyhow::Result<serde_json::Value> {
+        crate::get_json(&format!("{}/api/status", self.web))
+    }
+}
+
+/// An edge config for `unit_id` with its store in `store`, optionally linked to central,
+/// recording `cameras` as `(id, url)`.
+pub fn edge_config(
+    unit_id: &str,
+    store: &Path,
+    central: Option<(&str, &str)>,
+    cameras: &[(&str, &str)],
+) -> String {
+    let mut s = format!(
+        "unit_id = {unit_id:?}\n[store]\npath = {store:?}\n[web]\nlisten = \"127.0.0.1:0\"\n"
+    );
+    if let Some((address, fingerprint)) = central {
+        s += &format!("[central]\naddress = {address:?}\nfingerprint = {fingerprint:?}\n");
+    }
+    for (id, url) in cameras {
+        s += &format!("[[camera]]\nid = {id:?}\nurl = {url:?}\n");
+    }
+    s
+}
+
+fn last_word(line: &str) -> String {
+    line.rsplit(' ').next().unwrap_or_default().to_owned()
+}

@@ -1,0 +1,12 @@
+//! The QUIC link between an edge unit and central, shared by both binaries: TLS identities
+//! and certificate pinning ([`identity`]), endpoint construction ([`endpoint`]), and
+//! length-prefixed postcard messages on QUIC streams ([`messages`]).
+
+pub mod backoff;
+pub mod endpoint;
+pub mod identity;
+pub mod messages;
+pub mod signals;
+
+mod error;
+pub use error::LinkError;

@@ -1,0 +1,144 @@
+//! Messages between an edge unit and central over QUIC.
+//!
+//! Streams (all carry [`crate::framing`]-framed postcard messages):
+//! - **control** (bidirectional, opened by the edge once per connection): the edge sends
+//!   [`EdgeMessage::Hello`] first; central answers [`CentralMessage::Welcome`] or
+//!   [`CentralMessage::Refused`]; then either side sends updates and requests.
+//! - **live** (unidirectional edge → central, one per camera while central wants it): a
+//!   [`LiveHeader`], then [`LiveMessage`]s; the edge finishes the stream on
+//!   [`CentralMessage::StopLive`].
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+/// A camera as the edge unit shares it with central.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraInfo {
+    /// The camera's id, unique within its unit (from the unit's config).
+    pub id: String,
+    /// A human-readable name.
+    pub name: String,
+}
+
+/// The edge's first message on the control stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The edge's [`crate::PROTOCOL_VERSION`].
+    pub protocol_version: u16,
+    /// The unit's id, unique within the fleet.
+    pub unit_id: String,
+    /// The cameras the unit shares with central.
+    pub cameras: Vec<CameraInfo>,
+}
+
+/// What a camera's ingest is doing, as the edge reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CameraStateKind {
+    /// Connecting to the camera (first attempt or after a failure).
+    Connecting,
+    /// Frames are arriving and being recorded.
+    Streaming,
+    /// The camera failed; the edge retries with backoff.
+    Down,
+}
+
+impl CameraStateKind {
+    /// The state's name in Convoy's HTTP APIs: `connecting`, `streaming` or `down`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CameraStateKind::Connecting => "connecting",
+            CameraStateKind::Streaming => "streaming",
+            CameraStateKind::Down => "down",
+        }
+    }
+}
+
+/// A change in one camera's ingest state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraState {
+    /// The camera's id.
+    pub camera: String,
+    /// The new state.
+    pub state: CameraStateKind,
+    /// Why the camera is down, when it is.
+    pub reason: Option<String>,
+}
+
+/// Edge → central messages on the control stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EdgeMessage {
+    /// Opens the session; must be first.
+    Hello(Hello),
+    /// A camera's ingest state changed.
+    CameraState(CameraState),
+}
+
+/// Central → edge messages on the control stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CentralMessage {
+    /// The hello was accepted.
+    Welcome {
+        /// Central's [`crate::PROTOCOL_VERSION`].
+        protocol_version: u16,
+    },
+    /// The hello was refused; the connection closes after this.
+    Refused {
+        /// Why, for the edge's log and status.
+        reason: String,
+    },
+    /// Start sending live frames of this camera on a new live stream.
+    StartLive {
+        /// The camera's id.
+        camera: String,
+    },
+    /// Stop sending live frames of this camera.
+    StopLive {
+        /// The camera's id.
+        camera: String,
+    },
+}
+
+/// The first message on a live stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveHeader {
+    /// The camera whose frames follow.
+    pub camera: String,
+}
+
+/// Codec parameters needed to decode the frames that follow them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoParameters {
+    /// RFC 6381 codec string, e.g. `avc1.4d401e`.
+    pub rfc6381_codec: String,
+    /// Coded width in pixels.
+    pub width: u32,
+    /// Coded height in pixels.
+    pub height: u32,
+    /// Decoder configuration (for H.264, an `AVCDecoderConfigurationRecord`).
+    pub extra_data: Vec<u8>,
+}
+
+/// One encoded video frame (an access unit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaFrame {
+    /// Presentation timestamp in units of `clock_rate`, monotonic within a stream.
+    pub pts: i64,
+    /// Units per second of `pts` (90 000 for video).
+    pub clock_rate: u32,
+    /// When the edge received the frame, microseconds since the Unix epoch.
+    pub wall_clock_us: i64,
+    /// True for a frame a decoder can start from.
+    pub keyframe: bool,
+    /// The frame's NAL units, each prefixed by a 4-byte big-endian length (AVCC).
+    pub data: Vec<u8>,
+}
+
+/// The messages after [`LiveHeader`] on a live stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LiveMessage {
+    /// New codec parameters; always sent before the first frame.
+    Parameters(VideoParameters),
+    /// A frame.
+    Frame(MediaFrame),
+}

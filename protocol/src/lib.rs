@@ -1,0 +1,28 @@
+//! Convoy's wire types, shared by the edge unit, central and the I/O companion board.
+//!
+//! Every message is [postcard]-encoded. The crate is `no_std`: the I/O board messages in
+//! [`io`] use fixed-capacity [`heapless`] types and need no allocator; the interconnect
+//! messages between an edge unit and central (in [`interconnect`]) need the `alloc` feature.
+//!
+//! Compatibility rule: enums only ever gain variants at the end and structs only change in a
+//! new protocol version, announced in the handshake ([`PROTOCOL_VERSION`]).
+#![no_std]
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+#[cfg(feature = "alloc")]
+pub mod framing;
+#[cfg(feature = "alloc")]
+pub mod interconnect;
+pub mod io;
+
+/// The protocol version this build speaks. Bumped on any incompatible change.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The oldest peer protocol version this build still accepts.
+pub const MIN_PROTOCOL_VERSION: u16 = 1;
+
+/// The ALPN name of the edge <-> central QUIC protocol.
+pub const ALPN: &[u8] = b"convoy/1";
