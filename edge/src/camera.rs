@@ -168,6 +168,9 @@ impl CameraTask {
                 self.index,
                 Record::Frame(StoredFrame {
                     camera: camera.clone(),
+                    stream: 0,
+                    // Filled in by the recorder, which knows the parameters' sequence number.
+                    parameters_seq: 0,
                     kind: MediaKind::Video,
                     keyframe,
                     pts,

@@ -33,6 +33,13 @@ pub struct StoreConfig {
     /// flash. Default 1000.
     #[serde(default = "default_fsync_interval_ms")]
     pub fsync_interval_ms: u64,
+    /// Size of each segment file in bytes (pre-allocated). Default 64 MiB.
+    pub segment_bytes: Option<u64>,
+    /// The most bytes the store may take; the oldest unlocked recordings go first.
+    pub max_bytes: Option<u64>,
+    /// Keep at least this much free space on the store's file system (low-disk guard).
+    /// Default: four segments per camera.
+    pub min_free_bytes: Option<u64>,
 }
 
 fn default_fsync_interval_ms() -> u64 {
@@ -72,6 +79,9 @@ pub struct CameraConfig {
     pub username: Option<String>,
     /// RTSP password.
     pub password: Option<String>,
+    /// Delete this camera's recordings older than this many days (default: keep until space
+    /// is needed).
+    pub max_age_days: Option<f64>,
 }
 
 impl CameraConfig {
@@ -111,6 +121,29 @@ pub enum ConfigError {
 }
 
 impl EdgeConfig {
+    /// The media store's options from `[store]` and the cameras' retention.
+    pub fn store_options(&self) -> media_store::StoreOptions {
+        let defaults = media_store::StoreOptions::default();
+        media_store::StoreOptions {
+            segment_bytes: self.store.segment_bytes.unwrap_or(defaults.segment_bytes),
+            fsync_interval: std::time::Duration::from_millis(self.store.fsync_interval_ms),
+            retention: media_store::Retention {
+                max_bytes: self.store.max_bytes,
+                min_free_bytes: self.store.min_free_bytes,
+                max_age: self
+                    .cameras
+                    .iter()
+                    .filter_map(|c| {
+                        Some((
+                            c.id.clone(),
+                            std::time::Duration::from_secs_f64(c.max_age_days? * 86_400.0),
+                        ))
+                    })
+                    .collect(),
+            },
+        }
+    }
+
     /// Reads, parses and checks a configuration file.
     pub fn load(path: &Path) -> Result<EdgeConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -155,6 +188,26 @@ impl EdgeConfig {
                     cam.id, cam.url
                 )));
             }
+        }
+        for cam in &self.cameras {
+            if cam
+                .max_age_days
+                .is_some_and(|d| !(d > 0.0 && d.is_finite()))
+            {
+                return Err(invalid(format!(
+                    "camera {:?}: max_age_days must be a positive number",
+                    cam.id
+                )));
+            }
+        }
+        if self
+            .store
+            .segment_bytes
+            .is_some_and(|b| !(1 << 20..=1 << 34).contains(&b))
+        {
+            return Err(invalid(
+                "store.segment_bytes must be between 1 MiB and 16 GiB".into(),
+            ));
         }
         if self.store.fsync_interval_ms == 0 {
             return Err(invalid("store.fsync_interval_ms must be at least 1".into()));

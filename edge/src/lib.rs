@@ -8,5 +8,6 @@ pub mod config;
 pub mod live;
 pub mod recorder;
 pub mod status;
+pub mod store_cli;
 pub mod uplink;
 pub mod web;

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -13,7 +12,7 @@ use edge::live::LiveHub;
 use edge::recorder::Recorder;
 use edge::status::UnitStatus;
 use edge::uplink::Uplink;
-use media_store::{Store, StoreOptions};
+use media_store::Store;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -35,6 +34,49 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Offline tools on a store directory (also one copied off a unit).
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Check every record, seal, signature and the catalog; summarise what each camera holds.
+    /// Exits 0 when the store is consistent.
+    Verify {
+        /// The store directory.
+        dir: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The unit's public key (64 hex digits, or a file holding them); default: the
+        /// store's own `keys/signing.pub`.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Write a camera's recording between two times as an MP4 file.
+    Export {
+        /// The store directory.
+        dir: PathBuf,
+        /// The camera's id.
+        #[arg(long)]
+        camera: String,
+        /// Start, RFC 3339 (e.g. 2026-11-25T08:00:00Z); the export begins at the key frame
+        /// at or before it.
+        #[arg(long)]
+        start: String,
+        /// End, RFC 3339.
+        #[arg(long)]
+        end: String,
+        /// The MP4 file to write.
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
+    /// Rebuild the catalog from the segments alone (the unit must not be running).
+    Reindex {
+        /// The store directory.
+        dir: PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,6 +90,23 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => run(&config),
+        Command::Store(StoreCommand::Verify {
+            dir,
+            json,
+            public_key,
+        }) => match edge::store_cli::cmd_verify(&dir, json, public_key.as_deref()) {
+            Ok(true) => Ok(()),
+            Ok(false) => return std::process::ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
+        Command::Store(StoreCommand::Export {
+            dir,
+            camera,
+            start,
+            end,
+            output,
+        }) => edge::store_cli::cmd_export(&dir, &camera, &start, &end, &output),
+        Command::Store(StoreCommand::Reindex { dir }) => edge::store_cli::cmd_reindex(&dir),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -60,15 +119,12 @@ fn main() -> std::process::ExitCode {
 
 fn run(config_path: &Path) -> anyhow::Result<()> {
     let config = EdgeConfig::load(config_path)?;
-    let options = StoreOptions {
-        fsync_interval: Duration::from_millis(config.store.fsync_interval_ms),
-        ..StoreOptions::default()
-    };
-    let (store, recovery) = Store::open(&config.store.path, options)
+    let (store, recovery) = Store::open(&config.store.path, config.store_options())
         .with_context(|| format!("cannot open the store at {}", config.store.path.display()))?;
     tracing::info!(
-        segments = recovery.segments,
-        next_seq = recovery.next_seq,
+        cameras = recovery.logs,
+        tail_records = recovery.tail_records,
+        indexed_segments = recovery.indexed_segments,
         dropped_tail_bytes = recovery.dropped_tail_bytes,
         "store opened at {}",
         config.store.path.display()

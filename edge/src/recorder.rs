@@ -61,20 +61,36 @@ impl Recorder {
     }
 }
 
+/// How often retention runs.
+const GROOM_INTERVAL: Duration = Duration::from_secs(30);
+
 fn run(mut store: Store, rx: Receiver<(usize, Record)>, status: &UnitStatus) {
+    let mut parameters_seq = vec![0u64; status.cameras.len()];
+    let mut next_groom = Instant::now();
     loop {
+        if Instant::now() >= next_groom {
+            groom(&mut store, status);
+            next_groom = Instant::now() + GROOM_INTERVAL;
+        }
         let wait = store
             .sync_due()
-            .map(|due| due.saturating_duration_since(Instant::now()))
-            .unwrap_or(Duration::from_secs(3600));
+            .unwrap_or(next_groom)
+            .min(next_groom)
+            .saturating_duration_since(Instant::now());
         match rx.recv_timeout(wait) {
-            Ok((index, record)) => {
-                let bytes = match &record {
-                    Record::Frame(f) => Some(f.data.len()),
-                    Record::Parameters(_) => None,
+            Ok((index, mut record)) => {
+                let bytes = match &mut record {
+                    Record::Frame(f) => {
+                        f.parameters_seq = parameters_seq[index];
+                        Some(f.data.len())
+                    }
+                    _ => None,
                 };
                 match store.append(&record) {
-                    Ok(_) => {
+                    Ok(seq) => {
+                        if let Record::Parameters(_) = record {
+                            parameters_seq[index] = seq;
+                        }
                         if let Some(bytes) = bytes {
                             status.count_recorded(index, bytes);
                         }
@@ -98,5 +114,23 @@ fn run(mut store: Store, rx: Receiver<(usize, Record)>, status: &UnitStatus) {
     }
     if let Err(e) = store.sync() {
         tracing::error!("store: final sync: {e}");
+    }
+}
+
+fn groom(store: &mut Store, status: &UnitStatus) {
+    match store.groom(crate::camera::now_us()) {
+        Ok(r) if r.shortfall_bytes > 0 => {
+            let msg = format!(
+                "storage full: {} MB more are needed but everything left is evidence-locked or recording",
+                r.shortfall_bytes / 1_000_000
+            );
+            tracing::error!("{msg}");
+            status.set_store_error(Some(msg));
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::error!("retention: {e}");
+            status.set_store_error(Some(format!("retention: {e}")));
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use hil_tests::{CentralProc, EdgeProc, edge_config, gst_camera, sim_camera, wait_until};
-use media_store::{Record, SegmentReader, list_segments};
+use media_store::{Record, SegmentReader, list_logs, list_segments, log_dir};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(60);
@@ -54,46 +54,51 @@ fn central_frames_above(central: &CentralProc, unit: &str, cam: &str, above: u64
 /// follows codec parameters; returns the frame count per camera.
 fn check_store(store: &Path) -> std::collections::HashMap<String, u64> {
     let mut frames = std::collections::HashMap::new();
-    let mut have_params = std::collections::HashSet::new();
-    let mut expected_seq = 0;
-    for (_, path) in list_segments(store).unwrap() {
-        let mut reader = SegmentReader::open(&path).unwrap();
-        while let Some((seq, record)) = reader.next_record().unwrap() {
-            assert_eq!(seq, expected_seq, "sequence numbers are gapless");
-            expected_seq += 1;
-            match record {
-                Record::Parameters(p) => {
-                    assert!(p.rfc6381_codec.starts_with("avc1."), "{}", p.rfc6381_codec);
-                    assert_eq!(p.extra_data[0], 1, "an AVCDecoderConfigurationRecord");
-                    have_params.insert(p.camera);
-                }
-                Record::Frame(f) => {
-                    assert!(
-                        have_params.contains(&f.camera),
-                        "frame before its parameters"
-                    );
-                    let mut rest = &f.data[..];
-                    let mut nal_types = Vec::new();
-                    while !rest.is_empty() {
-                        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
-                        nal_types.push(rest[4] & 0x1f);
-                        rest = &rest[4 + len..];
+    for log in list_logs(store).unwrap() {
+        let mut have_params = false;
+        let mut expected_seq = 0;
+        for (_, path) in list_segments(&log_dir(store, &log)).unwrap() {
+            let mut reader = SegmentReader::open(&path).unwrap();
+            while let Some((seq, record)) = reader.next_record().unwrap() {
+                assert_eq!(seq, expected_seq, "sequence numbers are gapless");
+                expected_seq += 1;
+                match record {
+                    Record::Parameters(p) => {
+                        assert!(p.rfc6381_codec.starts_with("avc1."), "{}", p.rfc6381_codec);
+                        assert_eq!(p.extra_data[0], 1, "an AVCDecoderConfigurationRecord");
+                        have_params = true;
                     }
-                    assert_eq!(
-                        f.keyframe,
-                        nal_types.contains(&5),
-                        "key frames are IDR: {nal_types:?}"
-                    );
-                    *frames.entry(f.camera).or_insert(0) += 1;
+                    Record::Frame(f) => {
+                        assert!(have_params, "frame before its parameters");
+                        assert_eq!(f.camera, log, "frames are in their camera's log");
+                        check_avcc(&f.data, f.keyframe);
+                        *frames.entry(f.camera).or_insert(0) += 1;
+                    }
+                    _ => {}
                 }
             }
+            let garbage =
+                media_store::segment::trailing_garbage(&path, reader.valid_len()).unwrap();
+            assert_eq!(garbage, 0, "clean shutdown leaves no torn record");
         }
-        assert!(
-            !reader.stopped_at_invalid(),
-            "clean shutdown leaves no torn record"
-        );
     }
     frames
+}
+
+/// Checks a frame is AVCC (length-prefixed NAL units) and that key frames are IDR.
+fn check_avcc(data: &[u8], keyframe: bool) {
+    let mut rest = data;
+    let mut nal_types = Vec::new();
+    while !rest.is_empty() {
+        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        nal_types.push(rest[4] & 0x1f);
+        rest = &rest[4 + len..];
+    }
+    assert_eq!(
+        keyframe,
+        nal_types.contains(&5),
+        "key frames are IDR: {nal_types:?}"
+    );
 }
 
 #[test]

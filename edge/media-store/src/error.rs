@@ -20,6 +20,35 @@ pub enum StoreError {
         /// The segment file.
         path: PathBuf,
     },
+    /// An index pointed past the end of a segment.
+    #[error("{path}: offset {offset} is past the end of the segment; run `edge store reindex`")]
+    BadOffset {
+        /// The segment file.
+        path: PathBuf,
+        /// The offset.
+        offset: u64,
+    },
+    /// The catalog database failed.
+    #[error("catalog: {0}")]
+    Catalog(#[from] rusqlite::Error),
+    /// The unit's signing key could not be used.
+    #[error("signing key {path}: {message}")]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The store directory is already open for writing by another process.
+    #[error("{0} is in use by another process (an edge already running on this store?)")]
+    Locked(PathBuf),
+    /// Only parameters and frames (with a camera) are appended directly; seals, locks and
+    /// cursors have their own calls.
+    #[error("this record cannot be appended directly")]
+    NotAppendable,
+    /// The store has no recordings of this camera.
+    #[error("the store holds no recordings of camera {0:?}")]
+    NoSuchCamera(String),
     /// A record could not be encoded (too large for the format).
     #[error("record of {0} bytes is larger than a record may be")]
     RecordTooLarge(usize),

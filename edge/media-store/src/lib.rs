@@ -1,17 +1,26 @@
-//! Convoy's media store: append-only segment files of checksummed, sequenced records.
+//! Convoy's media store: per-camera logs of append-only, pre-allocated segment files holding
+//! checksummed, sequenced records, sealed into a signed digest chain, indexed by a SQLite
+//! catalog that can always be rebuilt from the segments alone.
 //!
-//! This is the first, simple version of the store (see ARCHITECTURE.md): records are appended
-//! to the current segment, `fdatasync`ed at most [`StoreOptions::fsync_interval`] after they
-//! were written (group commit), segments roll over at [`StoreOptions::segment_bytes`], and on
-//! open the tail of the newest segment is scanned and cut back to the last valid record.
+//! See ARCHITECTURE.md ("The media store on disk") for the format and the power-loss rules.
 //! Nothing here is async: callers run the [`Store`] on a thread of their own.
 
+pub mod catalog;
 mod error;
+pub mod index;
+pub mod log;
+pub mod read;
 mod record;
-mod segment;
+pub mod retention;
+pub mod segment;
+pub mod signing;
 mod store;
+pub mod verify;
 
 pub use error::StoreError;
-pub use record::{MediaKind, Record, StoredFrame, StoredParameters};
+pub use record::{EvidenceLock, MediaKind, Record, Removed, Seal, StoredFrame, StoredParameters};
+pub use retention::{GroomReport, Retention};
 pub use segment::{SegmentReader, list_segments};
-pub use store::{Recovery, Store, StoreOptions};
+pub use store::{
+    Recovery, Store, StoreOptions, catalog_path, list_logs, log_dir, logs_dir, scan_tail,
+};

@@ -41,6 +41,10 @@ pub struct StoredParameters {
 pub struct StoredFrame {
     /// The camera's id.
     pub camera: String,
+    /// Which of the camera's streams: 0 main, 1 sub.
+    pub stream: u8,
+    /// The sequence number of the [`Record::Parameters`] that describes this frame.
+    pub parameters_seq: u64,
     /// Video or audio.
     pub kind: MediaKind,
     /// True when a decoder can start here.
@@ -55,6 +59,52 @@ pub struct StoredFrame {
     pub data: Vec<u8>,
 }
 
+/// The last record of a sealed segment: links it into its log's digest chain and signs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seal {
+    /// SHA-256 of every byte of the segment before this record (header included).
+    pub content_hash: [u8; 32],
+    /// The chain digest of the log's previous sealed segment (zeros for the first).
+    pub prev_digest: [u8; 32],
+    /// This segment's chain digest: SHA-256(`prev_digest` ‖ `content_hash`).
+    pub digest: [u8; 32],
+    /// Ed25519 signature by the unit's key over [`Seal::signed_message`].
+    pub signature: Vec<u8>,
+}
+
+impl Seal {
+    /// What the signature covers: a domain tag, the log, the segment's sequence range and
+    /// its chain digest.
+    pub fn signed_message(log: &str, first_seq: u64, last_seq: u64, digest: &[u8; 32]) -> Vec<u8> {
+        let mut m = Vec::with_capacity(64 + log.len());
+        m.extend_from_slice(b"convoy-seal-v1\0");
+        m.extend_from_slice(&(log.len() as u32).to_le_bytes());
+        m.extend_from_slice(log.as_bytes());
+        m.extend_from_slice(&first_seq.to_le_bytes());
+        m.extend_from_slice(&last_seq.to_le_bytes());
+        m.extend_from_slice(digest);
+        m
+    }
+}
+
+/// An evidence lock: frames of `camera` between `start_us` and `end_us` are kept until
+/// `expires_us` whatever the retention rules say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceLock {
+    /// The lock's id, unique in the store.
+    pub id: u64,
+    /// The camera.
+    pub camera: String,
+    /// Start of the locked range, µs since the Unix epoch.
+    pub start_us: i64,
+    /// End of the locked range.
+    pub end_us: i64,
+    /// When the lock ends (µs since the Unix epoch); `i64::MAX` for never.
+    pub expires_us: i64,
+    /// Why, for people.
+    pub reason: String,
+}
+
 /// A record in the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Record {
@@ -62,6 +112,33 @@ pub enum Record {
     Parameters(StoredParameters),
     /// A frame.
     Frame(StoredFrame),
+    /// Closes a segment.
+    Seal(Seal),
+    /// Protects a range from retention. Carried forward when its segment is groomed.
+    EvidenceLock(EvidenceLock),
+    /// A named position in a log (e.g. what central has acknowledged); the newest wins.
+    Cursor {
+        /// The cursor's name.
+        name: String,
+        /// Its value.
+        value: u64,
+    },
+    /// Retention removed a sealed segment: its sequence range and chain digests, so the chain
+    /// can be followed across the hole while older segments (kept by a lock) remain.
+    Removed(Removed),
+}
+
+/// A sealed segment that retention removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removed {
+    /// Its first sequence number.
+    pub first_seq: u64,
+    /// The sequence number after its seal.
+    pub end_seq: u64,
+    /// Its seal's `prev_digest`.
+    pub prev_digest: [u8; 32],
+    /// Its seal's `digest`.
+    pub digest: [u8; 32],
 }
 
 /// Encodes a record with its header.
@@ -133,6 +210,8 @@ mod tests {
     fn frame() -> Record {
         Record::Frame(StoredFrame {
             camera: "front".into(),
+            stream: 0,
+            parameters_seq: 0,
             kind: MediaKind::Video,
             keyframe: true,
             pts: 3600,

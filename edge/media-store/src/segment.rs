@@ -2,8 +2,10 @@
 //! A segment is named after the sequence number of its first record: `{first_seq:020}.seg`.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
 
 use crate::StoreError;
 use crate::record::{self, Invalid, RECORD_HEADER_LEN, Record};
@@ -59,11 +61,19 @@ pub struct SegmentReader {
     file_len: u64,
     stop: Option<Invalid>,
     buf: Vec<u8>,
+    hasher: Option<Sha256>,
+    hash_before_seal: Option<[u8; 32]>,
 }
 
 impl SegmentReader {
     /// Opens a segment and checks its header.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_at(path, SEGMENT_HEADER_LEN)
+    }
+
+    /// Opens a segment, checks its header and starts reading at `offset` (a record boundary
+    /// from the index).
+    pub fn open_at(path: &Path, offset: u64) -> Result<Self, StoreError> {
         let file = File::open(path).map_err(StoreError::io("open", path))?;
         let file_len = file.metadata().map_err(StoreError::io("stat", path))?.len();
         let mut file = BufReader::with_capacity(256 * 1024, file);
@@ -77,13 +87,25 @@ impl SegmentReader {
                 path: path.to_owned(),
             });
         }
+        if offset > SEGMENT_HEADER_LEN {
+            if offset > file_len {
+                return Err(StoreError::BadOffset {
+                    path: path.to_owned(),
+                    offset,
+                });
+            }
+            file.seek_relative((offset - SEGMENT_HEADER_LEN) as i64)
+                .map_err(StoreError::io("seek", path))?;
+        }
         Ok(SegmentReader {
             file,
             path: path.to_owned(),
-            offset: SEGMENT_HEADER_LEN,
+            offset: offset.max(SEGMENT_HEADER_LEN),
             file_len,
             stop: None,
             buf: Vec::new(),
+            hasher: None,
+            hash_before_seal: None,
         })
     }
 
@@ -97,9 +119,38 @@ impl SegmentReader {
         self.file_len
     }
 
-    /// Why reading stopped before the end of the file, if it did.
+    /// Whether reading stopped at bytes that are not a valid record (rather than at the end
+    /// of the file). Zeros of a pre-allocated segment's unwritten tail count as invalid here;
+    /// [`trailing_garbage`] tells the two apart.
     pub fn stopped_at_invalid(&self) -> bool {
         self.stop.is_some()
+    }
+
+    /// Hashes (SHA-256) the segment's bytes as records are read, for checking a seal. Call
+    /// right after [`SegmentReader::open`].
+    pub fn hashing(mut self) -> Self {
+        let mut h = Sha256::new();
+        h.update(header());
+        self.hasher = Some(h);
+        self
+    }
+
+    /// With [`SegmentReader::hashing`]: the hash of the bytes before the seal record if one
+    /// was read, else of every valid byte read so far.
+    pub fn content_hash(&self) -> Option<[u8; 32]> {
+        self.hash_before_seal
+            .or_else(|| self.hasher.as_ref().map(|h| h.clone().finalize().into()))
+    }
+
+    /// With [`SegmentReader::hashing`]: the running hash over the valid bytes read so far,
+    /// to continue hashing while appending.
+    pub fn into_hasher(self) -> Option<Sha256> {
+        self.hasher
+    }
+
+    /// The byte offset where the next record starts.
+    pub fn offset(&self) -> u64 {
+        self.offset
     }
 
     /// The next valid record as `(seq, record)`, or `None` at the end of the valid records.
@@ -134,6 +185,12 @@ impl SegmentReader {
         match record::decode(&self.buf) {
             Ok(r) => {
                 self.offset += (RECORD_HEADER_LEN + len) as u64;
+                if let Some(h) = &mut self.hasher {
+                    if matches!(r.1, Record::Seal(_)) {
+                        self.hash_before_seal = Some(h.clone().finalize().into());
+                    }
+                    h.update(&self.buf);
+                }
                 Ok(Some(r))
             }
             Err(why) => {
@@ -142,4 +199,26 @@ impl SegmentReader {
             }
         }
     }
+}
+
+/// How many bytes after `valid_len` are not zero: what recovery drops as a torn or corrupt
+/// tail. A pre-allocated segment's untouched tail is zeros and counts as nothing.
+pub fn trailing_garbage(path: &Path, valid_len: u64) -> Result<u64, StoreError> {
+    let mut f = File::open(path).map_err(StoreError::io("open", path))?;
+    f.seek(SeekFrom::Start(valid_len))
+        .map_err(StoreError::io("seek", path))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = valid_len;
+    let mut last_nonzero_end = valid_len;
+    loop {
+        let n = f.read(&mut buf).map_err(StoreError::io("read", path))?;
+        if n == 0 {
+            break;
+        }
+        if let Some(i) = buf[..n].iter().rposition(|b| *b != 0) {
+            last_nonzero_end = pos + i as u64 + 1;
+        }
+        pos += n as u64;
+    }
+    Ok(last_nonzero_end - valid_len)
 }

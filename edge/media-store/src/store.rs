@@ -1,22 +1,36 @@
-//! The writer side of the store: open with tail recovery, append, group commit, roll over.
+//! The store: one log per camera under `logs/`, the catalog, the signing key, group commit
+//! across logs, evidence locks and retention.
+//!
+//! Layout of a store directory:
+//! - `logs/<camera>/{first_seq:020}.seg` — the segments (see `segment.rs`), the truth.
+//! - `catalog.db` — the SQLite index, rebuildable from the segments (`Store::reindex`).
+//! - `keys/signing.pk8`, `keys/signing.pub` — the unit's key that signs sealed segments.
+//! - `.lock` — held (flock) by the one process writing the store.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::collections::BTreeMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::StoreError;
-use crate::record::{self, Record};
-use crate::segment::{self, SEGMENT_HEADER_LEN, SegmentReader};
+use crate::catalog::Catalog;
+use crate::index::{SegmentIndex, scan_segment};
+use crate::log::{LogWriter, dir_name, log_name, sync_dir};
+use crate::record::{EvidenceLock, Record};
+use crate::retention::{GroomReport, Retention};
+use crate::segment;
+use crate::signing::Signer;
 
 /// How a store writes.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
-    /// A segment is closed and a new one started when the next record would pass this size.
+    /// A segment is sealed and a new one started when the next record would not fit.
     pub segment_bytes: u64,
     /// The durability window: a record is on stable storage at most this long after
     /// [`Store::append`] returned, provided the caller drives [`Store::sync_if_due`].
     pub fsync_interval: Duration,
+    /// What to delete when.
+    pub retention: Retention,
 }
 
 impl Default for StoreOptions {
@@ -24,6 +38,7 @@ impl Default for StoreOptions {
         StoreOptions {
             segment_bytes: 64 * 1024 * 1024,
             fsync_interval: Duration::from_secs(1),
+            retention: Retention::default(),
         }
     }
 }
@@ -31,104 +46,105 @@ impl Default for StoreOptions {
 /// What opening the store found and repaired.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovery {
-    /// Segments in the store after recovery.
-    pub segments: usize,
-    /// Records found in the tail segment that was scanned.
+    /// Logs (cameras) in the store.
+    pub logs: usize,
+    /// Records found in the logs' unsealed tail segments.
     pub tail_records: u64,
-    /// Bytes cut from the tail because they did not form valid records.
+    /// Non-zero bytes cut from tails because they did not form valid records.
     pub dropped_tail_bytes: u64,
-    /// Segments set aside (renamed `*.corrupt`) or removed because their header was bad.
+    /// Tail segments removed (torn creation) or set aside as `*.corrupt`.
     pub dropped_segments: Vec<PathBuf>,
-    /// The sequence number the next record gets.
-    pub next_seq: u64,
+    /// Sealed segments the catalog lacked and that were indexed now.
+    pub indexed_segments: usize,
+    /// Catalog entries whose segment file was gone, removed now.
+    pub stale_catalog_entries: usize,
 }
 
-/// An open store: one writer, appending to the newest segment.
+/// An open store: the single writer.
 pub struct Store {
     dir: PathBuf,
     opts: StoreOptions,
-    file: File,
-    file_path: PathBuf,
-    seg_len: u64,
-    next_seq: u64,
-    /// When the oldest record not yet synced was written.
+    pub(crate) catalog: Catalog,
+    signer: Signer,
+    pub(crate) logs: BTreeMap<String, LogWriter>,
     dirty_since: Option<Instant>,
-    /// A segment was created or removed since the directory was last synced.
-    dir_dirty: bool,
+    logs_dir_dirty: bool,
+    _lock: File,
+}
+
+/// The directory holding the logs.
+pub fn logs_dir(store: &Path) -> PathBuf {
+    store.join("logs")
+}
+
+/// A log's directory.
+pub fn log_dir(store: &Path, log: &str) -> PathBuf {
+    logs_dir(store).join(dir_name(log))
+}
+
+/// The catalog's path.
+pub fn catalog_path(store: &Path) -> PathBuf {
+    store.join("catalog.db")
+}
+
+/// The logs in a store directory, by name.
+pub fn list_logs(store: &Path) -> Result<Vec<String>, StoreError> {
+    let dir = logs_dir(store);
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(StoreError::io("list", &dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(StoreError::io("list", &dir))?;
+        if let Some(name) = entry.file_name().to_str().and_then(log_name)
+            && !name.is_empty()
+            && entry.path().is_dir()
+        {
+            out.push(name);
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `dir`, recovering the tail of the newest
-    /// segment: records after the first invalid one are cut off and reported.
+    /// Opens (creating if needed) the store in `dir` for writing: takes the store's lock,
+    /// brings the catalog in line with the segments, and recovers each log's tail.
     pub fn open(dir: &Path, opts: StoreOptions) -> Result<(Store, Recovery), StoreError> {
-        std::fs::create_dir_all(dir).map_err(StoreError::io("create", dir))?;
+        std::fs::create_dir_all(logs_dir(dir)).map_err(StoreError::io("create", dir))?;
+        let lock = take_lock(dir)?;
+        let mut catalog = Catalog::open(&catalog_path(dir))?;
+        let signer = Signer::load_or_create(&dir.join("keys"))?;
         let mut recovery = Recovery::default();
-        let mut segments = segment::list_segments(dir)?;
-        let mut dir_dirty = false;
-        let mut tail = None;
-        while let Some((first_seq, path)) = segments.pop() {
-            match scan_tail(&path, first_seq)? {
-                TailScan::Valid {
-                    records,
-                    valid_len,
-                    file_len,
-                } => {
-                    if valid_len < file_len {
-                        let f = OpenOptions::new()
-                            .write(true)
-                            .open(&path)
-                            .map_err(StoreError::io("open", &path))?;
-                        f.set_len(valid_len)
-                            .map_err(StoreError::io("truncate", &path))?;
-                        f.sync_all().map_err(StoreError::io("sync", &path))?;
-                        recovery.dropped_tail_bytes += file_len - valid_len;
-                    }
-                    recovery.tail_records = records;
-                    recovery.next_seq = first_seq + records;
-                    tail = Some((path, valid_len));
-                    break;
-                }
-                TailScan::BadHeader { file_len } => {
-                    // A segment whose creation was torn holds at most a partial header: remove
-                    // it. Anything larger is kept aside for inspection, never deleted.
-                    if file_len <= SEGMENT_HEADER_LEN {
-                        std::fs::remove_file(&path).map_err(StoreError::io("remove", &path))?;
-                    } else {
-                        let aside = path.with_extension("corrupt");
-                        std::fs::rename(&path, &aside).map_err(StoreError::io("rename", &path))?;
-                    }
-                    recovery.dropped_tail_bytes += file_len;
-                    recovery.dropped_segments.push(path);
-                    dir_dirty = true;
-                }
-            }
+        let mut logs = BTreeMap::new();
+        for name in list_logs(dir)? {
+            let writer = open_log(dir, &name, opts.segment_bytes, &mut catalog, &mut recovery)?;
+            logs.insert(name, writer);
         }
-        let (file_path, seg_len) = match tail {
-            Some(t) => t,
-            None => {
-                let path = create_segment(dir, recovery.next_seq)?;
-                dir_dirty = true;
-                (path, SEGMENT_HEADER_LEN)
-            }
-        };
-        // The segments before the tail, plus the tail itself.
-        recovery.segments = segments.len() + 1;
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&file_path)
-            .map_err(StoreError::io("open", &file_path))?;
-        let mut store = Store {
+        recovery.logs = logs.len();
+        let store = Store {
             dir: dir.to_owned(),
             opts,
-            file,
-            file_path,
-            seg_len,
-            next_seq: recovery.next_seq,
+            catalog,
+            signer,
+            logs,
             dirty_since: None,
-            dir_dirty,
+            logs_dir_dirty: true,
+            _lock: lock,
         };
-        store.sync()?;
         Ok((store, recovery))
+    }
+
+    /// Rebuilds the catalog from the segments alone (the store must not be open elsewhere).
+    pub fn reindex(dir: &Path) -> Result<Recovery, StoreError> {
+        {
+            let _lock = take_lock(dir)?;
+            Catalog::open(&catalog_path(dir))?.clear()?;
+        }
+        let (_, recovery) = Store::open(dir, StoreOptions::default())?;
+        Ok(recovery)
     }
 
     /// The store's directory.
@@ -136,28 +152,89 @@ impl Store {
         &self.dir
     }
 
-    /// The sequence number the next record will get.
-    pub fn next_seq(&self) -> u64 {
-        self.next_seq
+    /// The sequence number the next record of `log` gets (`None`: no such log yet).
+    pub fn next_seq(&self, log: &str) -> Option<u64> {
+        self.logs.get(log).map(|w| w.next_seq())
     }
 
-    /// Appends a record and returns its sequence number. The record is durable once
-    /// [`Store::sync`] has run, which [`Store::sync_if_due`] does within the window.
+    /// The unit's public signing key.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.signer.public_key()
+    }
+
+    /// Appends a parameters, frame or cursor record to its camera's log and returns its
+    /// sequence number in that log. Durable once [`Store::sync`] ran (see `sync_if_due`).
     pub fn append(&mut self, record: &Record) -> Result<u64, StoreError> {
-        let seq = self.next_seq;
-        let bytes = record::encode(seq, record)?;
-        if self.seg_len > SEGMENT_HEADER_LEN
-            && self.seg_len + bytes.len() as u64 > self.opts.segment_bytes
-        {
-            self.roll_over()?;
+        let camera = match record {
+            Record::Parameters(p) => &p.camera,
+            Record::Frame(f) => &f.camera,
+            Record::Seal(_)
+            | Record::EvidenceLock(_)
+            | Record::Cursor { .. }
+            | Record::Removed(_) => {
+                return Err(StoreError::NotAppendable);
+            }
+        };
+        let camera = camera.clone();
+        self.append_to(&camera, record)
+    }
+
+    pub(crate) fn append_to(&mut self, log: &str, record: &Record) -> Result<u64, StoreError> {
+        if log.is_empty() {
+            return Err(StoreError::NotAppendable);
         }
-        self.file
-            .write_all(&bytes)
-            .map_err(StoreError::io("write", &self.file_path))?;
-        self.seg_len += bytes.len() as u64;
-        self.next_seq += 1;
+        if !self.logs.contains_key(log) {
+            let dir = log_dir(&self.dir, log);
+            let (writer, _, _) = LogWriter::open(log, &dir, self.opts.segment_bytes, [0; 32])?;
+            self.logs.insert(log.to_owned(), writer);
+            self.logs_dir_dirty = true;
+        }
+        let writer = self.logs.get_mut(log).expect("inserted above");
+        let (seq, sealed) = writer.append(record, &self.signer)?;
         self.dirty_since.get_or_insert_with(Instant::now);
+        if let Some(index) = sealed {
+            self.catalog.insert_segment(log, &index)?;
+        }
         Ok(seq)
+    }
+
+    /// Locks `camera`'s frames between `start_us` and `end_us` against retention until
+    /// `expires_us`. Durable when this returns. Returns the lock's id.
+    pub fn lock(
+        &mut self,
+        camera: &str,
+        start_us: i64,
+        end_us: i64,
+        expires_us: i64,
+        reason: &str,
+    ) -> Result<u64, StoreError> {
+        let id = self.catalog.next_lock_id()?;
+        let lock = EvidenceLock {
+            id,
+            camera: camera.to_owned(),
+            start_us,
+            end_us,
+            expires_us,
+            reason: reason.to_owned(),
+        };
+        let seq = self.append_to(camera, &Record::EvidenceLock(lock.clone()))?;
+        self.sync()?;
+        self.catalog.put_lock(camera, seq, &lock)?;
+        Ok(id)
+    }
+
+    /// Sets a named cursor in `camera`'s log (e.g. what central acknowledged). Durable with
+    /// the next group commit.
+    pub fn set_cursor(&mut self, camera: &str, name: &str, value: u64) -> Result<(), StoreError> {
+        let seq = self.append_to(
+            camera,
+            &Record::Cursor {
+                name: name.to_owned(),
+                value,
+            },
+        )?;
+        self.catalog.put_cursor(camera, name, value, seq)?;
+        Ok(())
     }
 
     /// When the next group commit is due, if anything is waiting for one. Syncing starts when
@@ -176,39 +253,56 @@ impl Store {
         }
     }
 
-    /// Makes every appended record durable: `fdatasync` of the segment (its data and size),
-    /// then `fsync` of the directory if a segment was created or removed since the last time.
+    /// Makes every appended record durable: `fdatasync` of each log's open segment, then
+    /// `fsync` of directories in which segments were created or removed.
     pub fn sync(&mut self) -> Result<(), StoreError> {
-        if self.dirty_since.is_some() {
-            self.file
-                .sync_data()
-                .map_err(StoreError::io("sync", &self.file_path))?;
-            self.dirty_since = None;
+        for writer in self.logs.values_mut() {
+            writer.sync()?;
         }
-        if self.dir_dirty {
-            sync_dir(&self.dir)?;
-            self.dir_dirty = false;
+        if self.logs_dir_dirty {
+            sync_dir(&logs_dir(&self.dir))?;
+            self.logs_dir_dirty = false;
         }
+        self.dirty_since = None;
         Ok(())
     }
 
-    fn roll_over(&mut self) -> Result<(), StoreError> {
-        // The old segment must be complete on disk before the new one can be found by
-        // recovery, which scans only the newest segment.
-        self.file
-            .sync_data()
-            .map_err(StoreError::io("sync", &self.file_path))?;
-        let path = create_segment(&self.dir, self.next_seq)?;
-        self.file = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(StoreError::io("open", &path))?;
-        self.file_path = path;
-        self.seg_len = SEGMENT_HEADER_LEN;
-        self.dir_dirty = true;
-        // The new segment's header is unsynced data too.
-        self.dirty_since.get_or_insert_with(Instant::now);
-        Ok(())
+    /// Seals every open segment (e.g. on a power-loss warning, or before copying the store).
+    pub fn seal_all(&mut self) -> Result<(), StoreError> {
+        let names: Vec<String> = self.logs.keys().cloned().collect();
+        for name in names {
+            let writer = self.logs.get_mut(&name).expect("listed");
+            if writer.tail_index().is_some_and(|t| t.records > 0) {
+                let index = writer.seal(&self.signer)?;
+                self.catalog.insert_segment(&name, &index)?;
+            }
+        }
+        self.sync()
+    }
+
+    /// Applies the retention rules now (`now_us`: µs since the Unix epoch).
+    pub fn groom(&mut self, now_us: i64) -> Result<GroomReport, StoreError> {
+        crate::retention::groom(self, now_us)
+    }
+
+    pub(crate) fn retention(&self) -> &Retention {
+        &self.opts.retention
+    }
+
+    pub(crate) fn segment_bytes(&self) -> u64 {
+        self.opts.segment_bytes
+    }
+
+    /// Bytes the store's segments take.
+    pub fn total_bytes(&self) -> Result<u64, StoreError> {
+        let sealed: u64 = self.catalog.all_segments()?.iter().map(|s| s.len).sum();
+        let open: u64 = self
+            .logs
+            .values()
+            .filter_map(|w| w.tail_index())
+            .map(|t| t.len)
+            .sum();
+        Ok(sealed + open)
     }
 }
 
@@ -220,59 +314,80 @@ impl Drop for Store {
     }
 }
 
-enum TailScan {
-    Valid {
-        records: u64,
-        valid_len: u64,
-        file_len: u64,
-    },
-    BadHeader {
-        file_len: u64,
-    },
-}
-
-/// Reads a segment to its last valid record whose sequence number follows on.
-fn scan_tail(path: &Path, first_seq: u64) -> Result<TailScan, StoreError> {
-    let mut reader = match SegmentReader::open(path) {
-        Ok(r) => r,
-        Err(StoreError::BadHeader { .. }) => {
-            let file_len = std::fs::metadata(path)
-                .map_err(StoreError::io("stat", path))?
-                .len();
-            return Ok(TailScan::BadHeader { file_len });
+/// Opens one log: reconciles its sealed segments with the catalog, then recovers its tail.
+fn open_log(
+    dir: &Path,
+    name: &str,
+    segment_bytes: u64,
+    catalog: &mut Catalog,
+    recovery: &mut Recovery,
+) -> Result<LogWriter, StoreError> {
+    let log_dir = log_dir(dir, name);
+    let on_disk = segment::list_segments(&log_dir)?;
+    let known = catalog.segments(name)?;
+    for row in &known {
+        if !on_disk.iter().any(|(seq, _)| *seq == row.first_seq) {
+            catalog.remove_segment(name, row.first_seq)?;
+            recovery.stale_catalog_entries += 1;
         }
-        Err(e) => return Err(e),
-    };
-    let mut records = 0u64;
-    let mut valid_len = reader.valid_len();
-    while let Some((seq, _)) = reader.next_record()? {
-        if seq != first_seq + records {
-            break;
-        }
-        records += 1;
-        valid_len = reader.valid_len();
     }
-    Ok(TailScan::Valid {
-        records,
-        valid_len,
-        file_len: reader.file_len(),
-    })
+    // Every segment but the newest is sealed; index those the catalog lacks (a crash between
+    // a seal and its catalog commit, or a rebuild).
+    for (first_seq, path) in on_disk.iter().take(on_disk.len().saturating_sub(1)) {
+        if known.iter().any(|r| r.first_seq == *first_seq) {
+            continue;
+        }
+        let scan = scan_segment(path, *first_seq)?;
+        if scan.index.seal.is_some() {
+            catalog.insert_segment(name, &scan.index)?;
+            recovery.indexed_segments += 1;
+        } else {
+            tracing::error!(
+                "{}: an older segment is not sealed; `edge store verify` will report it",
+                path.display()
+            );
+        }
+    }
+    let prev_digest = catalog.segments(name)?.last().map_or([0; 32], |r| r.digest);
+    let (writer, log_recovery, sealed_tail) =
+        LogWriter::open(name, &log_dir, segment_bytes, prev_digest)?;
+    if let Some(index) = sealed_tail {
+        catalog.insert_segment(name, &index)?;
+    }
+    if let Some(index) = writer.tail_index() {
+        catalog.note_tail(name, index)?;
+    }
+    recovery.tail_records += log_recovery.tail_records;
+    recovery.dropped_tail_bytes += log_recovery.dropped_tail_bytes;
+    recovery
+        .dropped_segments
+        .extend(log_recovery.dropped_segments);
+    Ok(writer)
 }
 
-fn create_segment(dir: &Path, first_seq: u64) -> Result<PathBuf, StoreError> {
-    let path = dir.join(segment::file_name(first_seq));
-    let mut f = OpenOptions::new()
+/// The index of a log's unsealed tail as a reader sees it (scanning it).
+pub fn scan_tail(dir: &Path, log: &str) -> Result<Option<(PathBuf, SegmentIndex)>, StoreError> {
+    let Some((first_seq, path)) = segment::list_segments(&log_dir(dir, log))?.pop() else {
+        return Ok(None);
+    };
+    match scan_segment(&path, first_seq) {
+        Ok(scan) if scan.index.seal.is_none() => Ok(Some((path, scan.index))),
+        Ok(_) | Err(StoreError::BadHeader { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn take_lock(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
         .write(true)
-        .create_new(true)
         .open(&path)
-        .map_err(StoreError::io("create", &path))?;
-    f.write_all(&segment::header())
-        .map_err(StoreError::io("write", &path))?;
-    Ok(path)
-}
-
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(StoreError::io("sync directory", dir))
+        .map_err(StoreError::io("open", &path))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(StoreError::Locked(dir.to_owned())),
+        Err(e) => Err(StoreError::io("lock", &path)(e.into())),
+    }
 }

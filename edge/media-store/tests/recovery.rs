@@ -1,162 +1,200 @@
-//! Recovery from torn and corrupted tails on real files.
+//! Recovery from torn and corrupted tails, on real files.
+
+mod common;
 
 use std::fs::OpenOptions;
-use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
-use media_store::{
-    MediaKind, Record, SegmentReader, Store, StoreOptions, StoredFrame, list_segments,
-};
-
-fn frame(i: u32) -> Record {
-    Record::Frame(StoredFrame {
-        camera: "front".into(),
-        kind: MediaKind::Video,
-        keyframe: i.is_multiple_of(25),
-        pts: i64::from(i) * 3600,
-        clock_rate: 90_000,
-        wall_clock_us: 1_700_000_000_000_000 + i64::from(i) * 40_000,
-        data: vec![(i % 251) as u8; 1000 + (i as usize * 37) % 3000],
-    })
-}
-
-fn opts(segment_bytes: u64) -> StoreOptions {
-    StoreOptions {
-        segment_bytes,
-        fsync_interval: Duration::from_millis(100),
-    }
-}
-
-fn read_all(dir: &std::path::Path) -> Vec<(u64, Record)> {
-    let mut out = Vec::new();
-    for (_, path) in list_segments(dir).unwrap() {
-        let mut r = SegmentReader::open(&path).unwrap();
-        while let Some(rec) = r.next_record().unwrap() {
-            out.push(rec);
-        }
-    }
-    out
-}
+use common::*;
+use media_store::{Record, SegmentReader, Store, list_segments, log_dir};
 
 #[test]
-fn reopen_continues_sequence_across_segments() {
+fn reopen_continues_across_sealed_segments() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (mut s, rec) = Store::open(dir.path(), opts(20_000)).unwrap();
-        assert_eq!(rec.next_seq, 0);
+        assert_eq!(rec.logs, 0);
+        s.append(&params("front")).unwrap();
         for i in 0..30 {
-            assert_eq!(s.append(&frame(i)).unwrap(), u64::from(i));
+            s.append(&frame("front", i)).unwrap();
         }
     }
-    let segments = list_segments(dir.path()).unwrap().len();
+    let segments = list_segments(&log_dir(dir.path(), "front")).unwrap().len();
     assert!(segments >= 3, "small segments roll over: {segments}");
     let (mut s, rec) = Store::open(dir.path(), opts(20_000)).unwrap();
-    assert_eq!(rec.next_seq, 30);
+    assert_eq!(rec.logs, 1);
     assert_eq!(rec.dropped_tail_bytes, 0);
-    assert_eq!(rec.segments, segments);
-    s.append(&frame(30)).unwrap();
+    assert_eq!(rec.indexed_segments, 0, "the catalog was up to date");
+    s.append(&frame("front", 30)).unwrap();
     drop(s);
-    let all = read_all(dir.path());
-    assert_eq!(all.len(), 31);
-    for (i, (seq, r)) in all.iter().enumerate() {
-        assert_eq!(*seq, i as u64);
-        assert_eq!(*r, frame(i as u32));
+    let got = frames(dir.path(), "front");
+    assert_eq!(got.len(), 31);
+    for (i, f) in got.iter().enumerate() {
+        assert_eq!(Record::Frame(f.clone()), frame("front", i as u32));
     }
+    // Every segment begins with the codec parameters, so each decodes on its own.
+    for (_, path) in list_segments(&log_dir(dir.path(), "front")).unwrap() {
+        let first = SegmentReader::open(&path)
+            .unwrap()
+            .next_record()
+            .unwrap()
+            .unwrap()
+            .1;
+        assert!(matches!(first, Record::Parameters(_)), "{}", path.display());
+    }
+    // Sequence numbers are gapless across segments.
+    let seqs: Vec<u64> = read_log(dir.path(), "front").iter().map(|r| r.0).collect();
+    assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
 }
 
-#[test]
-fn torn_tail_at_every_offset_is_cut_back_to_last_whole_record() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let (mut s, _) = Store::open(dir.path(), opts(1 << 30)).unwrap();
-        for i in 0..5 {
-            s.append(&frame(i)).unwrap();
-        }
-    }
-    let (_, path) = list_segments(dir.path()).unwrap().pop().unwrap();
-    let full = std::fs::read(&path).unwrap();
-    // Record boundaries, from a clean read.
+/// The newest segment's path and the record boundaries in it.
+fn tail_boundaries(store: &std::path::Path) -> (std::path::PathBuf, Vec<u64>) {
+    let (_, path) = list_segments(&log_dir(store, "front"))
+        .unwrap()
+        .pop()
+        .unwrap();
     let mut boundaries = vec![16u64];
     let mut r = SegmentReader::open(&path).unwrap();
     while r.next_record().unwrap().is_some() {
         boundaries.push(r.valid_len());
     }
-    for cut in (16..full.len() as u64).step_by(97) {
-        std::fs::write(&path, &full[..cut as usize]).unwrap();
-        let (s, rec) = Store::open(dir.path(), opts(1 << 30)).unwrap();
-        drop(s);
+    (path, boundaries)
+}
+
+#[test]
+fn torn_tail_at_many_offsets_is_cut_back_to_the_last_whole_record() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut s, _) = Store::open(dir.path(), opts(1 << 20)).unwrap();
+        s.append(&params("front")).unwrap();
+        for i in 0..5 {
+            s.append(&frame("front", i)).unwrap();
+        }
+    }
+    let (path, boundaries) = tail_boundaries(dir.path());
+    let full = std::fs::read(&path).unwrap();
+    let end = *boundaries.last().unwrap();
+    assert_eq!(full.len() as u64, 1 << 20, "segments are pre-allocated");
+    for cut in (16..end).step_by(97) {
+        // A torn write: the file holds records up to `cut`, then zeros (never written).
+        let mut torn = full.clone();
+        torn[cut as usize..].fill(0);
+        std::fs::write(&path, &torn).unwrap();
         let kept = *boundaries.iter().filter(|b| **b <= cut).max().unwrap();
-        assert_eq!(rec.dropped_tail_bytes, cut - kept, "cut at {cut}");
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), kept);
+        let (s, rec) = Store::open(dir.path(), opts(1 << 20)).unwrap();
         let records = boundaries.iter().filter(|b| **b <= cut).count() as u64 - 1;
-        assert_eq!(rec.next_seq, records);
-        assert_eq!(read_all(dir.path()).len() as u64, records);
+        assert_eq!(s.next_seq("front"), Some(records), "cut at {cut}");
+        drop(s);
+        // Only the bytes of the partial record were dropped.
+        assert_eq!(
+            rec.dropped_tail_bytes,
+            (cut - kept).min(
+                torn[kept as usize..]
+                    .iter()
+                    .rposition(|b| *b != 0)
+                    .map_or(0, |p| p as u64 + 1)
+            )
+        );
+        assert_eq!(read_log(dir.path(), "front").len() as u64, records);
     }
 }
 
 #[test]
-fn bit_flip_in_tail_drops_that_record_and_after() {
+fn bit_flip_in_tail_drops_that_record_and_what_follows() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (mut s, _) = Store::open(dir.path(), opts(1 << 30)).unwrap();
+        let (mut s, _) = Store::open(dir.path(), opts(1 << 20)).unwrap();
+        s.append(&params("front")).unwrap();
         for i in 0..10 {
-            s.append(&frame(i)).unwrap();
+            s.append(&frame("front", i)).unwrap();
         }
     }
-    let (_, path) = list_segments(dir.path()).unwrap().pop().unwrap();
-    let mut r = SegmentReader::open(&path).unwrap();
-    for _ in 0..6 {
-        r.next_record().unwrap().unwrap();
-    }
-    let sixth_end = r.valid_len();
-    let mut f = OpenOptions::new()
+    let (path, boundaries) = tail_boundaries(dir.path());
+    let f = OpenOptions::new()
         .read(true)
         .write(true)
         .open(&path)
         .unwrap();
-    f.seek(SeekFrom::Start(sixth_end + 100)).unwrap();
-    f.write_all(&[0x5a]).unwrap();
+    // Corrupt the 7th record (params + 6 frames come before it).
+    f.write_all_at(&[0x5a], boundaries[7] + 100).unwrap();
     drop(f);
-    let (mut s, rec) = Store::open(dir.path(), opts(1 << 30)).unwrap();
-    assert_eq!(rec.next_seq, 6);
-    assert!(rec.dropped_tail_bytes > 0);
+    let (mut s, rec) = Store::open(dir.path(), opts(1 << 20)).unwrap();
+    assert_eq!(s.next_seq("front"), Some(7));
+    assert_eq!(rec.dropped_tail_bytes, boundaries[11] - boundaries[7]);
     // Appending after recovery continues the sequence with no gap.
-    assert_eq!(s.append(&frame(6)).unwrap(), 6);
+    assert_eq!(s.append(&frame("front", 6)).unwrap(), 7);
     drop(s);
-    let all = read_all(dir.path());
-    assert_eq!(all.len(), 7);
-    assert_eq!(all[6], (6, frame(6)));
+    let got = frames(dir.path(), "front");
+    assert_eq!(got.len(), 7);
+    assert_eq!(Record::Frame(got[6].clone()), frame("front", 6));
 }
 
 #[test]
 fn torn_segment_creation_is_removed() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (mut s, _) = Store::open(dir.path(), opts(1 << 30)).unwrap();
+        let (mut s, _) = Store::open(dir.path(), opts(1 << 20)).unwrap();
+        s.append(&params("front")).unwrap();
         for i in 0..3 {
-            s.append(&frame(i)).unwrap();
+            s.append(&frame("front", i)).unwrap();
         }
+        s.seal_all().unwrap();
     }
-    // A crash right after creating the next segment, before its header was written.
-    let torn = dir.path().join(format!("{:020}.seg", 3));
-    std::fs::write(&torn, b"CONV").unwrap();
-    let (mut s, rec) = Store::open(dir.path(), opts(1 << 30)).unwrap();
-    assert_eq!(rec.next_seq, 3);
+    // A crash right after creating the next segment, before its header reached the disk.
+    let torn = log_dir(dir.path(), "front").join(format!("{:020}.seg", 5));
+    std::fs::write(&torn, vec![0u8; 4096]).unwrap();
+    let (mut s, rec) = Store::open(dir.path(), opts(1 << 20)).unwrap();
     assert_eq!(rec.dropped_segments, vec![torn.clone()]);
+    assert_eq!(rec.dropped_tail_bytes, 0, "zeros are not data");
     assert!(!torn.exists());
-    assert_eq!(s.append(&frame(3)).unwrap(), 3);
+    // The new segment starts with the codec parameters again, then the frame.
+    assert_eq!(s.append(&frame("front", 3)).unwrap(), 6);
+    drop(s);
+    assert!(matches!(
+        read_log(dir.path(), "front")[5],
+        (5, Record::Parameters(_))
+    ));
+}
+
+#[test]
+fn corrupt_newest_segment_is_set_aside_not_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut s, _) = Store::open(dir.path(), opts(1 << 20)).unwrap();
+        s.append(&params("front")).unwrap();
+        s.append(&frame("front", 0)).unwrap();
+    }
+    let (path, _) = tail_boundaries(dir.path());
+    let f = OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_all_at(b"GARBAGE!", 0).unwrap();
+    drop(f);
+    let (_, rec) = Store::open(dir.path(), opts(1 << 20)).unwrap();
+    assert_eq!(rec.dropped_segments, vec![path.clone()]);
+    assert!(path.with_extension("corrupt").exists());
 }
 
 #[test]
 fn sync_is_due_within_the_window() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut s, _) = Store::open(dir.path(), opts(1 << 30)).unwrap();
+    let (mut s, _) = Store::open(dir.path(), opts(1 << 20)).unwrap();
     assert_eq!(s.sync_due(), None);
     let before = std::time::Instant::now();
-    s.append(&frame(0)).unwrap();
+    s.append(&params("front")).unwrap();
     let due = s.sync_due().unwrap();
     assert!(due > before && due <= before + Duration::from_millis(100) + Duration::from_millis(50));
     assert!(!s.sync_if_due(before).unwrap());
     assert!(s.sync_if_due(due).unwrap());
     assert_eq!(s.sync_due(), None);
+}
+
+#[test]
+fn a_second_writer_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Store::open(dir.path(), opts(1 << 20)).unwrap();
+    let err = Store::open(dir.path(), opts(1 << 20))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("in use by another process"), "{err}");
 }

@@ -1,0 +1,404 @@
+//! One camera's log: a directory of segments written in sequence. The writer appends to the
+//! newest segment, which is pre-allocated and written with positioned writes; when the next
+//! record would not fit, the segment is sealed (digest chain + signature), cut to its length
+//! and a new one is started.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::StoreError;
+use crate::index::{SegmentIndex, scan_segment};
+use crate::record::{self, Record, Seal};
+use crate::segment::{self, SEGMENT_HEADER_LEN, trailing_garbage};
+use crate::signing::Signer;
+
+/// Room kept at the end of a segment for its seal record.
+const SEAL_RESERVE: u64 = 512;
+
+/// The file-name-safe directory name of a log: ASCII letters, digits, `-` and `_` as they
+/// are, every other byte as `%XX`.
+pub fn dir_name(log: &str) -> String {
+    let mut s = String::with_capacity(log.len());
+    for b in log.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s
+}
+
+/// The log name a directory name stands for.
+pub fn log_name(dir_name: &str) -> Option<String> {
+    let bytes = dir_name.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = dir_name.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// What opening a log found.
+#[derive(Debug, Default)]
+pub struct LogRecovery {
+    /// Non-zero bytes cut from the tail segment (a torn or corrupt tail).
+    pub dropped_tail_bytes: u64,
+    /// Tail segments removed (torn creation) or set aside as `*.corrupt`.
+    pub dropped_segments: Vec<PathBuf>,
+    /// Records found in the tail segment.
+    pub tail_records: u64,
+}
+
+/// The open segment being appended to.
+struct Tail {
+    file: File,
+    path: PathBuf,
+    index: SegmentIndex,
+    hasher: Sha256,
+    dirty: bool,
+}
+
+/// The writer of one log.
+pub struct LogWriter {
+    name: String,
+    dir: PathBuf,
+    segment_bytes: u64,
+    tail: Option<Tail>,
+    next_seq: u64,
+    prev_digest: [u8; 32],
+    dir_dirty: bool,
+    /// Written again at the start of each new segment, so every segment can be decoded alone.
+    last_parameters: Option<Record>,
+}
+
+impl LogWriter {
+    /// Opens the log `name` in `dir` (created if missing). `prev_digest` is the chain digest
+    /// of its newest sealed segment as the catalog knows it. Segments before the newest must
+    /// already be sealed; only the newest is scanned and repaired.
+    pub fn open(
+        name: &str,
+        dir: &Path,
+        segment_bytes: u64,
+        prev_digest: [u8; 32],
+    ) -> Result<(LogWriter, LogRecovery, Option<SegmentIndex>), StoreError> {
+        let created = !dir.exists();
+        std::fs::create_dir_all(dir).map_err(StoreError::io("create", dir))?;
+        let mut recovery = LogRecovery::default();
+        let mut writer = LogWriter {
+            name: name.to_owned(),
+            dir: dir.to_owned(),
+            segment_bytes,
+            tail: None,
+            next_seq: 0,
+            prev_digest,
+            dir_dirty: created,
+            last_parameters: None,
+        };
+        let mut segments = segment::list_segments(dir)?;
+        let mut sealed_tail = None;
+        while let Some((first_seq, path)) = segments.pop() {
+            let scan = match scan_segment(&path, first_seq) {
+                Ok(scan) => scan,
+                Err(StoreError::BadHeader { .. }) => {
+                    let len = std::fs::metadata(&path)
+                        .map_err(StoreError::io("stat", &path))?
+                        .len();
+                    if len <= SEGMENT_HEADER_LEN || trailing_garbage(&path, 0)? == 0 {
+                        std::fs::remove_file(&path).map_err(StoreError::io("remove", &path))?;
+                    } else {
+                        let aside = path.with_extension("corrupt");
+                        std::fs::rename(&path, &aside).map_err(StoreError::io("rename", &path))?;
+                        recovery.dropped_tail_bytes += len;
+                    }
+                    recovery.dropped_segments.push(path);
+                    writer.dir_dirty = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let valid_len = scan.index.len;
+            writer.last_parameters = scan.index.last_parameters.clone().map(Record::Parameters);
+            recovery.tail_records = scan.index.records;
+            writer.next_seq = scan.index.next_seq();
+            if let Some(seal) = &scan.index.seal {
+                // Sealed, possibly before it was cut to length: cut it now.
+                if scan.file_len > valid_len {
+                    recovery.dropped_tail_bytes += trailing_garbage(&path, valid_len)?;
+                    cut(&path, valid_len)?;
+                }
+                writer.prev_digest = seal.digest;
+                sealed_tail = Some(scan.index);
+                break;
+            }
+            let garbage = if scan.stopped_at_invalid {
+                trailing_garbage(&path, valid_len)?
+            } else {
+                0
+            };
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(StoreError::io("open", &path))?;
+            if garbage > 0 {
+                // Cut the torn tail and re-reserve the space, so that what follows is zeros.
+                recovery.dropped_tail_bytes += garbage;
+                file.set_len(valid_len)
+                    .map_err(StoreError::io("truncate", &path))?;
+                preallocate(&file, &path, segment_bytes)?;
+                file.sync_all().map_err(StoreError::io("sync", &path))?;
+            }
+            let hasher = match scan.hasher {
+                Some(h) => h,
+                None => rehash(&path, valid_len)?,
+            };
+            writer.tail = Some(Tail {
+                file,
+                path,
+                index: scan.index,
+                hasher,
+                dirty: false,
+            });
+            break;
+        }
+        Ok((writer, recovery, sealed_tail))
+    }
+
+    /// The log's name (the camera id).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The sequence number the next record gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The unsealed segment's index, if there is one.
+    pub fn tail_index(&self) -> Option<&SegmentIndex> {
+        self.tail.as_ref().map(|t| &t.index)
+    }
+
+    /// The unsealed segment's path, if there is one.
+    pub fn tail_path(&self) -> Option<&Path> {
+        self.tail.as_ref().map(|t| t.path.as_path())
+    }
+
+    /// Appends `record`. If the segment is full it is sealed first, and its index is returned
+    /// for the catalog. Returns the record's sequence number.
+    pub fn append(
+        &mut self,
+        record: &Record,
+        signer: &Signer,
+    ) -> Result<(u64, Option<SegmentIndex>), StoreError> {
+        let mut bytes = record::encode(self.next_seq, record)?;
+        let mut sealed = None;
+        if let Some(t) = &self.tail
+            && t.index.records > 0
+            && t.index.len + bytes.len() as u64 + SEAL_RESERVE > self.segment_bytes
+        {
+            sealed = Some(self.seal(signer)?);
+        }
+        if self.tail.is_none() {
+            self.start_segment()?;
+            if !matches!(record, Record::Parameters(_))
+                && let Some(p) = self.last_parameters.take()
+            {
+                self.write(&p)?;
+                self.last_parameters = Some(p);
+                bytes = record::encode(self.next_seq, record)?;
+            }
+        }
+        if matches!(record, Record::Parameters(_)) {
+            self.last_parameters = Some(record.clone());
+        }
+        let seq = self.write_encoded(record, bytes)?;
+        Ok((seq, sealed))
+    }
+
+    fn write(&mut self, record: &Record) -> Result<u64, StoreError> {
+        let bytes = record::encode(self.next_seq, record)?;
+        self.write_encoded(record, bytes)
+    }
+
+    /// Writes a record encoded with sequence number `self.next_seq`.
+    fn write_encoded(&mut self, record: &Record, bytes: Vec<u8>) -> Result<u64, StoreError> {
+        let seq = self.next_seq;
+        let t = self.tail.as_mut().expect("an open segment");
+        let offset = t.index.len;
+        t.file
+            .write_all_at(&bytes, offset)
+            .map_err(StoreError::io("write", &t.path))?;
+        t.hasher.update(&bytes);
+        t.index.observe(seq, offset, bytes.len() as u64, record);
+        t.dirty = true;
+        self.next_seq += 1;
+        Ok(seq)
+    }
+
+    /// Seals the open segment: appends the seal record, cuts the file to length and makes it
+    /// durable. Returns the sealed segment's index. The next append starts a new segment.
+    pub fn seal(&mut self, signer: &Signer) -> Result<SegmentIndex, StoreError> {
+        let mut t = self.tail.take().expect("seal needs an open segment");
+        let content_hash: [u8; 32] = t.hasher.clone().finalize().into();
+        let mut chain = Sha256::new();
+        chain.update(self.prev_digest);
+        chain.update(content_hash);
+        let digest: [u8; 32] = chain.finalize().into();
+        let seq = self.next_seq;
+        let message = Seal::signed_message(&self.name, t.index.first_seq, seq, &digest);
+        let seal = Record::Seal(Seal {
+            content_hash,
+            prev_digest: self.prev_digest,
+            digest,
+            signature: signer.sign(&message),
+        });
+        let bytes = record::encode(seq, &seal)?;
+        let offset = t.index.len;
+        t.file
+            .write_all_at(&bytes, offset)
+            .map_err(StoreError::io("write", &t.path))?;
+        t.index.observe(seq, offset, bytes.len() as u64, &seal);
+        t.file
+            .set_len(t.index.len)
+            .map_err(StoreError::io("truncate", &t.path))?;
+        // Data, size and the cut all durable before the next segment can exist.
+        t.file.sync_all().map_err(StoreError::io("sync", &t.path))?;
+        self.next_seq += 1;
+        self.prev_digest = digest;
+        Ok(t.index)
+    }
+
+    /// Whether anything awaits `sync`.
+    pub fn is_dirty(&self) -> bool {
+        self.dir_dirty || self.tail.as_ref().is_some_and(|t| t.dirty)
+    }
+
+    /// Makes appended records durable (`fdatasync`), and the directory if a segment was
+    /// created or removed.
+    pub fn sync(&mut self) -> Result<(), StoreError> {
+        if let Some(t) = &mut self.tail
+            && t.dirty
+        {
+            t.file
+                .sync_data()
+                .map_err(StoreError::io("sync", &t.path))?;
+            t.dirty = false;
+        }
+        if self.dir_dirty {
+            sync_dir(&self.dir)?;
+            self.dir_dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Deletes a sealed segment's file (retention). The caller has carried forward what must
+    /// outlive it and removed it from the catalog.
+    pub fn remove_segment(&mut self, first_seq: u64) -> Result<u64, StoreError> {
+        let path = self.dir.join(segment::file_name(first_seq));
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io("remove", &path)(e)),
+        }
+        self.dir_dirty = true;
+        Ok(len)
+    }
+
+    fn start_segment(&mut self) -> Result<(), StoreError> {
+        let path = self.dir.join(segment::file_name(self.next_seq));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(StoreError::io("create", &path))?;
+        let header = segment::header();
+        file.write_all_at(&header, 0)
+            .map_err(StoreError::io("write", &path))?;
+        preallocate(&file, &path, self.segment_bytes)?;
+        let mut hasher = Sha256::new();
+        hasher.update(header);
+        self.tail = Some(Tail {
+            file,
+            path,
+            index: SegmentIndex::new(self.next_seq),
+            hasher,
+            dirty: true,
+        });
+        self.dir_dirty = true;
+        Ok(())
+    }
+}
+
+/// Reserves the segment's space up front, so appends neither allocate blocks nor change the
+/// file size (one metadata update less per group commit), and a full disk shows at creation.
+fn preallocate(file: &File, path: &Path, len: u64) -> Result<(), StoreError> {
+    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        // A file system without fallocate: fall back to growing as we append.
+        Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
+        Err(e) => Err(StoreError::io("pre-allocate", path)(e.into())),
+    }
+}
+
+fn cut(path: &Path, len: u64) -> Result<(), StoreError> {
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(StoreError::io("open", path))?;
+    f.set_len(len).map_err(StoreError::io("truncate", path))?;
+    f.sync_all().map_err(StoreError::io("sync", path))
+}
+
+fn rehash(path: &Path, len: u64) -> Result<Sha256, StoreError> {
+    use std::io::Read;
+    let mut f = File::open(path)
+        .map_err(StoreError::io("open", path))?
+        .take(len);
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).map_err(StoreError::io("read", path))?;
+    Ok(h)
+}
+
+/// `fsync` of a directory, so that file creations and removals in it survive power loss.
+pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(StoreError::io("sync directory", dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dir_names_round_trip() {
+        for name in [
+            "front", "rear-2", "cab_1", "../etc", "a b/c", "ünï", "%", "",
+        ] {
+            let d = dir_name(name);
+            assert!(
+                d.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_%".contains(&b)),
+                "{d}"
+            );
+            assert_eq!(log_name(&d).as_deref(), Some(name));
+        }
+        assert_eq!(log_name("%zz"), None);
+        assert_eq!(log_name("%4"), None);
+    }
+}

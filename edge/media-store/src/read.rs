@@ -1,0 +1,175 @@
+//! Reading a camera's frames over a time range: from the key frame at or before the start
+//! (with the codec parameters that apply to it) to the last frame at or before the end,
+//! across sealed segments (found through the catalog) and the unsealed tail (scanned). Works
+//! on a store in use by a writer, and on a copy.
+
+use std::path::{Path, PathBuf};
+
+use crate::StoreError;
+use crate::catalog::Catalog;
+use crate::index::KeyFrame;
+use crate::record::Record;
+use crate::segment::{SegmentReader, file_name};
+use crate::store::{catalog_path, log_dir, scan_tail};
+
+/// An iterator over the records of a range: [`Record::Parameters`] and [`Record::Frame`] only,
+/// in order, starting with parameters.
+pub struct RangeReader {
+    segments: Vec<PathBuf>,
+    next_segment: usize,
+    reader: Option<SegmentReader>,
+    pending: Option<Record>,
+    end_us: i64,
+    started: bool,
+    done: bool,
+}
+
+/// Opens a reader of `camera`'s records between `start_us` and `end_us` (µs since the Unix
+/// epoch). Without a catalog, only the unsealed tail is seen: run `edge store reindex`.
+pub fn read_range(
+    store: &Path,
+    camera: &str,
+    start_us: i64,
+    end_us: i64,
+) -> Result<RangeReader, StoreError> {
+    let dir = log_dir(store, camera);
+    if !dir.is_dir() {
+        return Err(StoreError::NoSuchCamera(camera.to_owned()));
+    }
+    let catalog = match Catalog::open_read_only(&catalog_path(store)) {
+        Ok(c) => Some(c),
+        Err(StoreError::Catalog(_)) => None,
+        Err(e) => return Err(e),
+    };
+    let sealed = match &catalog {
+        Some(c) => c.segments(camera)?,
+        None => Vec::new(),
+    };
+    let tail = scan_tail(store, camera)?;
+    // Nothing at or after the start: an empty range, not the lead-in to it.
+    let last_us = sealed
+        .iter()
+        .filter_map(|s| s.time_range.map(|r| r.1))
+        .chain(tail.as_ref().and_then(|(_, t)| t.time_range().map(|r| r.1)))
+        .max();
+    if last_us.is_none_or(|l| l < start_us) || end_us < start_us {
+        return Ok(RangeReader::empty(end_us));
+    }
+    // Candidate start points: the catalog's key frame at or before the start, and the tail's.
+    let mut start: Option<(u64, KeyFrame)> = match &catalog {
+        Some(c) => c.keyframe_at_or_before(camera, start_us)?,
+        None => None,
+    };
+    if let Some((_, index)) = &tail
+        && let Some(k) = index.keyframes.iter().rev().find(|k| k.wall_us <= start_us)
+        && start.is_none_or(|(_, s)| k.wall_us >= s.wall_us)
+    {
+        start = Some((index.first_seq, *k));
+    }
+    let mut segments: Vec<(u64, PathBuf)> = sealed
+        .iter()
+        .filter(|s| {
+            s.time_range.is_some_and(|(_, e)| e >= start_us)
+                || start.is_some_and(|(f, _)| f == s.first_seq)
+        })
+        .map(|s| (s.first_seq, dir.join(file_name(s.first_seq))))
+        .collect();
+    if let Some((path, index)) = tail {
+        segments.push((index.first_seq, path));
+    }
+    if let Some((first_seq, _)) = start {
+        segments.retain(|(s, _)| *s >= first_seq);
+    }
+    let mut reader = RangeReader {
+        segments: segments.iter().map(|(_, p)| p.clone()).collect(),
+        next_segment: 0,
+        reader: None,
+        pending: None,
+        end_us,
+        started: false,
+        done: segments.is_empty(),
+    };
+    if let Some((_, k)) = start {
+        let path = reader.segments[0].clone();
+        if k.parameters_offset > 0 {
+            let mut p = SegmentReader::open_at(&path, k.parameters_offset)?;
+            reader.pending = p.next_record()?.map(|(_, r)| r);
+        }
+        reader.reader = Some(SegmentReader::open_at(&path, k.offset)?);
+        reader.next_segment = 1;
+    }
+    Ok(reader)
+}
+
+impl RangeReader {
+    fn empty(end_us: i64) -> RangeReader {
+        RangeReader {
+            segments: Vec::new(),
+            next_segment: 0,
+            reader: None,
+            pending: None,
+            end_us,
+            started: false,
+            done: true,
+        }
+    }
+
+    fn next_record(&mut self) -> Result<Option<Record>, StoreError> {
+        loop {
+            if let Some(r) = &mut self.reader {
+                if let Some((_, record)) = r.next_record()? {
+                    return Ok(Some(record));
+                }
+                self.reader = None;
+            }
+            let Some(path) = self.segments.get(self.next_segment) else {
+                return Ok(None);
+            };
+            self.reader = Some(SegmentReader::open(path)?);
+            self.next_segment += 1;
+        }
+    }
+}
+
+impl Iterator for RangeReader {
+    type Item = Result<Record, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if let Some(p) = self.pending.take() {
+            return Some(Ok(p));
+        }
+        loop {
+            let record = match self.next_record() {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    self.done = true;
+                    return None;
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            };
+            match &record {
+                Record::Frame(f) if f.wall_clock_us > self.end_us => {
+                    self.done = true;
+                    return None;
+                }
+                // Without a key frame before the start, begin at the first key frame.
+                Record::Frame(f) if !self.started && !f.keyframe => continue,
+                Record::Frame(_) => {
+                    self.started = true;
+                    return Some(Ok(record));
+                }
+                Record::Parameters(_) => return Some(Ok(record)),
+                Record::Seal(_)
+                | Record::EvidenceLock(_)
+                | Record::Cursor { .. }
+                | Record::Removed(_) => continue,
+            }
+        }
+    }
+}

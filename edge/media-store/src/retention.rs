@@ -1,0 +1,179 @@
+//! Retention and grooming: which sealed segments go, oldest first, under a size budget, a
+//! maximum age per camera and a low-disk guard — never one that an unexpired evidence lock
+//! covers. Locks and cursors recorded in a segment that goes are first written again at the
+//! head of their log, so that the segments alone always hold them.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::StoreError;
+use crate::catalog::SegmentRow;
+use crate::record::{Record, Removed};
+use crate::store::Store;
+
+/// What to delete when.
+#[derive(Debug, Clone, Default)]
+pub struct Retention {
+    /// The most bytes the store's segments may take.
+    pub max_bytes: Option<u64>,
+    /// The oldest a camera's recording may get, by camera id.
+    pub max_age: HashMap<String, Duration>,
+    /// Keep at least this much free space on the store's file system, deleting the oldest
+    /// unlocked segments when it runs low. Default: four segments per camera.
+    pub min_free_bytes: Option<u64>,
+}
+
+/// What a grooming pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroomReport {
+    /// Segments deleted.
+    pub removed_segments: usize,
+    /// Bytes freed.
+    pub removed_bytes: u64,
+    /// Segments that would have gone but an evidence lock kept.
+    pub kept_by_lock: usize,
+    /// Bytes still over the size budget or under the free-space floor after this pass:
+    /// everything left is locked or open. Non-zero means storage is at risk.
+    pub shortfall_bytes: u64,
+    /// Locks and cursors written again because their segment went.
+    pub carried_forward: usize,
+}
+
+/// Free bytes on the file system holding `path`.
+pub fn free_bytes(path: &std::path::Path) -> Result<u64, StoreError> {
+    let st = rustix::fs::statvfs(path).map_err(|e| StoreError::io("statvfs", path)(e.into()))?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+pub(crate) fn groom(store: &mut Store, now_us: i64) -> Result<GroomReport, StoreError> {
+    let mut report = GroomReport::default();
+    let retention = store.retention().clone();
+    let total = store.total_bytes()?;
+    let mut over_budget = retention
+        .max_bytes
+        .map_or(0, |max| total.saturating_sub(max));
+    let floor = retention
+        .min_free_bytes
+        .unwrap_or_else(|| 4 * store.segment_bytes() * store.logs.len().max(1) as u64);
+    let mut low_disk = floor.saturating_sub(free_bytes(store.dir())?);
+    let locks: Vec<_> = store
+        .catalog
+        .locks()?
+        .into_iter()
+        .filter(|l| l.lock.expires_us > now_us)
+        .collect();
+    for seg in store.catalog.all_segments()? {
+        let too_old = match (retention.max_age.get(&seg.log), seg.time_range) {
+            (Some(age), Some((_, end))) => end < now_us - age.as_micros() as i64,
+            _ => false,
+        };
+        if !too_old && over_budget == 0 && low_disk == 0 {
+            if retention.max_age.is_empty() {
+                break;
+            }
+            continue;
+        }
+        let locked = seg.time_range.is_some_and(|(start, end)| {
+            locks
+                .iter()
+                .any(|l| l.log == seg.log && l.lock.start_us <= end && l.lock.end_us >= start)
+        });
+        if locked {
+            report.kept_by_lock += 1;
+            continue;
+        }
+        report.carried_forward += carry_forward(store, &seg, now_us)?;
+        store.catalog.remove_segment(&seg.log, seg.first_seq)?;
+        let freed = match store.logs.get_mut(&seg.log) {
+            Some(w) => w.remove_segment(seg.first_seq)?,
+            None => 0,
+        };
+        report.removed_segments += 1;
+        report.removed_bytes += freed;
+        over_budget = over_budget.saturating_sub(freed);
+        low_disk = low_disk.saturating_sub(freed);
+    }
+    store.sync()?;
+    report.shortfall_bytes = over_budget.max(low_disk);
+    if report.removed_segments > 0 || report.shortfall_bytes > 0 {
+        tracing::info!(?report, "retention");
+    }
+    Ok(report)
+}
+
+/// Before `seg` is deleted: writes again, at the head of its log, the unexpired locks, the
+/// cursors and the still-needed tombstones whose records sit in it, and — when an older
+/// segment of the log remains (kept by a lock) — a tombstone for `seg` itself, so the digest
+/// chain can be followed across the hole. Makes that durable before returning.
+fn carry_forward(store: &mut Store, seg: &SegmentRow, now_us: i64) -> Result<usize, StoreError> {
+    let log = seg.log.as_str();
+    let (first_seq, records) = (seg.first_seq, seg.records);
+    let inside = |seq: u64| seq >= first_seq && seq < first_seq + records;
+    let oldest_remaining = store
+        .catalog
+        .segments(log)?
+        .iter()
+        .map(|s| s.first_seq)
+        .filter(|s| *s != first_seq)
+        .min();
+    // A tombstone matters only while a segment older than its hole remains.
+    let needed = |r: &Removed| oldest_remaining.is_some_and(|o| o < r.first_seq);
+    let locks: Vec<_> = store
+        .catalog
+        .locks()?
+        .into_iter()
+        .filter(|l| l.log == log && inside(l.seq) && l.lock.expires_us > now_us)
+        .collect();
+    let cursors: Vec<_> = store
+        .catalog
+        .cursors()?
+        .into_iter()
+        .filter(|c| c.0 == log && inside(c.3))
+        .collect();
+    let mut tombstones = Vec::new();
+    for (l, seq, r) in store.catalog.removed()? {
+        if l != log {
+            continue;
+        }
+        if !needed(&r) {
+            store.catalog.forget_removed(log, r.first_seq)?;
+        } else if inside(seq) {
+            tombstones.push(r);
+        }
+    }
+    let own = Removed {
+        first_seq,
+        end_seq: first_seq + records,
+        prev_digest: seg.prev_digest,
+        digest: seg.digest,
+    };
+    if needed(&own) {
+        tombstones.push(own);
+    }
+    let mut n = 0;
+    for l in locks {
+        let seq = store.append_to(log, &Record::EvidenceLock(l.lock.clone()))?;
+        store.catalog.move_lock(l.lock.id, seq)?;
+        n += 1;
+    }
+    for (_, name, value, _) in cursors {
+        let seq = store.append_to(
+            log,
+            &Record::Cursor {
+                name: name.clone(),
+                value,
+            },
+        )?;
+        store.catalog.put_cursor(log, &name, value, seq)?;
+        n += 1;
+    }
+    for r in tombstones {
+        let seq = store.append_to(log, &Record::Removed(r))?;
+        store.catalog.put_removed(log, seq, &r)?;
+        n += 1;
+    }
+    if n > 0 {
+        store.sync()?;
+    }
+    Ok(n)
+}

@@ -1,0 +1,60 @@
+//! Convoy's MP4 writer: turns recorded H.264 frames (AVCC framing, codec parameters as an
+//! AVCDecoderConfigurationRecord) into standard MP4 files that common players and ffmpeg accept.
+//!
+//! ```no_run
+//! use mp4_export::{Mp4Writer, Sample, VideoTrack};
+//! # fn frames() -> Vec<(i64, bool, Vec<u8>)> { Vec::new() }
+//! # fn main() -> Result<(), mp4_export::Mp4Error> {
+//! # let extra_data = Vec::new();
+//! let mut file = std::fs::File::create("export.mp4")?;
+//! let track = VideoTrack { width: 1280, height: 720, avcc: extra_data, timescale: 90_000 };
+//! let mut mp4 = Mp4Writer::new(&mut file, track)?;
+//! for (pts, keyframe, data) in frames() {
+//!     mp4.push(Sample { pts, keyframe, data: &data })?;
+//! }
+//! let summary = mp4.finish()?;
+//! file.sync_all()?;
+//! println!("{} frames, {:?}", summary.samples, summary.duration());
+//! # Ok(()) }
+//! ```
+//!
+//! Layers, bottom up: [`boxes`] (box writer), [`avc`] (avcC record, NAL units), the sample
+//! tables (`sample_table`: compact `stts`/`stss`/`stsz`/`stsc`/`stco`), the movie boxes
+//! (`movie`: `ftyp`, `mvhd`, video `trak` — shared with a future fragmented-MP4 writer, whose
+//! init segment is the same `moov` with empty tables plus `mvex`, and whose fragments are
+//! `moof`/`mdat` pairs built with the same [`boxes::BoxBuf`]), and [`Mp4Writer`] (progressive
+//! MP4).
+
+pub mod avc;
+pub mod boxes;
+mod error;
+mod movie;
+mod progressive;
+mod sample_table;
+
+pub use error::Mp4Error;
+pub use progressive::{ExportSummary, Mp4Writer};
+
+/// Codec parameters of the one video track.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoTrack {
+    /// Picture width in pixels (1..=65535).
+    pub width: u32,
+    /// Picture height in pixels (1..=65535).
+    pub height: u32,
+    /// AVCDecoderConfigurationRecord, e.g. `retina::codec::VideoParameters::extra_data()`.
+    pub avcc: Vec<u8>,
+    /// Units per second of the samples' pts (the RTP clock rate, normally 90000).
+    pub timescale: u32,
+}
+
+/// One access unit.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample<'a> {
+    /// Presentation time in timescale units; must increase from sample to sample.
+    pub pts: i64,
+    /// True for a key frame (IDR): a decoder can start here.
+    pub keyframe: bool,
+    /// NAL units, each prefixed with its big-endian length (the avcC's length size, normally 4).
+    pub data: &'a [u8],
+}

@@ -1,0 +1,605 @@
+//! Progressive MP4: `ftyp`, one `mdat` streamed sample by sample, `moov` at the end.
+
+use std::io::{Seek, SeekFrom, Write};
+use std::time::Duration;
+
+use crate::avc::SampleProblem;
+use crate::boxes::{BoxBuf, MDAT_HEADER_LEN, mdat_header};
+use crate::movie::{CheckedTrack, write_ftyp, write_mvhd, write_video_trak};
+use crate::sample_table::SampleTable;
+use crate::{Mp4Error, Sample, VideoTrack};
+
+/// What [`Mp4Writer::finish`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportSummary {
+    /// Samples (frames) in the file.
+    pub samples: u64,
+    /// Of which key frames.
+    pub keyframes: u64,
+    /// Playback duration in `timescale` units: the sum of all sample durations.
+    pub duration_ticks: u64,
+    /// Units per second of `duration_ticks` (the track's timescale).
+    pub timescale: u32,
+    /// Pts jumps longer than the maximum sample duration that were shortened to it.
+    pub gaps: u64,
+    /// Time removed from the timeline by shortening those jumps, in `timescale` units.
+    pub gap_ticks_removed: u64,
+    /// Bytes written, from the output's position at [`Mp4Writer::new`] to the end of `moov`.
+    pub bytes: u64,
+}
+
+impl ExportSummary {
+    /// Playback duration.
+    pub fn duration(&self) -> Duration {
+        ticks_to_duration(self.duration_ticks, self.timescale)
+    }
+}
+
+fn ticks_to_duration(ticks: u64, timescale: u32) -> Duration {
+    let ts = u64::from(timescale.max(1));
+    let nanos = (u128::from(ticks % ts) * 1_000_000_000 / u128::from(ts)) as u32;
+    Duration::new(ticks / ts, nanos)
+}
+
+/// Streams H.264 samples into a progressive MP4 with one video track.
+///
+/// The file is laid out `ftyp`, `mdat` (sample data in push order, written as it arrives),
+/// `moov` (written by [`Mp4Writer::finish`], which then seeks back to patch the `mdat` size).
+/// Memory is bounded by the sample tables, about 4 bytes per sample; media is never held.
+///
+/// ## Timing
+/// Sample *n* lasts `pts[n+1] - pts[n]`; the file's timeline starts at 0 at the first sample.
+/// The last sample lasts as long as the one before it (1/25 s if it is the only one).
+/// Pts must strictly increase: decode order must equal presentation order (no B-frames).
+///
+/// ## Gaps
+/// A pts jump longer than the maximum sample duration (1 s by default, see
+/// [`Mp4Writer::with_max_sample_duration`]) is a gap in the recording: the sample before it is
+/// shown for exactly the maximum duration, and everything after the gap moves earlier by the
+/// rest of the jump, so a player does not sit on a frozen frame for hours. The file's timeline
+/// is then shorter than wall-clock time; [`ExportSummary::gaps`] and
+/// [`ExportSummary::gap_ticks_removed`] say by how much.
+///
+/// ## Errors
+/// A sample that fails a check (see [`Mp4Error::is_rejection`]) is not written and the writer
+/// stays usable. After an I/O error every call returns [`Mp4Error::Poisoned`]. When `finish`
+/// fails, the output is not a valid MP4 and should be discarded.
+///
+/// To keep using a `File` afterwards (e.g. to `sync_all` it), pass `&mut file`.
+#[derive(Debug)]
+pub struct Mp4Writer<W: Write + Seek> {
+    out: W,
+    track: CheckedTrack,
+    /// Output position at `new`.
+    start: u64,
+    /// Position of the 16-byte `mdat` header.
+    mdat_start: u64,
+    /// Current output position (end of written data).
+    pos: u64,
+    table: SampleTable,
+    last_pts: Option<i64>,
+    /// Duration given to the previous sample (after clamping).
+    last_duration: Option<u32>,
+    max_sample_duration: u32,
+    gaps: u64,
+    gap_ticks_removed: u64,
+    poisoned: bool,
+}
+
+impl<W: Write + Seek> Mp4Writer<W> {
+    /// Checks the track, then writes `ftyp` and a placeholder `mdat` header at the output's
+    /// current position.
+    pub fn new(mut out: W, track: VideoTrack) -> Result<Self, Mp4Error> {
+        let track = CheckedTrack::new(track)?;
+        let start = out.stream_position()?;
+        let mut head = BoxBuf::new();
+        write_ftyp(&mut head)?;
+        let mdat_start = start + head.len() as u64;
+        head.bytes(&mdat_header(MDAT_HEADER_LEN));
+        out.write_all(head.as_bytes())?;
+        let max_sample_duration = track.track.timescale;
+        Ok(Self {
+            out,
+            track,
+            start,
+            mdat_start,
+            pos: mdat_start + MDAT_HEADER_LEN,
+            table: SampleTable::new(),
+            last_pts: None,
+            last_duration: None,
+            max_sample_duration,
+            gaps: 0,
+            gap_ticks_removed: 0,
+            poisoned: false,
+        })
+    }
+
+    /// Sets the longest duration a sample may get, in timescale units (default: one second);
+    /// longer pts jumps are gaps and are shortened to it. 0 counts as 1.
+    pub fn with_max_sample_duration(mut self, ticks: u32) -> Self {
+        self.max_sample_duration = ticks.max(1);
+        self
+    }
+
+    /// The track this file was started with.
+    pub fn track(&self) -> &VideoTrack {
+        &self.track.track
+    }
+
+    /// RFC 6381 codec string of the track, e.g. `avc1.4d401e`.
+    pub fn codec_string(&self) -> String {
+        self.track.config.codec_string()
+    }
+
+    /// Samples written so far.
+    pub fn sample_count(&self) -> u64 {
+        self.table.len()
+    }
+
+    /// Ok when `track` equals the one this file was started with (a store repeats unchanged
+    /// parameters, e.g. after a camera reconnects); [`Mp4Error::ParametersChanged`] otherwise,
+    /// and then the caller starts a new file.
+    pub fn check_parameters(&self, track: &VideoTrack) -> Result<(), Mp4Error> {
+        let ours = &self.track.track;
+        if track.width != ours.width || track.height != ours.height {
+            return Err(Mp4Error::ParametersChanged("picture size differs"));
+        }
+        if track.timescale != ours.timescale {
+            return Err(Mp4Error::ParametersChanged("timescale differs"));
+        }
+        if track.avcc != ours.avcc {
+            return Err(Mp4Error::ParametersChanged("avcC record differs"));
+        }
+        Ok(())
+    }
+
+    /// Appends one sample (an access unit in AVCC framing with the avcC's NAL length size).
+    pub fn push(&mut self, sample: Sample<'_>) -> Result<(), Mp4Error> {
+        if self.poisoned {
+            return Err(Mp4Error::Poisoned);
+        }
+        let index = self.table.len();
+        self.table.check_room()?;
+        if index == 0 && !sample.keyframe {
+            return Err(Mp4Error::FirstNotKeyframe);
+        }
+        let delta = match self.last_pts {
+            Some(previous) if sample.pts <= previous => {
+                return Err(Mp4Error::PtsNotIncreasing {
+                    index,
+                    previous,
+                    pts: sample.pts,
+                });
+            }
+            // i128: hostile pts values may be i64::MIN and i64::MAX.
+            Some(previous) => Some(i128::from(sample.pts) - i128::from(previous)),
+            None => None,
+        };
+        match self.track.config.check_sample(sample.data) {
+            Ok(()) => {}
+            Err(SampleProblem::Malformed(reason)) => {
+                return Err(Mp4Error::InvalidSample { index, reason });
+            }
+            Err(SampleProblem::ParametersChanged(why)) => {
+                return Err(Mp4Error::ParametersChanged(why));
+            }
+        }
+        let size = u32::try_from(sample.data.len())
+            .map_err(|_| Mp4Error::TooLarge("sample larger than 4 GiB"))?;
+
+        if let Err(e) = self.out.write_all(sample.data) {
+            self.poisoned = true;
+            return Err(e.into());
+        }
+        let offset = self.pos;
+        self.pos += u64::from(size);
+        self.table.add_sample(offset, size, sample.keyframe)?;
+        if let Some(delta) = delta {
+            let max = self.max_sample_duration;
+            let duration = if delta > i128::from(max) {
+                self.gaps += 1;
+                // delta < 2^65 and max > 0, so the difference fits u64.
+                self.gap_ticks_removed = self
+                    .gap_ticks_removed
+                    .saturating_add((delta - i128::from(max)) as u64);
+                max
+            } else {
+                delta as u32 // 0 < delta <= max
+            };
+            self.table.add_duration(duration);
+            self.last_duration = Some(duration);
+        }
+        self.last_pts = Some(sample.pts);
+        Ok(())
+    }
+
+    /// Gives the last sample its duration, writes `moov`, patches the `mdat` header and
+    /// flushes. The output is left positioned at the end of the file.
+    pub fn finish(mut self) -> Result<ExportSummary, Mp4Error> {
+        if self.poisoned {
+            return Err(Mp4Error::Poisoned);
+        }
+        if self.table.is_empty() {
+            return Err(Mp4Error::Empty);
+        }
+        let timescale = self.track.track.timescale;
+        let last = self
+            .last_duration
+            .unwrap_or((timescale / 25).max(1))
+            .min(self.max_sample_duration);
+        self.table.add_duration(last);
+        let duration = self.table.duration();
+
+        let mut moov = BoxBuf::new();
+        moov.write_box(*b"moov", |b| {
+            write_mvhd(b, timescale, duration)?;
+            write_video_trak(b, &self.track, duration, |b| self.table.write_tables(b))
+        })?;
+        let mdat_size = self.pos - self.mdat_start;
+        let end = self.pos + moov.len() as u64;
+        self.out.write_all(moov.as_bytes())?;
+        self.out.seek(SeekFrom::Start(self.mdat_start))?;
+        self.out.write_all(&mdat_header(mdat_size))?;
+        self.out.seek(SeekFrom::Start(end))?;
+        self.out.flush()?;
+
+        Ok(ExportSummary {
+            samples: self.table.len(),
+            keyframes: self.table.sync_count(),
+            duration_ticks: duration,
+            timescale,
+            gaps: self.gaps,
+            gap_ticks_removed: self.gap_ticks_removed,
+            bytes: end - self.start,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::avc::tests::{PPS, SPS, avcc, record};
+    use std::io::Cursor;
+
+    const IDR: &[u8] = &[0x65, 0x88, 0x84, 0x00];
+    const P: &[u8] = &[0x41, 0x9a, 0x02];
+
+    fn track() -> VideoTrack {
+        VideoTrack {
+            width: 320,
+            height: 240,
+            avcc: record(),
+            timescale: 90000,
+        }
+    }
+
+    fn writer() -> Mp4Writer<Cursor<Vec<u8>>> {
+        Mp4Writer::new(Cursor::new(Vec::new()), track()).unwrap()
+    }
+
+    fn sample(pts: i64, keyframe: bool, data: &[u8]) -> Sample<'_> {
+        Sample {
+            pts,
+            keyframe,
+            data,
+        }
+    }
+
+    /// Top-level boxes of a file as (type, offset, size).
+    fn top_level(bytes: &[u8]) -> Vec<(String, usize, u64)> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos + 8 <= bytes.len() {
+            let mut size = u64::from(u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()));
+            if size == 1 {
+                size = u64::from_be_bytes(bytes[pos + 8..pos + 16].try_into().unwrap());
+            }
+            let kind = String::from_utf8_lossy(&bytes[pos + 4..pos + 8]).into_owned();
+            out.push((kind, pos, size));
+            pos += size as usize;
+        }
+        assert_eq!(pos, bytes.len(), "boxes must tile the file");
+        out
+    }
+
+    /// Finds the body (after the header) of the first box of type `kind` anywhere in `bytes`,
+    /// descending into known containers.
+    fn find<'a>(bytes: &'a [u8], kind: &str) -> Option<&'a [u8]> {
+        let mut pos = 0;
+        while pos + 8 <= bytes.len() {
+            let size = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+            let k = &bytes[pos + 4..pos + 8];
+            let body = &bytes[pos + 8..pos + size];
+            if k == kind.as_bytes() {
+                return Some(body);
+            }
+            let children = match k {
+                b"moov" | b"trak" | b"mdia" | b"minf" | b"stbl" => Some(body),
+                b"stsd" => Some(&body[8..]), // version, flags, entry_count
+                _ => None,
+            };
+            if let Some(found) = children.and_then(|c| find(c, kind)) {
+                return Some(found);
+            }
+            pos += size;
+        }
+        None
+    }
+
+    fn words(body: &[u8]) -> Vec<u32> {
+        body.chunks(4)
+            .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn writes_ftyp_mdat_moov_with_matching_tables() {
+        let idr = avcc(&[SPS, PPS, IDR]);
+        let p = avcc(&[P]);
+        let mut buf = Cursor::new(Vec::new());
+        let mut w = Mp4Writer::new(&mut buf, track()).unwrap();
+        w.push(sample(1000, true, &idr)).unwrap();
+        w.push(sample(4600, false, &p)).unwrap();
+        w.push(sample(8200, false, &p)).unwrap();
+        assert_eq!(w.sample_count(), 3);
+        assert_eq!(w.codec_string(), "avc1.4d401e");
+        let summary = w.finish().unwrap();
+        let bytes = buf.into_inner();
+        assert_eq!(
+            summary,
+            ExportSummary {
+                samples: 3,
+                keyframes: 1,
+                duration_ticks: 3 * 3600,
+                timescale: 90000,
+                gaps: 0,
+                gap_ticks_removed: 0,
+                bytes: bytes.len() as u64,
+            }
+        );
+        assert_eq!(summary.duration(), Duration::from_millis(120));
+
+        let boxes = top_level(&bytes);
+        let kinds: Vec<_> = boxes.iter().map(|(k, _, _)| k.as_str()).collect();
+        assert_eq!(kinds, ["ftyp", "free", "mdat", "moov"]);
+        let (_, mdat_pos, mdat_size) = boxes[2];
+        assert_eq!(mdat_size as usize, 8 + idr.len() + 2 * p.len());
+        let media = &bytes[mdat_pos + 8..mdat_pos + mdat_size as usize];
+        assert_eq!(media, [idr.as_slice(), &p, &p].concat());
+
+        let moov = &bytes[boxes[3].1..];
+        assert_eq!(words(find(moov, "stts").unwrap()), [0, 1, 3, 3600]);
+        assert_eq!(words(find(moov, "stss").unwrap()), [0, 1, 1]);
+        assert_eq!(
+            words(find(moov, "stsz").unwrap()),
+            [0, 0, 3, idr.len() as u32, p.len() as u32, p.len() as u32]
+        );
+        assert_eq!(words(find(moov, "stsc").unwrap()), [0, 1, 1, 3, 1]);
+        assert_eq!(
+            words(find(moov, "stco").unwrap()),
+            [0, 1, mdat_pos as u32 + 8]
+        );
+        let avcc_box = find(moov, "avc1").map(|b| &b[78 + 8..]).unwrap();
+        assert_eq!(avcc_box, record().as_slice());
+        // mdhd v0: times, timescale, duration.
+        assert_eq!(&words(find(moov, "mdhd").unwrap())[3..5], [90000, 3 * 3600]);
+    }
+
+    #[test]
+    fn starts_at_the_outputs_position() {
+        let mut buf = Cursor::new(vec![0xaa; 10]);
+        buf.set_position(10);
+        let mut w = Mp4Writer::new(&mut buf, track()).unwrap();
+        w.push(sample(0, true, &avcc(&[IDR]))).unwrap();
+        let summary = w.finish().unwrap();
+        let bytes = buf.into_inner();
+        assert_eq!(summary.bytes as usize, bytes.len() - 10);
+        let boxes = top_level(&bytes[10..]);
+        let moov = &bytes[10 + boxes[3].1..];
+        // Chunk offsets are positions in the output, not in the MP4 alone.
+        assert_eq!(
+            words(find(moov, "stco").unwrap()),
+            [0, 1, 10 + boxes[2].1 as u32 + 8]
+        );
+        // Only sample, all key frames: 1/25 s, no stss.
+        assert_eq!(words(find(moov, "stts").unwrap()), [0, 1, 1, 3600]);
+        assert!(find(moov, "stss").is_none());
+    }
+
+    #[test]
+    fn gaps_are_shortened_to_the_maximum_sample_duration() {
+        let mut buf = Cursor::new(Vec::new());
+        let mut w = Mp4Writer::new(&mut buf, track()).unwrap();
+        let idr = avcc(&[IDR]);
+        for (pts, key) in [
+            (0, true),
+            (3600, false),
+            (3600 + 10 * 90000, true),
+            (3600 + 10 * 90000 + 3600, false),
+        ] {
+            w.push(sample(pts, key, &idr)).unwrap();
+        }
+        let s = w.finish().unwrap();
+        assert_eq!(s.gaps, 1);
+        assert_eq!(s.gap_ticks_removed, 10 * 90000 - 90000);
+        assert_eq!(s.duration_ticks, 3600 + 90000 + 3600 + 3600);
+        let bytes = buf.into_inner();
+        assert_eq!(
+            words(find(&bytes[top_level(&bytes)[3].1..], "stts").unwrap()),
+            [0, 3, 1, 3600, 1, 90000, 2, 3600]
+        );
+
+        // A custom limit; the last sample after a gap keeps the clamped duration.
+        let mut w = writer().with_max_sample_duration(45000);
+        w.push(sample(0, true, &idr)).unwrap();
+        w.push(sample(i64::MAX, true, &idr)).unwrap();
+        let s = w.finish().unwrap();
+        assert_eq!((s.gaps, s.duration_ticks), (1, 90000));
+        assert_eq!(s.gap_ticks_removed, i64::MAX as u64 - 45000);
+    }
+
+    #[test]
+    fn rejections_leave_the_writer_usable() {
+        let mut w = writer();
+        let idr = avcc(&[IDR]);
+        let p = avcc(&[P]);
+        assert!(matches!(
+            w.push(sample(0, false, &p)),
+            Err(Mp4Error::FirstNotKeyframe)
+        ));
+        w.push(sample(100, true, &idr)).unwrap();
+        for pts in [100, 99, i64::MIN] {
+            let err = w.push(sample(pts, false, &p)).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Mp4Error::PtsNotIncreasing {
+                        index: 1,
+                        previous: 100,
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+            assert!(err.is_rejection());
+        }
+        for bad in [&[][..], &[0, 0, 0], &[0, 0, 0, 9, 0x41]] {
+            let err = w.push(sample(200, false, bad)).unwrap_err();
+            assert!(
+                matches!(err, Mp4Error::InvalidSample { index: 1, .. }),
+                "{err}"
+            );
+        }
+        let new_sps = avcc(&[&[0x67, 0x64, 0, 0x28, 0xac], PPS, IDR]);
+        assert!(matches!(
+            w.push(sample(200, true, &new_sps)),
+            Err(Mp4Error::ParametersChanged(_))
+        ));
+        w.push(sample(200, false, &p)).unwrap();
+        let s = w.finish().unwrap();
+        assert_eq!((s.samples, s.duration_ticks), (2, 200));
+    }
+
+    #[test]
+    fn finish_without_samples_is_an_error() {
+        assert!(matches!(writer().finish(), Err(Mp4Error::Empty)));
+    }
+
+    #[test]
+    fn check_parameters_compares_everything() {
+        let w = writer();
+        w.check_parameters(&track()).unwrap();
+        let mut t = track();
+        t.height = 480;
+        assert!(matches!(
+            w.check_parameters(&t),
+            Err(Mp4Error::ParametersChanged(_))
+        ));
+        let mut t = track();
+        t.timescale = 1000;
+        assert!(w.check_parameters(&t).is_err());
+        let mut t = track();
+        t.avcc.push(0);
+        assert!(w.check_parameters(&t).is_err());
+    }
+
+    /// Fails every write after the first `budget` bytes.
+    struct FailingWriter {
+        inner: Cursor<Vec<u8>>,
+        budget: usize,
+    }
+
+    impl Write for FailingWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.inner.get_ref().len() + buf.len() > self.budget {
+                return Err(std::io::Error::other("disk full"));
+            }
+            self.inner.write(buf)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Seek for FailingWriter {
+        fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+            self.inner.seek(pos)
+        }
+    }
+
+    #[test]
+    fn io_errors_poison_the_writer() {
+        let out = FailingWriter {
+            inner: Cursor::new(Vec::new()),
+            budget: 100,
+        };
+        let mut w = Mp4Writer::new(out, track()).unwrap();
+        let big = avcc(&[&[0x65; 200]]);
+        assert!(matches!(
+            w.push(sample(0, true, &big)),
+            Err(Mp4Error::Io(_))
+        ));
+        assert!(matches!(
+            w.push(sample(1, true, &avcc(&[IDR]))),
+            Err(Mp4Error::Poisoned)
+        ));
+        assert!(matches!(w.finish(), Err(Mp4Error::Poisoned)));
+        let tiny = FailingWriter {
+            inner: Cursor::new(Vec::new()),
+            budget: 4,
+        };
+        assert!(matches!(
+            Mp4Writer::new(tiny, track()),
+            Err(Mp4Error::Io(_))
+        ));
+    }
+
+    #[test]
+    fn hostile_input_never_panics() {
+        let mut rng = fastrand::Rng::with_seed(0x6d70_3478);
+        let good = record();
+        for round in 0..3000 {
+            // Random avcC: fully random, or a valid one with a few bytes changed or cut.
+            let avcc_bytes = match round % 3 {
+                0 => (0..rng.usize(0..64)).map(|_| rng.u8(..)).collect(),
+                1 => {
+                    let mut r = good.clone();
+                    for _ in 0..rng.usize(1..4) {
+                        let i = rng.usize(..r.len());
+                        r[i] = rng.u8(..);
+                    }
+                    r
+                }
+                _ => good[..rng.usize(..=good.len())].to_vec(),
+            };
+            let t = VideoTrack {
+                width: rng.u32(..),
+                height: rng.u32(..),
+                avcc: avcc_bytes,
+                timescale: rng.u32(..),
+            };
+            let _ = Mp4Writer::new(Cursor::new(Vec::new()), t);
+
+            // Valid track, random frames and timestamps.
+            let mut w = writer();
+            if rng.bool() {
+                w = w.with_max_sample_duration(rng.u32(..));
+            }
+            for _ in 0..rng.usize(0..8) {
+                let mut data: Vec<u8> = (0..rng.usize(0..40)).map(|_| rng.u8(..)).collect();
+                if rng.bool() && data.len() >= 4 {
+                    // Make the first length prefix plausible so checks go deeper.
+                    let n = (data.len() - 4) as u32;
+                    data[..4].copy_from_slice(&n.to_be_bytes());
+                }
+                let pts = if rng.bool() {
+                    rng.i64(..)
+                } else {
+                    rng.i64(-5..5)
+                };
+                let _ = w.push(sample(pts, rng.bool(), &data));
+            }
+            let _ = w.finish();
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! `edge store …`: offline tools on a store directory (also a store copied off a unit):
+//! verify, export to MP4, rebuild the catalog.
+
+use std::collections::BTreeMap;
+use std::io::BufWriter;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use media_store::verify::{VerifyReport, verify};
+use media_store::{Record, Store};
+use serde::Serialize;
+
+/// `edge store verify DIR --json` output: a stable contract; fields are only ever added.
+#[derive(Debug, Serialize)]
+pub struct VerifyJson {
+    /// No errors.
+    pub ok: bool,
+    /// Segment files checked.
+    pub segments: u64,
+    /// Frames found.
+    pub frames: u64,
+    /// Bytes of valid records.
+    pub bytes: u64,
+    /// Bytes of frame payload.
+    pub media_bytes: u64,
+    /// Per camera.
+    pub cameras: BTreeMap<String, CameraJson>,
+    /// Bytes of torn tail the next open will cut.
+    pub dropped_tail_bytes: u64,
+    /// What is wrong.
+    pub errors: Vec<String>,
+    /// What is worth knowing.
+    pub warnings: Vec<String>,
+}
+
+/// One camera in [`VerifyJson`].
+#[derive(Debug, Serialize)]
+pub struct CameraJson {
+    /// Frames.
+    pub frames: u64,
+    /// First frame, RFC 3339.
+    pub first: Option<String>,
+    /// Last frame, RFC 3339.
+    pub last: Option<String>,
+    /// Gaps as `[from, to]`, RFC 3339.
+    pub gaps: Vec<[String; 2]>,
+}
+
+/// Formats µs since the Unix epoch as RFC 3339 (UTC).
+pub fn rfc3339(us: i64) -> String {
+    jiff::Timestamp::from_microsecond(us)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| format!("@{us}us"))
+}
+
+/// Parses an RFC 3339 time into µs since the Unix epoch.
+pub fn parse_rfc3339(s: &str) -> anyhow::Result<i64> {
+    let t: jiff::Timestamp = s
+        .parse()
+        .with_context(|| format!("{s:?} is not an RFC 3339 time such as 2026-11-25T08:00:00Z"))?;
+    Ok(t.as_microsecond())
+}
+
+impl From<VerifyReport> for VerifyJson {
+    fn from(r: VerifyReport) -> Self {
+        VerifyJson {
+            ok: r.ok(),
+            segments: r.segments,
+            frames: r.frames,
+            bytes: r.bytes,
+            media_bytes: r.media_bytes,
+            cameras: r
+                .cameras
+                .into_iter()
+                .map(|(id, c)| {
+                    let json = CameraJson {
+                        frames: c.frames,
+                        first: c.first_us.map(rfc3339),
+                        last: c.last_us.map(rfc3339),
+                        gaps: c
+                            .gaps
+                            .iter()
+                            .map(|(a, b)| [rfc3339(*a), rfc3339(*b)])
+                            .collect(),
+                    };
+                    (id, json)
+                })
+                .collect(),
+            dropped_tail_bytes: r.dropped_tail_bytes,
+            errors: r.errors,
+            warnings: r.warnings,
+        }
+    }
+}
+
+/// `edge store verify`: prints the report; returns whether the store is consistent.
+pub fn cmd_verify(dir: &Path, json: bool, public_key: Option<&str>) -> anyhow::Result<bool> {
+    if !dir.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    }
+    let key = match public_key {
+        Some(k) => Some(parse_key(k)?),
+        None => None,
+    };
+    let report: VerifyJson = verify(dir, key)
+        .with_context(|| format!("cannot read the store at {}", dir.display()))?
+        .into();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{}: {} segments, {} frames, {:.1} MB",
+            if report.ok { "OK" } else { "NOT OK" },
+            report.segments,
+            report.frames,
+            report.bytes as f64 / 1e6
+        );
+        for (id, c) in &report.cameras {
+            println!(
+                "  {id}: {} frames, {} … {}, {} gaps",
+                c.frames,
+                c.first.as_deref().unwrap_or("-"),
+                c.last.as_deref().unwrap_or("-"),
+                c.gaps.len()
+            );
+        }
+        if report.dropped_tail_bytes > 0 {
+            println!(
+                "  torn tail: {} bytes (cut at the next start)",
+                report.dropped_tail_bytes
+            );
+        }
+        for w in &report.warnings {
+            println!("  warning: {w}");
+        }
+        for e in &report.errors {
+            println!("  error: {e}");
+        }
+    }
+    Ok(report.ok)
+}
+
+fn parse_key(k: &str) -> anyhow::Result<[u8; 32]> {
+    let text = if Path::new(k).is_file() {
+        std::fs::read_to_string(k)?
+    } else {
+        k.to_owned()
+    };
+    let text = text.trim();
+    if text.len() != 64 {
+        bail!("--public-key takes 64 hex digits or a file holding them (such as keys/signing.pub)");
+    }
+    let mut key = [0u8; 32];
+    for (i, b) in key.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).context("--public-key is not hex")?;
+    }
+    Ok(key)
+}
+
+/// `edge store reindex`.
+pub fn cmd_reindex(dir: &Path) -> anyhow::Result<()> {
+    if !dir.join("logs").is_dir() {
+        bail!(
+            "{} is not a Convoy store (no logs/ directory)",
+            dir.display()
+        );
+    }
+    let r = Store::reindex(dir).with_context(|| format!("cannot reindex {}", dir.display()))?;
+    println!(
+        "reindexed {}: {} cameras, {} sealed segments indexed, {} tail records, {} torn bytes cut",
+        dir.display(),
+        r.logs,
+        r.indexed_segments,
+        r.tail_records,
+        r.dropped_tail_bytes
+    );
+    Ok(())
+}
+
+/// `edge store export`: writes `camera`'s frames between `start` and `end` as an MP4.
+pub fn cmd_export(
+    dir: &Path,
+    camera: &str,
+    start: &str,
+    end: &str,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let (start_us, end_us) = (parse_rfc3339(start)?, parse_rfc3339(end)?);
+    if end_us <= start_us {
+        bail!("--end must be after --start");
+    }
+    let reader = media_store::read::read_range(dir, camera, start_us, end_us)?;
+    let tmp = out.with_extension("mp4.part");
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let mut writer: Option<mp4_export::Mp4Writer<BufWriter<std::fs::File>>> = None;
+    let mut file = Some(file);
+    let mut extra_data: Option<Vec<u8>> = None;
+    let mut timeline = Timeline::default();
+    let mut frames = 0u64;
+    for record in reader {
+        match record? {
+            Record::Parameters(p) => {
+                if let Some(old) = &extra_data
+                    && *old != p.extra_data
+                {
+                    bail!(
+                        "the camera's codec parameters changed inside the range (now {}x{}); export the parts before and after separately",
+                        p.width,
+                        p.height
+                    );
+                }
+                if writer.is_none() {
+                    let track = mp4_export::VideoTrack {
+                        width: p.width,
+                        height: p.height,
+                        avcc: p.extra_data.clone(),
+                        timescale: 90_000,
+                    };
+                    let out = BufWriter::new(file.take().expect("file used once"));
+                    writer = Some(mp4_export::Mp4Writer::new(out, track)?);
+                }
+                extra_data = Some(p.extra_data);
+            }
+            Record::Frame(f) => {
+                let Some(w) = writer.as_mut() else { continue };
+                let pts = timeline.map(f.pts, f.clock_rate, f.wall_clock_us);
+                w.push(mp4_export::Sample {
+                    pts,
+                    keyframe: f.keyframe,
+                    data: &f.data,
+                })?;
+                frames += 1;
+            }
+            _ => {}
+        }
+    }
+    let Some(writer) = writer else {
+        let _ = std::fs::remove_file(&tmp);
+        bail!("camera {camera:?} has no recording between {start} and {end}");
+    };
+    let summary = writer.finish()?;
+    std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "exported {frames} frames ({:?}) of {camera} to {}",
+        summary,
+        out.display()
+    );
+    Ok(())
+}
+
+/// Maps recorded timestamps onto one 90 kHz export timeline. Within an RTSP session the
+/// camera's own timestamps are used; where they restart or jump (a reconnect, a gap), the
+/// receive clock bridges the difference.
+#[derive(Default)]
+struct Timeline {
+    last: Option<(i64, i64, i64)>, // (source pts in 90 kHz, export pts, wall µs)
+}
+
+impl Timeline {
+    fn map(&mut self, pts: i64, clock_rate: u32, wall_us: i64) -> i64 {
+        let src = if clock_rate == 90_000 {
+            pts
+        } else {
+            pts * 90_000 / i64::from(clock_rate.max(1))
+        };
+        let out = match self.last {
+            None => 0,
+            Some((last_src, last_out, last_wall)) => {
+                let by_pts = src - last_src;
+                let by_wall = (wall_us - last_wall) * 9 / 100;
+                if by_pts > 0 && (by_pts - by_wall).abs() < 90_000 {
+                    last_out + by_pts
+                } else {
+                    last_out + by_wall.max(1)
+                }
+            }
+        };
+        self.last = Some((src, out, wall_us));
+        out
+    }
+}
