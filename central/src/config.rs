@@ -66,14 +66,10 @@ pub enum ConfigError {
 impl CentralConfig {
     /// Reads and parses a configuration file.
     pub fn load(path: &Path) -> Result<CentralConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
-        })
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string().trim_end().to_owned() })
     }
 }
 
@@ -102,11 +98,7 @@ path = "/var/lib/convoy/central"
     fn errors_name_the_line_and_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("central.toml");
-        std::fs::write(
-            &path,
-            CONTRACT_EXAMPLE.replace("[quic]", "[quic]\nlisen = 1"),
-        )
-        .unwrap();
+        std::fs::write(&path, CONTRACT_EXAMPLE.replace("[quic]", "[quic]\nlisen = 1")).unwrap();
         let e = CentralConfig::load(&path).unwrap_err().to_string();
         assert!(e.contains("line 5") && e.contains("lisen"), "{e}");
     }

@@ -44,10 +44,7 @@ impl CameraLive {
     }
 
     fn is_live(&self, now: Instant) -> bool {
-        self.last_frame
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some_and(|t| now.duration_since(t) <= LIVE_WINDOW)
+        self.last_frame.lock().unwrap_or_else(|p| p.into_inner()).is_some_and(|t| now.duration_since(t) <= LIVE_WINDOW)
     }
 }
 
@@ -60,8 +57,7 @@ impl UnitLive {
     /// Records a camera state the unit reported.
     pub fn set_camera_state(&self, state: CameraState) {
         if let Some(cam) = self.cameras.get(&state.camera) {
-            *cam.state.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some((state.state, state.reason));
+            *cam.state.lock().unwrap_or_else(|p| p.into_inner()) = Some((state.state, state.reason));
         }
     }
 }
@@ -71,11 +67,7 @@ impl Fleet {
     pub fn connect(&self, hello: &Hello) -> Arc<UnitLive> {
         let unit = Arc::new(UnitLive {
             session: self.next_session.fetch_add(1, Ordering::Relaxed),
-            cameras: hello
-                .cameras
-                .iter()
-                .map(|c| (c.id.clone(), CameraLive::default()))
-                .collect(),
+            cameras: hello.cameras.iter().map(|c| (c.id.clone(), CameraLive::default())).collect(),
         });
         self.write().insert(hello.unit_id.clone(), unit.clone());
         unit
@@ -106,15 +98,12 @@ impl Fleet {
                         .iter()
                         .map(|(id, name)| {
                             let cam = live.and_then(|u| u.cameras.get(id));
-                            let state = cam.and_then(|c| {
-                                c.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
-                            });
+                            let state = cam.and_then(|c| c.state.lock().unwrap_or_else(|p| p.into_inner()).clone());
                             CameraJson {
                                 id: id.clone(),
                                 name: name.clone(),
                                 live: cam.is_some_and(|c| c.is_live(now)),
-                                frames_received: cam
-                                    .map_or(0, |c| c.frames_received.load(Ordering::Relaxed)),
+                                frames_received: cam.map_or(0, |c| c.frames_received.load(Ordering::Relaxed)),
                                 state: state.as_ref().map(|s| s.0.as_str()),
                                 reason: state.and_then(|s| s.1),
                             }

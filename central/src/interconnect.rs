@@ -46,46 +46,26 @@ impl Interconnect {
         endpoint.wait_idle().await;
     }
 
-    async fn handle(
-        &self,
-        conn: quinn::Connection,
-        shutdown: CancellationToken,
-    ) -> Result<(), String> {
+    async fn handle(&self, conn: quinn::Connection, shutdown: CancellationToken) -> Result<(), String> {
         let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
-        let hello = match messages::read::<EdgeMessage>(&mut recv)
-            .await
-            .map_err(|e| e.to_string())?
-        {
+        let hello = match messages::read::<EdgeMessage>(&mut recv).await.map_err(|e| e.to_string())? {
             Some(EdgeMessage::Hello(h)) => h,
             other => return Err(format!("expected hello, got {other:?}")),
         };
         if let Err(reason) = check_hello(&hello) {
-            let _ = messages::write(
-                &mut send,
-                &CentralMessage::Refused {
-                    reason: reason.clone(),
-                },
-            )
-            .await;
+            let _ = messages::write(&mut send, &CentralMessage::Refused { reason: reason.clone() }).await;
             let _ = send.finish();
             return Err(reason);
         }
         let registry = self.registry.clone();
         let h = hello.clone();
-        tokio::task::spawn_blocking(move || {
-            registry
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .record_hello(&h)
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(move || registry.lock().unwrap_or_else(|p| p.into_inner()).record_hello(&h))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
         let unit = self.fleet.connect(&hello);
         tracing::info!(unit = %hello.unit_id, cameras = hello.cameras.len(), remote = %conn.remote_address(), "unit connected");
-        let result = self
-            .serve_unit(&conn, &hello, &unit, send, recv, shutdown)
-            .await;
+        let result = self.serve_unit(&conn, &hello, &unit, send, recv, shutdown).await;
         self.fleet.disconnect(&hello.unit_id, unit.session);
         tracing::info!(unit = %hello.unit_id, "unit disconnected");
         result
@@ -101,24 +81,12 @@ impl Interconnect {
         shutdown: CancellationToken,
     ) -> Result<(), String> {
         let io = |e: link::LinkError| e.to_string();
-        messages::write(
-            &mut send,
-            &CentralMessage::Welcome {
-                protocol_version: protocol::PROTOCOL_VERSION,
-            },
-        )
-        .await
-        .map_err(io)?;
-        // Until viewers drive it (on-demand live), central asks for every shared camera.
-        for cam in &hello.cameras {
-            messages::write(
-                &mut send,
-                &CentralMessage::StartLive {
-                    camera: cam.id.clone(),
-                },
-            )
+        messages::write(&mut send, &CentralMessage::Welcome { protocol_version: protocol::PROTOCOL_VERSION })
             .await
             .map_err(io)?;
+        // Until viewers drive it (on-demand live), central asks for every shared camera.
+        for cam in &hello.cameras {
+            messages::write(&mut send, &CentralMessage::StartLive { camera: cam.id.clone() }).await.map_err(io)?;
         }
         let control = async {
             while let Some(msg) = messages::read::<EdgeMessage>(&mut recv).await.map_err(io)? {
@@ -163,10 +131,7 @@ fn check_hello(hello: &Hello) -> Result<(), String> {
     Ok(())
 }
 
-async fn receive_live(
-    mut stream: quinn::RecvStream,
-    unit: &UnitLive,
-) -> Result<(), link::LinkError> {
+async fn receive_live(mut stream: quinn::RecvStream, unit: &UnitLive) -> Result<(), link::LinkError> {
     let Some(header) = messages::read::<LiveHeader>(&mut stream).await? else {
         return Ok(());
     };

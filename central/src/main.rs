@@ -14,11 +14,7 @@ use link::identity::Identity;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(
-    name = "central",
-    version,
-    about = "Convoy central site: fleet registry, live relay, operator UI"
-)]
+#[command(name = "central", version, about = "Convoy central site: fleet registry, live relay, operator UI")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,8 +34,7 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,quinn=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,quinn=warn".into()),
         )
         .init();
     let cli = Cli::parse();
@@ -58,39 +53,28 @@ fn main() -> std::process::ExitCode {
 fn run(config_path: &Path) -> anyhow::Result<()> {
     let config = CentralConfig::load(config_path)?;
     let dir = &config.store.path;
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create store.path {}", dir.display()))?;
-    let (identity, created) =
-        Identity::load_or_create(dir).context("cannot load or create central's TLS identity")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create store.path {}", dir.display()))?;
+    let (identity, created) = Identity::load_or_create(dir).context("cannot load or create central's TLS identity")?;
     if created {
         tracing::info!("made a new self-signed certificate in {}", dir.display());
     }
     let registry = Registry::open(&dir.join("central.db")).context("cannot open the registry")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        let mut signals =
-            link::signals::ShutdownSignals::install().context("cannot install signal handlers")?;
+        let mut signals = link::signals::ShutdownSignals::install().context("cannot install signal handlers")?;
         let endpoint = link::endpoint::server(config.quic.listen, &identity)?;
         let quic_addr = endpoint.local_addr()?;
         let listener = tokio::net::TcpListener::bind(config.web.listen)
             .await
             .with_context(|| format!("cannot listen on web.listen = {}", config.web.listen))?;
         let web_addr = listener.local_addr()?;
-        println!(
-            "central: certificate fingerprint {}",
-            identity.fingerprint()
-        );
+        println!("central: certificate fingerprint {}", identity.fingerprint());
         println!("central: QUIC listening on {quic_addr}");
         println!("central: web listening on http://{web_addr}");
         let fleet = Arc::new(Fleet::default());
         let registry = Arc::new(Mutex::new(registry));
-        let interconnect = Interconnect {
-            fleet: fleet.clone(),
-            registry: registry.clone(),
-        };
+        let interconnect = Interconnect { fleet: fleet.clone(), registry: registry.clone() };
         let quic = tokio::spawn(interconnect.serve(endpoint, shutdown.clone()));
         let web_shutdown = shutdown.clone();
         let web = axum::serve(listener, router(WebState { fleet, registry }))

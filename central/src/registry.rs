@@ -55,20 +55,14 @@ impl Registry {
 
     /// Records a unit's hello: the unit and exactly the cameras it shares now.
     pub fn record_hello(&mut self, hello: &Hello) -> Result<(), RegistryError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO unit (id, first_hello, last_hello) VALUES (?1, ?2, ?2)
              ON CONFLICT (id) DO UPDATE SET last_hello = excluded.last_hello",
             params![hello.unit_id, now],
         )?;
-        tx.execute(
-            "DELETE FROM camera WHERE unit_id = ?1",
-            params![hello.unit_id],
-        )?;
+        tx.execute("DELETE FROM camera WHERE unit_id = ?1", params![hello.unit_id])?;
         for (position, cam) in hello.cameras.iter().enumerate() {
             tx.execute(
                 "INSERT INTO camera (unit_id, id, name, position) VALUES (?1, ?2, ?3, ?4)",
@@ -84,21 +78,11 @@ impl Registry {
         let mut units: Vec<UnitRow> = self
             .conn
             .prepare("SELECT id, last_hello FROM unit ORDER BY id")?
-            .query_map([], |r| {
-                Ok(UnitRow {
-                    id: r.get(0)?,
-                    last_hello: r.get(1)?,
-                    cameras: Vec::new(),
-                })
-            })?
+            .query_map([], |r| Ok(UnitRow { id: r.get(0)?, last_hello: r.get(1)?, cameras: Vec::new() }))?
             .collect::<Result<_, _>>()?;
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, name FROM camera WHERE unit_id = ?1 ORDER BY position")?;
+        let mut stmt = self.conn.prepare("SELECT id, name FROM camera WHERE unit_id = ?1 ORDER BY position")?;
         for unit in &mut units {
-            unit.cameras = stmt
-                .query_map([&unit.id], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
+            unit.cameras = stmt.query_map([&unit.id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
         }
         Ok(units)
     }
@@ -113,13 +97,7 @@ mod tests {
         Hello {
             protocol_version: 1,
             unit_id: unit.into(),
-            cameras: cams
-                .iter()
-                .map(|c| CameraInfo {
-                    id: (*c).into(),
-                    name: c.to_uppercase(),
-                })
-                .collect(),
+            cameras: cams.iter().map(|c| CameraInfo { id: (*c).into(), name: c.to_uppercase() }).collect(),
         }
     }
 
@@ -137,12 +115,6 @@ mod tests {
         let units = r.units().unwrap();
         assert_eq!(units.len(), 2);
         assert_eq!(units[0].id, "bus-1");
-        assert_eq!(
-            units[1].cameras,
-            vec![
-                ("rear".into(), "REAR".into()),
-                ("door".into(), "DOOR".into())
-            ]
-        );
+        assert_eq!(units[1].cameras, vec![("rear".into(), "REAR".into()), ("door".into(), "DOOR".into())]);
     }
 }

@@ -22,25 +22,16 @@ pub struct WebState {
 
 /// The routes of central's web server.
 pub fn router(state: WebState) -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/api/units", get(api_units))
-        .with_state(state)
+    Router::new().route("/", get(index)).route("/api/units", get(api_units)).with_state(state)
 }
 
 async fn index() -> impl IntoResponse {
-    (
-        [(header::CACHE_CONTROL, "no-cache")],
-        Html(include_str!("web/index.html")),
-    )
+    ([(header::CACHE_CONTROL, "no-cache")], Html(include_str!("web/index.html")))
 }
 
 async fn api_units(State(state): State<WebState>) -> Response {
     let registry = state.registry.clone();
-    let rows = tokio::task::spawn_blocking(move || {
-        registry.lock().unwrap_or_else(|p| p.into_inner()).units()
-    })
-    .await;
+    let rows = tokio::task::spawn_blocking(move || registry.lock().unwrap_or_else(|p| p.into_inner()).units()).await;
     match rows {
         Ok(Ok(rows)) => axum::Json(state.fleet.units_json(&rows)).into_response(),
         Ok(Err(e)) => {

@@ -8,9 +8,7 @@ use futures::StreamExt;
 use link::backoff::Backoff;
 use media_store::{MediaKind, Record, StoredFrame, StoredParameters};
 use protocol::interconnect::{CameraStateKind, MediaFrame, VideoParameters};
-use retina::client::{
-    PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions, Transport,
-};
+use retina::client::{PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions, Transport};
 use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use tokio_util::sync::CancellationToken;
 
@@ -44,8 +42,7 @@ impl CameraTask {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         let id = self.config.id.clone();
         loop {
-            self.status
-                .set_camera_state(self.index, CameraStateKind::Connecting, None);
+            self.status.set_camera_state(self.index, CameraStateKind::Connecting, None);
             let result = tokio::select! {
                 r = self.stream(&mut backoff) => r,
                 () = shutdown.cancelled() => return,
@@ -55,8 +52,7 @@ impl CameraTask {
                 Err(e) => e,
             };
             tracing::warn!(camera = %id, "camera down: {reason}");
-            self.status
-                .set_camera_state(self.index, CameraStateKind::Down, Some(reason));
+            self.status.set_camera_state(self.index, CameraStateKind::Down, Some(reason));
             tokio::select! {
                 () = tokio::time::sleep(backoff.next_delay()) => {}
                 () = shutdown.cancelled() => return,
@@ -69,19 +65,15 @@ impl CameraTask {
         let mut url = self.config.url.clone();
         let creds = match (&self.config.username, &self.config.password) {
             (Some(u), p) => Some((u.clone(), p.clone().unwrap_or_default())),
-            (None, _) if !url.username().is_empty() => Some((
-                url.username().to_owned(),
-                url.password().unwrap_or_default().to_owned(),
-            )),
+            (None, _) if !url.username().is_empty() => {
+                Some((url.username().to_owned(), url.password().unwrap_or_default().to_owned()))
+            }
             _ => None,
         };
         let _ = url.set_username("");
         let _ = url.set_password(None);
         let options = SessionOptions::default()
-            .creds(
-                creds
-                    .map(|(username, password)| retina::client::Credentials { username, password }),
-            )
+            .creds(creds.map(|(username, password)| retina::client::Credentials { username, password }))
             .user_agent(format!("Convoy edge {}", env!("CARGO_PKG_VERSION")));
         let mut session = timed("DESCRIBE", Session::describe(url.clone(), options)).await?;
         let video = session
@@ -89,15 +81,9 @@ impl CameraTask {
             .iter()
             .position(|s| s.media() == "video" && matches!(s.encoding_name(), "h264" | "h265"))
             .ok_or_else(|| {
-                let found: Vec<String> = session
-                    .streams()
-                    .iter()
-                    .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
-                    .collect();
-                format!(
-                    "no H.264 or H.265 video stream (the camera offers: {})",
-                    found.join(", ")
-                )
+                let found: Vec<String> =
+                    session.streams().iter().map(|s| format!("{}/{}", s.media(), s.encoding_name())).collect();
+                format!("no H.264 or H.265 video stream (the camera offers: {})", found.join(", "))
             })?;
         let setup = SetupOptions::default()
             .transport(Transport::Tcp(TcpTransportOptions::default()))
@@ -142,8 +128,7 @@ impl CameraTask {
                 self.recorder.send(self.index, Record::Parameters(stored));
                 if !have_parameters {
                     tracing::info!(camera = %camera, codec = p.rfc6381_codec(), width, height, "camera streaming");
-                    self.status
-                        .set_camera_state(self.index, CameraStateKind::Streaming, None);
+                    self.status.set_camera_state(self.index, CameraStateKind::Streaming, None);
                     backoff.reset();
                 }
                 have_parameters = true;
@@ -156,13 +141,7 @@ impl CameraTask {
             let data = frame.into_data();
             if self.live.is_watched() {
                 let data = data.clone();
-                self.live.publish_frame(MediaFrame {
-                    pts,
-                    clock_rate,
-                    wall_clock_us,
-                    keyframe,
-                    data,
-                });
+                self.live.publish_frame(MediaFrame { pts, clock_rate, wall_clock_us, keyframe, data });
             }
             self.recorder.send(
                 self.index,
@@ -183,24 +162,15 @@ impl CameraTask {
     }
 }
 
-async fn timed<T>(
-    what: &str,
-    fut: impl Future<Output = Result<T, retina::Error>>,
-) -> Result<T, String> {
+async fn timed<T>(what: &str, fut: impl Future<Output = Result<T, retina::Error>>) -> Result<T, String> {
     match tokio::time::timeout(REQUEST_TIMEOUT, fut).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!(
-            "{what} got no answer in {} s",
-            REQUEST_TIMEOUT.as_secs()
-        )),
+        Err(_) => Err(format!("{what} got no answer in {} s", REQUEST_TIMEOUT.as_secs())),
     }
 }
 
 /// Microseconds since the Unix epoch.
 pub fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }

@@ -40,6 +40,13 @@ pub struct StoreConfig {
     /// Keep at least this much free space on the store's file system (low-disk guard).
     /// Default: four segments per camera.
     pub min_free_bytes: Option<u64>,
+    /// Seconds between retention passes. Default 30.
+    #[serde(default = "default_retention_interval_s")]
+    pub retention_interval_s: u64,
+}
+
+fn default_retention_interval_s() -> u64 {
+    30
 }
 
 fn default_fsync_interval_ms() -> u64 {
@@ -134,10 +141,7 @@ impl EdgeConfig {
                     .cameras
                     .iter()
                     .filter_map(|c| {
-                        Some((
-                            c.id.clone(),
-                            std::time::Duration::from_secs_f64(c.max_age_days? * 86_400.0),
-                        ))
+                        Some((c.id.clone(), std::time::Duration::from_secs_f64(c.max_age_days? * 86_400.0)))
                     })
                     .collect(),
             },
@@ -146,28 +150,21 @@ impl EdgeConfig {
 
     /// Reads, parses and checks a configuration file.
     pub fn load(path: &Path) -> Result<EdgeConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Self::parse(&text).map_err(|e| e.at(path))
     }
 
     /// Parses and checks configuration text.
     pub fn parse(text: &str) -> Result<EdgeConfig, ConfigError> {
-        let config: EdgeConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: PathBuf::new(),
-            message: e.to_string().trim_end().to_owned(),
-        })?;
+        let config: EdgeConfig = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: PathBuf::new(), message: e.to_string().trim_end().to_owned() })?;
         config.check()?;
         Ok(config)
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            path: PathBuf::new(),
-            message,
-        };
+        let invalid = |message: String| ConfigError::Invalid { path: PathBuf::new(), message };
         if self.unit_id.trim().is_empty() {
             return Err(invalid("unit_id must not be empty".into()));
         }
@@ -177,10 +174,7 @@ impl EdgeConfig {
                 return Err(invalid("a [[camera]] has an empty id".into()));
             }
             if !seen.insert(cam.id.as_str()) {
-                return Err(invalid(format!(
-                    "camera id {:?} is used twice; each [[camera]] needs its own id",
-                    cam.id
-                )));
+                return Err(invalid(format!("camera id {:?} is used twice; each [[camera]] needs its own id", cam.id)));
             }
             if !matches!(cam.url.scheme(), "rtsp" | "rtsps") {
                 return Err(invalid(format!(
@@ -190,24 +184,15 @@ impl EdgeConfig {
             }
         }
         for cam in &self.cameras {
-            if cam
-                .max_age_days
-                .is_some_and(|d| !(d > 0.0 && d.is_finite()))
-            {
-                return Err(invalid(format!(
-                    "camera {:?}: max_age_days must be a positive number",
-                    cam.id
-                )));
+            if cam.max_age_days.is_some_and(|d| !(d > 0.0 && d.is_finite())) {
+                return Err(invalid(format!("camera {:?}: max_age_days must be a positive number", cam.id)));
             }
         }
-        if self
-            .store
-            .segment_bytes
-            .is_some_and(|b| !(1 << 20..=1 << 34).contains(&b))
-        {
-            return Err(invalid(
-                "store.segment_bytes must be between 1 MiB and 16 GiB".into(),
-            ));
+        if self.store.segment_bytes.is_some_and(|b| !(1 << 16..=1 << 34).contains(&b)) {
+            return Err(invalid("store.segment_bytes must be between 64 KiB and 16 GiB".into()));
+        }
+        if self.store.retention_interval_s == 0 {
+            return Err(invalid("store.retention_interval_s must be at least 1".into()));
         }
         if self.store.fsync_interval_ms == 0 {
             return Err(invalid("store.fsync_interval_ms must be at least 1".into()));
@@ -224,14 +209,8 @@ impl EdgeConfig {
 impl ConfigError {
     fn at(self, path: &Path) -> ConfigError {
         match self {
-            ConfigError::Parse { message, .. } => ConfigError::Parse {
-                path: path.into(),
-                message,
-            },
-            ConfigError::Invalid { message, .. } => ConfigError::Invalid {
-                path: path.into(),
-                message,
-            },
+            ConfigError::Parse { message, .. } => ConfigError::Parse { path: path.into(), message },
+            ConfigError::Invalid { message, .. } => ConfigError::Invalid { path: path.into(), message },
             e => e,
         }
     }
@@ -269,9 +248,7 @@ url = "rtsp://127.0.0.1:8554/front"
 
     #[test]
     fn central_is_optional() {
-        let text = CONTRACT_EXAMPLE
-            .replace("[central]", "[other]")
-            .replace("address", "#");
+        let text = CONTRACT_EXAMPLE.replace("[central]", "[other]").replace("address", "#");
         let text = text.replace("[other]                      # optional\n#", "#");
         let c = EdgeConfig::parse(&text).unwrap();
         assert!(c.central.is_none());
@@ -300,15 +277,8 @@ url = "rtsp://127.0.0.1:8554/front"
 
     #[test]
     fn bad_fingerprint_is_refused() {
-        let text = CONTRACT_EXAMPLE.replace(
-            "address = \"127.0.0.1:4433\"",
-            "address = \"127.0.0.1:4433\"\nfingerprint = \"abc\"",
-        );
-        assert!(
-            EdgeConfig::parse(&text)
-                .unwrap_err()
-                .to_string()
-                .contains("fingerprint")
-        );
+        let text = CONTRACT_EXAMPLE
+            .replace("address = \"127.0.0.1:4433\"", "address = \"127.0.0.1:4433\"\nfingerprint = \"abc\"");
+        assert!(EdgeConfig::parse(&text).unwrap_err().to_string().contains("fingerprint"));
     }
 }

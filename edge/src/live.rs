@@ -18,10 +18,7 @@ pub struct LiveHub {
 
 impl Default for LiveHub {
     fn default() -> Self {
-        LiveHub {
-            tx: broadcast::channel(CAPACITY).0,
-            parameters: Mutex::new(None),
-        }
+        LiveHub { tx: broadcast::channel(CAPACITY).0, parameters: Mutex::new(None) }
     }
 }
 
@@ -46,16 +43,8 @@ impl LiveHub {
     /// A subscription that starts with the current parameters and the next key frame.
     pub fn subscribe(&self) -> LiveSubscription {
         let rx = self.tx.subscribe();
-        let pending = self
-            .parameters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        LiveSubscription {
-            rx,
-            pending,
-            need_keyframe: true,
-        }
+        let pending = self.parameters.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        LiveSubscription { rx, pending, need_keyframe: true }
     }
 }
 
@@ -84,9 +73,7 @@ impl LiveSubscription {
                     LiveMessage::Parameters(_) => return Some(msg),
                 },
                 Err(broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::debug!(
-                        "live subscriber fell {n} messages behind; skipping to a key frame"
-                    );
+                    tracing::debug!("live subscriber fell {n} messages behind; skipping to a key frame");
                     self.need_keyframe = true;
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
@@ -100,22 +87,11 @@ mod tests {
     use super::*;
 
     fn frame(pts: i64, keyframe: bool) -> MediaFrame {
-        MediaFrame {
-            pts,
-            clock_rate: 90_000,
-            wall_clock_us: 0,
-            keyframe,
-            data: vec![1, 2, 3],
-        }
+        MediaFrame { pts, clock_rate: 90_000, wall_clock_us: 0, keyframe, data: vec![1, 2, 3] }
     }
 
     fn params() -> VideoParameters {
-        VideoParameters {
-            rfc6381_codec: "avc1.4d401e".into(),
-            width: 640,
-            height: 360,
-            extra_data: vec![1],
-        }
+        VideoParameters { rfc6381_codec: "avc1.4d401e".into(), width: 640, height: 360, extra_data: vec![1] }
     }
 
     #[tokio::test]
@@ -126,10 +102,7 @@ mod tests {
         hub.publish_frame(frame(1, false));
         hub.publish_frame(frame(2, true));
         hub.publish_frame(frame(3, false));
-        assert!(matches!(
-            &*sub.next().await.unwrap(),
-            LiveMessage::Parameters(_)
-        ));
+        assert!(matches!(&*sub.next().await.unwrap(), LiveMessage::Parameters(_)));
         assert!(matches!(&*sub.next().await.unwrap(), LiveMessage::Frame(f) if f.pts == 2));
         assert!(matches!(&*sub.next().await.unwrap(), LiveMessage::Frame(f) if f.pts == 3));
     }
@@ -146,9 +119,7 @@ mod tests {
         }
         hub.publish_frame(frame(1000, false));
         let next = sub.next().await.unwrap();
-        let LiveMessage::Frame(f) = &*next else {
-            panic!("expected a frame")
-        };
+        let LiveMessage::Frame(f) = &*next else { panic!("expected a frame") };
         assert!(f.keyframe, "resumed on a key frame, got pts {}", f.pts);
         assert!(f.pts > CAPACITY as i64, "skipped ahead");
     }

@@ -16,11 +16,7 @@ use media_store::Store;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(
-    name = "edge",
-    version,
-    about = "Convoy edge unit: records cameras and syncs with central"
-)]
+#[command(name = "edge", version, about = "Convoy edge unit: records cameras and syncs with central")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -90,22 +86,16 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => run(&config),
-        Command::Store(StoreCommand::Verify {
-            dir,
-            json,
-            public_key,
-        }) => match edge::store_cli::cmd_verify(&dir, json, public_key.as_deref()) {
-            Ok(true) => Ok(()),
-            Ok(false) => return std::process::ExitCode::FAILURE,
-            Err(e) => Err(e),
-        },
-        Command::Store(StoreCommand::Export {
-            dir,
-            camera,
-            start,
-            end,
-            output,
-        }) => edge::store_cli::cmd_export(&dir, &camera, &start, &end, &output),
+        Command::Store(StoreCommand::Verify { dir, json, public_key }) => {
+            match edge::store_cli::cmd_verify(&dir, json, public_key.as_deref()) {
+                Ok(true) => Ok(()),
+                Ok(false) => return std::process::ExitCode::FAILURE,
+                Err(e) => Err(e),
+            }
+        }
+        Command::Store(StoreCommand::Export { dir, camera, start, end, output }) => {
+            edge::store_cli::cmd_export(&dir, &camera, &start, &end, &output)
+        }
         Command::Store(StoreCommand::Reindex { dir }) => edge::store_cli::cmd_reindex(&dir),
     };
     match result {
@@ -137,29 +127,21 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
     }
     let status = Arc::new(UnitStatus::new(
         config.unit_id.clone(),
-        config
-            .cameras
-            .iter()
-            .map(|c| (c.id.clone(), c.display_name().to_owned())),
+        config.cameras.iter().map(|c| (c.id.clone(), c.display_name().to_owned())),
     ));
     let (recorder, recorder_tx) =
-        Recorder::start(store, status.clone()).context("cannot start the recorder thread")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+        Recorder::start(store, status.clone(), std::time::Duration::from_secs(config.store.retention_interval_s))
+            .context("cannot start the recorder thread")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        let mut signals =
-            link::signals::ShutdownSignals::install().context("cannot install signal handlers")?;
+        let mut signals = link::signals::ShutdownSignals::install().context("cannot install signal handlers")?;
         let listener = tokio::net::TcpListener::bind(config.web.listen)
             .await
             .with_context(|| format!("cannot listen on web.listen = {}", config.web.listen))?;
         let web_addr = listener.local_addr()?;
-        println!(
-            "edge {}: web listening on http://{web_addr}",
-            config.unit_id
-        );
+        println!("edge {}: web listening on http://{web_addr}", config.unit_id);
         let web_shutdown = shutdown.clone();
         let web = tokio::spawn(
             axum::serve(listener, edge::web::router(status.clone()))

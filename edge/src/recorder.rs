@@ -43,13 +43,17 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Starts the recorder thread on an opened store.
-    pub fn start(store: Store, status: Arc<UnitStatus>) -> std::io::Result<(Recorder, RecorderTx)> {
+    /// Starts the recorder thread on an opened store; retention runs every `groom_interval`.
+    pub fn start(
+        store: Store,
+        status: Arc<UnitStatus>,
+        groom_interval: Duration,
+    ) -> std::io::Result<(Recorder, RecorderTx)> {
         let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
         let thread_status = status.clone();
         let thread = std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || run(store, rx, &thread_status))?;
+            .spawn(move || run(store, rx, &thread_status, groom_interval))?;
         Ok((Recorder { thread }, RecorderTx { tx, status }))
     }
 
@@ -61,22 +65,15 @@ impl Recorder {
     }
 }
 
-/// How often retention runs.
-const GROOM_INTERVAL: Duration = Duration::from_secs(30);
-
-fn run(mut store: Store, rx: Receiver<(usize, Record)>, status: &UnitStatus) {
+fn run(mut store: Store, rx: Receiver<(usize, Record)>, status: &UnitStatus, groom_interval: Duration) {
     let mut parameters_seq = vec![0u64; status.cameras.len()];
     let mut next_groom = Instant::now();
     loop {
         if Instant::now() >= next_groom {
             groom(&mut store, status);
-            next_groom = Instant::now() + GROOM_INTERVAL;
+            next_groom = Instant::now() + groom_interval;
         }
-        let wait = store
-            .sync_due()
-            .unwrap_or(next_groom)
-            .min(next_groom)
-            .saturating_duration_since(Instant::now());
+        let wait = store.sync_due().unwrap_or(next_groom).min(next_groom).saturating_duration_since(Instant::now());
         match rx.recv_timeout(wait) {
             Ok((index, mut record)) => {
                 let bytes = match &mut record {

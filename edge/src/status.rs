@@ -65,11 +65,7 @@ impl UnitStatus {
         }
         *health = (state, reason.clone());
         drop(health);
-        let _ = self.changes.send(CameraState {
-            camera: cam.id.clone(),
-            state,
-            reason,
-        });
+        let _ = self.changes.send(CameraState { camera: cam.id.clone(), state, reason });
     }
 
     /// The current state of every camera, as messages for central.
@@ -78,11 +74,7 @@ impl UnitStatus {
             .iter()
             .map(|c| {
                 let (state, reason) = lock(&c.health).clone();
-                CameraState {
-                    camera: c.id.clone(),
-                    state,
-                    reason,
-                }
+                CameraState { camera: c.id.clone(), state, reason }
             })
             .collect()
     }
@@ -96,15 +88,12 @@ impl UnitStatus {
     pub fn count_recorded(&self, index: usize, bytes: usize) {
         let cam = &self.cameras[index];
         cam.frames_recorded.fetch_add(1, Ordering::Relaxed);
-        cam.bytes_recorded
-            .fetch_add(bytes as u64, Ordering::Relaxed);
+        cam.bytes_recorded.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     /// Counts a frame of camera `index` that could not be recorded.
     pub fn count_lost(&self, index: usize) {
-        self.cameras[index]
-            .frames_lost
-            .fetch_add(1, Ordering::Relaxed);
+        self.cameras[index].frames_lost.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records whether the link to central is up, and the last error if it is not.

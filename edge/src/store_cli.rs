@@ -48,16 +48,13 @@ pub struct CameraJson {
 
 /// Formats µs since the Unix epoch as RFC 3339 (UTC).
 pub fn rfc3339(us: i64) -> String {
-    jiff::Timestamp::from_microsecond(us)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| format!("@{us}us"))
+    jiff::Timestamp::from_microsecond(us).map(|t| t.to_string()).unwrap_or_else(|_| format!("@{us}us"))
 }
 
 /// Parses an RFC 3339 time into µs since the Unix epoch.
 pub fn parse_rfc3339(s: &str) -> anyhow::Result<i64> {
-    let t: jiff::Timestamp = s
-        .parse()
-        .with_context(|| format!("{s:?} is not an RFC 3339 time such as 2026-11-25T08:00:00Z"))?;
+    let t: jiff::Timestamp =
+        s.parse().with_context(|| format!("{s:?} is not an RFC 3339 time such as 2026-11-25T08:00:00Z"))?;
     Ok(t.as_microsecond())
 }
 
@@ -77,11 +74,7 @@ impl From<VerifyReport> for VerifyJson {
                         frames: c.frames,
                         first: c.first_us.map(rfc3339),
                         last: c.last_us.map(rfc3339),
-                        gaps: c
-                            .gaps
-                            .iter()
-                            .map(|(a, b)| [rfc3339(*a), rfc3339(*b)])
-                            .collect(),
+                        gaps: c.gaps.iter().map(|(a, b)| [rfc3339(*a), rfc3339(*b)]).collect(),
                     };
                     (id, json)
                 })
@@ -102,9 +95,8 @@ pub fn cmd_verify(dir: &Path, json: bool, public_key: Option<&str>) -> anyhow::R
         Some(k) => Some(parse_key(k)?),
         None => None,
     };
-    let report: VerifyJson = verify(dir, key)
-        .with_context(|| format!("cannot read the store at {}", dir.display()))?
-        .into();
+    let report: VerifyJson =
+        verify(dir, key).with_context(|| format!("cannot read the store at {}", dir.display()))?.into();
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -125,10 +117,7 @@ pub fn cmd_verify(dir: &Path, json: bool, public_key: Option<&str>) -> anyhow::R
             );
         }
         if report.dropped_tail_bytes > 0 {
-            println!(
-                "  torn tail: {} bytes (cut at the next start)",
-                report.dropped_tail_bytes
-            );
+            println!("  torn tail: {} bytes (cut at the next start)", report.dropped_tail_bytes);
         }
         for w in &report.warnings {
             println!("  warning: {w}");
@@ -141,11 +130,7 @@ pub fn cmd_verify(dir: &Path, json: bool, public_key: Option<&str>) -> anyhow::R
 }
 
 fn parse_key(k: &str) -> anyhow::Result<[u8; 32]> {
-    let text = if Path::new(k).is_file() {
-        std::fs::read_to_string(k)?
-    } else {
-        k.to_owned()
-    };
+    let text = if Path::new(k).is_file() { std::fs::read_to_string(k)? } else { k.to_owned() };
     let text = text.trim();
     if text.len() != 64 {
         bail!("--public-key takes 64 hex digits or a file holding them (such as keys/signing.pub)");
@@ -160,10 +145,7 @@ fn parse_key(k: &str) -> anyhow::Result<[u8; 32]> {
 /// `edge store reindex`.
 pub fn cmd_reindex(dir: &Path) -> anyhow::Result<()> {
     if !dir.join("logs").is_dir() {
-        bail!(
-            "{} is not a Convoy store (no logs/ directory)",
-            dir.display()
-        );
+        bail!("{} is not a Convoy store (no logs/ directory)", dir.display());
     }
     let r = Store::reindex(dir).with_context(|| format!("cannot reindex {}", dir.display()))?;
     println!(
@@ -178,21 +160,14 @@ pub fn cmd_reindex(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// `edge store export`: writes `camera`'s frames between `start` and `end` as an MP4.
-pub fn cmd_export(
-    dir: &Path,
-    camera: &str,
-    start: &str,
-    end: &str,
-    out: &Path,
-) -> anyhow::Result<()> {
+pub fn cmd_export(dir: &Path, camera: &str, start: &str, end: &str, out: &Path) -> anyhow::Result<()> {
     let (start_us, end_us) = (parse_rfc3339(start)?, parse_rfc3339(end)?);
     if end_us <= start_us {
         bail!("--end must be after --start");
     }
     let reader = media_store::read::read_range(dir, camera, start_us, end_us)?;
     let tmp = out.with_extension("mp4.part");
-    let file =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let mut writer: Option<mp4_export::Mp4Writer<BufWriter<std::fs::File>>> = None;
     let mut file = Some(file);
     let mut extra_data: Option<Vec<u8>> = None;
@@ -225,11 +200,7 @@ pub fn cmd_export(
             Record::Frame(f) => {
                 let Some(w) = writer.as_mut() else { continue };
                 let pts = timeline.map(f.pts, f.clock_rate, f.wall_clock_us);
-                w.push(mp4_export::Sample {
-                    pts,
-                    keyframe: f.keyframe,
-                    data: &f.data,
-                })?;
+                w.push(mp4_export::Sample { pts, keyframe: f.keyframe, data: &f.data })?;
                 frames += 1;
             }
             _ => {}
@@ -241,11 +212,7 @@ pub fn cmd_export(
     };
     let summary = writer.finish()?;
     std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
-    println!(
-        "exported {frames} frames ({:?}) of {camera} to {}",
-        summary,
-        out.display()
-    );
+    println!("exported {frames} frames ({:?}) of {camera} to {}", summary, out.display());
     Ok(())
 }
 
@@ -259,11 +226,7 @@ struct Timeline {
 
 impl Timeline {
     fn map(&mut self, pts: i64, clock_rate: u32, wall_us: i64) -> i64 {
-        let src = if clock_rate == 90_000 {
-            pts
-        } else {
-            pts * 90_000 / i64::from(clock_rate.max(1))
-        };
+        let src = if clock_rate == 90_000 { pts } else { pts * 90_000 / i64::from(clock_rate.max(1)) };
         let out = match self.last {
             None => 0,
             Some((last_src, last_out, last_wall)) => {

@@ -12,9 +12,7 @@ use link::LinkError;
 use link::backoff::Backoff;
 use link::endpoint::{self, Pin};
 use link::messages;
-use protocol::interconnect::{
-    CameraInfo, CentralMessage, EdgeMessage, Hello, LiveHeader, LiveMessage,
-};
+use protocol::interconnect::{CameraInfo, CentralMessage, EdgeMessage, Hello, LiveHeader, LiveMessage};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -67,19 +65,12 @@ impl Uplink {
 
     fn pin(&self) -> Result<Pin, String> {
         if let Some(fp) = &self.config.fingerprint {
-            return link::identity::parse_fingerprint(fp)
-                .map(Pin::Fingerprint)
-                .map_err(|e| e.to_string());
+            return link::identity::parse_fingerprint(fp).map(Pin::Fingerprint).map_err(|e| e.to_string());
         }
         match std::fs::read_to_string(&self.pin_file) {
             Ok(s) => link::identity::parse_fingerprint(&s)
                 .map(Pin::Fingerprint)
-                .map_err(|e| {
-                    format!(
-                        "{}: {e}; delete it to pin central anew",
-                        self.pin_file.display()
-                    )
-                }),
+                .map_err(|e| format!("{}: {e}; delete it to pin central anew", self.pin_file.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Pin::FirstUse),
             Err(e) => Err(format!("cannot read {}: {e}", self.pin_file.display())),
         }
@@ -111,11 +102,7 @@ impl Uplink {
         result
     }
 
-    async fn serve(
-        &self,
-        conn: &quinn::Connection,
-        shutdown: &CancellationToken,
-    ) -> Result<(), String> {
+    async fn serve(&self, conn: &quinn::Connection, shutdown: &CancellationToken) -> Result<(), String> {
         let (mut send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
         let hello = EdgeMessage::Hello(Hello {
             protocol_version: protocol::PROTOCOL_VERSION,
@@ -124,15 +111,10 @@ impl Uplink {
                 .status
                 .cameras
                 .iter()
-                .map(|c| CameraInfo {
-                    id: c.id.clone(),
-                    name: c.name.clone(),
-                })
+                .map(|c| CameraInfo { id: c.id.clone(), name: c.name.clone() })
                 .collect(),
         });
-        messages::write(&mut send, &hello)
-            .await
-            .map_err(|e| e.to_string())?;
+        messages::write(&mut send, &hello).await.map_err(|e| e.to_string())?;
         // Reads are not cancel-safe: a task of their own feeds a channel.
         let (msg_tx, mut msg_rx) = mpsc::channel(16);
         let reader = tokio::spawn(read_loop(recv, msg_tx));
@@ -151,9 +133,7 @@ impl Uplink {
         self.status.set_central(true, None);
         let mut changes = self.status.subscribe();
         for state in self.status.camera_states() {
-            messages::write(&mut send, &EdgeMessage::CameraState(state))
-                .await
-                .map_err(|e| e.to_string())?;
+            messages::write(&mut send, &EdgeMessage::CameraState(state)).await.map_err(|e| e.to_string())?;
         }
         let mut live: HashMap<String, CancellationToken> = HashMap::new();
         let live_stop = shutdown.child_token();
@@ -212,25 +192,11 @@ async fn read_loop(mut recv: quinn::RecvStream, tx: mpsc::Sender<Result<CentralM
 }
 
 /// Sends one camera's live frames on a stream of their own until `stop` or the link fails.
-async fn send_live(
-    conn: quinn::Connection,
-    camera: String,
-    hub: Arc<LiveHub>,
-    stop: CancellationToken,
-) {
+async fn send_live(conn: quinn::Connection, camera: String, hub: Arc<LiveHub>, stop: CancellationToken) {
     let result: Result<(), LinkError> = async {
         let mut sub = hub.subscribe();
-        let mut stream = conn
-            .open_uni()
-            .await
-            .map_err(|e| LinkError::Endpoint(e.to_string()))?;
-        messages::write(
-            &mut stream,
-            &LiveHeader {
-                camera: camera.clone(),
-            },
-        )
-        .await?;
+        let mut stream = conn.open_uni().await.map_err(|e| LinkError::Endpoint(e.to_string()))?;
+        messages::write(&mut stream, &LiveHeader { camera: camera.clone() }).await?;
         loop {
             let msg = tokio::select! {
                 m = sub.next() => m,

@@ -15,19 +15,13 @@ use nix::unistd::Pid;
 /// up, for test executables in `target/<profile>/deps`).
 pub fn bin_path(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let mut dir = exe
-        .parent()
-        .context("executable has no directory")?
-        .to_path_buf();
+    let mut dir = exe.parent().context("executable has no directory")?.to_path_buf();
     if dir.ends_with("deps") {
         dir.pop();
     }
     let path = dir.join(name);
     if !path.exists() {
-        bail!(
-            "{} is not built; run `cargo build --workspace --bins` first (./dev test does)",
-            path.display()
-        );
+        bail!("{} is not built; run `cargo build --workspace --bins` first (./dev test does)", path.display());
     }
     Ok(path)
 }
@@ -44,10 +38,7 @@ pub struct Proc {
 impl Proc {
     /// Starts `cmd` with stdout piped and stderr appended to `log`.
     pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> anyhow::Result<Proc> {
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)?;
+        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -64,12 +55,7 @@ impl Proc {
                 }
             }
         });
-        Ok(Proc {
-            name: name.to_owned(),
-            child,
-            lines,
-            log: log.to_owned(),
-        })
+        Ok(Proc { name: name.to_owned(), child, lines, log: log.to_owned() })
     }
 
     /// The process id.
@@ -86,19 +72,11 @@ impl Proc {
                 Ok(line) if line.contains(needle) => return Ok(line),
                 Ok(_) => {}
                 Err(RecvTimeoutError::Timeout) => {
-                    bail!(
-                        "{} printed no line with {needle:?} in {timeout:?}\n{}",
-                        self.name,
-                        self.log_tail()
-                    )
+                    bail!("{} printed no line with {needle:?} in {timeout:?}\n{}", self.name, self.log_tail())
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     let status = self.child.wait()?;
-                    bail!(
-                        "{} exited ({status}) before printing {needle:?}\n{}",
-                        self.name,
-                        self.log_tail()
-                    )
+                    bail!("{} exited ({status}) before printing {needle:?}\n{}", self.name, self.log_tail())
                 }
             }
         }
@@ -109,11 +87,7 @@ impl Proc {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let start = lines.len().saturating_sub(40);
-        format!(
-            "--- last lines of {} ---\n{}",
-            self.log.display(),
-            lines[start..].join("\n")
-        )
+        format!("--- last lines of {} ---\n{}", self.log.display(), lines[start..].join("\n"))
     }
 
     /// Sends a signal.
@@ -136,11 +110,7 @@ impl Proc {
                 return Ok(status);
             }
             if Instant::now() >= deadline {
-                bail!(
-                    "{} did not exit within {timeout:?}\n{}",
-                    self.name,
-                    self.log_tail()
-                );
+                bail!("{} did not exit within {timeout:?}\n{}", self.name, self.log_tail());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -160,11 +130,7 @@ impl Drop for Proc {
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, or fails after `timeout` naming `what`.
-pub fn wait_until<T>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> Option<T>,
-) -> anyhow::Result<T> {
+pub fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = check() {

@@ -20,31 +20,19 @@ pub fn clip_path() -> PathBuf {
 /// (`rtsp://127.0.0.1:PORT`).
 pub fn sim_camera(dir: &Path, mounts: &[&str], port: u16) -> anyhow::Result<(Proc, String)> {
     let mut cmd = Command::new(bin_path("sim-camera")?);
-    cmd.arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--clip")
-        .arg(clip_path());
+    cmd.arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--clip").arg(clip_path());
     for m in mounts {
         cmd.arg("--mount").arg(format!("/{m}"));
     }
     let mut proc = Proc::spawn("sim-camera", cmd, &dir.join("sim-camera.log"))?;
     let line = proc.wait_line("listening on rtsp://", START_TIMEOUT)?;
-    let url = line
-        .rsplit(' ')
-        .next()
-        .context("no URL")?
-        .trim_end_matches('/')
-        .to_owned();
+    let url = line.rsplit(' ').next().context("no URL")?.trim_end_matches('/').to_owned();
     Ok((proc, url))
 }
 
 /// Starts GStreamer's RTSP server (Debian's gst-rtsp-server, a camera we did not write)
 /// serving live H.264 test video on `mounts`; returns it with its base URL.
-pub fn gst_camera(
-    dir: &Path,
-    mounts: &[&str],
-    extra_args: &[&str],
-) -> anyhow::Result<(Proc, String)> {
+pub fn gst_camera(dir: &Path, mounts: &[&str], extra_args: &[&str]) -> anyhow::Result<(Proc, String)> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/gst_rtsp_camera.py");
     let mut cmd = Command::new("/usr/bin/python3");
     cmd.arg(script).arg("--port").arg("0").args(extra_args);
@@ -93,12 +81,7 @@ impl CentralProc {
         let fingerprint = last_word(&proc.wait_line("certificate fingerprint", START_TIMEOUT)?);
         let quic = last_word(&proc.wait_line("QUIC listening on", START_TIMEOUT)?);
         let web = last_word(&proc.wait_line("web listening on", START_TIMEOUT)?);
-        Ok(CentralProc {
-            proc,
-            web,
-            quic,
-            fingerprint,
-        })
+        Ok(CentralProc { proc, web, quic, fingerprint })
     }
 
     /// `GET /api/units`.
@@ -135,15 +118,8 @@ impl EdgeProc {
 
 /// An edge config for `unit_id` with its store in `store`, optionally linked to central,
 /// recording `cameras` as `(id, url)`.
-pub fn edge_config(
-    unit_id: &str,
-    store: &Path,
-    central: Option<(&str, &str)>,
-    cameras: &[(&str, &str)],
-) -> String {
-    let mut s = format!(
-        "unit_id = {unit_id:?}\n[store]\npath = {store:?}\n[web]\nlisten = \"127.0.0.1:0\"\n"
-    );
+pub fn edge_config(unit_id: &str, store: &Path, central: Option<(&str, &str)>, cameras: &[(&str, &str)]) -> String {
+    let mut s = format!("unit_id = {unit_id:?}\n[store]\npath = {store:?}\n[web]\nlisten = \"127.0.0.1:0\"\n");
     if let Some((address, fingerprint)) = central {
         s += &format!("[central]\naddress = {address:?}\nfingerprint = {fingerprint:?}\n");
     }

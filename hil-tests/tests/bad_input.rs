@@ -10,35 +10,20 @@ use serde_json::Value;
 const T: Duration = Duration::from_secs(60);
 
 fn camera(status: &Value, id: &str) -> Value {
-    status["cameras"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap()
-        .clone()
+    status["cameras"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap().clone()
 }
 
 fn run_with_config(bin: &str, text: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(bin_path(bin).unwrap())
-        .arg("run")
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = Command::new(bin_path(bin).unwrap()).arg("run").arg("--config").arg(&path).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 #[test]
 fn edge_config_that_does_not_parse_names_the_line() {
-    let text =
-        "unit_id = \"bus-1\"\n[store]\npath = \"/tmp/x\"\n[web]\nlisten = \"not an address\"\n";
+    let text = "unit_id = \"bus-1\"\n[store]\npath = \"/tmp/x\"\n[web]\nlisten = \"not an address\"\n";
     let (ok, stderr) = run_with_config("edge", text);
     assert!(!ok);
     assert!(stderr.contains("line 5"), "{stderr}");
@@ -47,8 +32,7 @@ fn edge_config_that_does_not_parse_names_the_line() {
 
 #[test]
 fn central_config_that_does_not_parse_names_the_line() {
-    let text =
-        "[web]\nlisten = \"127.0.0.1:0\"\n[quic]\nlisten = \"127.0.0.1:0\"\n[store]\npath = 5\n";
+    let text = "[web]\nlisten = \"127.0.0.1:0\"\n[quic]\nlisten = \"127.0.0.1:0\"\n[store]\npath = 5\n";
     let (ok, stderr) = run_with_config("central", text);
     assert!(!ok);
     assert!(stderr.contains("line 6"), "{stderr}");
@@ -56,16 +40,11 @@ fn central_config_that_does_not_parse_names_the_line() {
 
 #[test]
 fn missing_config_file_says_so() {
-    let out = Command::new(bin_path("edge").unwrap())
-        .args(["run", "--config", "/nonexistent/edge.toml"])
-        .output()
-        .unwrap();
+    let out =
+        Command::new(bin_path("edge").unwrap()).args(["run", "--config", "/nonexistent/edge.toml"]).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("cannot read config file /nonexistent/edge.toml"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("cannot read config file /nonexistent/edge.toml"), "{stderr}");
 }
 
 #[test]
@@ -73,18 +52,12 @@ fn unreachable_camera_is_reported_while_the_others_record() {
     let dir = tempfile::tempdir().unwrap();
     let (_cam, rtsp) = sim_camera(dir.path(), &["ok"], 0).unwrap();
     // A port nobody listens on: bind, note it, close.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let config = edge_config(
         "bus-9",
         &dir.path().join("store"),
         None,
-        &[
-            ("gone", &format!("rtsp://{closed}/stream")),
-            ("ok", &format!("{rtsp}/ok")),
-        ],
+        &[("gone", &format!("rtsp://{closed}/stream")), ("ok", &format!("{rtsp}/ok"))],
     );
     let edge = EdgeProc::start(dir.path(), "edge", &config).unwrap();
     let gone = wait_until("camera 'gone' is reported down", T, || {
@@ -101,10 +74,7 @@ fn unreachable_camera_is_reported_while_the_others_record() {
     .unwrap();
     let status = edge.status().unwrap();
     assert_eq!(status["central_connected"], false);
-    assert!(
-        status["central_error"].is_null(),
-        "no central configured, so no central error"
-    );
+    assert!(status["central_error"].is_null(), "no central configured, so no central error");
 }
 
 #[test]
@@ -113,13 +83,7 @@ fn edge_records_while_central_is_down_and_reconnects() {
     // Start central once to make its identity, note its port and fingerprint, stop it.
     let mut central = CentralProc::start(dir.path(), 0).unwrap();
     let (quic, fingerprint) = (central.quic.clone(), central.fingerprint.clone());
-    assert!(
-        central
-            .proc
-            .stop(Duration::from_secs(20))
-            .unwrap()
-            .success()
-    );
+    assert!(central.proc.stop(Duration::from_secs(20)).unwrap().success());
     let port: u16 = quic.rsplit(':').next().unwrap().parse().unwrap();
 
     let (_cam, rtsp) = sim_camera(dir.path(), &["front"], 0).unwrap();
@@ -132,21 +96,14 @@ fn edge_records_while_central_is_down_and_reconnects() {
     let edge = EdgeProc::start(dir.path(), "edge", &config).unwrap();
     let status = wait_until("the edge records with central down", T, || {
         let s = edge.status().ok()?;
-        (camera(&s, "front")["frames_recorded"].as_u64()? > 25 && !s["central_error"].is_null())
-            .then_some(s)
+        (camera(&s, "front")["frames_recorded"].as_u64()? > 25 && !s["central_error"].is_null()).then_some(s)
     })
     .unwrap();
     assert_eq!(status["central_connected"], false);
 
     let central = CentralProc::start(dir.path(), port).unwrap();
-    assert_eq!(
-        central.fingerprint, fingerprint,
-        "central keeps its identity across restarts"
-    );
-    wait_until("the edge reconnects", T, || {
-        (edge.status().ok()?["central_connected"] == true).then_some(())
-    })
-    .unwrap();
+    assert_eq!(central.fingerprint, fingerprint, "central keeps its identity across restarts");
+    wait_until("the edge reconnects", T, || (edge.status().ok()?["central_connected"] == true).then_some(())).unwrap();
     wait_until("central shows the camera live", T, || {
         let units = central.units().ok()?;
         let cam = &units[0]["cameras"][0];
@@ -160,24 +117,13 @@ fn central_with_another_certificate_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let central = CentralProc::start(dir.path(), 0).unwrap();
     let wrong = format!("sha256:{}", "0".repeat(64));
-    let config = edge_config(
-        "bus-6",
-        &dir.path().join("store"),
-        Some((&central.quic, &wrong)),
-        &[],
-    );
+    let config = edge_config("bus-6", &dir.path().join("store"), Some((&central.quic, &wrong)), &[]);
     let edge = EdgeProc::start(dir.path(), "edge", &config).unwrap();
     let error = wait_until("the edge reports the pin mismatch", T, || {
-        edge.status().ok()?["central_error"]
-            .as_str()
-            .map(str::to_owned)
+        edge.status().ok()?["central_error"].as_str().map(str::to_owned)
     })
     .unwrap();
     assert!(error.contains("does not match the pinned"), "{error}");
     let units = central.units().unwrap();
-    assert_eq!(
-        units,
-        serde_json::json!([]),
-        "central never registered the unit"
-    );
+    assert_eq!(units, serde_json::json!([]), "central never registered the unit");
 }

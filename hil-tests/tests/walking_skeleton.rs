@@ -19,11 +19,7 @@ fn central_camera(units: &Value, unit: &str, cam: &str) -> Option<Value> {
     if u["connected"] != true {
         return None;
     }
-    u["cameras"]
-        .as_array()?
-        .iter()
-        .find(|c| c["id"] == cam)
-        .cloned()
+    u["cameras"].as_array()?.iter().find(|c| c["id"] == cam).cloned()
 }
 
 /// Waits until `counter` of the edge's camera passes `above`, returning it.
@@ -38,15 +34,11 @@ fn edge_counter_above(edge: &EdgeProc, cam: &str, counter: &str, above: u64) -> 
 
 /// Waits until central shows the camera live with `frames_received` above `above`.
 fn central_frames_above(central: &CentralProc, unit: &str, cam: &str, above: u64) -> u64 {
-    wait_until(
-        &format!("central shows {unit}/{cam} live with > {above} frames"),
-        T,
-        || {
-            let c = central_camera(&central.units().ok()?, unit, cam)?;
-            let n = c["frames_received"].as_u64()?;
-            (c["live"] == true && n > above).then_some(n)
-        },
-    )
+    wait_until(&format!("central shows {unit}/{cam} live with > {above} frames"), T, || {
+        let c = central_camera(&central.units().ok()?, unit, cam)?;
+        let n = c["frames_received"].as_u64()?;
+        (c["live"] == true && n > above).then_some(n)
+    })
     .unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()))
 }
 
@@ -77,8 +69,7 @@ fn check_store(store: &Path) -> std::collections::HashMap<String, u64> {
                     _ => {}
                 }
             }
-            let garbage =
-                media_store::segment::trailing_garbage(&path, reader.valid_len()).unwrap();
+            let garbage = media_store::segment::trailing_garbage(&path, reader.valid_len()).unwrap();
             assert_eq!(garbage, 0, "clean shutdown leaves no torn record");
         }
     }
@@ -94,11 +85,7 @@ fn check_avcc(data: &[u8], keyframe: bool) {
         nal_types.push(rest[4] & 0x1f);
         rest = &rest[4 + len..];
     }
-    assert_eq!(
-        keyframe,
-        nal_types.contains(&5),
-        "key frames are IDR: {nal_types:?}"
-    );
+    assert_eq!(keyframe, nal_types.contains(&5), "key frames are IDR: {nal_types:?}");
 }
 
 #[test]
@@ -127,17 +114,11 @@ fn gstreamer_camera_is_recorded_and_live_at_central() {
     let received = central_frames_above(&central, "bus-42", "front", 0);
     central_frames_above(&central, "bus-42", "front", received + 25);
 
-    let last_seen = camera(&edge.status().unwrap(), "front").unwrap()["frames_recorded"]
-        .as_u64()
-        .unwrap();
+    let last_seen = camera(&edge.status().unwrap(), "front").unwrap()["frames_recorded"].as_u64().unwrap();
     let exit = edge.proc.stop(Duration::from_secs(20)).unwrap();
     assert!(exit.success(), "edge exits cleanly on SIGTERM: {exit}");
     let stored = check_store(&store);
-    assert!(
-        stored["front"] >= last_seen,
-        "store holds {} frames, API had reported {last_seen}",
-        stored["front"]
-    );
+    assert!(stored["front"] >= last_seen, "store holds {} frames, API had reported {last_seen}", stored["front"]);
 
     // Central notices the unit is gone.
     wait_until("central shows bus-42 offline", T, || {

@@ -23,10 +23,7 @@ impl core::fmt::Display for FramingError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             FramingError::TooLong(n) => {
-                write!(
-                    f,
-                    "message of {n} bytes exceeds the {MAX_MESSAGE_LEN}-byte limit"
-                )
+                write!(f, "message of {n} bytes exceeds the {MAX_MESSAGE_LEN}-byte limit")
             }
             FramingError::Postcard(e) => write!(f, "malformed message: {e}"),
         }
@@ -60,9 +57,7 @@ pub fn body_len(prefix: [u8; PREFIX_LEN]) -> Result<usize, FramingError> {
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FramingError> {
     let (msg, rest) = postcard::take_from_bytes(body).map_err(FramingError::Postcard)?;
     if !rest.is_empty() {
-        return Err(FramingError::Postcard(
-            postcard::Error::DeserializeBadEncoding,
-        ));
+        return Err(FramingError::Postcard(postcard::Error::DeserializeBadEncoding));
     }
     Ok(msg)
 }
@@ -79,10 +74,7 @@ mod tests {
         let msg = EdgeMessage::Hello(Hello {
             protocol_version: crate::PROTOCOL_VERSION,
             unit_id: "bus-42".to_string(),
-            cameras: vec![CameraInfo {
-                id: "front".to_string(),
-                name: "Front".to_string(),
-            }],
+            cameras: vec![CameraInfo { id: "front".to_string(), name: "Front".to_string() }],
         });
         let bytes = encode(&msg).unwrap();
         let len = body_len(bytes[..4].try_into().unwrap()).unwrap();
@@ -92,21 +84,14 @@ mod tests {
 
     #[test]
     fn refuses_huge_prefix() {
-        assert!(matches!(
-            body_len(u32::MAX.to_le_bytes()),
-            Err(FramingError::TooLong(_))
-        ));
+        assert!(matches!(body_len(u32::MAX.to_le_bytes()), Err(FramingError::TooLong(_))));
     }
 
     #[test]
     fn hostile_bodies_are_errors() {
         // Every prefix of a valid message, and a few garbage patterns, must decode to an error
         // or a value, never panic.
-        let msg = EdgeMessage::Hello(Hello {
-            protocol_version: 1,
-            unit_id: "u".to_string(),
-            cameras: vec![],
-        });
+        let msg = EdgeMessage::Hello(Hello { protocol_version: 1, unit_id: "u".to_string(), cameras: vec![] });
         let bytes = encode(&msg).unwrap();
         for end in 4..bytes.len() {
             assert!(decode::<EdgeMessage>(&bytes[4..end]).is_err());

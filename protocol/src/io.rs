@@ -66,11 +66,7 @@ mod tests {
     fn board_messages_round_trip_without_alloc() {
         let mut firmware = String::new();
         firmware.push_str("io-1.0.0").unwrap();
-        let msg = BoardMessage::Heartbeat {
-            seq: 7,
-            uptime_ms: 1234,
-            firmware,
-        };
+        let msg = BoardMessage::Heartbeat { seq: 7, uptime_ms: 1234, firmware };
         let mut buf = [0u8; 64];
         let used = postcard::to_slice(&msg, &mut buf).unwrap();
         let back: BoardMessage = postcard::from_bytes(used).unwrap();

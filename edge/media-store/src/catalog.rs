@@ -137,10 +137,7 @@ impl Catalog {
 
     /// Adds a sealed segment with its runs, key frames, locks and cursors (idempotent).
     pub fn insert_segment(&mut self, log: &str, index: &SegmentIndex) -> Result<(), StoreError> {
-        let seal = index
-            .seal
-            .as_ref()
-            .expect("only sealed segments enter the catalog");
+        let seal = index.seal.as_ref().expect("only sealed segments enter the catalog");
         let tx = self.conn.transaction()?;
         delete_segment_rows(&tx, log, index.first_seq)?;
         let range = index.time_range();
@@ -162,9 +159,8 @@ impl Catalog {
             ],
         )?;
         {
-            let mut run = tx.prepare_cached(
-                "INSERT INTO run (log, first_seq, start_us, end_us) VALUES (?1, ?2, ?3, ?4)",
-            )?;
+            let mut run =
+                tx.prepare_cached("INSERT INTO run (log, first_seq, start_us, end_us) VALUES (?1, ?2, ?3, ?4)")?;
             for (start, end) in &index.runs {
                 run.execute(params![log, index.first_seq as i64, start, end])?;
             }
@@ -214,11 +210,7 @@ impl Catalog {
         self.query_segments("ORDER BY coalesce(end_us, -1), log, first_seq", params![])
     }
 
-    fn query_segments(
-        &self,
-        tail: &str,
-        p: &[&dyn rusqlite::ToSql],
-    ) -> Result<Vec<SegmentRow>, StoreError> {
+    fn query_segments(&self, tail: &str, p: &[&dyn rusqlite::ToSql]) -> Result<Vec<SegmentRow>, StoreError> {
         let sql = format!(
             "SELECT log, first_seq, records, len, frames, media_bytes, start_us, end_us, digest, prev_digest
              FROM segment {tail}"
@@ -246,20 +238,14 @@ impl Catalog {
 
     /// The runs of frames in `log`'s sealed segments, in time order.
     pub fn runs(&self, log: &str) -> Result<Vec<(i64, i64)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT start_us, end_us FROM run WHERE log = ?1 ORDER BY start_us")?;
+        let mut stmt = self.conn.prepare("SELECT start_us, end_us FROM run WHERE log = ?1 ORDER BY start_us")?;
         let rows = stmt.query_map(params![log], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The last key frame of `log` at or before `wall_us` in a sealed segment, with its
     /// segment's first sequence number.
-    pub fn keyframe_at_or_before(
-        &self,
-        log: &str,
-        wall_us: i64,
-    ) -> Result<Option<(u64, KeyFrame)>, StoreError> {
+    pub fn keyframe_at_or_before(&self, log: &str, wall_us: i64) -> Result<Option<(u64, KeyFrame)>, StoreError> {
         Ok(self
             .conn
             .query_row(
@@ -283,9 +269,9 @@ impl Catalog {
 
     /// Every evidence lock, including expired ones.
     pub fn locks(&self) -> Result<Vec<LockRow>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT log, seq, id, start_us, end_us, expires_us, reason FROM evidence_lock ORDER BY id",
-        )?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT log, seq, id, start_us, end_us, expires_us, reason FROM evidence_lock ORDER BY id")?;
         let rows = stmt.query_map([], |r| {
             let log: String = r.get(0)?;
             Ok(LockRow {
@@ -306,10 +292,7 @@ impl Catalog {
 
     /// Moves a lock's record to a new sequence number (after it was carried forward).
     pub fn move_lock(&mut self, id: u64, seq: u64) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE evidence_lock SET seq = ?2 WHERE id = ?1",
-            params![id as i64, seq as i64],
-        )?;
+        self.conn.execute("UPDATE evidence_lock SET seq = ?2 WHERE id = ?1", params![id as i64, seq as i64])?;
         Ok(())
     }
 
@@ -320,15 +303,15 @@ impl Catalog {
 
     /// The next unused lock id.
     pub fn next_lock_id(&self) -> Result<u64, StoreError> {
-        let max: Option<i64> =
-            self.conn
-                .query_row("SELECT max(id) FROM evidence_lock", [], |r| r.get(0))?;
+        let max: Option<i64> = self.conn.query_row("SELECT max(id) FROM evidence_lock", [], |r| r.get(0))?;
         Ok(max.map_or(1, |m| m as u64 + 1))
     }
 
     /// Every tombstone of a removed segment as `(log, seq of its record, tombstone)`.
     pub fn removed(&self) -> Result<Vec<(String, u64, Removed)>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT log, seq, first_seq, end_seq, prev_digest, digest FROM removed ORDER BY log, first_seq")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT log, seq, first_seq, end_seq, prev_digest, digest FROM removed ORDER BY log, first_seq")?;
         let rows = stmt.query_map([], |r| {
             let prev: Vec<u8> = r.get(4)?;
             let digest: Vec<u8> = r.get(5)?;
@@ -347,57 +330,31 @@ impl Catalog {
     }
 
     /// Records a tombstone (idempotent; the newest record of it wins).
-    pub fn put_removed(
-        &mut self,
-        log: &str,
-        seq: u64,
-        removed: &Removed,
-    ) -> Result<(), StoreError> {
+    pub fn put_removed(&mut self, log: &str, seq: u64, removed: &Removed) -> Result<(), StoreError> {
         put_removed(&self.conn, log, seq, removed)
     }
 
     /// Forgets a tombstone that is no longer needed.
     pub fn forget_removed(&mut self, log: &str, first_seq: u64) -> Result<(), StoreError> {
-        self.conn.execute(
-            "DELETE FROM removed WHERE log = ?1 AND first_seq = ?2",
-            params![log, first_seq as i64],
-        )?;
+        self.conn.execute("DELETE FROM removed WHERE log = ?1 AND first_seq = ?2", params![log, first_seq as i64])?;
         Ok(())
     }
 
     /// Every cursor as `(log, name, value, seq)`.
     pub fn cursors(&self) -> Result<Vec<(String, String, u64, u64)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT log, name, value, seq FROM cursor ORDER BY log, name")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get::<_, i64>(2)? as u64,
-                r.get::<_, i64>(3)? as u64,
-            ))
-        })?;
+        let mut stmt = self.conn.prepare("SELECT log, name, value, seq FROM cursor ORDER BY log, name")?;
+        let rows =
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64, r.get::<_, i64>(3)? as u64)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Records a cursor value.
-    pub fn put_cursor(
-        &mut self,
-        log: &str,
-        name: &str,
-        value: u64,
-        seq: u64,
-    ) -> Result<(), StoreError> {
+    pub fn put_cursor(&mut self, log: &str, name: &str, value: u64, seq: u64) -> Result<(), StoreError> {
         put_cursor(&self.conn, log, name, value, seq)
     }
 }
 
-fn delete_segment_rows(
-    conn: &Connection,
-    log: &str,
-    first_seq: u64,
-) -> Result<(), rusqlite::Error> {
+fn delete_segment_rows(conn: &Connection, log: &str, first_seq: u64) -> Result<(), rusqlite::Error> {
     for table in ["segment", "run", "keyframe"] {
         conn.execute(
             &format!("DELETE FROM {table} WHERE log = ?1 AND first_seq = ?2"),
@@ -407,11 +364,7 @@ fn delete_segment_rows(
     Ok(())
 }
 
-fn upsert_locks_and_cursors(
-    conn: &Connection,
-    log: &str,
-    index: &SegmentIndex,
-) -> Result<(), StoreError> {
+fn upsert_locks_and_cursors(conn: &Connection, log: &str, index: &SegmentIndex) -> Result<(), StoreError> {
     for (seq, lock) in &index.locks {
         put_lock(conn, log, *seq, lock)?;
     }
@@ -438,26 +391,12 @@ fn put_lock(conn: &Connection, log: &str, seq: u64, lock: &EvidenceLock) -> Resu
         "INSERT INTO evidence_lock (id, log, start_us, end_us, expires_us, reason, seq)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (id) DO UPDATE SET seq = max(seq, excluded.seq)",
-        params![
-            lock.id as i64,
-            log,
-            lock.start_us,
-            lock.end_us,
-            lock.expires_us,
-            lock.reason,
-            seq as i64
-        ],
+        params![lock.id as i64, log, lock.start_us, lock.end_us, lock.expires_us, lock.reason, seq as i64],
     )?;
     Ok(())
 }
 
-fn put_cursor(
-    conn: &Connection,
-    log: &str,
-    name: &str,
-    value: u64,
-    seq: u64,
-) -> Result<(), StoreError> {
+fn put_cursor(conn: &Connection, log: &str, name: &str, value: u64, seq: u64) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO cursor (log, name, value, seq) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (log, name) DO UPDATE SET value = excluded.value, seq = excluded.seq

@@ -59,11 +59,7 @@ pub struct SegmentIndex {
 impl SegmentIndex {
     /// An empty index of a segment starting at `first_seq`.
     pub fn new(first_seq: u64) -> SegmentIndex {
-        SegmentIndex {
-            first_seq,
-            len: SEGMENT_HEADER_LEN,
-            ..Default::default()
-        }
+        SegmentIndex { first_seq, len: SEGMENT_HEADER_LEN, ..Default::default() }
     }
 
     /// The sequence number the next record gets.
@@ -153,16 +149,6 @@ pub fn scan_segment(path: &Path, first_seq: u64) -> Result<Scan, StoreError> {
     let file_len = reader.file_len();
     let stopped_at_invalid = out_of_sequence || reader.stopped_at_invalid();
     let content_hash = reader.content_hash().unwrap_or_default();
-    let hasher = if index.seal.is_some() || out_of_sequence {
-        None
-    } else {
-        reader.into_hasher()
-    };
-    Ok(Scan {
-        index,
-        file_len,
-        stopped_at_invalid,
-        content_hash,
-        hasher,
-    })
+    let hasher = if index.seal.is_some() || out_of_sequence { None } else { reader.into_hasher() };
+    Ok(Scan { index, file_len, stopped_at_invalid, content_hash, hasher })
 }

@@ -21,6 +21,4 @@ pub use error::StoreError;
 pub use record::{EvidenceLock, MediaKind, Record, Removed, Seal, StoredFrame, StoredParameters};
 pub use retention::{GroomReport, Retention};
 pub use segment::{SegmentReader, list_segments};
-pub use store::{
-    Recovery, Store, StoreOptions, catalog_path, list_logs, log_dir, logs_dir, scan_tail,
-};
+pub use store::{Recovery, Store, StoreOptions, catalog_path, list_logs, log_dir, logs_dir, scan_tail};

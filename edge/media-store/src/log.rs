@@ -112,9 +112,7 @@ impl LogWriter {
             let scan = match scan_segment(&path, first_seq) {
                 Ok(scan) => scan,
                 Err(StoreError::BadHeader { .. }) => {
-                    let len = std::fs::metadata(&path)
-                        .map_err(StoreError::io("stat", &path))?
-                        .len();
+                    let len = std::fs::metadata(&path).map_err(StoreError::io("stat", &path))?.len();
                     if len <= SEGMENT_HEADER_LEN || trailing_garbage(&path, 0)? == 0 {
                         std::fs::remove_file(&path).map_err(StoreError::io("remove", &path))?;
                     } else {
@@ -142,21 +140,12 @@ impl LogWriter {
                 sealed_tail = Some(scan.index);
                 break;
             }
-            let garbage = if scan.stopped_at_invalid {
-                trailing_garbage(&path, valid_len)?
-            } else {
-                0
-            };
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&path)
-                .map_err(StoreError::io("open", &path))?;
+            let garbage = if scan.stopped_at_invalid { trailing_garbage(&path, valid_len)? } else { 0 };
+            let file = OpenOptions::new().read(true).write(true).open(&path).map_err(StoreError::io("open", &path))?;
             if garbage > 0 {
                 // Cut the torn tail and re-reserve the space, so that what follows is zeros.
                 recovery.dropped_tail_bytes += garbage;
-                file.set_len(valid_len)
-                    .map_err(StoreError::io("truncate", &path))?;
+                file.set_len(valid_len).map_err(StoreError::io("truncate", &path))?;
                 preallocate(&file, &path, segment_bytes)?;
                 file.sync_all().map_err(StoreError::io("sync", &path))?;
             }
@@ -164,13 +153,7 @@ impl LogWriter {
                 Some(h) => h,
                 None => rehash(&path, valid_len)?,
             };
-            writer.tail = Some(Tail {
-                file,
-                path,
-                index: scan.index,
-                hasher,
-                dirty: false,
-            });
+            writer.tail = Some(Tail { file, path, index: scan.index, hasher, dirty: false });
             break;
         }
         Ok((writer, recovery, sealed_tail))
@@ -198,11 +181,7 @@ impl LogWriter {
 
     /// Appends `record`. If the segment is full it is sealed first, and its index is returned
     /// for the catalog. Returns the record's sequence number.
-    pub fn append(
-        &mut self,
-        record: &Record,
-        signer: &Signer,
-    ) -> Result<(u64, Option<SegmentIndex>), StoreError> {
+    pub fn append(&mut self, record: &Record, signer: &Signer) -> Result<(u64, Option<SegmentIndex>), StoreError> {
         let mut bytes = record::encode(self.next_seq, record)?;
         let mut sealed = None;
         if let Some(t) = &self.tail
@@ -238,9 +217,7 @@ impl LogWriter {
         let seq = self.next_seq;
         let t = self.tail.as_mut().expect("an open segment");
         let offset = t.index.len;
-        t.file
-            .write_all_at(&bytes, offset)
-            .map_err(StoreError::io("write", &t.path))?;
+        t.file.write_all_at(&bytes, offset).map_err(StoreError::io("write", &t.path))?;
         t.hasher.update(&bytes);
         t.index.observe(seq, offset, bytes.len() as u64, record);
         t.dirty = true;
@@ -267,13 +244,9 @@ impl LogWriter {
         });
         let bytes = record::encode(seq, &seal)?;
         let offset = t.index.len;
-        t.file
-            .write_all_at(&bytes, offset)
-            .map_err(StoreError::io("write", &t.path))?;
+        t.file.write_all_at(&bytes, offset).map_err(StoreError::io("write", &t.path))?;
         t.index.observe(seq, offset, bytes.len() as u64, &seal);
-        t.file
-            .set_len(t.index.len)
-            .map_err(StoreError::io("truncate", &t.path))?;
+        t.file.set_len(t.index.len).map_err(StoreError::io("truncate", &t.path))?;
         // Data, size and the cut all durable before the next segment can exist.
         t.file.sync_all().map_err(StoreError::io("sync", &t.path))?;
         self.next_seq += 1;
@@ -292,9 +265,7 @@ impl LogWriter {
         if let Some(t) = &mut self.tail
             && t.dirty
         {
-            t.file
-                .sync_data()
-                .map_err(StoreError::io("sync", &t.path))?;
+            t.file.sync_data().map_err(StoreError::io("sync", &t.path))?;
             t.dirty = false;
         }
         if self.dir_dirty {
@@ -327,18 +298,11 @@ impl LogWriter {
             .open(&path)
             .map_err(StoreError::io("create", &path))?;
         let header = segment::header();
-        file.write_all_at(&header, 0)
-            .map_err(StoreError::io("write", &path))?;
+        file.write_all_at(&header, 0).map_err(StoreError::io("write", &path))?;
         preallocate(&file, &path, self.segment_bytes)?;
         let mut hasher = Sha256::new();
         hasher.update(header);
-        self.tail = Some(Tail {
-            file,
-            path,
-            index: SegmentIndex::new(self.next_seq),
-            hasher,
-            dirty: true,
-        });
+        self.tail = Some(Tail { file, path, index: SegmentIndex::new(self.next_seq), hasher, dirty: true });
         self.dir_dirty = true;
         Ok(())
     }
@@ -356,19 +320,14 @@ fn preallocate(file: &File, path: &Path, len: u64) -> Result<(), StoreError> {
 }
 
 fn cut(path: &Path, len: u64) -> Result<(), StoreError> {
-    let f = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(StoreError::io("open", path))?;
+    let f = OpenOptions::new().write(true).open(path).map_err(StoreError::io("open", path))?;
     f.set_len(len).map_err(StoreError::io("truncate", path))?;
     f.sync_all().map_err(StoreError::io("sync", path))
 }
 
 fn rehash(path: &Path, len: u64) -> Result<Sha256, StoreError> {
     use std::io::Read;
-    let mut f = File::open(path)
-        .map_err(StoreError::io("open", path))?
-        .take(len);
+    let mut f = File::open(path).map_err(StoreError::io("open", path))?.take(len);
     let mut h = Sha256::new();
     std::io::copy(&mut f, &mut h).map_err(StoreError::io("read", path))?;
     Ok(h)
@@ -376,9 +335,7 @@ fn rehash(path: &Path, len: u64) -> Result<Sha256, StoreError> {
 
 /// `fsync` of a directory, so that file creations and removals in it survive power loss.
 pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(StoreError::io("sync directory", dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(StoreError::io("sync directory", dir))
 }
 
 #[cfg(test)]
@@ -387,15 +344,9 @@ mod tests {
 
     #[test]
     fn dir_names_round_trip() {
-        for name in [
-            "front", "rear-2", "cab_1", "../etc", "a b/c", "ünï", "%", "",
-        ] {
+        for name in ["front", "rear-2", "cab_1", "../etc", "a b/c", "ünï", "%", ""] {
             let d = dir_name(name);
-            assert!(
-                d.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_%".contains(&b)),
-                "{d}"
-            );
+            assert!(d.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_%".contains(&b)), "{d}");
             assert_eq!(log_name(&d).as_deref(), Some(name));
         }
         assert_eq!(log_name("%zz"), None);

@@ -26,12 +26,7 @@ pub struct RangeReader {
 
 /// Opens a reader of `camera`'s records between `start_us` and `end_us` (µs since the Unix
 /// epoch). Without a catalog, only the unsealed tail is seen: run `edge store reindex`.
-pub fn read_range(
-    store: &Path,
-    camera: &str,
-    start_us: i64,
-    end_us: i64,
-) -> Result<RangeReader, StoreError> {
+pub fn read_range(store: &Path, camera: &str, start_us: i64, end_us: i64) -> Result<RangeReader, StoreError> {
     let dir = log_dir(store, camera);
     if !dir.is_dir() {
         return Err(StoreError::NoSuchCamera(camera.to_owned()));
@@ -68,10 +63,7 @@ pub fn read_range(
     }
     let mut segments: Vec<(u64, PathBuf)> = sealed
         .iter()
-        .filter(|s| {
-            s.time_range.is_some_and(|(_, e)| e >= start_us)
-                || start.is_some_and(|(f, _)| f == s.first_seq)
-        })
+        .filter(|s| s.time_range.is_some_and(|(_, e)| e >= start_us) || start.is_some_and(|(f, _)| f == s.first_seq))
         .map(|s| (s.first_seq, dir.join(file_name(s.first_seq))))
         .collect();
     if let Some((path, index)) = tail {
@@ -165,10 +157,7 @@ impl Iterator for RangeReader {
                     return Some(Ok(record));
                 }
                 Record::Parameters(_) => return Some(Ok(record)),
-                Record::Seal(_)
-                | Record::EvidenceLock(_)
-                | Record::Cursor { .. }
-                | Record::Removed(_) => continue,
+                Record::Seal(_) | Record::EvidenceLock(_) | Record::Cursor { .. } | Record::Removed(_) => continue,
             }
         }
     }

@@ -171,28 +171,20 @@ pub enum Invalid {
 
 /// Parses the record header at the start of `buf`: `(body_len, crc, seq)`.
 pub(crate) fn parse_header(buf: &[u8]) -> Result<(usize, u32, u64), Invalid> {
-    let header: &[u8; RECORD_HEADER_LEN] = buf
-        .get(..RECORD_HEADER_LEN)
-        .and_then(|h| h.try_into().ok())
-        .ok_or(Invalid::Truncated)?;
+    let header: &[u8; RECORD_HEADER_LEN] =
+        buf.get(..RECORD_HEADER_LEN).and_then(|h| h.try_into().ok()).ok_or(Invalid::Truncated)?;
     let [l0, l1, l2, l3, c0, c1, c2, c3, s @ ..] = *header;
     let len = u32::from_le_bytes([l0, l1, l2, l3]) as usize;
     if len > MAX_RECORD_LEN {
         return Err(Invalid::BadLength);
     }
-    Ok((
-        len,
-        u32::from_le_bytes([c0, c1, c2, c3]),
-        u64::from_le_bytes(s),
-    ))
+    Ok((len, u32::from_le_bytes([c0, c1, c2, c3]), u64::from_le_bytes(s)))
 }
 
 /// Checks and decodes a whole record (`header + body` in `buf`).
 pub(crate) fn decode(buf: &[u8]) -> Result<(u64, Record), Invalid> {
     let (len, crc, seq) = parse_header(buf)?;
-    let checked = buf
-        .get(8..RECORD_HEADER_LEN + len)
-        .ok_or(Invalid::Truncated)?;
+    let checked = buf.get(8..RECORD_HEADER_LEN + len).ok_or(Invalid::Truncated)?;
     if crc32c::crc32c(checked) != crc {
         return Err(Invalid::BadChecksum);
     }

@@ -49,19 +49,10 @@ pub(crate) fn groom(store: &mut Store, now_us: i64) -> Result<GroomReport, Store
     let mut report = GroomReport::default();
     let retention = store.retention().clone();
     let total = store.total_bytes()?;
-    let mut over_budget = retention
-        .max_bytes
-        .map_or(0, |max| total.saturating_sub(max));
-    let floor = retention
-        .min_free_bytes
-        .unwrap_or_else(|| 4 * store.segment_bytes() * store.logs.len().max(1) as u64);
+    let mut over_budget = retention.max_bytes.map_or(0, |max| total.saturating_sub(max));
+    let floor = retention.min_free_bytes.unwrap_or_else(|| 4 * store.segment_bytes() * store.logs.len().max(1) as u64);
     let mut low_disk = floor.saturating_sub(free_bytes(store.dir())?);
-    let locks: Vec<_> = store
-        .catalog
-        .locks()?
-        .into_iter()
-        .filter(|l| l.lock.expires_us > now_us)
-        .collect();
+    let locks: Vec<_> = store.catalog.locks()?.into_iter().filter(|l| l.lock.expires_us > now_us).collect();
     for seg in store.catalog.all_segments()? {
         let too_old = match (retention.max_age.get(&seg.log), seg.time_range) {
             (Some(age), Some((_, end))) => end < now_us - age.as_micros() as i64,
@@ -74,9 +65,7 @@ pub(crate) fn groom(store: &mut Store, now_us: i64) -> Result<GroomReport, Store
             continue;
         }
         let locked = seg.time_range.is_some_and(|(start, end)| {
-            locks
-                .iter()
-                .any(|l| l.log == seg.log && l.lock.start_us <= end && l.lock.end_us >= start)
+            locks.iter().any(|l| l.log == seg.log && l.lock.start_us <= end && l.lock.end_us >= start)
         });
         if locked {
             report.kept_by_lock += 1;
@@ -109,13 +98,7 @@ fn carry_forward(store: &mut Store, seg: &SegmentRow, now_us: i64) -> Result<usi
     let log = seg.log.as_str();
     let (first_seq, records) = (seg.first_seq, seg.records);
     let inside = |seq: u64| seq >= first_seq && seq < first_seq + records;
-    let oldest_remaining = store
-        .catalog
-        .segments(log)?
-        .iter()
-        .map(|s| s.first_seq)
-        .filter(|s| *s != first_seq)
-        .min();
+    let oldest_remaining = store.catalog.segments(log)?.iter().map(|s| s.first_seq).filter(|s| *s != first_seq).min();
     // A tombstone matters only while a segment older than its hole remains.
     let needed = |r: &Removed| oldest_remaining.is_some_and(|o| o < r.first_seq);
     let locks: Vec<_> = store
@@ -124,12 +107,7 @@ fn carry_forward(store: &mut Store, seg: &SegmentRow, now_us: i64) -> Result<usi
         .into_iter()
         .filter(|l| l.log == log && inside(l.seq) && l.lock.expires_us > now_us)
         .collect();
-    let cursors: Vec<_> = store
-        .catalog
-        .cursors()?
-        .into_iter()
-        .filter(|c| c.0 == log && inside(c.3))
-        .collect();
+    let cursors: Vec<_> = store.catalog.cursors()?.into_iter().filter(|c| c.0 == log && inside(c.3)).collect();
     let mut tombstones = Vec::new();
     for (l, seq, r) in store.catalog.removed()? {
         if l != log {
@@ -141,12 +119,7 @@ fn carry_forward(store: &mut Store, seg: &SegmentRow, now_us: i64) -> Result<usi
             tombstones.push(r);
         }
     }
-    let own = Removed {
-        first_seq,
-        end_seq: first_seq + records,
-        prev_digest: seg.prev_digest,
-        digest: seg.digest,
-    };
+    let own = Removed { first_seq, end_seq: first_seq + records, prev_digest: seg.prev_digest, digest: seg.digest };
     if needed(&own) {
         tombstones.push(own);
     }
@@ -157,13 +130,7 @@ fn carry_forward(store: &mut Store, seg: &SegmentRow, now_us: i64) -> Result<usi
         n += 1;
     }
     for (_, name, value, _) in cursors {
-        let seq = store.append_to(
-            log,
-            &Record::Cursor {
-                name: name.clone(),
-                value,
-            },
-        )?;
+        let seq = store.append_to(log, &Record::Cursor { name: name.clone(), value })?;
         store.catalog.put_cursor(log, &name, value, seq)?;
         n += 1;
     }

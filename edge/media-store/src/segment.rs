@@ -83,19 +83,13 @@ impl SegmentReader {
             || h[..8] != MAGIC
             || h[8..12] != FORMAT_VERSION.to_le_bytes()
         {
-            return Err(StoreError::BadHeader {
-                path: path.to_owned(),
-            });
+            return Err(StoreError::BadHeader { path: path.to_owned() });
         }
         if offset > SEGMENT_HEADER_LEN {
             if offset > file_len {
-                return Err(StoreError::BadOffset {
-                    path: path.to_owned(),
-                    offset,
-                });
+                return Err(StoreError::BadOffset { path: path.to_owned(), offset });
             }
-            file.seek_relative((offset - SEGMENT_HEADER_LEN) as i64)
-                .map_err(StoreError::io("seek", path))?;
+            file.seek_relative((offset - SEGMENT_HEADER_LEN) as i64).map_err(StoreError::io("seek", path))?;
         }
         Ok(SegmentReader {
             file,
@@ -138,8 +132,7 @@ impl SegmentReader {
     /// With [`SegmentReader::hashing`]: the hash of the bytes before the seal record if one
     /// was read, else of every valid byte read so far.
     pub fn content_hash(&self) -> Option<[u8; 32]> {
-        self.hash_before_seal
-            .or_else(|| self.hasher.as_ref().map(|h| h.clone().finalize().into()))
+        self.hash_before_seal.or_else(|| self.hasher.as_ref().map(|h| h.clone().finalize().into()))
     }
 
     /// With [`SegmentReader::hashing`]: the running hash over the valid bytes read so far,
@@ -164,9 +157,7 @@ impl SegmentReader {
             return Ok(None);
         }
         self.buf.resize(RECORD_HEADER_LEN, 0);
-        self.file
-            .read_exact(&mut self.buf)
-            .map_err(StoreError::io("read", &self.path))?;
+        self.file.read_exact(&mut self.buf).map_err(StoreError::io("read", &self.path))?;
         let (len, _, _) = match record::parse_header(&self.buf) {
             Ok(h) => h,
             Err(why) => {
@@ -179,9 +170,7 @@ impl SegmentReader {
             return Ok(None);
         }
         self.buf.resize(RECORD_HEADER_LEN + len, 0);
-        self.file
-            .read_exact(&mut self.buf[RECORD_HEADER_LEN..])
-            .map_err(StoreError::io("read", &self.path))?;
+        self.file.read_exact(&mut self.buf[RECORD_HEADER_LEN..]).map_err(StoreError::io("read", &self.path))?;
         match record::decode(&self.buf) {
             Ok(r) => {
                 self.offset += (RECORD_HEADER_LEN + len) as u64;
@@ -205,8 +194,7 @@ impl SegmentReader {
 /// tail. A pre-allocated segment's untouched tail is zeros and counts as nothing.
 pub fn trailing_garbage(path: &Path, valid_len: u64) -> Result<u64, StoreError> {
     let mut f = File::open(path).map_err(StoreError::io("open", path))?;
-    f.seek(SeekFrom::Start(valid_len))
-        .map_err(StoreError::io("seek", path))?;
+    f.seek(SeekFrom::Start(valid_len)).map_err(StoreError::io("seek", path))?;
     let mut buf = vec![0u8; 1 << 20];
     let mut pos = valid_len;
     let mut last_nonzero_end = valid_len;

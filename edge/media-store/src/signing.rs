@@ -22,30 +22,19 @@ impl Signer {
     /// Loads the key in `keys_dir`, or makes one (and its public half) if there is none.
     pub fn load_or_create(keys_dir: &Path) -> Result<Signer, StoreError> {
         let private = keys_dir.join("signing.pk8");
-        let bad = |path: &PathBuf, message: String| StoreError::Key {
-            path: path.clone(),
-            message,
-        };
+        let bad = |path: &PathBuf, message: String| StoreError::Key { path: path.clone(), message };
         if private.exists() {
             let pkcs8 = std::fs::read(&private).map_err(StoreError::io("read", &private))?;
-            let key =
-                Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|e| bad(&private, e.to_string()))?;
+            let key = Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|e| bad(&private, e.to_string()))?;
             return Ok(Signer { key });
         }
         std::fs::create_dir_all(keys_dir).map_err(StoreError::io("create", keys_dir))?;
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
             .map_err(|_| bad(&private, "cannot generate a key".into()))?;
-        let key =
-            Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|e| bad(&private, e.to_string()))?;
-        write_file(
-            &keys_dir.join("signing.pub"),
-            hex(key.public_key().as_ref()).as_bytes(),
-            0o644,
-        )?;
+        let key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|e| bad(&private, e.to_string()))?;
+        write_file(&keys_dir.join("signing.pub"), hex(key.public_key().as_ref()).as_bytes(), 0o644)?;
         write_file(&private, pkcs8.as_ref(), 0o600)?;
-        std::fs::File::open(keys_dir)
-            .and_then(|d| d.sync_all())
-            .map_err(StoreError::io("sync directory", keys_dir))?;
+        std::fs::File::open(keys_dir).and_then(|d| d.sync_all()).map_err(StoreError::io("sync directory", keys_dir))?;
         Ok(Signer { key })
     }
 
@@ -65,17 +54,12 @@ impl Signer {
 /// Reads a public key written as 64 hex digits (as in `signing.pub`).
 pub fn read_public_key(path: &Path) -> Result<[u8; 32], StoreError> {
     let text = std::fs::read_to_string(path).map_err(StoreError::io("read", path))?;
-    parse_hex32(text.trim()).ok_or_else(|| StoreError::Key {
-        path: path.into(),
-        message: "not 64 hex digits".into(),
-    })
+    parse_hex32(text.trim()).ok_or_else(|| StoreError::Key { path: path.into(), message: "not 64 hex digits".into() })
 }
 
 /// Checks an Ed25519 signature.
 pub fn verify(public_key: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {
-    UnparsedPublicKey::new(&ED25519, public_key)
-        .verify(message, signature)
-        .is_ok()
+    UnparsedPublicKey::new(&ED25519, public_key).verify(message, signature).is_ok()
 }
 
 /// Lowercase hex.

@@ -168,10 +168,7 @@ impl Store {
         let camera = match record {
             Record::Parameters(p) => &p.camera,
             Record::Frame(f) => &f.camera,
-            Record::Seal(_)
-            | Record::EvidenceLock(_)
-            | Record::Cursor { .. }
-            | Record::Removed(_) => {
+            Record::Seal(_) | Record::EvidenceLock(_) | Record::Cursor { .. } | Record::Removed(_) => {
                 return Err(StoreError::NotAppendable);
             }
         };
@@ -209,14 +206,8 @@ impl Store {
         reason: &str,
     ) -> Result<u64, StoreError> {
         let id = self.catalog.next_lock_id()?;
-        let lock = EvidenceLock {
-            id,
-            camera: camera.to_owned(),
-            start_us,
-            end_us,
-            expires_us,
-            reason: reason.to_owned(),
-        };
+        let lock =
+            EvidenceLock { id, camera: camera.to_owned(), start_us, end_us, expires_us, reason: reason.to_owned() };
         let seq = self.append_to(camera, &Record::EvidenceLock(lock.clone()))?;
         self.sync()?;
         self.catalog.put_lock(camera, seq, &lock)?;
@@ -226,13 +217,7 @@ impl Store {
     /// Sets a named cursor in `camera`'s log (e.g. what central acknowledged). Durable with
     /// the next group commit.
     pub fn set_cursor(&mut self, camera: &str, name: &str, value: u64) -> Result<(), StoreError> {
-        let seq = self.append_to(
-            camera,
-            &Record::Cursor {
-                name: name.to_owned(),
-                value,
-            },
-        )?;
+        let seq = self.append_to(camera, &Record::Cursor { name: name.to_owned(), value })?;
         self.catalog.put_cursor(camera, name, value, seq)?;
         Ok(())
     }
@@ -241,8 +226,7 @@ impl Store {
     /// the oldest unsynced record is three quarters of the window old, leaving a quarter of
     /// the window for the sync itself.
     pub fn sync_due(&self) -> Option<Instant> {
-        self.dirty_since
-            .map(|t| t + self.opts.fsync_interval * 3 / 4)
+        self.dirty_since.map(|t| t + self.opts.fsync_interval * 3 / 4)
     }
 
     /// Syncs if the oldest unsynced record has waited long enough; returns whether it synced.
@@ -296,12 +280,7 @@ impl Store {
     /// Bytes the store's segments take.
     pub fn total_bytes(&self) -> Result<u64, StoreError> {
         let sealed: u64 = self.catalog.all_segments()?.iter().map(|s| s.len).sum();
-        let open: u64 = self
-            .logs
-            .values()
-            .filter_map(|w| w.tail_index())
-            .map(|t| t.len)
-            .sum();
+        let open: u64 = self.logs.values().filter_map(|w| w.tail_index()).map(|t| t.len).sum();
         Ok(sealed + open)
     }
 }
@@ -342,15 +321,11 @@ fn open_log(
             catalog.insert_segment(name, &scan.index)?;
             recovery.indexed_segments += 1;
         } else {
-            tracing::error!(
-                "{}: an older segment is not sealed; `edge store verify` will report it",
-                path.display()
-            );
+            tracing::error!("{}: an older segment is not sealed; `edge store verify` will report it", path.display());
         }
     }
     let prev_digest = catalog.segments(name)?.last().map_or([0; 32], |r| r.digest);
-    let (writer, log_recovery, sealed_tail) =
-        LogWriter::open(name, &log_dir, segment_bytes, prev_digest)?;
+    let (writer, log_recovery, sealed_tail) = LogWriter::open(name, &log_dir, segment_bytes, prev_digest)?;
     if let Some(index) = sealed_tail {
         catalog.insert_segment(name, &index)?;
     }
@@ -359,9 +334,7 @@ fn open_log(
     }
     recovery.tail_records += log_recovery.tail_records;
     recovery.dropped_tail_bytes += log_recovery.dropped_tail_bytes;
-    recovery
-        .dropped_segments
-        .extend(log_recovery.dropped_segments);
+    recovery.dropped_segments.extend(log_recovery.dropped_segments);
     Ok(writer)
 }
 

@@ -74,17 +74,12 @@ pub fn verify(dir: &Path, public_key: Option<[u8; 32]>) -> Result<VerifyReport, 
     let catalog = match Catalog::open_read_only(&catalog_path(dir)) {
         Ok(c) => Some(c),
         Err(e) => {
-            report.warnings.push(format!(
-                "no readable catalog ({e}); run `edge store reindex`"
-            ));
+            report.warnings.push(format!("no readable catalog ({e}); run `edge store reindex`"));
             None
         }
     };
     if !dir.join("logs").is_dir() {
-        report.errors.push(format!(
-            "{} has no logs/ directory: not a Convoy store",
-            dir.display()
-        ));
+        report.errors.push(format!("{} has no logs/ directory: not a Convoy store", dir.display()));
         return Ok(report);
     }
     for log in list_logs(dir)? {
@@ -140,9 +135,7 @@ fn verify_log(
                     break;
                 };
                 if prev_digest.is_some_and(|p| p != t.prev_digest) {
-                    report.errors.push(format!(
-                        "{name}: a removal record does not continue the digest chain"
-                    ));
+                    report.errors.push(format!("{name}: a removal record does not continue the digest chain"));
                 }
                 prev_digest = Some(t.digest);
                 expected = t.end_seq;
@@ -161,32 +154,18 @@ fn verify_log(
         frames += scan.index.frames;
         for run in &scan.index.runs {
             match runs.last_mut() {
-                Some(last) if run.0 >= last.1 && run.0 - last.1 <= GAP_US => {
-                    last.1 = last.1.max(run.1)
-                }
+                Some(last) if run.0 >= last.1 && run.0 - last.1 <= GAP_US => last.1 = last.1.max(run.1),
                 _ => runs.push(*run),
             }
         }
         match &scan.index.seal {
             Some(seal) => {
                 let seal_seq = scan.index.next_seq() - 1;
-                check_seal(
-                    log,
-                    *first_seq,
-                    seal_seq,
-                    seal,
-                    &scan.content_hash,
-                    prev_digest,
-                    key,
-                    report,
-                    &name,
-                );
+                check_seal(log, *first_seq, seal_seq, seal, &scan.content_hash, prev_digest, key, report, &name);
                 if scan.file_len > scan.index.len {
                     let garbage = trailing_garbage(path, scan.index.len)?;
                     if garbage > 0 {
-                        report
-                            .errors
-                            .push(format!("{name}: {garbage} bytes after the seal"));
+                        report.errors.push(format!("{name}: {garbage} bytes after the seal"));
                     }
                 }
                 match catalog_rows.iter().find(|r| r.first_seq == *first_seq) {
@@ -194,18 +173,16 @@ fn verify_log(
                         report.errors.push(format!("{name}: the catalog has another digest; run `edge store reindex`"))
                     }
                     Some(_) => {}
-                    None if catalog.is_some() => report
-                        .warnings
-                        .push(format!("{name}: sealed but not in the catalog yet (indexed at the next open or reindex)")),
+                    None if catalog.is_some() => report.warnings.push(format!(
+                        "{name}: sealed but not in the catalog yet (indexed at the next open or reindex)"
+                    )),
                     None => {}
                 }
                 prev_digest = Some(seal.digest);
             }
             None => {
                 if !is_newest {
-                    report.errors.push(format!(
-                        "{name}: not sealed, yet a newer segment follows it"
-                    ));
+                    report.errors.push(format!("{name}: not sealed, yet a newer segment follows it"));
                 }
                 if scan.stopped_at_invalid {
                     report.dropped_tail_bytes += trailing_garbage(path, scan.index.len)?;
@@ -215,21 +192,15 @@ fn verify_log(
     }
     for row in &catalog_rows {
         if !segments.iter().any(|(s, _)| *s == row.first_seq) {
-            report.warnings.push(format!(
-                "catalog lists {log}/{} whose file is gone (fixed at the next open)",
-                row.first_seq
-            ));
+            report
+                .warnings
+                .push(format!("catalog lists {log}/{} whose file is gone (fixed at the next open)", row.first_seq));
         }
     }
     let gaps = runs.windows(2).map(|w| (w[0].1, w[1].0)).collect();
     report.cameras.insert(
         log.to_owned(),
-        CameraSummary {
-            frames,
-            first_us: runs.first().map(|r| r.0),
-            last_us: runs.last().map(|r| r.1),
-            gaps,
-        },
+        CameraSummary { frames, first_us: runs.first().map(|r| r.0), last_us: runs.last().map(|r| r.1), gaps },
     );
     Ok(())
 }
@@ -247,9 +218,7 @@ fn check_seal(
     name: &str,
 ) {
     if seal.content_hash != *content_hash {
-        report.errors.push(format!(
-            "{name}: content does not match its seal (altered after sealing)"
-        ));
+        report.errors.push(format!("{name}: content does not match its seal (altered after sealing)"));
     }
     let mut chain = Sha256::new();
     chain.update(seal.prev_digest);
@@ -261,16 +230,12 @@ fn check_seal(
     if let Some(prev) = prev_digest
         && prev != seal.prev_digest
     {
-        report.errors.push(format!(
-            "{name}: digest chain broken (previous segment replaced or altered)"
-        ));
+        report.errors.push(format!("{name}: digest chain broken (previous segment replaced or altered)"));
     }
     if let Some(key) = key {
         let message = Seal::signed_message(log, first_seq, seal_seq, &seal.digest);
         if !signing::verify(key, &message, &seal.signature) {
-            report.errors.push(format!(
-                "{name}: signature does not verify with the unit's key"
-            ));
+            report.errors.push(format!("{name}: signature does not verify with the unit's key"));
         }
     }
 }

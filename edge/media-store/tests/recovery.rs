@@ -35,12 +35,7 @@ fn reopen_continues_across_sealed_segments() {
     }
     // Every segment begins with the codec parameters, so each decodes on its own.
     for (_, path) in list_segments(&log_dir(dir.path(), "front")).unwrap() {
-        let first = SegmentReader::open(&path)
-            .unwrap()
-            .next_record()
-            .unwrap()
-            .unwrap()
-            .1;
+        let first = SegmentReader::open(&path).unwrap().next_record().unwrap().unwrap().1;
         assert!(matches!(first, Record::Parameters(_)), "{}", path.display());
     }
     // Sequence numbers are gapless across segments.
@@ -50,10 +45,7 @@ fn reopen_continues_across_sealed_segments() {
 
 /// The newest segment's path and the record boundaries in it.
 fn tail_boundaries(store: &std::path::Path) -> (std::path::PathBuf, Vec<u64>) {
-    let (_, path) = list_segments(&log_dir(store, "front"))
-        .unwrap()
-        .pop()
-        .unwrap();
+    let (_, path) = list_segments(&log_dir(store, "front")).unwrap().pop().unwrap();
     let mut boundaries = vec![16u64];
     let mut r = SegmentReader::open(&path).unwrap();
     while r.next_record().unwrap().is_some() {
@@ -89,12 +81,7 @@ fn torn_tail_at_many_offsets_is_cut_back_to_the_last_whole_record() {
         // Only the bytes of the partial record were dropped.
         assert_eq!(
             rec.dropped_tail_bytes,
-            (cut - kept).min(
-                torn[kept as usize..]
-                    .iter()
-                    .rposition(|b| *b != 0)
-                    .map_or(0, |p| p as u64 + 1)
-            )
+            (cut - kept).min(torn[kept as usize..].iter().rposition(|b| *b != 0).map_or(0, |p| p as u64 + 1))
         );
         assert_eq!(read_log(dir.path(), "front").len() as u64, records);
     }
@@ -111,11 +98,7 @@ fn bit_flip_in_tail_drops_that_record_and_what_follows() {
         }
     }
     let (path, boundaries) = tail_boundaries(dir.path());
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .unwrap();
+    let f = OpenOptions::new().read(true).write(true).open(&path).unwrap();
     // Corrupt the 7th record (params + 6 frames come before it).
     f.write_all_at(&[0x5a], boundaries[7] + 100).unwrap();
     drop(f);
@@ -151,10 +134,7 @@ fn torn_segment_creation_is_removed() {
     // The new segment starts with the codec parameters again, then the frame.
     assert_eq!(s.append(&frame("front", 3)).unwrap(), 6);
     drop(s);
-    assert!(matches!(
-        read_log(dir.path(), "front")[5],
-        (5, Record::Parameters(_))
-    ));
+    assert!(matches!(read_log(dir.path(), "front")[5], (5, Record::Parameters(_))));
 }
 
 #[test]
@@ -192,9 +172,6 @@ fn sync_is_due_within_the_window() {
 fn a_second_writer_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let _first = Store::open(dir.path(), opts(1 << 20)).unwrap();
-    let err = Store::open(dir.path(), opts(1 << 20))
-        .err()
-        .unwrap()
-        .to_string();
+    let err = Store::open(dir.path(), opts(1 << 20)).err().unwrap().to_string();
     assert!(err.contains("in use by another process"), "{err}");
 }

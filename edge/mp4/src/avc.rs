@@ -25,10 +25,7 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn u8(&mut self) -> Result<u8, Mp4Error> {
-        let v = *self
-            .data
-            .get(self.pos)
-            .ok_or(Mp4Error::InvalidAvcC("record is truncated"))?;
+        let v = *self.data.get(self.pos).ok_or(Mp4Error::InvalidAvcC("record is truncated"))?;
         self.pos += 1;
         Ok(v)
     }
@@ -49,12 +46,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `count` parameter sets, each a 16-bit length and a NAL unit of type `nal_type`.
-    fn parameter_sets(
-        &mut self,
-        count: u8,
-        nal_type: u8,
-        what: &'static str,
-    ) -> Result<Vec<Vec<u8>>, Mp4Error> {
+    fn parameter_sets(&mut self, count: u8, nal_type: u8, what: &'static str) -> Result<Vec<Vec<u8>>, Mp4Error> {
         if count == 0 {
             return Err(Mp4Error::InvalidAvcC(what));
         }
@@ -78,10 +70,7 @@ impl AvcConfig {
     /// bytes, at least one SPS and one PPS of the right NAL types, nothing running past the
     /// end. Bytes after the PPS list (the High-profile extension) are kept as they are.
     pub fn parse(record: &[u8]) -> Result<Self, Mp4Error> {
-        let mut r = Reader {
-            data: record,
-            pos: 0,
-        };
+        let mut r = Reader { data: record, pos: 0 };
         if r.u8()? != 1 {
             return Err(Mp4Error::InvalidAvcC("configurationVersion is not 1"));
         }
@@ -90,9 +79,7 @@ impl AvcConfig {
         let _level = r.u8()?;
         let nal_length_size = (r.u8()? & 0x03) + 1;
         if nal_length_size == 3 {
-            return Err(Mp4Error::InvalidAvcC(
-                "NAL length size of 3 bytes is not allowed",
-            ));
+            return Err(Mp4Error::InvalidAvcC("NAL length size of 3 bytes is not allowed"));
         }
         let sps_count = r.u8()? & 0x1f;
         let sps = r.parameter_sets(sps_count, NAL_SPS, "no SPS")?;
@@ -101,12 +88,7 @@ impl AvcConfig {
         }
         let pps_count = r.u8()?;
         let pps = r.parameter_sets(pps_count, NAL_PPS, "no PPS")?;
-        Ok(Self {
-            raw: record.to_vec(),
-            nal_length_size,
-            sps,
-            pps,
-        })
+        Ok(Self { raw: record.to_vec(), nal_length_size, sps, pps })
     }
 
     /// The record exactly as given (the body of the `avcC` box).
@@ -131,10 +113,7 @@ impl AvcConfig {
 
     /// RFC 6381 codec string, e.g. `avc1.4d401e` (what MSE's `addSourceBuffer` wants).
     pub fn codec_string(&self) -> String {
-        format!(
-            "avc1.{:02x}{:02x}{:02x}",
-            self.raw[1], self.raw[2], self.raw[3]
-        )
+        format!("avc1.{:02x}{:02x}{:02x}", self.raw[1], self.raw[2], self.raw[3])
     }
 
     /// Checks that `data` is a sequence of length-prefixed NAL units that exactly fills it, and
@@ -149,14 +128,10 @@ impl AvcConfig {
             let same_as = |sets: &[Vec<u8>]| sets.iter().any(|s| s.as_slice() == nal);
             match nal[0] & 0x1f {
                 NAL_SPS if !same_as(&self.sps) => {
-                    return Err(SampleProblem::ParametersChanged(
-                        "in-band SPS differs from the avcC record",
-                    ));
+                    return Err(SampleProblem::ParametersChanged("in-band SPS differs from the avcC record"));
                 }
                 NAL_PPS if !same_as(&self.pps) => {
-                    return Err(SampleProblem::ParametersChanged(
-                        "in-band PPS differs from the avcC record",
-                    ));
+                    return Err(SampleProblem::ParametersChanged("in-band PPS differs from the avcC record"));
                 }
                 _ => {}
             }
@@ -185,10 +160,7 @@ pub struct NalUnits<'a> {
 impl<'a> NalUnits<'a> {
     /// NAL units of `data`, each prefixed with a big-endian length of `length_size` bytes.
     pub fn new(data: &'a [u8], length_size: u8) -> Self {
-        Self {
-            rest: data,
-            length_size: usize::from(length_size),
-        }
+        Self { rest: data, length_size: usize::from(length_size) }
     }
 }
 
@@ -209,16 +181,11 @@ impl<'a> Iterator for NalUnits<'a> {
         let Some((prefix, after)) = self.rest.split_at_checked(self.length_size) else {
             return fail(self, "truncated NAL length prefix");
         };
-        let len = prefix
-            .iter()
-            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+        let len = prefix.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
         if len == 0 {
             return fail(self, "zero-length NAL unit");
         }
-        match usize::try_from(len)
-            .ok()
-            .and_then(|l| after.split_at_checked(l))
-        {
+        match usize::try_from(len).ok().and_then(|l| after.split_at_checked(l)) {
             Some((nal, rest)) => {
                 self.rest = rest;
                 Some(Ok(nal))
@@ -276,10 +243,7 @@ pub(crate) mod tests {
     fn every_truncation_is_an_error() {
         let r = record();
         for len in 0..r.len() {
-            assert!(
-                matches!(AvcConfig::parse(&r[..len]), Err(Mp4Error::InvalidAvcC(_))),
-                "truncated at {len}"
-            );
+            assert!(matches!(AvcConfig::parse(&r[..len]), Err(Mp4Error::InvalidAvcC(_))), "truncated at {len}");
         }
     }
 
@@ -328,28 +292,14 @@ pub(crate) mod tests {
                 },
                 "no PPS",
             ),
-            (
-                vec![1, 0x4d, 0x40, 0x1e, 0xff, 0xe1, 0, 0],
-                "empty parameter set",
-            ),
-            (
-                vec![
-                    1, 0x4d, 0x40, 0x1e, 0xff, 0xe1, 0, 2, 0x67, 0x4d, 1, 0, 1, 0x68,
-                ],
-                "too short",
-            ),
+            (vec![1, 0x4d, 0x40, 0x1e, 0xff, 0xe1, 0, 0], "empty parameter set"),
+            (vec![1, 0x4d, 0x40, 0x1e, 0xff, 0xe1, 0, 2, 0x67, 0x4d, 1, 0, 1, 0x68], "too short"),
             // An Annex-B stream is not a record.
-            (
-                vec![0, 0, 0, 1, 0x67, 0x4d, 0x40, 0x1e],
-                "configurationVersion",
-            ),
+            (vec![0, 0, 0, 1, 0x67, 0x4d, 0x40, 0x1e], "configurationVersion"),
         ];
         for (bytes, want) in cases {
             let err = AvcConfig::parse(&bytes).unwrap_err().to_string();
-            assert!(
-                err.contains(want),
-                "{bytes:02x?}: {err} should mention {want}"
-            );
+            assert!(err.contains(want), "{bytes:02x?}: {err} should mention {want}");
         }
     }
 
@@ -390,15 +340,9 @@ pub(crate) mod tests {
             c.check_sample(&avcc(&[&[0x68, 0xce], &[0x65, 0x88]])),
             Err(SampleProblem::ParametersChanged(_))
         ));
-        assert_eq!(
-            c.check_sample(&[]),
-            Err(SampleProblem::Malformed("no NAL units"))
-        );
+        assert_eq!(c.check_sample(&[]), Err(SampleProblem::Malformed("no NAL units")));
         // Annex-B is not AVCC: `00 00 00 01` reads as a 1-byte NAL, then `00 00 01 41` as a
         // length far past the end.
-        assert!(matches!(
-            c.check_sample(&[0, 0, 0, 1, 0x65, 0, 0, 1, 0x41, 0x9a]),
-            Err(SampleProblem::Malformed(_))
-        ));
+        assert!(matches!(c.check_sample(&[0, 0, 0, 1, 0x65, 0, 0, 1, 0x41, 0x9a]), Err(SampleProblem::Malformed(_))));
     }
 }

@@ -113,21 +113,14 @@ impl BoxBuf {
         let start = self.buf.len();
         self.u32(0).bytes(&kind);
         body(self)?;
-        let size = u32::try_from(self.buf.len() - start)
-            .map_err(|_| Mp4Error::TooLarge("box larger than 4 GiB"))?;
+        let size = u32::try_from(self.buf.len() - start).map_err(|_| Mp4Error::TooLarge("box larger than 4 GiB"))?;
         self.buf[start..start + 4].copy_from_slice(&size.to_be_bytes());
         Ok(())
     }
 
     /// Writes a full box: like [`BoxBuf::write_box`] with an 8-bit version and 24-bit flags
     /// in front of the body.
-    pub fn write_full_box<F>(
-        &mut self,
-        kind: FourCc,
-        version: u8,
-        flags: u32,
-        body: F,
-    ) -> Result<(), Mp4Error>
+    pub fn write_full_box<F>(&mut self, kind: FourCc, version: u8, flags: u32, body: F) -> Result<(), Mp4Error>
     where
         F: FnOnce(&mut Self) -> Result<(), Mp4Error>,
     {
@@ -145,17 +138,9 @@ mod tests {
     #[test]
     fn primitives_are_big_endian() {
         let mut b = BoxBuf::new();
-        b.u8(1)
-            .u16(0x0203)
-            .u32(0x0405_0607)
-            .u64(0x0809_0a0b_0c0d_0e0f);
+        b.u8(1).u16(0x0203).u32(0x0405_0607).u64(0x0809_0a0b_0c0d_0e0f);
         b.zeros(2).bytes(b"ab");
-        assert_eq!(
-            b.as_bytes(),
-            &[
-                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 0, b'a', b'b'
-            ]
-        );
+        assert_eq!(b.as_bytes(), &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 0, b'a', b'b']);
     }
 
     #[test]
@@ -189,8 +174,7 @@ mod tests {
     #[test]
     fn full_box_flags_are_24_bits() {
         let mut b = BoxBuf::new();
-        b.write_full_box(*b"test", 0, 0xffff_ffff, |_| Ok(()))
-            .unwrap();
+        b.write_full_box(*b"test", 0, 0xffff_ffff, |_| Ok(())).unwrap();
         assert_eq!(&b.as_bytes()[8..12], &[0, 0xff, 0xff, 0xff]);
     }
 

@@ -86,12 +86,7 @@ pub fn write_mvhd(b: &mut BoxBuf, timescale: u32, duration: u64) -> Result<(), M
 
 /// `trak` for the video track; `duration` is in the track's timescale (which is also the
 /// movie's). `stbl_tables` writes the boxes that follow `stsd` inside `stbl`.
-pub fn write_video_trak<F>(
-    b: &mut BoxBuf,
-    t: &CheckedTrack,
-    duration: u64,
-    stbl_tables: F,
-) -> Result<(), Mp4Error>
+pub fn write_video_trak<F>(b: &mut BoxBuf, t: &CheckedTrack, duration: u64, stbl_tables: F) -> Result<(), Mp4Error>
 where
     F: FnOnce(&mut BoxBuf) -> Result<(), Mp4Error>,
 {
@@ -165,12 +160,7 @@ mod tests {
     use crate::avc::tests::record;
 
     fn track(width: u32, height: u32, timescale: u32, avcc: Vec<u8>) -> VideoTrack {
-        VideoTrack {
-            width,
-            height,
-            avcc,
-            timescale,
-        }
+        VideoTrack { width, height, avcc, timescale }
     }
 
     #[test]
@@ -200,10 +190,7 @@ mod tests {
         assert_eq!(b.len(), 120);
         // version 1: creation, modification (8 each), timescale (4), then the 64-bit duration.
         assert_eq!(&b.as_bytes()[28..32], &90000u32.to_be_bytes());
-        assert_eq!(
-            &b.as_bytes()[32..40],
-            &(u64::from(u32::MAX) + 1).to_be_bytes()
-        );
+        assert_eq!(&b.as_bytes()[32..40], &(u64::from(u32::MAX) + 1).to_be_bytes());
     }
 
     #[test]

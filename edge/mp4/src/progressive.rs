@@ -165,11 +165,7 @@ impl<W: Write + Seek> Mp4Writer<W> {
         }
         let delta = match self.last_pts {
             Some(previous) if sample.pts <= previous => {
-                return Err(Mp4Error::PtsNotIncreasing {
-                    index,
-                    previous,
-                    pts: sample.pts,
-                });
+                return Err(Mp4Error::PtsNotIncreasing { index, previous, pts: sample.pts });
             }
             // i128: hostile pts values may be i64::MIN and i64::MAX.
             Some(previous) => Some(i128::from(sample.pts) - i128::from(previous)),
@@ -184,8 +180,7 @@ impl<W: Write + Seek> Mp4Writer<W> {
                 return Err(Mp4Error::ParametersChanged(why));
             }
         }
-        let size = u32::try_from(sample.data.len())
-            .map_err(|_| Mp4Error::TooLarge("sample larger than 4 GiB"))?;
+        let size = u32::try_from(sample.data.len()).map_err(|_| Mp4Error::TooLarge("sample larger than 4 GiB"))?;
 
         if let Err(e) = self.out.write_all(sample.data) {
             self.poisoned = true;
@@ -199,9 +194,7 @@ impl<W: Write + Seek> Mp4Writer<W> {
             let duration = if delta > i128::from(max) {
                 self.gaps += 1;
                 // delta < 2^65 and max > 0, so the difference fits u64.
-                self.gap_ticks_removed = self
-                    .gap_ticks_removed
-                    .saturating_add((delta - i128::from(max)) as u64);
+                self.gap_ticks_removed = self.gap_ticks_removed.saturating_add((delta - i128::from(max)) as u64);
                 max
             } else {
                 delta as u32 // 0 < delta <= max
@@ -223,10 +216,7 @@ impl<W: Write + Seek> Mp4Writer<W> {
             return Err(Mp4Error::Empty);
         }
         let timescale = self.track.track.timescale;
-        let last = self
-            .last_duration
-            .unwrap_or((timescale / 25).max(1))
-            .min(self.max_sample_duration);
+        let last = self.last_duration.unwrap_or((timescale / 25).max(1)).min(self.max_sample_duration);
         self.table.add_duration(last);
         let duration = self.table.duration();
 
@@ -265,12 +255,7 @@ mod tests {
     const P: &[u8] = &[0x41, 0x9a, 0x02];
 
     fn track() -> VideoTrack {
-        VideoTrack {
-            width: 320,
-            height: 240,
-            avcc: record(),
-            timescale: 90000,
-        }
+        VideoTrack { width: 320, height: 240, avcc: record(), timescale: 90000 }
     }
 
     fn writer() -> Mp4Writer<Cursor<Vec<u8>>> {
@@ -278,11 +263,7 @@ mod tests {
     }
 
     fn sample(pts: i64, keyframe: bool, data: &[u8]) -> Sample<'_> {
-        Sample {
-            pts,
-            keyframe,
-            data,
-        }
+        Sample { pts, keyframe, data }
     }
 
     /// Top-level boxes of a file as (type, offset, size).
@@ -327,9 +308,7 @@ mod tests {
     }
 
     fn words(body: &[u8]) -> Vec<u32> {
-        body.chunks(4)
-            .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
-            .collect()
+        body.chunks(4).map(|c| u32::from_be_bytes(c.try_into().unwrap())).collect()
     }
 
     #[test]
@@ -370,15 +349,9 @@ mod tests {
         let moov = &bytes[boxes[3].1..];
         assert_eq!(words(find(moov, "stts").unwrap()), [0, 1, 3, 3600]);
         assert_eq!(words(find(moov, "stss").unwrap()), [0, 1, 1]);
-        assert_eq!(
-            words(find(moov, "stsz").unwrap()),
-            [0, 0, 3, idr.len() as u32, p.len() as u32, p.len() as u32]
-        );
+        assert_eq!(words(find(moov, "stsz").unwrap()), [0, 0, 3, idr.len() as u32, p.len() as u32, p.len() as u32]);
         assert_eq!(words(find(moov, "stsc").unwrap()), [0, 1, 1, 3, 1]);
-        assert_eq!(
-            words(find(moov, "stco").unwrap()),
-            [0, 1, mdat_pos as u32 + 8]
-        );
+        assert_eq!(words(find(moov, "stco").unwrap()), [0, 1, mdat_pos as u32 + 8]);
         let avcc_box = find(moov, "avc1").map(|b| &b[78 + 8..]).unwrap();
         assert_eq!(avcc_box, record().as_slice());
         // mdhd v0: times, timescale, duration.
@@ -397,10 +370,7 @@ mod tests {
         let boxes = top_level(&bytes[10..]);
         let moov = &bytes[10 + boxes[3].1..];
         // Chunk offsets are positions in the output, not in the MP4 alone.
-        assert_eq!(
-            words(find(moov, "stco").unwrap()),
-            [0, 1, 10 + boxes[2].1 as u32 + 8]
-        );
+        assert_eq!(words(find(moov, "stco").unwrap()), [0, 1, 10 + boxes[2].1 as u32 + 8]);
         // Only sample, all key frames: 1/25 s, no stss.
         assert_eq!(words(find(moov, "stts").unwrap()), [0, 1, 1, 3600]);
         assert!(find(moov, "stss").is_none());
@@ -411,12 +381,7 @@ mod tests {
         let mut buf = Cursor::new(Vec::new());
         let mut w = Mp4Writer::new(&mut buf, track()).unwrap();
         let idr = avcc(&[IDR]);
-        for (pts, key) in [
-            (0, true),
-            (3600, false),
-            (3600 + 10 * 90000, true),
-            (3600 + 10 * 90000 + 3600, false),
-        ] {
+        for (pts, key) in [(0, true), (3600, false), (3600 + 10 * 90000, true), (3600 + 10 * 90000 + 3600, false)] {
             w.push(sample(pts, key, &idr)).unwrap();
         }
         let s = w.finish().unwrap();
@@ -424,10 +389,7 @@ mod tests {
         assert_eq!(s.gap_ticks_removed, 10 * 90000 - 90000);
         assert_eq!(s.duration_ticks, 3600 + 90000 + 3600 + 3600);
         let bytes = buf.into_inner();
-        assert_eq!(
-            words(find(&bytes[top_level(&bytes)[3].1..], "stts").unwrap()),
-            [0, 3, 1, 3600, 1, 90000, 2, 3600]
-        );
+        assert_eq!(words(find(&bytes[top_level(&bytes)[3].1..], "stts").unwrap()), [0, 3, 1, 3600, 1, 90000, 2, 3600]);
 
         // A custom limit; the last sample after a gap keeps the clamped duration.
         let mut w = writer().with_max_sample_duration(45000);
@@ -443,38 +405,19 @@ mod tests {
         let mut w = writer();
         let idr = avcc(&[IDR]);
         let p = avcc(&[P]);
-        assert!(matches!(
-            w.push(sample(0, false, &p)),
-            Err(Mp4Error::FirstNotKeyframe)
-        ));
+        assert!(matches!(w.push(sample(0, false, &p)), Err(Mp4Error::FirstNotKeyframe)));
         w.push(sample(100, true, &idr)).unwrap();
         for pts in [100, 99, i64::MIN] {
             let err = w.push(sample(pts, false, &p)).unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    Mp4Error::PtsNotIncreasing {
-                        index: 1,
-                        previous: 100,
-                        ..
-                    }
-                ),
-                "{err}"
-            );
+            assert!(matches!(err, Mp4Error::PtsNotIncreasing { index: 1, previous: 100, .. }), "{err}");
             assert!(err.is_rejection());
         }
         for bad in [&[][..], &[0, 0, 0], &[0, 0, 0, 9, 0x41]] {
             let err = w.push(sample(200, false, bad)).unwrap_err();
-            assert!(
-                matches!(err, Mp4Error::InvalidSample { index: 1, .. }),
-                "{err}"
-            );
+            assert!(matches!(err, Mp4Error::InvalidSample { index: 1, .. }), "{err}");
         }
         let new_sps = avcc(&[&[0x67, 0x64, 0, 0x28, 0xac], PPS, IDR]);
-        assert!(matches!(
-            w.push(sample(200, true, &new_sps)),
-            Err(Mp4Error::ParametersChanged(_))
-        ));
+        assert!(matches!(w.push(sample(200, true, &new_sps)), Err(Mp4Error::ParametersChanged(_))));
         w.push(sample(200, false, &p)).unwrap();
         let s = w.finish().unwrap();
         assert_eq!((s.samples, s.duration_ticks), (2, 200));
@@ -491,10 +434,7 @@ mod tests {
         w.check_parameters(&track()).unwrap();
         let mut t = track();
         t.height = 480;
-        assert!(matches!(
-            w.check_parameters(&t),
-            Err(Mp4Error::ParametersChanged(_))
-        ));
+        assert!(matches!(w.check_parameters(&t), Err(Mp4Error::ParametersChanged(_))));
         let mut t = track();
         t.timescale = 1000;
         assert!(w.check_parameters(&t).is_err());
@@ -529,29 +469,14 @@ mod tests {
 
     #[test]
     fn io_errors_poison_the_writer() {
-        let out = FailingWriter {
-            inner: Cursor::new(Vec::new()),
-            budget: 100,
-        };
+        let out = FailingWriter { inner: Cursor::new(Vec::new()), budget: 100 };
         let mut w = Mp4Writer::new(out, track()).unwrap();
         let big = avcc(&[&[0x65; 200]]);
-        assert!(matches!(
-            w.push(sample(0, true, &big)),
-            Err(Mp4Error::Io(_))
-        ));
-        assert!(matches!(
-            w.push(sample(1, true, &avcc(&[IDR]))),
-            Err(Mp4Error::Poisoned)
-        ));
+        assert!(matches!(w.push(sample(0, true, &big)), Err(Mp4Error::Io(_))));
+        assert!(matches!(w.push(sample(1, true, &avcc(&[IDR]))), Err(Mp4Error::Poisoned)));
         assert!(matches!(w.finish(), Err(Mp4Error::Poisoned)));
-        let tiny = FailingWriter {
-            inner: Cursor::new(Vec::new()),
-            budget: 4,
-        };
-        assert!(matches!(
-            Mp4Writer::new(tiny, track()),
-            Err(Mp4Error::Io(_))
-        ));
+        let tiny = FailingWriter { inner: Cursor::new(Vec::new()), budget: 4 };
+        assert!(matches!(Mp4Writer::new(tiny, track()), Err(Mp4Error::Io(_))));
     }
 
     #[test]
@@ -572,12 +497,7 @@ mod tests {
                 }
                 _ => good[..rng.usize(..=good.len())].to_vec(),
             };
-            let t = VideoTrack {
-                width: rng.u32(..),
-                height: rng.u32(..),
-                avcc: avcc_bytes,
-                timescale: rng.u32(..),
-            };
+            let t = VideoTrack { width: rng.u32(..), height: rng.u32(..), avcc: avcc_bytes, timescale: rng.u32(..) };
             let _ = Mp4Writer::new(Cursor::new(Vec::new()), t);
 
             // Valid track, random frames and timestamps.
@@ -592,11 +512,7 @@ mod tests {
                     let n = (data.len() - 4) as u32;
                     data[..4].copy_from_slice(&n.to_be_bytes());
                 }
-                let pts = if rng.bool() {
-                    rng.i64(..)
-                } else {
-                    rng.i64(-5..5)
-                };
+                let pts = if rng.bool() { rng.i64(..) } else { rng.i64(-5..5) };
                 let _ = w.push(sample(pts, rng.bool(), &data));
             }
             let _ = w.finish();

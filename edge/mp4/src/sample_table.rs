@@ -132,9 +132,7 @@ impl SampleTable {
         })?;
         b.write_full_box(*b"stsc", 0, 0, |b| {
             let mut runs = self.chunk_runs.clone();
-            if !self.chunk_offsets.is_empty()
-                && runs.last().map(|&(_, n)| n) != Some(self.open_chunk_samples)
-            {
+            if !self.chunk_offsets.is_empty() && runs.last().map(|&(_, n)| n) != Some(self.open_chunk_samples) {
                 runs.push((self.chunk_offsets.len() as u32, self.open_chunk_samples));
             }
             b.u32(runs.len() as u32);
@@ -169,10 +167,7 @@ mod tests {
     use super::*;
 
     fn u32s(bytes: &[u8]) -> Vec<u32> {
-        bytes
-            .chunks(4)
-            .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
-            .collect()
+        bytes.chunks(4).map(|c| u32::from_be_bytes(c.try_into().unwrap())).collect()
     }
 
     /// Splits written tables into (type, body after version/flags as u32 words).

@@ -11,12 +11,7 @@ use mp4_export::{ExportSummary, Mp4Writer, Sample, VideoTrack};
 const FRAME_TICKS: i64 = 3600; // 90 kHz / 25 fps
 
 fn track(avcc: Vec<u8>) -> VideoTrack {
-    VideoTrack {
-        width: 320,
-        height: 240,
-        avcc,
-        timescale: 90_000,
-    }
+    VideoTrack { width: 320, height: 240, avcc, timescale: 90_000 }
 }
 
 /// Writes `aus` with the given pts to `out`.
@@ -30,12 +25,7 @@ fn export<W: Write + Seek>(
     let mut w = Mp4Writer::new(out, track(avcc)).unwrap();
     for (i, au) in aus.iter().enumerate() {
         let data = au.to_avcc(keep_parameter_sets);
-        w.push(Sample {
-            pts: pts(i),
-            keyframe: au.keyframe,
-            data: &data,
-        })
-        .unwrap();
+        w.push(Sample { pts: pts(i), keyframe: au.keyframe, data: &data }).unwrap();
     }
     w.finish().unwrap()
 }
@@ -48,22 +38,12 @@ fn assert_stream(probe: &serde_json::Value, frames: u64, duration: f64) {
     assert_eq!(stream["codec_name"], "h264", "{probe:#}");
     assert_eq!(stream["width"], 320);
     assert_eq!(stream["height"], 240);
-    let counted = if stream["nb_read_frames"].is_null() {
-        &stream["nb_frames"]
-    } else {
-        &stream["nb_read_frames"]
-    };
+    let counted = if stream["nb_read_frames"].is_null() { &stream["nb_frames"] } else { &stream["nb_read_frames"] };
     assert_eq!(number(counted) as u64, frames, "{probe:#}");
     let got = number(&probe["format"]["duration"]);
-    assert!(
-        (got - duration).abs() <= 0.05,
-        "format duration {got}, want {duration}: {probe:#}"
-    );
+    assert!((got - duration).abs() <= 0.05, "format duration {got}, want {duration}: {probe:#}");
     let got = number(&stream["duration"]);
-    assert!(
-        (got - duration).abs() <= 0.05,
-        "stream duration {got}, want {duration}"
-    );
+    assert!((got - duration).abs() <= 0.05, "stream duration {got}, want {duration}");
 }
 
 #[test]
@@ -80,13 +60,7 @@ fn x264_stream_becomes_a_valid_mp4() {
     let mut file = BufWriter::new(File::create(&path).unwrap());
     // Timestamps as a camera gives them: an arbitrary, here negative, start.
     let start = -123_456_789;
-    let summary = export(
-        &mut file,
-        &aus,
-        avcc,
-        |i| start + i as i64 * FRAME_TICKS,
-        true,
-    );
+    let summary = export(&mut file, &aus, avcc, |i| start + i as i64 * FRAME_TICKS, true);
     file.flush().unwrap();
     assert_eq!(summary.samples, 100);
     assert_eq!(summary.keyframes, 4);
@@ -155,10 +129,7 @@ fn chunk_offsets_past_4_gib_are_read_back_by_ffmpeg() {
     assert_eq!(summary.bytes + hole, file.metadata().unwrap().len());
 
     let bytes = read_tail(&path, hole);
-    assert!(
-        bytes.windows(4).any(|w| w == b"co64"),
-        "tables must use co64"
-    );
+    assert!(bytes.windows(4).any(|w| w == b"co64"), "tables must use co64");
     assert!(!bytes.windows(4).any(|w| w == b"stco"));
 
     let probe = ffprobe(&path, &["-f", "mp4"]);
@@ -189,8 +160,7 @@ impl Write for SparseFile {
             return self.file.write(buf);
         }
         self.file.write_all(&buf[..SPARSE_HEAD])?;
-        self.file
-            .seek(SeekFrom::Current((buf.len() - SPARSE_HEAD) as i64))?;
+        self.file.seek(SeekFrom::Current((buf.len() - SPARSE_HEAD) as i64))?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -215,31 +185,21 @@ fn mdat_over_4_gib_uses_64_bit_sizes() {
     let dir = tempfile::tempdir().unwrap();
     let (aus, avcc) = test_stream(dir.path(), 4);
     let path = dir.path().join("big.mp4");
-    let mut out = SparseFile {
-        file: File::create(&path).unwrap(),
-    };
+    let mut out = SparseFile { file: File::create(&path).unwrap() };
     // Every sample is exactly this long: the frame, then a filler NAL for the rest.
     const SAMPLE: usize = 44_000_000;
     let mut w = Mp4Writer::new(&mut out, track(avcc)).unwrap();
     let mut data = vec![0u8; SAMPLE];
     for (i, au) in aus.iter().enumerate() {
         let frame = au.to_avcc(true);
-        assert!(
-            frame.len() + 5 < SPARSE_HEAD,
-            "frame must land before the hole"
-        );
+        assert!(frame.len() + 5 < SPARSE_HEAD, "frame must land before the hole");
         // Only the head is ever non-zero; the zeros after it are the filler's payload.
         data[..SPARSE_HEAD].fill(0);
         data[..frame.len()].copy_from_slice(&frame);
         let filler_len = (SAMPLE - frame.len() - 4) as u32;
         data[frame.len()..frame.len() + 4].copy_from_slice(&filler_len.to_be_bytes());
         data[frame.len() + 4] = 0x0c; // filler data NAL header
-        w.push(Sample {
-            pts: i as i64 * FRAME_TICKS,
-            keyframe: au.keyframe,
-            data: &data,
-        })
-        .unwrap();
+        w.push(Sample { pts: i as i64 * FRAME_TICKS, keyframe: au.keyframe, data: &data }).unwrap();
     }
     let summary = w.finish().unwrap();
     assert!(summary.bytes > 1 << 32);
@@ -248,10 +208,7 @@ fn mdat_over_4_gib_uses_64_bit_sizes() {
     // The mdat header: size 1 and a 64-bit size right after ftyp.
     let head = read_range(&path, 0, 64);
     let ftyp_len = u32::from_be_bytes(head[0..4].try_into().unwrap()) as usize;
-    assert_eq!(
-        &head[ftyp_len..ftyp_len + 8],
-        &[0, 0, 0, 1, b'm', b'd', b'a', b't']
-    );
+    assert_eq!(&head[ftyp_len..ftyp_len + 8], &[0, 0, 0, 1, b'm', b'd', b'a', b't']);
     let mdat_size = u64::from_be_bytes(head[ftyp_len + 8..ftyp_len + 16].try_into().unwrap());
     let tail = read_tail(&path, ftyp_len as u64 + mdat_size);
     assert_eq!(&tail[4..8], b"moov");

@@ -106,16 +106,10 @@ impl Clip {
     /// Reads and parses an Annex-B file. See [`Clip::from_annexb`] for the requirements.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ClipError> {
         let path = path.as_ref();
-        let io_err = |source| ClipError::Io {
-            path: path.to_owned(),
-            source,
-        };
+        let io_err = |source| ClipError::Io { path: path.to_owned(), source };
         let size = std::fs::metadata(path).map_err(io_err)?.len();
         if size > MAX_CLIP_BYTES {
-            return Err(ClipError::TooLarge {
-                size,
-                max: MAX_CLIP_BYTES,
-            });
+            return Err(ClipError::TooLarge { size, max: MAX_CLIP_BYTES });
         }
         let data = std::fs::read(path).map_err(io_err)?;
         Self::from_annexb(data)
@@ -130,10 +124,7 @@ impl Clip {
     pub fn from_annexb(data: impl Into<Bytes>) -> Result<Self, ClipError> {
         let data: Bytes = data.into();
         if data.len() as u64 > MAX_CLIP_BYTES {
-            return Err(ClipError::TooLarge {
-                size: data.len() as u64,
-                max: MAX_CLIP_BYTES,
-            });
+            return Err(ClipError::TooLarge { size: data.len() as u64, max: MAX_CLIP_BYTES });
         }
         let nals = nal::split_annexb(&data).map_err(|offset| ClipError::NotAnnexB { offset })?;
 
@@ -144,9 +135,7 @@ impl Clip {
         for found in nals {
             let header = found.data[0];
             if header & 0x80 != 0 {
-                return Err(ClipError::ForbiddenBit {
-                    offset: found.offset,
-                });
+                return Err(ClipError::ForbiddenBit { offset: found.offset });
             }
             let nal_type = header & 0x1f;
             if current.is_empty() && access_units.is_empty() && nal_type != NAL_AUD {
@@ -154,10 +143,7 @@ impl Clip {
             }
             match nal_type {
                 NAL_AUD if !current.is_empty() => {
-                    access_units.push(finish_access_unit(
-                        std::mem::take(&mut current),
-                        access_units.len(),
-                    )?);
+                    access_units.push(finish_access_unit(std::mem::take(&mut current), access_units.len())?);
                 }
                 NAL_SPS if sps.is_none() && found.data.len() >= 4 => sps = Some(found.data.clone()),
                 NAL_PPS if pps.is_none() => pps = Some(found.data.clone()),
@@ -171,11 +157,7 @@ impl Clip {
         if !access_units.first().is_some_and(AccessUnit::is_idr) {
             return Err(ClipError::FirstNotIdr);
         }
-        Ok(Self {
-            access_units,
-            sps: sps.ok_or(ClipError::MissingSps)?,
-            pps: pps.ok_or(ClipError::MissingPps)?,
-        })
+        Ok(Self { access_units, sps: sps.ok_or(ClipError::MissingSps)?, pps: pps.ok_or(ClipError::MissingPps)? })
     }
 
     /// The access units, in decoding (and presentation) order.
@@ -190,11 +172,7 @@ impl Clip {
 
     /// Indices of the access units that are IDR pictures.
     pub fn idr_indices(&self) -> impl Iterator<Item = usize> + '_ {
-        self.access_units
-            .iter()
-            .enumerate()
-            .filter(|(_, au)| au.is_idr())
-            .map(|(i, _)| i)
+        self.access_units.iter().enumerate().filter(|(_, au)| au.is_idr()).map(|(i, _)| i)
     }
 
     /// The first sequence parameter set NAL unit (header byte included).
@@ -216,15 +194,8 @@ impl Clip {
 /// Shows NAL types and sizes rather than every byte.
 impl std::fmt::Debug for AccessUnit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let nals: Vec<(u8, usize)> = self
-            .nals
-            .iter()
-            .map(|n| (nal::nal_type(n).unwrap_or(0), n.len()))
-            .collect();
-        f.debug_struct("AccessUnit")
-            .field("idr", &self.idr)
-            .field("nals (type, len)", &nals)
-            .finish()
+        let nals: Vec<(u8, usize)> = self.nals.iter().map(|n| (nal::nal_type(n).unwrap_or(0), n.len())).collect();
+        f.debug_struct("AccessUnit").field("idr", &self.idr).field("nals (type, len)", &nals).finish()
     }
 }
 
@@ -240,10 +211,7 @@ impl std::fmt::Debug for Clip {
 }
 
 fn finish_access_unit(nals: Vec<Bytes>, index: usize) -> Result<AccessUnit, ClipError> {
-    if !nals
-        .iter()
-        .any(|n| nal::nal_type(n).is_some_and(nal::is_vcl))
-    {
+    if !nals.iter().any(|n| nal::nal_type(n).is_some_and(nal::is_vcl)) {
         return Err(ClipError::NoSlice { index });
     }
     Ok(AccessUnit::new(nals))
@@ -253,10 +221,7 @@ fn finish_access_unit(nals: Vec<Bytes>, index: usize) -> Result<AccessUnit, Clip
 mod tests {
     use super::*;
 
-    const CLIP: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../clips/testsrc-640x360-25fps.h264"
-    );
+    const CLIP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../clips/testsrc-640x360-25fps.h264");
 
     fn annexb(nals: &[&[u8]]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -282,11 +247,7 @@ mod tests {
         for au in clip.access_units() {
             assert_eq!(nal::nal_type(&au.nal_units()[0]), Some(NAL_AUD));
             assert!(au.byte_len() > 0);
-            let types: Vec<u8> = au
-                .nal_units()
-                .iter()
-                .filter_map(|n| nal::nal_type(n))
-                .collect();
+            let types: Vec<u8> = au.nal_units().iter().filter_map(|n| nal::nal_type(n)).collect();
             if au.is_idr() {
                 assert!(types.contains(&NAL_SPS) && types.contains(&NAL_PPS));
             }
@@ -314,42 +275,18 @@ mod tests {
 
     #[test]
     fn bad_files_are_errors() {
-        assert!(matches!(
-            Clip::from_annexb(Vec::new()),
-            Err(ClipError::NotAnnexB { .. })
-        ));
-        assert!(matches!(
-            Clip::from_annexb(b"GIF89a not a video".to_vec()),
-            Err(ClipError::NotAnnexB { .. })
-        ));
-        assert!(matches!(
-            Clip::from_annexb(annexb(&[SPS, PPS, IDR])),
-            Err(ClipError::NoLeadingAud { found: 7 })
-        ));
+        assert!(matches!(Clip::from_annexb(Vec::new()), Err(ClipError::NotAnnexB { .. })));
+        assert!(matches!(Clip::from_annexb(b"GIF89a not a video".to_vec()), Err(ClipError::NotAnnexB { .. })));
+        assert!(matches!(Clip::from_annexb(annexb(&[SPS, PPS, IDR])), Err(ClipError::NoLeadingAud { found: 7 })));
         assert!(matches!(
             Clip::from_annexb(annexb(&[AUD, SPS, PPS, IDR, AUD, AUD, P])),
             Err(ClipError::NoSlice { index: 1 })
         ));
-        assert!(matches!(
-            Clip::from_annexb(annexb(&[AUD, SPS, PPS, P])),
-            Err(ClipError::FirstNotIdr)
-        ));
-        assert!(matches!(
-            Clip::from_annexb(annexb(&[AUD, PPS, IDR])),
-            Err(ClipError::MissingSps)
-        ));
-        assert!(matches!(
-            Clip::from_annexb(annexb(&[AUD, SPS, IDR])),
-            Err(ClipError::MissingPps)
-        ));
-        assert!(matches!(
-            Clip::from_annexb(annexb(&[AUD, SPS, PPS, &[0xe5, 1]])),
-            Err(ClipError::ForbiddenBit { .. })
-        ));
-        assert!(matches!(
-            Clip::from_file("/nonexistent/clip.h264"),
-            Err(ClipError::Io { .. })
-        ));
+        assert!(matches!(Clip::from_annexb(annexb(&[AUD, SPS, PPS, P])), Err(ClipError::FirstNotIdr)));
+        assert!(matches!(Clip::from_annexb(annexb(&[AUD, PPS, IDR])), Err(ClipError::MissingSps)));
+        assert!(matches!(Clip::from_annexb(annexb(&[AUD, SPS, IDR])), Err(ClipError::MissingPps)));
+        assert!(matches!(Clip::from_annexb(annexb(&[AUD, SPS, PPS, &[0xe5, 1]])), Err(ClipError::ForbiddenBit { .. })));
+        assert!(matches!(Clip::from_file("/nonexistent/clip.h264"), Err(ClipError::Io { .. })));
     }
 
     #[test]

@@ -28,11 +28,7 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self {
-            mounts: BTreeMap::new(),
-            frame_rate: DEFAULT_FRAME_RATE,
-            session_timeout: DEFAULT_SESSION_TIMEOUT,
-        }
+        Self { mounts: BTreeMap::new(), frame_rate: DEFAULT_FRAME_RATE, session_timeout: DEFAULT_SESSION_TIMEOUT }
     }
 }
 
@@ -70,9 +66,7 @@ impl ServerConfig {
                 || path.len() < 2
                 || path.ends_with('/')
                 || path.contains("//")
-                || !path
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b))
+                || !path.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b))
             {
                 return Err(Error::InvalidConfig(format!(
                     "mount path {path:?} must look like /name (letters, digits, - _ . ~ and /)"
@@ -86,9 +80,7 @@ impl ServerConfig {
             )));
         }
         if self.session_timeout.as_secs() < 1 {
-            return Err(Error::InvalidConfig(
-                "session timeout must be at least one second".into(),
-            ));
+            return Err(Error::InvalidConfig("session timeout must be at least one second".into()));
         }
         Ok(())
     }
@@ -119,34 +111,15 @@ mod tests {
     #[test]
     fn validation() {
         let clip = Arc::new(
-            Clip::from_file(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../clips/testsrc-640x360-25fps.h264"
-            ))
-            .unwrap(),
+            Clip::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/../clips/testsrc-640x360-25fps.h264")).unwrap(),
         );
         assert!(ServerConfig::new().validate().is_err());
         let ok = ServerConfig::new().with_mount("/cam", clip.clone());
         assert!(ok.validate().is_ok());
         assert_eq!(ok.frame_rate, 25);
         assert!(ok.clone().with_frame_rate(0).validate().is_err());
-        assert!(
-            ok.clone()
-                .with_session_timeout(Duration::from_millis(10))
-                .validate()
-                .is_err()
-        );
-        assert!(
-            ServerConfig::new()
-                .with_mount("/", clip.clone())
-                .validate()
-                .is_err()
-        );
-        assert!(
-            ServerConfig::new()
-                .with_mount("/a b", clip)
-                .validate()
-                .is_err()
-        );
+        assert!(ok.clone().with_session_timeout(Duration::from_millis(10)).validate().is_err());
+        assert!(ServerConfig::new().with_mount("/", clip.clone()).validate().is_err());
+        assert!(ServerConfig::new().with_mount("/a b", clip).validate().is_err());
     }
 }

@@ -60,30 +60,14 @@ struct Connection {
 }
 
 /// Serves one client until it disconnects, times out, or the server shuts down.
-pub(crate) async fn run(
-    stream: TcpStream,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-    shutdown: watch::Receiver<bool>,
-) {
+pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
     if let Err(e) = stream.set_nodelay(true) {
         debug!(%peer, "set_nodelay failed: {e}");
     }
-    let local_ip = stream
-        .local_addr()
-        .map(|a| a.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let local_ip = stream.local_addr().map(|a| a.ip()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let (mut reader, writer) = stream.into_split();
     let timeout = shared.config.session_timeout;
-    let mut conn = Connection {
-        shared,
-        writer,
-        local_ip,
-        peer,
-        framer: Framer::default(),
-        session: None,
-        shutdown,
-    };
+    let mut conn = Connection { shared, writer, local_ip, peer, framer: Framer::default(), session: None, shutdown };
     let mut buf = BytesMut::with_capacity(4096);
     let idle = tokio::time::sleep(timeout);
     tokio::pin!(idle);
@@ -116,12 +100,7 @@ pub(crate) async fn run(
     let session = conn.session.as_ref().map(|s| s.id.as_str());
     match end {
         Ok(reason) => info!(%peer, ?session, "connection ended: {reason}"),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
-            ) =>
-        {
+        Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe) => {
             info!(%peer, ?session, "connection ended: client disconnected ({e})");
         }
         Err(e) => warn!(%peer, ?session, "connection ended: {e}"),
@@ -154,10 +133,7 @@ struct Reply {
 
 impl From<Response<Vec<u8>>> for Reply {
     fn from(response: Response<Vec<u8>>) -> Self {
-        Reply {
-            response,
-            start_playing: false,
-        }
+        Reply { response, start_playing: false }
     }
 }
 
@@ -215,19 +191,14 @@ impl Connection {
     }
 
     fn handle(&mut self, req: &Request<Vec<u8>>) -> Reply {
-        let cseq = req
-            .header(&headers::CSEQ)
-            .map(|v| v.as_str().trim())
-            .filter(|v| is_cseq(v));
+        let cseq = req.header(&headers::CSEQ).map(|v| v.as_str().trim()).filter(|v| is_cseq(v));
         let Some(cseq) = cseq else {
             return status(StatusCode::BadRequest, None);
         };
         if req.version() != Version::V1_0 {
             return status(StatusCode::RTSPVersionNotSupported, Some(cseq));
         }
-        let session_header = req
-            .header(&headers::SESSION)
-            .map(|v| session_id(v.as_str()));
+        let session_header = req.header(&headers::SESSION).map(|v| session_id(v.as_str()));
         if let Some(id) = session_header
             && self.session.as_ref().is_none_or(|s| s.id != id)
         {
@@ -235,10 +206,9 @@ impl Connection {
         }
         let has_session = session_header.is_some();
         match req.method() {
-            Method::Options => builder(StatusCode::Ok, Some(cseq))
-                .header(headers::PUBLIC, PUBLIC_METHODS)
-                .build(Vec::new())
-                .into(),
+            Method::Options => {
+                builder(StatusCode::Ok, Some(cseq)).header(headers::PUBLIC, PUBLIC_METHODS).build(Vec::new()).into()
+            }
             Method::Describe => self.describe(req, cseq),
             Method::Setup => self.setup(req, cseq, has_session),
             Method::Play if has_session => self.play(cseq),
@@ -249,13 +219,9 @@ impl Connection {
                 }
                 status(StatusCode::Ok, Some(cseq))
             }
-            Method::Play | Method::Pause | Method::Teardown => {
-                status(StatusCode::SessionNotFound, Some(cseq))
-            }
+            Method::Play | Method::Pause | Method::Teardown => status(StatusCode::SessionNotFound, Some(cseq)),
             Method::GetParameter => self.ok_with_session(cseq, has_session),
-            Method::SetParameter if req.body().is_empty() => {
-                self.ok_with_session(cseq, has_session)
-            }
+            Method::SetParameter if req.body().is_empty() => self.ok_with_session(cseq, has_session),
             Method::SetParameter => status(StatusCode::ParameterNotUnderstood, Some(cseq)),
             _ => builder(StatusCode::NotImplemented, Some(cseq))
                 .header(headers::PUBLIC, PUBLIC_METHODS)
@@ -275,9 +241,7 @@ impl Connection {
         if last != TRACK_CONTROL {
             return None;
         }
-        mounts
-            .get(parent)
-            .map(|clip| (parent.to_owned(), clip.clone()))
+        mounts.get(parent).map(|clip| (parent.to_owned(), clip.clone()))
     }
 
     fn session_value(&self, id: &str) -> String {
@@ -298,18 +262,11 @@ impl Connection {
         let Some(url) = req.request_uri() else {
             return status(StatusCode::BadRequest, Some(cseq));
         };
-        let Some((mount, clip)) = self
-            .resolve(url)
-            .filter(|(m, _)| url.path().trim_end_matches('/') == m)
-        else {
+        let Some((mount, clip)) = self.resolve(url).filter(|(m, _)| url.path().trim_end_matches('/') == m) else {
             return status(StatusCode::NotFound, Some(cseq));
         };
-        let sdp = sdp::session_description(
-            &clip,
-            self.shared.config.frame_rate,
-            self.local_ip,
-            self.shared.sdp_session_id,
-        );
+        let sdp =
+            sdp::session_description(&clip, self.shared.config.frame_rate, self.local_ip, self.shared.sdp_session_id);
         builder(StatusCode::Ok, Some(cseq))
             .header(headers::CONTENT_BASE, content_base(url, &mount))
             .header(headers::CONTENT_TYPE, "application/sdp")
@@ -378,21 +335,14 @@ impl Connection {
         let Some(s) = self.session.as_ref() else {
             return status(StatusCode::SessionNotFound, Some(cseq));
         };
-        let rtp_info = format!(
-            "url={};seq={};rtptime={}",
-            s.track_url,
-            s.streamer.next_seq(),
-            s.streamer.next_timestamp()
-        );
+        let rtp_info =
+            format!("url={};seq={};rtptime={}", s.track_url, s.streamer.next_seq(), s.streamer.next_timestamp());
         let response = builder(StatusCode::Ok, Some(cseq))
             .header(headers::SESSION, self.session_value(&s.id))
             .header(headers::RANGE, "npt=0.000-")
             .header(headers::RTP_INFO, rtp_info)
             .build(Vec::new());
-        Reply {
-            response,
-            start_playing: s.ticker.is_none(),
-        }
+        Reply { response, start_playing: s.ticker.is_none() }
     }
 
     fn pause(&mut self, cseq: &str) -> Reply {
@@ -436,9 +386,7 @@ impl Connection {
 
     async fn write_response(&mut self, response: &Response<Vec<u8>>) -> io::Result<()> {
         let mut out = Vec::with_capacity(256 + response.body().len());
-        response
-            .write(&mut out)
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        response.write(&mut out).map_err(|e| io::Error::other(e.to_string()))?;
         self.write_all(&out).await
     }
 

@@ -36,7 +36,4 @@ pub use server::serve;
 pub use streamer::{ClipStreamer, Frame};
 
 /// The H.264 clip committed with this crate (640x360, 25 fps, 200 frames).
-pub const DEFAULT_CLIP: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../clips/testsrc-640x360-25fps.h264"
-);
+pub const DEFAULT_CLIP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../clips/testsrc-640x360-25fps.h264");

@@ -33,41 +33,26 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
 
-    let clip = Arc::new(
-        Clip::from_file(&args.clip)
-            .with_context(|| format!("loading clip {}", args.clip.display()))?,
-    );
-    let mounts = if args.mounts.is_empty() {
-        vec!["/cam".to_owned()]
-    } else {
-        args.mounts
-    };
+    let clip = Arc::new(Clip::from_file(&args.clip).with_context(|| format!("loading clip {}", args.clip.display()))?);
+    let mounts = if args.mounts.is_empty() { vec!["/cam".to_owned()] } else { args.mounts };
     let mut config = ServerConfig::new().with_frame_rate(args.fps);
     for mount in &mounts {
         config = config.with_mount(mount, clip.clone());
     }
     config.validate()?;
 
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "sim-camera listening on rtsp://{addr}")?;
         stdout.flush()?;
     }
-    tracing::info!(
-        frames = clip.frame_count(),
-        fps = args.fps,
-        "clip {} loaded",
-        args.clip.display()
-    );
+    tracing::info!(frames = clip.frame_count(), fps = args.fps, "clip {} loaded", args.clip.display());
 
     sim_camera::serve(listener, config, shutdown_signal()).await?;
     tracing::info!("stopped");

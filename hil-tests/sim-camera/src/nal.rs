@@ -62,10 +62,7 @@ pub fn split_annexb(data: &Bytes) -> Result<Vec<FoundNal>, usize> {
             end -= 1;
         }
         if end > begin {
-            nals.push(FoundNal {
-                offset: begin,
-                data: data.slice(begin..end),
-            });
+            nals.push(FoundNal { offset: begin, data: data.slice(begin..end) });
         }
     }
     Ok(nals)
@@ -95,25 +92,14 @@ mod tests {
     use super::*;
 
     fn split(bytes: &[u8]) -> Result<Vec<Vec<u8>>, usize> {
-        split_annexb(&Bytes::copy_from_slice(bytes))
-            .map(|v| v.into_iter().map(|n| n.data.to_vec()).collect())
+        split_annexb(&Bytes::copy_from_slice(bytes)).map(|v| v.into_iter().map(|n| n.data.to_vec()).collect())
     }
 
     #[test]
     fn splits_three_and_four_byte_start_codes() {
-        let stream = [
-            0, 0, 0, 1, 0x09, 0x10, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 3, 0, 0, 1, 0x65, 4, 5,
-        ];
+        let stream = [0, 0, 0, 1, 0x09, 0x10, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 3, 0, 0, 1, 0x65, 4, 5];
         let nals = split(&stream).unwrap();
-        assert_eq!(
-            nals,
-            vec![
-                vec![0x09, 0x10],
-                vec![0x67, 1, 2],
-                vec![0x68, 3],
-                vec![0x65, 4, 5]
-            ]
-        );
+        assert_eq!(nals, vec![vec![0x09, 0x10], vec![0x67, 1, 2], vec![0x68, 3], vec![0x65, 4, 5]]);
     }
 
     #[test]

@@ -33,12 +33,7 @@ pub struct H264Packetizer {
 impl H264Packetizer {
     /// Creates a packetizer with the given SSRC and first sequence number.
     pub fn new(ssrc: u32, initial_seq: u16) -> Self {
-        Self {
-            ssrc,
-            next_seq: initial_seq,
-            payload_type: H264_PAYLOAD_TYPE,
-            max_payload: DEFAULT_MAX_PAYLOAD,
-        }
+        Self { ssrc, next_seq: initial_seq, payload_type: H264_PAYLOAD_TYPE, max_payload: DEFAULT_MAX_PAYLOAD }
     }
 
     /// Creates a packetizer with a random SSRC and a random first sequence number.
@@ -66,11 +61,8 @@ impl H264Packetizer {
     ///
     /// Returns the RTP packets (header included) in sending order.
     pub fn packetize(&mut self, au: &AccessUnit, timestamp: u32) -> Vec<Bytes> {
-        let nals: Vec<&Bytes> = au
-            .nal_units()
-            .iter()
-            .filter(|n| nal::nal_type(n).is_some_and(|t| t != NAL_AUD))
-            .collect();
+        let nals: Vec<&Bytes> =
+            au.nal_units().iter().filter(|n| nal::nal_type(n).is_some_and(|t| t != NAL_AUD)).collect();
         let mut packets = Vec::new();
         for (i, nal) in nals.iter().enumerate() {
             let last_nal = i + 1 == nals.len();
@@ -87,12 +79,7 @@ impl H264Packetizer {
                 let start = j == 0;
                 let end = j + 1 == count;
                 let fu_header = (u8::from(start) << 7) | (u8::from(end) << 6) | (header & 0x1f);
-                packets.push(self.packet(
-                    last_nal && end,
-                    timestamp,
-                    &[indicator, fu_header],
-                    fragment,
-                ));
+                packets.push(self.packet(last_nal && end, timestamp, &[indicator, fu_header], fragment));
             }
         }
         packets
@@ -181,23 +168,12 @@ pub(crate) mod tests {
     #[test]
     fn small_nals_are_single_packets_and_aud_is_dropped() {
         let mut p = H264Packetizer::new(0xdead_beef, 100);
-        let unit = au(&[
-            vec![0x09, 0xf0],
-            vec![0x67, 1, 2, 3],
-            vec![0x68, 4],
-            vec![0x65, 5, 6],
-        ]);
+        let unit = au(&[vec![0x09, 0xf0], vec![0x67, 1, 2, 3], vec![0x68, 4], vec![0x65, 5, 6]]);
         let packets = p.packetize(&unit, 1234);
         assert_eq!(packets.len(), 3);
         let parsed: Vec<_> = packets.iter().map(|b| parse(b)).collect();
-        assert_eq!(
-            parsed.iter().map(|p| p.seq).collect::<Vec<_>>(),
-            [100, 101, 102]
-        );
-        assert_eq!(
-            parsed.iter().map(|p| p.marker).collect::<Vec<_>>(),
-            [false, false, true]
-        );
+        assert_eq!(parsed.iter().map(|p| p.seq).collect::<Vec<_>>(), [100, 101, 102]);
+        assert_eq!(parsed.iter().map(|p| p.marker).collect::<Vec<_>>(), [false, false, true]);
         for p in &parsed {
             assert_eq!(p.timestamp, 1234);
             assert_eq!(p.ssrc, 0xdead_beef);
@@ -242,22 +218,15 @@ pub(crate) mod tests {
 
     #[test]
     fn committed_clip_round_trips_with_increasing_timestamps() {
-        let clip = crate::Clip::from_file(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../clips/testsrc-640x360-25fps.h264"
-        ))
-        .unwrap();
+        let clip = crate::Clip::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/../clips/testsrc-640x360-25fps.h264"))
+            .unwrap();
         let mut p = H264Packetizer::new(7, 0);
         let mut last_seq = None;
         for (i, unit) in clip.access_units().iter().enumerate() {
             let ts = (i as u32) * 3600;
             let packets = p.packetize(unit, ts);
-            let expected: Vec<Vec<u8>> = unit
-                .nal_units()
-                .iter()
-                .filter(|n| n[0] & 0x1f != NAL_AUD)
-                .map(|n| n.to_vec())
-                .collect();
+            let expected: Vec<Vec<u8>> =
+                unit.nal_units().iter().filter(|n| n[0] & 0x1f != NAL_AUD).map(|n| n.to_vec()).collect();
             assert_eq!(reassemble(&packets), expected);
             for (j, pkt) in packets.iter().enumerate() {
                 let h = parse(pkt);

@@ -71,10 +71,7 @@ impl Framer {
     /// Returns `Ok(None)` when more bytes are needed.
     pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Incoming>, FramingError> {
         // Stray CRLFs between messages are allowed.
-        let blank = buf
-            .iter()
-            .take_while(|&&b| b == b'\r' || b == b'\n')
-            .count();
+        let blank = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
         if blank > 0 {
             buf.advance(blank);
             self.scanned = 0;
@@ -101,21 +98,15 @@ impl Framer {
             self.scanned = buf.len();
             if find(buf, b"\n\n").is_some() {
                 // Bare-LF line endings: never valid RTSP.
-                return Err(FramingError::Garbage {
-                    cseq: scrape_cseq(buf),
-                });
+                return Err(FramingError::Garbage { cseq: scrape_cseq(buf) });
             }
             if buf.len() > MAX_HEADER_BYTES {
-                return Err(FramingError::TooLarge {
-                    cseq: scrape_cseq(buf),
-                });
+                return Err(FramingError::TooLarge { cseq: scrape_cseq(buf) });
             }
             return Ok(None);
         };
         if header_end > MAX_HEADER_BYTES {
-            return Err(FramingError::TooLarge {
-                cseq: scrape_cseq(&buf[..header_end]),
-            });
+            return Err(FramingError::TooLarge { cseq: scrape_cseq(&buf[..header_end]) });
         }
         let head = &buf[..header_end];
         let content_length = match scrape_header(head, "content-length") {
@@ -129,22 +120,15 @@ impl Framer {
                 Ok(Some(match message {
                     Message::Request(request) => Incoming::Request(Box::new(request)),
                     Message::Response(_) => Incoming::Response,
-                    Message::Data(data) => Incoming::Interleaved {
-                        channel: data.channel_id(),
-                        len: data.len(),
-                    },
+                    Message::Data(data) => Incoming::Interleaved { channel: data.channel_id(), len: data.len() },
                 }))
             }
             Err(rtsp_types::ParseError::Incomplete(_)) => {
                 // The header section is complete, so only the body is missing.
                 match content_length {
                     Some(len) if header_end.saturating_add(len) <= MAX_MESSAGE_BYTES => Ok(None),
-                    Some(_) => Err(FramingError::TooLarge {
-                        cseq: scrape_cseq(head),
-                    }),
-                    None => Err(FramingError::Garbage {
-                        cseq: scrape_cseq(head),
-                    }),
+                    Some(_) => Err(FramingError::TooLarge { cseq: scrape_cseq(head) }),
+                    None => Err(FramingError::Garbage { cseq: scrape_cseq(head) }),
                 }
             }
             Err(rtsp_types::ParseError::Error) => {
@@ -172,9 +156,7 @@ fn scrape_header(head: &[u8], name: &str) -> Option<String> {
     head.split(|&b| b == b'\n').skip(1).find_map(|line| {
         let line = std::str::from_utf8(line).ok()?;
         let (n, v) = line.split_once(':')?;
-        n.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| v.trim().to_owned())
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
     })
 }
 
@@ -251,10 +233,7 @@ mod tests {
             Incoming::Request(r) => assert_eq!(r.method(), &Method::Options),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
-            items[1],
-            Incoming::Interleaved { channel: 1, len: 3 }
-        ));
+        assert!(matches!(items[1], Incoming::Interleaved { channel: 1, len: 3 }));
         match &items[2] {
             Incoming::Request(r) => assert_eq!(r.method(), &Method::GetParameter),
             other => panic!("{other:?}"),
@@ -282,10 +261,7 @@ mod tests {
         buf.extend_from_slice(b"\x02z");
         assert!(framer.next(&mut buf).unwrap().is_none());
         buf.extend_from_slice(b"z");
-        assert!(matches!(
-            framer.next(&mut buf).unwrap(),
-            Some(Incoming::Interleaved { channel: 0, len: 2 })
-        ));
+        assert!(matches!(framer.next(&mut buf).unwrap(), Some(Incoming::Interleaved { channel: 0, len: 2 })));
     }
 
     #[test]
@@ -305,9 +281,7 @@ mod tests {
         let (_, err, _) = framer_all(&big);
         assert!(matches!(err, Some(FramingError::TooLarge { .. })));
         // Huge declared body.
-        let (_, err, _) = framer_all(
-            b"SET_PARAMETER * RTSP/1.0\r\nCSeq: 4\r\nContent-Length: 99999999999\r\n\r\n",
-        );
+        let (_, err, _) = framer_all(b"SET_PARAMETER * RTSP/1.0\r\nCSeq: 4\r\nContent-Length: 99999999999\r\n\r\n");
         assert!(matches!(err, Some(FramingError::TooLarge { cseq: Some(ref c) }) if c == "4"));
         // Bare LF.
         let (_, err, _) = framer_all(b"OPTIONS * RTSP/1.0\nCSeq: 1\n\n");
@@ -345,25 +319,14 @@ mod tests {
 
     #[test]
     fn transport_selection() {
+        assert_eq!(interleaved_channel("RTP/AVP/TCP;unicast;interleaved=0-1"), Some(0));
         assert_eq!(
-            interleaved_channel("RTP/AVP/TCP;unicast;interleaved=0-1"),
-            Some(0)
-        );
-        assert_eq!(
-            interleaved_channel(
-                "RTP/AVP;unicast;client_port=5000-5001, RTP/AVP/TCP;unicast;interleaved=4-5"
-            ),
+            interleaved_channel("RTP/AVP;unicast;client_port=5000-5001, RTP/AVP/TCP;unicast;interleaved=4-5"),
             Some(4)
         );
         assert_eq!(interleaved_channel("rtp/avp/tcp;unicast"), Some(0));
-        assert_eq!(
-            interleaved_channel("RTP/AVP;unicast;client_port=5000-5001"),
-            None
-        );
-        assert_eq!(
-            interleaved_channel("RTP/AVP/UDP;unicast;client_port=5000-5001"),
-            None
-        );
+        assert_eq!(interleaved_channel("RTP/AVP;unicast;client_port=5000-5001"), None);
+        assert_eq!(interleaved_channel("RTP/AVP/UDP;unicast;client_port=5000-5001"), None);
         assert_eq!(interleaved_channel("RTP/AVP/TCP;interleaved=255"), None);
         assert_eq!(interleaved_channel("RTP/AVP/TCP;interleaved=x-y"), None);
         assert_eq!(interleaved_channel(""), None);

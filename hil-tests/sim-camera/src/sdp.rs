@@ -17,12 +17,7 @@ pub const TRACK_CONTROL: &str = "trackID=0";
 /// `origin` goes in the `o=` line (the server's address as the client sees
 /// it); `session_id` should differ per server run. The presentation uses
 /// `a=control:*` and the track `a=control:trackID=0`.
-pub fn session_description(
-    clip: &Clip,
-    frame_rate: u32,
-    origin: IpAddr,
-    session_id: u64,
-) -> String {
+pub fn session_description(clip: &Clip, frame_rate: u32, origin: IpAddr, session_id: u64) -> String {
     let ip_version = match origin {
         IpAddr::V4(_) => "IP4",
         IpAddr::V6(_) => "IP6",
@@ -60,11 +55,7 @@ mod tests {
     use super::*;
 
     fn clip() -> Clip {
-        Clip::from_file(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../clips/testsrc-640x360-25fps.h264"
-        ))
-        .unwrap()
+        Clip::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/../clips/testsrc-640x360-25fps.h264")).unwrap()
     }
 
     #[test]
@@ -79,17 +70,11 @@ mod tests {
         assert!(lines.contains(&"a=control:trackID=0"));
         assert!(lines.contains(&"a=control:*"));
         assert!(lines.contains(&"a=framerate:25"));
-        let fmtp = lines
-            .iter()
-            .find(|l| l.starts_with("a=fmtp:96 "))
-            .expect("fmtp line");
+        let fmtp = lines.iter().find(|l| l.starts_with("a=fmtp:96 ")).expect("fmtp line");
         let params: Vec<&str> = fmtp["a=fmtp:96 ".len()..].split(';').collect();
         assert!(params.contains(&"packetization-mode=1"));
         assert!(params.contains(&"profile-level-id=4d401e"));
-        let sprop = params
-            .iter()
-            .find_map(|p| p.strip_prefix("sprop-parameter-sets="))
-            .expect("sprop-parameter-sets");
+        let sprop = params.iter().find_map(|p| p.strip_prefix("sprop-parameter-sets=")).expect("sprop-parameter-sets");
         let (sps, pps) = sprop.split_once(',').unwrap();
         assert_eq!(BASE64.decode(sps).unwrap(), clip.sps());
         assert_eq!(BASE64.decode(pps).unwrap(), clip.pps());

@@ -37,30 +37,13 @@ pub struct ClipStreamer {
 
 impl ClipStreamer {
     /// Creates a streamer; `frame_rate` must be at least 1 (it is clamped).
-    pub fn new(
-        clip: Arc<Clip>,
-        frame_rate: u32,
-        packetizer: H264Packetizer,
-        initial_timestamp: u32,
-    ) -> Self {
-        Self {
-            clip,
-            packetizer,
-            frame_rate: frame_rate.max(1),
-            initial_timestamp,
-            next_index: 0,
-            frames_sent: 0,
-        }
+    pub fn new(clip: Arc<Clip>, frame_rate: u32, packetizer: H264Packetizer, initial_timestamp: u32) -> Self {
+        Self { clip, packetizer, frame_rate: frame_rate.max(1), initial_timestamp, next_index: 0, frames_sent: 0 }
     }
 
     /// Creates a streamer with random SSRC, first sequence number and first timestamp.
     pub fn with_random_ids(clip: Arc<Clip>, frame_rate: u32) -> Self {
-        Self::new(
-            clip,
-            frame_rate,
-            H264Packetizer::with_random_ids(),
-            rand::random(),
-        )
+        Self::new(clip, frame_rate, H264Packetizer::with_random_ids(), rand::random())
     }
 
     /// The SSRC of the stream.
@@ -92,12 +75,7 @@ impl ClipStreamer {
         let is_idr = au.is_idr();
         self.next_index = (index + 1) % self.clip.frame_count();
         self.frames_sent += 1;
-        Frame {
-            packets,
-            timestamp,
-            clip_index: index,
-            is_idr,
-        }
+        Frame { packets, timestamp, clip_index: index, is_idr }
     }
 
     fn timestamp_of(&self, frame: u64) -> u32 {
@@ -113,13 +91,7 @@ mod tests {
     use crate::rtp::tests::parse;
 
     fn clip() -> Arc<Clip> {
-        Arc::new(
-            Clip::from_file(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../clips/testsrc-640x360-25fps.h264"
-            ))
-            .unwrap(),
-        )
+        Arc::new(Clip::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/../clips/testsrc-640x360-25fps.h264")).unwrap())
     }
 
     #[test]

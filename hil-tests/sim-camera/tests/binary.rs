@@ -11,14 +11,7 @@ use tokio::process::Command;
 #[tokio::test]
 async fn binary_prints_its_address_and_serves_each_mount() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sim-camera"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--mount",
-            "/front",
-            "--mount",
-            "rear",
-        ])
+        .args(["--listen", "127.0.0.1:0", "--mount", "/front", "--mount", "rear"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -28,30 +21,16 @@ async fn binary_prints_its_address_and_serves_each_mount() {
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let line = lines.next_line().await.unwrap().expect("a line on stdout");
-    let base = line
-        .strip_prefix("sim-camera listening on rtsp://")
-        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+    let base =
+        line.strip_prefix("sim-camera listening on rtsp://").unwrap_or_else(|| panic!("unexpected line {line:?}"));
     let addr: std::net::SocketAddr = base.parse().expect("address");
     assert_ne!(addr.port(), 0);
 
     for mount in ["/front", "/rear"] {
         let url = url::Url::parse(&format!("rtsp://{addr}{mount}")).unwrap();
-        let mut session = Session::describe(url, SessionOptions::default())
-            .await
-            .expect("DESCRIBE");
-        session
-            .setup(
-                0,
-                SetupOptions::default().transport(Transport::Tcp(Default::default())),
-            )
-            .await
-            .expect("SETUP");
-        let mut demuxed = session
-            .play(PlayOptions::default())
-            .await
-            .expect("PLAY")
-            .demuxed()
-            .expect("demuxed");
+        let mut session = Session::describe(url, SessionOptions::default()).await.expect("DESCRIBE");
+        session.setup(0, SetupOptions::default().transport(Transport::Tcp(Default::default()))).await.expect("SETUP");
+        let mut demuxed = session.play(PlayOptions::default()).await.expect("PLAY").demuxed().expect("demuxed");
         let mut n = 0;
         while n < 3 {
             if let CodecItem::VideoFrame(f) = demuxed.next().await.unwrap().unwrap() {

@@ -40,10 +40,7 @@ async fn ffprobe_sees_h264_640x360() {
     assert!(out.status.success(), "ffprobe failed: {stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     for want in ["codec_name=h264", "width=640", "height=360", "profile=Main"] {
-        assert!(
-            lines.contains(&want),
-            "missing {want} in:\n{stdout}\n{stderr}"
-        );
+        assert!(lines.contains(&want), "missing {want} in:\n{stdout}\n{stderr}");
     }
     server.stop().await;
 }
@@ -57,15 +54,7 @@ async fn ffmpeg_decodes_across_a_loop_without_errors() {
     let server = TestServer::start(common::config().with_frame_rate(250)).await;
     let url = server.url("/cam");
     let out = Command::new(FFMPEG)
-        .args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-rtsp_transport",
-            "tcp",
-            "-i",
-            url.as_str(),
-        ])
+        .args(["-nostdin", "-v", "error", "-rtsp_transport", "tcp", "-i", url.as_str()])
         // Passthrough: the clip's SPS says 25 fps; do not drop frames to match it.
         .args(["-vsync", "0", "-frames:v", "230", "-f", "framemd5", "-"])
         .stdin(Stdio::null())

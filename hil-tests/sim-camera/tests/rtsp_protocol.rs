@@ -19,10 +19,7 @@ struct Resp {
 
 impl Resp {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -44,11 +41,7 @@ impl Client {
     async fn connect(server: &TestServer) -> Self {
         let stream = TcpStream::connect(server.addr).await.expect("connect");
         let (rd, wr) = stream.into_split();
-        Self {
-            rd: BufReader::new(rd),
-            wr,
-            base: format!("rtsp://{}", server.addr),
-        }
+        Self { rd: BufReader::new(rd), wr, base: format!("rtsp://{}", server.addr) }
     }
 
     async fn send(&mut self, raw: &str) {
@@ -56,10 +49,7 @@ impl Client {
     }
 
     async fn request(&mut self, method: &str, path: &str, cseq: u32, extra: &str) {
-        let raw = format!(
-            "{method} {}{path} RTSP/1.0\r\nCSeq: {cseq}\r\n{extra}\r\n",
-            self.base
-        );
+        let raw = format!("{method} {}{path} RTSP/1.0\r\nCSeq: {cseq}\r\n{extra}\r\n", self.base);
         self.send(&raw).await;
     }
 
@@ -75,10 +65,7 @@ impl Client {
             let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
             let mut packet = vec![0; len];
             self.rd.read_exact(&mut packet).await.ok()?;
-            return Some(Item::Rtp {
-                channel: head[1],
-                packet,
-            });
+            return Some(Item::Rtp { channel: head[1], packet });
         }
         let mut line = String::new();
         self.rd.read_line(&mut line).await.ok()?;
@@ -105,11 +92,7 @@ impl Client {
             .unwrap_or(0);
         let mut body = vec![0; len];
         self.rd.read_exact(&mut body).await.ok()?;
-        Some(Item::Response(Resp {
-            status,
-            headers,
-            body,
-        }))
+        Some(Item::Response(Resp { status, headers, body }))
     }
 
     /// Reads the next response, skipping (and counting) RTP frames.
@@ -125,26 +108,14 @@ impl Client {
 
     /// SETUP (TCP interleaved 0-1) then PLAY; returns the session id and the PLAY response.
     async fn setup_and_play(&mut self) -> (String, Resp) {
-        self.request(
-            "SETUP",
-            "/cam/trackID=0",
-            1,
-            "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
-        )
-        .await;
+        self.request("SETUP", "/cam/trackID=0", 1, "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n").await;
         let (setup, _) = self.response().await;
         assert_eq!(setup.status, 200);
         let session = setup.header("Session").unwrap();
         let (id, timeout) = session.split_once(';').unwrap();
         assert_eq!(timeout, "timeout=60");
         let id = id.to_owned();
-        self.request(
-            "PLAY",
-            "/cam/",
-            2,
-            &format!("Session: {id}\r\nRange: npt=0.000-\r\n"),
-        )
-        .await;
+        self.request("PLAY", "/cam/", 2, &format!("Session: {id}\r\nRange: npt=0.000-\r\n")).await;
         let (play, _) = self.response().await;
         (id, play)
     }
@@ -167,33 +138,21 @@ fn rtp_ts(p: &[u8]) -> u32 {
 async fn options_and_describe() {
     let server = TestServer::start(common::config()).await;
     let mut c = Client::connect(&server).await;
-    c.send("OPTIONS * RTSP/1.0\r\nCSeq: 41\r\nUser-Agent: test\r\n\r\n")
-        .await;
+    c.send("OPTIONS * RTSP/1.0\r\nCSeq: 41\r\nUser-Agent: test\r\n\r\n").await;
     let (r, _) = c.response().await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("CSeq"), Some("41"));
     let public = r.header("Public").unwrap();
-    for m in [
-        "OPTIONS",
-        "DESCRIBE",
-        "SETUP",
-        "PLAY",
-        "TEARDOWN",
-        "GET_PARAMETER",
-    ] {
+    for m in ["OPTIONS", "DESCRIBE", "SETUP", "PLAY", "TEARDOWN", "GET_PARAMETER"] {
         assert!(public.contains(m), "{public}");
     }
 
-    c.request("DESCRIBE", "/cam", 42, "Accept: application/sdp\r\n")
-        .await;
+    c.request("DESCRIBE", "/cam", 42, "Accept: application/sdp\r\n").await;
     let (r, _) = c.response().await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("CSeq"), Some("42"));
     assert_eq!(r.header("Content-Type"), Some("application/sdp"));
-    assert_eq!(
-        r.header("Content-Base").unwrap(),
-        format!("rtsp://{}/cam/", server.addr)
-    );
+    assert_eq!(r.header("Content-Base").unwrap(), format!("rtsp://{}/cam/", server.addr));
     let sdp = String::from_utf8(r.body).unwrap();
     assert!(sdp.contains("m=video 0 RTP/AVP 96\r\n"), "{sdp}");
     assert!(sdp.contains("a=rtpmap:96 H264/90000\r\n"), "{sdp}");
@@ -202,13 +161,7 @@ async fn options_and_describe() {
     c.request("DESCRIBE", "/rear", 43, "").await;
     let (r, _) = c.response().await;
     assert_eq!((r.status, r.header("CSeq")), (404, Some("43")));
-    c.request(
-        "SETUP",
-        "/cam/trackID=1",
-        44,
-        "Transport: RTP/AVP/TCP;interleaved=0-1\r\n",
-    )
-    .await;
+    c.request("SETUP", "/cam/trackID=1", 44, "Transport: RTP/AVP/TCP;interleaved=0-1\r\n").await;
     let (r, _) = c.response().await;
     assert_eq!(r.status, 404);
     server.stop().await;
@@ -220,19 +173,12 @@ async fn error_statuses() {
     let mut c = Client::connect(&server).await;
 
     // UDP is not offered.
-    c.request(
-        "SETUP",
-        "/cam/trackID=0",
-        1,
-        "Transport: RTP/AVP;unicast;client_port=5000-5001\r\n",
-    )
-    .await;
+    c.request("SETUP", "/cam/trackID=0", 1, "Transport: RTP/AVP;unicast;client_port=5000-5001\r\n").await;
     let (r, _) = c.response().await;
     assert_eq!((r.status, r.header("CSeq")), (461, Some("1")));
 
     // Unknown session.
-    c.request("PLAY", "/cam/", 2, "Session: DOESNOTEXIST\r\n")
-        .await;
+    c.request("PLAY", "/cam/", 2, "Session: DOESNOTEXIST\r\n").await;
     let (r, _) = c.response().await;
     assert_eq!((r.status, r.header("CSeq")), (454, Some("2")));
     c.request("PLAY", "/cam/", 3, "").await;
@@ -246,11 +192,7 @@ async fn error_statuses() {
     c.request("RECORD", "/cam/", 5, "").await;
     let (r, _) = c.response().await;
     assert_eq!((r.status, r.header("CSeq")), (501, Some("5")));
-    c.send(&format!(
-        "OPTIONS {}/cam RTSP/2.0\r\nCSeq: 6\r\n\r\n",
-        c.base
-    ))
-    .await;
+    c.send(&format!("OPTIONS {}/cam RTSP/2.0\r\nCSeq: 6\r\n\r\n", c.base)).await;
     let (r, _) = c.response().await;
     assert_eq!((r.status, r.header("CSeq")), (505, Some("6")));
     c.send("OPTIONS * RTSP/1.0\r\n\r\n").await;
@@ -273,10 +215,7 @@ async fn error_statuses() {
 
     // An oversized header section is refused too.
     let mut c = Client::connect(&server).await;
-    let huge = format!(
-        "OPTIONS * RTSP/1.0\r\nCSeq: 9\r\nX-Pad: {}",
-        "a".repeat(20_000)
-    );
+    let huge = format!("OPTIONS * RTSP/1.0\r\nCSeq: 9\r\nX-Pad: {}", "a".repeat(20_000));
     c.send(&huge).await;
     let (r, _) = c.response().await;
     assert_eq!((r.status, r.header("CSeq")), (400, Some("9")));
@@ -292,22 +231,9 @@ async fn requests_and_rtcp_while_playing() {
     assert_eq!(play.status, 200);
     assert_eq!(play.header("Range"), Some("npt=0.000-"));
     let rtp_info = play.header("RTP-Info").unwrap().to_owned();
-    assert!(
-        rtp_info.starts_with(&format!("url={}/cam/trackID=0;seq=", c.base)),
-        "{rtp_info}"
-    );
-    let seq: u16 = rtp_info
-        .split(';')
-        .find_map(|p| p.strip_prefix("seq="))
-        .unwrap()
-        .parse()
-        .unwrap();
-    let rtptime: u32 = rtp_info
-        .split(';')
-        .find_map(|p| p.strip_prefix("rtptime="))
-        .unwrap()
-        .parse()
-        .unwrap();
+    assert!(rtp_info.starts_with(&format!("url={}/cam/trackID=0;seq=", c.base)), "{rtp_info}");
+    let seq: u16 = rtp_info.split(';').find_map(|p| p.strip_prefix("seq=")).unwrap().parse().unwrap();
+    let rtptime: u32 = rtp_info.split(';').find_map(|p| p.strip_prefix("rtptime=")).unwrap().parse().unwrap();
 
     // The first packet matches RTP-Info; packets then count up by one.
     let mut expected_seq = seq;
@@ -336,13 +262,8 @@ async fn requests_and_rtcp_while_playing() {
                         c.wr.write_all(&frame).await.unwrap();
                         rtcp_sent = true;
                         cseq += 1;
-                        let method = if markers.is_multiple_of(20) {
-                            "GET_PARAMETER"
-                        } else {
-                            "OPTIONS"
-                        };
-                        c.request(method, "/cam/", cseq, &format!("Session: {id}\r\n"))
-                            .await;
+                        let method = if markers.is_multiple_of(20) { "GET_PARAMETER" } else { "OPTIONS" };
+                        c.request(method, "/cam/", cseq, &format!("Session: {id}\r\n")).await;
                     }
                 }
             }
@@ -356,8 +277,7 @@ async fn requests_and_rtcp_while_playing() {
 
     // PAUSE stops media: the only thing after the PAUSE response is the next response.
     cseq += 1;
-    c.request("PAUSE", "/cam/", cseq, &format!("Session: {id}\r\n"))
-        .await;
+    c.request("PAUSE", "/cam/", cseq, &format!("Session: {id}\r\n")).await;
     loop {
         match c.next().await.unwrap() {
             // Frames already on the way before PAUSE was handled.
@@ -374,13 +294,7 @@ async fn requests_and_rtcp_while_playing() {
         }
     }
     cseq += 1;
-    c.request(
-        "GET_PARAMETER",
-        "/cam/",
-        cseq,
-        &format!("Session: {id}\r\n"),
-    )
-    .await;
+    c.request("GET_PARAMETER", "/cam/", cseq, &format!("Session: {id}\r\n")).await;
     match c.next().await.unwrap() {
         Item::Response(r) => assert_eq!(r.header("CSeq"), Some(cseq.to_string().as_str())),
         Item::Rtp { .. } => panic!("media flowed while paused"),
@@ -388,16 +302,10 @@ async fn requests_and_rtcp_while_playing() {
 
     // PLAY again resumes where it left off: no jump back in seq or time.
     cseq += 1;
-    c.request("PLAY", "/cam/", cseq, &format!("Session: {id}\r\n"))
-        .await;
+    c.request("PLAY", "/cam/", cseq, &format!("Session: {id}\r\n")).await;
     let (r, _) = c.response().await;
     let info = r.header("RTP-Info").unwrap();
-    let resumed_seq: u16 = info
-        .split(';')
-        .find_map(|p| p.strip_prefix("seq="))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let resumed_seq: u16 = info.split(';').find_map(|p| p.strip_prefix("seq=")).unwrap().parse().unwrap();
     assert_eq!(resumed_seq, expected_seq);
     match c.next().await.unwrap() {
         Item::Rtp { packet, .. } => {
@@ -409,13 +317,11 @@ async fn requests_and_rtcp_while_playing() {
 
     // TEARDOWN ends the session; the id is then unknown.
     cseq += 1;
-    c.request("TEARDOWN", "/cam/", cseq, &format!("Session: {id}\r\n"))
-        .await;
+    c.request("TEARDOWN", "/cam/", cseq, &format!("Session: {id}\r\n")).await;
     let (r, _) = c.response().await;
     assert_eq!(r.status, 200);
     cseq += 1;
-    c.request("PLAY", "/cam/", cseq, &format!("Session: {id}\r\n"))
-        .await;
+    c.request("PLAY", "/cam/", cseq, &format!("Session: {id}\r\n")).await;
     let (r, _) = c.response().await;
     assert_eq!(r.status, 454);
     server.stop().await;
@@ -426,18 +332,9 @@ async fn idle_session_times_out() {
     let config = common::config().with_session_timeout(Duration::from_secs(1));
     let server = TestServer::start(config).await;
     let mut c = Client::connect(&server).await;
-    c.request(
-        "SETUP",
-        "/cam/trackID=0",
-        1,
-        "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
-    )
-    .await;
+    c.request("SETUP", "/cam/trackID=0", 1, "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n").await;
     let (r, _) = c.response().await;
-    assert_eq!(
-        r.header("Session").unwrap().split_once(';').unwrap().1,
-        "timeout=1"
-    );
+    assert_eq!(r.header("Session").unwrap().split_once(';').unwrap().1, "timeout=1");
     let started = tokio::time::Instant::now();
     // No keepalive: the server closes the connection after the timeout.
     c.closed().await;
@@ -454,11 +351,7 @@ async fn stalled_client_does_not_block_others_and_shutdown_ends_sessions() {
     socket.set_recv_buffer_size(4096).unwrap();
     let stream = socket.connect(server.addr).await.expect("connect");
     let (rd, wr) = stream.into_split();
-    let mut stalled = Client {
-        rd: BufReader::new(rd),
-        wr,
-        base: format!("rtsp://{}", server.addr),
-    };
+    let mut stalled = Client { rd: BufReader::new(rd), wr, base: format!("rtsp://{}", server.addr) };
     let (_, play) = stalled.setup_and_play().await;
     assert_eq!(play.status, 200);
 

@@ -23,30 +23,17 @@ fn main() -> anyhow::Result<()> {
         "bus-42",
         &dir.path().join("edge-store"),
         Some((&central.quic, &central.fingerprint)),
-        &[
-            ("front", &format!("{rtsp}/front")),
-            ("rear", &format!("{rtsp}/rear")),
-        ],
+        &[("front", &format!("{rtsp}/front")), ("rear", &format!("{rtsp}/rear"))],
     )
     .replace("127.0.0.1:0", "127.0.0.1:8081");
     let edge = EdgeProc::start(dir.path(), "edge", &config)
-        .or_else(|_| {
-            EdgeProc::start(
-                dir.path(),
-                "edge",
-                &config.replace("127.0.0.1:8081", "127.0.0.1:0"),
-            )
-        })
+        .or_else(|_| EdgeProc::start(dir.path(), "edge", &config.replace("127.0.0.1:8081", "127.0.0.1:0")))
         .context("cannot start the edge unit")?;
-    wait_until(
-        "both cameras are live at central",
-        Duration::from_secs(30),
-        || {
-            let units = central.units().ok()?;
-            let cams = units.get(0)?["cameras"].as_array()?.clone();
-            (cams.len() == 2 && cams.iter().all(|c| c["live"] == true)).then_some(())
-        },
-    )?;
+    wait_until("both cameras are live at central", Duration::from_secs(30), || {
+        let units = central.units().ok()?;
+        let cams = units.get(0)?["cameras"].as_array()?.clone();
+        (cams.len() == 2 && cams.iter().all(|c| c["live"] == true)).then_some(())
+    })?;
     println!();
     println!("Convoy demo is running (data in {}):", dir.path().display());
     println!("  central site:       {}/", central.web);

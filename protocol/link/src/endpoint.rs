@@ -26,9 +26,7 @@ fn provider() -> Arc<CryptoProvider> {
 fn transport() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.keep_alive_interval(Some(KEEP_ALIVE));
-    t.max_idle_timeout(Some(
-        IDLE_TIMEOUT.try_into().expect("idle timeout fits a VarInt"),
-    ));
+    t.max_idle_timeout(Some(IDLE_TIMEOUT.try_into().expect("idle timeout fits a VarInt")));
     Arc::new(t)
 }
 
@@ -42,8 +40,7 @@ pub fn server(addr: SocketAddr, identity: &Identity) -> Result<quinn::Endpoint, 
     let crypto = QuicServerConfig::try_from(tls).map_err(|e| LinkError::Endpoint(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(transport());
-    quinn::Endpoint::server(config, addr)
-        .map_err(|e| LinkError::Endpoint(format!("cannot listen on {addr}: {e}")))
+    quinn::Endpoint::server(config, addr).map_err(|e| LinkError::Endpoint(format!("cannot listen on {addr}: {e}")))
 }
 
 /// What the edge accepts as central's certificate.
@@ -57,11 +54,7 @@ pub enum Pin {
 
 /// The edge's client endpoint, bound to an ephemeral port of `peer`'s address family.
 pub fn client(peer: SocketAddr, pin: Pin) -> Result<quinn::Endpoint, LinkError> {
-    let verifier = Arc::new(PinnedVerifier {
-        pin,
-        provider: provider(),
-        seen: Mutex::new(None),
-    });
+    let verifier = Arc::new(PinnedVerifier { pin, provider: provider(), seen: Mutex::new(None) });
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
@@ -71,13 +64,10 @@ pub fn client(peer: SocketAddr, pin: Pin) -> Result<quinn::Endpoint, LinkError> 
     let crypto = QuicClientConfig::try_from(tls).map_err(|e| LinkError::Endpoint(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config.transport_config(transport());
-    let local: SocketAddr = if peer.is_ipv4() {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let mut endpoint = quinn::Endpoint::client(local)
-        .map_err(|e| LinkError::Endpoint(format!("cannot bind a UDP socket: {e}")))?;
+    let local: SocketAddr =
+        if peer.is_ipv4() { (Ipv4Addr::UNSPECIFIED, 0).into() } else { (Ipv6Addr::UNSPECIFIED, 0).into() };
+    let mut endpoint =
+        quinn::Endpoint::client(local).map_err(|e| LinkError::Endpoint(format!("cannot bind a UDP socket: {e}")))?;
     endpoint.set_default_client_config(config);
     Ok(endpoint)
 }
@@ -112,9 +102,9 @@ impl ServerCertVerifier for PinnedVerifier {
         match &self.pin {
             Pin::FirstUse => Ok(ServerCertVerified::assertion()),
             Pin::Fingerprint(want) if *want == got => Ok(ServerCertVerified::assertion()),
-            Pin::Fingerprint(want) => Err(rustls::Error::General(format!(
-                "central's certificate {got} does not match the pinned {want}"
-            ))),
+            Pin::Fingerprint(want) => {
+                Err(rustls::Error::General(format!("central's certificate {got} does not match the pinned {want}")))
+            }
         }
     }
 
@@ -124,12 +114,7 @@ impl ServerCertVerifier for PinnedVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -138,17 +123,10 @@ impl ServerCertVerifier for PinnedVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }

@@ -27,9 +27,7 @@ impl Identity {
         let certified = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_owned()])?;
         Ok(Identity {
             cert: certified.cert.der().clone(),
-            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-                certified.signing_key.serialize_der(),
-            )),
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der())),
         })
     }
 
@@ -42,10 +40,7 @@ impl Identity {
             let cert = read(&cert_path)?;
             let key = read(&key_path)?;
             return Ok((
-                Identity {
-                    cert: CertificateDer::from(cert),
-                    key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
-                },
+                Identity { cert: CertificateDer::from(cert), key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)) },
                 false,
             ));
         }
@@ -76,11 +71,7 @@ pub fn fingerprint(cert: &[u8]) -> String {
 pub fn parse_fingerprint(s: &str) -> Result<String, LinkError> {
     let bad = || LinkError::BadFingerprint(s.to_owned());
     let hex = s.trim().strip_prefix("sha256:").ok_or_else(bad)?;
-    let hex: String = hex
-        .chars()
-        .filter(|c| *c != ':')
-        .collect::<String>()
-        .to_ascii_lowercase();
+    let hex: String = hex.chars().filter(|c| *c != ':').collect::<String>().to_ascii_lowercase();
     if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(bad());
     }
@@ -88,11 +79,7 @@ pub fn parse_fingerprint(s: &str) -> Result<String, LinkError> {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, LinkError> {
-    std::fs::read(path).map_err(|source| LinkError::Io {
-        op: "read",
-        path: path.into(),
-        source,
-    })
+    std::fs::read(path).map_err(|source| LinkError::Io { op: "read", path: path.into(), source })
 }
 
 /// Writes a file readable by its owner only, durably (write to a temporary, fsync, rename).
@@ -100,11 +87,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), LinkError> {
     use std::os::unix::fs::OpenOptionsExt;
     let io = |op, p: &PathBuf| {
         let p = p.clone();
-        move |source| LinkError::Io {
-            op,
-            path: p,
-            source,
-        }
+        move |source| LinkError::Io { op, path: p, source }
     };
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new()
@@ -118,9 +101,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), LinkError> {
     f.sync_all().map_err(io("sync", &tmp))?;
     std::fs::rename(&tmp, path).map_err(io("rename", &path.to_path_buf()))?;
     if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io("sync directory", &dir.to_path_buf()))?;
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io("sync directory", &dir.to_path_buf()))?;
     }
     Ok(())
 }
@@ -138,20 +119,14 @@ mod tests {
         let (b, created) = Identity::load_or_create(dir.path()).unwrap();
         assert!(!created);
         assert_eq!(a.fingerprint(), b.fingerprint());
-        let mode = std::fs::metadata(dir.path().join("tls-key.der"))
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = std::fs::metadata(dir.path().join("tls-key.der")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]
     fn fingerprints_parse_and_normalise() {
         let fp = fingerprint(b"abc");
-        assert_eq!(
-            parse_fingerprint(&fp.to_uppercase().replace("SHA256", "sha256")).unwrap(),
-            fp
-        );
+        assert_eq!(parse_fingerprint(&fp.to_uppercase().replace("SHA256", "sha256")).unwrap(), fp);
         assert!(parse_fingerprint("sha256:abcd").is_err());
         assert!(parse_fingerprint("md5:00").is_err());
     }

@@ -13,9 +13,7 @@ pub async fn write<T: Serialize>(send: &mut quinn::SendStream, msg: &T) -> Resul
 }
 
 /// Reads one message; `Ok(None)` when the peer finished the stream between messages.
-pub async fn read<T: DeserializeOwned>(
-    recv: &mut quinn::RecvStream,
-) -> Result<Option<T>, LinkError> {
+pub async fn read<T: DeserializeOwned>(recv: &mut quinn::RecvStream) -> Result<Option<T>, LinkError> {
     let mut prefix = [0u8; PREFIX_LEN];
     match recv.read_exact(&mut prefix).await {
         Ok(()) => {}

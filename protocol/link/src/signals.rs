@@ -12,10 +12,7 @@ pub struct ShutdownSignals {
 impl ShutdownSignals {
     /// Installs the handlers (inside a tokio runtime).
     pub fn install() -> std::io::Result<ShutdownSignals> {
-        Ok(ShutdownSignals {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-        })
+        Ok(ShutdownSignals { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
     }
 
     /// Waits for either signal.

@@ -5,8 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use media_store::{
-    MediaKind, Record, SegmentReader, StoreOptions, StoredFrame, StoredParameters, list_segments,
-    log_dir,
+    MediaKind, Record, SegmentReader, StoreOptions, StoredFrame, StoredParameters, list_segments, log_dir,
 };
 
 /// 2023-11-14T22:13:20Z in µs.
@@ -38,11 +37,7 @@ pub fn frame(camera: &str, i: u32) -> Record {
 }
 
 pub fn opts(segment_bytes: u64) -> StoreOptions {
-    StoreOptions {
-        segment_bytes,
-        fsync_interval: Duration::from_millis(100),
-        ..StoreOptions::default()
-    }
+    StoreOptions { segment_bytes, fsync_interval: Duration::from_millis(100), ..StoreOptions::default() }
 }
 
 /// Every record of a log, in order, with sequence numbers.

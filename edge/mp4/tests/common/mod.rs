@@ -58,11 +58,7 @@ pub fn encode_test_stream(dir: &Path, seconds: u32) -> Vec<u8> {
         .arg(&path)
         .output()
         .expect("run ffmpeg");
-    assert!(
-        output.status.success(),
-        "ffmpeg failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "ffmpeg failed: {}", String::from_utf8_lossy(&output.stderr));
     std::fs::read(&path).expect("read encoded stream")
 }
 
@@ -98,10 +94,7 @@ pub fn split_annex_b(stream: &[u8]) -> Vec<Vec<u8>> {
 /// after a slice.
 pub fn group_access_units(nals: Vec<Vec<u8>>) -> Vec<AccessUnit> {
     let mut aus: Vec<AccessUnit> = Vec::new();
-    let mut current = AccessUnit {
-        nals: Vec::new(),
-        keyframe: false,
-    };
+    let mut current = AccessUnit { nals: Vec::new(), keyframe: false };
     let mut has_slice = false;
     for nal in nals {
         let t = nal_type(&nal);
@@ -115,13 +108,7 @@ pub fn group_access_units(nals: Vec<Vec<u8>>) -> Vec<AccessUnit> {
             _ => false,
         };
         if starts_new && !current.nals.is_empty() {
-            aus.push(std::mem::replace(
-                &mut current,
-                AccessUnit {
-                    nals: Vec::new(),
-                    keyframe: false,
-                },
-            ));
+            aus.push(std::mem::replace(&mut current, AccessUnit { nals: Vec::new(), keyframe: false }));
             has_slice = false;
         }
         has_slice |= is_slice;
@@ -151,13 +138,8 @@ pub fn build_avcc(sps: &[u8], pps: &[u8]) -> Vec<u8> {
 
 /// The first SPS and PPS of the stream.
 pub fn parameter_sets(aus: &[AccessUnit]) -> (Vec<u8>, Vec<u8>) {
-    let find = |t| {
-        aus.iter()
-            .flat_map(|au| &au.nals)
-            .find(|n| nal_type(n) == t)
-            .cloned()
-            .expect("parameter set in stream")
-    };
+    let find =
+        |t| aus.iter().flat_map(|au| &au.nals).find(|n| nal_type(n) == t).cloned().expect("parameter set in stream");
     (find(7), find(8))
 }
 

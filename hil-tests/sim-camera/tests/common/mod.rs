@@ -13,8 +13,7 @@ use tokio::task::JoinHandle;
 /// The committed clip, loaded once per test binary.
 pub fn clip() -> Arc<Clip> {
     static CLIP: OnceLock<Arc<Clip>> = OnceLock::new();
-    CLIP.get_or_init(|| Arc::new(Clip::from_file(sim_camera::DEFAULT_CLIP).expect("clip loads")))
-        .clone()
+    CLIP.get_or_init(|| Arc::new(Clip::from_file(sim_camera::DEFAULT_CLIP).expect("clip loads"))).clone()
 }
 
 /// Sends the server's tracing to the test output when `RUST_LOG` is set.
@@ -49,11 +48,7 @@ impl TestServer {
         let task = tokio::spawn(sim_camera::serve(listener, config, async move {
             let _ = stopped.await;
         }));
-        Self {
-            addr,
-            stop: Some(stop),
-            task,
-        }
+        Self { addr, stop: Some(stop), task }
     }
 
     /// `rtsp://127.0.0.1:PORT/path`.
@@ -66,9 +61,6 @@ impl TestServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        (&mut self.task)
-            .await
-            .expect("serve task panicked")
-            .expect("serve returned an error");
+        (&mut self.task).await.expect("serve task panicked").expect("serve returned an error");
     }
 }
