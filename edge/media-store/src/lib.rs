@@ -15,6 +15,7 @@ pub mod retention;
 pub mod segment;
 pub mod signing;
 mod store;
+mod sync_journal;
 pub mod verify;
 
 pub use error::StoreError;

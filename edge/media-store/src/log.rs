@@ -249,6 +249,7 @@ impl LogWriter {
         t.file.set_len(t.index.len).map_err(StoreError::io("truncate", &t.path))?;
         // Data, size and the cut all durable before the next segment can exist.
         t.file.sync_all().map_err(StoreError::io("sync", &t.path))?;
+        crate::sync_journal::record(&t.path, t.index.len);
         self.next_seq += 1;
         self.prev_digest = digest;
         Ok(t.index)
@@ -271,6 +272,9 @@ impl LogWriter {
         if self.dir_dirty {
             sync_dir(&self.dir)?;
             self.dir_dirty = false;
+        }
+        if let Some(t) = &self.tail {
+            crate::sync_journal::record(&t.path, t.index.len);
         }
         Ok(())
     }
