@@ -40,6 +40,9 @@ pub struct StoreConfig {
     /// Keep at least this much free space on the store's file system (low-disk guard).
     /// Default: four segments per camera.
     pub min_free_bytes: Option<u64>,
+    /// A file holding the 32-byte key (64 hex digits) that encrypts recorded media at rest;
+    /// without it media is stored in the clear.
+    pub encryption_key_file: Option<PathBuf>,
     /// Seconds between retention passes. Default 30.
     #[serde(default = "default_retention_interval_s")]
     pub retention_interval_s: u64,
@@ -128,10 +131,16 @@ pub enum ConfigError {
 }
 
 impl EdgeConfig {
-    /// The media store's options from `[store]` and the cameras' retention.
-    pub fn store_options(&self) -> media_store::StoreOptions {
+    /// The media store's options from `[store]` and the cameras' retention (reads the
+    /// encryption key file if one is configured).
+    pub fn store_options(&self) -> Result<media_store::StoreOptions, media_store::StoreError> {
         let defaults = media_store::StoreOptions::default();
-        media_store::StoreOptions {
+        let encryption_key = match &self.store.encryption_key_file {
+            Some(path) => Some(media_store::MediaKey::from_file(path)?),
+            None => None,
+        };
+        Ok(media_store::StoreOptions {
+            encryption_key,
             segment_bytes: self.store.segment_bytes.unwrap_or(defaults.segment_bytes),
             fsync_interval: std::time::Duration::from_millis(self.store.fsync_interval_ms),
             retention: media_store::Retention {
@@ -145,7 +154,7 @@ impl EdgeConfig {
                     })
                     .collect(),
             },
-        }
+        })
     }
 
     /// Reads, parses and checks a configuration file.

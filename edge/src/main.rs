@@ -67,11 +67,17 @@ enum StoreCommand {
         /// The MP4 file to write.
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
+        /// The store's encryption key file, if its media is encrypted.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
     },
     /// Rebuild the catalog from the segments alone (the unit must not be running).
     Reindex {
         /// The store directory.
         dir: PathBuf,
+        /// The store's encryption key file, if its media is encrypted.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
     },
 }
 
@@ -93,10 +99,12 @@ fn main() -> std::process::ExitCode {
                 Err(e) => Err(e),
             }
         }
-        Command::Store(StoreCommand::Export { dir, camera, start, end, output }) => {
-            edge::store_cli::cmd_export(&dir, &camera, &start, &end, &output)
+        Command::Store(StoreCommand::Export { dir, camera, start, end, output, key_file }) => {
+            edge::store_cli::cmd_export(&dir, &camera, &start, &end, &output, key_file.as_deref())
         }
-        Command::Store(StoreCommand::Reindex { dir }) => edge::store_cli::cmd_reindex(&dir),
+        Command::Store(StoreCommand::Reindex { dir, key_file }) => {
+            edge::store_cli::cmd_reindex(&dir, key_file.as_deref())
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -109,7 +117,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(config_path: &Path) -> anyhow::Result<()> {
     let config = EdgeConfig::load(config_path)?;
-    let (store, recovery) = Store::open(&config.store.path, config.store_options())
+    let (store, recovery) = Store::open(&config.store.path, config.store_options()?)
         .with_context(|| format!("cannot open the store at {}", config.store.path.display()))?;
     tracing::info!(
         cameras = recovery.logs,

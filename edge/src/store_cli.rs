@@ -142,12 +142,16 @@ fn parse_key(k: &str) -> anyhow::Result<[u8; 32]> {
     Ok(key)
 }
 
+fn load_key(key_file: Option<&Path>) -> anyhow::Result<Option<media_store::MediaKey>> {
+    key_file.map(|p| media_store::MediaKey::from_file(p).context("cannot load the encryption key")).transpose()
+}
+
 /// `edge store reindex`.
-pub fn cmd_reindex(dir: &Path) -> anyhow::Result<()> {
+pub fn cmd_reindex(dir: &Path, key_file: Option<&Path>) -> anyhow::Result<()> {
     if !dir.join("logs").is_dir() {
         bail!("{} is not a Convoy store (no logs/ directory)", dir.display());
     }
-    let r = Store::reindex(dir).with_context(|| format!("cannot reindex {}", dir.display()))?;
+    let r = Store::reindex(dir, load_key(key_file)?).with_context(|| format!("cannot reindex {}", dir.display()))?;
     println!(
         "reindexed {}: {} cameras, {} sealed segments indexed, {} tail records, {} torn bytes cut",
         dir.display(),
@@ -160,12 +164,19 @@ pub fn cmd_reindex(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// `edge store export`: writes `camera`'s frames between `start` and `end` as an MP4.
-pub fn cmd_export(dir: &Path, camera: &str, start: &str, end: &str, out: &Path) -> anyhow::Result<()> {
+pub fn cmd_export(
+    dir: &Path,
+    camera: &str,
+    start: &str,
+    end: &str,
+    out: &Path,
+    key_file: Option<&Path>,
+) -> anyhow::Result<()> {
     let (start_us, end_us) = (parse_rfc3339(start)?, parse_rfc3339(end)?);
     if end_us <= start_us {
         bail!("--end must be after --start");
     }
-    let reader = media_store::read::read_range(dir, camera, start_us, end_us)?;
+    let reader = media_store::read::read_range(dir, camera, start_us, end_us, load_key(key_file)?)?;
     let tmp = out.with_extension("mp4.part");
     let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let mut writer: Option<mp4_export::Mp4Writer<BufWriter<std::fs::File>>> = None;

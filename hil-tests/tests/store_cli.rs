@@ -162,3 +162,38 @@ fn reindex_rebuilds_a_lost_catalog_and_refuses_a_running_unit() {
     assert!(ok);
     assert_eq!(before, after, "the rebuilt catalog describes the same store");
 }
+
+#[test]
+fn an_encrypted_store_verifies_without_the_key_and_exports_only_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let key_file = dir.path().join("media.key");
+    std::fs::write(&key_file, "3f".repeat(32)).unwrap();
+    let (_cam, rtsp) = sim_camera(dir.path(), &["front"], 0).unwrap();
+    let config = edge_config("bus-1", &store, None, &[("front", &format!("{rtsp}/front"))])
+        .replace(&format!("path = {store:?}\n"), &format!("path = {store:?}\nencryption_key_file = {key_file:?}\n"));
+    let mut edge = EdgeProc::start(dir.path(), "edge", &config).unwrap();
+    wait_until("frames are recorded", Duration::from_secs(60), || {
+        (edge.status().ok()?["cameras"][0]["frames_recorded"].as_u64()? >= 60).then_some(())
+    })
+    .unwrap();
+    assert!(edge.proc.stop(Duration::from_secs(20)).unwrap().success());
+    let (ok, stdout, _) = edge_store(&["verify", "--json"], &store);
+    assert!(ok, "verify needs no key: {stdout}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let first = v["cameras"]["front"]["first"].as_str().unwrap().to_owned();
+    let last = v["cameras"]["front"]["last"].as_str().unwrap().to_owned();
+    let out = dir.path().join("clip.mp4");
+    let args = ["export", "--camera", "front", "--start", &first, "--end", &last, "-o", out.to_str().unwrap()];
+    let (ok, _, stderr) = edge_store(&args, &store);
+    assert!(!ok && stderr.contains("is encrypted"), "{stderr}");
+    let key_arg = key_file.to_str().unwrap();
+    let mut with_key = args.to_vec();
+    with_key.extend(["--key-file", key_arg]);
+    let (ok, stdout, stderr) = edge_store(&with_key, &store);
+    assert!(ok, "{stdout}{stderr}");
+    let probe = ffprobe(&out);
+    assert_eq!(probe["streams"][0]["codec_name"], "h264");
+    let frames: u64 = probe["streams"][0]["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    assert!(frames >= 50, "{frames}");
+}

@@ -46,6 +46,17 @@ pub enum StoreError {
     /// cursors have their own calls.
     #[error("this record cannot be appended directly")]
     NotAppendable,
+    /// An encrypted payload did not decrypt: the key is wrong (its checksum matched).
+    #[error("{path}: record {seq} does not decrypt with this key (wrong key?)")]
+    Decrypt {
+        /// The segment.
+        path: PathBuf,
+        /// The record's sequence number.
+        seq: u64,
+    },
+    /// The recording is encrypted and no key was given.
+    #[error("{0} is encrypted: give the store's key (--key-file, or [store] encryption_key_file)")]
+    NeedKey(PathBuf),
     /// The store has no recordings of this camera.
     #[error("the store holds no recordings of camera {0:?}")]
     NoSuchCamera(String),

@@ -6,8 +6,9 @@
 use std::path::Path;
 
 use crate::StoreError;
+use crate::crypto::MediaKey;
 use crate::record::{EvidenceLock, Record, Removed, Seal, StoredParameters};
-use crate::segment::{SEGMENT_HEADER_LEN, SegmentReader};
+use crate::segment::SegmentReader;
 
 /// Consecutive frames further apart than this (wall clock) start a new run: a gap.
 pub const GAP_US: i64 = 2_000_000;
@@ -57,9 +58,10 @@ pub struct SegmentIndex {
 }
 
 impl SegmentIndex {
-    /// An empty index of a segment starting at `first_seq`.
-    pub fn new(first_seq: u64) -> SegmentIndex {
-        SegmentIndex { first_seq, len: SEGMENT_HEADER_LEN, ..Default::default() }
+    /// An empty index of a segment starting at `first_seq` whose records begin at
+    /// `data_start` (after the header and any salt).
+    pub fn new(first_seq: u64, data_start: u64) -> SegmentIndex {
+        SegmentIndex { first_seq, len: data_start, ..Default::default() }
     }
 
     /// The sequence number the next record gets.
@@ -124,13 +126,20 @@ pub struct Scan {
     pub content_hash: [u8; 32],
     /// The running hash after the valid records, to go on appending (unsealed segments).
     pub hasher: Option<sha2::Sha256>,
+    /// The salt of an encrypted segment.
+    pub salt: Option<[u8; 16]>,
 }
 
 /// Scans a segment whose first record has `first_seq`, stopping at the first record that is
 /// invalid or out of sequence, or after its seal.
 pub fn scan_segment(path: &Path, first_seq: u64) -> Result<Scan, StoreError> {
-    let mut reader = SegmentReader::open(path)?.hashing();
-    let mut index = SegmentIndex::new(first_seq);
+    scan_segment_with_key(path, first_seq, None)
+}
+
+/// [`scan_segment`], decrypting the payloads of an encrypted segment with `key`.
+pub fn scan_segment_with_key(path: &Path, first_seq: u64, key: Option<MediaKey>) -> Result<Scan, StoreError> {
+    let mut reader = SegmentReader::open(path)?.with_key(key).hashing();
+    let mut index = SegmentIndex::new(first_seq, reader.data_start());
     let mut out_of_sequence = false;
     loop {
         let offset = reader.offset();
@@ -149,6 +158,7 @@ pub fn scan_segment(path: &Path, first_seq: u64) -> Result<Scan, StoreError> {
     let file_len = reader.file_len();
     let stopped_at_invalid = out_of_sequence || reader.stopped_at_invalid();
     let content_hash = reader.content_hash().unwrap_or_default();
+    let salt = reader.salt();
     let hasher = if index.seal.is_some() || out_of_sequence { None } else { reader.into_hasher() };
-    Ok(Scan { index, file_len, stopped_at_invalid, content_hash, hasher })
+    Ok(Scan { index, file_len, stopped_at_invalid, content_hash, hasher, salt })
 }

@@ -6,6 +6,7 @@
 //! Nothing here is async: callers run the [`Store`] on a thread of their own.
 
 pub mod catalog;
+pub mod crypto;
 mod error;
 pub mod index;
 pub mod log;
@@ -18,6 +19,7 @@ mod store;
 mod sync_journal;
 pub mod verify;
 
+pub use crypto::MediaKey;
 pub use error::StoreError;
 pub use record::{EvidenceLock, MediaKind, Record, Removed, Seal, StoredFrame, StoredParameters};
 pub use retention::{GroomReport, Retention};

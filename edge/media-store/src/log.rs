@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::StoreError;
-use crate::index::{SegmentIndex, scan_segment};
+use crate::crypto::MediaKey;
+use crate::index::{SegmentIndex, scan_segment_with_key};
 use crate::record::{self, Record, Seal};
 use crate::segment::{self, SEGMENT_HEADER_LEN, trailing_garbage};
 use crate::signing::Signer;
@@ -68,6 +69,8 @@ struct Tail {
     index: SegmentIndex,
     hasher: Sha256,
     dirty: bool,
+    /// Set for an encrypted segment.
+    salt: Option<[u8; 16]>,
 }
 
 /// The writer of one log.
@@ -81,6 +84,8 @@ pub struct LogWriter {
     dir_dirty: bool,
     /// Written again at the start of each new segment, so every segment can be decoded alone.
     last_parameters: Option<Record>,
+    /// Encrypts the media payloads of new segments.
+    key: Option<MediaKey>,
 }
 
 impl LogWriter {
@@ -92,6 +97,7 @@ impl LogWriter {
         dir: &Path,
         segment_bytes: u64,
         prev_digest: [u8; 32],
+        key: Option<MediaKey>,
     ) -> Result<(LogWriter, LogRecovery, Option<SegmentIndex>), StoreError> {
         let created = !dir.exists();
         std::fs::create_dir_all(dir).map_err(StoreError::io("create", dir))?;
@@ -105,11 +111,12 @@ impl LogWriter {
             prev_digest,
             dir_dirty: created,
             last_parameters: None,
+            key,
         };
         let mut segments = segment::list_segments(dir)?;
         let mut sealed_tail = None;
         while let Some((first_seq, path)) = segments.pop() {
-            let scan = match scan_segment(&path, first_seq) {
+            let scan = match scan_segment_with_key(&path, first_seq, writer.key.clone()) {
                 Ok(scan) => scan,
                 Err(StoreError::BadHeader { .. }) => {
                     let len = std::fs::metadata(&path).map_err(StoreError::io("stat", &path))?.len();
@@ -153,7 +160,10 @@ impl LogWriter {
                 Some(h) => h,
                 None => rehash(&path, valid_len)?,
             };
-            writer.tail = Some(Tail { file, path, index: scan.index, hasher, dirty: false });
+            if scan.salt.is_some() && writer.key.is_none() {
+                return Err(StoreError::NeedKey(path));
+            }
+            writer.tail = Some(Tail { file, path, index: scan.index, hasher, dirty: false, salt: scan.salt });
             break;
         }
         Ok((writer, recovery, sealed_tail))
@@ -182,7 +192,7 @@ impl LogWriter {
     /// Appends `record`. If the segment is full it is sealed first, and its index is returned
     /// for the catalog. Returns the record's sequence number.
     pub fn append(&mut self, record: &Record, signer: &Signer) -> Result<(u64, Option<SegmentIndex>), StoreError> {
-        let mut bytes = record::encode(self.next_seq, record)?;
+        let mut bytes = self.encode_for_disk(record)?;
         let mut sealed = None;
         if let Some(t) = &self.tail
             && t.index.records > 0
@@ -197,8 +207,9 @@ impl LogWriter {
             {
                 self.write(&p)?;
                 self.last_parameters = Some(p);
-                bytes = record::encode(self.next_seq, record)?;
             }
+            // A new segment (new salt) or a new sequence number: encode again.
+            bytes = self.encode_for_disk(record)?;
         }
         if matches!(record, Record::Parameters(_)) {
             self.last_parameters = Some(record.clone());
@@ -208,8 +219,25 @@ impl LogWriter {
     }
 
     fn write(&mut self, record: &Record) -> Result<u64, StoreError> {
-        let bytes = record::encode(self.next_seq, record)?;
+        let bytes = self.encode_for_disk(record)?;
         self.write_encoded(record, bytes)
+    }
+
+    /// Encodes `record` as the next record of the open segment (or of a new one, when none
+    /// is open), its payload encrypted if the segment is.
+    fn encode_for_disk(&self, record: &Record) -> Result<Vec<u8>, StoreError> {
+        let salt = match &self.tail {
+            Some(t) => t.salt,
+            None => self.key.as_ref().map(|_| [0; 16]),
+        };
+        match (salt, &self.key) {
+            (Some(salt), Some(key)) => {
+                let mut r = record.clone();
+                key.encrypt(&salt, self.next_seq, &mut r);
+                record::encode(self.next_seq, &r)
+            }
+            _ => record::encode(self.next_seq, record),
+        }
     }
 
     /// Writes a record encoded with sequence number `self.next_seq`.
@@ -301,12 +329,22 @@ impl LogWriter {
             .create_new(true)
             .open(&path)
             .map_err(StoreError::io("create", &path))?;
-        let header = segment::header();
+        let salt = match self.key {
+            Some(_) => {
+                let mut s = [0u8; 16];
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut s)
+                    .map_err(|_| StoreError::io("random salt for", &path)(std::io::Error::other("no randomness")))?;
+                Some(s)
+            }
+            None => None,
+        };
+        let header = segment::header(salt);
         file.write_all_at(&header, 0).map_err(StoreError::io("write", &path))?;
         preallocate(&file, &path, self.segment_bytes)?;
         let mut hasher = Sha256::new();
-        hasher.update(header);
-        self.tail = Some(Tail { file, path, index: SegmentIndex::new(self.next_seq), hasher, dirty: true });
+        hasher.update(&header);
+        let index = SegmentIndex::new(self.next_seq, header.len() as u64);
+        self.tail = Some(Tail { file, path, index, hasher, dirty: true, salt });
         self.dir_dirty = true;
         Ok(())
     }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::StoreError;
 use crate::catalog::Catalog;
+use crate::crypto::MediaKey;
 use crate::index::KeyFrame;
 use crate::record::Record;
 use crate::segment::{SegmentReader, file_name};
@@ -22,11 +23,19 @@ pub struct RangeReader {
     end_us: i64,
     started: bool,
     done: bool,
+    key: Option<MediaKey>,
 }
 
 /// Opens a reader of `camera`'s records between `start_us` and `end_us` (µs since the Unix
-/// epoch). Without a catalog, only the unsealed tail is seen: run `edge store reindex`.
-pub fn read_range(store: &Path, camera: &str, start_us: i64, end_us: i64) -> Result<RangeReader, StoreError> {
+/// epoch), decrypting with `key` where segments are encrypted. Without a catalog, only the
+/// unsealed tail is seen: run `edge store reindex`.
+pub fn read_range(
+    store: &Path,
+    camera: &str,
+    start_us: i64,
+    end_us: i64,
+    key: Option<MediaKey>,
+) -> Result<RangeReader, StoreError> {
     let dir = log_dir(store, camera);
     if !dir.is_dir() {
         return Err(StoreError::NoSuchCamera(camera.to_owned()));
@@ -48,7 +57,7 @@ pub fn read_range(store: &Path, camera: &str, start_us: i64, end_us: i64) -> Res
         .chain(tail.as_ref().and_then(|(_, t)| t.time_range().map(|r| r.1)))
         .max();
     if last_us.is_none_or(|l| l < start_us) || end_us < start_us {
-        return Ok(RangeReader::empty(end_us));
+        return Ok(RangeReader::empty(end_us, key));
     }
     // Candidate start points: the catalog's key frame at or before the start, and the tail's.
     let mut start: Option<(u64, KeyFrame)> = match &catalog {
@@ -80,21 +89,31 @@ pub fn read_range(store: &Path, camera: &str, start_us: i64, end_us: i64) -> Res
         end_us,
         started: false,
         done: segments.is_empty(),
+        key,
     };
     if let Some((_, k)) = start {
         let path = reader.segments[0].clone();
         if k.parameters_offset > 0 {
-            let mut p = SegmentReader::open_at(&path, k.parameters_offset)?;
+            let mut p = reader.open(&path, k.parameters_offset)?;
             reader.pending = p.next_record()?.map(|(_, r)| r);
         }
-        reader.reader = Some(SegmentReader::open_at(&path, k.offset)?);
+        reader.reader = Some(reader.open(&path, k.offset)?);
         reader.next_segment = 1;
     }
     Ok(reader)
 }
 
 impl RangeReader {
-    fn empty(end_us: i64) -> RangeReader {
+    /// Opens a segment at `offset`, refusing an encrypted one without a key.
+    fn open(&self, path: &Path, offset: u64) -> Result<SegmentReader, StoreError> {
+        let r = SegmentReader::open_at(path, offset)?;
+        if r.salt().is_some() && self.key.is_none() {
+            return Err(StoreError::NeedKey(path.to_owned()));
+        }
+        Ok(r.with_key(self.key.clone()))
+    }
+
+    fn empty(end_us: i64, key: Option<MediaKey>) -> RangeReader {
         RangeReader {
             segments: Vec::new(),
             next_segment: 0,
@@ -103,6 +122,7 @@ impl RangeReader {
             end_us,
             started: false,
             done: true,
+            key,
         }
     }
 
@@ -114,10 +134,10 @@ impl RangeReader {
                 }
                 self.reader = None;
             }
-            let Some(path) = self.segments.get(self.next_segment) else {
+            let Some(path) = self.segments.get(self.next_segment).cloned() else {
                 return Ok(None);
             };
-            self.reader = Some(SegmentReader::open(path)?);
+            self.reader = Some(self.open(&path, 0)?);
             self.next_segment += 1;
         }
     }

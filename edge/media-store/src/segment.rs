@@ -1,5 +1,6 @@
-//! Segment files: a 16-byte header (magic, format version), then records back to back.
-//! A segment is named after the sequence number of its first record: `{first_seq:020}.seg`.
+//! Segment files: a 16-byte header (magic, format version, flags), for an encrypted segment a
+//! 16-byte salt, then records back to back. A segment is named after the sequence number of
+//! its first record: `{first_seq:020}.seg`.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -8,21 +9,30 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::StoreError;
+use crate::crypto::MediaKey;
 use crate::record::{self, Invalid, RECORD_HEADER_LEN, Record};
 
 /// Magic bytes at the start of every segment.
 pub(crate) const MAGIC: [u8; 8] = *b"CONVOYSG";
 /// The segment format version this build writes and reads.
 pub(crate) const FORMAT_VERSION: u32 = 1;
-/// Bytes in a segment header.
+/// Bytes in a segment header (without the salt of an encrypted segment).
 pub(crate) const SEGMENT_HEADER_LEN: u64 = 16;
+/// Header flag: media payloads are encrypted; a 16-byte salt follows the header.
+const FLAG_ENCRYPTED: u32 = 1;
+const SALT_LEN: u64 = 16;
 const SUFFIX: &str = ".seg";
 
-/// The segment header bytes.
-pub(crate) fn header() -> [u8; SEGMENT_HEADER_LEN as usize] {
-    let mut h = [0u8; SEGMENT_HEADER_LEN as usize];
-    h[..8].copy_from_slice(&MAGIC);
-    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+/// The bytes before a segment's first record: the header, and the salt if encrypted.
+pub(crate) fn header(salt: Option<[u8; 16]>) -> Vec<u8> {
+    let mut h = Vec::with_capacity(32);
+    h.extend_from_slice(&MAGIC);
+    h.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    let flags = if salt.is_some() { FLAG_ENCRYPTED } else { 0 };
+    h.extend_from_slice(&flags.to_le_bytes());
+    if let Some(salt) = salt {
+        h.extend_from_slice(&salt);
+    }
     h
 }
 
@@ -63,44 +73,80 @@ pub struct SegmentReader {
     buf: Vec<u8>,
     hasher: Option<Sha256>,
     hash_before_seal: Option<[u8; 32]>,
+    header: Vec<u8>,
+    salt: Option<[u8; 16]>,
+    key: Option<MediaKey>,
 }
 
 impl SegmentReader {
     /// Opens a segment and checks its header.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_at(path, SEGMENT_HEADER_LEN)
+        Self::open_at(path, 0)
     }
 
     /// Opens a segment, checks its header and starts reading at `offset` (a record boundary
-    /// from the index).
+    /// from the index; 0 for the first record).
     pub fn open_at(path: &Path, offset: u64) -> Result<Self, StoreError> {
         let file = File::open(path).map_err(StoreError::io("open", path))?;
         let file_len = file.metadata().map_err(StoreError::io("stat", path))?.len();
         let mut file = BufReader::with_capacity(256 * 1024, file);
+        let bad = || StoreError::BadHeader { path: path.to_owned() };
         let mut h = [0u8; SEGMENT_HEADER_LEN as usize];
-        if file_len < SEGMENT_HEADER_LEN
-            || file.read_exact(&mut h).is_err()
-            || h[..8] != MAGIC
-            || h[8..12] != FORMAT_VERSION.to_le_bytes()
-        {
-            return Err(StoreError::BadHeader { path: path.to_owned() });
+        if file_len < SEGMENT_HEADER_LEN || file.read_exact(&mut h).is_err() {
+            return Err(bad());
         }
-        if offset > SEGMENT_HEADER_LEN {
+        let [m @ .., v0, v1, v2, v3, f0, f1, f2, f3] = h;
+        let flags = u32::from_le_bytes([f0, f1, f2, f3]);
+        if m != MAGIC || u32::from_le_bytes([v0, v1, v2, v3]) != FORMAT_VERSION || flags & !FLAG_ENCRYPTED != 0 {
+            return Err(bad());
+        }
+        let mut header = h.to_vec();
+        let mut salt = None;
+        if flags & FLAG_ENCRYPTED != 0 {
+            let mut s = [0u8; SALT_LEN as usize];
+            if file_len < SEGMENT_HEADER_LEN + SALT_LEN || file.read_exact(&mut s).is_err() {
+                return Err(bad());
+            }
+            header.extend_from_slice(&s);
+            salt = Some(s);
+        }
+        let data_start = header.len() as u64;
+        if offset > data_start {
             if offset > file_len {
                 return Err(StoreError::BadOffset { path: path.to_owned(), offset });
             }
-            file.seek_relative((offset - SEGMENT_HEADER_LEN) as i64).map_err(StoreError::io("seek", path))?;
+            file.seek_relative((offset - data_start) as i64).map_err(StoreError::io("seek", path))?;
         }
         Ok(SegmentReader {
             file,
             path: path.to_owned(),
-            offset: offset.max(SEGMENT_HEADER_LEN),
+            offset: offset.max(data_start),
             file_len,
             stop: None,
             buf: Vec::new(),
             hasher: None,
             hash_before_seal: None,
+            header,
+            salt,
+            key: None,
         })
+    }
+
+    /// Decrypts media payloads of an encrypted segment with `key` as they are read (without a
+    /// key they come out still encrypted, which is enough to verify and index).
+    pub fn with_key(mut self, key: Option<MediaKey>) -> Self {
+        self.key = key;
+        self
+    }
+
+    /// Where the first record starts (after the header and any salt).
+    pub fn data_start(&self) -> u64 {
+        self.header.len() as u64
+    }
+
+    /// The salt of an encrypted segment.
+    pub fn salt(&self) -> Option<[u8; 16]> {
+        self.salt
     }
 
     /// The byte offset just past the last valid record read so far.
@@ -124,7 +170,7 @@ impl SegmentReader {
     /// right after [`SegmentReader::open`].
     pub fn hashing(mut self) -> Self {
         let mut h = Sha256::new();
-        h.update(header());
+        h.update(&self.header);
         self.hasher = Some(h);
         self
     }
@@ -172,13 +218,17 @@ impl SegmentReader {
         self.buf.resize(RECORD_HEADER_LEN + len, 0);
         self.file.read_exact(&mut self.buf[RECORD_HEADER_LEN..]).map_err(StoreError::io("read", &self.path))?;
         match record::decode(&self.buf) {
-            Ok(r) => {
+            Ok(mut r) => {
                 self.offset += (RECORD_HEADER_LEN + len) as u64;
                 if let Some(h) = &mut self.hasher {
                     if matches!(r.1, Record::Seal(_)) {
                         self.hash_before_seal = Some(h.clone().finalize().into());
                     }
                     h.update(&self.buf);
+                }
+                if let (Some(key), Some(salt)) = (&self.key, &self.salt) {
+                    key.decrypt(salt, r.0, &mut r.1)
+                        .map_err(|_| StoreError::Decrypt { path: self.path.clone(), seq: r.0 })?;
                 }
                 Ok(Some(r))
             }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::StoreError;
 use crate::catalog::Catalog;
+use crate::crypto::MediaKey;
 use crate::index::{SegmentIndex, scan_segment};
 use crate::log::{LogWriter, dir_name, log_name, sync_dir};
 use crate::record::{EvidenceLock, Record};
@@ -31,6 +32,8 @@ pub struct StoreOptions {
     pub fsync_interval: Duration,
     /// What to delete when.
     pub retention: Retention,
+    /// Encrypt media payloads of new segments with this key (None: plain).
+    pub encryption_key: Option<MediaKey>,
 }
 
 impl Default for StoreOptions {
@@ -39,6 +42,7 @@ impl Default for StoreOptions {
             segment_bytes: 64 * 1024 * 1024,
             fsync_interval: Duration::from_secs(1),
             retention: Retention::default(),
+            encryption_key: None,
         }
     }
 }
@@ -120,7 +124,7 @@ impl Store {
         let mut recovery = Recovery::default();
         let mut logs = BTreeMap::new();
         for name in list_logs(dir)? {
-            let writer = open_log(dir, &name, opts.segment_bytes, &mut catalog, &mut recovery)?;
+            let writer = open_log(dir, &name, &opts, &mut catalog, &mut recovery)?;
             logs.insert(name, writer);
         }
         recovery.logs = logs.len();
@@ -138,12 +142,13 @@ impl Store {
     }
 
     /// Rebuilds the catalog from the segments alone (the store must not be open elsewhere).
-    pub fn reindex(dir: &Path) -> Result<Recovery, StoreError> {
+    /// `key` is needed only to recover the tail of an encrypted store.
+    pub fn reindex(dir: &Path, key: Option<MediaKey>) -> Result<Recovery, StoreError> {
         {
             let _lock = take_lock(dir)?;
             Catalog::open(&catalog_path(dir))?.clear()?;
         }
-        let (_, recovery) = Store::open(dir, StoreOptions::default())?;
+        let (_, recovery) = Store::open(dir, StoreOptions { encryption_key: key, ..StoreOptions::default() })?;
         Ok(recovery)
     }
 
@@ -182,7 +187,8 @@ impl Store {
         }
         if !self.logs.contains_key(log) {
             let dir = log_dir(&self.dir, log);
-            let (writer, _, _) = LogWriter::open(log, &dir, self.opts.segment_bytes, [0; 32])?;
+            let key = self.opts.encryption_key.clone();
+            let (writer, _, _) = LogWriter::open(log, &dir, self.opts.segment_bytes, [0; 32], key)?;
             self.logs.insert(log.to_owned(), writer);
             self.logs_dir_dirty = true;
         }
@@ -297,7 +303,7 @@ impl Drop for Store {
 fn open_log(
     dir: &Path,
     name: &str,
-    segment_bytes: u64,
+    opts: &StoreOptions,
     catalog: &mut Catalog,
     recovery: &mut Recovery,
 ) -> Result<LogWriter, StoreError> {
@@ -325,7 +331,8 @@ fn open_log(
         }
     }
     let prev_digest = catalog.segments(name)?.last().map_or([0; 32], |r| r.digest);
-    let (writer, log_recovery, sealed_tail) = LogWriter::open(name, &log_dir, segment_bytes, prev_digest)?;
+    let (writer, log_recovery, sealed_tail) =
+        LogWriter::open(name, &log_dir, opts.segment_bytes, prev_digest, opts.encryption_key.clone())?;
     if let Some(index) = sealed_tail {
         catalog.insert_segment(name, &index)?;
     }

@@ -27,7 +27,7 @@ fn range_starts_at_the_key_frame_before_and_ends_at_the_end() {
     s.sync().unwrap();
     // While the writer is open: sealed segments through the catalog, the tail by scanning.
     for (from, to) in [(30, 60), (0, 10), (110, 199), (176, 180), (51, 51)] {
-        let records: Vec<Record> = read_range(dir.path(), "front", T0 + from * 40_000, T0 + to * 40_000)
+        let records: Vec<Record> = read_range(dir.path(), "front", T0 + from * 40_000, T0 + to * 40_000, None)
             .unwrap()
             .map(Result::unwrap)
             .collect();
@@ -38,11 +38,11 @@ fn range_starts_at_the_key_frame_before_and_ends_at_the_end() {
     }
     // Before the first frame and after the last.
     let records: Vec<Record> =
-        read_range(dir.path(), "front", T0 - 10_000_000, T0 + 30 * 40_000).unwrap().map(Result::unwrap).collect();
+        read_range(dir.path(), "front", T0 - 10_000_000, T0 + 30 * 40_000, None).unwrap().map(Result::unwrap).collect();
     assert_eq!(frame_indices(&records), (0..=30).collect::<Vec<_>>());
     let records: Vec<Record> =
-        read_range(dir.path(), "front", T0 + 10_000_000, T0 + 20_000_000).unwrap().map(Result::unwrap).collect();
+        read_range(dir.path(), "front", T0 + 10_000_000, T0 + 20_000_000, None).unwrap().map(Result::unwrap).collect();
     assert!(frame_indices(&records).is_empty());
-    let err = read_range(dir.path(), "nobody", T0, T0 + 1).err().unwrap();
+    let err = read_range(dir.path(), "nobody", T0, T0 + 1, None).err().unwrap();
     assert!(err.to_string().contains("no recordings of camera \"nobody\""), "{err}");
 }

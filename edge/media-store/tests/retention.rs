@@ -89,7 +89,7 @@ fn evidence_locks_keep_their_range_and_survive_their_segment() {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", catalog_path(dir.path()).display()));
     }
-    Store::reindex(dir.path()).unwrap();
+    Store::reindex(dir.path(), None).unwrap();
     let locks = Catalog::open_read_only(&catalog_path(dir.path())).unwrap().locks().unwrap();
     assert_eq!(locks.len(), 1);
     assert_eq!(locks[0].lock.id, id);

@@ -104,7 +104,7 @@ fn reindex_rebuilds_the_same_catalog_from_segments_alone() {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", catalog_path(dir.path()).display()));
     }
-    let rec = Store::reindex(dir.path()).unwrap();
+    let rec = Store::reindex(dir.path(), None).unwrap();
     assert!(rec.indexed_segments >= 6);
     let c = Catalog::open_read_only(&catalog_path(dir.path())).unwrap();
     let after = (c.all_segments().unwrap(), c.runs("front").unwrap(), c.locks().unwrap(), c.cursors().unwrap());
