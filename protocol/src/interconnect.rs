@@ -116,6 +116,7 @@ pub struct VideoParameters {
     /// Coded height in pixels.
     pub height: u32,
     /// Decoder configuration (for H.264, an `AVCDecoderConfigurationRecord`).
+    #[serde(with = "serde_bytes")]
     pub extra_data: Vec<u8>,
 }
 
@@ -131,6 +132,7 @@ pub struct MediaFrame {
     /// True for a frame a decoder can start from.
     pub keyframe: bool,
     /// The frame's NAL units, each prefixed by a 4-byte big-endian length (AVCC).
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
 }
 

@@ -60,11 +60,7 @@ impl MediaKey {
     /// Encrypts a record's payload in place (frames and parameters; other records unchanged).
     pub fn encrypt(&self, salt: &[u8; 16], seq: u64, record: &mut Record) {
         if let Some(buf) = payload(record) {
-            let tag = self
-                .cipher
-                .encrypt_in_place_detached(&Self::nonce(salt, seq), b"", buf)
-                .expect("XChaCha20-Poly1305 encrypts any length a record can have");
-            buf.extend_from_slice(&tag);
+            self.encrypt_bytes(salt, seq, buf);
         }
     }
 
@@ -87,6 +83,18 @@ impl MediaKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("payload does not decrypt")]
 pub struct DecryptError;
+
+impl MediaKey {
+    /// Encrypts payload bytes in place (appending the tag), as [`MediaKey::encrypt`] does
+    /// for a record's payload.
+    pub fn encrypt_bytes(&self, salt: &[u8; 16], seq: u64, buf: &mut Vec<u8>) {
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(&Self::nonce(salt, seq), b"", buf)
+            .expect("XChaCha20-Poly1305 encrypts any length a record can have");
+        buf.extend_from_slice(&tag);
+    }
+}
 
 fn payload(record: &mut Record) -> Option<&mut Vec<u8>> {
     match record {

@@ -125,7 +125,7 @@ pub struct Scan {
     /// SHA-256 of the segment's bytes before its seal record (or of all valid bytes, unsealed).
     pub content_hash: [u8; 32],
     /// The running hash after the valid records, to go on appending (unsealed segments).
-    pub hasher: Option<sha2::Sha256>,
+    pub hasher: Option<crate::digest::ContentHasher>,
     /// The salt of an encrypted segment.
     pub salt: Option<[u8; 16]>,
 }

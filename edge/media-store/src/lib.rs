@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod crypto;
+pub mod digest;
 mod error;
 pub mod index;
 pub mod log;

@@ -3,16 +3,16 @@
 //! record would not fit, the segment is sealed (digest chain + signature), cut to its length
 //! and a new one is started.
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use crate::StoreError;
 use crate::crypto::MediaKey;
+use crate::digest::{ContentHasher, chain_digest, content_hasher};
 use crate::index::{SegmentIndex, scan_segment_with_key};
-use crate::record::{self, Record, Seal};
+use crate::record::{self, Encoded, Record, Seal};
 use crate::segment::{self, SEGMENT_HEADER_LEN, trailing_garbage};
 use crate::signing::Signer;
 
@@ -67,7 +67,7 @@ struct Tail {
     file: File,
     path: PathBuf,
     index: SegmentIndex,
-    hasher: Sha256,
+    hasher: ContentHasher,
     dirty: bool,
     /// Set for an encrypted segment.
     salt: Option<[u8; 16]>,
@@ -224,29 +224,38 @@ impl LogWriter {
     }
 
     /// Encodes `record` as the next record of the open segment (or of a new one, when none
-    /// is open), its payload encrypted if the segment is.
-    fn encode_for_disk(&self, record: &Record) -> Result<Vec<u8>, StoreError> {
+    /// is open), its payload encrypted if the segment is. A frame's data is not copied unless
+    /// it is encrypted.
+    fn encode_for_disk<'a>(&self, record: &'a Record) -> Result<Encoded<'a>, StoreError> {
+        let seq = self.next_seq;
         let salt = match &self.tail {
             Some(t) => t.salt,
             None => self.key.as_ref().map(|_| [0; 16]),
         };
-        match (salt, &self.key) {
-            (Some(salt), Some(key)) => {
-                let mut r = record.clone();
-                key.encrypt(&salt, self.next_seq, &mut r);
-                record::encode(self.next_seq, &r)
+        match (record, salt.zip(self.key.as_ref())) {
+            (Record::Frame(f), None) => record::encode_frame(seq, f, Cow::Borrowed(&f.data)),
+            (Record::Frame(f), Some((salt, key))) => {
+                let mut data = f.data.clone();
+                key.encrypt_bytes(&salt, seq, &mut data);
+                record::encode_frame(seq, f, Cow::Owned(data))
             }
-            _ => record::encode(self.next_seq, record),
+            (_, None) => Ok(Encoded::whole(record::encode(seq, record)?)),
+            (_, Some((salt, key))) => {
+                let mut r = record.clone();
+                key.encrypt(&salt, seq, &mut r);
+                Ok(Encoded::whole(record::encode(seq, &r)?))
+            }
         }
     }
 
     /// Writes a record encoded with sequence number `self.next_seq`.
-    fn write_encoded(&mut self, record: &Record, bytes: Vec<u8>) -> Result<u64, StoreError> {
+    fn write_encoded(&mut self, record: &Record, bytes: Encoded<'_>) -> Result<u64, StoreError> {
         let seq = self.next_seq;
         let t = self.tail.as_mut().expect("an open segment");
         let offset = t.index.len;
-        t.file.write_all_at(&bytes, offset).map_err(StoreError::io("write", &t.path))?;
-        t.hasher.update(&bytes);
+        write_all_at(&t.file, [&bytes.head, &bytes.payload], offset).map_err(StoreError::io("write", &t.path))?;
+        t.hasher.update(&bytes.head);
+        t.hasher.update(&bytes.payload);
         t.index.observe(seq, offset, bytes.len() as u64, record);
         t.dirty = true;
         self.next_seq += 1;
@@ -257,11 +266,8 @@ impl LogWriter {
     /// durable. Returns the sealed segment's index. The next append starts a new segment.
     pub fn seal(&mut self, signer: &Signer) -> Result<SegmentIndex, StoreError> {
         let mut t = self.tail.take().expect("seal needs an open segment");
-        let content_hash: [u8; 32] = t.hasher.clone().finalize().into();
-        let mut chain = Sha256::new();
-        chain.update(self.prev_digest);
-        chain.update(content_hash);
-        let digest: [u8; 32] = chain.finalize().into();
+        let content_hash = crate::digest::content_hash(&t.hasher);
+        let digest = chain_digest(&self.prev_digest, &content_hash);
         let seq = self.next_seq;
         let message = Seal::signed_message(&self.name, t.index.first_seq, seq, &digest);
         let seal = Record::Seal(Seal {
@@ -341,7 +347,7 @@ impl LogWriter {
         let header = segment::header(salt);
         file.write_all_at(&header, 0).map_err(StoreError::io("write", &path))?;
         preallocate(&file, &path, self.segment_bytes)?;
-        let mut hasher = Sha256::new();
+        let mut hasher = content_hasher();
         hasher.update(&header);
         let index = SegmentIndex::new(self.next_seq, header.len() as u64);
         self.tail = Some(Tail { file, path, index, hasher, dirty: true, salt });
@@ -361,16 +367,34 @@ fn preallocate(file: &File, path: &Path, len: u64) -> Result<(), StoreError> {
     }
 }
 
+/// Writes both parts at `offset` with as few system calls as the kernel allows (`pwritev`).
+fn write_all_at(file: &File, mut parts: [&[u8]; 2], mut offset: u64) -> std::io::Result<()> {
+    while !parts[0].is_empty() || !parts[1].is_empty() {
+        let slices = [std::io::IoSlice::new(parts[0]), std::io::IoSlice::new(parts[1])];
+        let n = match rustix::io::pwritev(file, &slices, offset) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        offset += n as u64;
+        let first = n.min(parts[0].len());
+        parts[0] = &parts[0][first..];
+        parts[1] = &parts[1][n - first..];
+    }
+    Ok(())
+}
+
 fn cut(path: &Path, len: u64) -> Result<(), StoreError> {
     let f = OpenOptions::new().write(true).open(path).map_err(StoreError::io("open", path))?;
     f.set_len(len).map_err(StoreError::io("truncate", path))?;
     f.sync_all().map_err(StoreError::io("sync", path))
 }
 
-fn rehash(path: &Path, len: u64) -> Result<Sha256, StoreError> {
+fn rehash(path: &Path, len: u64) -> Result<ContentHasher, StoreError> {
     use std::io::Read;
     let mut f = File::open(path).map_err(StoreError::io("open", path))?.take(len);
-    let mut h = Sha256::new();
+    let mut h = content_hasher();
     std::io::copy(&mut f, &mut h).map_err(StoreError::io("read", path))?;
     Ok(h)
 }

@@ -3,6 +3,8 @@
 //! On-disk record: `len: u32 LE` (body length), `crc: u32 LE` (CRC32C over the seq bytes and
 //! the body), `seq: u64 LE` (store-wide, gapless), then the postcard-encoded [`Record`].
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
@@ -33,6 +35,7 @@ pub struct StoredParameters {
     /// Coded height.
     pub height: u32,
     /// Decoder configuration (for H.264, an `AVCDecoderConfigurationRecord`).
+    #[serde(with = "serde_bytes")]
     pub extra_data: Vec<u8>,
 }
 
@@ -56,6 +59,7 @@ pub struct StoredFrame {
     /// Receive time, microseconds since the Unix epoch.
     pub wall_clock_us: i64,
     /// The encoded frame (for H.264, AVCC length-prefixed NAL units).
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
 }
 
@@ -69,6 +73,7 @@ pub struct Seal {
     /// This segment's chain digest: SHA-256(`prev_digest` ‖ `content_hash`).
     pub digest: [u8; 32],
     /// Ed25519 signature by the unit's key over [`Seal::signed_message`].
+    #[serde(with = "serde_bytes")]
     pub signature: Vec<u8>,
 }
 
@@ -156,6 +161,68 @@ pub(crate) fn encode(seq: u64, record: &Record) -> Result<Vec<u8>, StoreError> {
     Ok(out)
 }
 
+/// A record as it goes to disk: `head` (the record header and the body up to the payload),
+/// then `payload` (a frame's data; empty for other records) unchanged, so that large payloads
+/// are written without being copied.
+pub(crate) struct Encoded<'a> {
+    /// Record header and body before the payload.
+    pub head: Vec<u8>,
+    /// The payload bytes that complete the body.
+    pub payload: Cow<'a, [u8]>,
+}
+
+impl Encoded<'_> {
+    /// A record encoded in one piece.
+    pub fn whole(bytes: Vec<u8>) -> Encoded<'static> {
+        Encoded { head: bytes, payload: Cow::Borrowed(&[]) }
+    }
+
+    /// Bytes on disk.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.payload.len()
+    }
+}
+
+/// Encodes a frame record whose data is `payload` (the frame's own data, or its ciphertext)
+/// in two pieces. Byte for byte the same as [`encode`] of the frame with that data: postcard
+/// writes the data last, as its length then its bytes.
+pub(crate) fn encode_frame<'a>(seq: u64, f: &StoredFrame, payload: Cow<'a, [u8]>) -> Result<Encoded<'a>, StoreError> {
+    let meta = Record::Frame(StoredFrame {
+        camera: f.camera.clone(),
+        stream: f.stream,
+        parameters_seq: f.parameters_seq,
+        kind: f.kind,
+        keyframe: f.keyframe,
+        pts: f.pts,
+        clock_rate: f.clock_rate,
+        wall_clock_us: f.wall_clock_us,
+        data: Vec::new(),
+    });
+    let mut head = vec![0u8; RECORD_HEADER_LEN];
+    head = postcard::to_extend(&meta, head).map_err(StoreError::Encode)?;
+    // The empty data was encoded as its length, 0, in one byte: put the real length there.
+    head.pop();
+    let mut len = payload.len();
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            head.push(byte);
+            break;
+        }
+        head.push(byte | 0x80);
+    }
+    let body_len = head.len() - RECORD_HEADER_LEN + payload.len();
+    if body_len > MAX_RECORD_LEN {
+        return Err(StoreError::RecordTooLarge(body_len));
+    }
+    head[8..16].copy_from_slice(&seq.to_le_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&head[8..]), &payload);
+    head[0..4].copy_from_slice(&(body_len as u32).to_le_bytes());
+    head[4..8].copy_from_slice(&crc.to_le_bytes());
+    Ok(Encoded { head, payload })
+}
+
 /// Why bytes at some offset are not a valid record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Invalid {
@@ -211,6 +278,17 @@ mod tests {
             wall_clock_us: 1_700_000_000_000_000,
             data: vec![0, 0, 0, 2, 0x65, 0x88],
         })
+    }
+
+    #[test]
+    fn frames_encoded_in_two_pieces_match_the_one_piece_encoding() {
+        for len in [0usize, 1, 127, 128, 300, 16_383, 16_384, 200_000] {
+            let Record::Frame(mut f) = frame() else { unreachable!() };
+            f.data = (0..len).map(|i| i as u8).collect();
+            let whole = encode(9, &Record::Frame(f.clone())).unwrap();
+            let split = encode_frame(9, &f, Cow::Borrowed(&f.data)).unwrap();
+            assert_eq!([split.head.as_slice(), &split.payload].concat(), whole, "data of {len} bytes");
+        }
     }
 
     #[test]

@@ -6,10 +6,9 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use crate::StoreError;
 use crate::crypto::MediaKey;
+use crate::digest::{ContentHasher, content_hash, content_hasher};
 use crate::record::{self, Invalid, RECORD_HEADER_LEN, Record};
 
 /// Magic bytes at the start of every segment.
@@ -71,7 +70,7 @@ pub struct SegmentReader {
     file_len: u64,
     stop: Option<Invalid>,
     buf: Vec<u8>,
-    hasher: Option<Sha256>,
+    hasher: Option<ContentHasher>,
     hash_before_seal: Option<[u8; 32]>,
     header: Vec<u8>,
     salt: Option<[u8; 16]>,
@@ -169,7 +168,7 @@ impl SegmentReader {
     /// Hashes (SHA-256) the segment's bytes as records are read, for checking a seal. Call
     /// right after [`SegmentReader::open`].
     pub fn hashing(mut self) -> Self {
-        let mut h = Sha256::new();
+        let mut h = content_hasher();
         h.update(&self.header);
         self.hasher = Some(h);
         self
@@ -178,12 +177,12 @@ impl SegmentReader {
     /// With [`SegmentReader::hashing`]: the hash of the bytes before the seal record if one
     /// was read, else of every valid byte read so far.
     pub fn content_hash(&self) -> Option<[u8; 32]> {
-        self.hash_before_seal.or_else(|| self.hasher.as_ref().map(|h| h.clone().finalize().into()))
+        self.hash_before_seal.or_else(|| self.hasher.as_ref().map(content_hash))
     }
 
     /// With [`SegmentReader::hashing`]: the running hash over the valid bytes read so far,
     /// to continue hashing while appending.
-    pub fn into_hasher(self) -> Option<Sha256> {
+    pub fn into_hasher(self) -> Option<ContentHasher> {
         self.hasher
     }
 
@@ -222,7 +221,7 @@ impl SegmentReader {
                 self.offset += (RECORD_HEADER_LEN + len) as u64;
                 if let Some(h) = &mut self.hasher {
                     if matches!(r.1, Record::Seal(_)) {
-                        self.hash_before_seal = Some(h.clone().finalize().into());
+                        self.hash_before_seal = Some(content_hash(h));
                     }
                     h.update(&self.buf);
                 }

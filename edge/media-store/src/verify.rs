@@ -5,10 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
 use crate::StoreError;
 use crate::catalog::Catalog;
+use crate::digest::chain_digest;
 use crate::index::{GAP_US, scan_segment};
 use crate::record::{Removed, Seal};
 use crate::segment::{list_segments, trailing_garbage};
@@ -220,10 +219,7 @@ fn check_seal(
     if seal.content_hash != *content_hash {
         report.errors.push(format!("{name}: content does not match its seal (altered after sealing)"));
     }
-    let mut chain = Sha256::new();
-    chain.update(seal.prev_digest);
-    chain.update(seal.content_hash);
-    let digest: [u8; 32] = chain.finalize().into();
+    let digest = chain_digest(&seal.prev_digest, &seal.content_hash);
     if digest != seal.digest {
         report.errors.push(format!("{name}: seal digest is wrong"));
     }
