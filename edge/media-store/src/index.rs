@@ -122,7 +122,7 @@ pub struct Scan {
     pub file_len: u64,
     /// Whether reading stopped at bytes that are not a valid next record.
     pub stopped_at_invalid: bool,
-    /// SHA-256 of the segment's bytes before its seal record (or of all valid bytes, unsealed).
+    /// BLAKE3 of the segment's bytes before its seal record (or of all valid bytes, unsealed).
     pub content_hash: [u8; 32],
     /// The running hash after the valid records, to go on appending (unsealed segments).
     pub hasher: Option<crate::digest::ContentHasher>,

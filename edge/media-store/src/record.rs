@@ -66,11 +66,11 @@ pub struct StoredFrame {
 /// The last record of a sealed segment: links it into its log's digest chain and signs it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Seal {
-    /// SHA-256 of every byte of the segment before this record (header included).
+    /// BLAKE3 of every byte of the segment before this record (header included).
     pub content_hash: [u8; 32],
     /// The chain digest of the log's previous sealed segment (zeros for the first).
     pub prev_digest: [u8; 32],
-    /// This segment's chain digest: SHA-256(`prev_digest` ‖ `content_hash`).
+    /// This segment's chain digest: BLAKE3(`prev_digest` ‖ `content_hash`).
     pub digest: [u8; 32],
     /// Ed25519 signature by the unit's key over [`Seal::signed_message`].
     #[serde(with = "serde_bytes")]

@@ -165,7 +165,7 @@ impl SegmentReader {
         self.stop.is_some()
     }
 
-    /// Hashes (SHA-256) the segment's bytes as records are read, for checking a seal. Call
+    /// Hashes (BLAKE3) the segment's bytes as records are read, for checking a seal. Call
     /// right after [`SegmentReader::open`].
     pub fn hashing(mut self) -> Self {
         let mut h = content_hasher();
