@@ -46,6 +46,28 @@ pub struct StoreConfig {
     /// Seconds between retention passes. Default 30.
     #[serde(default = "default_retention_interval_s")]
     pub retention_interval_s: u64,
+    /// `[store.archive]`: move old recordings to a second volume.
+    pub archive: Option<ArchiveConfig>,
+}
+
+/// `[store.archive]`: multistage archiving.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveConfig {
+    /// The archive volume's directory.
+    pub path: PathBuf,
+    /// Recordings older than this many days move there. Default 7.
+    #[serde(default = "default_archive_after_days")]
+    pub after_days: f64,
+    /// Keep only key frames in the archive (about a tenth of the size). Default false.
+    #[serde(default)]
+    pub keyframes_only: bool,
+    /// The most bytes the archive may take; its oldest unlocked recordings go first.
+    pub max_bytes: Option<u64>,
+}
+
+fn default_archive_after_days() -> f64 {
+    7.0
 }
 
 fn default_retention_interval_s() -> u64 {
@@ -139,8 +161,15 @@ impl EdgeConfig {
             Some(path) => Some(media_store::MediaKey::from_file(path)?),
             None => None,
         };
+        let archive = self.store.archive.as_ref().map(|a| media_store::archive::ArchiveOptions {
+            path: a.path.clone(),
+            after: std::time::Duration::from_secs_f64(a.after_days * 86_400.0),
+            keyframes_only: a.keyframes_only,
+            max_bytes: a.max_bytes,
+        });
         Ok(media_store::StoreOptions {
             encryption_key,
+            archive,
             segment_bytes: self.store.segment_bytes.unwrap_or(defaults.segment_bytes),
             fsync_interval: std::time::Duration::from_millis(self.store.fsync_interval_ms),
             retention: media_store::Retention {
@@ -199,6 +228,14 @@ impl EdgeConfig {
         }
         if self.store.segment_bytes.is_some_and(|b| !(1 << 16..=1 << 34).contains(&b)) {
             return Err(invalid("store.segment_bytes must be between 64 KiB and 16 GiB".into()));
+        }
+        if let Some(a) = &self.store.archive {
+            if !(a.after_days >= 0.0 && a.after_days.is_finite()) {
+                return Err(invalid("store.archive.after_days must be a number of days, 0 or more".into()));
+            }
+            if a.path == self.store.path || a.path.starts_with(&self.store.path) {
+                return Err(invalid("store.archive.path must be outside store.path (a second volume)".into()));
+            }
         }
         if self.store.retention_interval_s == 0 {
             return Err(invalid("store.retention_interval_s must be at least 1".into()));
@@ -282,6 +319,18 @@ url = "rtsp://127.0.0.1:8554/front"
         let text = format!("{CONTRACT_EXAMPLE}[[camera]]\nid = \"front\"\nurl = \"rtsp://x/y\"\n");
         let e = EdgeConfig::parse(&text).unwrap_err().to_string();
         assert!(e.contains("used twice"), "{e}");
+    }
+
+    #[test]
+    fn archive_table_parses_and_is_checked() {
+        let text = CONTRACT_EXAMPLE
+            .replace("[web]", "[store.archive]\npath = \"/mnt/archive\"\nafter_days = 3\nkeyframes_only = true\n[web]");
+        let c = EdgeConfig::parse(&text).unwrap();
+        let a = c.store_options().unwrap().archive.unwrap();
+        assert_eq!(a.after, std::time::Duration::from_secs(3 * 86_400));
+        assert!(a.keyframes_only);
+        let inside = text.replace("/mnt/archive", "/var/lib/convoy/store/archive");
+        assert!(EdgeConfig::parse(&inside).unwrap_err().to_string().contains("outside store.path"));
     }
 
     #[test]

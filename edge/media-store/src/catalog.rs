@@ -77,7 +77,7 @@ pub struct SegmentRow {
     pub log: String,
     /// Its first sequence number (its file name).
     pub first_seq: u64,
-    /// Records in it, seal included.
+    /// Sequence numbers it spans, seal included (its records, unless thinned).
     pub records: u64,
     /// Its length in bytes.
     pub len: u64,
@@ -148,7 +148,7 @@ impl Catalog {
             params![
                 log,
                 index.first_seq as i64,
-                index.records as i64,
+                (index.next_seq() - index.first_seq) as i64,
                 index.len as i64,
                 index.frames as i64,
                 index.media_bytes as i64,

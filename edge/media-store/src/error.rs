@@ -57,6 +57,9 @@ pub enum StoreError {
     /// The recording is encrypted and no key was given.
     #[error("{0} is encrypted: give the store's key (--key-file, or [store] encryption_key_file)")]
     NeedKey(PathBuf),
+    /// A segment that should be sealed is not.
+    #[error("{0} is not sealed")]
+    NotSealed(PathBuf),
     /// The store has no recordings of this camera.
     #[error("the store holds no recordings of camera {0:?}")]
     NoSuchCamera(String),

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::StoreError;
 use crate::crypto::MediaKey;
-use crate::record::{EvidenceLock, Record, Removed, Seal, StoredParameters};
+use crate::record::{EvidenceLock, Record, Removed, Seal, StoredParameters, ThinnedSeal};
 use crate::segment::SegmentReader;
 
 /// Consecutive frames further apart than this (wall clock) start a new run: a gap.
@@ -32,6 +32,8 @@ pub struct KeyFrame {
 pub struct SegmentIndex {
     /// Sequence number of the first record (also in the file name).
     pub first_seq: u64,
+    /// The sequence number after the last record.
+    pub end_seq: u64,
     /// Records in the segment.
     pub records: u64,
     /// Bytes of the segment that hold records (header included).
@@ -50,8 +52,10 @@ pub struct SegmentIndex {
     pub cursors: Vec<(u64, String, u64)>,
     /// Tombstones of removed segments recorded here, with their sequence numbers.
     pub removed: Vec<(u64, Removed)>,
-    /// The seal, if the segment is sealed.
+    /// The seal, if the segment is sealed (for a thinned copy, the original's).
     pub seal: Option<Seal>,
+    /// For a thinned archive copy: its own seal.
+    pub thinned: Option<ThinnedSeal>,
     /// The last codec parameters recorded here (not in the catalog).
     pub last_parameters: Option<StoredParameters>,
     last_parameters_offset: u64,
@@ -61,12 +65,12 @@ impl SegmentIndex {
     /// An empty index of a segment starting at `first_seq` whose records begin at
     /// `data_start` (after the header and any salt).
     pub fn new(first_seq: u64, data_start: u64) -> SegmentIndex {
-        SegmentIndex { first_seq, len: data_start, ..Default::default() }
+        SegmentIndex { first_seq, end_seq: first_seq, len: data_start, ..Default::default() }
     }
 
     /// The sequence number the next record gets.
     pub fn next_seq(&self) -> u64 {
-        self.first_seq + self.records
+        self.end_seq
     }
 
     /// First and last frame time, if any frame.
@@ -76,8 +80,9 @@ impl SegmentIndex {
 
     /// Accounts for `record` with `seq`, written at `offset` and `len` bytes long.
     pub fn observe(&mut self, seq: u64, offset: u64, len: u64, record: &Record) {
-        debug_assert_eq!(seq, self.next_seq());
+        debug_assert!(seq >= self.next_seq());
         self.records += 1;
+        self.end_seq = seq + 1;
         self.len = offset + len;
         match record {
             Record::Parameters(p) => {
@@ -103,6 +108,10 @@ impl SegmentIndex {
                 }
             }
             Record::Seal(s) => self.seal = Some(s.clone()),
+            Record::ThinnedSeal(t) => {
+                self.seal = Some(t.original.clone());
+                self.thinned = Some(t.clone());
+            }
             Record::Removed(r) => self.removed.push((seq, *r)),
             Record::EvidenceLock(l) => self.locks.push((seq, l.clone())),
             Record::Cursor { name, value, .. } => {
@@ -146,7 +155,9 @@ pub fn scan_segment_with_key(path: &Path, first_seq: u64, key: Option<MediaKey>)
         let Some((seq, record)) = reader.next_record()? else {
             break;
         };
-        if seq != index.next_seq() {
+        // A thinned copy keeps the original sequence numbers of the records it kept.
+        let in_sequence = if reader.thinned() { seq >= index.next_seq() } else { seq == index.next_seq() };
+        if !in_sequence {
             out_of_sequence = true;
             break;
         }

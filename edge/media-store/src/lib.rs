@@ -5,6 +5,7 @@
 //! See ARCHITECTURE.md ("The media store on disk") for the format and the power-loss rules.
 //! Nothing here is async: callers run the [`Store`] on a thread of their own.
 
+pub mod archive;
 pub mod catalog;
 pub mod crypto;
 pub mod digest;
@@ -19,10 +20,11 @@ pub mod signing;
 mod store;
 mod sync_journal;
 pub mod verify;
+pub mod volumes;
 
 pub use crypto::MediaKey;
 pub use error::StoreError;
-pub use record::{EvidenceLock, MediaKind, Record, Removed, Seal, StoredFrame, StoredParameters};
+pub use record::{EvidenceLock, MediaKind, Record, Removed, Seal, StoredFrame, StoredParameters, ThinnedSeal};
 pub use retention::{GroomReport, Retention};
 pub use segment::{SegmentReader, list_segments};
 pub use store::{Recovery, Store, StoreOptions, catalog_path, list_logs, log_dir, logs_dir, scan_tail};

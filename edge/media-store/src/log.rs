@@ -90,13 +90,14 @@ pub struct LogWriter {
 
 impl LogWriter {
     /// Opens the log `name` in `dir` (created if missing). `prev_digest` is the chain digest
-    /// of its newest sealed segment as the catalog knows it. Segments before the newest must
-    /// already be sealed; only the newest is scanned and repaired.
+    /// of its newest sealed segment as the catalog knows it, and `next_seq` the sequence
+    /// number after it (segments may have moved to the archive). Segments before the newest
+    /// must already be sealed; only the newest is scanned and repaired.
     pub fn open(
         name: &str,
         dir: &Path,
         segment_bytes: u64,
-        prev_digest: [u8; 32],
+        (prev_digest, next_seq): ([u8; 32], u64),
         key: Option<MediaKey>,
     ) -> Result<(LogWriter, LogRecovery, Option<SegmentIndex>), StoreError> {
         let created = !dir.exists();
@@ -107,7 +108,7 @@ impl LogWriter {
             dir: dir.to_owned(),
             segment_bytes,
             tail: None,
-            next_seq: 0,
+            next_seq,
             prev_digest,
             dir_dirty: created,
             last_parameters: None,

@@ -10,8 +10,9 @@ use crate::catalog::Catalog;
 use crate::crypto::MediaKey;
 use crate::index::KeyFrame;
 use crate::record::Record;
-use crate::segment::{SegmentReader, file_name};
-use crate::store::{catalog_path, log_dir, scan_tail};
+use crate::segment::SegmentReader;
+use crate::store::{catalog_path, scan_tail};
+use crate::volumes::segment_path;
 
 /// An iterator over the records of a range: [`Record::Parameters`] and [`Record::Frame`] only,
 /// in order, starting with parameters.
@@ -36,8 +37,7 @@ pub fn read_range(
     end_us: i64,
     key: Option<MediaKey>,
 ) -> Result<RangeReader, StoreError> {
-    let dir = log_dir(store, camera);
-    if !dir.is_dir() {
+    if !crate::volumes::list_logs(store)?.iter().any(|l| l == camera) {
         return Err(StoreError::NoSuchCamera(camera.to_owned()));
     }
     let catalog = match Catalog::open_read_only(&catalog_path(store)) {
@@ -73,7 +73,7 @@ pub fn read_range(
     let mut segments: Vec<(u64, PathBuf)> = sealed
         .iter()
         .filter(|s| s.time_range.is_some_and(|(_, e)| e >= start_us) || start.is_some_and(|(f, _)| f == s.first_seq))
-        .map(|s| (s.first_seq, dir.join(file_name(s.first_seq))))
+        .map(|s| (s.first_seq, segment_path(store, camera, s.first_seq)))
         .collect();
     if let Some((path, index)) = tail {
         segments.push((index.first_seq, path));
@@ -177,7 +177,11 @@ impl Iterator for RangeReader {
                     return Some(Ok(record));
                 }
                 Record::Parameters(_) => return Some(Ok(record)),
-                Record::Seal(_) | Record::EvidenceLock(_) | Record::Cursor { .. } | Record::Removed(_) => continue,
+                Record::Seal(_)
+                | Record::ThinnedSeal(_)
+                | Record::EvidenceLock(_)
+                | Record::Cursor { .. }
+                | Record::Removed(_) => continue,
             }
         }
     }

@@ -131,6 +131,35 @@ pub enum Record {
     /// Retention removed a sealed segment: its sequence range and chain digests, so the chain
     /// can be followed across the hole while older segments (kept by a lock) remain.
     Removed(Removed),
+    /// Closes a segment that archiving thinned to key frames: the original seal (which keeps
+    /// the digest chain) and a signature over what the thinned copy holds.
+    ThinnedSeal(ThinnedSeal),
+}
+
+/// The last record of a thinned (key frames only) archive copy of a sealed segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThinnedSeal {
+    /// The original segment's seal; its digest links the chain, its signature still verifies.
+    pub original: Seal,
+    /// BLAKE3 of every byte of the thinned copy before this record.
+    pub content_hash: [u8; 32],
+    /// Ed25519 signature by the unit's key over [`ThinnedSeal::signed_message`].
+    #[serde(with = "serde_bytes")]
+    pub signature: Vec<u8>,
+}
+
+impl ThinnedSeal {
+    /// What the thinned copy's signature covers.
+    pub fn signed_message(log: &str, first_seq: u64, original_digest: &[u8; 32], content_hash: &[u8; 32]) -> Vec<u8> {
+        let mut m = Vec::with_capacity(96 + log.len());
+        m.extend_from_slice(b"convoy-thinned-v1\0");
+        m.extend_from_slice(&(log.len() as u32).to_le_bytes());
+        m.extend_from_slice(log.as_bytes());
+        m.extend_from_slice(&first_seq.to_le_bytes());
+        m.extend_from_slice(original_digest);
+        m.extend_from_slice(content_hash);
+        m
+    }
 }
 
 /// A sealed segment that retention removed.

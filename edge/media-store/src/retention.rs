@@ -9,7 +9,9 @@ use std::time::Duration;
 use crate::StoreError;
 use crate::catalog::SegmentRow;
 use crate::record::{Record, Removed};
+use crate::segment::file_name;
 use crate::store::Store;
+use crate::store::log_dir;
 
 /// What to delete when.
 #[derive(Debug, Clone, Default)]
@@ -35,8 +37,10 @@ pub struct GroomReport {
     /// Bytes still over the size budget or under the free-space floor after this pass:
     /// everything left is locked or open. Non-zero means storage is at risk.
     pub shortfall_bytes: u64,
-    /// Locks and cursors written again because their segment went.
+    /// Locks, cursors and tombstones written again because their segment went.
     pub carried_forward: usize,
+    /// What archiving moved in the same pass.
+    pub archived: crate::archive::ArchiveReport,
 }
 
 /// Free bytes on the file system holding `path`.
@@ -48,20 +52,27 @@ pub fn free_bytes(path: &std::path::Path) -> Result<u64, StoreError> {
 pub(crate) fn groom(store: &mut Store, now_us: i64) -> Result<GroomReport, StoreError> {
     let mut report = GroomReport::default();
     let retention = store.retention().clone();
+    let segments = store.catalog.all_segments()?;
+    let archive = store.archive_options().cloned();
+    let in_archive = |seg: &SegmentRow| !log_dir(store.dir(), &seg.log).join(file_name(seg.first_seq)).exists();
+    let archived: Vec<bool> = segments.iter().map(in_archive).collect();
+    // Pressure on the primary volume: its size budget and its free-space floor.
     let total = store.total_bytes()?;
     let mut over_budget = retention.max_bytes.map_or(0, |max| total.saturating_sub(max));
     let floor = retention.min_free_bytes.unwrap_or_else(|| 4 * store.segment_bytes() * store.logs.len().max(1) as u64);
     let mut low_disk = floor.saturating_sub(free_bytes(store.dir())?);
+    // Pressure on the archive volume: its own budget.
+    let archive_total: u64 = segments.iter().zip(&archived).filter(|(_, a)| **a).map(|(s, _)| s.len).sum();
+    let mut archive_over =
+        archive.as_ref().and_then(|a| a.max_bytes).map_or(0, |max| archive_total.saturating_sub(max));
     let locks: Vec<_> = store.catalog.locks()?.into_iter().filter(|l| l.lock.expires_us > now_us).collect();
-    for seg in store.catalog.all_segments()? {
+    for (seg, is_archived) in segments.iter().zip(archived) {
         let too_old = match (retention.max_age.get(&seg.log), seg.time_range) {
             (Some(age), Some((_, end))) => end < now_us - age.as_micros() as i64,
             _ => false,
         };
-        if !too_old && over_budget == 0 && low_disk == 0 {
-            if retention.max_age.is_empty() {
-                break;
-            }
+        let pressed = if is_archived { archive_over > 0 } else { over_budget > 0 || low_disk > 0 };
+        if !too_old && !pressed {
             continue;
         }
         let locked = seg.time_range.is_some_and(|(start, end)| {
@@ -71,23 +82,46 @@ pub(crate) fn groom(store: &mut Store, now_us: i64) -> Result<GroomReport, Store
             report.kept_by_lock += 1;
             continue;
         }
-        report.carried_forward += carry_forward(store, &seg, now_us)?;
+        report.carried_forward += carry_forward(store, seg, now_us)?;
         store.catalog.remove_segment(&seg.log, seg.first_seq)?;
-        let freed = match store.logs.get_mut(&seg.log) {
-            Some(w) => w.remove_segment(seg.first_seq)?,
-            None => 0,
+        let freed = if is_archived {
+            remove_archived(store.dir(), &seg.log, seg.first_seq)?
+        } else {
+            match store.logs.get_mut(&seg.log) {
+                Some(w) => w.remove_segment(seg.first_seq)?,
+                None => 0,
+            }
         };
         report.removed_segments += 1;
         report.removed_bytes += freed;
-        over_budget = over_budget.saturating_sub(freed);
-        low_disk = low_disk.saturating_sub(freed);
+        if is_archived {
+            archive_over = archive_over.saturating_sub(freed);
+        } else {
+            over_budget = over_budget.saturating_sub(freed);
+            low_disk = low_disk.saturating_sub(freed);
+        }
     }
     store.sync()?;
-    report.shortfall_bytes = over_budget.max(low_disk);
+    report.shortfall_bytes = over_budget.max(low_disk).max(archive_over);
     if report.removed_segments > 0 || report.shortfall_bytes > 0 {
         tracing::info!(?report, "retention");
     }
     Ok(report)
+}
+
+/// Deletes an archived segment's file and makes that durable; returns the bytes freed.
+fn remove_archived(store: &std::path::Path, log: &str, first_seq: u64) -> Result<u64, StoreError> {
+    let path = crate::volumes::segment_path(store, log, first_seq);
+    let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(StoreError::io("remove", &path)(e)),
+    }
+    if let Some(dir) = path.parent() {
+        crate::log::sync_dir(dir)?;
+    }
+    Ok(len)
 }
 
 /// Before `seg` is deleted: writes again, at the head of its log, the unexpired locks, the

@@ -19,15 +19,22 @@ pub(crate) const FORMAT_VERSION: u32 = 1;
 pub(crate) const SEGMENT_HEADER_LEN: u64 = 16;
 /// Header flag: media payloads are encrypted; a 16-byte salt follows the header.
 const FLAG_ENCRYPTED: u32 = 1;
+/// Header flag: an archive copy thinned to key frames; sequence numbers may skip.
+const FLAG_THINNED: u32 = 2;
 const SALT_LEN: u64 = 16;
 const SUFFIX: &str = ".seg";
 
 /// The bytes before a segment's first record: the header, and the salt if encrypted.
 pub(crate) fn header(salt: Option<[u8; 16]>) -> Vec<u8> {
+    header_with(salt, false)
+}
+
+/// [`header`], optionally flagged as a thinned archive copy.
+pub(crate) fn header_with(salt: Option<[u8; 16]>, thinned: bool) -> Vec<u8> {
     let mut h = Vec::with_capacity(32);
     h.extend_from_slice(&MAGIC);
     h.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    let flags = if salt.is_some() { FLAG_ENCRYPTED } else { 0 };
+    let flags = if salt.is_some() { FLAG_ENCRYPTED } else { 0 } | if thinned { FLAG_THINNED } else { 0 };
     h.extend_from_slice(&flags.to_le_bytes());
     if let Some(salt) = salt {
         h.extend_from_slice(&salt);
@@ -74,6 +81,7 @@ pub struct SegmentReader {
     hash_before_seal: Option<[u8; 32]>,
     header: Vec<u8>,
     salt: Option<[u8; 16]>,
+    thinned: bool,
     key: Option<MediaKey>,
 }
 
@@ -96,7 +104,10 @@ impl SegmentReader {
         }
         let [m @ .., v0, v1, v2, v3, f0, f1, f2, f3] = h;
         let flags = u32::from_le_bytes([f0, f1, f2, f3]);
-        if m != MAGIC || u32::from_le_bytes([v0, v1, v2, v3]) != FORMAT_VERSION || flags & !FLAG_ENCRYPTED != 0 {
+        if m != MAGIC
+            || u32::from_le_bytes([v0, v1, v2, v3]) != FORMAT_VERSION
+            || flags & !(FLAG_ENCRYPTED | FLAG_THINNED) != 0
+        {
             return Err(bad());
         }
         let mut header = h.to_vec();
@@ -127,6 +138,7 @@ impl SegmentReader {
             hash_before_seal: None,
             header,
             salt,
+            thinned: flags & FLAG_THINNED != 0,
             key: None,
         })
     }
@@ -146,6 +158,21 @@ impl SegmentReader {
     /// The salt of an encrypted segment.
     pub fn salt(&self) -> Option<[u8; 16]> {
         self.salt
+    }
+
+    /// Whether this is an archive copy thinned to key frames.
+    pub fn thinned(&self) -> bool {
+        self.thinned
+    }
+
+    /// The header bytes (with any salt), as they start the file.
+    pub fn header_bytes(&self) -> &[u8] {
+        &self.header
+    }
+
+    /// The on-disk bytes of the record `next_record` returned last (header and body).
+    pub fn last_record_bytes(&self) -> &[u8] {
+        &self.buf
     }
 
     /// The byte offset just past the last valid record read so far.
@@ -220,7 +247,7 @@ impl SegmentReader {
             Ok(mut r) => {
                 self.offset += (RECORD_HEADER_LEN + len) as u64;
                 if let Some(h) = &mut self.hasher {
-                    if matches!(r.1, Record::Seal(_)) {
+                    if matches!(r.1, Record::Seal(_) | Record::ThinnedSeal(_)) {
                         self.hash_before_seal = Some(content_hash(h));
                     }
                     h.update(&self.buf);

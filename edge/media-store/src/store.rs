@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::StoreError;
+use crate::archive::{ArchiveOptions, ArchiveReport};
 use crate::catalog::Catalog;
 use crate::crypto::MediaKey;
 use crate::index::{SegmentIndex, scan_segment};
-use crate::log::{LogWriter, dir_name, log_name, sync_dir};
+use crate::log::{LogWriter, dir_name, sync_dir};
 use crate::record::{EvidenceLock, Record};
 use crate::retention::{GroomReport, Retention};
 use crate::segment;
@@ -34,6 +35,8 @@ pub struct StoreOptions {
     pub retention: Retention,
     /// Encrypt media payloads of new segments with this key (None: plain).
     pub encryption_key: Option<MediaKey>,
+    /// Move old sealed segments to a second volume.
+    pub archive: Option<ArchiveOptions>,
 }
 
 impl Default for StoreOptions {
@@ -43,6 +46,7 @@ impl Default for StoreOptions {
             fsync_interval: Duration::from_secs(1),
             retention: Retention::default(),
             encryption_key: None,
+            archive: None,
         }
     }
 }
@@ -62,6 +66,8 @@ pub struct Recovery {
     pub indexed_segments: usize,
     /// Catalog entries whose segment file was gone, removed now.
     pub stale_catalog_entries: usize,
+    /// Moves to the archive that a crash cut short, finished now.
+    pub finished_archive_moves: usize,
 }
 
 /// An open store: the single writer.
@@ -91,26 +97,9 @@ pub fn catalog_path(store: &Path) -> PathBuf {
     store.join("catalog.db")
 }
 
-/// The logs in a store directory, by name.
+/// The logs in a store directory (both volumes), by name.
 pub fn list_logs(store: &Path) -> Result<Vec<String>, StoreError> {
-    let dir = logs_dir(store);
-    let mut out = Vec::new();
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(StoreError::io("list", &dir)(e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(StoreError::io("list", &dir))?;
-        if let Some(name) = entry.file_name().to_str().and_then(log_name)
-            && !name.is_empty()
-            && entry.path().is_dir()
-        {
-            out.push(name);
-        }
-    }
-    out.sort();
-    Ok(out)
+    crate::volumes::list_logs(store)
 }
 
 impl Store {
@@ -119,6 +108,11 @@ impl Store {
     pub fn open(dir: &Path, opts: StoreOptions) -> Result<(Store, Recovery), StoreError> {
         std::fs::create_dir_all(logs_dir(dir)).map_err(StoreError::io("create", dir))?;
         let lock = take_lock(dir)?;
+        if let Some(archive) = &opts.archive {
+            let logs = archive.path.join("logs");
+            std::fs::create_dir_all(&logs).map_err(StoreError::io("create", &logs))?;
+            crate::volumes::set_archive_dir(dir, Some(&archive.path))?;
+        }
         let mut catalog = Catalog::open(&catalog_path(dir))?;
         let signer = Signer::load_or_create(&dir.join("keys"))?;
         let mut recovery = Recovery::default();
@@ -173,7 +167,11 @@ impl Store {
         let camera = match record {
             Record::Parameters(p) => &p.camera,
             Record::Frame(f) => &f.camera,
-            Record::Seal(_) | Record::EvidenceLock(_) | Record::Cursor { .. } | Record::Removed(_) => {
+            Record::Seal(_)
+            | Record::ThinnedSeal(_)
+            | Record::EvidenceLock(_)
+            | Record::Cursor { .. }
+            | Record::Removed(_) => {
                 return Err(StoreError::NotAppendable);
             }
         };
@@ -188,7 +186,7 @@ impl Store {
         if !self.logs.contains_key(log) {
             let dir = log_dir(&self.dir, log);
             let key = self.opts.encryption_key.clone();
-            let (writer, _, _) = LogWriter::open(log, &dir, self.opts.segment_bytes, [0; 32], key)?;
+            let (writer, _, _) = LogWriter::open(log, &dir, self.opts.segment_bytes, ([0; 32], 0), key)?;
             self.logs.insert(log.to_owned(), writer);
             self.logs_dir_dirty = true;
         }
@@ -270,9 +268,24 @@ impl Store {
         self.sync()
     }
 
-    /// Applies the retention rules now (`now_us`: µs since the Unix epoch).
+    /// Archives what is old enough, then applies the retention rules (`now_us`: µs since
+    /// the Unix epoch).
     pub fn groom(&mut self, now_us: i64) -> Result<GroomReport, StoreError> {
-        crate::retention::groom(self, now_us)
+        let mut archived = ArchiveReport::default();
+        if let Some(archive) = self.opts.archive.clone() {
+            archived = crate::archive::archive_pass(self, &archive, now_us)?;
+        }
+        let mut report = crate::retention::groom(self, now_us)?;
+        report.archived = archived;
+        Ok(report)
+    }
+
+    pub(crate) fn signer(&self) -> &Signer {
+        &self.signer
+    }
+
+    pub(crate) fn archive_options(&self) -> Option<&ArchiveOptions> {
+        self.opts.archive.as_ref()
     }
 
     pub(crate) fn retention(&self) -> &Retention {
@@ -283,9 +296,15 @@ impl Store {
         self.opts.segment_bytes
     }
 
-    /// Bytes the store's segments take.
+    /// Bytes the store's segments take on the primary volume.
     pub fn total_bytes(&self) -> Result<u64, StoreError> {
-        let sealed: u64 = self.catalog.all_segments()?.iter().map(|s| s.len).sum();
+        let sealed: u64 = self
+            .catalog
+            .all_segments()?
+            .iter()
+            .filter(|s| log_dir(&self.dir, &s.log).join(segment::file_name(s.first_seq)).exists())
+            .map(|s| s.len)
+            .sum();
         let open: u64 = self.logs.values().filter_map(|w| w.tail_index()).map(|t| t.len).sum();
         Ok(sealed + open)
     }
@@ -308,7 +327,10 @@ fn open_log(
     recovery: &mut Recovery,
 ) -> Result<LogWriter, StoreError> {
     let log_dir = log_dir(dir, name);
-    let on_disk = segment::list_segments(&log_dir)?;
+    if let Some(archive) = crate::volumes::archive_dir(dir) {
+        recovery.finished_archive_moves += crate::archive::finish_interrupted(dir, &archive, name)?;
+    }
+    let on_disk = crate::volumes::log_segments(dir, name)?;
     let known = catalog.segments(name)?;
     for row in &known {
         if !on_disk.iter().any(|(seq, _)| *seq == row.first_seq) {
@@ -330,9 +352,9 @@ fn open_log(
             tracing::error!("{}: an older segment is not sealed; `edge store verify` will report it", path.display());
         }
     }
-    let prev_digest = catalog.segments(name)?.last().map_or([0; 32], |r| r.digest);
+    let newest = catalog.segments(name)?.last().map_or(([0; 32], 0), |r| (r.digest, r.first_seq + r.records));
     let (writer, log_recovery, sealed_tail) =
-        LogWriter::open(name, &log_dir, opts.segment_bytes, prev_digest, opts.encryption_key.clone())?;
+        LogWriter::open(name, &log_dir, opts.segment_bytes, newest, opts.encryption_key.clone())?;
     if let Some(index) = sealed_tail {
         catalog.insert_segment(name, &index)?;
     }
@@ -347,7 +369,11 @@ fn open_log(
 
 /// The index of a log's unsealed tail as a reader sees it (scanning it).
 pub fn scan_tail(dir: &Path, log: &str) -> Result<Option<(PathBuf, SegmentIndex)>, StoreError> {
-    let Some((first_seq, path)) = segment::list_segments(&log_dir(dir, log))?.pop() else {
+    let primary = log_dir(dir, log);
+    if !primary.is_dir() {
+        return Ok(None);
+    }
+    let Some((first_seq, path)) = segment::list_segments(&primary)?.pop() else {
         return Ok(None);
     };
     match scan_segment(&path, first_seq) {
