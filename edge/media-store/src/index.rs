@@ -82,7 +82,7 @@ impl SegmentIndex {
     pub fn observe(&mut self, seq: u64, offset: u64, len: u64, record: &Record) {
         debug_assert!(seq >= self.next_seq());
         self.records += 1;
-        self.end_seq = seq + 1;
+        self.end_seq = seq.saturating_add(1);
         self.len = offset + len;
         match record {
             Record::Parameters(p) => {
@@ -93,7 +93,7 @@ impl SegmentIndex {
                 self.frames += 1;
                 self.media_bytes += f.data.len() as u64;
                 match self.runs.last_mut() {
-                    Some(run) if f.wall_clock_us >= run.1 && f.wall_clock_us - run.1 <= GAP_US => {
+                    Some(run) if f.wall_clock_us >= run.1 && f.wall_clock_us.saturating_sub(run.1) <= GAP_US => {
                         run.1 = f.wall_clock_us
                     }
                     _ => self.runs.push((f.wall_clock_us, f.wall_clock_us)),

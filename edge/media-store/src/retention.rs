@@ -131,7 +131,7 @@ fn remove_archived(store: &std::path::Path, log: &str, first_seq: u64) -> Result
 fn carry_forward(store: &mut Store, seg: &SegmentRow, now_us: i64) -> Result<usize, StoreError> {
     let log = seg.log.as_str();
     let (first_seq, records) = (seg.first_seq, seg.records);
-    let inside = |seq: u64| seq >= first_seq && seq < first_seq + records;
+    let inside = |seq: u64| seq >= first_seq && seq < first_seq.saturating_add(records);
     let oldest_remaining = store.catalog.segments(log)?.iter().map(|s| s.first_seq).filter(|s| *s != first_seq).min();
     // A tombstone matters only while a segment older than its hole remains.
     let needed = |r: &Removed| oldest_remaining.is_some_and(|o| o < r.first_seq);
@@ -153,7 +153,12 @@ fn carry_forward(store: &mut Store, seg: &SegmentRow, now_us: i64) -> Result<usi
             tombstones.push(r);
         }
     }
-    let own = Removed { first_seq, end_seq: first_seq + records, prev_digest: seg.prev_digest, digest: seg.digest };
+    let own = Removed {
+        first_seq,
+        end_seq: first_seq.saturating_add(records),
+        prev_digest: seg.prev_digest,
+        digest: seg.digest,
+    };
     if needed(&own) {
         tombstones.push(own);
     }

@@ -352,13 +352,26 @@ fn open_log(
             tracing::error!("{}: an older segment is not sealed; `edge store verify` will report it", path.display());
         }
     }
-    let newest = catalog.segments(name)?.last().map_or(([0; 32], 0), |r| (r.digest, r.first_seq + r.records));
+    // The chain continues from the newest sealed segment *before* the newest file on disk: that
+    // file is the tail, and may have been sealed once and damaged since.
+    let tail_first = match log_dir.is_dir() {
+        true => segment::list_segments(&log_dir)?.last().map(|(s, _)| *s),
+        false => None,
+    };
+    let newest = catalog
+        .segments(name)?
+        .into_iter()
+        .filter(|r| tail_first.is_none_or(|t| r.first_seq < t))
+        .next_back()
+        .map_or(([0; 32], 0), |r| (r.digest, r.first_seq.saturating_add(r.records)));
     let (writer, log_recovery, sealed_tail) =
         LogWriter::open(name, &log_dir, opts.segment_bytes, newest, opts.encryption_key.clone())?;
     if let Some(index) = sealed_tail {
         catalog.insert_segment(name, &index)?;
     }
     if let Some(index) = writer.tail_index() {
+        // An unsealed tail is not in the catalog (it may have been, sealed, before damage).
+        catalog.remove_segment(name, index.first_seq)?;
         catalog.note_tail(name, index)?;
     }
     recovery.tail_records += log_recovery.tail_records;

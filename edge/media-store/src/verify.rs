@@ -164,7 +164,7 @@ fn verify_log(
         frames += scan.index.frames;
         for run in &scan.index.runs {
             match runs.last_mut() {
-                Some(last) if run.0 >= last.1 && run.0 - last.1 <= GAP_US => last.1 = last.1.max(run.1),
+                Some(last) if run.0 >= last.1 && run.0.saturating_sub(last.1) <= GAP_US => last.1 = last.1.max(run.1),
                 _ => runs.push(*run),
             }
         }
