@@ -361,8 +361,7 @@ fn open_log(
     let newest = catalog
         .segments(name)?
         .into_iter()
-        .filter(|r| tail_first.is_none_or(|t| r.first_seq < t))
-        .next_back()
+        .rfind(|r| tail_first.is_none_or(|t| r.first_seq < t))
         .map_or(([0; 32], 0), |r| (r.digest, r.first_seq.saturating_add(r.records)));
     let (writer, log_recovery, sealed_tail) =
         LogWriter::open(name, &log_dir, opts.segment_bytes, newest, opts.encryption_key.clone())?;
