@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod crypto;
 pub mod digest;
 mod error;
+mod hasher;
 pub mod index;
 pub mod log;
 pub mod read;

@@ -7,10 +7,12 @@ use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::StoreError;
 use crate::crypto::MediaKey;
 use crate::digest::{ContentHasher, chain_digest, content_hasher};
+use crate::hasher::{BackgroundHasher, HAND_OVER_BYTES};
 use crate::index::{SegmentIndex, scan_segment_with_key};
 use crate::record::{self, Encoded, Record, Seal};
 use crate::segment::{self, SEGMENT_HEADER_LEN, trailing_garbage};
@@ -64,10 +66,13 @@ pub struct LogRecovery {
 
 /// The open segment being appended to.
 struct Tail {
-    file: File,
+    file: Arc<File>,
     path: PathBuf,
     index: SegmentIndex,
-    hasher: ContentHasher,
+    /// The segment's id with the background hasher.
+    hash_id: u64,
+    /// Bytes handed to the background hasher so far.
+    hashed_to: u64,
     dirty: bool,
     /// Set for an encrypted segment.
     salt: Option<[u8; 16]>,
@@ -86,6 +91,8 @@ pub struct LogWriter {
     last_parameters: Option<Record>,
     /// Encrypts the media payloads of new segments.
     key: Option<MediaKey>,
+    /// Hashes segments for their seals, off this thread.
+    hasher: Arc<BackgroundHasher>,
 }
 
 impl LogWriter {
@@ -93,12 +100,13 @@ impl LogWriter {
     /// of its newest sealed segment as the catalog knows it, and `next_seq` the sequence
     /// number after it (segments may have moved to the archive). Segments before the newest
     /// must already be sealed; only the newest is scanned and repaired.
-    pub fn open(
+    pub(crate) fn open(
         name: &str,
         dir: &Path,
         segment_bytes: u64,
         (prev_digest, next_seq): ([u8; 32], u64),
         key: Option<MediaKey>,
+        hasher: Arc<BackgroundHasher>,
     ) -> Result<(LogWriter, LogRecovery, Option<SegmentIndex>), StoreError> {
         let created = !dir.exists();
         std::fs::create_dir_all(dir).map_err(StoreError::io("create", dir))?;
@@ -113,6 +121,7 @@ impl LogWriter {
             dir_dirty: created,
             last_parameters: None,
             key,
+            hasher,
         };
         let mut segments = segment::list_segments(dir)?;
         let mut sealed_tail = None;
@@ -157,14 +166,25 @@ impl LogWriter {
                 preallocate(&file, &path, segment_bytes)?;
                 file.sync_all().map_err(StoreError::io("sync", &path))?;
             }
-            let hasher = match scan.hasher {
+            let content = match scan.hasher {
                 Some(h) => h,
                 None => rehash(&path, valid_len)?,
             };
             if scan.salt.is_some() && writer.key.is_none() {
                 return Err(StoreError::NeedKey(path));
             }
-            writer.tail = Some(Tail { file, path, index: scan.index, hasher, dirty: false, salt: scan.salt });
+            let file = Arc::new(file);
+            let hash_id = crate::hasher::new_id();
+            writer.hasher.begin(hash_id, content, file.clone(), path.clone());
+            writer.tail = Some(Tail {
+                file,
+                path,
+                index: scan.index,
+                hash_id,
+                hashed_to: valid_len,
+                dirty: false,
+                salt: scan.salt,
+            });
             break;
         }
         Ok((writer, recovery, sealed_tail))
@@ -255,9 +275,11 @@ impl LogWriter {
         let t = self.tail.as_mut().expect("an open segment");
         let offset = t.index.len;
         write_all_at(&t.file, [&bytes.head, &bytes.payload], offset).map_err(StoreError::io("write", &t.path))?;
-        t.hasher.update(&bytes.head);
-        t.hasher.update(&bytes.payload);
         t.index.observe(seq, offset, bytes.len() as u64, record);
+        if t.index.len - t.hashed_to >= HAND_OVER_BYTES {
+            self.hasher.hash(t.hash_id, t.hashed_to, t.index.len);
+            t.hashed_to = t.index.len;
+        }
         t.dirty = true;
         self.next_seq += 1;
         Ok(seq)
@@ -267,7 +289,8 @@ impl LogWriter {
     /// durable. Returns the sealed segment's index. The next append starts a new segment.
     pub fn seal(&mut self, signer: &Signer) -> Result<SegmentIndex, StoreError> {
         let mut t = self.tail.take().expect("seal needs an open segment");
-        let content_hash = crate::digest::content_hash(&t.hasher);
+        self.hasher.hash(t.hash_id, t.hashed_to, t.index.len);
+        let content_hash = self.hasher.finish(t.hash_id)?;
         let digest = chain_digest(&self.prev_digest, &content_hash);
         let seq = self.next_seq;
         let message = Seal::signed_message(&self.name, t.index.first_seq, seq, &digest);
@@ -303,6 +326,9 @@ impl LogWriter {
         {
             t.file.sync_data().map_err(StoreError::io("sync", &t.path))?;
             t.dirty = false;
+            // Durable bytes go to the hasher now, so a seal rarely waits for it.
+            self.hasher.hash(t.hash_id, t.hashed_to, t.index.len);
+            t.hashed_to = t.index.len;
         }
         if self.dir_dirty {
             sync_dir(&self.dir)?;
@@ -348,12 +374,24 @@ impl LogWriter {
         let header = segment::header(salt);
         file.write_all_at(&header, 0).map_err(StoreError::io("write", &path))?;
         preallocate(&file, &path, self.segment_bytes)?;
-        let mut hasher = content_hasher();
-        hasher.update(&header);
+        let mut content = content_hasher();
+        content.update(&header);
         let index = SegmentIndex::new(self.next_seq, header.len() as u64);
-        self.tail = Some(Tail { file, path, index, hasher, dirty: true, salt });
+        let file = Arc::new(file);
+        let hash_id = crate::hasher::new_id();
+        self.hasher.begin(hash_id, content, file.clone(), path.clone());
+        let hashed_to = header.len() as u64;
+        self.tail = Some(Tail { file, path, index, hash_id, hashed_to, dirty: true, salt });
         self.dir_dirty = true;
         Ok(())
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        if let Some(t) = &self.tail {
+            self.hasher.forget(t.hash_id);
+        }
     }
 }
 

@@ -10,12 +10,14 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::StoreError;
 use crate::archive::{ArchiveOptions, ArchiveReport};
 use crate::catalog::Catalog;
 use crate::crypto::MediaKey;
+use crate::hasher::BackgroundHasher;
 use crate::index::{SegmentIndex, scan_segment};
 use crate::log::{LogWriter, dir_name, sync_dir};
 use crate::record::{EvidenceLock, Record};
@@ -79,6 +81,7 @@ pub struct Store {
     pub(crate) logs: BTreeMap<String, LogWriter>,
     dirty_since: Option<Instant>,
     logs_dir_dirty: bool,
+    hasher: Arc<BackgroundHasher>,
     _lock: File,
 }
 
@@ -115,10 +118,11 @@ impl Store {
         }
         let mut catalog = Catalog::open(&catalog_path(dir))?;
         let signer = Signer::load_or_create(&dir.join("keys"))?;
+        let hasher = BackgroundHasher::start()?;
         let mut recovery = Recovery::default();
         let mut logs = BTreeMap::new();
         for name in list_logs(dir)? {
-            let writer = open_log(dir, &name, &opts, &mut catalog, &mut recovery)?;
+            let writer = open_log(dir, &name, &opts, &mut catalog, &mut recovery, hasher.clone())?;
             logs.insert(name, writer);
         }
         recovery.logs = logs.len();
@@ -130,6 +134,7 @@ impl Store {
             logs,
             dirty_since: None,
             logs_dir_dirty: true,
+            hasher,
             _lock: lock,
         };
         Ok((store, recovery))
@@ -186,7 +191,8 @@ impl Store {
         if !self.logs.contains_key(log) {
             let dir = log_dir(&self.dir, log);
             let key = self.opts.encryption_key.clone();
-            let (writer, _, _) = LogWriter::open(log, &dir, self.opts.segment_bytes, ([0; 32], 0), key)?;
+            let hasher = self.hasher.clone();
+            let (writer, _, _) = LogWriter::open(log, &dir, self.opts.segment_bytes, ([0; 32], 0), key, hasher)?;
             self.logs.insert(log.to_owned(), writer);
             self.logs_dir_dirty = true;
         }
@@ -325,6 +331,7 @@ fn open_log(
     opts: &StoreOptions,
     catalog: &mut Catalog,
     recovery: &mut Recovery,
+    hasher: Arc<BackgroundHasher>,
 ) -> Result<LogWriter, StoreError> {
     let log_dir = log_dir(dir, name);
     if let Some(archive) = crate::volumes::archive_dir(dir) {
@@ -364,7 +371,7 @@ fn open_log(
         .rfind(|r| tail_first.is_none_or(|t| r.first_seq < t))
         .map_or(([0; 32], 0), |r| (r.digest, r.first_seq.saturating_add(r.records)));
     let (writer, log_recovery, sealed_tail) =
-        LogWriter::open(name, &log_dir, opts.segment_bytes, newest, opts.encryption_key.clone())?;
+        LogWriter::open(name, &log_dir, opts.segment_bytes, newest, opts.encryption_key.clone(), hasher)?;
     if let Some(index) = sealed_tail {
         catalog.insert_segment(name, &index)?;
     }
