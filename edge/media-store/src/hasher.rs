@@ -24,7 +24,7 @@ pub(crate) fn new_id() -> u64 {
 }
 
 enum Job {
-    Start { id: u64, hasher: ContentHasher, file: Arc<File>, path: PathBuf },
+    Start { id: u64, hasher: Box<ContentHasher>, file: Arc<File>, path: PathBuf },
     Hash { id: u64, from: u64, to: u64 },
     Finish { id: u64, reply: SyncSender<Result<[u8; 32], StoreError>> },
     Drop { id: u64 },
@@ -55,7 +55,7 @@ impl BackgroundHasher {
 
     /// Begins hashing a segment whose bytes so far `hasher` has seen.
     pub fn begin(&self, id: u64, hasher: ContentHasher, file: Arc<File>, path: PathBuf) {
-        self.send(Job::Start { id, hasher, file, path });
+        self.send(Job::Start { id, hasher: Box::new(hasher), file, path });
     }
 
     /// Hashes `from..to` of segment `id` (bytes already written).
@@ -100,7 +100,7 @@ fn run(rx: Receiver<Job>) {
     while let Ok(job) = rx.recv() {
         match job {
             Job::Start { id, hasher, file, path } => {
-                segments.insert(id, Segment { hasher, file, path, error: None });
+                segments.insert(id, Segment { hasher: *hasher, file, path, error: None });
             }
             Job::Hash { id, mut from, to } => {
                 let Some(s) = segments.get_mut(&id) else { continue };
