@@ -126,10 +126,13 @@ impl CameraTask {
                     extra_data: stored.extra_data.clone(),
                 });
                 self.recorder.send(self.index, Record::Parameters(stored));
+                self.status.set_stream_format(self.index, p.rfc6381_codec(), width, height);
                 if !have_parameters {
                     tracing::info!(camera = %camera, codec = p.rfc6381_codec(), width, height, "camera streaming");
                     self.status.set_camera_state(self.index, CameraStateKind::Streaming, None);
                     backoff.reset();
+                } else {
+                    tracing::info!(camera = %camera, codec = p.rfc6381_codec(), width, height, "codec parameters changed");
                 }
                 have_parameters = true;
             }
@@ -139,6 +142,7 @@ impl CameraTask {
             let clock_rate = timestamp.clock_rate().get();
             let wall_clock_us = now_us();
             let data = frame.into_data();
+            self.status.observe_frame(self.index, wall_clock_us, data.len());
             if self.live.is_watched() {
                 let data = data.clone();
                 self.live.publish_frame(MediaFrame { pts, clock_rate, wall_clock_us, keyframe, data });

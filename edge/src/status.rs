@@ -30,7 +30,25 @@ pub struct CameraStatus {
     frames_recorded: AtomicU64,
     bytes_recorded: AtomicU64,
     frames_lost: AtomicU64,
+    stream: Mutex<StreamStats>,
 }
+
+/// What the camera's stream looks like, as measured on arrival.
+#[derive(Debug, Clone, Default)]
+struct StreamStats {
+    codec: Option<String>,
+    width: u32,
+    height: u32,
+    last_frame_us: Option<i64>,
+    fps: Option<f64>,
+    bitrate_bps: Option<u64>,
+    window_start_us: i64,
+    window_frames: u64,
+    window_bytes: u64,
+}
+
+/// Frame rate and bit rate are measured over windows of this length.
+const RATE_WINDOW_US: i64 = 2_000_000;
 
 impl UnitStatus {
     /// A unit whose cameras are all connecting.
@@ -47,6 +65,7 @@ impl UnitStatus {
                     frames_recorded: AtomicU64::new(0),
                     bytes_recorded: AtomicU64::new(0),
                     frames_lost: AtomicU64::new(0),
+                    stream: Mutex::new(StreamStats::default()),
                 })
                 .collect(),
             central_connected: AtomicBool::new(false),
@@ -91,6 +110,34 @@ impl UnitStatus {
         cam.bytes_recorded.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
+    /// Records the codec and picture size camera `index` sends.
+    pub fn set_stream_format(&self, index: usize, codec: &str, width: u32, height: u32) {
+        let mut s = lock(&self.cameras[index].stream);
+        s.codec = Some(codec.to_owned());
+        s.width = width;
+        s.height = height;
+    }
+
+    /// Accounts for a frame of `bytes` that camera `index` delivered at `wall_us`.
+    pub fn observe_frame(&self, index: usize, wall_us: i64, bytes: usize) {
+        let mut s = lock(&self.cameras[index].stream);
+        s.last_frame_us = Some(wall_us);
+        if s.window_frames == 0 {
+            s.window_start_us = wall_us;
+        }
+        s.window_frames += 1;
+        s.window_bytes += bytes as u64;
+        let elapsed = wall_us - s.window_start_us;
+        if elapsed >= RATE_WINDOW_US {
+            // Frames after the first over the time they span.
+            s.fps = Some((s.window_frames - 1) as f64 * 1e6 / elapsed as f64);
+            s.bitrate_bps = Some(s.window_bytes * 8 * 1_000_000 / elapsed as u64);
+            s.window_frames = 1;
+            s.window_bytes = bytes as u64;
+            s.window_start_us = wall_us;
+        }
+    }
+
     /// Counts a frame of camera `index` that could not be recorded.
     pub fn count_lost(&self, index: usize) {
         self.cameras[index].frames_lost.fetch_add(1, Ordering::Relaxed);
@@ -119,11 +166,19 @@ impl UnitStatus {
                 .iter()
                 .map(|c| {
                     let (state, reason) = lock(&c.health).clone();
+                    let stream = lock(&c.stream).clone();
+                    let streaming = state == CameraStateKind::Streaming;
                     CameraJson {
                         id: c.id.clone(),
                         name: c.name.clone(),
                         state: state.as_str(),
                         reason,
+                        codec: stream.codec,
+                        width: (stream.width > 0).then_some(stream.width),
+                        height: (stream.height > 0).then_some(stream.height),
+                        fps: stream.fps.filter(|_| streaming).map(|f| (f * 10.0).round() / 10.0),
+                        bitrate_bps: stream.bitrate_bps.filter(|_| streaming),
+                        last_frame: stream.last_frame_us.and_then(rfc3339),
                         frames_recorded: c.frames_recorded.load(Ordering::Relaxed),
                         bytes_recorded: c.bytes_recorded.load(Ordering::Relaxed),
                         frames_lost: c.frames_lost.load(Ordering::Relaxed),
@@ -170,4 +225,20 @@ pub struct CameraJson {
     pub bytes_recorded: u64,
     /// Frames received but not recorded (the store could not keep up or failed).
     pub frames_lost: u64,
+    /// RFC 6381 codec of the recorded stream (e.g. `avc1.4d401e`), once known.
+    pub codec: Option<String>,
+    /// Picture width in pixels, once known.
+    pub width: Option<u32>,
+    /// Picture height in pixels, once known.
+    pub height: Option<u32>,
+    /// Frames per second, measured over the last two seconds while streaming.
+    pub fps: Option<f64>,
+    /// Bits per second of video, measured over the last two seconds while streaming.
+    pub bitrate_bps: Option<u64>,
+    /// When the last frame arrived, RFC 3339.
+    pub last_frame: Option<String>,
+}
+
+fn rfc3339(us: i64) -> Option<String> {
+    jiff::Timestamp::from_microsecond(us).ok().map(|t| t.to_string())
 }

@@ -109,7 +109,17 @@ fn gstreamer_camera_is_recorded_and_live_at_central() {
     let status = edge.status().unwrap();
     assert_eq!(status["unit_id"], "bus-42");
     assert_eq!(status["central_connected"], true);
-    assert_eq!(camera(&status, "front").unwrap()["state"], "streaming");
+    let front = camera(&status, "front").unwrap();
+    assert_eq!(front["state"], "streaming");
+    assert!(front["codec"].as_str().unwrap().starts_with("avc1."), "{front}");
+    assert_eq!((front["width"].as_u64(), front["height"].as_u64()), (Some(640), Some(360)));
+    let fps =
+        wait_until("the frame rate is measured", T, || camera(&edge.status().ok()?, "front")?["fps"].as_f64()).unwrap();
+    assert!((20.0..=30.0).contains(&fps), "GStreamer sends 25 fps; measured {fps}");
+    let bitrate = camera(&edge.status().unwrap(), "front").unwrap()["bitrate_bps"].as_u64().unwrap();
+    assert!(bitrate > 10_000, "{bitrate} b/s");
+    let last = camera(&edge.status().unwrap(), "front").unwrap()["last_frame"].as_str().unwrap().to_owned();
+    assert!(last.ends_with('Z') && last.contains('T'), "RFC 3339: {last}");
 
     let received = central_frames_above(&central, "bus-42", "front", 0);
     central_frames_above(&central, "bus-42", "front", received + 25);
