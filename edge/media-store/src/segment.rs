@@ -3,7 +3,7 @@
 //! its first record: `{first_seq:020}.seg`.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::StoreError;
@@ -267,22 +267,75 @@ impl SegmentReader {
 }
 
 /// How many bytes after `valid_len` are not zero: what recovery drops as a torn or corrupt
-/// tail. A pre-allocated segment's untouched tail is zeros and counts as nothing.
+/// tail. A pre-allocated segment's untouched tail is zeros and counts as nothing; ranges the
+/// file system knows hold no data (holes, unwritten extents) are skipped without reading.
 pub fn trailing_garbage(path: &Path, valid_len: u64) -> Result<u64, StoreError> {
-    let mut f = File::open(path).map_err(StoreError::io("open", path))?;
-    f.seek(SeekFrom::Start(valid_len)).map_err(StoreError::io("seek", path))?;
+    use std::os::unix::fs::FileExt;
+    let f = File::open(path).map_err(StoreError::io("open", path))?;
+    let len = f.metadata().map_err(StoreError::io("stat", path))?.len();
     let mut buf = vec![0u8; 1 << 20];
     let mut pos = valid_len;
     let mut last_nonzero_end = valid_len;
-    loop {
-        let n = f.read(&mut buf).map_err(StoreError::io("read", path))?;
+    while pos < len {
+        pos = match rustix::fs::seek(&f, rustix::fs::SeekFrom::Data(pos)) {
+            Ok(data) => data,
+            Err(rustix::io::Errno::NXIO) => break, // no data after `pos`
+            Err(_) => pos,                         // no SEEK_DATA here: read everything
+        };
+        if pos >= len {
+            break;
+        }
+        let n = ((len - pos) as usize).min(buf.len());
+        let n = f.read_at(&mut buf[..n], pos).map_err(StoreError::io("read", path))?;
         if n == 0 {
             break;
         }
-        if let Some(i) = buf[..n].iter().rposition(|b| *b != 0) {
-            last_nonzero_end = pos + i as u64 + 1;
+        if let Some(end) = last_nonzero(&buf[..n]) {
+            last_nonzero_end = pos + end as u64;
         }
         pos += n as u64;
     }
     Ok(last_nonzero_end - valid_len)
+}
+
+/// One past the last non-zero byte of `buf`, comparing eight bytes at a time.
+fn last_nonzero(buf: &[u8]) -> Option<usize> {
+    let words = buf.len() / 8;
+    let tail = &buf[words * 8..];
+    if let Some(i) = tail.iter().rposition(|b| *b != 0) {
+        return Some(words * 8 + i + 1);
+    }
+    let w = buf[..words * 8].chunks_exact(8).rposition(|c| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8])) != 0)?;
+    let word = &buf[w * 8..w * 8 + 8];
+    word.iter().rposition(|b| *b != 0).map(|i| w * 8 + i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_nonzero_finds_the_end_at_every_position() {
+        for len in [0usize, 1, 7, 8, 9, 64, 100] {
+            assert_eq!(last_nonzero(&vec![0u8; len]), None);
+            for at in 0..len {
+                let mut buf = vec![0u8; len];
+                buf[at] = 3;
+                assert_eq!(last_nonzero(&buf), Some(at + 1), "len {len} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn trailing_garbage_sees_data_after_holes() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let f = File::create(&path).unwrap();
+        f.set_len(8 << 20).unwrap();
+        f.write_all_at(b"valid", 0).unwrap();
+        assert_eq!(trailing_garbage(&path, 5).unwrap(), 0);
+        f.write_all_at(b"xy", (6 << 20) + 10).unwrap();
+        assert_eq!(trailing_garbage(&path, 5).unwrap(), (6 << 20) + 12 - 5);
+    }
 }

@@ -55,6 +55,9 @@ struct Args {
     /// Skip the recovery benchmark.
     #[arg(long)]
     skip_recovery: bool,
+    /// Convoy encrypts media at rest (XChaCha20-Poly1305), to measure what that costs.
+    #[arg(long)]
+    encrypt: bool,
     /// The Markdown file to write the results into.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../BENCHMARKS.md"))]
     report: PathBuf,
@@ -113,7 +116,7 @@ fn run_append(args: &Args, workload: &Workload, root: &Path, device: Option<&Dev
             std::fs::create_dir(&dir)?;
             let m = measure(&dir, device, || {
                 let mut generator = Generator::new(workload.clone());
-                let mut writer = kind.open(&dir, &cameras)?;
+                let mut writer = kind.open(&dir, &cameras, args.encrypt)?;
                 let mut media = 0;
                 while media < target {
                     media += generator.next_second(|f| writer.frame(f))?;
@@ -202,7 +205,12 @@ fn command(args: &Args, part: Part) -> String {
         c.push_str(&format!(" --dir {}", args.dir.display()));
     }
     match part {
-        Part::Append => c.push_str(&format!(" --bytes {} --rounds {} --skip-recovery", args.bytes, args.rounds)),
+        Part::Append => {
+            c.push_str(&format!(" --bytes {} --rounds {} --skip-recovery", args.bytes, args.rounds));
+            if args.encrypt {
+                c.push_str(" --encrypt");
+            }
+        }
         Part::Recovery => c.push_str(&format!(" --big {} --skip-append", args.big)),
     }
     c
@@ -219,8 +227,12 @@ fn render(args: &Args, workload: &Workload, results: &Results) -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
     let mut out = format!("### `{invocation}` — {date}\n\n");
+    if args.encrypt {
+        out.push_str("The `convoy` column is Convoy's store **with encryption at rest** (XChaCha20-Poly1305 over frame data).\n\n");
+    }
     out.push_str(&format!(
-        "media-store measured (as built; empty digest e3b0c44298fc1c14: no uncommitted changes): {}\n\n",
+        "media-store as built: {} (e3b0c44298fc1c14 is the digest of an empty diff: no uncommitted \
+         changes)\n\n",
         env!("MEDIA_STORE_VERSION")
     ));
     out.push_str(&format!(
