@@ -48,6 +48,15 @@ pub struct StoreConfig {
     pub retention_interval_s: u64,
     /// `[store.archive]`: move old recordings to a second volume.
     pub archive: Option<ArchiveConfig>,
+    /// Group commit with one `syncfs` of the store's file system (one journal commit per
+    /// window) instead of an `fdatasync` per camera. Default true; turn off when other
+    /// programs write much to the same file system.
+    #[serde(default = "default_true")]
+    pub sync_whole_filesystem: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `[store.archive]`: multistage archiving.
@@ -170,6 +179,7 @@ impl EdgeConfig {
         Ok(media_store::StoreOptions {
             encryption_key,
             archive,
+            sync_whole_filesystem: self.store.sync_whole_filesystem,
             segment_bytes: self.store.segment_bytes.unwrap_or(defaults.segment_bytes),
             fsync_interval: std::time::Duration::from_millis(self.store.fsync_interval_ms),
             retention: media_store::Retention {

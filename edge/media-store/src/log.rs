@@ -321,23 +321,31 @@ impl LogWriter {
     /// Makes appended records durable (`fdatasync`), and the directory if a segment was
     /// created or removed.
     pub fn sync(&mut self) -> Result<(), StoreError> {
-        if let Some(t) = &mut self.tail
+        if let Some(t) = &self.tail
             && t.dirty
         {
             t.file.sync_data().map_err(StoreError::io("sync", &t.path))?;
-            t.dirty = false;
-            // Durable bytes go to the hasher now, so a seal rarely waits for it.
-            self.hasher.hash(t.hash_id, t.hashed_to, t.index.len);
-            t.hashed_to = t.index.len;
         }
         if self.dir_dirty {
             sync_dir(&self.dir)?;
-            self.dir_dirty = false;
         }
-        if let Some(t) = &self.tail {
+        self.synced();
+        Ok(())
+    }
+
+    /// Records that everything written is durable (after [`LogWriter::sync`], or after a
+    /// `syncfs` of the whole file system did the same for every log at once).
+    pub(crate) fn synced(&mut self) {
+        self.dir_dirty = false;
+        if let Some(t) = &mut self.tail {
+            if t.dirty {
+                t.dirty = false;
+                // Durable bytes go to the hasher now, so a seal rarely waits for it.
+                self.hasher.hash(t.hash_id, t.hashed_to, t.index.len);
+                t.hashed_to = t.index.len;
+            }
             crate::sync_journal::record(&t.path, t.index.len);
         }
-        Ok(())
     }
 
     /// Deletes a sealed segment's file (retention). The caller has carried forward what must
