@@ -69,18 +69,23 @@ fn frames_recorded(edge: &EdgeProc) -> Option<HashMap<String, u64>> {
     )
 }
 
+/// How many iterations (`var`, or `default`) and a random generator seeded from
+/// `CONVOY_CRASH_SEED` (or the clock); prints both so a failing run can be replayed.
+fn run_settings(what: &str, var: &str, default: usize) -> (usize, fastrand::Rng) {
+    let iterations = std::env::var(var).ok().and_then(|s| s.parse().ok()).unwrap_or(default);
+    let seed: u64 =
+        std::env::var("CONVOY_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| now_us() as u64);
+    println!("{what}: {iterations} iterations, CONVOY_CRASH_SEED={seed}");
+    (iterations, fastrand::Rng::with_seed(seed))
+}
+
 fn now_us() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64
 }
 
 #[test]
 fn sigkill_at_random_points_loses_nothing_written_and_keeps_the_store_consistent() {
-    let iterations: usize = std::env::var("CONVOY_CRASH_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(40);
-    let seed: u64 = std::env::var("CONVOY_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
-    println!("crash harness: {iterations} iterations, CONVOY_CRASH_SEED={seed}");
-    let mut rng = fastrand::Rng::with_seed(seed);
+    let (iterations, mut rng) = run_settings("crash harness", "CONVOY_CRASH_ITERATIONS", 40);
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let (_cam, rtsp) = sim_camera(dir.path(), &CAMERAS, 0).unwrap();
@@ -224,12 +229,7 @@ fn emulate_power_cut(store: &Path, journal: &Path, rng: &mut fastrand::Rng) -> u
 
 #[test]
 fn emulated_power_cuts_keep_every_frame_older_than_the_durability_window() {
-    let iterations: usize = std::env::var("CONVOY_POWERCUT_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(15);
-    let seed: u64 = std::env::var("CONVOY_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
-    println!("power-cut emulation: {iterations} iterations, CONVOY_CRASH_SEED={seed}");
-    let mut rng = fastrand::Rng::with_seed(seed);
+    let (iterations, mut rng) = run_settings("power-cut emulation", "CONVOY_POWERCUT_ITERATIONS", 15);
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let journal = dir.path().join("sync-journal");
