@@ -6,6 +6,7 @@
 pub mod camera;
 pub mod config;
 pub mod live;
+pub mod probe;
 pub mod recorder;
 pub mod status;
 pub mod store_cli;

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -33,6 +34,21 @@ enum Command {
     /// Offline tools on a store directory (also one copied off a unit).
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Connect to a camera and report what it sends (codec, size, frame rate, bit rate) as
+    /// JSON, before adding it to the configuration.
+    Probe {
+        /// The camera's RTSP URL (credentials may be in it).
+        url: url::Url,
+        /// RTSP user name.
+        #[arg(long)]
+        username: Option<String>,
+        /// RTSP password.
+        #[arg(long)]
+        password: Option<String>,
+        /// Seconds of video to measure.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -105,6 +121,7 @@ fn main() -> std::process::ExitCode {
         Command::Store(StoreCommand::Reindex { dir, key_file }) => {
             edge::store_cli::cmd_reindex(&dir, key_file.as_deref())
         }
+        Command::Probe { url, username, password, seconds } => probe(&url, username, password, seconds),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -113,6 +130,20 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn probe(url: &url::Url, username: Option<String>, password: Option<String>, seconds: f64) -> anyhow::Result<()> {
+    if !matches!(url.scheme(), "rtsp" | "rtsps") {
+        anyhow::bail!("{url} is not an rtsp:// or rtsps:// URL");
+    }
+    let creds = username.map(|u| (u, password.unwrap_or_default()));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let duration = Duration::from_secs_f64(seconds.clamp(0.5, 60.0));
+    let report = runtime
+        .block_on(edge::probe::probe(url, creds, duration))
+        .map_err(|e| anyhow::anyhow!("cannot probe {url}: {e}"))?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
 }
 
 fn run(config_path: &Path) -> anyhow::Result<()> {

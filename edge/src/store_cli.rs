@@ -187,6 +187,12 @@ pub fn cmd_export(
     for record in reader {
         match record? {
             Record::Parameters(p) => {
+                if !p.rfc6381_codec.starts_with("avc1") {
+                    bail!(
+                        "camera {camera:?} records {} (not H.264): MP4 export handles H.264 only so far",
+                        p.rfc6381_codec
+                    );
+                }
                 if let Some(old) = &extra_data
                     && *old != p.extra_data
                 {

@@ -163,3 +163,29 @@ fn two_simulated_cameras_are_recorded_and_live_at_central() {
     let stored = check_store(&store);
     assert!(stored["front"] > 25 && stored["rear"] > 25, "{stored:?}");
 }
+
+#[test]
+fn an_h265_camera_is_recorded_with_its_codec() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_camera, rtsp) = gst_camera(dir.path(), &["cab"], &["--codec", "h265"]).unwrap();
+    let store = dir.path().join("store");
+    let config = edge_config("bus-8", &store, None, &[("cab", &format!("{rtsp}/cab"))]);
+    let mut edge = EdgeProc::start(dir.path(), "edge", &config).unwrap();
+    let n = edge_counter_above(&edge, "cab", "frames_recorded", 25);
+    let cab = camera(&edge.status().unwrap(), "cab").unwrap().clone();
+    let codec = cab["codec"].as_str().unwrap();
+    assert!(codec.starts_with("hvc1") || codec.starts_with("hev1"), "{codec}");
+    assert_eq!((cab["width"].as_u64(), cab["height"].as_u64()), (Some(640), Some(360)));
+    assert!(edge.proc.stop(Duration::from_secs(20)).unwrap().success());
+    let (ok, stdout, _) = {
+        let out = std::process::Command::new(hil_tests::bin_path("edge").unwrap())
+            .args(["store", "verify", "--json"])
+            .arg(&store)
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), ())
+    };
+    assert!(ok, "{stdout}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(v["cameras"]["cab"]["frames"].as_u64().unwrap() >= n);
+}

@@ -1,0 +1,117 @@
+//! Probing a camera before it is saved: connect, read a few seconds of video, and report what
+//! the camera sends (streams, codec, picture size, frame rate, bit rate, key-frame interval).
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use retina::client::{PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions, Transport};
+use retina::codec::{CodecItem, FrameFormat, ParametersRef};
+use serde::Serialize;
+
+/// What a probe found.
+#[derive(Debug, Serialize)]
+pub struct ProbeReport {
+    /// The URL probed, without credentials.
+    pub url: String,
+    /// Every stream the camera offers, as `media/encoding` (e.g. `video/h264`, `audio/mpeg4-generic`).
+    pub streams: Vec<String>,
+    /// The video stream Convoy would record.
+    pub video: Option<VideoReport>,
+}
+
+/// The recorded video stream, measured.
+#[derive(Debug, Serialize)]
+pub struct VideoReport {
+    /// RFC 6381 codec.
+    pub codec: String,
+    /// Picture width.
+    pub width: u32,
+    /// Picture height.
+    pub height: u32,
+    /// Frames per second over the probe.
+    pub fps: f64,
+    /// Bits per second over the probe.
+    pub bitrate_bps: u64,
+    /// Frames from one key frame to the next, when two were seen.
+    pub keyframe_interval_frames: Option<u64>,
+    /// Frames read.
+    pub frames: u64,
+}
+
+/// Probes `url` for about `duration` of video. Errors say what failed (connect, describe, …).
+pub async fn probe(url: &url::Url, creds: Option<(String, String)>, duration: Duration) -> Result<ProbeReport, String> {
+    let mut clean = url.clone();
+    let creds = creds.or_else(|| {
+        (!url.username().is_empty()).then(|| (url.username().to_owned(), url.password().unwrap_or_default().to_owned()))
+    });
+    let _ = clean.set_username("");
+    let _ = clean.set_password(None);
+    let options = SessionOptions::default()
+        .creds(creds.map(|(username, password)| retina::client::Credentials { username, password }))
+        .user_agent(format!("Convoy edge {} (probe)", env!("CARGO_PKG_VERSION")));
+    let timeout = Duration::from_secs(10);
+    let mut session = tokio::time::timeout(timeout, Session::describe(clean.clone(), options))
+        .await
+        .map_err(|_| "DESCRIBE got no answer in 10 s".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let streams: Vec<String> =
+        session.streams().iter().map(|s| format!("{}/{}", s.media(), s.encoding_name())).collect();
+    let mut report = ProbeReport { url: clean.to_string(), streams, video: None };
+    let Some(video) =
+        session.streams().iter().position(|s| s.media() == "video" && matches!(s.encoding_name(), "h264" | "h265"))
+    else {
+        return Ok(report);
+    };
+    let setup = SetupOptions::default()
+        .transport(Transport::Tcp(TcpTransportOptions::default()))
+        .frame_format(FrameFormat::MP4);
+    tokio::time::timeout(timeout, session.setup(video, setup))
+        .await
+        .map_err(|_| "SETUP got no answer in 10 s".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let playing = tokio::time::timeout(timeout, session.play(PlayOptions::default()))
+        .await
+        .map_err(|_| "PLAY got no answer in 10 s".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let mut demuxed = playing.demuxed().map_err(|e| e.to_string())?;
+    let (mut frames, mut bytes, mut first_pts, mut last_pts) = (0u64, 0u64, None, 0i64);
+    let (mut keyframes, mut interval) = (Vec::new(), None);
+    let deadline = tokio::time::Instant::now() + duration;
+    let mut clock = 90_000u32;
+    while tokio::time::Instant::now() < deadline {
+        let item = match tokio::time::timeout_at(deadline + Duration::from_secs(5), demuxed.next()).await {
+            Err(_) => return Err("no video frame arrived".into()),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(e.to_string()),
+            Ok(Some(Ok(item))) => item,
+        };
+        let CodecItem::VideoFrame(frame) = item else { continue };
+        let ts = frame.timestamp();
+        clock = ts.clock_rate().get();
+        first_pts.get_or_insert(ts.elapsed());
+        last_pts = ts.elapsed();
+        if frame.is_random_access_point() {
+            keyframes.push(frames);
+            if keyframes.len() >= 2 {
+                interval = Some(keyframes[keyframes.len() - 1] - keyframes[keyframes.len() - 2]);
+            }
+        }
+        frames += 1;
+        bytes += frame.data().len() as u64;
+    }
+    let Some(ParametersRef::Video(p)) = demuxed.streams()[video].parameters() else {
+        return Err("the camera sent no codec parameters".into());
+    };
+    let (width, height) = p.pixel_dimensions();
+    let span = (last_pts - first_pts.unwrap_or(last_pts)) as f64 / f64::from(clock);
+    report.video = Some(VideoReport {
+        codec: p.rfc6381_codec().to_owned(),
+        width,
+        height,
+        fps: if span > 0.0 { ((frames.saturating_sub(1)) as f64 / span * 10.0).round() / 10.0 } else { 0.0 },
+        bitrate_bps: if span > 0.0 { (bytes as f64 * 8.0 / span) as u64 } else { 0 },
+        keyframe_interval_frames: interval,
+        frames,
+    });
+    Ok(report)
+}

@@ -1,0 +1,49 @@
+//! `edge probe URL`: what a technician sees before adding a camera, against GStreamer's RTSP
+//! server (H.264 and H.265).
+
+use std::process::Command;
+
+use hil_tests::{bin_path, gst_camera};
+use serde_json::Value;
+
+fn probe(url: &str) -> (bool, String, String) {
+    let out = Command::new(bin_path("edge").unwrap()).args(["probe", url, "--seconds", "3"]).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn probe_reports_what_the_camera_sends() {
+    let dir = tempfile::tempdir().unwrap();
+    for (codec, prefixes) in [("h264", &["avc1"][..]), ("h265", &["hvc1", "hev1"][..])] {
+        let (_cam, rtsp) = gst_camera(dir.path(), &["cam"], &["--codec", codec]).unwrap();
+        let (ok, stdout, stderr) = probe(&format!("{rtsp}/cam"));
+        assert!(ok, "{stdout}{stderr}");
+        let r: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(r["streams"], serde_json::json!([format!("video/{codec}")]));
+        let v = &r["video"];
+        let got = v["codec"].as_str().unwrap().to_lowercase();
+        assert!(prefixes.iter().any(|p| got.starts_with(p)), "{codec}: {got}");
+        assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(640), Some(360)));
+        let fps = v["fps"].as_f64().unwrap();
+        assert!((20.0..=30.0).contains(&fps), "{codec}: {fps} fps (the server sends 25)");
+        assert!(v["bitrate_bps"].as_u64().unwrap() > 10_000);
+        // The fixture asks the encoder for a key frame at least every 50 frames.
+        if let Some(gop) = v["keyframe_interval_frames"].as_u64() {
+            assert!((1..=50).contains(&gop), "{codec}: GOP {gop}");
+        }
+    }
+}
+
+#[test]
+fn probing_an_unreachable_camera_fails_with_the_reason() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (ok, _, stderr) = probe(&format!("rtsp://{closed}/x"));
+    assert!(!ok);
+    assert!(stderr.contains("cannot probe") && stderr.contains("refused"), "{stderr}");
+    let (ok, _, stderr) = probe("http://127.0.0.1/x");
+    assert!(!ok && stderr.contains("not an rtsp://"), "{stderr}");
+}
