@@ -127,3 +127,40 @@ fn central_with_another_certificate_is_refused() {
     let units = central.units().unwrap();
     assert_eq!(units, serde_json::json!([]), "central never registered the unit");
 }
+
+#[test]
+fn a_camera_that_sends_garbage_is_down_with_a_reason_and_the_others_record() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let (_cam, rtsp) = sim_camera(dir.path(), &["ok"], 0).unwrap();
+    // A "camera" that answers every connection with bytes that are not RTSP.
+    let junk = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let junk_addr = junk.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in junk.incoming().flatten() {
+            let mut stream = stream;
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(b"\x00\xffHELLO not rtsp\r\n\r\n\x13\x37garbage garbage garbage\r\n");
+        }
+    });
+    let config = edge_config(
+        "bus-7",
+        &dir.path().join("store"),
+        None,
+        &[("junk", &format!("rtsp://{junk_addr}/stream")), ("ok", &format!("{rtsp}/ok"))],
+    );
+    let edge = EdgeProc::start(dir.path(), "edge", &config).unwrap();
+    let junk = wait_until("the garbage camera is reported down", T, || {
+        let c = camera(&edge.status().ok()?, "junk");
+        (c["state"] == "down").then_some(c)
+    })
+    .unwrap();
+    assert!(!junk["reason"].as_str().unwrap().is_empty(), "{junk}");
+    wait_until("the good camera records meanwhile", T, || {
+        let c = camera(&edge.status().ok()?, "ok");
+        (c["state"] == "streaming" && c["frames_recorded"].as_u64()? > 50).then_some(())
+    })
+    .unwrap();
+    assert_eq!(camera(&edge.status().unwrap(), "junk")["frames_recorded"], 0);
+}
