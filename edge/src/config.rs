@@ -49,14 +49,10 @@ pub struct StoreConfig {
     /// `[store.archive]`: move old recordings to a second volume.
     pub archive: Option<ArchiveConfig>,
     /// Group commit with one `syncfs` of the store's file system (one journal commit per
-    /// window) instead of an `fdatasync` per camera. Default true; turn off when other
-    /// programs write much to the same file system.
-    #[serde(default = "default_true")]
+    /// window) instead of an `fdatasync` per camera. Only for a data partition the store has
+    /// to itself: `syncfs` also waits for other programs' writes there. Default false.
+    #[serde(default)]
     pub sync_whole_filesystem: bool,
-}
-
-fn default_true() -> bool {
-    true
 }
 
 /// `[store.archive]`: multistage archiving.

@@ -40,8 +40,9 @@ pub struct StoreOptions {
     /// Move old sealed segments to a second volume.
     pub archive: Option<ArchiveOptions>,
     /// Group commit with one `syncfs` of the store's file system instead of an `fdatasync`
-    /// per camera: one journal commit per window instead of one per camera. Best on a file
-    /// system the store has to itself (it also waits for other writers' data there).
+    /// per camera: one journal commit per window instead of one per camera. Only for a file
+    /// system the store has to itself: `syncfs` also waits for every other writer's data
+    /// there, which can stretch a sync past the durability window. Default off.
     pub sync_whole_filesystem: bool,
 }
 
@@ -53,7 +54,7 @@ impl Default for StoreOptions {
             retention: Retention::default(),
             encryption_key: None,
             archive: None,
-            sync_whole_filesystem: true,
+            sync_whole_filesystem: false,
         }
     }
 }

@@ -58,6 +58,10 @@ struct Args {
     /// Convoy encrypts media at rest (XChaCha20-Poly1305), to measure what that costs.
     #[arg(long)]
     encrypt: bool,
+    /// Convoy group-commits with one `syncfs` (`sync_whole_filesystem`) instead of an
+    /// `fdatasync` per camera.
+    #[arg(long)]
+    syncfs: bool,
     /// The Markdown file to write the results into.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../BENCHMARKS.md"))]
     report: PathBuf,
@@ -116,7 +120,7 @@ fn run_append(args: &Args, workload: &Workload, root: &Path, device: Option<&Dev
             std::fs::create_dir(&dir)?;
             let m = measure(&dir, device, || {
                 let mut generator = Generator::new(workload.clone());
-                let mut writer = kind.open(&dir, &cameras, args.encrypt)?;
+                let mut writer = kind.open(&dir, &cameras, args.encrypt, args.syncfs)?;
                 let mut media = 0;
                 while media < target {
                     media += generator.next_second(|f| writer.frame(f))?;
@@ -210,6 +214,9 @@ fn command(args: &Args, part: Part) -> String {
             if args.encrypt {
                 c.push_str(" --encrypt");
             }
+            if args.syncfs {
+                c.push_str(" --syncfs");
+            }
         }
         Part::Recovery => c.push_str(&format!(" --big {} --skip-append", args.big)),
     }
@@ -229,6 +236,11 @@ fn render(args: &Args, workload: &Workload, results: &Results) -> String {
     let mut out = format!("### `{invocation}` — {date}\n\n");
     if args.encrypt {
         out.push_str("The `convoy` column is Convoy's store **with encryption at rest** (XChaCha20-Poly1305 over frame data).\n\n");
+    }
+    if args.syncfs {
+        out.push_str(
+            "The `convoy` column group-commits with **one `syncfs`** per window (`sync_whole_filesystem`).\n\n",
+        );
     }
     out.push_str(&format!(
         "media-store as built: {} (e3b0c44298fc1c14 is the digest of an empty diff: no uncommitted \

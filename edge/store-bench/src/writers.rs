@@ -44,9 +44,9 @@ impl Kind {
 
     /// Opens a writer of this kind in the empty directory `dir`; `encrypt` turns on Convoy's
     /// encryption at rest.
-    pub fn open(self, dir: &Path, cameras: &[String], encrypt: bool) -> Result<Box<dyn MediaWriter>> {
+    pub fn open(self, dir: &Path, cameras: &[String], encrypt: bool, syncfs: bool) -> Result<Box<dyn MediaWriter>> {
         Ok(match self {
-            Kind::Convoy => Box::new(Convoy::open(dir, cameras, encrypt)?),
+            Kind::Convoy => Box::new(Convoy::open(dir, cameras, encrypt, syncfs)?),
             Kind::Raw => Box::new(Raw::open(dir, cameras)?),
             Kind::Sqlite => Box::new(Sqlite::open(dir, cameras)?),
         })
@@ -66,9 +66,10 @@ pub struct Convoy {
 impl Convoy {
     /// Opens (or recovers) the store in `dir` and writes each camera's codec parameters; with
     /// `encrypt`, media payloads are encrypted at rest (a fixed bench key).
-    pub fn open(dir: &Path, cameras: &[String], encrypt: bool) -> Result<Convoy> {
+    pub fn open(dir: &Path, cameras: &[String], encrypt: bool, syncfs: bool) -> Result<Convoy> {
         let encryption_key = encrypt.then(|| media_store::MediaKey::new(&[0x5c; 32]));
-        let (mut store, _) = Store::open(dir, StoreOptions { encryption_key, ..StoreOptions::default() })?;
+        let options = StoreOptions { encryption_key, sync_whole_filesystem: syncfs, ..StoreOptions::default() };
+        let (mut store, _) = Store::open(dir, options)?;
         let mut parameters_seq = Vec::new();
         for camera in cameras {
             let parameters = StoredParameters {
