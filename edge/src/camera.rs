@@ -8,19 +8,17 @@ use futures::StreamExt;
 use link::backoff::Backoff;
 use media_store::{MediaKind, Record, StoredFrame, StoredParameters};
 use protocol::interconnect::{CameraStateKind, MediaFrame, VideoParameters};
-use retina::client::{PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions, Transport};
-use retina::codec::{CodecItem, FrameFormat, ParametersRef};
+use retina::codec::{CodecItem, ParametersRef};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::CameraConfig;
 use crate::live::LiveHub;
 use crate::recorder::RecorderTx;
+use crate::rtsp;
 use crate::status::UnitStatus;
 
 /// A camera that sends no frame for this long is reconnected.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// RTSP requests (DESCRIBE, SETUP, PLAY) that take longer than this fail.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything a camera task needs.
 pub struct CameraTask {
@@ -62,35 +60,13 @@ impl CameraTask {
 
     /// One RTSP session, from DESCRIBE until the stream fails. Errors are user-facing reasons.
     async fn stream(&self, backoff: &mut Backoff) -> Result<(), String> {
-        let mut url = self.config.url.clone();
-        let creds = match (&self.config.username, &self.config.password) {
-            (Some(u), p) => Some((u.clone(), p.clone().unwrap_or_default())),
-            (None, _) if !url.username().is_empty() => {
-                Some((url.username().to_owned(), url.password().unwrap_or_default().to_owned()))
-            }
-            _ => None,
-        };
-        let _ = url.set_username("");
-        let _ = url.set_password(None);
-        let options = SessionOptions::default()
-            .creds(creds.map(|(username, password)| retina::client::Credentials { username, password }))
-            .user_agent(format!("Convoy edge {}", env!("CARGO_PKG_VERSION")));
-        let mut session = timed("DESCRIBE", Session::describe(url.clone(), options)).await?;
-        let video = session
-            .streams()
-            .iter()
-            .position(|s| s.media() == "video" && matches!(s.encoding_name(), "h264" | "h265"))
-            .ok_or_else(|| {
-                let found: Vec<String> =
-                    session.streams().iter().map(|s| format!("{}/{}", s.media(), s.encoding_name())).collect();
-                format!("no H.264 or H.265 video stream (the camera offers: {})", found.join(", "))
-            })?;
-        let setup = SetupOptions::default()
-            .transport(Transport::Tcp(TcpTransportOptions::default()))
-            .frame_format(FrameFormat::MP4);
-        timed("SETUP", session.setup(video, setup)).await?;
-        let playing = timed("PLAY", session.play(PlayOptions::default())).await?;
-        let mut demuxed = playing.demuxed().map_err(|e| e.to_string())?;
+        let cam = &self.config;
+        let agent = format!("Convoy edge {}", env!("CARGO_PKG_VERSION"));
+        let described = rtsp::describe(&cam.url, cam.username.as_deref(), cam.password.as_deref(), agent).await?;
+        let video = described.video.ok_or_else(|| {
+            format!("no H.264 or H.265 video stream (the camera offers: {})", described.streams.join(", "))
+        })?;
+        let mut demuxed = rtsp::play(described.session, video).await?;
         let mut have_parameters = false;
         let camera = self.config.id.clone();
         loop {
@@ -163,14 +139,6 @@ impl CameraTask {
                 }),
             );
         }
-    }
-}
-
-async fn timed<T>(what: &str, fut: impl Future<Output = Result<T, retina::Error>>) -> Result<T, String> {
-    match tokio::time::timeout(REQUEST_TIMEOUT, fut).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("{what} got no answer in {} s", REQUEST_TIMEOUT.as_secs())),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod config;
 pub mod live;
 pub mod probe;
 pub mod recorder;
+pub mod rtsp;
 pub mod status;
 pub mod store_cli;
 pub mod uplink;

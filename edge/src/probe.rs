@@ -4,8 +4,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use retina::client::{PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions, Transport};
-use retina::codec::{CodecItem, FrameFormat, ParametersRef};
+use retina::codec::{CodecItem, ParametersRef};
 use serde::Serialize;
 
 /// What a probe found.
@@ -40,40 +39,15 @@ pub struct VideoReport {
 
 /// Probes `url` for about `duration` of video. Errors say what failed (connect, describe, …).
 pub async fn probe(url: &url::Url, creds: Option<(String, String)>, duration: Duration) -> Result<ProbeReport, String> {
-    let mut clean = url.clone();
-    let creds = creds.or_else(|| {
-        (!url.username().is_empty()).then(|| (url.username().to_owned(), url.password().unwrap_or_default().to_owned()))
-    });
-    let _ = clean.set_username("");
-    let _ = clean.set_password(None);
-    let options = SessionOptions::default()
-        .creds(creds.map(|(username, password)| retina::client::Credentials { username, password }))
-        .user_agent(format!("Convoy edge {} (probe)", env!("CARGO_PKG_VERSION")));
-    let timeout = Duration::from_secs(10);
-    let mut session = tokio::time::timeout(timeout, Session::describe(clean.clone(), options))
-        .await
-        .map_err(|_| "DESCRIBE got no answer in 10 s".to_owned())?
-        .map_err(|e| e.to_string())?;
-    let streams: Vec<String> =
-        session.streams().iter().map(|s| format!("{}/{}", s.media(), s.encoding_name())).collect();
-    let mut report = ProbeReport { url: clean.to_string(), streams, video: None };
-    let Some(video) =
-        session.streams().iter().position(|s| s.media() == "video" && matches!(s.encoding_name(), "h264" | "h265"))
-    else {
-        return Ok(report);
+    let (username, password) = match &creds {
+        Some((u, p)) => (Some(u.as_str()), Some(p.as_str())),
+        None => (None, None),
     };
-    let setup = SetupOptions::default()
-        .transport(Transport::Tcp(TcpTransportOptions::default()))
-        .frame_format(FrameFormat::MP4);
-    tokio::time::timeout(timeout, session.setup(video, setup))
-        .await
-        .map_err(|_| "SETUP got no answer in 10 s".to_owned())?
-        .map_err(|e| e.to_string())?;
-    let playing = tokio::time::timeout(timeout, session.play(PlayOptions::default()))
-        .await
-        .map_err(|_| "PLAY got no answer in 10 s".to_owned())?
-        .map_err(|e| e.to_string())?;
-    let mut demuxed = playing.demuxed().map_err(|e| e.to_string())?;
+    let agent = format!("Convoy edge {} (probe)", env!("CARGO_PKG_VERSION"));
+    let described = crate::rtsp::describe(url, username, password, agent).await?;
+    let mut report = ProbeReport { url: described.url.to_string(), streams: described.streams, video: None };
+    let Some(video) = described.video else { return Ok(report) };
+    let mut demuxed = crate::rtsp::play(described.session, video).await?;
     let (mut frames, mut bytes, mut first_pts, mut last_pts) = (0u64, 0u64, None, 0i64);
     let (mut keyframes, mut interval) = (Vec::new(), None);
     let deadline = tokio::time::Instant::now() + duration;

@@ -224,14 +224,7 @@ async fn resolve(address: &str) -> Result<SocketAddr, String> {
 }
 
 fn write_pin(path: &Path, fingerprint: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, format!("{fingerprint}\n"))?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    link::durable::write_durably(path, format!("{fingerprint}\n").as_bytes(), 0o644)
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

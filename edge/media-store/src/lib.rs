@@ -9,6 +9,7 @@ pub mod archive;
 pub mod catalog;
 pub mod crypto;
 pub mod digest;
+mod durable;
 mod error;
 mod hasher;
 pub mod index;

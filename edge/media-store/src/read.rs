@@ -12,7 +12,7 @@ use crate::index::KeyFrame;
 use crate::record::Record;
 use crate::segment::SegmentReader;
 use crate::store::{catalog_path, scan_tail};
-use crate::volumes::segment_path;
+use crate::volumes::{archive_dir, segment_path_in};
 
 /// An iterator over the records of a range: [`Record::Parameters`] and [`Record::Frame`] only,
 /// in order, starting with parameters.
@@ -70,10 +70,11 @@ pub fn read_range(
     {
         start = Some((index.first_seq, *k));
     }
+    let archive = archive_dir(store);
     let mut segments: Vec<(u64, PathBuf)> = sealed
         .iter()
         .filter(|s| s.time_range.is_some_and(|(_, e)| e >= start_us) || start.is_some_and(|(f, _)| f == s.first_seq))
-        .map(|s| (s.first_seq, segment_path(store, camera, s.first_seq)))
+        .map(|s| (s.first_seq, segment_path_in(store, archive.as_deref(), camera, s.first_seq)))
         .collect();
     if let Some((path, index)) = tail {
         segments.push((index.first_seq, path));

@@ -179,14 +179,7 @@ pub struct Removed {
 pub(crate) fn encode(seq: u64, record: &Record) -> Result<Vec<u8>, StoreError> {
     let mut out = vec![0u8; RECORD_HEADER_LEN];
     out = postcard::to_extend(record, out).map_err(StoreError::Encode)?;
-    let body_len = out.len() - RECORD_HEADER_LEN;
-    if body_len > MAX_RECORD_LEN {
-        return Err(StoreError::RecordTooLarge(body_len));
-    }
-    out[8..16].copy_from_slice(&seq.to_le_bytes());
-    let crc = crc32c::crc32c(&out[8..]);
-    out[0..4].copy_from_slice(&(body_len as u32).to_le_bytes());
-    out[4..8].copy_from_slice(&crc.to_le_bytes());
+    finish_header(&mut out, seq, &[])?;
     Ok(out)
 }
 
@@ -241,15 +234,22 @@ pub(crate) fn encode_frame<'a>(seq: u64, f: &StoredFrame, payload: Cow<'a, [u8]>
         }
         head.push(byte | 0x80);
     }
+    finish_header(&mut head, seq, &payload)?;
+    Ok(Encoded { head, payload })
+}
+
+/// Fills in the record header at the start of `head` for a body made of the rest of `head`
+/// followed by `payload`: length, sequence number and the CRC over both.
+fn finish_header(head: &mut [u8], seq: u64, payload: &[u8]) -> Result<(), StoreError> {
     let body_len = head.len() - RECORD_HEADER_LEN + payload.len();
     if body_len > MAX_RECORD_LEN {
         return Err(StoreError::RecordTooLarge(body_len));
     }
     head[8..16].copy_from_slice(&seq.to_le_bytes());
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&head[8..]), &payload);
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&head[8..]), payload);
     head[0..4].copy_from_slice(&(body_len as u32).to_le_bytes());
     head[4..8].copy_from_slice(&crc.to_le_bytes());
-    Ok(Encoded { head, payload })
+    Ok(())
 }
 
 /// Why bytes at some offset are not a valid record.

@@ -57,7 +57,8 @@ pub(crate) fn groom(store: &mut Store, now_us: i64) -> Result<GroomReport, Store
     let in_archive = |seg: &SegmentRow| !log_dir(store.dir(), &seg.log).join(file_name(seg.first_seq)).exists();
     let archived: Vec<bool> = segments.iter().map(in_archive).collect();
     // Pressure on the primary volume: its size budget and its free-space floor.
-    let total = store.total_bytes()?;
+    let tails: u64 = store.logs.values().filter_map(|w| w.tail_index()).map(|t| t.len).sum();
+    let total = tails + segments.iter().zip(&archived).filter(|(_, a)| !**a).map(|(s, _)| s.len).sum::<u64>();
     let mut over_budget = retention.max_bytes.map_or(0, |max| total.saturating_sub(max));
     let floor = retention.min_free_bytes.unwrap_or_else(|| 4 * store.segment_bytes() * store.logs.len().max(1) as u64);
     let mut low_disk = floor.saturating_sub(free_bytes(store.dir())?);

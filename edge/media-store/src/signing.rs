@@ -4,14 +4,13 @@
 //! 32-byte public key as hex), so a store copied off a unit can be verified on its own; a
 //! verifier may also be given the public key from elsewhere (e.g. central's registry).
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use ring::rand::SystemRandom;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 
 use crate::StoreError;
+use crate::durable::write_durably;
 
 /// Signs seals.
 pub struct Signer {
@@ -32,9 +31,10 @@ impl Signer {
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
             .map_err(|_| bad(&private, "cannot generate a key".into()))?;
         let key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|e| bad(&private, e.to_string()))?;
-        write_file(&keys_dir.join("signing.pub"), hex(key.public_key().as_ref()).as_bytes(), 0o644)?;
-        write_file(&private, pkcs8.as_ref(), 0o600)?;
-        std::fs::File::open(keys_dir).and_then(|d| d.sync_all()).map_err(StoreError::io("sync directory", keys_dir))?;
+        // The private key is written last, so a crash in between leaves no key and the next
+        // start makes both anew.
+        write_durably(&keys_dir.join("signing.pub"), hex(key.public_key().as_ref()).as_bytes(), 0o644)?;
+        write_durably(&private, pkcs8.as_ref(), 0o600)?;
         Ok(Signer { key })
     }
 
@@ -76,22 +76,6 @@ fn parse_hex32(s: &str) -> Option<[u8; 32]> {
         *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
     Some(out)
-}
-
-/// Writes a whole file durably: a temporary, fsync, rename over `path`. The private key is
-/// written last, so a crash in between leaves no key and the next start makes both anew.
-fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(StoreError::io("create", &tmp))?;
-    f.write_all(bytes).map_err(StoreError::io("write", &tmp))?;
-    f.sync_all().map_err(StoreError::io("sync", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(StoreError::io("rename", &tmp))
 }
 
 #[cfg(test)]

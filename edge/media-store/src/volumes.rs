@@ -3,7 +3,6 @@
 //! primary records the archive's location in `archive.path` so that offline tools find it.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::StoreError;
@@ -29,14 +28,7 @@ pub(crate) fn set_archive_dir(store: &Path, archive: Option<&Path>) -> Result<()
             Err(e) => Err(StoreError::io("remove", &pointer)(e)),
         },
         Some(path) if archive_dir(store).as_deref() == Some(path) => Ok(()),
-        Some(path) => {
-            let tmp = pointer.with_extension("tmp");
-            let mut f = std::fs::File::create(&tmp).map_err(StoreError::io("create", &tmp))?;
-            writeln!(f, "{}", path.display()).map_err(StoreError::io("write", &tmp))?;
-            f.sync_all().map_err(StoreError::io("sync", &tmp))?;
-            std::fs::rename(&tmp, &pointer).map_err(StoreError::io("rename", &tmp))?;
-            crate::log::sync_dir(store)
-        }
+        Some(path) => crate::durable::write_durably(&pointer, format!("{}\n", path.display()).as_bytes(), 0o644),
     }
 }
 
@@ -88,9 +80,14 @@ pub fn log_segments(store: &Path, log: &str) -> Result<Vec<(u64, PathBuf)>, Stor
 
 /// Where segment `first_seq` of `log` is: the archive copy if there is one, else the primary.
 pub fn segment_path(store: &Path, log: &str, first_seq: u64) -> PathBuf {
+    segment_path_in(store, archive_dir(store).as_deref(), log, first_seq)
+}
+
+/// [`segment_path`] with the archive directory already looked up (for many segments).
+pub fn segment_path_in(store: &Path, archive: Option<&Path>, log: &str, first_seq: u64) -> PathBuf {
     let name = segment::file_name(first_seq);
-    if let Some(archive) = archive_dir(store) {
-        let p = volume_log_dir(&archive, log).join(&name);
+    if let Some(archive) = archive {
+        let p = volume_log_dir(archive, log).join(&name);
         if p.exists() {
             return p;
         }

@@ -1,8 +1,7 @@
 //! TLS identities: a self-signed certificate made on first start and kept on disk, and
 //! SHA-256 fingerprints for pinning it.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
@@ -82,28 +81,13 @@ fn read(path: &Path) -> Result<Vec<u8>, LinkError> {
     std::fs::read(path).map_err(|source| LinkError::Io { op: "read", path: path.into(), source })
 }
 
-/// Writes a file readable by its owner only, durably (write to a temporary, fsync, rename).
+/// Writes a file readable by its owner only, durably.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), LinkError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |op, p: &PathBuf| {
-        let p = p.clone();
-        move |source| LinkError::Io { op, path: p, source }
-    };
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io("create", &tmp))?;
-    f.write_all(bytes).map_err(io("write", &tmp))?;
-    f.sync_all().map_err(io("sync", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(io("rename", &path.to_path_buf()))?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io("sync directory", &dir.to_path_buf()))?;
-    }
-    Ok(())
+    crate::durable::write_durably(path, bytes, 0o600).map_err(|source| LinkError::Io {
+        op: "write",
+        path: path.into(),
+        source,
+    })
 }
 
 #[cfg(test)]
