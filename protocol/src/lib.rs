@@ -17,6 +17,8 @@ pub mod framing;
 #[cfg(feature = "alloc")]
 pub mod interconnect;
 pub mod io;
+#[cfg(feature = "alloc")]
+pub mod sync;
 
 /// The protocol version this build speaks. Bumped on any incompatible change.
 pub const PROTOCOL_VERSION: u16 = 1;

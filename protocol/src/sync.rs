@@ -1,0 +1,1 @@
+//! Wire types of the sync protocol (catalog exchange, retrieval, acknowledgements).
