@@ -137,6 +137,8 @@ pub struct Scan {
     pub hasher: Option<crate::digest::ContentHasher>,
     /// The salt of an encrypted segment.
     pub salt: Option<[u8; 16]>,
+    /// Whether the file held an older segment (stale records may follow the valid ones).
+    pub recycled: bool,
 }
 
 /// Scans a segment whose first record has `first_seq`, stopping at the first record that is
@@ -170,6 +172,7 @@ pub fn scan_segment_with_key(path: &Path, first_seq: u64, key: Option<MediaKey>)
     let stopped_at_invalid = out_of_sequence || reader.stopped_at_invalid();
     let content_hash = reader.content_hash().unwrap_or_default();
     let salt = reader.salt();
+    let recycled = reader.recycled();
     let hasher = if index.seal.is_some() || out_of_sequence { None } else { reader.into_hasher() };
-    Ok(Scan { index, file_len, stopped_at_invalid, content_hash, hasher, salt })
+    Ok(Scan { index, file_len, stopped_at_invalid, content_hash, hasher, salt, recycled })
 }

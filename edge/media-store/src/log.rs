@@ -2,6 +2,13 @@
 //! newest segment, which is pre-allocated and written with positioned writes; when the next
 //! record would not fit, the segment is sealed (digest chain + signature), cut to its length
 //! and a new one is started.
+//!
+//! Retention hands the log's oldest retired segment file back as a spare,
+//! `{floor:020}.free` (every record in it has a sequence number below `floor`); the next new
+//! segment reuses it, so that appends overwrite written blocks and a sync writes no extent
+//! metadata. A recycled tail found at start is sealed at once, never appended to: after a
+//! power cut, records of the crashed run may sit past its valid end in any order, and only a
+//! new file guarantees that none of them is ever read as a successor.
 
 use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
@@ -15,11 +22,13 @@ use crate::digest::{ContentHasher, chain_digest, content_hasher};
 use crate::hasher::{BackgroundHasher, HAND_OVER_BYTES};
 use crate::index::{SegmentIndex, scan_segment_with_key};
 use crate::record::{self, Encoded, Record, Seal};
-use crate::segment::{self, SEGMENT_HEADER_LEN, trailing_garbage};
+use crate::segment::{self, SEGMENT_HEADER_LEN, torn_bytes, trailing_garbage};
 use crate::signing::Signer;
 
 /// Room kept at the end of a segment for its seal record.
 const SEAL_RESERVE: u64 = 512;
+/// The suffix of a retired segment file kept for reuse.
+const SPARE_SUFFIX: &str = ".free";
 
 /// The file-name-safe directory name of a log: ASCII letters, digits, `-` and `_` as they
 /// are, every other byte as `%XX`.
@@ -76,6 +85,8 @@ struct Tail {
     dirty: bool,
     /// Set for an encrypted segment.
     salt: Option<[u8; 16]>,
+    /// The file held a retired segment.
+    recycled: bool,
 }
 
 /// The writer of one log.
@@ -93,6 +104,8 @@ pub struct LogWriter {
     key: Option<MediaKey>,
     /// Hashes segments for their seals, off this thread.
     hasher: Arc<BackgroundHasher>,
+    /// A recycled tail was recovered: it must be sealed before anything is appended.
+    must_seal: bool,
 }
 
 impl LogWriter {
@@ -122,7 +135,12 @@ impl LogWriter {
             last_parameters: None,
             key,
             hasher,
+            must_seal: false,
         };
+        // Sequence numbers in a spare file must stay below every new record's.
+        if let Some((floor, _)) = spare(dir)? {
+            writer.next_seq = writer.next_seq.max(floor);
+        }
         let mut segments = segment::list_segments(dir)?;
         let mut sealed_tail = None;
         while let Some((first_seq, path)) = segments.pop() {
@@ -150,18 +168,22 @@ impl LogWriter {
             if let Some(seal) = &scan.index.seal {
                 // Sealed, possibly before it was cut to length: cut it now.
                 if scan.file_len > valid_len {
-                    recovery.dropped_tail_bytes += trailing_garbage(&path, valid_len)?;
+                    recovery.dropped_tail_bytes += torn_bytes(&path, valid_len, scan.recycled.then_some(first_seq))?;
                     cut(&path, valid_len)?;
                 }
                 writer.prev_digest = seal.digest;
                 sealed_tail = Some(scan.index);
                 break;
             }
-            let garbage = if scan.stopped_at_invalid { trailing_garbage(&path, valid_len)? } else { 0 };
+            let recycled = scan.recycled.then_some(first_seq);
+            let garbage = if scan.stopped_at_invalid { torn_bytes(&path, valid_len, recycled)? } else { 0 };
             let file = OpenOptions::new().read(true).write(true).open(&path).map_err(StoreError::io("open", &path))?;
-            if garbage > 0 {
+            recovery.dropped_tail_bytes += garbage;
+            // A recycled tail with records is sealed (see the module docs); one without is
+            // cleared like a torn tail, whatever follows its header.
+            writer.must_seal = scan.recycled && scan.index.records > 0;
+            if !writer.must_seal && (garbage > 0 || scan.recycled) {
                 // Cut the torn tail and re-reserve the space, so that what follows is zeros.
-                recovery.dropped_tail_bytes += garbage;
                 file.set_len(valid_len).map_err(StoreError::io("truncate", &path))?;
                 preallocate(&file, &path, segment_bytes)?;
                 file.sync_all().map_err(StoreError::io("sync", &path))?;
@@ -184,10 +206,16 @@ impl LogWriter {
                 hashed_to: valid_len,
                 dirty: false,
                 salt: scan.salt,
+                recycled: scan.recycled,
             });
             break;
         }
         Ok((writer, recovery, sealed_tail))
+    }
+
+    /// Whether the recovered tail must be sealed before the next append (a recycled tail).
+    pub fn must_seal(&self) -> bool {
+        self.must_seal
     }
 
     /// The log's name (the camera id).
@@ -272,9 +300,19 @@ impl LogWriter {
     /// Writes a record encoded with sequence number `self.next_seq`.
     fn write_encoded(&mut self, record: &Record, bytes: Encoded<'_>) -> Result<u64, StoreError> {
         let seq = self.next_seq;
+        debug_assert!(!self.must_seal, "a recovered recycled tail is sealed before appending");
         let t = self.tail.as_mut().expect("an open segment");
         let offset = t.index.len;
-        write_all_at(&t.file, [&bytes.head, &bytes.payload], offset).map_err(StoreError::io("write", &t.path))?;
+        // In a recycled file, zeros up to the next page boundary mark where the records end
+        // (that page is written whole anyway, so this adds no device writes).
+        let end = offset + bytes.len() as u64;
+        let fill = if t.recycled {
+            (segment::fill_end(end).min(self.segment_bytes) - end.min(self.segment_bytes)) as usize
+        } else {
+            0
+        };
+        write_all_at(&t.file, [&bytes.head, &bytes.payload, &segment::ZEROS[..fill]], offset)
+            .map_err(StoreError::io("write", &t.path))?;
         t.index.observe(seq, offset, bytes.len() as u64, record);
         if t.index.len - t.hashed_to >= HAND_OVER_BYTES {
             self.hasher.hash(t.hash_id, t.hashed_to, t.index.len);
@@ -310,6 +348,7 @@ impl LogWriter {
         crate::sync_journal::record(&t.path, t.index.len);
         self.next_seq += 1;
         self.prev_digest = digest;
+        self.must_seal = false;
         Ok(t.index)
     }
 
@@ -348,11 +387,19 @@ impl LogWriter {
         }
     }
 
-    /// Deletes a sealed segment's file (retention). The caller has carried forward what must
-    /// outlive it and removed it from the catalog.
-    pub fn remove_segment(&mut self, first_seq: u64) -> Result<u64, StoreError> {
+    /// Retires a sealed segment (retention): with `keep_spare`, its file becomes the log's
+    /// spare if it has none, else it is deleted. `floor` is the sequence number after the
+    /// segment's last record. The caller has carried forward what must outlive it and removed
+    /// it from the catalog. Returns the segment's length.
+    pub fn remove_segment(&mut self, first_seq: u64, floor: u64, keep_spare: bool) -> Result<u64, StoreError> {
         let path = self.dir.join(segment::file_name(first_seq));
         let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if keep_spare && len > 0 && spare(&self.dir)?.is_none() {
+            let to = self.dir.join(spare_name(floor));
+            std::fs::rename(&path, &to).map_err(StoreError::io("rename", &path))?;
+            self.dir_dirty = true;
+            return Ok(len);
+        }
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -364,12 +411,18 @@ impl LogWriter {
 
     fn start_segment(&mut self) -> Result<(), StoreError> {
         let path = self.dir.join(segment::file_name(self.next_seq));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(StoreError::io("create", &path))?;
+        let spare = spare(&self.dir)?.filter(|(floor, _)| *floor <= self.next_seq);
+        let file = match &spare {
+            Some((_, from)) => {
+                OpenOptions::new().read(true).write(true).open(from).map_err(StoreError::io("open", from))?
+            }
+            None => OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(StoreError::io("create", &path))?,
+        };
         let salt = match self.key {
             Some(_) => {
                 let mut s = [0u8; 16];
@@ -379,8 +432,16 @@ impl LogWriter {
             }
             None => None,
         };
-        let header = segment::header(salt);
+        let header = match &spare {
+            Some(_) => segment::recycled_header(salt),
+            None => segment::header(salt),
+        };
         file.write_all_at(&header, 0).map_err(StoreError::io("write", &path))?;
+        if let Some((_, from)) = &spare {
+            // The new header reaches the disk with the first records' `fdatasync`, before the
+            // directory `fsync` that makes the new name durable.
+            std::fs::rename(from, &path).map_err(StoreError::io("rename", from))?;
+        }
         preallocate(&file, &path, self.segment_bytes)?;
         let mut content = content_hasher();
         content.update(&header);
@@ -389,7 +450,8 @@ impl LogWriter {
         let hash_id = crate::hasher::new_id();
         self.hasher.begin(hash_id, content, file.clone(), path.clone());
         let hashed_to = header.len() as u64;
-        self.tail = Some(Tail { file, path, index, hash_id, hashed_to, dirty: true, salt });
+        let recycled = spare.is_some();
+        self.tail = Some(Tail { file, path, index, hash_id, hashed_to, dirty: true, salt, recycled });
         self.dir_dirty = true;
         Ok(())
     }
@@ -401,6 +463,33 @@ impl Drop for LogWriter {
             self.hasher.forget(t.hash_id);
         }
     }
+}
+
+/// The file name of a spare whose records all have sequence numbers below `floor`.
+fn spare_name(floor: u64) -> String {
+    format!("{floor:020}{SPARE_SUFFIX}")
+}
+
+/// The log's spare file, if it has one, as `(floor, path)`.
+fn spare(dir: &Path) -> Result<Option<(u64, PathBuf)>, StoreError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io("list", dir)(e)),
+    };
+    let mut best: Option<(u64, PathBuf)> = None;
+    for entry in entries {
+        let entry = entry.map_err(StoreError::io("list", dir))?;
+        let name = entry.file_name();
+        let Some(floor) = name.to_str().and_then(|n| n.strip_suffix(SPARE_SUFFIX)).and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if best.as_ref().is_none_or(|(f, _)| floor > *f) {
+            best = Some((floor, entry.path()));
+        }
+    }
+    Ok(best)
 }
 
 /// Reserves the segment's space up front, so appends neither allocate blocks nor change the
@@ -416,19 +505,21 @@ fn preallocate(file: &File, path: &Path, len: u64) -> Result<(), StoreError> {
 }
 
 /// Writes both parts at `offset` with as few system calls as the kernel allows (`pwritev`).
-fn write_all_at(file: &File, mut parts: [&[u8]; 2], mut offset: u64) -> std::io::Result<()> {
-    while !parts[0].is_empty() || !parts[1].is_empty() {
-        let slices = [std::io::IoSlice::new(parts[0]), std::io::IoSlice::new(parts[1])];
-        let n = match rustix::io::pwritev(file, &slices, offset) {
+fn write_all_at<const N: usize>(file: &File, mut parts: [&[u8]; N], mut offset: u64) -> std::io::Result<()> {
+    while parts.iter().any(|p| !p.is_empty()) {
+        let slices = parts.map(std::io::IoSlice::new);
+        let mut n = match rustix::io::pwritev(file, &slices, offset) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(n) => n,
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
         };
         offset += n as u64;
-        let first = n.min(parts[0].len());
-        parts[0] = &parts[0][first..];
-        parts[1] = &parts[1][n - first..];
+        for part in &mut parts {
+            let done = n.min(part.len());
+            *part = &part[done..];
+            n -= done;
+        }
     }
     Ok(())
 }

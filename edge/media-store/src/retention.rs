@@ -89,7 +89,9 @@ pub(crate) fn groom(store: &mut Store, now_us: i64) -> Result<GroomReport, Store
             remove_archived(store.dir(), &seg.log, seg.first_seq)?
         } else {
             match store.logs.get_mut(&seg.log) {
-                Some(w) => w.remove_segment(seg.first_seq)?,
+                // Keep the file as the log's spare for its next segment, unless the disk is
+                // short of space.
+                Some(w) => w.remove_segment(seg.first_seq, seg.first_seq + seg.records, low_disk == 0)?,
                 None => 0,
             }
         };

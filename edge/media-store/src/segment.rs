@@ -1,6 +1,12 @@
 //! Segment files: a 16-byte header (magic, format version, flags), for an encrypted segment a
 //! 16-byte salt, then records back to back. A segment is named after the sequence number of
 //! its first record: `{first_seq:020}.seg`.
+//!
+//! A *recycled* segment reuses the file of a segment retention retired from the same log
+//! (flag [`FLAG_RECYCLED`]): appends then overwrite blocks the file system already counts as
+//! written, so a sync writes data only, no extent metadata. What follows its valid records is
+//! the old segment's data: records of the same log with lower sequence numbers, which the
+//! in-sequence check of every scan rejects, and which [`torn_bytes`] does not count as torn.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -21,6 +27,22 @@ pub(crate) const SEGMENT_HEADER_LEN: u64 = 16;
 const FLAG_ENCRYPTED: u32 = 1;
 /// Header flag: an archive copy thinned to key frames; sequence numbers may skip.
 const FLAG_THINNED: u32 = 2;
+/// Header flag: the file held an older segment of the same log; stale records follow the end.
+const FLAG_RECYCLED: u32 = 4;
+/// How far past a recycled segment's valid end [`torn_bytes`] looks for the old records.
+const STALE_SEARCH_BYTES: u64 = 16 << 20;
+/// At most this many checksums are tried while looking for the old records.
+const STALE_SEARCH_CHECKS: usize = 4096;
+/// The page size the end-of-records marker of a recycled segment is aligned to.
+const PAGE: u64 = 4096;
+/// Zeros for that marker.
+pub(crate) static ZEROS: [u8; PAGE as usize] = [0; PAGE as usize];
+
+/// Where the zeros written after a recycled segment's last record (ending at `end`) stop: the
+/// next page boundary after `end`.
+pub(crate) fn fill_end(end: u64) -> u64 {
+    (end / PAGE + 1) * PAGE
+}
 const SALT_LEN: u64 = 16;
 const SUFFIX: &str = ".seg";
 
@@ -31,10 +53,19 @@ pub(crate) fn header(salt: Option<[u8; 16]>) -> Vec<u8> {
 
 /// [`header`], optionally flagged as a thinned archive copy.
 pub(crate) fn header_with(salt: Option<[u8; 16]>, thinned: bool) -> Vec<u8> {
+    header_flags(salt, if thinned { FLAG_THINNED } else { 0 })
+}
+
+/// [`header`] of a segment written into a retired segment's file.
+pub(crate) fn recycled_header(salt: Option<[u8; 16]>) -> Vec<u8> {
+    header_flags(salt, FLAG_RECYCLED)
+}
+
+fn header_flags(salt: Option<[u8; 16]>, flags: u32) -> Vec<u8> {
     let mut h = Vec::with_capacity(32);
     h.extend_from_slice(&MAGIC);
     h.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    let flags = if salt.is_some() { FLAG_ENCRYPTED } else { 0 } | if thinned { FLAG_THINNED } else { 0 };
+    let flags = if salt.is_some() { FLAG_ENCRYPTED } else { 0 } | flags;
     h.extend_from_slice(&flags.to_le_bytes());
     if let Some(salt) = salt {
         h.extend_from_slice(&salt);
@@ -82,6 +113,7 @@ pub struct SegmentReader {
     header: Vec<u8>,
     salt: Option<[u8; 16]>,
     thinned: bool,
+    recycled: bool,
     key: Option<MediaKey>,
 }
 
@@ -106,7 +138,7 @@ impl SegmentReader {
         let flags = u32::from_le_bytes([f0, f1, f2, f3]);
         if m != MAGIC
             || u32::from_le_bytes([v0, v1, v2, v3]) != FORMAT_VERSION
-            || flags & !(FLAG_ENCRYPTED | FLAG_THINNED) != 0
+            || flags & !(FLAG_ENCRYPTED | FLAG_THINNED | FLAG_RECYCLED) != 0
         {
             return Err(bad());
         }
@@ -139,6 +171,7 @@ impl SegmentReader {
             header,
             salt,
             thinned: flags & FLAG_THINNED != 0,
+            recycled: flags & FLAG_RECYCLED != 0,
             key: None,
         })
     }
@@ -163,6 +196,11 @@ impl SegmentReader {
     /// Whether this is an archive copy thinned to key frames.
     pub fn thinned(&self) -> bool {
         self.thinned
+    }
+
+    /// Whether the file held an older segment of the same log (see the module docs).
+    pub fn recycled(&self) -> bool {
+        self.recycled
     }
 
     /// The header bytes (with any salt), as they start the file.
@@ -270,9 +308,72 @@ impl SegmentReader {
 /// tail. A pre-allocated segment's untouched tail is zeros and counts as nothing; ranges the
 /// file system knows hold no data (holes, unwritten extents) are skipped without reading.
 pub fn trailing_garbage(path: &Path, valid_len: u64) -> Result<u64, StoreError> {
+    let len = std::fs::metadata(path).map_err(StoreError::io("stat", path))?.len();
+    nonzero_extent(path, valid_len, len)
+}
+
+/// The bytes after a segment's valid end that a crash left half-written: [`trailing_garbage`]
+/// for a segment in a new file. In a recycled one (`recycled_first_seq`: the segment's first
+/// sequence number) an estimate: none when the zeros the writer puts after its last record
+/// are intact, else the non-zero bytes up to where the retired segment's old records begin
+/// (which may include the rest of one old record).
+pub fn torn_bytes(path: &Path, valid_len: u64, recycled_first_seq: Option<u64>) -> Result<u64, StoreError> {
+    let Some(first_seq) = recycled_first_seq else {
+        return trailing_garbage(path, valid_len);
+    };
+    if nonzero_extent(path, valid_len, fill_end(valid_len))? == 0 {
+        return Ok(0);
+    }
+    let end = stale_records_start(path, valid_len, first_seq)?;
+    nonzero_extent(path, valid_len, end)
+}
+
+/// Where, at or after `from`, the first old record (valid, with a sequence number below
+/// `first_seq`) of a recycled segment starts; the file's end if none is found nearby.
+fn stale_records_start(path: &Path, from: u64, first_seq: u64) -> Result<u64, StoreError> {
     use std::os::unix::fs::FileExt;
     let f = File::open(path).map_err(StoreError::io("open", path))?;
     let len = f.metadata().map_err(StoreError::io("stat", path))?.len();
+    if from >= len {
+        return Ok(len);
+    }
+    let window = (len - from).min(STALE_SEARCH_BYTES) as usize;
+    let mut buf = vec![0u8; window];
+    f.read_exact_at(&mut buf, from).map_err(StoreError::io("read", path))?;
+    let mut checks = 0;
+    let mut record = Vec::new();
+    for p in 0..window {
+        let Ok((body_len, _, seq)) = record::parse_header(&buf[p..]) else {
+            continue;
+        };
+        let total = RECORD_HEADER_LEN + body_len;
+        if seq >= first_seq || from + (p + total) as u64 > len {
+            continue;
+        }
+        checks += 1;
+        if checks > STALE_SEARCH_CHECKS {
+            break;
+        }
+        let bytes = match buf.get(p..p + total) {
+            Some(b) => b,
+            None => {
+                record.resize(total, 0);
+                f.read_exact_at(&mut record, from + p as u64).map_err(StoreError::io("read", path))?;
+                &record
+            }
+        };
+        if record::decode(bytes).is_ok() {
+            return Ok(from + p as u64);
+        }
+    }
+    Ok(len)
+}
+
+/// How many bytes of `from..to` lie before the last non-zero byte in that range.
+fn nonzero_extent(path: &Path, valid_len: u64, to: u64) -> Result<u64, StoreError> {
+    use std::os::unix::fs::FileExt;
+    let f = File::open(path).map_err(StoreError::io("open", path))?;
+    let len = f.metadata().map_err(StoreError::io("stat", path))?.len().min(to);
     let mut buf = vec![0u8; 1 << 20];
     let mut pos = valid_len;
     let mut last_nonzero_end = valid_len;

@@ -130,7 +130,11 @@ impl Store {
         let mut recovery = Recovery::default();
         let mut logs = BTreeMap::new();
         for name in list_logs(dir)? {
-            let writer = open_log(dir, &name, &opts, &mut catalog, &mut recovery, hasher.clone())?;
+            let mut writer = open_log(dir, &name, &opts, &mut catalog, &mut recovery, hasher.clone())?;
+            if writer.must_seal() {
+                let index = writer.seal(&signer)?;
+                catalog.insert_segment(&name, &index)?;
+            }
             logs.insert(name, writer);
         }
         recovery.logs = logs.len();
@@ -168,6 +172,11 @@ impl Store {
     /// The sequence number the next record of `log` gets (`None`: no such log yet).
     pub fn next_seq(&self, log: &str) -> Option<u64> {
         self.logs.get(log).map(|w| w.next_seq())
+    }
+
+    /// The index of `log`'s unsealed tail segment, if it has one.
+    pub fn tail_index(&self, log: &str) -> Option<&crate::index::SegmentIndex> {
+        self.logs.get(log).and_then(|w| w.tail_index())
     }
 
     /// The unit's public signing key.
@@ -311,7 +320,8 @@ impl Store {
         self.opts.archive.as_ref()
     }
 
-    pub(crate) fn retention(&self) -> &Retention {
+    /// The retention rules the store was opened with.
+    pub fn retention(&self) -> &Retention {
         &self.opts.retention
     }
 

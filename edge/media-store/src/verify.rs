@@ -10,7 +10,7 @@ use crate::catalog::Catalog;
 use crate::digest::chain_digest;
 use crate::index::{GAP_US, scan_segment};
 use crate::record::{Removed, Seal, ThinnedSeal};
-use crate::segment::trailing_garbage;
+use crate::segment::{torn_bytes, trailing_garbage};
 use crate::signing;
 use crate::store::{catalog_path, list_logs};
 
@@ -198,7 +198,8 @@ fn verify_log(
                         check_seal(log, *first_seq, seal_seq, seal, &scan.content_hash, prev_digest, key, report, &name)
                     }
                 }
-                if scan.file_len > scan.index.len {
+                // A recycled file sealed but not yet cut holds stale records after its seal.
+                if scan.file_len > scan.index.len && !scan.recycled {
                     let garbage = trailing_garbage(path, scan.index.len)?;
                     if garbage > 0 {
                         report.errors.push(format!("{name}: {garbage} bytes after the seal"));
@@ -221,7 +222,7 @@ fn verify_log(
                     report.errors.push(format!("{name}: not sealed, yet a newer segment follows it"));
                 }
                 if scan.stopped_at_invalid {
-                    report.dropped_tail_bytes += trailing_garbage(path, scan.index.len)?;
+                    report.dropped_tail_bytes += torn_bytes(path, scan.index.len, scan.recycled.then_some(*first_seq))?;
                 }
             }
         }

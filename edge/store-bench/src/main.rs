@@ -22,7 +22,7 @@ use crate::measure::{Device, Measured, measure, syncfs};
 use crate::recovery::RecoveryRow;
 use crate::report::AppendResults;
 use crate::workload::{Generator, Workload};
-use crate::writers::Kind;
+use crate::writers::{ConvoyOptions, Kind, MediaWriter};
 
 const GIB: f64 = (1u64 << 30) as f64;
 
@@ -62,6 +62,11 @@ struct Args {
     /// `fdatasync` per camera.
     #[arg(long)]
     syncfs: bool,
+    /// Convoy runs full, in steady state: a retention budget of this many GiB, filled (not
+    /// measured) before each round, groomed every simulated 30 s; new segments reuse
+    /// retired segments' files. Raw still appends to new files.
+    #[arg(long)]
+    steady_state: Option<f64>,
     /// The Markdown file to write the results into.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../BENCHMARKS.md"))]
     report: PathBuf,
@@ -118,14 +123,22 @@ fn run_append(args: &Args, workload: &Workload, root: &Path, device: Option<&Dev
             let kind = results[i].0;
             let dir = root.join(format!("{}-{round}", kind.name()));
             std::fs::create_dir(&dir)?;
+            let convoy = ConvoyOptions {
+                encrypt: args.encrypt,
+                syncfs: args.syncfs,
+                budget: args.steady_state.map(|g| (g * GIB) as u64),
+            };
+            let mut generator = Generator::new(workload.clone());
+            if let (Kind::Convoy, Some(budget)) = (kind, convoy.budget) {
+                eprintln!("append round {}: filling the {:.1} GiB budget …", round + 1, budget as f64 / GIB);
+                let mut writer = kind.open(&dir, &cameras, convoy)?;
+                record(&mut *writer, &mut generator, budget + budget / 4)?;
+                writer.close()?;
+                syncfs(&dir)?;
+            }
             let m = measure(&dir, device, || {
-                let mut generator = Generator::new(workload.clone());
-                let mut writer = kind.open(&dir, &cameras, args.encrypt, args.syncfs)?;
-                let mut media = 0;
-                while media < target {
-                    media += generator.next_second(|f| writer.frame(f))?;
-                    writer.sync()?;
-                }
+                let mut writer = kind.open(&dir, &cameras, convoy)?;
+                let media = record(&mut *writer, &mut generator, target)?;
                 Ok((media, writer.close()?))
             })?;
             eprintln!(
@@ -145,6 +158,21 @@ fn run_append(args: &Args, workload: &Workload, root: &Path, device: Option<&Dev
         std::thread::sleep(Duration::from_secs(3));
     }
     Ok(AppendResults(results))
+}
+
+/// Records at least `target` media bytes: a sync every simulated second, retention every 30.
+fn record(writer: &mut dyn MediaWriter, generator: &mut Generator, target: u64) -> Result<u64> {
+    let mut media = 0;
+    let mut seconds = 0u64;
+    while media < target {
+        media += generator.next_second(|f| writer.frame(f))?;
+        writer.sync()?;
+        seconds += 1;
+        if seconds.is_multiple_of(30) {
+            writer.groom()?;
+        }
+    }
+    Ok(media)
 }
 
 /// Builds the 1 GiB store (then fills its tails: the worst case) and the big one, and times

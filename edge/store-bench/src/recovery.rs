@@ -61,7 +61,7 @@ fn median(times: &[Duration]) -> Duration {
 /// benchmark) and drops it without sealing. Returns the media bytes written.
 pub fn build(dir: &Path, generator: &mut Generator, media: u64) -> Result<u64> {
     let cameras = generator.workload().camera_ids();
-    let mut writer = Box::new(Convoy::open(dir, &cameras, false, false)?);
+    let mut writer = Box::new(Convoy::open(dir, &cameras, Default::default())?);
     let mut written = 0;
     while written < media {
         written += generator.next_second(|f| writer.frame(f))?;
@@ -77,7 +77,7 @@ pub fn fill_tails(dir: &Path, generator: &mut Generator) -> Result<u64> {
     let cameras = generator.workload().camera_ids();
     let segment_bytes = StoreOptions::default().segment_bytes;
     let per_camera_second = generator.workload().bytes_per_second() / cameras.len() as u64;
-    let mut writer = Box::new(Convoy::open(dir, &cameras, false, false)?);
+    let mut writer = Box::new(Convoy::open(dir, &cameras, Default::default())?);
     let mut written = 0;
     for _ in 0..2 * segment_bytes / per_camera_second {
         if mean_tail_bytes(writer.store())? + FULL_TAIL_MARGIN >= segment_bytes {

@@ -19,6 +19,22 @@ pub trait MediaWriter {
     fn sync(&mut self) -> Result<()>;
     /// Closes the writer; returns the bytes its files hold (what a reader could get back).
     fn close(self: Box<Self>) -> Result<u64>;
+    /// Applies retention, where the writer has any (as a unit does every 30 s).
+    fn groom(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// How Convoy's store is set up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConvoyOptions {
+    /// Encrypt media at rest (a fixed bench key).
+    pub encrypt: bool,
+    /// `sync_whole_filesystem`: one `syncfs` per group commit.
+    pub syncfs: bool,
+    /// A retention size budget in bytes: the store runs full, as a unit does after its first
+    /// days, and new segments reuse retired segments' files.
+    pub budget: Option<u64>,
 }
 
 /// Which writer.
@@ -42,11 +58,10 @@ impl Kind {
         }
     }
 
-    /// Opens a writer of this kind in the empty directory `dir`; `encrypt` turns on Convoy's
-    /// encryption at rest.
-    pub fn open(self, dir: &Path, cameras: &[String], encrypt: bool, syncfs: bool) -> Result<Box<dyn MediaWriter>> {
+    /// Opens a writer of this kind in `dir`; `convoy` sets up Convoy's store.
+    pub fn open(self, dir: &Path, cameras: &[String], convoy: ConvoyOptions) -> Result<Box<dyn MediaWriter>> {
         Ok(match self {
-            Kind::Convoy => Box::new(Convoy::open(dir, cameras, encrypt, syncfs)?),
+            Kind::Convoy => Box::new(Convoy::open(dir, cameras, convoy)?),
             Kind::Raw => Box::new(Raw::open(dir, cameras)?),
             Kind::Sqlite => Box::new(Sqlite::open(dir, cameras)?),
         })
@@ -64,11 +79,16 @@ pub struct Convoy {
 }
 
 impl Convoy {
-    /// Opens (or recovers) the store in `dir` and writes each camera's codec parameters; with
-    /// `encrypt`, media payloads are encrypted at rest (a fixed bench key).
-    pub fn open(dir: &Path, cameras: &[String], encrypt: bool, syncfs: bool) -> Result<Convoy> {
-        let encryption_key = encrypt.then(|| media_store::MediaKey::new(&[0x5c; 32]));
-        let options = StoreOptions { encryption_key, sync_whole_filesystem: syncfs, ..StoreOptions::default() };
+    /// Opens (or recovers) the store in `dir` and writes each camera's codec parameters.
+    pub fn open(dir: &Path, cameras: &[String], convoy: ConvoyOptions) -> Result<Convoy> {
+        let encryption_key = convoy.encrypt.then(|| media_store::MediaKey::new(&[0x5c; 32]));
+        let retention = media_store::Retention {
+            max_bytes: convoy.budget,
+            min_free_bytes: convoy.budget.map(|_| 0),
+            ..Default::default()
+        };
+        let options =
+            StoreOptions { encryption_key, sync_whole_filesystem: convoy.syncfs, retention, ..StoreOptions::default() };
         let (mut store, _) = Store::open(dir, options)?;
         let mut parameters_seq = Vec::new();
         for camera in cameras {
@@ -117,6 +137,13 @@ impl MediaWriter for Convoy {
 
     fn sync(&mut self) -> Result<()> {
         Ok(self.store.sync()?)
+    }
+
+    fn groom(&mut self) -> Result<()> {
+        if self.store.retention().max_bytes.is_some() {
+            self.store.groom(0)?;
+        }
+        Ok(())
     }
 
     /// Drops the store without sealing its open segments (as a power cut after a sync would).
