@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI for boards/: io-logic's host tests and its no_std build for the MCU, io-sim's tests (the
-# simulator as a process, and the board description parser boards/board.rs with the committed
-# board files), then the firmware (its own workspace): fmt, clippy, release build, size.
+# simulator as a process), then the firmware (its own workspace): fmt, clippy, release build,
+# size. The board description parser and the committed board files are tested by the edge crate
+# (edge/src/board.rs).
 # Run from anywhere; honours CARGO_TARGET_DIR (the firmware then builds under it too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,8 @@ cd "$(dirname "$0")/.."
 target=thumbv7em-none-eabihf
 rustup target list --installed | grep -qx "$target" || rustup target add "$target"
 
-# Host tests of io-logic and io-sim run with the workspace's `cargo test` (`./dev test`).
+# Host tests of io-logic, io-sim and the board files (edge) run with the workspace's `cargo test`
+# (`./dev test`).
 cargo build -p io-logic --target "$target"
 
 (

@@ -10,6 +10,7 @@ use protocol::interconnect::{CameraState, CameraStateKind, Hello};
 use serde::Serialize;
 
 use crate::registry::UnitRow;
+use crate::relay::Relay;
 
 /// A camera counts as live while its last frame is at most this old.
 pub const LIVE_WINDOW: Duration = Duration::from_secs(3);
@@ -82,7 +83,7 @@ impl Fleet {
     }
 
     /// The `GET /api/units` document: every registered unit with its live state.
-    pub fn units_json(&self, registered: &[UnitRow]) -> Vec<UnitJson> {
+    pub fn units_json(&self, registered: &[UnitRow], relay: &Relay) -> Vec<UnitJson> {
         let now = Instant::now();
         let units = self.units.read().unwrap_or_else(|p| p.into_inner());
         registered
@@ -99,6 +100,7 @@ impl Fleet {
                         .map(|(id, name)| {
                             let cam = live.and_then(|u| u.cameras.get(id));
                             let state = cam.and_then(|c| c.state.lock().unwrap_or_else(|p| p.into_inner()).clone());
+                            let channel = relay.existing(&row.id, id);
                             CameraJson {
                                 id: id.clone(),
                                 name: name.clone(),
@@ -106,6 +108,8 @@ impl Fleet {
                                 frames_received: cam.map_or(0, |c| c.frames_received.load(Ordering::Relaxed)),
                                 state: state.as_ref().map(|s| s.0.as_str()),
                                 reason: state.and_then(|s| s.1),
+                                viewers: channel.as_ref().map_or(0, |c| c.viewers()),
+                                upstreams: channel.as_ref().map_or(0, |c| c.upstreams()),
                             }
                         })
                         .collect(),
@@ -139,7 +143,7 @@ pub struct CameraJson {
     pub id: String,
     /// Its display name.
     pub name: String,
-    /// Whether live frames are arriving at central now.
+    /// Whether live frames are arriving at central now (only while someone watches).
     pub live: bool,
     /// Live frames received from this camera since the unit connected.
     pub frames_received: u64,
@@ -147,4 +151,9 @@ pub struct CameraJson {
     pub state: Option<&'static str>,
     /// Why the camera is down, as the unit reported it.
     pub reason: Option<String>,
+    /// Viewers watching it live at central now.
+    pub viewers: usize,
+    /// Live streams from the unit for it now: 1 while watched (whatever the number of
+    /// viewers), 0 otherwise.
+    pub upstreams: usize,
 }

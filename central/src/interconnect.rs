@@ -1,14 +1,26 @@
-//! Central's side of the QUIC link: accept edge units, register them, ask for live video and
-//! count what arrives. One task per connection, one per live stream.
+//! Central's side of the QUIC link: enroll units, accept enrolled ones (mutual TLS), register
+//! them, ask for live video and count what arrives. One task per connection, one per live
+//! stream, and one that cuts off units as soon as they are revoked.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use link::endpoint::peer_fingerprint;
 use link::messages;
-use protocol::interconnect::{CentralMessage, EdgeMessage, Hello, LiveHeader, LiveMessage};
+use link::pki::CertificateAuthority;
+use protocol::interconnect::{CentralMessage, EdgeMessage, EnrollRequest, Hello, LiveHeader, LiveMessage};
 use tokio_util::sync::CancellationToken;
 
 use crate::fleet::{Fleet, UnitLive};
 use crate::registry::Registry;
+use crate::relay::Relay;
+
+/// How often the registry is checked for revoked units.
+pub const REVOCATION_POLL: Duration = Duration::from_millis(300);
+
+/// QUIC application error code with which a revoked unit's connection is closed.
+pub const CLOSE_REVOKED: u32 = 2;
 
 /// Shared state the connection tasks need.
 #[derive(Clone)]
@@ -17,6 +29,12 @@ pub struct Interconnect {
     pub fleet: Arc<Fleet>,
     /// The registry database.
     pub registry: Arc<Mutex<Registry>>,
+    /// Central's certificate authority (issues enrolling units' certificates).
+    pub ca: Arc<CertificateAuthority>,
+    /// Open unit connections by client certificate fingerprint.
+    pub connections: Arc<Mutex<HashMap<String, quinn::Connection>>>,
+    /// Live relay to viewers.
+    pub relay: Arc<Relay>,
 }
 
 impl Interconnect {
@@ -46,17 +64,107 @@ impl Interconnect {
         endpoint.wait_idle().await;
     }
 
-    async fn handle(&self, conn: quinn::Connection, shutdown: CancellationToken) -> Result<(), String> {
-        let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
-        let hello = match messages::read::<EdgeMessage>(&mut recv).await.map_err(|e| e.to_string())? {
-            Some(EdgeMessage::Hello(h)) => h,
-            other => return Err(format!("expected hello, got {other:?}")),
-        };
-        if let Err(reason) = check_hello(&hello) {
-            let _ = messages::write(&mut send, &CentralMessage::Refused { reason: reason.clone() }).await;
-            let _ = send.finish();
-            return Err(reason);
+    /// Closes the connection of every unit whose certificate was revoked, as soon as the
+    /// registry says so (`central unit revoke` runs in another process), until `shutdown`.
+    pub async fn cut_off_revoked(self, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(REVOCATION_POLL) => {}
+                () = shutdown.cancelled() => return,
+            }
+            let registry = self.registry.clone();
+            let revoked = tokio::task::spawn_blocking(move || lock(&registry).revoked()).await;
+            let Ok(Ok(revoked)) = revoked else {
+                tracing::warn!("cannot read revocations from the registry");
+                continue;
+            };
+            let connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+            for fp in &revoked {
+                if let Some(conn) = connections.get(fp) {
+                    tracing::warn!(remote = %conn.remote_address(), "unit revoked: closing its connection");
+                    conn.close(CLOSE_REVOKED.into(), b"unit revoked");
+                }
+            }
         }
+    }
+
+    async fn handle(&self, conn: quinn::Connection, shutdown: CancellationToken) -> Result<(), String> {
+        let (send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
+        let first = messages::read::<EdgeMessage>(&mut recv).await.map_err(|e| e.to_string())?;
+        let fingerprint = peer_fingerprint(&conn);
+        let hello = match (first, &fingerprint) {
+            (Some(EdgeMessage::Enroll(req)), None) => return self.enroll(req, send).await,
+            (Some(EdgeMessage::Enroll(_)), Some(_)) => {
+                return refuse(send, "this unit is enrolled already; enroll again without its certificate".into())
+                    .await;
+            }
+            (Some(EdgeMessage::Hello(_)), None) => {
+                return refuse(
+                    send,
+                    "this unit is not enrolled: run `edge enroll --config EDGE.toml --central HOST:PORT --token \
+                     TOKEN` with a token from `central unit add`"
+                        .into(),
+                )
+                .await;
+            }
+            (Some(EdgeMessage::Hello(h)), Some(_)) => h,
+            (other, _) => return Err(format!("expected hello, got {other:?}")),
+        };
+        let fingerprint = fingerprint.expect("matched above");
+        let registry = self.registry.clone();
+        let fp = fingerprint.clone();
+        let owner = tokio::task::spawn_blocking(move || lock(&registry).unit_of(&fp))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let check = match owner {
+            None => Err("this unit's certificate is revoked or unknown to central".to_owned()),
+            Some(owner) if owner != hello.unit_id => Err(format!(
+                "this unit's certificate was issued to unit {owner:?}, but it says it is {:?}",
+                hello.unit_id
+            )),
+            Some(_) => check_hello(&hello),
+        };
+        if let Err(reason) = check {
+            tracing::warn!(unit = %hello.unit_id, remote = %conn.remote_address(), "refused: {reason}");
+            return refuse(send, reason).await;
+        }
+        self.connections.lock().unwrap_or_else(|p| p.into_inner()).insert(fingerprint.clone(), conn.clone());
+        let result = self.serve_hello(&conn, hello, send, recv, shutdown).await;
+        self.connections.lock().unwrap_or_else(|p| p.into_inner()).remove(&fingerprint);
+        result
+    }
+
+    async fn enroll(&self, req: EnrollRequest, mut send: quinn::SendStream) -> Result<(), String> {
+        let (registry, ca) = (self.registry.clone(), self.ca.clone());
+        let unit = req.unit_id.clone();
+        let issued = tokio::task::spawn_blocking(move || crate::enrollment::enroll(&mut lock(&registry), &ca, &req))
+            .await
+            .map_err(|e| e.to_string())?;
+        let answer = match &issued {
+            Ok(cert) => CentralMessage::Enrolled { certificate: cert.clone(), ca: self.ca.cert().to_vec() },
+            Err(e) => CentralMessage::Refused { reason: e.to_string() },
+        };
+        messages::write(&mut send, &answer).await.map_err(|e| e.to_string())?;
+        let _ = send.finish();
+        let _ = send.stopped().await;
+        match issued {
+            Ok(_) => {
+                tracing::info!(unit = %unit, "unit enrolled");
+                Ok(())
+            }
+            Err(e) => Err(format!("enrollment of {unit:?} refused: {e}")),
+        }
+    }
+
+    async fn serve_hello(
+        &self,
+        conn: &quinn::Connection,
+        hello: Hello,
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+        shutdown: CancellationToken,
+    ) -> Result<(), String> {
         let registry = self.registry.clone();
         let h = hello.clone();
         tokio::task::spawn_blocking(move || registry.lock().unwrap_or_else(|p| p.into_inner()).record_hello(&h))
@@ -65,7 +173,7 @@ impl Interconnect {
             .map_err(|e| e.to_string())?;
         let unit = self.fleet.connect(&hello);
         tracing::info!(unit = %hello.unit_id, cameras = hello.cameras.len(), remote = %conn.remote_address(), "unit connected");
-        let result = self.serve_unit(&conn, &hello, &unit, send, recv, shutdown).await;
+        let result = self.serve_unit(conn, &hello, &unit, send, recv, shutdown).await;
         self.fleet.disconnect(&hello.unit_id, unit.session);
         tracing::info!(unit = %hello.unit_id, "unit disconnected");
         result
@@ -84,15 +192,36 @@ impl Interconnect {
         messages::write(&mut send, &CentralMessage::Welcome { protocol_version: protocol::PROTOCOL_VERSION })
             .await
             .map_err(io)?;
-        // Until viewers drive it (on-demand live), central asks for every shared camera.
-        for cam in &hello.cameras {
-            messages::write(&mut send, &CentralMessage::StartLive { camera: cam.id.clone() }).await.map_err(io)?;
-        }
+        // Live on demand: a camera streams only while someone at central watches it.
+        let mut demand = self.relay.demand(&hello.unit_id);
+        let shared: BTreeSet<String> = hello.cameras.iter().map(|c| c.id.clone()).collect();
+        let live_demand = async {
+            let mut streaming = BTreeSet::new();
+            loop {
+                let wanted: BTreeSet<String> = demand.borrow_and_update().intersection(&shared).cloned().collect();
+                for camera in wanted.difference(&streaming) {
+                    messages::write(&mut send, &CentralMessage::StartLive { camera: camera.clone() })
+                        .await
+                        .map_err(io)?;
+                }
+                for camera in streaming.difference(&wanted) {
+                    messages::write(&mut send, &CentralMessage::StopLive { camera: camera.clone() })
+                        .await
+                        .map_err(io)?;
+                }
+                streaming = wanted;
+                if demand.changed().await.is_err() {
+                    return Ok(());
+                }
+            }
+        };
         let control = async {
             while let Some(msg) = messages::read::<EdgeMessage>(&mut recv).await.map_err(io)? {
                 match msg {
                     EdgeMessage::CameraState(state) => unit.set_camera_state(state),
-                    EdgeMessage::Hello(_) => return Err("unit sent a second hello".to_owned()),
+                    EdgeMessage::Hello(_) | EdgeMessage::Enroll(_) => {
+                        return Err("unit sent a second hello".to_owned());
+                    }
                 }
             }
             Ok(())
@@ -102,8 +231,9 @@ impl Interconnect {
                 let stream = conn.accept_uni().await.map_err(|e| e.to_string())?;
                 let unit = unit.clone();
                 let unit_id = hello.unit_id.clone();
+                let relay = self.relay.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = receive_live(stream, &unit).await {
+                    if let Err(e) = receive_live(stream, &unit_id, &unit, &relay).await {
                         tracing::debug!(unit = %unit_id, "live stream ended: {e}");
                     }
                 });
@@ -112,9 +242,22 @@ impl Interconnect {
         tokio::select! {
             r = control => r,
             r = live => r,
+            r = live_demand => r,
             () = shutdown.cancelled() => Ok(()),
         }
     }
+}
+
+/// Answers with [`CentralMessage::Refused`] and waits until the unit has read it.
+async fn refuse(mut send: quinn::SendStream, reason: String) -> Result<(), String> {
+    let _ = messages::write(&mut send, &CentralMessage::Refused { reason: reason.clone() }).await;
+    let _ = send.finish();
+    let _ = send.stopped().await;
+    Err(reason)
+}
+
+fn lock(registry: &Mutex<Registry>) -> std::sync::MutexGuard<'_, Registry> {
+    registry.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn check_hello(hello: &Hello) -> Result<(), String> {
@@ -131,7 +274,13 @@ fn check_hello(hello: &Hello) -> Result<(), String> {
     Ok(())
 }
 
-async fn receive_live(mut stream: quinn::RecvStream, unit: &UnitLive) -> Result<(), link::LinkError> {
+/// Receives one camera's live stream from the unit and publishes it to the camera's viewers.
+async fn receive_live(
+    mut stream: quinn::RecvStream,
+    unit_id: &str,
+    unit: &UnitLive,
+    relay: &Relay,
+) -> Result<(), link::LinkError> {
     let Some(header) = messages::read::<LiveHeader>(&mut stream).await? else {
         return Ok(());
     };
@@ -139,9 +288,14 @@ async fn receive_live(mut stream: quinn::RecvStream, unit: &UnitLive) -> Result<
         tracing::warn!(camera = %header.camera, "live stream for a camera the unit did not share");
         return Ok(());
     };
+    let (channel, _upstream) = relay.upstream(unit_id, &header.camera);
     while let Some(msg) = messages::read::<LiveMessage>(&mut stream).await? {
-        if let LiveMessage::Frame(_) = msg {
-            camera.count_frame();
+        match msg {
+            LiveMessage::Frame(frame) => {
+                camera.count_frame();
+                channel.hub().publish_frame(frame);
+            }
+            LiveMessage::Parameters(params) => channel.hub().publish_parameters(params),
         }
     }
     Ok(())

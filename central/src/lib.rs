@@ -5,7 +5,10 @@
 //! ARCHITECTURE.md.
 
 pub mod config;
+pub mod enrollment;
 pub mod fleet;
 pub mod interconnect;
+pub mod live_ws;
 pub mod registry;
+pub mod relay;
 pub mod web;

@@ -3,13 +3,15 @@
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
 use crate::fleet::Fleet;
 use crate::registry::Registry;
+use crate::relay::Relay;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -18,11 +20,54 @@ pub struct WebState {
     pub fleet: Arc<Fleet>,
     /// The registry database.
     pub registry: Arc<Mutex<Registry>>,
+    /// Live relay to viewers.
+    pub relay: Arc<Relay>,
+}
+
+/// Unsent bytes a connection may hold in its kernel send buffer. Live video to a slow viewer
+/// must wait in the relay, where it can skip to the next key frame, not in the kernel, where
+/// it would only grow the viewer's delay.
+pub const NOTSENT_LOWAT: u32 = 64 * 1024;
+
+/// Binds the web server's listening socket; connections accepted from it inherit
+/// [`NOTSENT_LOWAT`].
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_tcp_notsent_lowat(NOTSENT_LOWAT)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    tokio::net::TcpListener::from_std(socket.into())
 }
 
 /// The routes of central's web server.
 pub fn router(state: WebState) -> Router {
-    Router::new().route("/", get(index)).route("/api/units", get(api_units)).with_state(state)
+    Router::new()
+        .route("/", get(index))
+        .route("/api/units", get(api_units))
+        .route("/api/units/{unit}/cameras/{camera}/live", get(live))
+        .with_state(state)
+}
+
+/// Upgrades to a WebSocket carrying the camera's live video (see [`crate::live_ws`]); 404 when
+/// no unit registered here shares that camera.
+async fn live(
+    State(state): State<WebState>,
+    Path((unit, camera)): Path<(String, String)>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let registry = state.registry.clone();
+    let rows = tokio::task::spawn_blocking(move || registry.lock().unwrap_or_else(|p| p.into_inner()).units()).await;
+    let known = match rows {
+        Ok(Ok(rows)) => rows.iter().any(|r| r.id == unit && r.cameras.iter().any(|(id, _)| *id == camera)),
+        _ => return (StatusCode::INTERNAL_SERVER_ERROR, "cannot read the registry").into_response(),
+    };
+    if !known {
+        return (StatusCode::NOT_FOUND, format!("no unit {unit:?} with a shared camera {camera:?}")).into_response();
+    }
+    let viewer = state.relay.watch(&unit, &camera);
+    upgrade.on_upgrade(move |socket| crate::live_ws::forward(socket, viewer)).into_response()
 }
 
 async fn index() -> impl IntoResponse {
@@ -33,7 +78,7 @@ async fn api_units(State(state): State<WebState>) -> Response {
     let registry = state.registry.clone();
     let rows = tokio::task::spawn_blocking(move || registry.lock().unwrap_or_else(|p| p.into_inner()).units()).await;
     match rows {
-        Ok(Ok(rows)) => axum::Json(state.fleet.units_json(&rows)).into_response(),
+        Ok(Ok(rows)) => axum::Json(state.fleet.units_json(&rows, &state.relay)).into_response(),
         Ok(Err(e)) => {
             tracing::error!("{e}");
             (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()

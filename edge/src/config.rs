@@ -21,6 +21,64 @@ pub struct EdgeConfig {
     /// The cameras to record.
     #[serde(default, rename = "camera")]
     pub cameras: Vec<CameraConfig>,
+    /// `[board]`: the box the unit runs on; without it the unit runs as on a developer's machine
+    /// (no device checks, and the I/O companion only if `[io]` names it).
+    pub board: Option<BoardConfig>,
+    /// `[io]`: the I/O companion link's addresses, overriding the board file's.
+    pub io: Option<IoConfig>,
+    /// `[power]`: what ignition off and a low supply do.
+    #[serde(default)]
+    pub power: PowerConfig,
+}
+
+/// `[board]`: the board description.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardConfig {
+    /// The board description (e.g. `/etc/convoy/board.toml`, from `boards/<board>/board.toml`).
+    /// Read and checked at start: a missing storage device stops the unit, other missing devices
+    /// are warnings.
+    pub file: PathBuf,
+}
+
+/// `[io]`: the UDP link to the I/O companion board. Each key overrides the board file's
+/// `[companion]` value; without a board file both are needed.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IoConfig {
+    /// Where the unit listens for the board's messages (e.g. `192.168.77.1:47801`; port 0
+    /// picks one, for tests).
+    pub listen: Option<SocketAddr>,
+    /// The board's address and port (e.g. `192.168.77.2:47800`).
+    pub board: Option<SocketAddr>,
+}
+
+/// `[power]`: ignition and supply handling (needs the I/O companion).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PowerConfig {
+    /// After the ignition goes off, keep recording this many seconds, then seal the store and
+    /// exit (status 0). The ignition coming on again cancels it. Default 300.
+    #[serde(default = "default_run_on_s")]
+    pub run_on_s: u64,
+    /// Seal every open segment as soon as the companion warns of a low supply, so a power cut
+    /// loses nothing already recorded. Default true.
+    #[serde(default = "default_true")]
+    pub seal_on_power_warning: bool,
+}
+
+impl Default for PowerConfig {
+    fn default() -> Self {
+        PowerConfig { run_on_s: default_run_on_s(), seal_on_power_warning: true }
+    }
+}
+
+fn default_run_on_s() -> u64 {
+    300
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `[store]`: the local media store.
@@ -254,6 +312,14 @@ impl EdgeConfig {
         {
             link::identity::parse_fingerprint(fp).map_err(|e| invalid(format!("central: {e}")))?;
         }
+        if let Some(io) = &self.io
+            && self.board.is_none()
+            && (io.listen.is_none() || io.board.is_none())
+        {
+            return Err(invalid(
+                "[io] needs both listen and board when there is no [board] file to take them from".into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -337,6 +403,25 @@ url = "rtsp://127.0.0.1:8554/front"
         assert!(a.keyframes_only);
         let inside = text.replace("/mnt/archive", "/var/lib/convoy/store/archive");
         assert!(EdgeConfig::parse(&inside).unwrap_err().to_string().contains("outside store.path"));
+    }
+
+    #[test]
+    fn board_io_and_power_tables_parse() {
+        let c = EdgeConfig::parse(CONTRACT_EXAMPLE).unwrap();
+        assert!(c.board.is_none() && c.io.is_none());
+        assert_eq!(c.power.run_on_s, 300);
+        assert!(c.power.seal_on_power_warning);
+        let text = format!(
+            "{CONTRACT_EXAMPLE}[board]\nfile = \"/etc/convoy/board.toml\"\n[io]\nlisten = \"127.0.0.1:0\"\n\
+             [power]\nrun_on_s = 2\nseal_on_power_warning = false\n"
+        );
+        let c = EdgeConfig::parse(&text).unwrap();
+        assert_eq!(c.board.unwrap().file, Path::new("/etc/convoy/board.toml"));
+        assert_eq!(c.io.unwrap().listen.unwrap().to_string(), "127.0.0.1:0");
+        assert_eq!(c.power.run_on_s, 2);
+        assert!(!c.power.seal_on_power_warning);
+        let e = EdgeConfig::parse(&format!("{CONTRACT_EXAMPLE}[io]\nlisten = \"127.0.0.1:0\"\n")).unwrap_err();
+        assert!(e.to_string().contains("[io] needs both"), "{e}");
     }
 
     #[test]

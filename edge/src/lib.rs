@@ -3,13 +3,20 @@
 //!
 //! The binary (`edge run --config FILE.toml`) wires these parts together; see ARCHITECTURE.md.
 
+pub mod board;
 pub mod camera;
 pub mod config;
+pub mod enroll;
+pub mod events;
+pub mod io_link;
 pub mod live;
+pub mod power;
 pub mod probe;
 pub mod recorder;
 pub mod rtsp;
+pub mod sd_notify;
 pub mod status;
 pub mod store_cli;
 pub mod uplink;
+pub mod vehicle;
 pub mod web;

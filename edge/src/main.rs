@@ -31,6 +31,19 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Enroll this unit with central once, using a token from `central unit add`: makes the
+    /// unit's key pair and gets its certificate; from then on `edge run` connects with it.
+    Enroll {
+        /// The unit's configuration file (TOML): its unit_id and store path.
+        #[arg(long)]
+        config: PathBuf,
+        /// Central's QUIC address, HOST:PORT.
+        #[arg(long)]
+        central: String,
+        /// The enrollment token (the last word `central unit add` printed).
+        #[arg(long)]
+        token: String,
+    },
     /// Offline tools on a store directory (also one copied off a unit).
     #[command(subcommand)]
     Store(StoreCommand),
@@ -97,6 +110,15 @@ enum StoreCommand {
     },
 }
 
+fn enroll(config_path: &Path, central: &str, token: &str) -> anyhow::Result<()> {
+    let config = EdgeConfig::load(config_path)?;
+    let dir = edge::enroll::identity_dir(&config.store.path);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let ca = runtime.block_on(edge::enroll::enroll(central, token, &config.unit_id, &dir))?;
+    println!("unit {:?} enrolled with central at {central} (CA {ca}); identity in {}", config.unit_id, dir.display());
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -108,6 +130,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => run(&config),
+        Command::Enroll { config, central, token } => enroll(&config, &central, &token),
         Command::Store(StoreCommand::Verify { dir, json, public_key }) => {
             match edge::store_cli::cmd_verify(&dir, json, public_key.as_deref()) {
                 Ok(true) => Ok(()),
@@ -148,6 +171,7 @@ fn probe(url: &url::Url, username: Option<String>, password: Option<String>, sec
 
 fn run(config_path: &Path) -> anyhow::Result<()> {
     let config = EdgeConfig::load(config_path)?;
+    let vehicle = edge::vehicle::VehicleSetup::load(&config)?;
     let (store, recovery) = Store::open(&config.store.path, config.store_options()?)
         .with_context(|| format!("cannot open the store at {}", config.store.path.display()))?;
     tracing::info!(
@@ -171,6 +195,7 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
     let (recorder, recorder_tx) =
         Recorder::start(store, status.clone(), std::time::Duration::from_secs(config.store.retention_interval_s))
             .context("cannot start the recorder thread")?;
+    let liveness = recorder.liveness();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     let result = runtime.block_on(async {
@@ -182,8 +207,10 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         let web_addr = listener.local_addr()?;
         println!("edge {}: web listening on http://{web_addr}", config.unit_id);
         let web_shutdown = shutdown.clone();
+        let vehicle = vehicle.start(&config, status.clone(), recorder_tx.clone(), liveness, shutdown.clone());
+        let routes = edge::web::router(status.clone()).merge(vehicle.routes());
         let web = tokio::spawn(
-            axum::serve(listener, edge::web::router(status.clone()))
+            axum::serve(listener, routes.into_make_service_with_connect_info::<std::net::SocketAddr>())
                 .with_graceful_shutdown(async move { web_shutdown.cancelled().await })
                 .into_future(),
         );
@@ -205,7 +232,7 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         if let Some(central) = &config.central {
             let uplink = Uplink {
                 config: central.clone(),
-                pin_file: config.store.path.join("central.fingerprint"),
+                identity_dir: edge::enroll::identity_dir(&config.store.path),
                 status: status.clone(),
                 hubs: Arc::new(hubs),
             };
@@ -213,11 +240,20 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         } else {
             tracing::info!("no [central] configured: recording on this unit only");
         }
-        signals.recv().await;
+        vehicle.ready();
+        let power_off = tokio::select! {
+            () = signals.recv() => false,
+            () = vehicle.power_off() => true,
+        };
         tracing::info!("shutting down");
+        vehicle.stopping();
         shutdown.cancel();
         for t in tasks {
             let _ = t.await;
+        }
+        if power_off {
+            // The cameras have stopped: seal what they recorded, then exit 0.
+            vehicle.seal_for_power_off().await;
         }
         web.await.ok().transpose().context("web server")?;
         anyhow::Ok(())

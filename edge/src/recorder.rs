@@ -2,8 +2,9 @@
 //! through a bounded channel; it appends them and runs the group commit on time. Blocking
 //! file I/O and fsync never run on the async executor.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -15,10 +16,32 @@ use crate::status::UnitStatus;
 /// video for a handful of cameras).
 const QUEUE_DEPTH: usize = 2048;
 
+/// The longest the thread waits for work before it shows it is alive (see [`Liveness`]).
+const BEAT: Duration = Duration::from_millis(250);
+
+/// What the recorder thread is asked to do, in order.
+enum Job {
+    /// Append a record of camera `.0`.
+    Record(usize, Record),
+    /// Seal every open segment, then answer.
+    SealAll(tokio::sync::oneshot::Sender<Result<(), String>>),
+}
+
+/// Why the recorder could not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum RecorderError {
+    /// The recorder thread has stopped.
+    #[error("the recorder thread has stopped")]
+    Stopped,
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(String),
+}
+
 /// How a camera task hands records to the recorder thread. Cloneable; never blocks.
 #[derive(Clone)]
 pub struct RecorderTx {
-    tx: SyncSender<(usize, Record)>,
+    tx: SyncSender<Job>,
     status: Arc<UnitStatus>,
 }
 
@@ -26,20 +49,67 @@ impl RecorderTx {
     /// Queues a record of camera `index`. If the queue is full (the disk cannot keep up) the
     /// record is counted as lost rather than stalling the camera's network reads.
     pub fn send(&self, index: usize, record: Record) {
-        match self.tx.try_send((index, record)) {
+        match self.tx.try_send(Job::Record(index, record)) {
             Ok(()) => {}
-            Err(TrySendError::Full((i, Record::Frame(_)))) => self.status.count_lost(i),
+            Err(TrySendError::Full(Job::Record(i, Record::Frame(_)))) => self.status.count_lost(i),
             Err(TrySendError::Full(_)) => {
                 tracing::warn!("recorder queue full; codec parameters not recorded");
             }
             Err(TrySendError::Disconnected(_)) => {}
         }
     }
+
+    /// Seals every open segment (after the records queued before this call are written) and
+    /// answers once the seals are durable. Recording continues into new segments afterwards.
+    pub async fn seal_all(&self) -> Result<(), RecorderError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        match self.tx.try_send(Job::SealAll(reply)) {
+            Ok(()) => {}
+            Err(TrySendError::Disconnected(_)) => return Err(RecorderError::Stopped),
+            // A full queue: wait for room off the executor; this request must not be lost.
+            Err(TrySendError::Full(job)) => {
+                let tx = self.tx.clone();
+                let sent = tokio::task::spawn_blocking(move || tx.send(job).is_ok()).await;
+                if !sent.unwrap_or(false) {
+                    return Err(RecorderError::Stopped);
+                }
+            }
+        }
+        answer.await.map_err(|_| RecorderError::Stopped)?.map_err(RecorderError::Store)
+    }
+}
+
+/// Shows that the recorder thread is going round its loop (it beats at least every 250 ms
+/// while it is not stuck in the store). The systemd watchdog pings only while it does.
+#[derive(Clone, Debug)]
+pub struct Liveness(Arc<AtomicU64>);
+
+impl Liveness {
+    fn new() -> Liveness {
+        let liveness = Liveness(Arc::new(AtomicU64::new(0)));
+        liveness.beat();
+        liveness
+    }
+
+    fn beat(&self) {
+        self.0.store(millis_since_start(), Ordering::Relaxed);
+    }
+
+    /// How long ago the thread last went round its loop.
+    pub fn since_last_beat(&self) -> Duration {
+        Duration::from_millis(millis_since_start().saturating_sub(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+fn millis_since_start() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    u64::try_from(START.get_or_init(Instant::now).elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The running recorder thread.
 pub struct Recorder {
     thread: JoinHandle<()>,
+    liveness: Liveness,
 }
 
 impl Recorder {
@@ -51,10 +121,17 @@ impl Recorder {
     ) -> std::io::Result<(Recorder, RecorderTx)> {
         let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
         let thread_status = status.clone();
+        let liveness = Liveness::new();
+        let thread_liveness = liveness.clone();
         let thread = std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || run(store, rx, &thread_status, groom_interval))?;
-        Ok((Recorder { thread }, RecorderTx { tx, status }))
+            .spawn(move || run(store, rx, &thread_status, groom_interval, &thread_liveness))?;
+        Ok((Recorder { thread, liveness }, RecorderTx { tx, status }))
+    }
+
+    /// The thread's heartbeat.
+    pub fn liveness(&self) -> Liveness {
+        self.liveness.clone()
     }
 
     /// Waits for the thread to write what is queued and sync, after every sender is dropped.
@@ -65,17 +142,30 @@ impl Recorder {
     }
 }
 
-fn run(mut store: Store, rx: Receiver<(usize, Record)>, status: &UnitStatus, groom_interval: Duration) {
+fn run(mut store: Store, rx: Receiver<Job>, status: &UnitStatus, groom_interval: Duration, liveness: &Liveness) {
     let mut parameters_seq = vec![0u64; status.cameras.len()];
     let mut next_groom = Instant::now();
     loop {
+        liveness.beat();
         if Instant::now() >= next_groom {
             groom(&mut store, status);
             next_groom = Instant::now() + groom_interval;
         }
         let wait = store.sync_due().unwrap_or(next_groom).min(next_groom).saturating_duration_since(Instant::now());
-        match rx.recv_timeout(wait) {
-            Ok((index, mut record)) => {
+        match rx.recv_timeout(wait.min(BEAT)) {
+            Ok(Job::SealAll(reply)) => {
+                let started = Instant::now();
+                let result = store.seal_all().map_err(|e| e.to_string());
+                match &result {
+                    Ok(()) => tracing::info!("sealed every open segment in {} ms", started.elapsed().as_millis()),
+                    Err(e) => {
+                        tracing::error!("store: sealing every open segment: {e}");
+                        status.set_store_error(Some(e.clone()));
+                    }
+                }
+                let _ = reply.send(result);
+            }
+            Ok(Job::Record(index, mut record)) => {
                 let bytes = match &mut record {
                     Record::Frame(f) => {
                         f.parameters_seq = parameters_seq[index];

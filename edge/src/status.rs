@@ -8,6 +8,11 @@ use protocol::interconnect::{CameraState, CameraStateKind};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use crate::events::{EventKind, EventLog};
+use crate::io_link::IoJson;
+use crate::power::PowerJson;
+use crate::vehicle::BoardJson;
+
 /// The status of the whole unit.
 pub struct UnitStatus {
     /// The unit's id.
@@ -18,6 +23,11 @@ pub struct UnitStatus {
     central_error: Mutex<Option<String>>,
     store_error: Mutex<Option<String>>,
     changes: broadcast::Sender<CameraState>,
+    /// The unit's events (camera lost and restored, store faults, the I/O companion's …).
+    pub events: EventLog,
+    board: Mutex<Option<BoardJson>>,
+    io: Mutex<Option<IoJson>>,
+    power: Mutex<PowerJson>,
 }
 
 /// The status of one camera.
@@ -31,6 +41,8 @@ pub struct CameraStatus {
     bytes_recorded: AtomicU64,
     frames_lost: AtomicU64,
     stream: Mutex<StreamStats>,
+    /// Down since it last streamed (a `CameraLost` event was raised).
+    lost: AtomicBool,
 }
 
 /// What the camera's stream looks like, as measured on arrival.
@@ -66,12 +78,17 @@ impl UnitStatus {
                     bytes_recorded: AtomicU64::new(0),
                     frames_lost: AtomicU64::new(0),
                     stream: Mutex::new(StreamStats::default()),
+                    lost: AtomicBool::new(false),
                 })
                 .collect(),
             central_connected: AtomicBool::new(false),
             central_error: Mutex::new(None),
             store_error: Mutex::new(None),
             changes,
+            events: EventLog::default(),
+            board: Mutex::new(None),
+            io: Mutex::new(None),
+            power: Mutex::new(PowerJson::default()),
         }
     }
 
@@ -84,6 +101,16 @@ impl UnitStatus {
         }
         *health = (state, reason.clone());
         drop(health);
+        match state {
+            CameraStateKind::Down if !cam.lost.swap(true, Ordering::Relaxed) => {
+                let reason = reason.clone().unwrap_or_default();
+                self.events.emit(EventKind::CameraLost { camera: cam.id.clone(), reason });
+            }
+            CameraStateKind::Streaming if cam.lost.swap(false, Ordering::Relaxed) => {
+                self.events.emit(EventKind::CameraRestored { camera: cam.id.clone() });
+            }
+            _ => {}
+        }
         let _ = self.changes.send(CameraState { camera: cam.id.clone(), state, reason });
     }
 
@@ -151,7 +178,28 @@ impl UnitStatus {
 
     /// Records a store failure (or its end, with `None`).
     pub fn set_store_error(&self, error: Option<String>) {
-        *lock(&self.store_error) = error;
+        let mut current = lock(&self.store_error);
+        if let Some(message) = &error
+            && current.as_ref() != Some(message)
+        {
+            self.events.emit(EventKind::StorageFault { message: message.clone() });
+        }
+        *current = error;
+    }
+
+    /// Sets `"board"` (the board file's name and its missing devices).
+    pub fn set_board(&self, board: Option<BoardJson>) {
+        *lock(&self.board) = board;
+    }
+
+    /// Sets `"io"` (the I/O companion's state).
+    pub fn set_io(&self, io: Option<IoJson>) {
+        *lock(&self.io) = io;
+    }
+
+    /// Changes `"power"`.
+    pub fn update_power(&self, change: impl FnOnce(&mut PowerJson)) {
+        change(&mut lock(&self.power));
     }
 
     /// The JSON document served at `GET /api/status`.
@@ -161,6 +209,9 @@ impl UnitStatus {
             central_connected: self.central_connected.load(Ordering::Relaxed),
             central_error: lock(&self.central_error).clone(),
             store_error: lock(&self.store_error).clone(),
+            board: lock(&self.board).clone(),
+            io: lock(&self.io).clone(),
+            power: lock(&self.power).clone(),
             cameras: self
                 .cameras
                 .iter()
@@ -206,6 +257,13 @@ pub struct StatusJson {
     pub store_error: Option<String>,
     /// Every configured camera.
     pub cameras: Vec<CameraJson>,
+    /// The board file's name and the devices it names that are missing (null without
+    /// `[board]`).
+    pub board: Option<BoardJson>,
+    /// The I/O companion (null without one).
+    pub io: Option<IoJson>,
+    /// Ignition run-on and power-warning seals.
+    pub power: PowerJson,
 }
 
 /// One camera in [`StatusJson`].

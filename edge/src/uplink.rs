@@ -1,17 +1,19 @@
-//! The edge's link to central: connect over QUIC with central's certificate pinned, say
-//! hello, report camera states, and send live frames of the cameras central asks for.
+//! The edge's link to central: connect over QUIC with mutual TLS (the identity `edge enroll`
+//! stored), say hello, report camera states, and send live frames of the cameras central
+//! asks for.
 //! Reconnects with backoff for as long as the unit runs; recording never waits for it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use link::LinkError;
 use link::backoff::Backoff;
-use link::endpoint::{self, Pin};
+use link::endpoint;
 use link::messages;
+use link::pki::UnitIdentity;
 use protocol::interconnect::{CameraInfo, CentralMessage, EdgeMessage, Hello, LiveHeader, LiveMessage};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -27,8 +29,8 @@ const STABLE_CONNECTION: Duration = Duration::from_secs(10);
 pub struct Uplink {
     /// `[central]` from the config.
     pub config: CentralConfig,
-    /// Where a first-use fingerprint is pinned (`central.fingerprint` in the store directory).
-    pub pin_file: PathBuf,
+    /// Where `edge enroll` stored the unit's identity.
+    pub identity_dir: PathBuf,
     /// The unit's status.
     pub status: Arc<UnitStatus>,
     /// Live hubs by camera id.
@@ -63,23 +65,35 @@ impl Uplink {
         }
     }
 
-    fn pin(&self) -> Result<Pin, String> {
-        if let Some(fp) = &self.config.fingerprint {
-            return link::identity::parse_fingerprint(fp).map(Pin::Fingerprint).map_err(|e| e.to_string());
+    /// The enrolled identity; an error that says what to do when there is none, or when it
+    /// belongs to another central than `[central] fingerprint` names.
+    fn identity(&self) -> Result<UnitIdentity, String> {
+        let unit = UnitIdentity::load(&self.identity_dir)
+            .map_err(|e| format!("cannot read the unit's identity: {e}"))?
+            .ok_or_else(|| {
+                format!(
+                    "not enrolled: run `edge enroll --config EDGE.toml --central {} --token TOKEN` with a token from \
+                     `central unit add`",
+                    self.config.address
+                )
+            })?;
+        if let Some(want) = &self.config.fingerprint {
+            let want = link::identity::parse_fingerprint(want).map_err(|e| e.to_string())?;
+            let got = link::identity::fingerprint(&unit.ca);
+            if got != want {
+                return Err(format!(
+                    "the unit is enrolled with central CA {got}, but [central] fingerprint is {want}; enroll again \
+                     or fix the configuration"
+                ));
+            }
         }
-        match std::fs::read_to_string(&self.pin_file) {
-            Ok(s) => link::identity::parse_fingerprint(&s)
-                .map(Pin::Fingerprint)
-                .map_err(|e| format!("{}: {e}; delete it to pin central anew", self.pin_file.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Pin::FirstUse),
-            Err(e) => Err(format!("cannot read {}: {e}", self.pin_file.display())),
-        }
+        Ok(unit)
     }
 
     async fn connect_and_serve(&self, shutdown: &CancellationToken) -> Result<(), String> {
         let addr = resolve(&self.config.address).await?;
-        let pin = self.pin()?;
-        let endpoint = endpoint::client(addr, pin.clone()).map_err(|e| e.to_string())?;
+        let identity = self.identity()?;
+        let endpoint = endpoint::client(addr, &identity).map_err(|e| e.to_string())?;
         let connecting = endpoint
             .connect(addr, link::identity::SERVER_NAME)
             .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
@@ -87,15 +101,6 @@ impl Uplink {
             c = connecting => c.map_err(|e| format!("cannot connect to {addr}: {e}"))?,
             () = shutdown.cancelled() => return Ok(()),
         };
-        if matches!(pin, Pin::FirstUse)
-            && let Some(fp) = endpoint::peer_fingerprint(&conn)
-        {
-            tracing::warn!(
-                "no central fingerprint configured; pinning {fp} (first use) in {}",
-                self.pin_file.display()
-            );
-            write_pin(&self.pin_file, &fp).map_err(|e| format!("cannot pin central: {e}"))?;
-        }
         let result = self.serve(&conn, shutdown).await;
         conn.close(0u32.into(), b"bye");
         endpoint.wait_idle().await;
@@ -221,10 +226,6 @@ async fn resolve(address: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("cannot resolve central address {address:?}: {e}"))?
         .next()
         .ok_or_else(|| format!("central address {address:?} resolves to nothing"))
-}
-
-fn write_pin(path: &Path, fingerprint: &str) -> std::io::Result<()> {
-    link::durable::write_durably(path, format!("{fingerprint}\n").as_bytes(), 0o644)
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

@@ -8,9 +8,11 @@
 pub mod netns;
 pub mod process;
 pub mod services;
+pub mod viewer;
 
 pub use process::{Proc, bin_path, wait_until};
-pub use services::{CentralProc, EdgeProc, edge_config, gst_camera, sim_camera};
+pub use services::{CentralProc, EdgeProc, edge_config, edge_enroll, gst_camera, sim_camera};
+pub use viewer::LiveViewer;
 
 /// GETs a JSON document.
 pub fn get_json(url: &str) -> anyhow::Result<serde_json::Value> {

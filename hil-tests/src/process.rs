@@ -1,9 +1,9 @@
 //! Child processes that are killed when dropped, with their stdout readable line by line
 //! and their stderr kept in a log file that is shown when a test fails.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
@@ -33,19 +33,30 @@ pub struct Proc {
     child: Child,
     lines: Receiver<String>,
     log: PathBuf,
+    stdin: Option<ChildStdin>,
 }
 
 impl Proc {
     /// Starts `cmd` with stdout piped and stderr appended to `log`.
-    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> anyhow::Result<Proc> {
+    pub fn spawn(name: &str, cmd: Command, log: &Path) -> anyhow::Result<Proc> {
+        Self::spawn_inner(name, cmd, log, false)
+    }
+
+    /// Like [`Proc::spawn`], with stdin piped for [`Proc::send_line`].
+    pub fn spawn_with_stdin(name: &str, cmd: Command, log: &Path) -> anyhow::Result<Proc> {
+        Self::spawn_inner(name, cmd, log, true)
+    }
+
+    fn spawn_inner(name: &str, mut cmd: Command, log: &Path, stdin: bool) -> anyhow::Result<Proc> {
         let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
         let mut child = cmd
-            .stdin(Stdio::null())
+            .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()
             .with_context(|| format!("cannot start {name}: {cmd:?}"))?;
         let stdout = child.stdout.take().context("no stdout")?;
+        let stdin = child.stdin.take();
         let (tx, lines) = channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -55,7 +66,15 @@ impl Proc {
                 }
             }
         });
-        Ok(Proc { name: name.to_owned(), child, lines, log: log.to_owned() })
+        Ok(Proc { name: name.to_owned(), child, lines, log: log.to_owned(), stdin })
+    }
+
+    /// Writes a line to the process's stdin (started with [`Proc::spawn_with_stdin`]).
+    pub fn send_line(&mut self, line: &str) -> anyhow::Result<()> {
+        let stdin = self.stdin.as_mut().with_context(|| format!("{} was started without stdin", self.name))?;
+        writeln!(stdin, "{line}")?;
+        stdin.flush()?;
+        Ok(())
     }
 
     /// The process id.

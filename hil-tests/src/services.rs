@@ -54,8 +54,10 @@ pub struct CentralProc {
     pub web: String,
     /// `127.0.0.1:PORT` (UDP).
     pub quic: String,
-    /// Its certificate fingerprint.
+    /// Its CA certificate's fingerprint.
     pub fingerprint: String,
+    /// Its configuration file.
+    pub config: PathBuf,
 }
 
 impl CentralProc {
@@ -78,10 +80,29 @@ impl CentralProc {
         let mut cmd = Command::new(bin_path("central")?);
         cmd.arg("run").arg("--config").arg(&config);
         let mut proc = Proc::spawn("central", cmd, &dir.join("central.log"))?;
-        let fingerprint = last_word(&proc.wait_line("certificate fingerprint", START_TIMEOUT)?);
+        let fingerprint = last_word(&proc.wait_line("CA fingerprint", START_TIMEOUT)?);
         let quic = last_word(&proc.wait_line("QUIC listening on", START_TIMEOUT)?);
         let web = last_word(&proc.wait_line("web listening on", START_TIMEOUT)?);
-        Ok(CentralProc { proc, web, quic, fingerprint })
+        Ok(CentralProc { proc, web, quic, fingerprint, config })
+    }
+
+    /// Runs `central unit ARGS --config …` to completion; its output, or an error with it.
+    pub fn unit_command(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out =
+            Command::new(bin_path("central")?).arg("unit").args(args).arg("--config").arg(&self.config).output()?;
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        anyhow::ensure!(out.status.success(), "central unit {args:?} failed: {text}");
+        Ok(text)
+    }
+
+    /// `central unit add --name NAME`: the enrollment token (the last word printed).
+    pub fn add_unit(&self, name: &str) -> anyhow::Result<String> {
+        Ok(last_word(self.unit_command(&["add", "--name", name])?.trim()))
+    }
+
+    /// `central unit revoke --name NAME`.
+    pub fn revoke_unit(&self, name: &str) -> anyhow::Result<()> {
+        self.unit_command(&["revoke", "--name", name]).map(drop)
     }
 
     /// `GET /api/units`.
@@ -98,7 +119,36 @@ pub struct EdgeProc {
     pub web: String,
 }
 
+/// Runs `edge enroll --config CONFIG --central ADDRESS --token TOKEN`; its output, or an error
+/// with it.
+pub fn edge_enroll(config: &Path, central: &str, token: &str) -> anyhow::Result<String> {
+    let out = Command::new(bin_path("edge")?)
+        .arg("enroll")
+        .arg("--config")
+        .arg(config)
+        .args(["--central", central, "--token", token])
+        .output()?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(out.status.success(), "edge enroll failed: {text}");
+    Ok(text)
+}
+
 impl EdgeProc {
+    /// Writes this config text to `dir/NAME.toml`, adds unit `unit_id` at `central` and
+    /// enrolls it with the token, as an installer would, then starts the unit.
+    pub fn start_enrolled(
+        dir: &Path,
+        name: &str,
+        config_text: &str,
+        unit_id: &str,
+        central: &CentralProc,
+    ) -> anyhow::Result<EdgeProc> {
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(&config, config_text)?;
+        edge_enroll(&config, &central.quic, &central.add_unit(unit_id)?)?;
+        Self::start(dir, name, config_text)
+    }
+
     /// Starts an edge unit with this config text (written to `dir/NAME.toml`).
     pub fn start(dir: &Path, name: &str, config_text: &str) -> anyhow::Result<EdgeProc> {
         let config = dir.join(format!("{name}.toml"));

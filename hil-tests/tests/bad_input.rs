@@ -80,12 +80,9 @@ fn unreachable_camera_is_reported_while_the_others_record() {
 #[test]
 fn edge_records_while_central_is_down_and_reconnects() {
     let dir = tempfile::tempdir().unwrap();
-    // Start central once to make its identity, note its port and fingerprint, stop it.
+    // Start central once to make its identity and enroll the unit; note its port; stop it.
     let mut central = CentralProc::start(dir.path(), 0).unwrap();
     let (quic, fingerprint) = (central.quic.clone(), central.fingerprint.clone());
-    assert!(central.proc.stop(Duration::from_secs(20)).unwrap().success());
-    let port: u16 = quic.rsplit(':').next().unwrap().parse().unwrap();
-
     let (_cam, rtsp) = sim_camera(dir.path(), &["front"], 0).unwrap();
     let config = edge_config(
         "bus-5",
@@ -93,6 +90,11 @@ fn edge_records_while_central_is_down_and_reconnects() {
         Some((&quic, &fingerprint)),
         &[("front", &format!("{rtsp}/front"))],
     );
+    std::fs::write(dir.path().join("edge.toml"), &config).unwrap();
+    hil_tests::edge_enroll(&dir.path().join("edge.toml"), &quic, &central.add_unit("bus-5").unwrap()).unwrap();
+    assert!(central.proc.stop(Duration::from_secs(20)).unwrap().success());
+    let port: u16 = quic.rsplit(':').next().unwrap().parse().unwrap();
+
     let edge = EdgeProc::start(dir.path(), "edge", &config).unwrap();
     let status = wait_until("the edge records with central down", T, || {
         let s = edge.status().ok()?;
@@ -104,6 +106,7 @@ fn edge_records_while_central_is_down_and_reconnects() {
     let central = CentralProc::start(dir.path(), port).unwrap();
     assert_eq!(central.fingerprint, fingerprint, "central keeps its identity across restarts");
     wait_until("the edge reconnects", T, || (edge.status().ok()?["central_connected"] == true).then_some(())).unwrap();
+    let _viewer = hil_tests::LiveViewer::open(&central.web, "bus-5", "front").unwrap();
     wait_until("central shows the camera live", T, || {
         let units = central.units().ok()?;
         let cam = &units[0]["cameras"][0];
@@ -113,17 +116,29 @@ fn edge_records_while_central_is_down_and_reconnects() {
 }
 
 #[test]
-fn central_with_another_certificate_is_refused() {
+fn a_unit_not_enrolled_or_enrolled_with_another_central_does_not_connect() {
     let dir = tempfile::tempdir().unwrap();
     let central = CentralProc::start(dir.path(), 0).unwrap();
-    let wrong = format!("sha256:{}", "0".repeat(64));
-    let config = edge_config("bus-6", &dir.path().join("store"), Some((&central.quic, &wrong)), &[]);
-    let edge = EdgeProc::start(dir.path(), "edge", &config).unwrap();
-    let error = wait_until("the edge reports the pin mismatch", T, || {
+    // Not enrolled: the unit records, and says what to do.
+    let config = edge_config("bus-6", &dir.path().join("store"), Some((&central.quic, &central.fingerprint)), &[]);
+    let mut edge = EdgeProc::start(dir.path(), "edge", &config).unwrap();
+    let error = wait_until("the edge reports it is not enrolled", T, || {
         edge.status().ok()?["central_error"].as_str().map(str::to_owned)
     })
     .unwrap();
-    assert!(error.contains("does not match the pinned"), "{error}");
+    assert!(error.contains("not enrolled") && error.contains("edge enroll"), "{error}");
+    assert!(edge.proc.stop(T).unwrap().success());
+    // Enrolled, but the configuration names another central's CA.
+    std::fs::write(dir.path().join("edge.toml"), &config).unwrap();
+    hil_tests::edge_enroll(&dir.path().join("edge.toml"), &central.quic, &central.add_unit("bus-6").unwrap()).unwrap();
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let config = config.replace(&central.fingerprint, &wrong);
+    let edge = EdgeProc::start(dir.path(), "edge", &config).unwrap();
+    let error = wait_until("the edge reports the CA mismatch", T, || {
+        edge.status().ok()?["central_error"].as_str().map(str::to_owned)
+    })
+    .unwrap();
+    assert!(error.contains("[central] fingerprint"), "{error}");
     let units = central.units().unwrap();
     assert_eq!(units, serde_json::json!([]), "central never registered the unit");
 }

@@ -239,7 +239,12 @@ fn emulated_power_cuts_keep_every_frame_older_than_the_durability_window() {
     const WINDOW_MS: i64 = 500;
     let config = edge_config("cut-unit", &store, None, &cams).replace(
         &format!("path = {store:?}\n"),
-        &format!("path = {store:?}\nfsync_interval_ms = {WINDOW_MS}\nsegment_bytes = 131072\n"),
+        // A tight budget: retention retires segments and new ones reuse their files, so power
+        // cuts also land in recycled tails.
+        &format!(
+            "path = {store:?}\nfsync_interval_ms = {WINDOW_MS}\nsegment_bytes = 131072\nmax_bytes = 1500000\n\
+             min_free_bytes = 0\nretention_interval_s = 1\n"
+        ),
     );
     let mut dropped_total = 0;
     for i in 0..iterations {

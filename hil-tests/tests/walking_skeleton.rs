@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use hil_tests::{CentralProc, EdgeProc, edge_config, gst_camera, sim_camera, wait_until};
+use hil_tests::{CentralProc, EdgeProc, LiveViewer, edge_config, gst_camera, sim_camera, wait_until};
 use media_store::{Record, SegmentReader, list_logs, list_segments, log_dir};
 use serde_json::Value;
 
@@ -100,7 +100,7 @@ fn gstreamer_camera_is_recorded_and_live_at_central() {
         Some((&central.quic, &central.fingerprint)),
         &[("front", &format!("{rtsp}/front"))],
     );
-    let mut edge = EdgeProc::start(dir.path(), "edge", &config).unwrap();
+    let mut edge = EdgeProc::start_enrolled(dir.path(), "edge", &config, "bus-42", &central).unwrap();
 
     let recorded = edge_counter_above(&edge, "front", "frames_recorded", 10);
     edge_counter_above(&edge, "front", "frames_recorded", recorded + 25);
@@ -121,8 +121,17 @@ fn gstreamer_camera_is_recorded_and_live_at_central() {
     let last = camera(&edge.status().unwrap(), "front").unwrap()["last_frame"].as_str().unwrap().to_owned();
     assert!(last.ends_with('Z') && last.contains('T'), "RFC 3339: {last}");
 
+    // Live is on demand: nothing streams to central until someone watches.
+    let c = central_camera(&central.units().unwrap(), "bus-42", "front").unwrap();
+    assert_eq!((c["live"].as_bool(), c["upstreams"].as_u64()), (Some(false), Some(0)), "{c}");
+    let viewer = LiveViewer::open(&central.web, "bus-42", "front").unwrap();
     let received = central_frames_above(&central, "bus-42", "front", 0);
     central_frames_above(&central, "bus-42", "front", received + 25);
+    wait_until("the viewer gets frames", T, || (viewer.frames() > 25).then_some(())).unwrap();
+    let seen = viewer.seen();
+    assert_eq!(seen.parameters, 1, "codec parameters first");
+    assert!(seen.frames[0].1, "the first frame a viewer gets is a key frame");
+    drop(viewer);
 
     let last_seen = camera(&edge.status().unwrap(), "front").unwrap()["frames_recorded"].as_u64().unwrap();
     let exit = edge.proc.stop(Duration::from_secs(20)).unwrap();
@@ -152,10 +161,11 @@ fn two_simulated_cameras_are_recorded_and_live_at_central() {
         Some((&central.quic, &central.fingerprint)),
         &[("front", &front), ("rear", &rear)],
     );
-    let mut edge = EdgeProc::start(dir.path(), "edge", &config).unwrap();
+    let mut edge = EdgeProc::start_enrolled(dir.path(), "edge", &config, "tram-7", &central).unwrap();
     for cam in ["front", "rear"] {
         let n = edge_counter_above(&edge, cam, "frames_recorded", 0);
         edge_counter_above(&edge, cam, "frames_recorded", n + 25);
+        let _viewer = LiveViewer::open(&central.web, "tram-7", cam).unwrap();
         let r = central_frames_above(&central, "tram-7", cam, 0);
         central_frames_above(&central, "tram-7", cam, r + 25);
     }

@@ -65,6 +65,20 @@ pub struct CameraState {
     pub reason: Option<String>,
 }
 
+/// A unit's request to enroll: the first and only message of a connection made without a
+/// client certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    /// The secret part of the one-time enrollment token.
+    #[serde(with = "serde_bytes")]
+    pub token_secret: Vec<u8>,
+    /// The unit's id from its configuration; must be the name the token was made for.
+    pub unit_id: String,
+    /// A DER certificate signing request for the unit's new key.
+    #[serde(with = "serde_bytes")]
+    pub csr: Vec<u8>,
+}
+
 /// Edge → central messages on the control stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EdgeMessage {
@@ -72,6 +86,8 @@ pub enum EdgeMessage {
     Hello(Hello),
     /// A camera's ingest state changed.
     CameraState(CameraState),
+    /// Enrolls the unit (see [`EnrollRequest`]).
+    Enroll(EnrollRequest),
 }
 
 /// Central → edge messages on the control stream.
@@ -96,6 +112,15 @@ pub enum CentralMessage {
     StopLive {
         /// The camera's id.
         camera: String,
+    },
+    /// The answer to an accepted [`EnrollRequest`]; the connection closes after it.
+    Enrolled {
+        /// The unit's certificate (DER), issued by central's CA.
+        #[serde(with = "serde_bytes")]
+        certificate: Vec<u8>,
+        /// Central's CA certificate (DER).
+        #[serde(with = "serde_bytes")]
+        ca: Vec<u8>,
     },
 }
 

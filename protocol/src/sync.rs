@@ -1,1 +1,276 @@
-//! Wire types of the sync protocol (catalog exchange, retrieval, acknowledgements).
+//! Wire types of the sync protocol: catalog exchange, retrieval of recorded video, acknowledgements
+//! and remote events between an edge unit and central.
+//!
+//! The protocol is pull-based: the edge announces what it holds ([`SyncFromEdge::Catalog`]) and
+//! central asks for it piece by piece ([`SyncFromCentral::Fetch`]), so flow control, resume and the
+//! bandwidth cap all live at central. The state machines that speak it are in the `sync-core`
+//! crate; this module only defines the messages.
+//!
+//! Frame identity is `(camera, seq)`: `seq` is the per-camera sequence number of the edge's media
+//! store (strictly increasing, never reused). Ranges of sequence numbers on the wire are
+//! inclusive (`first_seq..=last_seq`, `from_seq..=to_seq`).
+//!
+//! Compatibility: [`SyncFromEdge`] and [`SyncFromCentral`] only ever gain variants at the end. A
+//! peer sends a new variant only to a peer whose [`crate::PROTOCOL_VERSION`] (from the hello)
+//! knows it; should one arrive anyway, postcard decoding returns an error (serde's "unknown
+//! variant", never a panic) and the receiving glue drops that one
+//! message (each message is framed, so the stream stays usable). The state machines never see
+//! it; whatever it would have answered times out and is asked again.
+//!
+//! Catalogs and event batches travel zstd-compressed ([`CompressedCatalog`], [`CompressedEvents`]);
+//! `sync-core` compresses them and caps the decompressed size.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+/// A run of one camera's frames on the edge: contiguous sequence numbers (apart from numbers
+/// taken by non-frame records) without a wall-clock gap larger than the edge's threshold.
+///
+/// The edge may split long runs (for example every ten minutes) so that central's estimate of
+/// which sequence numbers cover a time range stays tight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    /// Sequence number of the run's first frame.
+    pub first_seq: u64,
+    /// Sequence number of the run's last frame (inclusive, `>= first_seq`).
+    pub last_seq: u64,
+    /// Wall clock of the first frame, microseconds since the Unix epoch.
+    pub start_us: i64,
+    /// Wall clock of the last frame, microseconds since the Unix epoch (`>= start_us`).
+    pub end_us: i64,
+    /// Total payload bytes of the run's frames.
+    pub bytes: u64,
+    /// Number of frames in the run.
+    pub frames: u64,
+}
+
+/// What the edge holds of one camera.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraHoldings {
+    /// The camera's id, unique within its unit.
+    pub camera: String,
+    /// The camera's runs, sorted by `first_seq`, not overlapping.
+    pub spans: Vec<Span>,
+    /// Runs retention has removed, sorted by `first_seq`, so central can tell "gone" from "never
+    /// recorded" when asked for old video. The edge may merge old entries or drop the oldest to
+    /// bound the catalog's size.
+    pub removed: Vec<Span>,
+}
+
+/// The edge's summary of its recorded video, sent zstd-compressed as [`CompressedCatalog`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogSummary {
+    /// The edge's wall clock when the summary was made, microseconds since the Unix epoch. Every
+    /// frame recorded before this time (less a few seconds for frames still being written) is in
+    /// the summary.
+    pub as_of_us: i64,
+    /// One entry per camera.
+    pub cameras: Vec<CameraHoldings>,
+}
+
+/// A zstd-compressed postcard encoding of a [`CatalogSummary`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompressedCatalog {
+    /// The compressed bytes.
+    #[serde(with = "serde_bytes")]
+    pub zstd: Vec<u8>,
+}
+
+/// A zstd-compressed postcard encoding of an [`EventBatch`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompressedEvents {
+    /// The compressed bytes.
+    #[serde(with = "serde_bytes")]
+    pub zstd: Vec<u8>,
+}
+
+/// One recorded frame as it travels from the edge to central.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncFrame {
+    /// The frame's sequence number in its camera's log.
+    pub seq: u64,
+    /// When the edge received the frame, microseconds since the Unix epoch.
+    pub wall_clock_us: i64,
+    /// True for a frame a decoder can start from.
+    pub keyframe: bool,
+    /// The stored record body, opaque to the sync protocol.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+}
+
+/// The edge's answer to a [`SyncFromCentral::Fetch`].
+///
+/// `frames` are *all* the frames of `camera` with `from_seq <= seq < next_seq` (or
+/// `seq <= to_seq` when `next_seq` is `None`), in increasing order: sequence numbers in that
+/// range without a frame hold none (they belong to other records). Central therefore learns that
+/// it holds everything of that range, not just these frames.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chunk {
+    /// The fetch this answers.
+    pub fetch_id: u64,
+    /// The camera, as in the fetch.
+    pub camera: String,
+    /// Whole frames, in increasing `seq`.
+    pub frames: Vec<SyncFrame>,
+    /// Where the next fetch of the range should start (the chunk stopped at `max_bytes`), or
+    /// `None` when the chunk reaches `to_seq`.
+    pub next_seq: Option<u64>,
+    /// BLAKE3 over the frames (see `sync-core`'s `chunk_digest`), checked by central.
+    pub digest: [u8; 32],
+}
+
+/// Why the edge could not answer a fetch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FetchFailure {
+    /// Retention removed the frames of `from_seq..available_from`: they are lost.
+    Gone {
+        /// The first sequence number at or after `from_seq` that may still be read.
+        available_from: u64,
+    },
+    /// The unit has no camera of that id.
+    UnknownCamera,
+    /// The store could not read the range (I/O error, corruption); central retries a few times.
+    Unreadable {
+        /// The store's error, for logs.
+        detail: String,
+    },
+}
+
+/// What happened, in a [`RemoteEvent`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    /// A camera stopped delivering frames.
+    CameraLost {
+        /// Why, as the edge saw it.
+        reason: String,
+    },
+    /// A camera delivers frames again.
+    CameraRestored,
+    /// A digital input of the I/O companion board changed.
+    DigitalInput {
+        /// The input's number on the board.
+        input: u16,
+        /// Its new level.
+        active: bool,
+    },
+    /// Motion was detected.
+    Motion,
+    /// Any other event, named by the unit's configuration.
+    Generic {
+        /// The event's name.
+        name: String,
+        /// Free-form details.
+        detail: String,
+    },
+}
+
+/// An event that happened on the unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteEvent {
+    /// The unit's id for the event, strictly increasing in the order the unit records them.
+    pub id: u64,
+    /// The cameras it concerns (empty: the whole unit).
+    pub cameras: Vec<String>,
+    /// When it happened, microseconds since the Unix epoch (the unit's wall clock).
+    pub time_us: i64,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// A batch of events, sent zstd-compressed as [`CompressedEvents`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventBatch {
+    /// The events, in increasing `id`.
+    pub events: Vec<RemoteEvent>,
+}
+
+/// Edge → central sync messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncFromEdge {
+    /// What the unit holds; sent at connect and when it changes.
+    Catalog(CompressedCatalog),
+    /// The answer to a fetch.
+    Chunk(Chunk),
+    /// A fetch that cannot be answered.
+    FetchFailed {
+        /// The fetch.
+        fetch_id: u64,
+        /// Why.
+        reason: FetchFailure,
+    },
+    /// Events not yet acknowledged by central.
+    Events(CompressedEvents),
+}
+
+/// Central → edge sync messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncFromCentral {
+    /// Asks for whole frames of `camera` from `from_seq` upward, stopping at `to_seq`
+    /// (inclusive) or once `max_bytes` of payload are gathered (a single larger frame is still
+    /// sent whole). Answered by one [`SyncFromEdge::Chunk`] or [`SyncFromEdge::FetchFailed`].
+    Fetch {
+        /// Central's id for the fetch, never reused by a central.
+        fetch_id: u64,
+        /// The camera.
+        camera: String,
+        /// The first sequence number wanted.
+        from_seq: u64,
+        /// The last sequence number wanted (inclusive).
+        to_seq: u64,
+        /// The payload budget of the answer.
+        max_bytes: u32,
+    },
+    /// Central holds (durably, verified) every frame the unit had of `camera` up to and including
+    /// `up_to_seq`, so retention may remove them.
+    Stored {
+        /// The camera.
+        camera: String,
+        /// The highest sequence number covered.
+        up_to_seq: u64,
+    },
+    /// Central durably holds every event up to and including this id.
+    EventsAck {
+        /// The highest event id held.
+        up_to_id: u64,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn round_trip_and_unknown_variant() {
+        let msg = SyncFromCentral::Fetch {
+            fetch_id: 7,
+            camera: "front".into(),
+            from_seq: 10,
+            to_seq: 20,
+            max_bytes: 1 << 18,
+        };
+        let bytes = postcard::to_allocvec(&msg).unwrap();
+        assert_eq!(postcard::from_bytes::<SyncFromCentral>(&bytes).unwrap(), msg);
+
+        // A variant from a newer peer: a clean error, not a panic.
+        let newer = vec![200u8, 1, 2, 3];
+        assert!(postcard::from_bytes::<SyncFromCentral>(&newer).is_err());
+        assert!(postcard::from_bytes::<SyncFromEdge>(&newer).is_err());
+        assert!(postcard::from_bytes::<EventKind>(&[9u8]).is_err());
+        assert!(postcard::from_bytes::<FetchFailure>(&[3u8]).is_err());
+    }
+
+    #[test]
+    fn chunk_round_trip() {
+        let msg = SyncFromEdge::Chunk(Chunk {
+            fetch_id: 1,
+            camera: "rear".into(),
+            frames: vec![SyncFrame { seq: 3, wall_clock_us: -5, keyframe: true, payload: vec![1, 2, 3] }],
+            next_seq: Some(4),
+            digest: [9; 32],
+        });
+        let bytes = postcard::to_allocvec(&msg).unwrap();
+        assert_eq!(postcard::from_bytes::<SyncFromEdge>(&bytes).unwrap(), msg);
+    }
+}

@@ -243,6 +243,31 @@ impl Catalog {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The runs of frames of one sealed segment, in time order.
+    pub fn segment_runs(&self, log: &str, first_seq: u64) -> Result<Vec<(i64, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT start_us, end_us FROM run WHERE log = ?1 AND first_seq = ?2 ORDER BY start_us")?;
+        let rows = stmt.query_map(params![log, first_seq as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The key frames of one sealed segment, in sequence order.
+    pub fn segment_keyframes(&self, log: &str, first_seq: u64) -> Result<Vec<KeyFrame>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT wall_us, seq, offset, parameters_offset FROM keyframe WHERE log = ?1 AND first_seq = ?2 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![log, first_seq as i64], |r| {
+            Ok(KeyFrame {
+                wall_us: r.get(0)?,
+                seq: r.get::<_, i64>(1)? as u64,
+                offset: r.get::<_, i64>(2)? as u64,
+                parameters_offset: r.get::<_, i64>(3)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The last key frame of `log` at or before `wall_us` in a sealed segment, with its
     /// segment's first sequence number.
     pub fn keyframe_at_or_before(&self, log: &str, wall_us: i64) -> Result<Option<(u64, KeyFrame)>, StoreError> {

@@ -6,6 +6,7 @@
 //! Nothing here is async: callers run the [`Store`] on a thread of their own.
 
 pub mod archive;
+pub mod by_seq;
 pub mod catalog;
 pub mod crypto;
 pub mod digest;
@@ -23,6 +24,7 @@ mod store;
 mod sync_journal;
 pub mod verify;
 pub mod volumes;
+mod writeback;
 
 pub use crypto::MediaKey;
 pub use error::StoreError;

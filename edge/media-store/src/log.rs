@@ -6,9 +6,10 @@
 //! Retention hands the log's oldest retired segment file back as a spare,
 //! `{floor:020}.free` (every record in it has a sequence number below `floor`); the next new
 //! segment reuses it, so that appends overwrite written blocks and a sync writes no extent
-//! metadata. A recycled tail found at start is sealed at once, never appended to: after a
-//! power cut, records of the crashed run may sit past its valid end in any order, and only a
-//! new file guarantees that none of them is ever read as a successor.
+//! metadata. A recycled tail found at start is cut at its valid end and its space reserved
+//! again, like a torn tail: after a power cut, records of the crashed run may sit past the
+//! valid end in any order, and only zeros there guarantee that none of them is ever read as a
+//! successor of the next run's records.
 
 use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
@@ -104,8 +105,6 @@ pub struct LogWriter {
     key: Option<MediaKey>,
     /// Hashes segments for their seals, off this thread.
     hasher: Arc<BackgroundHasher>,
-    /// A recycled tail was recovered: it must be sealed before anything is appended.
-    must_seal: bool,
 }
 
 impl LogWriter {
@@ -135,7 +134,6 @@ impl LogWriter {
             last_parameters: None,
             key,
             hasher,
-            must_seal: false,
         };
         // Sequence numbers in a spare file must stay below every new record's.
         if let Some((floor, _)) = spare(dir)? {
@@ -179,10 +177,9 @@ impl LogWriter {
             let garbage = if scan.stopped_at_invalid { torn_bytes(&path, valid_len, recycled)? } else { 0 };
             let file = OpenOptions::new().read(true).write(true).open(&path).map_err(StoreError::io("open", &path))?;
             recovery.dropped_tail_bytes += garbage;
-            // A recycled tail with records is sealed (see the module docs); one without is
-            // cleared like a torn tail, whatever follows its header.
-            writer.must_seal = scan.recycled && scan.index.records > 0;
-            if !writer.must_seal && (garbage > 0 || scan.recycled) {
+            // A recycled tail is cut like a torn one, whatever follows its valid records (see
+            // the module docs).
+            if garbage > 0 || scan.recycled {
                 // Cut the torn tail and re-reserve the space, so that what follows is zeros.
                 file.set_len(valid_len).map_err(StoreError::io("truncate", &path))?;
                 preallocate(&file, &path, segment_bytes)?;
@@ -211,11 +208,6 @@ impl LogWriter {
             break;
         }
         Ok((writer, recovery, sealed_tail))
-    }
-
-    /// Whether the recovered tail must be sealed before the next append (a recycled tail).
-    pub fn must_seal(&self) -> bool {
-        self.must_seal
     }
 
     /// The log's name (the camera id).
@@ -300,7 +292,6 @@ impl LogWriter {
     /// Writes a record encoded with sequence number `self.next_seq`.
     fn write_encoded(&mut self, record: &Record, bytes: Encoded<'_>) -> Result<u64, StoreError> {
         let seq = self.next_seq;
-        debug_assert!(!self.must_seal, "a recovered recycled tail is sealed before appending");
         let t = self.tail.as_mut().expect("an open segment");
         let offset = t.index.len;
         // In a recycled file, zeros up to the next page boundary mark where the records end
@@ -348,8 +339,26 @@ impl LogWriter {
         crate::sync_journal::record(&t.path, t.index.len);
         self.next_seq += 1;
         self.prev_digest = digest;
-        self.must_seal = false;
         Ok(t.index)
+    }
+
+    /// Starts writing the open segment's dirty pages back, if it has any (a hint before
+    /// `sync`; failures only cost the optimisation, `sync` reports real errors).
+    pub(crate) fn start_writeback(&self) {
+        if let Some(t) = self.tail.as_ref().filter(|t| t.dirty)
+            && let Err(e) = crate::writeback::start(&t.file)
+        {
+            tracing::debug!("{}: sync_file_range: {e}", t.path.display());
+        }
+    }
+
+    /// Waits for the writeback [`LogWriter::start_writeback`] started.
+    pub(crate) fn wait_writeback(&self) {
+        if let Some(t) = self.tail.as_ref().filter(|t| t.dirty)
+            && let Err(e) = crate::writeback::wait(&t.file)
+        {
+            tracing::debug!("{}: sync_file_range: {e}", t.path.display());
+        }
     }
 
     /// Whether anything awaits `sync`.

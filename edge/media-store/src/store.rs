@@ -130,11 +130,7 @@ impl Store {
         let mut recovery = Recovery::default();
         let mut logs = BTreeMap::new();
         for name in list_logs(dir)? {
-            let mut writer = open_log(dir, &name, &opts, &mut catalog, &mut recovery, hasher.clone())?;
-            if writer.must_seal() {
-                let index = writer.seal(&signer)?;
-                catalog.insert_segment(&name, &index)?;
-            }
+            let writer = open_log(dir, &name, &opts, &mut catalog, &mut recovery, hasher.clone())?;
             logs.insert(name, writer);
         }
         recovery.logs = logs.len();
@@ -275,6 +271,11 @@ impl Store {
             rustix::fs::syncfs(&self.dir_handle).map_err(|e| StoreError::io("syncfs", &self.dir)(e.into()))?;
             self.logs.values_mut().for_each(LogWriter::synced);
         } else {
+            if dirty > 1 {
+                // One journal commit for every log's extent changes (see `writeback`).
+                self.logs.values().for_each(LogWriter::start_writeback);
+                self.logs.values().for_each(LogWriter::wait_writeback);
+            }
             for writer in self.logs.values_mut() {
                 writer.sync()?;
             }
@@ -387,16 +388,24 @@ fn open_log(
         }
     }
     // The chain continues from the newest sealed segment *before* the newest file on disk: that
-    // file is the tail, and may have been sealed once and damaged since.
+    // file is the tail, and may have been sealed once and damaged since. Retention may have
+    // removed that segment already: then its tombstone carries the chain.
     let tail_first = match log_dir.is_dir() {
         true => segment::list_segments(&log_dir)?.last().map(|(s, _)| *s),
         false => None,
     };
-    let newest = catalog
+    let before_tail = |first: u64| tail_first.is_none_or(|t| first < t);
+    let sealed = catalog
         .segments(name)?
         .into_iter()
-        .rfind(|r| tail_first.is_none_or(|t| r.first_seq < t))
-        .map_or(([0; 32], 0), |r| (r.digest, r.first_seq.saturating_add(r.records)));
+        .filter(|r| before_tail(r.first_seq))
+        .map(|r| (r.first_seq.saturating_add(r.records), r.digest));
+    let removed = catalog
+        .removed()?
+        .into_iter()
+        .filter(|(log, _, r)| log == name && before_tail(r.first_seq))
+        .map(|(_, _, r)| (r.end_seq, r.digest));
+    let newest = sealed.chain(removed).max_by_key(|(end, _)| *end).map_or(([0; 32], 0), |(end, digest)| (digest, end));
     let (writer, log_recovery, sealed_tail) =
         LogWriter::open(name, &log_dir, opts.segment_bytes, newest, opts.encryption_key.clone(), hasher)?;
     if let Some(index) = sealed_tail {

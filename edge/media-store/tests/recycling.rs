@@ -86,7 +86,7 @@ fn retired_segments_are_reused_and_their_old_records_never_read() {
 }
 
 #[test]
-fn a_recycled_tail_is_sealed_at_open_and_recording_goes_on() {
+fn a_recycled_tail_is_cut_at_open_and_recording_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let (mut s, _) = Store::open(dir.path(), recycling_opts()).unwrap();
     record(&mut s, 0, 400);
@@ -95,7 +95,9 @@ fn a_recycled_tail_is_sealed_at_open_and_recording_goes_on() {
     drop(s);
     let (mut s, rec) = Store::open(dir.path(), recycling_opts()).unwrap();
     assert_eq!(rec.dropped_tail_bytes, 0);
-    assert!(s.tail_index("front").is_none(), "the recycled tail was sealed, not reopened");
+    let len = s.tail_index("front").expect("the tail goes on").len as usize;
+    let bytes = std::fs::read(&tail).unwrap();
+    assert!(bytes[len..].iter().all(|b| *b == 0), "the retired segment's records are gone from the tail");
     record(&mut s, 400, 800);
     drop(s);
     let v = verify(dir.path(), None).unwrap();
@@ -103,6 +105,33 @@ fn a_recycled_tail_is_sealed_at_open_and_recording_goes_on() {
     let numbers = frame_numbers(dir.path(), "front");
     assert_eq!(*numbers.last().unwrap(), 799);
     assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1));
+}
+
+/// Retention may remove the segment just before the tail (here: the oldest frames are kept
+/// by an evidence lock, and the budget is smaller than what that lock keeps); after a restart
+/// the chain goes on from that segment's tombstone, and the store verifies.
+#[test]
+fn the_chain_survives_retention_of_the_segment_before_the_tail_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || StoreOptions {
+        retention: Retention { max_bytes: Some(SEGMENT), min_free_bytes: Some(0), ..Default::default() },
+        ..opts(SEGMENT)
+    };
+    let (mut s, _) = Store::open(dir.path(), opts()).unwrap();
+    s.lock("front", T0, T0 + 20 * 40_000, i64::MAX, "evidence").unwrap();
+    record(&mut s, 0, 40);
+    drop(s);
+    let mut next = 40;
+    for _ in 0..6 {
+        let (mut s, _) = Store::open(dir.path(), opts()).unwrap();
+        record(&mut s, next, next + 40);
+        next += 40;
+        // Retention removes every segment the lock does not keep: the one before the tail too.
+        s.groom(T0).unwrap();
+        drop(s);
+        let v = verify(dir.path(), None).unwrap();
+        assert!(v.ok(), "after frame {next}: {:?}", v.errors);
+    }
 }
 
 /// A power cut while appending to a recycled tail: each page written after the last sync
@@ -113,7 +142,7 @@ fn a_recycled_tail_is_sealed_at_open_and_recording_goes_on() {
 fn power_cuts_in_a_recycled_tail_lose_nothing_synced_and_resurrect_nothing() {
     let mut rng = fastrand::Rng::with_seed(7);
     let mut cuts = 0;
-    for round in 0..60 {
+    for round in 0..30 {
         let dir = tempfile::tempdir().unwrap();
         let (mut s, _) = Store::open(dir.path(), recycling_opts()).unwrap();
         let warm = 300 + rng.u32(0..200);
@@ -172,5 +201,5 @@ fn power_cuts_in_a_recycled_tail_lose_nothing_synced_and_resurrect_nothing() {
         assert_eq!(*numbers.last().unwrap(), last + 29, "round {round}");
         assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "round {round}: {numbers:?}");
     }
-    assert!(cuts >= 30, "only {cuts} rounds ended in a recycled tail");
+    assert!(cuts >= 15, "only {cuts} rounds ended in a recycled tail");
 }

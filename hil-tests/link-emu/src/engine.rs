@@ -128,7 +128,12 @@ impl Direction {
     fn new(dir: Dir, params: DirParams, seed: u64) -> Direction {
         Direction {
             dir,
-            state: Mutex::new(State { shaper: Shaper::new(params, seed), held: BinaryHeap::new(), held_bytes: 0, seq: 0 }),
+            state: Mutex::new(State {
+                shaper: Shaper::new(params, seed),
+                held: BinaryHeap::new(),
+                held_bytes: 0,
+                seq: 0,
+            }),
             wake: Condvar::new(),
             counters: Counters::default(),
         }
@@ -261,9 +266,7 @@ impl Direction {
             }
             st = match st.held.peek().map(|top| top.release) {
                 None => self.wake.wait(st).unwrap_or_else(|e| e.into_inner()),
-                Some(release) => {
-                    self.wake.wait_timeout(st, release - now).unwrap_or_else(|e| e.into_inner()).0
-                }
+                Some(release) => self.wake.wait_timeout(st, release - now).unwrap_or_else(|e| e.into_inner()).0,
             };
         }
     }

@@ -170,7 +170,10 @@ impl fmt::Display for DirParams {
 /// Applies `key=value` words (e.g. `delay_ms=50 u2c.loss=1 down=1`) to the parameters of both
 /// directions (`[u2c, c2u]`). A key without a `u2c.`/`c2u.` prefix sets both directions. Either all
 /// words apply or, on the first error, none.
-pub fn apply_words<'a>(params: &mut [DirParams; 2], words: impl IntoIterator<Item = &'a str>) -> Result<(), ParamError> {
+pub fn apply_words<'a>(
+    params: &mut [DirParams; 2],
+    words: impl IntoIterator<Item = &'a str>,
+) -> Result<(), ParamError> {
     let mut next = params.clone();
     for word in words {
         let (key, value) = word.split_once('=').ok_or_else(|| ParamError::NotKeyValue(word.to_owned()))?;
@@ -207,10 +210,7 @@ mod tests {
         assert_eq!(p[1].jitter, Duration::from_micros(2500));
         assert_eq!((p[0].loss_pct, p[1].loss_pct), (1.0, 0.0));
         assert!(p[0].down && !p[1].down);
-        assert_eq!(
-            p[0].to_string(),
-            "delay_ms=50 jitter_ms=2.5 loss=1 rate_kbit=10000 queue_bytes=0 reorder=0 down=1"
-        );
+        assert_eq!(p[0].to_string(), "delay_ms=50 jitter_ms=2.5 loss=1 rate_kbit=10000 queue_bytes=0 reorder=0 down=1");
     }
 
     #[test]

@@ -52,7 +52,8 @@ pub fn open_in_netns(netns: &str, dev: &str) -> Result<File, TunError> {
         if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
             return Err(sys(format!("entering network namespace {ns_path}"))(io::Error::last_os_error()));
         }
-        let tun = std::fs::OpenOptions::new().read(true).write(true).open("/dev/net/tun").map_err(sys("/dev/net/tun"))?;
+        let tun =
+            std::fs::OpenOptions::new().read(true).write(true).open("/dev/net/tun").map_err(sys("/dev/net/tun"))?;
         // SAFETY: ifreq is plain data; all-zero is a valid value.
         let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
         for (d, s) in req.ifr_name.iter_mut().zip(dev.bytes()) {

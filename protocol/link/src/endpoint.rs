@@ -1,18 +1,23 @@
-//! QUIC endpoints for both ends: central's server with its self-signed identity, and the
-//! edge's client that accepts central only by certificate fingerprint.
+//! QUIC endpoints for both ends: central's server, which asks units for their certificates;
+//! an enrolled unit's client (mutual TLS under central's CA); and the client a unit uses once,
+//! to enroll, which trusts central by the CA digest in its enrollment token.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use sha2::{Digest, Sha256};
 
 use crate::LinkError;
-use crate::identity::{Identity, fingerprint};
+use crate::identity::fingerprint;
+use crate::pki::{ServerIdentity, UnitIdentity};
 
 /// How often an idle connection is pinged, so NAT bindings stay open and loss is noticed.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(3);
@@ -30,12 +35,19 @@ fn transport() -> Arc<quinn::TransportConfig> {
     Arc::new(t)
 }
 
-/// Binds central's QUIC server endpoint on `addr` with `identity`.
-pub fn server(addr: SocketAddr, identity: &Identity) -> Result<quinn::Endpoint, LinkError> {
+/// Binds central's QUIC server endpoint on `addr`. Units present a client certificate issued
+/// by `identity.ca`; a connection without one may only enroll (checked after the handshake).
+pub fn server(addr: SocketAddr, identity: &ServerIdentity) -> Result<quinn::Endpoint, LinkError> {
+    let mut roots = RootCertStore::empty();
+    roots.add(identity.ca.clone())?;
+    let clients = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| LinkError::Endpoint(format!("client verifier: {e}")))?;
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_no_client_auth()
-        .with_single_cert(vec![identity.cert.clone()], identity.key.clone_key())?;
+        .with_client_cert_verifier(clients)
+        .with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
     tls.alpn_protocols = vec![protocol::ALPN.to_vec()];
     let crypto = QuicServerConfig::try_from(tls).map_err(|e| LinkError::Endpoint(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -43,24 +55,34 @@ pub fn server(addr: SocketAddr, identity: &Identity) -> Result<quinn::Endpoint, 
     quinn::Endpoint::server(config, addr).map_err(|e| LinkError::Endpoint(format!("cannot listen on {addr}: {e}")))
 }
 
-/// What the edge accepts as central's certificate.
-#[derive(Debug, Clone)]
-pub enum Pin {
-    /// Only a certificate with this fingerprint (`sha256:<hex>`).
-    Fingerprint(String),
-    /// Any certificate (trust on first use); the caller pins what it saw afterwards.
-    FirstUse,
+/// An enrolled unit's client endpoint: it presents its certificate and accepts only a server
+/// certificate for [`SERVER_NAME`] issued by its central's CA.
+pub fn client(peer: SocketAddr, unit: &UnitIdentity) -> Result<quinn::Endpoint, LinkError> {
+    let mut roots = RootCertStore::empty();
+    roots.add(unit.ca.clone())?;
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(vec![unit.identity.cert.clone()], unit.identity.key.clone_key())?;
+    tls.alpn_protocols = vec![protocol::ALPN.to_vec()];
+    client_endpoint(peer, tls)
 }
 
-/// The edge's client endpoint, bound to an ephemeral port of `peer`'s address family.
-pub fn client(peer: SocketAddr, pin: Pin) -> Result<quinn::Endpoint, LinkError> {
-    let verifier = Arc::new(PinnedVerifier { pin, provider: provider(), seen: Mutex::new(None) });
+/// A unit's endpoint for enrolling, before it has a certificate: it accepts central only if
+/// central's chain ends in a CA certificate whose SHA-256 starts with `ca_digest_prefix` (from
+/// the enrollment token) and the server certificate is valid under that CA.
+pub fn enrolling_client(peer: SocketAddr, ca_digest_prefix: [u8; 16]) -> Result<quinn::Endpoint, LinkError> {
+    let verifier = Arc::new(TokenVerifier { ca_digest_prefix, provider: provider() });
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     tls.alpn_protocols = vec![protocol::ALPN.to_vec()];
+    client_endpoint(peer, tls)
+}
+
+fn client_endpoint(peer: SocketAddr, tls: rustls::ClientConfig) -> Result<quinn::Endpoint, LinkError> {
     let crypto = QuicClientConfig::try_from(tls).map_err(|e| LinkError::Endpoint(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config.transport_config(transport());
@@ -72,7 +94,7 @@ pub fn client(peer: SocketAddr, pin: Pin) -> Result<quinn::Endpoint, LinkError> 
     Ok(endpoint)
 }
 
-/// The fingerprint of the certificate the peer of `conn` presented.
+/// The fingerprint of the certificate the peer of `conn` presented, if it presented one.
 pub fn peer_fingerprint(conn: &quinn::Connection) -> Option<String> {
     let identity = conn.peer_identity()?;
     let certs = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
@@ -80,32 +102,35 @@ pub fn peer_fingerprint(conn: &quinn::Connection) -> Option<String> {
 }
 
 #[derive(Debug)]
-struct PinnedVerifier {
-    pin: Pin,
+struct TokenVerifier {
+    ca_digest_prefix: [u8; 16],
     provider: Arc<CryptoProvider>,
-    seen: Mutex<Option<String>>,
 }
 
-impl ServerCertVerifier for PinnedVerifier {
+impl ServerCertVerifier for TokenVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let got = fingerprint(end_entity);
-        if let Ok(mut seen) = self.seen.lock() {
-            *seen = Some(got.clone());
-        }
-        match &self.pin {
-            Pin::FirstUse => Ok(ServerCertVerified::assertion()),
-            Pin::Fingerprint(want) if *want == got => Ok(ServerCertVerified::assertion()),
-            Pin::Fingerprint(want) => {
-                Err(rustls::Error::General(format!("central's certificate {got} does not match the pinned {want}")))
-            }
-        }
+        let ca = intermediates.iter().find(|c| Sha256::digest(c.as_ref())[..16] == self.ca_digest_prefix).ok_or_else(
+            || {
+                rustls::Error::General(
+                    "central's CA is not the one the enrollment token names: wrong central address, or a token \
+                     from another central"
+                        .into(),
+                )
+            },
+        )?;
+        let mut roots = RootCertStore::empty();
+        roots.add(ca.clone().into_owned())?;
+        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+            .build()
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        inner.verify_server_cert(end_entity, &[], server_name, ocsp_response, now)
     }
 
     fn verify_tls12_signature(

@@ -35,6 +35,9 @@ pub enum LinkError {
     /// The peer sent a malformed or oversized message.
     #[error("peer sent a bad message: {0}")]
     Framing(#[from] protocol::framing::FramingError),
+    /// An enrollment token is malformed.
+    #[error("{0:?} is not an enrollment token (cvy1-<32 hex digits>-<32 hex digits>, from `central unit add`)")]
+    BadToken(String),
     /// The stream ended in the middle of a message.
     #[error("stream ended in the middle of a message")]
     Truncated,

@@ -6,7 +6,9 @@ pub mod backoff;
 pub mod durable;
 pub mod endpoint;
 pub mod identity;
+pub mod live;
 pub mod messages;
+pub mod pki;
 pub mod signals;
 
 mod error;

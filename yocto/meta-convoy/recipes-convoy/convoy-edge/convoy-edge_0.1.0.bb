@@ -38,9 +38,10 @@ inherit cargo systemd useradd
 CARGO_SRC_DIR = "edge"
 CARGO_LOCK_PATH = "${S}/Cargo.lock"
 
-# "1" once the edge sends sd_notify READY=1 and WATCHDOG=1: then convoy-edge.service runs as
-# Type=notify with its watchdog. Until then a drop-in makes it Type=exec without a watchdog.
-CONVOY_EDGE_SD_NOTIFY ??= "0"
+# "1" (the default): convoy-edge.service runs as Type=notify with its watchdog; the edge sends
+# READY=1 once it records and serves, WATCHDOG=1 while its recorder thread works and STOPPING=1.
+# "0": a drop-in makes it Type=exec without a watchdog (e.g. to run an older edge).
+CONVOY_EDGE_SD_NOTIFY ??= "1"
 
 USERADD_PACKAGES = "${PN}"
 USERADD_PARAM:${PN} = "--system --user-group --no-create-home --home-dir ${localstatedir}/lib/convoy \

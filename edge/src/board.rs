@@ -4,8 +4,8 @@
 //! [`Board::load`] and checks the devices with [`Board::check`]: a missing device is a clear
 //! message, never a crash.
 //!
-//! A self-contained file (serde, toml, thiserror) until it moves into the edge crate; its tests
-//! need tempfile.
+//! The committed descriptions live in `boards/<board>/board.toml`; the tests at the end of this
+//! file load each of them.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -251,6 +251,10 @@ impl Board {
 
     /// The devices this board names that do not exist here. Empty when all is well; the edge
     /// refuses to start on a `required` one and logs the others.
+    ///
+    /// A block device or watchdog under `/dev` also counts as present when sysfs lists it
+    /// (`/sys/class/block/NAME`, `/sys/class/watchdog/NAME`): systemd's `PrivateDevices=yes`
+    /// hides the `/dev` node from the edge, not the device.
     pub fn check(&self) -> Vec<MissingDevice> {
         self.check_under(Path::new("/"))
     }
@@ -258,9 +262,15 @@ impl Board {
     /// [`Board::check`] with every absolute path taken under `root` (for tests and images).
     pub fn check_under(&self, root: &Path) -> Vec<MissingDevice> {
         let mut missing = Vec::new();
+        let under_root = |path: &Path| root.join(path.strip_prefix("/").unwrap_or(path));
+        let in_sysfs = |path: &Path| {
+            path.parent() == Some(Path::new("/dev"))
+                && path.file_name().is_some_and(|name| {
+                    ["sys/class/block", "sys/class/watchdog"].iter().any(|class| root.join(class).join(name).exists())
+                })
+        };
         let mut need = |what: String, path: &Path, required: bool, hint: String| {
-            let here = root.join(path.strip_prefix("/").unwrap_or(path));
-            if !here.exists() {
+            if !under_root(path).exists() && !in_sysfs(path) {
                 missing.push(MissingDevice { what, path: path.to_owned(), required, hint });
             }
         };
@@ -503,5 +513,49 @@ filesystem = "ext4"
         assert!(lines[2].starts_with("status LED /sys/class/leds/ACT is missing"));
         assert!(lines[3].starts_with("I/O companion network interface /sys/class/net/eth0 is missing"));
         assert!(lines[3].contains("192.168.77.2:47800"));
+    }
+
+    #[test]
+    fn a_device_hidden_from_dev_but_in_sysfs_is_present() {
+        let board: Board = EXAMPLE.parse().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        for dir in ["var/lib/convoy", "sys/class/block/mmcblk0p4", "sys/class/watchdog/watchdog0"] {
+            std::fs::create_dir_all(root.path().join(dir)).unwrap();
+        }
+        let missing = board.check_under(root.path());
+        assert!(missing.iter().all(|m| !m.required), "{missing:#?}");
+        assert!(!missing.iter().any(|m| m.what == "watchdog"), "{missing:#?}");
+        assert!(missing.iter().any(|m| m.path == Path::new("/dev/mmcblk0p1")), "{missing:#?}");
+    }
+
+    fn committed(name: &str) -> Board {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../boards").join(name).join("board.toml");
+        Board::load(&path).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_committed_boards_load() {
+        for name in ["rpi-cm4", "imx8mp"] {
+            let board = committed(name);
+            assert_eq!(board.board.name, name);
+            assert_eq!(board.storage.mount, Path::new("/var/lib/convoy"));
+            assert!(board.partitions.iter().any(|p| p.role == PartitionRole::Data && p.label == "convoy-data"));
+            assert!(matches!(board.companion, Companion::Udp { board, .. } if board.port() == 47800));
+        }
+        assert!(matches!(committed("rpi-cm4").ignition, Ignition::Gpio { line: 17, .. }));
+        assert_eq!(committed("imx8mp").ignition, Ignition::Companion);
+    }
+
+    #[test]
+    fn on_an_empty_root_everything_is_reported_missing_not_a_crash() {
+        let root = std::env::temp_dir().join("convoy-board-test-empty-root-that-does-not-exist");
+        let missing = committed("imx8mp").check_under(&root);
+        let required: Vec<_> = missing.iter().filter(|m| m.required).map(|m| m.path.clone()).collect();
+        assert_eq!(required, [Path::new("/dev/mmcblk2p4"), Path::new("/var/lib/convoy")]);
+        assert_eq!(missing.len(), 8, "{missing:#?}");
+        // And on this machine, whatever it has: a list, not a crash.
+        for m in committed("rpi-cm4").check() {
+            assert!(m.to_string().contains(" is missing: "));
+        }
     }
 }

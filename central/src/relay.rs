@@ -1,0 +1,148 @@
+//! Live relay: central asks a unit for a camera only while someone watches it, takes one
+//! upstream per camera whatever the number of viewers, and fans it out. A viewer that cannot
+//! keep up skips to the next key frame ([`link::live`]); nothing queues without bound.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use link::live::{LiveHub, LiveSubscription};
+use tokio::sync::watch;
+
+/// The relay of every camera of the fleet.
+#[derive(Default)]
+pub struct Relay {
+    cameras: Mutex<HashMap<(String, String), Arc<Channel>>>,
+    demand: Mutex<HashMap<String, watch::Sender<BTreeSet<String>>>>,
+}
+
+/// One camera's relay channel.
+#[derive(Default)]
+pub struct Channel {
+    hub: LiveHub,
+    viewers: AtomicUsize,
+    upstreams: AtomicUsize,
+}
+
+impl Channel {
+    /// The hub the unit's live stream publishes into.
+    pub fn hub(&self) -> &LiveHub {
+        &self.hub
+    }
+
+    /// Viewers watching now.
+    pub fn viewers(&self) -> usize {
+        self.viewers.load(Ordering::Relaxed)
+    }
+
+    /// Live streams from the unit open now (1 while watched and connected; never more).
+    pub fn upstreams(&self) -> usize {
+        self.upstreams.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts an open upstream for as long as it lives.
+pub struct UpstreamGuard(Arc<Channel>);
+
+impl Drop for UpstreamGuard {
+    fn drop(&mut self) {
+        self.0.upstreams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A viewer of one camera: its subscription, and its place in the camera's demand.
+pub struct Viewer {
+    /// The frames to forward.
+    pub subscription: LiveSubscription,
+    relay: Arc<Relay>,
+    unit: String,
+    camera: String,
+    channel: Arc<Channel>,
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        if self.channel.viewers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.relay.set_demand(&self.unit, &self.camera, false);
+        }
+    }
+}
+
+impl Relay {
+    /// The channel of `unit`'s `camera` (made on first use).
+    pub fn channel(&self, unit: &str, camera: &str) -> Arc<Channel> {
+        self.cameras
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((unit.to_owned(), camera.to_owned()))
+            .or_default()
+            .clone()
+    }
+
+    /// The channel of `unit`'s `camera` if anyone ever watched it or it ever streamed.
+    pub fn existing(&self, unit: &str, camera: &str) -> Option<Arc<Channel>> {
+        self.cameras.lock().unwrap_or_else(|p| p.into_inner()).get(&(unit.to_owned(), camera.to_owned())).cloned()
+    }
+
+    /// Starts watching `unit`'s `camera`: the first viewer makes central ask the unit for it.
+    pub fn watch(self: &Arc<Self>, unit: &str, camera: &str) -> Viewer {
+        let channel = self.channel(unit, camera);
+        let subscription = channel.hub.subscribe();
+        if channel.viewers.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.set_demand(unit, camera, true);
+        }
+        Viewer { subscription, relay: self.clone(), unit: unit.to_owned(), camera: camera.to_owned(), channel }
+    }
+
+    /// The cameras of `unit` someone watches; the unit's connection follows its changes.
+    pub fn demand(&self, unit: &str) -> watch::Receiver<BTreeSet<String>> {
+        self.demand
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(unit.to_owned())
+            .or_insert_with(|| watch::channel(BTreeSet::new()).0)
+            .subscribe()
+    }
+
+    /// Counts an upstream of `unit`'s `camera` until the guard is dropped.
+    pub fn upstream(&self, unit: &str, camera: &str) -> (Arc<Channel>, UpstreamGuard) {
+        let channel = self.channel(unit, camera);
+        channel.upstreams.fetch_add(1, Ordering::Relaxed);
+        (channel.clone(), UpstreamGuard(channel))
+    }
+
+    fn set_demand(&self, unit: &str, camera: &str, wanted: bool) {
+        let mut demand = self.demand.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = demand.entry(unit.to_owned()).or_insert_with(|| watch::channel(BTreeSet::new()).0);
+        tx.send_modify(|set| {
+            if wanted {
+                set.insert(camera.to_owned());
+            } else {
+                set.remove(camera);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demand_follows_the_first_and_last_viewer() {
+        let relay = Arc::new(Relay::default());
+        let demand = relay.demand("bus-1");
+        let a = relay.watch("bus-1", "front");
+        let b = relay.watch("bus-1", "front");
+        assert_eq!(*demand.borrow(), BTreeSet::from(["front".to_owned()]));
+        assert_eq!(relay.channel("bus-1", "front").viewers(), 2);
+        drop(a);
+        assert_eq!(demand.borrow().len(), 1, "one viewer left");
+        drop(b);
+        assert!(demand.borrow().is_empty());
+        let (channel, guard) = relay.upstream("bus-1", "front");
+        assert_eq!(channel.upstreams(), 1);
+        drop(guard);
+        assert_eq!(channel.upstreams(), 0);
+    }
+}

@@ -1,0 +1,127 @@
+//! Live fan-out of one camera's frames: a publisher (on the unit, the camera task; at central,
+//! the unit's live stream) and any number of subscribers (on the unit, the uplink and the local
+//! page; at central, the viewers). Publishing never blocks and memory is bounded; a
+//! subscriber that falls behind skips to the next key frame.
+
+use std::sync::{Arc, Mutex};
+
+use protocol::interconnect::{LiveMessage, MediaFrame, VideoParameters};
+use tokio::sync::broadcast;
+
+/// Messages a slow subscriber may fall behind before it skips ahead (about 2 s of video).
+const CAPACITY: usize = 64;
+
+/// One camera's live hub.
+pub struct LiveHub {
+    tx: broadcast::Sender<Arc<LiveMessage>>,
+    parameters: Mutex<Option<Arc<LiveMessage>>>,
+}
+
+impl Default for LiveHub {
+    fn default() -> Self {
+        LiveHub { tx: broadcast::channel(CAPACITY).0, parameters: Mutex::new(None) }
+    }
+}
+
+impl LiveHub {
+    /// Publishes new codec parameters.
+    pub fn publish_parameters(&self, params: VideoParameters) {
+        let msg = Arc::new(LiveMessage::Parameters(params));
+        *self.parameters.lock().unwrap_or_else(|p| p.into_inner()) = Some(msg.clone());
+        let _ = self.tx.send(msg);
+    }
+
+    /// Whether anyone subscribes: publishers can skip building frames nobody reads.
+    pub fn is_watched(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
+    /// Publishes a frame (dropped at once when nobody watches).
+    pub fn publish_frame(&self, frame: MediaFrame) {
+        let _ = self.tx.send(Arc::new(LiveMessage::Frame(frame)));
+    }
+
+    /// A subscription that starts with the current parameters and the next key frame.
+    pub fn subscribe(&self) -> LiveSubscription {
+        let rx = self.tx.subscribe();
+        let pending = self.parameters.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        LiveSubscription { rx, pending, need_keyframe: true }
+    }
+}
+
+/// A reader of one camera's live messages.
+pub struct LiveSubscription {
+    rx: broadcast::Receiver<Arc<LiveMessage>>,
+    pending: Option<Arc<LiveMessage>>,
+    need_keyframe: bool,
+}
+
+impl LiveSubscription {
+    /// The next message to forward; `None` when the camera's hub is gone. Frames before the
+    /// first key frame, and after falling behind until the next key frame, are skipped.
+    pub async fn next(&mut self) -> Option<Arc<LiveMessage>> {
+        if let Some(p) = self.pending.take() {
+            return Some(p);
+        }
+        loop {
+            match self.rx.recv().await {
+                Ok(msg) => match &*msg {
+                    LiveMessage::Frame(f) if self.need_keyframe && !f.keyframe => continue,
+                    LiveMessage::Frame(_) => {
+                        self.need_keyframe = false;
+                        return Some(msg);
+                    }
+                    LiveMessage::Parameters(_) => return Some(msg),
+                },
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::debug!("live subscriber fell {n} messages behind; skipping to a key frame");
+                    self.need_keyframe = true;
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(pts: i64, keyframe: bool) -> MediaFrame {
+        MediaFrame { pts, clock_rate: 90_000, wall_clock_us: 0, keyframe, data: vec![1, 2, 3] }
+    }
+
+    fn params() -> VideoParameters {
+        VideoParameters { rfc6381_codec: "avc1.4d401e".into(), width: 640, height: 360, extra_data: vec![1] }
+    }
+
+    #[tokio::test]
+    async fn starts_with_parameters_then_a_key_frame() {
+        let hub = LiveHub::default();
+        hub.publish_parameters(params());
+        let mut sub = hub.subscribe();
+        hub.publish_frame(frame(1, false));
+        hub.publish_frame(frame(2, true));
+        hub.publish_frame(frame(3, false));
+        assert!(matches!(&*sub.next().await.unwrap(), LiveMessage::Parameters(_)));
+        assert!(matches!(&*sub.next().await.unwrap(), LiveMessage::Frame(f) if f.pts == 2));
+        assert!(matches!(&*sub.next().await.unwrap(), LiveMessage::Frame(f) if f.pts == 3));
+    }
+
+    #[tokio::test]
+    async fn slow_subscriber_skips_to_next_key_frame() {
+        let hub = LiveHub::default();
+        let mut sub = hub.subscribe();
+        hub.publish_frame(frame(0, true));
+        assert!(matches!(&*sub.next().await.unwrap(), LiveMessage::Frame(f) if f.pts == 0));
+        // Fall far behind: the publisher never waits for us.
+        for pts in 1..=(CAPACITY as i64 * 3) {
+            hub.publish_frame(frame(pts, (pts as u64).is_multiple_of(50)));
+        }
+        hub.publish_frame(frame(1000, false));
+        let next = sub.next().await.unwrap();
+        let LiveMessage::Frame(f) = &*next else { panic!("expected a frame") };
+        assert!(f.keyframe, "resumed on a key frame, got pts {}", f.pts);
+        assert!(f.pts > CAPACITY as i64, "skipped ahead");
+    }
+}
