@@ -15,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 use crate::fleet::{Fleet, UnitLive};
 use crate::registry::Registry;
 use crate::relay::Relay;
+use crate::sync_hub::SyncHub;
+use protocol::sync::SyncFromEdge;
+use tokio::sync::mpsc;
 
 /// How often the registry is checked for revoked units.
 pub const REVOCATION_POLL: Duration = Duration::from_millis(300);
@@ -35,6 +38,8 @@ pub struct Interconnect {
     pub connections: Arc<Mutex<HashMap<String, quinn::Connection>>>,
     /// Live relay to viewers.
     pub relay: Arc<Relay>,
+    /// Retrieval of recordings.
+    pub hub: Arc<SyncHub>,
 }
 
 impl Interconnect {
@@ -192,39 +197,65 @@ impl Interconnect {
         messages::write(&mut send, &CentralMessage::Welcome { protocol_version: protocol::PROTOCOL_VERSION })
             .await
             .map_err(io)?;
+        // One writer for the control stream; everything else queues for it.
+        let (ctl_tx, mut ctl_rx) = mpsc::channel::<CentralMessage>(256);
+        let writer = async move {
+            while let Some(msg) = ctl_rx.recv().await {
+                messages::write(&mut send, &msg).await.map_err(io)?;
+            }
+            Ok::<(), String>(())
+        };
         // Live on demand: a camera streams only while someone at central watches it.
         let mut demand = self.relay.demand(&hello.unit_id);
         let shared: BTreeSet<String> = hello.cameras.iter().map(|c| c.id.clone()).collect();
+        let live_tx = ctl_tx.clone();
         let live_demand = async {
             let mut streaming = BTreeSet::new();
             loop {
                 let wanted: BTreeSet<String> = demand.borrow_and_update().intersection(&shared).cloned().collect();
                 for camera in wanted.difference(&streaming) {
-                    messages::write(&mut send, &CentralMessage::StartLive { camera: camera.clone() })
-                        .await
-                        .map_err(io)?;
+                    let _ = live_tx.send(CentralMessage::StartLive { camera: camera.clone() }).await;
                 }
                 for camera in streaming.difference(&wanted) {
-                    messages::write(&mut send, &CentralMessage::StopLive { camera: camera.clone() })
-                        .await
-                        .map_err(io)?;
+                    let _ = live_tx.send(CentralMessage::StopLive { camera: camera.clone() }).await;
                 }
                 streaming = wanted;
                 if demand.changed().await.is_err() {
-                    return Ok(());
+                    return Ok::<(), String>(());
                 }
             }
         };
+        let (sync_tx, sync_rx) = mpsc::channel::<SyncFromEdge>(64);
+        let control_sync = sync_tx.clone();
         let control = async {
             while let Some(msg) = messages::read::<EdgeMessage>(&mut recv).await.map_err(io)? {
                 match msg {
                     EdgeMessage::CameraState(state) => unit.set_camera_state(state),
+                    EdgeMessage::Sync(m) => {
+                        let _ = control_sync.send(m).await;
+                    }
                     EdgeMessage::Hello(_) | EdgeMessage::Enroll(_) => {
                         return Err("unit sent a second hello".to_owned());
                     }
                 }
             }
             Ok(())
+        };
+        // Chunks of retrieved video, each on a bidirectional stream of its own.
+        let chunks = async {
+            loop {
+                let (_send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
+                let tx = sync_tx.clone();
+                tokio::spawn(async move {
+                    match messages::read::<EdgeMessage>(&mut recv).await {
+                        Ok(Some(EdgeMessage::Sync(m))) => {
+                            let _ = tx.send(m).await;
+                        }
+                        Ok(other) => tracing::debug!("unexpected message on a chunk stream: {other:?}"),
+                        Err(e) => tracing::debug!("chunk stream: {e}"),
+                    }
+                });
+            }
         };
         let live = async {
             loop {
@@ -239,12 +270,23 @@ impl Interconnect {
                 });
             }
         };
-        tokio::select! {
+        let cameras: Vec<String> = hello.cameras.iter().map(|c| c.id.clone()).collect();
+        let sync = async {
+            self.hub.drive(&hello.unit_id, &cameras, sync_rx, ctl_tx.clone()).await.map_err(|e| e.to_string())
+        };
+        let result = tokio::select! {
             r = control => r,
             r = live => r,
             r = live_demand => r,
+            r = writer => r,
+            r = chunks => r,
+            r = sync => r,
             () = shutdown.cancelled() => Ok(()),
+        };
+        if let Err(e) = self.hub.disconnected(&hello.unit_id).await {
+            tracing::error!(unit = %hello.unit_id, "cannot save the unit's sync state: {e}");
         }
+        result
     }
 }
 

@@ -4,6 +4,7 @@
 //! The binary (`central run --config FILE.toml`) wires these parts together; see
 //! ARCHITECTURE.md.
 
+pub mod api_retrieval;
 pub mod config;
 pub mod enrollment;
 pub mod fleet;
@@ -11,4 +12,7 @@ pub mod interconnect;
 pub mod live_ws;
 pub mod registry;
 pub mod relay;
+pub mod retrieved;
+pub mod sync_hub;
+pub mod time;
 pub mod web;

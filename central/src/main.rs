@@ -137,6 +137,9 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         println!("central: web listening on http://{web_addr}");
         let fleet = Arc::new(Fleet::default());
         let relay = Arc::new(central::relay::Relay::default());
+        let retrieved =
+            central::retrieved::RetrievedStore::open(dir).context("cannot open central's store of retrieved video")?;
+        let hub = Arc::new(central::sync_hub::SyncHub::new(retrieved, Arc::new(config.clone())));
         let registry = Arc::new(Mutex::new(registry));
         let interconnect = Interconnect {
             fleet: fleet.clone(),
@@ -144,11 +147,12 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
             ca: Arc::new(ca),
             connections: Default::default(),
             relay: relay.clone(),
+            hub: hub.clone(),
         };
         tokio::spawn(interconnect.clone().cut_off_revoked(shutdown.clone()));
         let quic = tokio::spawn(interconnect.serve(endpoint, shutdown.clone()));
         let web_shutdown = shutdown.clone();
-        let web = axum::serve(listener, router(WebState { fleet, registry, relay }))
+        let web = axum::serve(listener, router(WebState { fleet, registry, relay, hub }))
             .with_graceful_shutdown(async move { web_shutdown.cancelled().await });
         let web = tokio::spawn(web.into_future());
         signals.recv().await;

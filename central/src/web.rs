@@ -7,7 +7,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::fleet::Fleet;
 use crate::registry::Registry;
@@ -22,6 +22,8 @@ pub struct WebState {
     pub registry: Arc<Mutex<Registry>>,
     /// Live relay to viewers.
     pub relay: Arc<Relay>,
+    /// Retrieval of recordings.
+    pub hub: Arc<crate::sync_hub::SyncHub>,
 }
 
 /// Unsent bytes a connection may hold in its kernel send buffer. Live video to a slow viewer
@@ -47,6 +49,10 @@ pub fn router(state: WebState) -> Router {
         .route("/", get(index))
         .route("/api/units", get(api_units))
         .route("/api/units/{unit}/cameras/{camera}/live", get(live))
+        .route("/api/units/{unit}/cameras/{camera}/timeline", get(crate::api_retrieval::timeline))
+        .route("/api/units/{unit}/cameras/{camera}/retrieve", post(crate::api_retrieval::retrieve))
+        .route("/api/retrievals/{id}", get(crate::api_retrieval::retrieval))
+        .route("/api/alarms", get(crate::api_retrieval::alarms))
         .with_state(state)
 }
 

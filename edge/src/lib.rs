@@ -17,6 +17,7 @@ pub mod rtsp;
 pub mod sd_notify;
 pub mod status;
 pub mod store_cli;
+pub mod sync_link;
 pub mod uplink;
 pub mod vehicle;
 pub mod web;

@@ -196,6 +196,7 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         Recorder::start(store, status.clone(), std::time::Duration::from_secs(config.store.retention_interval_s))
             .context("cannot start the recorder thread")?;
     let liveness = recorder.liveness();
+    let durable_logs = recorder.durable_logs();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     let result = runtime.block_on(async {
@@ -228,11 +229,19 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
             };
             tasks.push(tokio::spawn(task.run(shutdown.clone())));
         }
+        let uplink_recorder = recorder_tx.clone();
         drop(recorder_tx);
         if let Some(central) = &config.central {
             let uplink = Uplink {
                 config: central.clone(),
                 identity_dir: edge::enroll::identity_dir(&config.store.path),
+                sync: edge::sync_link::SyncSetup {
+                    store: config.store.path.clone(),
+                    key: config.store_options()?.encryption_key,
+                    durable: durable_logs.clone(),
+                    recorder: uplink_recorder.clone(),
+                    cameras: config.cameras.iter().map(|c| c.id.clone()).collect(),
+                },
                 status: status.clone(),
                 hubs: Arc::new(hubs),
             };

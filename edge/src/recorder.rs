@@ -25,7 +25,12 @@ enum Job {
     Record(usize, Record),
     /// Seal every open segment, then answer.
     SealAll(tokio::sync::oneshot::Sender<Result<(), String>>),
+    /// Record a named cursor in a camera's log (e.g. what central acknowledged).
+    SetCursor(String, &'static str, u64),
 }
+
+/// Every log as the last group commit made it durable: what may be offered to central.
+pub type DurableLogs = tokio::sync::watch::Receiver<Arc<Vec<media_store::by_seq::DurableLog>>>;
 
 /// Why the recorder could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +61,14 @@ impl RecorderTx {
                 tracing::warn!("recorder queue full; codec parameters not recorded");
             }
             Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// Records `value` as `camera`'s cursor `name`, durable with the next group commit (dropped
+    /// with a warning when the queue is full: cursors are only ever raised again).
+    pub fn set_cursor(&self, camera: &str, name: &'static str, value: u64) {
+        if self.tx.try_send(Job::SetCursor(camera.to_owned(), name, value)).is_err() {
+            tracing::warn!(camera, name, "recorder queue full; cursor not recorded this time");
         }
     }
 
@@ -110,6 +123,7 @@ fn millis_since_start() -> u64 {
 pub struct Recorder {
     thread: JoinHandle<()>,
     liveness: Liveness,
+    durable: DurableLogs,
 }
 
 impl Recorder {
@@ -123,10 +137,16 @@ impl Recorder {
         let thread_status = status.clone();
         let liveness = Liveness::new();
         let thread_liveness = liveness.clone();
+        let (durable_tx, durable) = tokio::sync::watch::channel(Arc::new(store.durable_logs()));
         let thread = std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || run(store, rx, &thread_status, groom_interval, &thread_liveness))?;
-        Ok((Recorder { thread, liveness }, RecorderTx { tx, status }))
+            .spawn(move || run(store, rx, &thread_status, groom_interval, &thread_liveness, &durable_tx))?;
+        Ok((Recorder { thread, liveness, durable }, RecorderTx { tx, status }))
+    }
+
+    /// The logs as durable after each group commit.
+    pub fn durable_logs(&self) -> DurableLogs {
+        self.durable.clone()
     }
 
     /// The thread's heartbeat.
@@ -142,7 +162,14 @@ impl Recorder {
     }
 }
 
-fn run(mut store: Store, rx: Receiver<Job>, status: &UnitStatus, groom_interval: Duration, liveness: &Liveness) {
+fn run(
+    mut store: Store,
+    rx: Receiver<Job>,
+    status: &UnitStatus,
+    groom_interval: Duration,
+    liveness: &Liveness,
+    durable: &tokio::sync::watch::Sender<Arc<Vec<media_store::by_seq::DurableLog>>>,
+) {
     let mut parameters_seq = vec![0u64; status.cameras.len()];
     let mut next_groom = Instant::now();
     loop {
@@ -163,7 +190,13 @@ fn run(mut store: Store, rx: Receiver<Job>, status: &UnitStatus, groom_interval:
                         status.set_store_error(Some(e.clone()));
                     }
                 }
+                durable.send_replace(Arc::new(store.durable_logs()));
                 let _ = reply.send(result);
+            }
+            Ok(Job::SetCursor(camera, name, value)) => {
+                if let Err(e) = store.set_cursor(&camera, name, value) {
+                    tracing::warn!(camera, name, "store: cannot record cursor: {e}");
+                }
             }
             Ok(Job::Record(index, mut record)) => {
                 let bytes = match &mut record {
@@ -194,9 +227,15 @@ fn run(mut store: Store, rx: Receiver<Job>, status: &UnitStatus, groom_interval:
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        if let Err(e) = store.sync_if_due(Instant::now()) {
-            tracing::error!("store: {e}");
-            status.set_store_error(Some(e.to_string()));
+        match store.sync_if_due(Instant::now()) {
+            Ok(true) => {
+                durable.send_replace(Arc::new(store.durable_logs()));
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!("store: {e}");
+                status.set_store_error(Some(e.to_string()));
+            }
         }
     }
     if let Err(e) = store.sync() {

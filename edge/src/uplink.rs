@@ -21,9 +21,16 @@ use tokio_util::sync::CancellationToken;
 use crate::config::CentralConfig;
 use crate::live::LiveHub;
 use crate::status::UnitStatus;
+use crate::sync_link::{CATALOG_REFRESH, CHUNK_PRIORITY, Outgoing, SyncLink, SyncSetup};
 
 /// A connection that lasted this long resets the reconnect backoff.
 const STABLE_CONNECTION: Duration = Duration::from_secs(10);
+/// How long a connection attempt may take before the next one starts.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long after losing central the unit retries within a second.
+const FAST_RETRY_FOR: Duration = Duration::from_secs(300);
+/// The retry interval after that.
+const SLOW_RETRY: Duration = Duration::from_secs(15);
 
 /// The uplink's inputs.
 pub struct Uplink {
@@ -35,15 +42,35 @@ pub struct Uplink {
     pub status: Arc<UnitStatus>,
     /// Live hubs by camera id.
     pub hubs: Arc<HashMap<String, Arc<LiveHub>>>,
+    /// What the sync link (retrieval of recordings by central) needs.
+    pub sync: SyncSetup,
 }
 
 impl Uplink {
     /// Runs until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
+        let Uplink { config, identity_dir, status, hubs, sync } = self;
+        let this = Uplink2 { config, identity_dir, status, hubs };
+        this.run(SyncLink::new(sync), shutdown).await
+    }
+}
+
+/// The uplink without its sync setup (which became the [`SyncLink`]).
+struct Uplink2 {
+    config: CentralConfig,
+    identity_dir: PathBuf,
+    status: Arc<UnitStatus>,
+    hubs: Arc<HashMap<String, Arc<LiveHub>>>,
+}
+
+impl Uplink2 {
+    async fn run(self, mut sync: SyncLink, shutdown: CancellationToken) {
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(1));
+        let mut down_since: Option<Instant> = None;
         loop {
             let started = Instant::now();
-            let result = self.connect_and_serve(&shutdown).await;
+            let result = self.connect_and_serve(&mut sync, &shutdown).await;
+            sync.disconnected();
             if shutdown.is_cancelled() {
                 self.status.set_central(false, None);
                 return;
@@ -54,8 +81,12 @@ impl Uplink {
             };
             if started.elapsed() >= STABLE_CONNECTION {
                 backoff.reset();
+                down_since = None;
             }
-            let delay = backoff.next_delay();
+            // Retry within a second for a while, so that video flows again soon after a
+            // tunnel; after minutes without central, every 15 s.
+            let down_for = down_since.get_or_insert_with(Instant::now).elapsed();
+            let delay = if down_for < FAST_RETRY_FOR { backoff.next_delay() } else { SLOW_RETRY };
             tracing::warn!(central = %self.config.address, "central link down: {error}; retrying in {delay:.1?}");
             self.status.set_central(false, Some(error));
             tokio::select! {
@@ -90,7 +121,7 @@ impl Uplink {
         Ok(unit)
     }
 
-    async fn connect_and_serve(&self, shutdown: &CancellationToken) -> Result<(), String> {
+    async fn connect_and_serve(&self, sync: &mut SyncLink, shutdown: &CancellationToken) -> Result<(), String> {
         let addr = resolve(&self.config.address).await?;
         let identity = self.identity()?;
         let endpoint = endpoint::client(addr, &identity).map_err(|e| e.to_string())?;
@@ -98,16 +129,24 @@ impl Uplink {
             .connect(addr, link::identity::SERVER_NAME)
             .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
         let conn = tokio::select! {
-            c = connecting => c.map_err(|e| format!("cannot connect to {addr}: {e}"))?,
+            c = tokio::time::timeout(CONNECT_TIMEOUT, connecting) => match c {
+                Ok(c) => c.map_err(|e| format!("cannot connect to {addr}: {e}"))?,
+                Err(_) => return Err(format!("cannot connect to {addr}: no answer in {CONNECT_TIMEOUT:?}")),
+            },
             () = shutdown.cancelled() => return Ok(()),
         };
-        let result = self.serve(&conn, shutdown).await;
+        let result = self.serve(&conn, sync, shutdown).await;
         conn.close(0u32.into(), b"bye");
         endpoint.wait_idle().await;
         result
     }
 
-    async fn serve(&self, conn: &quinn::Connection, shutdown: &CancellationToken) -> Result<(), String> {
+    async fn serve(
+        &self,
+        conn: &quinn::Connection,
+        sync: &mut SyncLink,
+        shutdown: &CancellationToken,
+    ) -> Result<(), String> {
         let (mut send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
         let hello = EdgeMessage::Hello(Hello {
             protocol_version: protocol::PROTOCOL_VERSION,
@@ -143,9 +182,45 @@ impl Uplink {
         let mut live: HashMap<String, CancellationToken> = HashMap::new();
         let live_stop = shutdown.child_token();
         let _live_guard = live_stop.clone().drop_guard();
+        let mut events = self.status.events.subscribe();
+        for event in self.status.events.since(0) {
+            sync.event(&event);
+        }
+        sync.connected();
+        let mut catalog_timer = tokio::time::interval(CATALOG_REFRESH);
+        let mut durable = sync.durable_changes();
         loop {
+            for out in sync.drain() {
+                match out {
+                    Outgoing::Control(msg) => messages::write(&mut send, &msg).await.map_err(|e| e.to_string())?,
+                    Outgoing::Chunk(msg) => {
+                        tokio::spawn(send_chunk(conn.clone(), msg));
+                    }
+                }
+            }
+            let timeout = sync.timeout();
             tokio::select! {
+                done = sync.completion() => {
+                    if let Some(done) = done {
+                        sync.complete(done);
+                    }
+                }
+                _ = catalog_timer.tick() => sync.refresh_catalog(),
+                changed = durable.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                }
+                event = events.recv() => match event {
+                    Ok(event) => sync.event(&event),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!("sync: {n} events missed for central");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
+                },
+                () = tokio::time::sleep(timeout) => sync.tick(),
                 msg = msg_rx.recv() => match msg {
+                    Some(Ok(CentralMessage::Sync(m))) => sync.handle(m),
                     Some(Ok(CentralMessage::StartLive { camera })) => {
                         let Some(hub) = self.hubs.get(&camera) else {
                             tracing::warn!("central asked for unknown camera {camera:?}");
@@ -193,6 +268,22 @@ async fn read_loop(mut recv: quinn::RecvStream, tx: mpsc::Sender<Result<CentralM
         if tx.send(msg).await.is_err() || failed {
             return;
         }
+    }
+}
+
+/// Sends one chunk of retrieved video on a stream of its own, below live video's priority.
+async fn send_chunk(conn: quinn::Connection, msg: EdgeMessage) {
+    let result = async {
+        let (mut send, _recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        let _ = send.set_priority(CHUNK_PRIORITY);
+        messages::write(&mut send, &msg).await.map_err(|e| e.to_string())?;
+        send.finish().map_err(|e| e.to_string())?;
+        send.stopped().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::debug!("sync: chunk not delivered: {e}");
     }
 }
 

@@ -7,6 +7,9 @@
 //! - **live** (unidirectional edge → central, one per camera while central wants it): a
 //!   [`LiveHeader`], then [`LiveMessage`]s; the edge finishes the stream on
 //!   [`CentralMessage::StopLive`].
+//! - **chunk** (bidirectional, opened by the edge after the control stream, one per
+//!   [`crate::sync::Chunk`] of retrieved video): one [`EdgeMessage::Sync`] carrying the chunk,
+//!   then the edge finishes its side; central sends nothing on it.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -88,6 +91,10 @@ pub enum EdgeMessage {
     CameraState(CameraState),
     /// Enrolls the unit (see [`EnrollRequest`]).
     Enroll(EnrollRequest),
+    /// A sync protocol message ([`crate::sync`]). Chunks of video do not come this way but on
+    /// bidirectional streams of their own, one chunk each, opened by the unit after the control
+    /// stream, so that they never hold up the control stream and yield to live video.
+    Sync(crate::sync::SyncFromEdge),
 }
 
 /// Central → edge messages on the control stream.
@@ -122,6 +129,8 @@ pub enum CentralMessage {
         #[serde(with = "serde_bytes")]
         ca: Vec<u8>,
     },
+    /// A sync protocol message ([`crate::sync`]).
+    Sync(crate::sync::SyncFromCentral),
 }
 
 /// The first message on a live stream.

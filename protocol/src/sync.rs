@@ -274,3 +274,14 @@ mod tests {
         assert_eq!(postcard::from_bytes::<SyncFromEdge>(&bytes).unwrap(), msg);
     }
 }
+
+/// The payload of a [`SyncFrame`] between Convoy's edge and central: the frame and, where it
+/// starts a chunk or is a key frame, the codec parameters it needs (so that every chunk can be
+/// decoded and stored on its own).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetrievedFrame {
+    /// The codec parameters in force for this frame, when sent with it.
+    pub parameters: Option<crate::interconnect::VideoParameters>,
+    /// The frame as the unit recorded it.
+    pub frame: crate::interconnect::MediaFrame,
+}

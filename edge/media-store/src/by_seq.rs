@@ -53,7 +53,38 @@ struct Seg {
     path: PathBuf,
 }
 
-fn segments(store: &Path, log: &str, durable_end: Option<u64>) -> Result<Vec<Seg>, StoreError> {
+/// A log as its writer last made it durable: what [`crate::Store::durable_logs`] returns right
+/// after a sync, and what the functions here read up to.
+#[derive(Debug, Clone)]
+pub struct DurableLog {
+    /// The log's name.
+    pub log: String,
+    /// The sequence number after the last durable record.
+    pub end: u64,
+    /// The unsealed tail segment's path and index, as durable.
+    pub tail: Option<(PathBuf, SegmentIndex)>,
+}
+
+/// Where reads of a log stop: at a writer's durable snapshot, or (offline) at a sequence
+/// number, scanning the tail.
+#[derive(Debug, Clone, Copy)]
+pub enum Limit<'a> {
+    /// A running writer's durable snapshot of the log.
+    Durable(&'a DurableLog),
+    /// Up to this sequence number (exclusive; `None`: everything).
+    Until(Option<u64>),
+}
+
+impl Limit<'_> {
+    fn end(&self) -> Option<u64> {
+        match self {
+            Limit::Durable(d) => Some(d.end),
+            Limit::Until(end) => *end,
+        }
+    }
+}
+
+fn segments(store: &Path, log: &str, limit: Limit<'_>) -> Result<Vec<Seg>, StoreError> {
     let catalog = match Catalog::open_read_only(&catalog_path(store)) {
         Ok(c) => Some(c),
         Err(StoreError::Catalog(_)) => None,
@@ -74,8 +105,12 @@ fn segments(store: &Path, log: &str, durable_end: Option<u64>) -> Result<Vec<Seg
             });
         }
     }
-    if let Some((path, index)) = scan_tail(store, log)? {
-        let index = match durable_end {
+    let tail = match limit {
+        Limit::Durable(d) => d.tail.clone(),
+        Limit::Until(_) => scan_tail(store, log)?,
+    };
+    if let Some((path, index)) = tail {
+        let index = match limit.end() {
             Some(end) if end < index.next_seq() => truncated(&path, &index, end)?,
             _ => index,
         };
@@ -108,15 +143,9 @@ fn truncated(path: &Path, full: &SegmentIndex, end: u64) -> Result<SegmentIndex,
     Ok(index)
 }
 
-/// What `log` holds, durable up to sequence number `durable_end` (exclusive; `None`: all of
-/// it), as spans of at most `max_span_us`.
-pub fn holdings(
-    store: &Path,
-    log: &str,
-    durable_end: Option<u64>,
-    max_span_us: i64,
-) -> Result<LogHoldings, StoreError> {
-    let segs = segments(store, log, durable_end)?;
+/// What `log` holds up to `limit`, as spans of at most `max_span_us`.
+pub fn holdings(store: &Path, log: &str, limit: Limit<'_>, max_span_us: i64) -> Result<LogHoldings, StoreError> {
+    let segs = segments(store, log, limit)?;
     let mut out = LogHoldings::default();
     // Sequence numbers start at 0 and run on from segment to segment: every hole is what
     // retention removed.
@@ -204,17 +233,17 @@ pub enum SeqRead {
 }
 
 /// Reads the frames of `log` with `from_seq <= seq <= to_seq`, stopping after `max_bytes` of
-/// frame data (a single larger frame still whole) and at `durable_end` (exclusive).
+/// frame data (a single larger frame still whole) and at `limit`.
 pub fn read_seqs(
     store: &Path,
     log: &str,
     (from_seq, to_seq): (u64, u64),
     max_bytes: u64,
-    durable_end: Option<u64>,
+    limit: Limit<'_>,
     key: Option<MediaKey>,
 ) -> Result<SeqRead, StoreError> {
-    let segs = segments(store, log, durable_end)?;
-    let end = durable_end.unwrap_or(u64::MAX).min(to_seq.saturating_add(1));
+    let segs = segments(store, log, limit)?;
+    let end = limit.end().unwrap_or(u64::MAX).min(to_seq.saturating_add(1));
     let Some(start) = segs.iter().position(|s| s.end_seq > from_seq) else {
         // Nothing at or after `from_seq` yet: an empty answer that covers nothing.
         return Ok(SeqRead::Frames { frames: Vec::new(), next_seq: Some(from_seq) });

@@ -170,6 +170,19 @@ impl Store {
         self.logs.get(log).map(|w| w.next_seq())
     }
 
+    /// Every log as made durable by the last sync (call right after [`Store::sync`]): where
+    /// readers by sequence number stop ([`crate::by_seq`]).
+    pub fn durable_logs(&self) -> Vec<crate::by_seq::DurableLog> {
+        self.logs
+            .iter()
+            .map(|(name, w)| crate::by_seq::DurableLog {
+                log: name.clone(),
+                end: w.next_seq(),
+                tail: w.tail_path().map(Path::to_owned).zip(w.tail_index().cloned()),
+            })
+            .collect()
+    }
+
     /// The index of `log`'s unsealed tail segment, if it has one.
     pub fn tail_index(&self, log: &str) -> Option<&crate::index::SegmentIndex> {
         self.logs.get(log).and_then(|w| w.tail_index())

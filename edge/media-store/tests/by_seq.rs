@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use media_store::by_seq::{SeqRead, holdings, read_seqs};
+use media_store::by_seq::{Limit, SeqRead, holdings, read_seqs};
 use media_store::{Record, Retention, Store, StoreOptions};
 
 fn store_with_gap(dir: &std::path::Path) -> Store {
@@ -38,7 +38,7 @@ fn spans_cover_the_log_without_overlap_and_split_at_gaps() {
     let dir = tempfile::tempdir().unwrap();
     let s = store_with_gap(dir.path());
     let end = s.next_seq("front").unwrap();
-    let h = holdings(dir.path(), "front", Some(end), 30_000_000).unwrap();
+    let h = holdings(dir.path(), "front", Limit::Until(Some(end)), 30_000_000).unwrap();
     assert!(h.spans.len() > 2);
     assert_eq!(h.spans[0].first_seq, 0);
     assert_eq!(h.spans.last().unwrap().last_seq, end - 1);
@@ -69,7 +69,7 @@ fn chunked_reads_return_every_frame_once_and_stop_at_the_durable_end() {
     let mut reads = 0;
     loop {
         reads += 1;
-        match read_seqs(dir.path(), "front", (from, u64::MAX - 1), 12_000, Some(durable), None).unwrap() {
+        match read_seqs(dir.path(), "front", (from, u64::MAX - 1), 12_000, Limit::Until(Some(durable)), None).unwrap() {
             SeqRead::Frames { frames, next_seq } => {
                 assert!(frames.iter().map(|f| f.frame.data.len()).sum::<usize>() <= 12_000 + 4_000);
                 for f in &frames {
@@ -87,7 +87,8 @@ fn chunked_reads_return_every_frame_once_and_stop_at_the_durable_end() {
     }
     assert_eq!(got, want, "{reads} reads");
     // A bounded range ends at its last sequence number.
-    let SeqRead::Frames { frames, next_seq } = read_seqs(dir.path(), "front", (10, 20), u64::MAX, None, None).unwrap()
+    let SeqRead::Frames { frames, next_seq } =
+        read_seqs(dir.path(), "front", (10, 20), u64::MAX, Limit::Until(None), None).unwrap()
     else {
         panic!()
     };
@@ -111,11 +112,11 @@ fn a_range_retention_removed_is_gone() {
     }
     s.groom(T0).unwrap();
     s.sync().unwrap();
-    let h = holdings(dir.path(), "front", None, 60_000_000).unwrap();
+    let h = holdings(dir.path(), "front", Limit::Until(None), 60_000_000).unwrap();
     let first = h.spans[0].first_seq;
     assert!(first > 0 && !h.removed.is_empty(), "{h:?}");
     assert_eq!(
-        read_seqs(dir.path(), "front", (0, 10), u64::MAX, None, None).unwrap(),
+        read_seqs(dir.path(), "front", (0, 10), u64::MAX, Limit::Until(None), None).unwrap(),
         SeqRead::Gone { available_from: first }
     );
 }

@@ -1,0 +1,564 @@
+//! Central's store of what it retrieved from units: the frames in a media store of its own
+//! (one log per unit camera, `UNIT/CAMERA`), and in SQLite (`sync.db`) which of each unit's
+//! sequence numbers it holds, the sync state that must survive a restart, the operator's
+//! retrievals and the units' events (alarms).
+//!
+//! A chunk is never stored twice, even when central dies in the middle of storing it: before
+//! appending, the plan (which records go where) is written to SQLite; the frames are appended
+//! and made durable; then, in one transaction, the holding is recorded and the plan removed.
+//! At start, a plan still present means the crash came between the two: the log's durable
+//! length tells exactly which of the planned records made it, and those become holdings.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use media_store::{MediaKind, Record, Store, StoreOptions, StoredFrame, StoredParameters};
+use protocol::sync::{RemoteEvent, RetrievedFrame, SyncFrame};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use sync_core::{CentralDurable, Holdings};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS holding (
+    unit TEXT NOT NULL,
+    camera TEXT NOT NULL,
+    first_seq INTEGER NOT NULL,
+    end_seq INTEGER NOT NULL,
+    start_us INTEGER,
+    end_us INTEGER,
+    log_first INTEGER NOT NULL,
+    log_end INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS holding_by_camera ON holding (unit, camera, first_seq);
+CREATE INDEX IF NOT EXISTS holding_by_time ON holding (unit, camera, start_us);
+CREATE TABLE IF NOT EXISTS pending (
+    unit TEXT NOT NULL,
+    camera TEXT NOT NULL,
+    base INTEGER NOT NULL,
+    plan TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS link (
+    unit TEXT PRIMARY KEY NOT NULL,
+    last_seen_us INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS unit_state (
+    unit TEXT PRIMARY KEY NOT NULL,
+    durable TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS retrieval (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    unit TEXT NOT NULL,
+    core_id INTEGER NOT NULL,
+    camera TEXT NOT NULL,
+    start_us INTEGER NOT NULL,
+    end_us INTEGER NOT NULL,
+    created_us INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS alarm (
+    unit TEXT NOT NULL,
+    event_id INTEGER NOT NULL,
+    time_us INTEGER NOT NULL,
+    cameras TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (unit, event_id)
+) STRICT;
+";
+
+/// Why storing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RetrievedError {
+    /// The media store failed.
+    #[error("media store: {0}")]
+    Store(#[from] media_store::StoreError),
+    /// The sync database failed.
+    #[error("sync database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// A frame's payload did not decode.
+    #[error("a retrieved frame does not decode: {0}")]
+    Payload(String),
+    /// The store thread is gone.
+    #[error("the retrieved-video store has stopped")]
+    Stopped,
+}
+
+/// One planned record of a chunk: a frame (its unit sequence number and time) or parameters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Planned {
+    Parameters,
+    Frame { seq: u64, wall_us: i64 },
+}
+
+/// A time extent of held video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HeldTime {
+    /// First frame, µs since the Unix epoch.
+    pub start_us: i64,
+    /// Last frame.
+    pub end_us: i64,
+}
+
+/// An alarm raised by a unit's event.
+#[derive(Debug, Clone, Serialize)]
+pub struct Alarm {
+    /// The unit.
+    pub unit: String,
+    /// The unit's id for the event.
+    pub event_id: u64,
+    /// When it happened, RFC 3339.
+    pub time: String,
+    /// The cameras it concerns.
+    pub cameras: Vec<String>,
+    /// What happened (the event, as JSON).
+    pub kind: serde_json::Value,
+    /// `new`, `in_progress` or `closed`.
+    pub state: String,
+}
+
+/// A retrieval as the operator asked for it.
+#[derive(Debug, Clone)]
+pub struct RetrievalRow {
+    /// The API id.
+    pub id: i64,
+    /// The unit.
+    pub unit: String,
+    /// The unit's sync core id.
+    pub core_id: u64,
+}
+
+type Reply<T> = tokio::sync::oneshot::Sender<Result<T, RetrievedError>>;
+
+enum Job {
+    Store { unit: String, camera: String, covers: Range<u64>, frames: Vec<SyncFrame>, reply: Reply<()> },
+    Query(Box<dyn FnOnce(&mut Inner) + Send>),
+}
+
+/// The handle to the store thread (cheap to clone).
+#[derive(Clone)]
+pub struct RetrievedStore {
+    tx: mpsc::SyncSender<Job>,
+    dir: PathBuf,
+}
+
+struct Inner {
+    store: Store,
+    db: Connection,
+    /// The last parameters written to each log and their sequence number there, so they are
+    /// written again only on change.
+    last_parameters: HashMap<String, (StoredParameters, u64)>,
+}
+
+/// The media store's log of a unit's camera.
+pub fn log_name(unit: &str, camera: &str) -> String {
+    format!("{unit}/{camera}")
+}
+
+impl RetrievedStore {
+    /// Opens (creating) the store under `dir` (`dir/media`, `dir/sync.db`), finishes what a
+    /// crash interrupted, and starts its thread.
+    pub fn open(dir: &Path) -> Result<RetrievedStore, RetrievedError> {
+        let (store, _) = Store::open(&dir.join("media"), StoreOptions::default())?;
+        let db = Connection::open(dir.join("sync.db"))?;
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "synchronous", "FULL")?;
+        db.busy_timeout(std::time::Duration::from_secs(10))?;
+        db.execute_batch(SCHEMA)?;
+        let mut inner = Inner { store, db, last_parameters: HashMap::new() };
+        inner.finish_pending()?;
+        let (tx, rx) = mpsc::sync_channel::<Job>(64);
+        std::thread::Builder::new()
+            .name("retrieved-store".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    match job {
+                        Job::Store { unit, camera, covers, frames, reply } => {
+                            let _ = reply.send(inner.store_chunk(&unit, &camera, covers, &frames));
+                        }
+                        Job::Query(f) => f(&mut inner),
+                    }
+                }
+            })
+            .map_err(|_| RetrievedError::Stopped)?;
+        Ok(RetrievedStore { tx, dir: dir.to_owned() })
+    }
+
+    /// The media store's directory (for reading retrieved video).
+    pub fn media_dir(&self) -> PathBuf {
+        self.dir.join("media")
+    }
+
+    /// Stores a chunk durably and records what it covers.
+    pub async fn store(
+        &self,
+        unit: &str,
+        camera: &str,
+        covers: Range<u64>,
+        frames: Vec<SyncFrame>,
+    ) -> Result<(), RetrievedError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send(Job::Store { unit: unit.to_owned(), camera: camera.to_owned(), covers, frames, reply }).await?;
+        answer.await.map_err(|_| RetrievedError::Stopped)?
+    }
+
+    /// Runs `f` on the store thread.
+    pub async fn query<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, RetrievedError> + Send + 'static,
+    ) -> Result<T, RetrievedError> {
+        let (reply, answer) = tokio::sync::oneshot::channel::<Result<T, RetrievedError>>();
+        self.send(Job::Query(Box::new(move |inner: &mut Inner| {
+            let _ = reply.send(f(&mut inner.db));
+        })))
+        .await?;
+        answer.await.map_err(|_| RetrievedError::Stopped)?
+    }
+
+    async fn send(&self, job: Job) -> Result<(), RetrievedError> {
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || tx.send(job))
+            .await
+            .map_err(|_| RetrievedError::Stopped)?
+            .map_err(|_| RetrievedError::Stopped)
+    }
+
+    /// What central holds of `unit`, for its sync core.
+    pub async fn holdings(&self, unit: &str) -> Result<Holdings, RetrievedError> {
+        let unit = unit.to_owned();
+        self.query(move |db| {
+            let mut stmt = db.prepare("SELECT camera, first_seq, end_seq FROM holding WHERE unit = ?1")?;
+            let rows = stmt.query_map(params![unit], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64))
+            })?;
+            let mut out: Holdings = BTreeMap::new();
+            for row in rows {
+                let (camera, first, end) = row?;
+                out.entry(camera).or_default().insert(first..end);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The time ranges of `unit`'s `camera` central holds, merged where frames are close.
+    pub async fn held_times(&self, unit: &str, camera: &str) -> Result<Vec<HeldTime>, RetrievedError> {
+        let (unit, camera) = (unit.to_owned(), camera.to_owned());
+        self.query(move |db| {
+            let mut stmt = db.prepare(
+                "SELECT start_us, end_us FROM holding WHERE unit = ?1 AND camera = ?2 AND start_us IS NOT NULL
+                 ORDER BY start_us",
+            )?;
+            let rows = stmt.query_map(params![unit, camera], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+            let mut out: Vec<HeldTime> = Vec::new();
+            for row in rows {
+                let (start_us, end_us) = row?;
+                match out.last_mut() {
+                    Some(last) if start_us <= last.end_us + media_store::index::GAP_US => {
+                        last.end_us = last.end_us.max(end_us);
+                    }
+                    _ => out.push(HeldTime { start_us, end_us }),
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// When `unit` was last seen connected (saved every few seconds while it is), if ever.
+    pub async fn last_seen(&self, unit: &str) -> Result<Option<i64>, RetrievedError> {
+        let unit = unit.to_owned();
+        self.query(move |db| {
+            Ok(db.query_row("SELECT last_seen_us FROM link WHERE unit = ?1", params![unit], |r| r.get(0)).optional()?)
+        })
+        .await
+    }
+
+    /// Records that `unit` is connected at `us`.
+    pub async fn set_last_seen(&self, unit: &str, us: i64) -> Result<(), RetrievedError> {
+        let unit = unit.to_owned();
+        self.query(move |db| {
+            db.execute(
+                "INSERT INTO link (unit, last_seen_us) VALUES (?1, ?2)
+                 ON CONFLICT (unit) DO UPDATE SET last_seen_us = excluded.last_seen_us",
+                params![unit, us],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The saved sync state of `unit`.
+    pub async fn durable(&self, unit: &str) -> Result<Option<CentralDurable>, RetrievedError> {
+        let unit = unit.to_owned();
+        self.query(move |db| {
+            let text: Option<String> = db
+                .query_row("SELECT durable FROM unit_state WHERE unit = ?1", params![unit], |r| r.get(0))
+                .optional()?;
+            Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+        })
+        .await
+    }
+
+    /// Saves the sync state of `unit`.
+    pub async fn save_durable(&self, unit: &str, durable: &CentralDurable) -> Result<(), RetrievedError> {
+        let unit = unit.to_owned();
+        let text = serde_json::to_string(durable).map_err(|e| RetrievedError::Payload(e.to_string()))?;
+        self.query(move |db| {
+            db.execute(
+                "INSERT INTO unit_state (unit, durable) VALUES (?1, ?2)
+                 ON CONFLICT (unit) DO UPDATE SET durable = excluded.durable",
+                params![unit, text],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records an operator's retrieval; returns its API id.
+    pub async fn add_retrieval(
+        &self,
+        unit: &str,
+        core_id: u64,
+        camera: &str,
+        start_us: i64,
+        end_us: i64,
+    ) -> Result<i64, RetrievedError> {
+        let (unit, camera) = (unit.to_owned(), camera.to_owned());
+        self.query(move |db| {
+            db.execute(
+                "INSERT INTO retrieval (unit, core_id, camera, start_us, end_us, created_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![unit, core_id as i64, camera, start_us, end_us, crate::enrollment::now_us()],
+            )?;
+            Ok(db.last_insert_rowid())
+        })
+        .await
+    }
+
+    /// An operator's retrieval by API id.
+    pub async fn retrieval(&self, id: i64) -> Result<Option<RetrievalRow>, RetrievedError> {
+        self.query(move |db| {
+            Ok(db
+                .query_row("SELECT id, unit, core_id FROM retrieval WHERE id = ?1", params![id], |r| {
+                    Ok(RetrievalRow { id: r.get(0)?, unit: r.get(1)?, core_id: r.get::<_, i64>(2)? as u64 })
+                })
+                .optional()?)
+        })
+        .await
+    }
+
+    /// Stores a unit's events as new alarms (idempotent by event id).
+    pub async fn add_alarms(&self, unit: &str, events: Vec<RemoteEvent>) -> Result<(), RetrievedError> {
+        let unit = unit.to_owned();
+        self.query(move |db| {
+            let tx = db.transaction()?;
+            for e in &events {
+                let kind = serde_json::to_string(&e.kind).unwrap_or_default();
+                let cameras = serde_json::to_string(&e.cameras).unwrap_or_default();
+                tx.execute(
+                    "INSERT OR IGNORE INTO alarm (unit, event_id, time_us, cameras, kind, state)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'new')",
+                    params![unit, e.id as i64, e.time_us, cameras, kind],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The newest alarms, newest first.
+    pub async fn alarms(&self, limit: u32) -> Result<Vec<Alarm>, RetrievedError> {
+        self.query(move |db| {
+            let mut stmt = db.prepare(
+                "SELECT unit, event_id, time_us, cameras, kind, state FROM alarm ORDER BY time_us DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map(params![limit], |r| {
+                let cameras: String = r.get(3)?;
+                let kind: String = r.get(4)?;
+                Ok(Alarm {
+                    unit: r.get(0)?,
+                    event_id: r.get::<_, i64>(1)? as u64,
+                    time: crate::time::rfc3339(r.get(2)?),
+                    cameras: serde_json::from_str(&cameras).unwrap_or_default(),
+                    kind: serde_json::from_str(&kind).unwrap_or_default(),
+                    state: r.get(5)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+}
+
+impl Inner {
+    /// Appends a chunk's frames (with parameters where they change) and records its holding;
+    /// see the module docs for the order that keeps it exactly-once.
+    fn store_chunk(
+        &mut self,
+        unit: &str,
+        camera: &str,
+        covers: Range<u64>,
+        frames: &[SyncFrame],
+    ) -> Result<(), RetrievedError> {
+        let log = log_name(unit, camera);
+        let mut records = Vec::with_capacity(frames.len() + 1);
+        let mut plan = Vec::with_capacity(frames.len() + 1);
+        let (mut last, last_seq) = match self.last_parameters.get(&log) {
+            Some((p, seq)) => (Some(p.clone()), *seq),
+            None => (None, 0),
+        };
+        for f in frames {
+            let retrieved: RetrievedFrame =
+                postcard::from_bytes(&f.payload).map_err(|e| RetrievedError::Payload(e.to_string()))?;
+            if let Some(p) = retrieved.parameters {
+                let p = StoredParameters {
+                    camera: log.clone(),
+                    rfc6381_codec: p.rfc6381_codec,
+                    width: p.width,
+                    height: p.height,
+                    extra_data: p.extra_data,
+                };
+                if last.as_ref() != Some(&p) {
+                    records.push(Record::Parameters(p.clone()));
+                    plan.push(Planned::Parameters);
+                    last = Some(p);
+                }
+            }
+            let m = retrieved.frame;
+            records.push(Record::Frame(StoredFrame {
+                camera: log.clone(),
+                stream: 0,
+                parameters_seq: 0,
+                kind: MediaKind::Video,
+                keyframe: m.keyframe,
+                pts: m.pts,
+                clock_rate: m.clock_rate,
+                wall_clock_us: m.wall_clock_us,
+                data: m.data,
+            }));
+            plan.push(Planned::Frame { seq: f.seq, wall_us: m.wall_clock_us });
+        }
+        let base = self.store.next_seq(&log).unwrap_or(0);
+        let plan_text = serde_json::to_string(&plan).map_err(|e| RetrievedError::Payload(e.to_string()))?;
+        self.db.execute(
+            "INSERT INTO pending (unit, camera, base, plan) VALUES (?1, ?2, ?3, ?4)",
+            params![unit, camera, base as i64, plan_text],
+        )?;
+        let mut parameters_seq = last_seq;
+        for mut record in records {
+            if let Record::Frame(f) = &mut record {
+                f.parameters_seq = parameters_seq;
+            }
+            let seq = self.store.append(&record)?;
+            if matches!(record, Record::Parameters(_)) {
+                parameters_seq = seq;
+            }
+        }
+        self.store.sync()?;
+        if let Some(p) = last {
+            self.last_parameters.insert(log.clone(), (p, parameters_seq));
+        }
+        let times = frames.iter().map(|f| f.wall_clock_us);
+        let (start, end) = (times.clone().min(), times.max());
+        let log_end = self.store.next_seq(&log).unwrap_or(base);
+        let tx = self.db.transaction()?;
+        tx.execute(
+            "INSERT INTO holding (unit, camera, first_seq, end_seq, start_us, end_us, log_first, log_end)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![unit, camera, covers.start as i64, covers.end as i64, start, end, base as i64, log_end as i64],
+        )?;
+        tx.execute(
+            "DELETE FROM pending WHERE unit = ?1 AND camera = ?2 AND base = ?3",
+            params![unit, camera, base as i64],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Turns plans a crash left behind into the holdings of the records that made it.
+    fn finish_pending(&mut self) -> Result<(), RetrievedError> {
+        let pending: Vec<(String, String, u64, String)> = {
+            let mut stmt = self.db.prepare("SELECT unit, camera, base, plan FROM pending")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64, r.get(3)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (unit, camera, base, plan) in pending {
+            let plan: Vec<Planned> = serde_json::from_str(&plan).map_err(|e| RetrievedError::Payload(e.to_string()))?;
+            let end = self.store.next_seq(&log_name(&unit, &camera)).unwrap_or(0);
+            let durable = end.saturating_sub(base) as usize;
+            let tx = self.db.transaction()?;
+            for (i, p) in plan.iter().enumerate().take(durable) {
+                if let Planned::Frame { seq, wall_us } = p {
+                    let at = (base + i as u64) as i64;
+                    tx.execute(
+                        "INSERT INTO holding (unit, camera, first_seq, end_seq, start_us, end_us, log_first, log_end)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
+                        params![unit, camera, *seq as i64, *seq as i64 + 1, wall_us, at, at + 1],
+                    )?;
+                }
+            }
+            tx.execute(
+                "DELETE FROM pending WHERE unit = ?1 AND camera = ?2 AND base = ?3",
+                params![unit, camera, base as i64],
+            )?;
+            tx.commit()?;
+            tracing::info!(
+                unit,
+                camera,
+                records = durable.min(plan.len()),
+                of = plan.len(),
+                "finished a chunk a restart interrupted"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A frame central holds, as read back for playback, export or comparison.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldFrame {
+    /// When the unit received it, µs since the Unix epoch.
+    pub wall_clock_us: i64,
+    /// Whether a decoder can start from it.
+    pub keyframe: bool,
+    /// The frame (AVCC).
+    pub data: Vec<u8>,
+}
+
+/// Reads the frames of `unit`'s `camera` that central holds between two times, in time order,
+/// from central's data directory `dir` (works while central runs). Chunks are stored in the
+/// order they arrive, which need not be time order; the holdings say where each one is.
+pub fn read_frames(
+    dir: &Path,
+    unit: &str,
+    camera: &str,
+    start_us: i64,
+    end_us: i64,
+) -> Result<Vec<HeldFrame>, RetrievedError> {
+    use media_store::by_seq::{Limit, SeqRead, read_seqs};
+    let db = Connection::open_with_flags(dir.join("sync.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut stmt = db.prepare(
+        "SELECT log_first, log_end FROM holding WHERE unit = ?1 AND camera = ?2 AND start_us <= ?4 AND end_us >= ?3
+         ORDER BY start_us",
+    )?;
+    let rows: Vec<(i64, i64)> = stmt
+        .query_map(params![unit, camera, start_us, end_us], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let media = dir.join("media");
+    let log = log_name(unit, camera);
+    let mut out = Vec::new();
+    for (first, end) in rows {
+        if end <= first {
+            continue;
+        }
+        let read = read_seqs(&media, &log, (first as u64, end as u64 - 1), u64::MAX, Limit::Until(None), None)?;
+        if let SeqRead::Frames { frames, .. } = read {
+            out.extend(frames.into_iter().filter(|f| (start_us..=end_us).contains(&f.frame.wall_clock_us)).map(|f| {
+                HeldFrame { wall_clock_us: f.frame.wall_clock_us, keyframe: f.frame.keyframe, data: f.frame.data }
+            }));
+        }
+    }
+    out.sort_by_key(|f| f.wall_clock_us);
+    Ok(out)
+}

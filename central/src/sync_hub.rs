@@ -1,0 +1,307 @@
+//! Central's side of the sync protocol: one `sync_core::CentralSync` per unit, restored from
+//! central's store at first use and kept while central runs (a unit's queued retrievals wait
+//! for it to connect), driven by the unit's connection while it is connected.
+//!
+//! The rules that make retrievals happen on their own are applied here: when a unit comes back
+//! after its link was down, what it recorded meanwhile is queued (`link_gap`); each event of the
+//! unit becomes an alarm and, for cameras with `event_window`, a retrieval around it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use protocol::interconnect::CentralMessage;
+use protocol::sync::{EventKind, RemoteEvent, SyncFromEdge};
+use sync_core::{
+    CentralAction, CentralConfig, CentralSync, LinkPolicy, Priority, Retrieval, RetrievalId, RetrievalStatus,
+};
+use tokio::sync::{Mutex, Notify, mpsc};
+
+use crate::config::{CentralConfig as SiteConfig, RecordingOption};
+use crate::enrollment::now_us;
+use crate::retrieved::{RetrievedError, RetrievedStore};
+
+/// How often a connected unit's "last seen" time is saved (the start of a link gap).
+const SEEN_EVERY: Duration = Duration::from_secs(2);
+/// A link gap shorter than this is not worth a retrieval.
+const MIN_GAP_US: i64 = 3_000_000;
+
+/// One unit's sync state.
+pub struct UnitSync {
+    /// The unit's name.
+    pub name: String,
+    core: Mutex<CentralSync>,
+    wake: Notify,
+}
+
+/// Every unit's sync state.
+pub struct SyncHub {
+    store: RetrievedStore,
+    site: Arc<SiteConfig>,
+    units: Mutex<HashMap<String, Arc<UnitSync>>>,
+    epoch: Instant,
+}
+
+/// Why a retrieval could not be queued.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// Central's store failed.
+    #[error(transparent)]
+    Store(#[from] RetrievedError),
+    /// The camera's recording options do not allow it.
+    #[error("camera {camera:?} of unit {unit:?} is not configured for retrieval on request")]
+    NotAllowed {
+        /// The unit.
+        unit: String,
+        /// The camera.
+        camera: String,
+    },
+    /// The range is empty or reversed.
+    #[error("the range is empty: start must be before end")]
+    EmptyRange,
+}
+
+impl SyncHub {
+    /// A hub over central's store of retrieved video.
+    pub fn new(store: RetrievedStore, site: Arc<SiteConfig>) -> SyncHub {
+        SyncHub { store, site, units: Mutex::default(), epoch: Instant::now() }
+    }
+
+    /// Central's store of retrieved video.
+    pub fn store(&self) -> &RetrievedStore {
+        &self.store
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    /// The sync state of `unit`, restored from the store at first use.
+    pub async fn unit(&self, unit: &str) -> Result<Arc<UnitSync>, RetrievedError> {
+        let mut units = self.units.lock().await;
+        if let Some(u) = units.get(unit) {
+            return Ok(u.clone());
+        }
+        let holdings = self.store.holdings(unit).await?;
+        let config = CentralConfig::default();
+        let core = match self.store.durable(unit).await? {
+            Some(durable) => CentralSync::restore(config, durable, holdings),
+            None => CentralSync::new(config, holdings),
+        };
+        let u = Arc::new(UnitSync { name: unit.to_owned(), core: Mutex::new(core), wake: Notify::new() });
+        units.insert(unit.to_owned(), u.clone());
+        Ok(u)
+    }
+
+    /// Queues an operator's retrieval of `unit`'s `camera` between two times; returns its API id.
+    pub async fn request(&self, unit: &str, camera: &str, start_us: i64, end_us: i64) -> Result<i64, RequestError> {
+        if end_us <= start_us {
+            return Err(RequestError::EmptyRange);
+        }
+        let (options, _) = self.site.camera_options(unit, camera);
+        if !options.contains(&RecordingOption::OnRequest) {
+            return Err(RequestError::NotAllowed { unit: unit.to_owned(), camera: camera.to_owned() });
+        }
+        let u = self.unit(unit).await?;
+        let core_id = {
+            let mut core = u.core.lock().await;
+            core.request(Retrieval { camera: camera.to_owned(), start_us, end_us, priority: Priority::Manual })
+        };
+        self.store.save_durable(unit, &u.core.lock().await.durable()).await?;
+        u.wake.notify_one();
+        Ok(self.store.add_retrieval(unit, core_id.0, camera, start_us, end_us).await?)
+    }
+
+    /// The state and progress of the retrieval with API id `id`.
+    pub async fn status(&self, id: i64) -> Result<Option<RetrievalStatus>, RetrievedError> {
+        let Some(row) = self.store.retrieval(id).await? else {
+            return Ok(None);
+        };
+        let u = self.unit(&row.unit).await?;
+        let core = u.core.lock().await;
+        Ok(core.retrieval(RetrievalId(row.core_id)))
+    }
+
+    /// The unit's latest catalog, if it sent one since central started.
+    pub async fn catalog(&self, unit: &str) -> Result<Option<protocol::sync::CatalogSummary>, RetrievedError> {
+        let u = self.unit(unit).await?;
+        Ok(u.core.lock().await.catalog().cloned())
+    }
+
+    /// Drives `unit`'s sync while it is connected: `inputs` are its sync messages (control
+    /// stream and chunk streams), `out` the control stream. Returns when `inputs` ends.
+    pub async fn drive(
+        &self,
+        unit: &str,
+        shared: &[String],
+        mut inputs: mpsc::Receiver<SyncFromEdge>,
+        out: mpsc::Sender<CentralMessage>,
+    ) -> Result<(), RetrievedError> {
+        let u = self.unit(unit).await?;
+        let (done_tx, mut done_rx) = mpsc::channel::<Done>(64);
+        {
+            let mut core = u.core.lock().await;
+            let policy = self.site.unit(unit).map_or(LinkPolicy::default(), |c| LinkPolicy {
+                metered: c.metered,
+                bandwidth_cap_bps: c.bandwidth_cap_kbit.map(|k| k * 1000),
+                allowed: true,
+            });
+            core.set_link(policy, self.now());
+            core.connected();
+            // What the unit recorded while the link was down.
+            if let Some(since) = self.store.last_seen(unit).await? {
+                let now = now_us();
+                if now - since >= MIN_GAP_US {
+                    for camera in shared {
+                        if self.site.camera_options(unit, camera).0.contains(&RecordingOption::LinkGap) {
+                            tracing::info!(unit, camera, gap_s = (now - since) / 1_000_000, "retrieving the link gap");
+                            core.request(Retrieval {
+                                camera: camera.clone(),
+                                start_us: since,
+                                end_us: now,
+                                priority: Priority::Backfill,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        self.store.set_last_seen(unit, now_us()).await?;
+        let mut seen = tokio::time::interval(SEEN_EVERY);
+        loop {
+            let (messages, actions, timeout) = {
+                let mut core = u.core.lock().await;
+                let now = self.now();
+                core.handle_timeout(now);
+                let actions: Vec<CentralAction> = std::iter::from_fn(|| core.poll_event()).collect();
+                let messages: Vec<_> = std::iter::from_fn(|| core.poll_transmit(now)).collect();
+                let timeout = core.poll_timeout().map(|t| Duration::from_micros(t.saturating_sub(now)));
+                (messages, actions, timeout)
+            };
+            for m in messages {
+                if out.send(CentralMessage::Sync(m)).await.is_err() {
+                    break;
+                }
+            }
+            self.act(&u, actions, &done_tx).await?;
+            let sleep = timeout.unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1));
+            tokio::select! {
+                msg = inputs.recv() => match msg {
+                    Some(msg) => {
+                        if let Err(e) = u.core.lock().await.handle(msg) {
+                            tracing::debug!(unit, "sync: {e}");
+                        }
+                    }
+                    None => break Ok(()),
+                },
+                Some(done) = done_rx.recv() => {
+                    let mut core = u.core.lock().await;
+                    match done {
+                        Done::Stored(camera, covers) => core.stored(&camera, covers),
+                        Done::StoreFailed(camera, covers) => core.store_failed(&camera, covers),
+                        Done::Events(up_to) => core.events_stored(up_to),
+                    }
+                }
+                () = u.wake.notified() => {}
+                _ = seen.tick() => self.store.set_last_seen(unit, now_us()).await?,
+                () = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+
+    /// `unit`'s connection is gone (however [`SyncHub::drive`] ended).
+    pub async fn disconnected(&self, unit: &str) -> Result<(), RetrievedError> {
+        let u = self.unit(unit).await?;
+        let durable = {
+            let mut core = u.core.lock().await;
+            core.disconnected();
+            core.durable()
+        };
+        self.store.set_last_seen(unit, now_us()).await?;
+        self.store.save_durable(unit, &durable).await
+    }
+
+    /// Carries out the core's actions: stores chunks and events off this task, saves state.
+    async fn act(
+        &self,
+        u: &Arc<UnitSync>,
+        actions: Vec<CentralAction>,
+        done: &mpsc::Sender<Done>,
+    ) -> Result<(), RetrievedError> {
+        let mut persist = false;
+        for action in actions {
+            match action {
+                CentralAction::Store { camera, covers, frames, .. } => {
+                    let (store, unit, done) = (self.store.clone(), u.name.clone(), done.clone());
+                    tokio::spawn(async move {
+                        let result = store.store(&unit, &camera, covers.clone(), frames).await;
+                        let msg = match result {
+                            Ok(()) => Done::Stored(camera, covers),
+                            Err(e) => {
+                                tracing::error!(unit, camera, "cannot store retrieved video: {e}");
+                                Done::StoreFailed(camera, covers)
+                            }
+                        };
+                        let _ = done.send(msg).await;
+                    });
+                }
+                CentralAction::Events { events } => {
+                    let up_to = events.last().map(|e| e.id);
+                    self.event_windows(u, &events).await;
+                    self.store.add_alarms(&u.name, events).await?;
+                    if let Some(id) = up_to {
+                        let _ = done.send(Done::Events(id)).await;
+                    }
+                }
+                CentralAction::Finished { retrieval, status } => {
+                    tracing::info!(
+                        unit = %u.name,
+                        retrieval = retrieval.0,
+                        state = status.state.as_str(),
+                        bytes = status.bytes_done,
+                        "retrieval finished"
+                    );
+                }
+                CentralAction::Persist => persist = true,
+            }
+        }
+        if persist {
+            let durable = u.core.lock().await.durable();
+            self.store.save_durable(&u.name, &durable).await?;
+        }
+        Ok(())
+    }
+
+    /// Queues the retrievals around events that cameras with `event_window` want.
+    async fn event_windows(&self, u: &Arc<UnitSync>, events: &[RemoteEvent]) {
+        let mut core = u.core.lock().await;
+        for e in events {
+            if matches!(e.kind, EventKind::CameraLost { .. } | EventKind::CameraRestored) {
+                continue;
+            }
+            let cameras: Vec<String> = if e.cameras.is_empty() {
+                core.catalog().map(|c| c.cameras.iter().map(|h| h.camera.clone()).collect()).unwrap_or_default()
+            } else {
+                e.cameras.clone()
+            };
+            for camera in cameras {
+                let (options, [pre, post]) = self.site.camera_options(&u.name, &camera);
+                if options.contains(&RecordingOption::EventWindow) {
+                    core.request(Retrieval {
+                        camera,
+                        start_us: e.time_us - i64::from(pre) * 1_000_000,
+                        end_us: e.time_us + i64::from(post) * 1_000_000,
+                        priority: Priority::Event,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Work finished off the driving task.
+enum Done {
+    Stored(String, std::ops::Range<u64>),
+    StoreFailed(String, std::ops::Range<u64>),
+    Events(u64),
+}

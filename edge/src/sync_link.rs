@@ -1,0 +1,325 @@
+//! The unit's side of the sync protocol: the tokio glue around `sync_core::EdgeSync`.
+//!
+//! It tells central what the store holds (a catalog of durable spans, refreshed every few
+//! seconds), answers central's fetches by reading the store by sequence number off the
+//! executor, sends each chunk on a stream of its own at a priority below live video, records
+//! central's acknowledgements as a cursor in each camera's log, and forwards the unit's events.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use media_store::MediaKey;
+use media_store::by_seq::{self, Limit, SeqRead};
+use protocol::interconnect::{EdgeMessage, MediaFrame, VideoParameters};
+use protocol::sync::{
+    CameraHoldings, CatalogSummary, EventKind as WireEvent, FetchFailure, RemoteEvent, RetrievedFrame, Span, SyncFrame,
+    SyncFromCentral, SyncFromEdge,
+};
+use sync_core::{EdgeAction, EdgeConfig, EdgeSync};
+use tokio::sync::mpsc;
+
+use crate::events::{EdgeEvent, EventKind};
+use crate::recorder::{DurableLogs, RecorderTx};
+
+/// How often the catalog is rebuilt while connected.
+pub const CATALOG_REFRESH: Duration = Duration::from_secs(3);
+/// Longest span in a catalog: central maps times to sequence numbers within spans.
+const MAX_SPAN_US: i64 = 30_000_000;
+/// Priority of chunk streams: below live video (0) and the control stream.
+pub const CHUNK_PRIORITY: i32 = -10;
+/// The cursor recording what central acknowledged, in each camera's log.
+pub const CENTRAL_CURSOR: &str = "central";
+
+/// What the sync link needs from the rest of the unit.
+pub struct SyncSetup {
+    /// The store directory.
+    pub store: PathBuf,
+    /// The store's encryption key, if media is encrypted at rest.
+    pub key: Option<MediaKey>,
+    /// The logs as durable after each group commit.
+    pub durable: DurableLogs,
+    /// To record acknowledgements.
+    pub recorder: RecorderTx,
+    /// The cameras shared with central.
+    pub cameras: Vec<String>,
+}
+
+/// Inputs that come back from work done off the executor.
+pub enum Completion {
+    /// A catalog was built.
+    Catalog(CatalogSummary),
+    /// A read for a fetch finished.
+    Read(u64, Result<(Vec<SyncFrame>, Option<u64>), FetchFailure>),
+}
+
+/// The unit's sync state; lives across connections.
+pub struct SyncLink {
+    setup: Arc<SyncSetup>,
+    core: EdgeSync,
+    epoch: Instant,
+    done_tx: mpsc::Sender<Completion>,
+    done_rx: mpsc::Receiver<Completion>,
+}
+
+/// What the glue must send after an input.
+pub enum Outgoing {
+    /// On the control stream.
+    Control(EdgeMessage),
+    /// A chunk, on a stream of its own.
+    Chunk(EdgeMessage),
+}
+
+impl SyncLink {
+    /// A disconnected link.
+    pub fn new(setup: SyncSetup) -> SyncLink {
+        let (done_tx, done_rx) = mpsc::channel(64);
+        let config = EdgeConfig { catalog_min_interval_us: 1_000_000, ..EdgeConfig::default() };
+        SyncLink {
+            setup: Arc::new(setup),
+            core: EdgeSync::new(config, Vec::new()),
+            epoch: Instant::now(),
+            done_tx,
+            done_rx,
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    /// The connection to central is up.
+    pub fn connected(&mut self) {
+        self.core.connected();
+        self.refresh_catalog();
+    }
+
+    /// The connection is gone.
+    pub fn disconnected(&mut self) {
+        self.core.disconnected();
+    }
+
+    /// Rebuilds the catalog off the executor; it arrives as a [`Completion`].
+    pub fn refresh_catalog(&self) {
+        let setup = self.setup.clone();
+        let tx = self.done_tx.clone();
+        tokio::task::spawn_blocking(move || match build_catalog(&setup) {
+            Ok(catalog) => {
+                let _ = tx.blocking_send(Completion::Catalog(catalog));
+            }
+            Err(e) => tracing::warn!("sync: cannot build the catalog: {e}"),
+        });
+    }
+
+    /// A sync message from central.
+    pub fn handle(&mut self, msg: SyncFromCentral) {
+        self.core.handle(msg);
+    }
+
+    /// Records an event of the unit for central.
+    pub fn event(&mut self, event: &EdgeEvent) {
+        if let Some(remote) = to_remote(event)
+            && let Err(e) = self.core.event(remote)
+        {
+            tracing::debug!("sync: event not queued: {e}");
+        }
+    }
+
+    /// When the core next wants [`SyncLink::tick`] (at most a second away).
+    pub fn timeout(&self) -> Duration {
+        let now = self.now();
+        self.core
+            .poll_timeout()
+            .map_or(Duration::from_secs(1), |t| Duration::from_micros(t.saturating_sub(now)))
+            .min(Duration::from_secs(1))
+    }
+
+    /// Lets the core act on time passing (its next `drain` sends what became due).
+    pub fn tick(&mut self) {}
+
+    /// Changes of the durable logs (each group commit), to wake the loop.
+    pub fn durable_changes(&self) -> DurableLogs {
+        self.setup.durable.clone()
+    }
+
+    /// The next completion of work done off the executor (cancel-safe).
+    pub async fn completion(&mut self) -> Option<Completion> {
+        self.done_rx.recv().await
+    }
+
+    /// Feeds a completion into the core.
+    pub fn complete(&mut self, done: Completion) {
+        match done {
+            Completion::Catalog(c) => self.core.catalog_changed(c),
+            Completion::Read(fetch_id, Ok((frames, next_seq))) => self.core.frames_read(fetch_id, frames, next_seq),
+            Completion::Read(fetch_id, Err(reason)) => self.core.read_failed(fetch_id, reason),
+        }
+    }
+
+    /// Runs the core's actions and returns the messages to send.
+    pub fn drain(&mut self) -> Vec<Outgoing> {
+        while let Some(action) = self.core.poll_event() {
+            match action {
+                EdgeAction::ReadFrames { fetch_id, camera, from_seq, to_seq, max_bytes } => {
+                    let setup = self.setup.clone();
+                    let tx = self.done_tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let result = read(&setup, &camera, from_seq, to_seq, max_bytes);
+                        let _ = tx.blocking_send(Completion::Read(fetch_id, result));
+                    });
+                }
+                EdgeAction::Acknowledged { camera, up_to_seq } => {
+                    tracing::debug!(camera, up_to_seq, "central holds everything up to here");
+                    self.setup.recorder.set_cursor(&camera, CENTRAL_CURSOR, up_to_seq);
+                }
+                EdgeAction::EventsAcked { up_to_id } => tracing::debug!(up_to_id, "central stored events"),
+            }
+        }
+        let now = self.now();
+        let mut out = Vec::new();
+        while let Some(msg) = self.core.poll_transmit(now) {
+            out.push(match msg {
+                m @ SyncFromEdge::Chunk(_) => Outgoing::Chunk(EdgeMessage::Sync(m)),
+                m => Outgoing::Control(EdgeMessage::Sync(m)),
+            });
+        }
+        out
+    }
+}
+
+/// Builds the catalog of the shared cameras from the last durable snapshot.
+fn build_catalog(setup: &SyncSetup) -> Result<CatalogSummary, media_store::StoreError> {
+    let durable = setup.durable.borrow().clone();
+    let mut cameras = Vec::new();
+    for camera in &setup.cameras {
+        let Some(log) = durable.iter().find(|d| d.log == *camera) else { continue };
+        let held = by_seq::holdings(&setup.store, camera, Limit::Durable(log), MAX_SPAN_US)?;
+        cameras.push(CameraHoldings {
+            camera: camera.clone(),
+            spans: held
+                .spans
+                .iter()
+                .map(|s| Span {
+                    first_seq: s.first_seq,
+                    last_seq: s.last_seq,
+                    start_us: s.start_us,
+                    end_us: s.end_us,
+                    bytes: s.bytes,
+                    frames: s.frames,
+                })
+                .collect(),
+            removed: held
+                .removed
+                .iter()
+                .map(|&(first, end)| Span {
+                    first_seq: first,
+                    last_seq: end.saturating_sub(1),
+                    start_us: 0,
+                    end_us: 0,
+                    bytes: 0,
+                    frames: 0,
+                })
+                .collect(),
+        });
+    }
+    Ok(CatalogSummary { as_of_us: crate::camera::now_us(), cameras })
+}
+
+/// Reads frames for a fetch, up to the durable end.
+fn read(
+    setup: &SyncSetup,
+    camera: &str,
+    from_seq: u64,
+    to_seq: u64,
+    max_bytes: u32,
+) -> Result<(Vec<SyncFrame>, Option<u64>), FetchFailure> {
+    let durable = setup.durable.borrow().clone();
+    let Some(log) = durable.iter().find(|d| d.log == camera) else {
+        return Err(FetchFailure::UnknownCamera);
+    };
+    let read = by_seq::read_seqs(
+        &setup.store,
+        camera,
+        (from_seq, to_seq),
+        u64::from(max_bytes),
+        Limit::Durable(log),
+        setup.key.clone(),
+    )
+    .map_err(|e| FetchFailure::Unreadable { detail: e.to_string() })?;
+    match read {
+        SeqRead::Gone { available_from } => Err(FetchFailure::Gone { available_from }),
+        SeqRead::Frames { frames, next_seq } => {
+            let mut out = Vec::with_capacity(frames.len());
+            for (i, f) in frames.into_iter().enumerate() {
+                // Parameters travel with the first frame of a chunk and with key frames.
+                let parameters =
+                    (i == 0 || f.frame.keyframe).then_some(f.parameters).flatten().map(|p| VideoParameters {
+                        rfc6381_codec: p.rfc6381_codec,
+                        width: p.width,
+                        height: p.height,
+                        extra_data: p.extra_data,
+                    });
+                let frame = MediaFrame {
+                    pts: f.frame.pts,
+                    clock_rate: f.frame.clock_rate,
+                    wall_clock_us: f.frame.wall_clock_us,
+                    keyframe: f.frame.keyframe,
+                    data: f.frame.data,
+                };
+                let payload = postcard::to_allocvec(&RetrievedFrame { parameters, frame: frame.clone() })
+                    .map_err(|e| FetchFailure::Unreadable { detail: e.to_string() })?;
+                out.push(SyncFrame {
+                    seq: f.seq,
+                    wall_clock_us: frame.wall_clock_us,
+                    keyframe: frame.keyframe,
+                    payload,
+                });
+            }
+            Ok((out, next_seq))
+        }
+    }
+}
+
+/// The unit's events as central sees them.
+fn to_remote(event: &EdgeEvent) -> Option<RemoteEvent> {
+    let (cameras, kind) = match &event.kind {
+        EventKind::CameraLost { camera, reason } => {
+            (vec![camera.clone()], WireEvent::CameraLost { reason: reason.clone() })
+        }
+        EventKind::CameraRestored { camera } => (vec![camera.clone()], WireEvent::CameraRestored),
+        EventKind::InputChanged { input, active } => {
+            (Vec::new(), WireEvent::DigitalInput { input: input_number(input), active: *active })
+        }
+        EventKind::Generic { source, text } => {
+            (Vec::new(), WireEvent::Generic { name: source.clone(), detail: text.clone() })
+        }
+        other => (Vec::new(), WireEvent::Generic { name: kind_name(other).to_owned(), detail: format!("{other:?}") }),
+    };
+    Some(RemoteEvent { id: event.id, cameras, time_us: event.time_us, kind })
+}
+
+/// Inputs numbered for the wire: ignition 0, panic 1, doors from 16, others from 32.
+fn input_number(input: &protocol::io::Input) -> u16 {
+    match input {
+        protocol::io::Input::Ignition => 0,
+        protocol::io::Input::Panic => 1,
+        protocol::io::Input::Door(n) => 16 + u16::from(*n),
+        protocol::io::Input::Generic(n) => 32 + u16::from(*n),
+    }
+}
+
+fn kind_name(kind: &EventKind) -> &'static str {
+    match kind {
+        EventKind::InputChanged { .. } => "input_changed",
+        EventKind::IgnitionOff => "ignition_off",
+        EventKind::IgnitionOn => "ignition_on",
+        EventKind::PowerWarning { .. } => "power_warning",
+        EventKind::PowerRestored { .. } => "power_restored",
+        EventKind::IoLinkLost => "io_link_lost",
+        EventKind::IoLinkRestored => "io_link_restored",
+        EventKind::CameraLost { .. } => "camera_lost",
+        EventKind::CameraRestored { .. } => "camera_restored",
+        EventKind::StorageFault { .. } => "storage_fault",
+        EventKind::Generic { .. } => "generic",
+    }
+}
