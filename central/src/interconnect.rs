@@ -24,6 +24,9 @@ pub const REVOCATION_POLL: Duration = Duration::from_millis(300);
 
 /// QUIC application error code with which a revoked unit's connection is closed.
 pub const CLOSE_REVOKED: u32 = 2;
+/// QUIC application error code with which a unit's older connection is closed when a newer one
+/// arrives.
+pub const CLOSE_REPLACED: u32 = 3;
 
 /// Shared state the connection tasks need.
 #[derive(Clone)]
@@ -134,9 +137,17 @@ impl Interconnect {
             tracing::warn!(unit = %hello.unit_id, remote = %conn.remote_address(), "refused: {reason}");
             return refuse(send, reason).await;
         }
-        self.connections.lock().unwrap_or_else(|p| p.into_inner()).insert(fingerprint.clone(), conn.clone());
+        // A newer connection of the unit replaces an older one at once (the older may be dead
+        // without knowing it yet: a unit restarted, a link that failed).
+        let old = self.connections.lock().unwrap_or_else(|p| p.into_inner()).insert(fingerprint.clone(), conn.clone());
+        if let Some(old) = old {
+            old.close(CLOSE_REPLACED.into(), b"replaced by a newer connection of the unit");
+        }
         let result = self.serve_hello(&conn, hello, send, recv, shutdown).await;
-        self.connections.lock().unwrap_or_else(|p| p.into_inner()).remove(&fingerprint);
+        let mut connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        if connections.get(&fingerprint).is_some_and(|c| c.stable_id() == conn.stable_id()) {
+            connections.remove(&fingerprint);
+        }
         result
     }
 
@@ -193,6 +204,8 @@ impl Interconnect {
         mut recv: quinn::RecvStream,
         shutdown: CancellationToken,
     ) -> Result<(), String> {
+        // The fleet's session number of this connection (a newer connection gets a higher one).
+        let session = unit.session + 1;
         let io = |e: link::LinkError| e.to_string();
         messages::write(&mut send, &CentralMessage::Welcome { protocol_version: protocol::PROTOCOL_VERSION })
             .await
@@ -272,7 +285,7 @@ impl Interconnect {
         };
         let cameras: Vec<String> = hello.cameras.iter().map(|c| c.id.clone()).collect();
         let sync = async {
-            self.hub.drive(&hello.unit_id, &cameras, sync_rx, ctl_tx.clone()).await.map_err(|e| e.to_string())
+            self.hub.drive(&hello.unit_id, session, &cameras, sync_rx, ctl_tx.clone()).await.map_err(|e| e.to_string())
         };
         let result = tokio::select! {
             r = control => r,
@@ -283,7 +296,7 @@ impl Interconnect {
             r = sync => r,
             () = shutdown.cancelled() => Ok(()),
         };
-        if let Err(e) = self.hub.disconnected(&hello.unit_id).await {
+        if let Err(e) = self.hub.disconnected(&hello.unit_id, session).await {
             tracing::error!(unit = %hello.unit_id, "cannot save the unit's sync state: {e}");
         }
         result

@@ -21,8 +21,13 @@ use crate::config::{CentralConfig as SiteConfig, RecordingOption};
 use crate::enrollment::now_us;
 use crate::retrieved::{RetrievedError, RetrievedStore};
 
-/// How often a connected unit's "last seen" time is saved (the start of a link gap).
-const SEEN_EVERY: Duration = Duration::from_secs(2);
+/// How often a unit's "last heard from" time is saved (the start of a link gap): it rises
+/// with each sync message (the unit sends its catalog every few seconds), not merely while a
+/// connection that may already be dead is open.
+const SEEN_EVERY_US: i64 = 2_000_000;
+/// Retrieved before the last time a unit was heard from, in case its last messages were
+/// older than its last recordings.
+const GAP_MARGIN_US: i64 = 5_000_000;
 /// A link gap shorter than this is not worth a retrieval.
 const MIN_GAP_US: i64 = 3_000_000;
 
@@ -32,6 +37,9 @@ pub struct UnitSync {
     pub name: String,
     core: Mutex<CentralSync>,
     wake: Notify,
+    /// The connection driving the core now; an older one that lingers (dead but not yet
+    /// timed out) must neither drive it nor mark it disconnected.
+    session: std::sync::atomic::AtomicU64,
 }
 
 /// Every unit's sync state.
@@ -88,7 +96,12 @@ impl SyncHub {
             Some(durable) => CentralSync::restore(config, durable, holdings),
             None => CentralSync::new(config, holdings),
         };
-        let u = Arc::new(UnitSync { name: unit.to_owned(), core: Mutex::new(core), wake: Notify::new() });
+        let u = Arc::new(UnitSync {
+            name: unit.to_owned(),
+            core: Mutex::new(core),
+            wake: Notify::new(),
+            session: Default::default(),
+        });
         units.insert(unit.to_owned(), u.clone());
         Ok(u)
     }
@@ -128,16 +141,20 @@ impl SyncHub {
         Ok(u.core.lock().await.catalog().cloned())
     }
 
-    /// Drives `unit`'s sync while it is connected: `inputs` are its sync messages (control
-    /// stream and chunk streams), `out` the control stream. Returns when `inputs` ends.
+    /// Drives `unit`'s sync while its connection `session` is connected: `inputs` are its sync
+    /// messages (control stream and chunk streams), `out` the control stream. Returns when
+    /// `inputs` ends or a newer connection of the unit takes over.
     pub async fn drive(
         &self,
         unit: &str,
+        session: u64,
         shared: &[String],
         mut inputs: mpsc::Receiver<SyncFromEdge>,
         out: mpsc::Sender<CentralMessage>,
     ) -> Result<(), RetrievedError> {
+        use std::sync::atomic::Ordering;
         let u = self.unit(unit).await?;
+        u.session.store(session, Ordering::SeqCst);
         let (done_tx, mut done_rx) = mpsc::channel::<Done>(64);
         {
             let mut core = u.core.lock().await;
@@ -157,7 +174,7 @@ impl SyncHub {
                             tracing::info!(unit, camera, gap_s = (now - since) / 1_000_000, "retrieving the link gap");
                             core.request(Retrieval {
                                 camera: camera.clone(),
-                                start_us: since,
+                                start_us: since - GAP_MARGIN_US,
                                 end_us: now,
                                 priority: Priority::Backfill,
                             });
@@ -167,8 +184,11 @@ impl SyncHub {
             }
         }
         self.store.set_last_seen(unit, now_us()).await?;
-        let mut seen = tokio::time::interval(SEEN_EVERY);
+        let mut seen_saved = now_us();
         loop {
+            if u.session.load(Ordering::SeqCst) != session {
+                return Ok(());
+            }
             let (messages, actions, timeout) = {
                 let mut core = u.core.lock().await;
                 let now = self.now();
@@ -191,6 +211,10 @@ impl SyncHub {
                         if let Err(e) = u.core.lock().await.handle(msg) {
                             tracing::debug!(unit, "sync: {e}");
                         }
+                        if now_us() - seen_saved >= SEEN_EVERY_US {
+                            seen_saved = now_us();
+                            self.store.set_last_seen(unit, seen_saved).await?;
+                        }
                     }
                     None => break Ok(()),
                 },
@@ -203,21 +227,23 @@ impl SyncHub {
                     }
                 }
                 () = u.wake.notified() => {}
-                _ = seen.tick() => self.store.set_last_seen(unit, now_us()).await?,
                 () = tokio::time::sleep(sleep) => {}
             }
         }
     }
 
-    /// `unit`'s connection is gone (however [`SyncHub::drive`] ended).
-    pub async fn disconnected(&self, unit: &str) -> Result<(), RetrievedError> {
+    /// `unit`'s connection `session` is gone (however [`SyncHub::drive`] ended); nothing
+    /// happens if a newer connection has taken over.
+    pub async fn disconnected(&self, unit: &str, session: u64) -> Result<(), RetrievedError> {
         let u = self.unit(unit).await?;
+        if u.session.load(std::sync::atomic::Ordering::SeqCst) != session {
+            return Ok(());
+        }
         let durable = {
             let mut core = u.core.lock().await;
             core.disconnected();
             core.durable()
         };
-        self.store.set_last_seen(unit, now_us()).await?;
         self.store.save_durable(unit, &durable).await
     }
 

@@ -1,0 +1,230 @@
+//! `backfill_bench`: backfill goodput over an emulated vehicle link, side by side with a plain
+//! TCP transfer (curl over HTTP) of the same bytes through the same link, and the time from
+//! the link's return to video flowing again. Needs root (network namespaces, TUN). Prints a
+//! Markdown table.
+//!
+//! `cargo build --release --workspace --bins && target/release/backfill_bench [--seconds 60]
+//! [--rate-kbit 10000] [--delay-ms 50] [--loss 1]`
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use hil_tests::netns::{EmulatedLink, LinkParams, Netns, unsupported_reason};
+use hil_tests::{Proc, bin_path, edge_config, get_json, wait_until};
+use media_store::{MediaKind, Record, Store, StoreOptions, StoredFrame, StoredParameters};
+use serde_json::{Value, json};
+
+const T: Duration = Duration::from_secs(120);
+
+fn arg(name: &str, default: f64) -> f64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}
+
+fn last_word(line: &str) -> String {
+    line.rsplit(' ').next().unwrap_or_default().to_owned()
+}
+
+fn in_ns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+    ns.spawn(f)?.join().map_err(|_| anyhow::anyhow!("thread in namespace panicked"))
+}
+
+/// Writes `seconds` of a 4 Mbit/s, 25 fps camera ending now into a unit store; returns the
+/// media bytes and the time range.
+fn make_store(dir: &Path, seconds: u32) -> anyhow::Result<(u64, i64, i64)> {
+    let (mut store, _) = Store::open(dir, StoreOptions::default())?;
+    store.append(&Record::Parameters(StoredParameters {
+        camera: "front".into(),
+        rfc6381_codec: "avc1.640028".into(),
+        width: 1920,
+        height: 1080,
+        extra_data: vec![1, 0x64, 0, 0x28, 0xff, 0xe1, 0, 4, 0x67, 0x64, 0, 0x28],
+    }))?;
+    let frames = seconds * 25;
+    let start = now_us() - i64::from(seconds) * 1_000_000;
+    let mut bytes = 0u64;
+    let mut rng = fastrand::Rng::with_seed(7);
+    for i in 0..frames {
+        let keyframe = i % 25 == 0;
+        let len = if keyframe { 125_000 } else { 15_625 };
+        let data: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+        bytes += len as u64;
+        store.append(&Record::Frame(StoredFrame {
+            camera: "front".into(),
+            stream: 0,
+            parameters_seq: 0,
+            kind: MediaKind::Video,
+            keyframe,
+            pts: i64::from(i) * 3600,
+            clock_rate: 90_000,
+            wall_clock_us: start + i64::from(i) * 40_000,
+            data,
+        }))?;
+    }
+    store.sync()?;
+    Ok((bytes, start, start + i64::from(frames) * 40_000))
+}
+
+fn main() -> anyhow::Result<()> {
+    if let Some(why) = unsupported_reason() {
+        bail!("needs root and /dev/net/tun: {why}");
+    }
+    let seconds = arg("--seconds", 60.0) as u32;
+    let rate_kbit = arg("--rate-kbit", 10_000.0) as u64;
+    let delay_ms = arg("--delay-ms", 50.0);
+    let loss = arg("--loss", 1.0);
+    let dir = tempfile::tempdir()?;
+    let store = dir.path().join("store");
+    let (media_bytes, start, end) = make_store(&store, seconds)?;
+
+    let unit_ns = Netns::create("bb-unit")?;
+    let central_ns = Netns::create("bb-central")?;
+    let params = LinkParams { delay_ms, rate_kbit, loss_pct: loss, ..LinkParams::default() };
+    let link = EmulatedLink::start(&unit_ns, &central_ns, &params)?;
+
+    // TCP baseline: the store's segment bytes over HTTP, through the same link.
+    // As many bytes as the first backfill below moves (two thirds of the recording).
+    let blob = dir.path().join("blob");
+    let segment = std::fs::read_dir(store.join("logs/front"))?.next().context("a segment")??.path();
+    let size = media_bytes * 2 / 3;
+    std::fs::write(&blob, &std::fs::read(segment)?[..size as usize])?;
+    // A plain TCP sender (its congestion control set on the socket: the namespace's default
+    // cannot be changed here) and a receiver that times the transfer from connect to EOF.
+    const SENDER: &str = "import socket,sys\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+        s.bind((sys.argv[1],int(sys.argv[2])));s.listen(1);print('ready',flush=True)\nc,_=s.accept()\n\
+        c.setsockopt(socket.IPPROTO_TCP,socket.TCP_CONGESTION,sys.argv[3].encode())\n\
+        c.sendall(open(sys.argv[4],'rb').read());c.close()";
+    const RECEIVER: &str = "import socket,sys,time\nt=time.monotonic();s=socket.create_connection((sys.argv[1],int(sys.argv[2])))\n\
+        n=0\nwhile True:\n  b=s.recv(1<<20)\n  if not b: break\n  n+=len(b)\nprint(n,time.monotonic()-t)";
+    let mut tcp = Vec::new();
+    for (i, cc) in ["cubic", "bbr"].into_iter().enumerate() {
+        let port = (8099 + i).to_string();
+        let addr = link.unit_addr().to_string();
+        let mut sender = unit_ns.command("/usr/bin/python3");
+        sender.args(["-c", SENDER, &addr, &port, cc]).arg(&blob);
+        let mut sender = Proc::spawn("tcp-sender", sender, &dir.path().join(format!("tcp-{cc}.log")))?;
+        sender.wait_line("ready", T)?;
+        let out = central_ns.run("/usr/bin/python3", &["-c", RECEIVER, &addr, &port])?;
+        let mut words = out.split_whitespace();
+        let got: u64 = words.next().context("bytes")?.parse()?;
+        let secs: f64 = words.next().context("seconds")?.parse()?;
+        if got != size {
+            bail!("the TCP transfer moved {got} of {size} bytes");
+        }
+        tcp.push((cc, size as f64 * 8.0 / secs / 1000.0));
+    }
+
+    // Central and the unit.
+    let config = dir.path().join("central.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[web]\nlisten = \"127.0.0.1:0\"\n[quic]\nlisten = \"{}:0\"\n[store]\npath = {:?}\n",
+            link.central_addr(),
+            dir.path().join("central")
+        ),
+    )?;
+    let mut cmd = central_ns.command(bin_path("central")?);
+    cmd.arg("run").arg("--config").arg(&config);
+    let mut central = Proc::spawn("central", cmd, &dir.path().join("central.log"))?;
+    let quic = last_word(&central.wait_line("QUIC listening on", T)?);
+    let web = last_word(&central.wait_line("web listening on", T)?);
+    let edge_toml = dir.path().join("edge.toml");
+    std::fs::write(
+        &edge_toml,
+        edge_config("bus-1", &store, Some((&quic, "")), &[("front", "rtsp://127.0.0.1:1/none")])
+            .replace("fingerprint = \"\"\n", ""),
+    )?;
+    let out = Command::new(bin_path("central")?)
+        .args(["unit", "add", "--name", "bus-1", "--config"])
+        .arg(&config)
+        .output()?;
+    let token = last_word(String::from_utf8_lossy(&out.stdout).trim());
+    let out = unit_ns
+        .command(bin_path("edge")?)
+        .arg("enroll")
+        .arg("--config")
+        .arg(&edge_toml)
+        .args(["--central", &quic, "--token", &token])
+        .output()?;
+    if !out.status.success() {
+        bail!("enroll: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut cmd = unit_ns.command(bin_path("edge")?);
+    cmd.arg("run").arg("--config").arg(&edge_toml);
+    let _edge = Proc::spawn("edge", cmd, &dir.path().join("edge.log"))?;
+    let get = |path: String| {
+        let url = format!("{web}{path}");
+        in_ns(&central_ns, move || get_json(&url).ok()).ok().flatten()
+    };
+    let rfc = |us: i64| jiff::Timestamp::from_microsecond(us).map(|t| t.to_string()).unwrap_or_default();
+    wait_until("central knows the unit's recording", T, || {
+        let t = get(format!("/api/units/bus-1/cameras/front/timeline?start={}&end={}", rfc(start), rfc(end)))?;
+        (!t["remote_only"].as_array()?.is_empty()).then_some(())
+    })?;
+
+    // Backfill of the whole recording, timed from the request to done.
+    let request = |from: i64, to: i64| -> anyhow::Result<i64> {
+        let url = format!("{web}/api/units/bus-1/cameras/front/retrieve");
+        let body = json!({ "start": rfc(from), "end": rfc(to) });
+        let v: Value = in_ns(&central_ns, move || {
+            ureq::post(&url).send_json(body).ok().and_then(|mut r| r.body_mut().read_json::<Value>().ok())
+        })?
+        .context("retrieve")?;
+        v["id"].as_i64().context("an id")
+    };
+    let began = Instant::now();
+    let id = request(start, start + (end - start) * 2 / 3)?;
+    let done = wait_until("the backfill finishes", Duration::from_secs(600), || {
+        let s = get(format!("/api/retrievals/{id}"))?;
+        (s["state"] == "done" || s["state"] == "failed").then_some(s)
+    })?;
+    let secs = began.elapsed().as_secs_f64();
+    let bytes = done["bytes_total"].as_u64().unwrap_or(0);
+    let quic_kbit = bytes as f64 * 8.0 / secs / 1000.0;
+
+    // Resume: the link fails in the middle of the last third; time from its return to progress.
+    let id = request(start + (end - start) * 2 / 3, end)?;
+    wait_until("the second backfill starts", T, || {
+        (get(format!("/api/retrievals/{id}"))?["bytes_done"].as_u64()? > 0).then_some(())
+    })?;
+    link.down()?;
+    std::thread::sleep(Duration::from_secs(15));
+    let stalled = get(format!("/api/retrievals/{id}")).and_then(|s| s["bytes_done"].as_u64()).unwrap_or(0);
+    link.up()?;
+    let up = Instant::now();
+    wait_until("bytes flow again", T, || {
+        (get(format!("/api/retrievals/{id}"))?["bytes_done"].as_u64()? > stalled).then_some(())
+    })?;
+    let resume = up.elapsed().as_secs_f64();
+
+    println!(
+        "Link: {rate_kbit} kbit/s, {delay_ms} ms each way ({} ms RTT), {loss} % loss each way; {seconds} s of a \
+         4 Mbit/s camera ({:.1} MB).\n",
+        delay_ms * 2.0,
+        media_bytes as f64 / 1e6
+    );
+    println!("| transfer | goodput kbit/s | × link rate | × TCP (cubic) | × TCP (bbr) |");
+    println!("|---|---:|---:|---:|---:|");
+    let row = |what: &str, kbit: f64| {
+        println!(
+            "| {what} | {kbit:.0} | {:.2} | {:.2} | {:.2} |",
+            kbit / rate_kbit as f64,
+            kbit / tcp[0].1,
+            kbit / tcp[1].1
+        )
+    };
+    row(&format!("Convoy backfill over QUIC ({:.1} MB, request to done)", bytes as f64 / 1e6), quic_kbit);
+    for (cc, kbit) in &tcp {
+        row(&format!("plain TCP, {cc} ({:.1} MB, connect to EOF)", size as f64 / 1e6), *kbit);
+    }
+    println!("\nTransfer resumed {resume:.2} s after a 15 s outage ended (bytes flowing again at central).");
+    drop(central);
+    Ok(())
+}
