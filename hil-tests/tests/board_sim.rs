@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hil_tests::{EdgeProc, Proc, bin_path, edge_config, get_json, sim_camera, wait_until};
+use hil_tests::{CentralProc, EdgeProc, Proc, bin_path, edge_config, get_json, sim_camera, wait_until};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
@@ -27,6 +27,11 @@ impl Rig {
     /// Starts everything in `dir` with the ignition on; `extra` is appended to the edge's
     /// config, `env` set for the edge.
     fn start(dir: &Path, extra: &str, env: &[(&str, &str)]) -> Rig {
+        Self::start_with(dir, extra, env, None)
+    }
+
+    /// [`Rig::start`], the unit enrolled with `central` and connected to it.
+    fn start_with(dir: &Path, extra: &str, env: &[(&str, &str)], central: Option<&CentralProc>) -> Rig {
         let (camera, rtsp) = sim_camera(dir, &["front"], 0).unwrap();
         // The edge's UDP port for the board: pick a free one (bind, note it, close).
         let unit: SocketAddr = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
@@ -36,10 +41,15 @@ impl Rig {
         let board = sim.wait_line("ready ", T).unwrap().trim_start_matches("ready ").to_owned();
         sim.send_line("input ignition 1").unwrap();
         let store = dir.join("store");
+        let link = central.map(|c| (c.quic.as_str(), c.fingerprint.as_str()));
         let config = format!(
             "{}[io]\nlisten = \"{unit}\"\nboard = \"{board}\"\n{extra}",
-            edge_config("bus-1", &store, None, &[("front", &format!("{rtsp}/front"))])
+            edge_config("bus-1", &store, link, &[("front", &format!("{rtsp}/front"))])
         );
+        if let Some(c) = central {
+            std::fs::write(dir.join("edge.toml"), &config).unwrap();
+            hil_tests::edge_enroll(&dir.join("edge.toml"), &c.quic, &c.add_unit("bus-1").unwrap()).unwrap();
+        }
         let edge = start_edge(dir, "edge", &config, env);
         let rig = Rig { _camera: camera, sim, edge, store };
         rig.wait_status("the edge records with the I/O link up and the ignition on", |s| {
@@ -185,6 +195,52 @@ fn the_panic_button_is_an_event() {
     assert!((now_us() - event["time_us"].as_i64().unwrap()).abs() < 10_000_000, "{event}");
     let s = rig.status().unwrap();
     assert!(s["io"]["inputs"].as_array().unwrap().iter().any(|i| i["name"] == "panic" && i["active"] == true), "{s}");
+}
+
+/// The panic button reaches central as an alarm, and central retrieves the recording around it
+/// (the default `event_window`: 10 s before, 10 s after), the part before the press included.
+#[test]
+fn the_panic_button_raises_an_alarm_at_central_which_retrieves_the_video_around_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let central = CentralProc::start(dir.path(), 0).unwrap();
+    let mut rig = Rig::start_with(dir.path(), "", &[], Some(&central));
+    rig.wait_status("the unit is connected to central", |s| (s["central_connected"] == true).then_some(()));
+    // Some recording before the press.
+    std::thread::sleep(Duration::from_secs(8));
+    rig.sim.send_line("input panic 1").unwrap();
+    let pressed = now_us();
+    let alarm = wait_until("the alarm at central", T, || {
+        let alarms = get_json(&format!("{}/api/alarms", central.web)).ok()?;
+        alarms.as_array()?.iter().find(|a| a["unit"] == "bus-1" && a["kind"]["DigitalInput"]["input"] == 1).cloned()
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
+    assert_eq!(alarm["kind"]["DigitalInput"]["active"], true, "{alarm}");
+    assert_eq!(alarm["state"], "new");
+    let rfc = |us: i64| jiff::Timestamp::from_microsecond(us).unwrap().to_string();
+    let held = |from: i64, to: i64| -> Option<i64> {
+        let t = get_json(&format!(
+            "{}/api/units/bus-1/cameras/front/timeline?start={}&end={}",
+            central.web,
+            rfc(from),
+            rfc(to)
+        ))
+        .ok()?;
+        Some(
+            t["central"]
+                .as_array()?
+                .iter()
+                .map(|r| {
+                    let p = |i: usize| r[i].as_str().unwrap().parse::<jiff::Timestamp>().unwrap().as_microsecond();
+                    p(1) - p(0)
+                })
+                .sum(),
+        )
+    };
+    // The six seconds before the press reach central without anyone asking.
+    wait_until("the video before the press is at central", T, || {
+        (held(pressed - 6_000_000, pressed)? >= 5_500_000).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
 }
 
 fn post_output(web: &str, output: u32, on: bool) -> (u16, Value) {
