@@ -241,7 +241,15 @@ impl Interconnect {
         let (sync_tx, sync_rx) = mpsc::channel::<SyncFromEdge>(64);
         let control_sync = sync_tx.clone();
         let control = async {
-            while let Some(msg) = messages::read::<EdgeMessage>(&mut recv).await.map_err(io)? {
+            while let Some(msg) = messages::read_tolerant::<EdgeMessage>(&mut recv).await.map_err(io)? {
+                let msg = match msg {
+                    messages::Tolerant::Message(m) => m,
+                    messages::Tolerant::Unknown(why) => {
+                        // A newer unit's message: skipped, the session goes on.
+                        tracing::debug!(unit = %hello.unit_id, "skipped a message this central does not know: {why}");
+                        continue;
+                    }
+                };
                 match msg {
                     EdgeMessage::CameraState(state) => unit.set_camera_state(state),
                     EdgeMessage::Sync(m) => {

@@ -259,8 +259,13 @@ impl Uplink2 {
 
 async fn read_loop(mut recv: quinn::RecvStream, tx: mpsc::Sender<Result<CentralMessage, String>>) {
     loop {
-        let msg = match messages::read::<CentralMessage>(&mut recv).await {
-            Ok(Some(m)) => Ok(m),
+        let msg = match messages::read_tolerant::<CentralMessage>(&mut recv).await {
+            Ok(Some(messages::Tolerant::Message(m))) => Ok(m),
+            Ok(Some(messages::Tolerant::Unknown(why))) => {
+                // A newer central's message: skipped, the session goes on.
+                tracing::debug!("skipped a message from central this unit does not know: {why}");
+                continue;
+            }
             Ok(None) => return,
             Err(e) => Err(e.to_string()),
         };
