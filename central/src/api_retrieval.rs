@@ -18,7 +18,7 @@ use sync_core::RangeSet;
 
 use crate::sync_hub::RequestError;
 use crate::time::{parse_rfc3339, rfc3339};
-use crate::web::WebState;
+use crate::web::{WebState, shares_camera};
 
 /// Frames closer than this count as one stretch of video on a timeline.
 const JOIN_US: i64 = media_store::index::GAP_US;
@@ -53,14 +53,14 @@ fn window(start: &str, end: &str) -> Result<(i64, i64), Refusal> {
     Ok((start, end))
 }
 
-/// Whether a registered unit shares this camera.
-async fn known(state: &WebState, unit: &str, camera: &str) -> Result<bool, Refusal> {
-    let registry = state.registry.clone();
-    let rows = tokio::task::spawn_blocking(move || registry.lock().unwrap_or_else(|p| p.into_inner()).units())
-        .await
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok(rows.iter().any(|r| r.id == unit && r.cameras.iter().any(|(id, _)| id == camera)))
+/// The range asked for, once it parses and the unit shares the camera (404 otherwise).
+async fn target(state: &WebState, unit: &str, camera: &str, start: &str, end: &str) -> Result<(i64, i64), Refusal> {
+    let range = window(start, end)?;
+    match shares_camera(state, unit, camera).await {
+        Ok(true) => Ok(range),
+        Ok(false) => Err((StatusCode::NOT_FOUND, format!("no unit {unit:?} with a shared camera {camera:?}"))),
+        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e)),
+    }
 }
 
 fn as_pairs(set: &RangeSet<i64>) -> Vec<[String; 2]> {
@@ -87,15 +87,10 @@ pub async fn timeline(
     Path((unit, camera)): Path<(String, String)>,
     Query(w): Query<Window>,
 ) -> Response {
-    let (start, end) = match window(&w.start, &w.end) {
-        Ok(w) => w,
+    let (start, end) = match target(&state, &unit, &camera, &w.start, &w.end).await {
+        Ok(r) => r,
         Err((status, message)) => return bad(status, message),
     };
-    match known(&state, &unit, &camera).await {
-        Ok(true) => {}
-        Ok(false) => return bad(StatusCode::NOT_FOUND, format!("no unit {unit:?} with a shared camera {camera:?}")),
-        Err((status, message)) => return bad(status, message),
-    }
     let held = match state.hub.store().held_times(&unit, &camera).await {
         Ok(h) => h,
         Err(e) => return bad(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -126,15 +121,10 @@ pub async fn retrieve(
     Path((unit, camera)): Path<(String, String)>,
     Json(body): Json<RangeBody>,
 ) -> Response {
-    let (start, end) = match window(&body.start, &body.end) {
-        Ok(w) => w,
+    let (start, end) = match target(&state, &unit, &camera, &body.start, &body.end).await {
+        Ok(r) => r,
         Err((status, message)) => return bad(status, message),
     };
-    match known(&state, &unit, &camera).await {
-        Ok(true) => {}
-        Ok(false) => return bad(StatusCode::NOT_FOUND, format!("no unit {unit:?} with a shared camera {camera:?}")),
-        Err((status, message)) => return bad(status, message),
-    }
     match state.hub.request(&unit, &camera, start, end).await {
         Ok(id) => (StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response(),
         Err(e @ RequestError::NotAllowed { .. }) => bad(StatusCode::FORBIDDEN, e.to_string()),

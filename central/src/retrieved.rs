@@ -241,7 +241,7 @@ impl RetrievedStore {
         .await
     }
 
-    /// The time ranges of `unit`'s `camera` central holds, merged where frames are close.
+    /// The time ranges of `unit`'s `camera` central holds, one per stored chunk, by start.
     pub async fn held_times(&self, unit: &str, camera: &str) -> Result<Vec<HeldTime>, RetrievedError> {
         let (unit, camera) = (unit.to_owned(), camera.to_owned());
         self.query(move |db| {
@@ -249,18 +249,9 @@ impl RetrievedStore {
                 "SELECT start_us, end_us FROM holding WHERE unit = ?1 AND camera = ?2 AND start_us IS NOT NULL
                  ORDER BY start_us",
             )?;
-            let rows = stmt.query_map(params![unit, camera], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
-            let mut out: Vec<HeldTime> = Vec::new();
-            for row in rows {
-                let (start_us, end_us) = row?;
-                match out.last_mut() {
-                    Some(last) if start_us <= last.end_us + media_store::index::GAP_US => {
-                        last.end_us = last.end_us.max(end_us);
-                    }
-                    _ => out.push(HeldTime { start_us, end_us }),
-                }
-            }
-            Ok(out)
+            let rows =
+                stmt.query_map(params![unit, camera], |r| Ok(HeldTime { start_us: r.get(0)?, end_us: r.get(1)? }))?;
+            Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
     }

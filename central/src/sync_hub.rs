@@ -116,11 +116,13 @@ impl SyncHub {
             return Err(RequestError::NotAllowed { unit: unit.to_owned(), camera: camera.to_owned() });
         }
         let u = self.unit(unit).await?;
-        let core_id = {
+        let (core_id, durable) = {
             let mut core = u.core.lock().await;
-            core.request(Retrieval { camera: camera.to_owned(), start_us, end_us, priority: Priority::Manual })
+            let id =
+                core.request(Retrieval { camera: camera.to_owned(), start_us, end_us, priority: Priority::Manual });
+            (id, core.durable())
         };
-        self.store.save_durable(unit, &u.core.lock().await.durable()).await?;
+        self.store.save_durable(unit, &durable).await?;
         u.wake.notify_one();
         Ok(self.store.add_retrieval(unit, core_id.0, camera, start_us, end_us).await?)
     }

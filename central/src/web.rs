@@ -63,17 +63,25 @@ async fn live(
     Path((unit, camera)): Path<(String, String)>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let registry = state.registry.clone();
-    let rows = tokio::task::spawn_blocking(move || registry.lock().unwrap_or_else(|p| p.into_inner()).units()).await;
-    let known = match rows {
-        Ok(Ok(rows)) => rows.iter().any(|r| r.id == unit && r.cameras.iter().any(|(id, _)| *id == camera)),
-        _ => return (StatusCode::INTERNAL_SERVER_ERROR, "cannot read the registry").into_response(),
+    let Ok(known) = shares_camera(&state, &unit, &camera).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "cannot read the registry").into_response();
     };
     if !known {
         return (StatusCode::NOT_FOUND, format!("no unit {unit:?} with a shared camera {camera:?}")).into_response();
     }
     let viewer = state.relay.watch(&unit, &camera);
     upgrade.on_upgrade(move |socket| crate::live_ws::forward(socket, viewer)).into_response()
+}
+
+/// Whether a unit registered here shares this camera (an error says why the registry could
+/// not be read).
+pub async fn shares_camera(state: &WebState, unit: &str, camera: &str) -> Result<bool, String> {
+    let registry = state.registry.clone();
+    let rows = tokio::task::spawn_blocking(move || registry.lock().unwrap_or_else(|p| p.into_inner()).units())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok(rows.iter().any(|r| r.id == unit && r.cameras.iter().any(|(id, _)| id == camera)))
 }
 
 async fn index() -> impl IntoResponse {

@@ -32,6 +32,7 @@ pub const CHUNK_PRIORITY: i32 = -10;
 pub const CENTRAL_CURSOR: &str = "central";
 
 /// What the sync link needs from the rest of the unit.
+#[derive(Clone)]
 pub struct SyncSetup {
     /// The store directory.
     pub store: PathBuf,
@@ -132,14 +133,6 @@ impl SyncLink {
             .poll_timeout()
             .map_or(Duration::from_secs(1), |t| Duration::from_micros(t.saturating_sub(now)))
             .min(Duration::from_secs(1))
-    }
-
-    /// Lets the core act on time passing (its next `drain` sends what became due).
-    pub fn tick(&mut self) {}
-
-    /// Changes of the durable logs (each group commit), to wake the loop.
-    pub fn durable_changes(&self) -> DurableLogs {
-        self.setup.durable.clone()
     }
 
     /// The next completion of work done off the executor (cancel-safe).

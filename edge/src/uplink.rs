@@ -49,22 +49,7 @@ pub struct Uplink {
 impl Uplink {
     /// Runs until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let Uplink { config, identity_dir, status, hubs, sync } = self;
-        let this = Uplink2 { config, identity_dir, status, hubs };
-        this.run(SyncLink::new(sync), shutdown).await
-    }
-}
-
-/// The uplink without its sync setup (which became the [`SyncLink`]).
-struct Uplink2 {
-    config: CentralConfig,
-    identity_dir: PathBuf,
-    status: Arc<UnitStatus>,
-    hubs: Arc<HashMap<String, Arc<LiveHub>>>,
-}
-
-impl Uplink2 {
-    async fn run(self, mut sync: SyncLink, shutdown: CancellationToken) {
+        let mut sync = SyncLink::new(self.sync.clone());
         let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(1));
         let mut down_since: Option<Instant> = None;
         loop {
@@ -188,7 +173,6 @@ impl Uplink2 {
         }
         sync.connected();
         let mut catalog_timer = tokio::time::interval(CATALOG_REFRESH);
-        let mut durable = sync.durable_changes();
         loop {
             for out in sync.drain() {
                 match out {
@@ -206,11 +190,6 @@ impl Uplink2 {
                     }
                 }
                 _ = catalog_timer.tick() => sync.refresh_catalog(),
-                changed = durable.changed() => {
-                    if changed.is_err() {
-                        return Ok(());
-                    }
-                }
                 event = events.recv() => match event {
                     Ok(event) => sync.event(&event),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
@@ -218,7 +197,8 @@ impl Uplink2 {
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
                 },
-                () = tokio::time::sleep(timeout) => sync.tick(),
+                // Time passing: the next round's drain sends what became due.
+                () = tokio::time::sleep(timeout) => {}
                 msg = msg_rx.recv() => match msg {
                     Some(Ok(CentralMessage::Sync(m))) => sync.handle(m),
                     Some(Ok(CentralMessage::StartLive { camera })) => {

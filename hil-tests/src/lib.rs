@@ -20,3 +20,11 @@ pub fn get_json(url: &str) -> anyhow::Result<serde_json::Value> {
     let mut response = ureq::get(url).call()?;
     Ok(response.body_mut().read_json()?)
 }
+
+/// The total length in µs of a timeline's `[[start, end], …]` (RFC 3339 pairs, as central's
+/// timeline API answers).
+pub fn timeline_us(ranges: &serde_json::Value) -> i64 {
+    let at =
+        |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<jiff::Timestamp>().ok()).map(|t| t.as_microsecond());
+    ranges.as_array().into_iter().flatten().filter_map(|r| Some(at(&r[1])? - at(&r[0])?)).sum()
+}

@@ -7,22 +7,55 @@ use std::path::Path;
 use media_store::Record;
 use media_store::read::read_range;
 
-/// Frames of `log` between two times as wall clock → (key frame, SHA-256 of the data), and how
-/// many frames shared a wall clock with another (duplicates).
-pub fn frame_hashes(store: &Path, log: &str, start_us: i64, end_us: i64) -> (BTreeMap<i64, (bool, [u8; 32])>, usize) {
+/// Frames by wall clock → (key frame, SHA-256 of the data).
+pub type FrameHashes = BTreeMap<i64, (bool, [u8; 32])>;
+
+/// Frames as [`FrameHashes`], and how many shared a wall clock with another (duplicates).
+fn hashes<'a>(frames: impl IntoIterator<Item = (i64, bool, &'a [u8])>) -> (FrameHashes, usize) {
     use sha2::Digest;
     let mut out = BTreeMap::new();
     let mut duplicates = 0;
-    let Ok(reader) = read_range(store, log, start_us, end_us, None) else {
-        return (out, 0);
-    };
-    for record in reader.flatten() {
-        if let Record::Frame(f) = record
-            && f.wall_clock_us >= start_us
-            && out.insert(f.wall_clock_us, (f.keyframe, sha2::Sha256::digest(&f.data).into())).is_some()
-        {
+    for (wall, keyframe, data) in frames {
+        if out.insert(wall, (keyframe, sha2::Sha256::digest(data).into())).is_some() {
             duplicates += 1;
         }
     }
     (out, duplicates)
+}
+
+/// Frames of a unit's `log` between two times (see [`hashes`]).
+pub fn frame_hashes(store: &Path, log: &str, start_us: i64, end_us: i64) -> (FrameHashes, usize) {
+    let Ok(reader) = read_range(store, log, start_us, end_us, None) else {
+        return (BTreeMap::new(), 0);
+    };
+    let frames: Vec<_> = reader
+        .flatten()
+        .filter_map(|r| match r {
+            Record::Frame(f) if f.wall_clock_us >= start_us => Some(f),
+            _ => None,
+        })
+        .collect();
+    hashes(frames.iter().map(|f| (f.wall_clock_us, f.keyframe, f.data.as_slice())))
+}
+
+/// Frames central holds of `unit`'s `camera` between two times, from its data directory.
+pub fn central_frame_hashes(
+    central: &Path,
+    unit: &str,
+    camera: &str,
+    start_us: i64,
+    end_us: i64,
+) -> (FrameHashes, usize) {
+    let frames =
+        central::retrieved::read_frames(central, unit, camera, start_us, end_us).expect("central's store reads");
+    hashes(frames.iter().map(|f| (f.wall_clock_us, f.keyframe, f.data.as_slice())))
+}
+
+/// Frames of `want` missing from `got`, frames of `got` not in `want`, and frames in both that
+/// differ (by wall clock).
+pub fn compare(want: &FrameHashes, got: &FrameHashes) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
+    let missing = want.keys().filter(|k| !got.contains_key(k)).copied().collect();
+    let extra = got.keys().filter(|k| !want.contains_key(k)).copied().collect();
+    let differ = want.iter().filter(|(k, v)| got.get(k).is_some_and(|h| h != *v)).map(|(k, _)| *k).collect();
+    (missing, extra, differ)
 }

@@ -145,6 +145,12 @@ impl Netns {
         run(self.command(program).args(args))
     }
 
+    /// Runs `f` on a thread inside the namespace and returns its result (a panic in `f` goes
+    /// on in the caller).
+    pub fn call<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, NetnsError> {
+        Ok(self.spawn(f)?.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    }
+
     /// Runs `f` on a new thread inside the namespace (its sockets live there), once the thread
     /// has entered it.
     pub fn spawn<T: Send + 'static>(

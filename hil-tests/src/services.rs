@@ -6,7 +6,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::netns::Netns;
 use crate::process::{Proc, bin_path};
+
+/// A command for `program`, inside `ns` when given.
+fn command_in(program: impl AsRef<std::ffi::OsStr>, ns: Option<&Netns>) -> Command {
+    match ns {
+        Some(ns) => ns.command(program),
+        None => Command::new(program),
+    }
+}
 
 /// How long a process may take to print its listening line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -19,7 +28,12 @@ pub fn clip_path() -> PathBuf {
 /// Starts our simulated camera serving `mounts`; returns it with its base URL
 /// (`rtsp://127.0.0.1:PORT`).
 pub fn sim_camera(dir: &Path, mounts: &[&str], port: u16) -> anyhow::Result<(Proc, String)> {
-    let mut cmd = Command::new(bin_path("sim-camera")?);
+    sim_camera_in(dir, mounts, port, None)
+}
+
+/// [`sim_camera`] inside a network namespace (its loopback) when `ns` is given.
+pub fn sim_camera_in(dir: &Path, mounts: &[&str], port: u16, ns: Option<&Netns>) -> anyhow::Result<(Proc, String)> {
+    let mut cmd = command_in(bin_path("sim-camera")?, ns);
     cmd.arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--clip").arg(clip_path());
     for m in mounts {
         cmd.arg("--mount").arg(format!("/{m}"));
@@ -68,16 +82,25 @@ impl CentralProc {
 
     /// Starts central with given QUIC and web ports (0: any).
     pub fn start_on(dir: &Path, quic_port: u16, web_port: u16) -> anyhow::Result<CentralProc> {
+        Self::launch(dir, None, &format!("127.0.0.1:{quic_port}"), web_port)
+    }
+
+    /// Starts central inside `ns` with QUIC on `quic` (`ADDR:PORT`, port 0: any) and its web
+    /// server on that namespace's loopback.
+    pub fn start_in(dir: &Path, ns: &Netns, quic: &str) -> anyhow::Result<CentralProc> {
+        Self::launch(dir, Some(ns), quic, 0)
+    }
+
+    fn launch(dir: &Path, ns: Option<&Netns>, quic: &str, web_port: u16) -> anyhow::Result<CentralProc> {
         let config = dir.join("central.toml");
         std::fs::write(
             &config,
             format!(
-                "[web]\nlisten = \"127.0.0.1:{web_port}\"\n[quic]\nlisten = \"127.0.0.1:{quic_port}\"\n\
-                 [store]\npath = {:?}\n",
+                "[web]\nlisten = \"127.0.0.1:{web_port}\"\n[quic]\nlisten = \"{quic}\"\n[store]\npath = {:?}\n",
                 dir.join("central")
             ),
         )?;
-        let mut cmd = Command::new(bin_path("central")?);
+        let mut cmd = command_in(bin_path("central")?, ns);
         cmd.arg("run").arg("--config").arg(&config);
         let mut proc = Proc::spawn("central", cmd, &dir.join("central.log"))?;
         let fingerprint = last_word(&proc.wait_line("CA fingerprint", START_TIMEOUT)?);
@@ -122,7 +145,12 @@ pub struct EdgeProc {
 /// Runs `edge enroll --config CONFIG --central ADDRESS --token TOKEN`; its output, or an error
 /// with it.
 pub fn edge_enroll(config: &Path, central: &str, token: &str) -> anyhow::Result<String> {
-    let out = Command::new(bin_path("edge")?)
+    edge_enroll_in(config, central, token, None)
+}
+
+/// [`edge_enroll`] from inside a network namespace when `ns` is given.
+pub fn edge_enroll_in(config: &Path, central: &str, token: &str, ns: Option<&Netns>) -> anyhow::Result<String> {
+    let out = command_in(bin_path("edge")?, ns)
         .arg("enroll")
         .arg("--config")
         .arg(config)
@@ -151,9 +179,14 @@ impl EdgeProc {
 
     /// Starts an edge unit with this config text (written to `dir/NAME.toml`).
     pub fn start(dir: &Path, name: &str, config_text: &str) -> anyhow::Result<EdgeProc> {
+        Self::start_in(dir, name, config_text, None)
+    }
+
+    /// [`EdgeProc::start`] inside a network namespace when `ns` is given.
+    pub fn start_in(dir: &Path, name: &str, config_text: &str, ns: Option<&Netns>) -> anyhow::Result<EdgeProc> {
         let config = dir.join(format!("{name}.toml"));
         std::fs::write(&config, config_text)?;
-        let mut cmd = Command::new(bin_path("edge")?);
+        let mut cmd = command_in(bin_path("edge")?, ns);
         cmd.arg("run").arg("--config").arg(&config);
         let mut proc = Proc::spawn(name, cmd, &dir.join(format!("{name}.log")))?;
         let web = last_word(&proc.wait_line("web listening on", START_TIMEOUT)?);
@@ -179,6 +212,7 @@ pub fn edge_config(unit_id: &str, store: &Path, central: Option<(&str, &str)>, c
     s
 }
 
-fn last_word(line: &str) -> String {
+/// The last word of a line a process printed (an address, a token).
+pub fn last_word(line: &str) -> String {
     line.rsplit(' ').next().unwrap_or_default().to_owned()
 }

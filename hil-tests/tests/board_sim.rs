@@ -225,16 +225,7 @@ fn the_panic_button_raises_an_alarm_at_central_which_retrieves_the_video_around_
             rfc(to)
         ))
         .ok()?;
-        Some(
-            t["central"]
-                .as_array()?
-                .iter()
-                .map(|r| {
-                    let p = |i: usize| r[i].as_str().unwrap().parse::<jiff::Timestamp>().unwrap().as_microsecond();
-                    p(1) - p(0)
-                })
-                .sum(),
-        )
+        Some(hil_tests::timeline_us(&t["central"]))
     };
     // The six seconds before the press reach central without anyone asking.
     wait_until("the video before the press is at central", T, || {

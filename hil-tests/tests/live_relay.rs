@@ -21,20 +21,26 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-#[test]
-fn fifty_viewers_share_one_upstream_that_exists_only_while_watched() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_cam, rtsp) = sim_camera(dir.path(), &["front"], 0).unwrap();
-    let central = CentralProc::start(dir.path(), 0).unwrap();
+/// A camera, central, and unit `bus-50` recording it, enrolled and connected.
+fn connected_unit(dir: &std::path::Path) -> (hil_tests::Proc, CentralProc, EdgeProc) {
+    let (cam, rtsp) = sim_camera(dir, &["front"], 0).unwrap();
+    let central = CentralProc::start(dir, 0).unwrap();
     let config = edge_config(
         "bus-50",
-        &dir.path().join("store"),
+        &dir.join("store"),
         Some((&central.quic, &central.fingerprint)),
         &[("front", &format!("{rtsp}/front"))],
     );
-    let edge = EdgeProc::start_enrolled(dir.path(), "edge", &config, "bus-50", &central).unwrap();
+    let edge = EdgeProc::start_enrolled(dir, "edge", &config, "bus-50", &central).unwrap();
     wait_until("the unit is connected", T, || (edge.status().ok()?["central_connected"] == true).then_some(()))
         .unwrap();
+    (cam, central, edge)
+}
+
+#[test]
+fn fifty_viewers_share_one_upstream_that_exists_only_while_watched() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cam, central, edge) = connected_unit(dir.path());
     let idle = camera(&central).unwrap();
     assert_eq!((idle["upstreams"].as_u64(), idle["frames_received"].as_u64()), (Some(0), Some(0)), "{idle}");
 
@@ -82,17 +88,7 @@ fn fifty_viewers_share_one_upstream_that_exists_only_while_watched() {
 #[test]
 fn a_stalled_viewer_skips_to_a_key_frame_and_never_holds_up_the_others() {
     let dir = tempfile::tempdir().unwrap();
-    let (_cam, rtsp) = sim_camera(dir.path(), &["front"], 0).unwrap();
-    let central = CentralProc::start(dir.path(), 0).unwrap();
-    let config = edge_config(
-        "bus-50",
-        &dir.path().join("store"),
-        Some((&central.quic, &central.fingerprint)),
-        &[("front", &format!("{rtsp}/front"))],
-    );
-    let edge = EdgeProc::start_enrolled(dir.path(), "edge", &config, "bus-50", &central).unwrap();
-    wait_until("the unit is connected", T, || (edge.status().ok()?["central_connected"] == true).then_some(()))
-        .unwrap();
+    let (_cam, central, _edge) = connected_unit(dir.path());
     let fast = LiveViewer::open(&central.web, "bus-50", "front").unwrap();
     let slow = LiveViewer::open_with_receive_buffer(&central.web, "bus-50", "front", Some(4096)).unwrap();
     wait_until("both viewers get frames", T, || (fast.frames() > 10 && slow.frames() > 10).then_some(())).unwrap();

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use hil_tests::media::frame_hashes;
-use hil_tests::{CentralProc, EdgeProc, edge_config, get_json, sim_camera, wait_until};
+use hil_tests::media::{central_frame_hashes, compare, frame_hashes};
+use hil_tests::{CentralProc, EdgeProc, edge_config, get_json, sim_camera, timeline_us, wait_until};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(60);
@@ -28,18 +28,6 @@ fn timeline(central: &CentralProc, start: i64, end: i64) -> Option<Value> {
     .ok()
 }
 
-fn total_us(ranges: &Value) -> i64 {
-    ranges
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let p = |i: usize| r[i].as_str().unwrap().parse::<jiff::Timestamp>().unwrap().as_microsecond();
-            p(1) - p(0)
-        })
-        .sum()
-}
-
 #[test]
 fn an_operator_retrieval_brings_the_range_to_central_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
@@ -57,7 +45,7 @@ fn an_operator_retrieval_brings_the_range_to_central_byte_for_byte() {
     // Ten seconds of recording, and the unit's catalog at central says so.
     let seen = wait_until("the unit's recording shows at central as remote only", T, || {
         let t = timeline(&central, t0 - 60_000_000, now_us())?;
-        (total_us(&t["remote_only"]) > 8_000_000).then_some(t)
+        (timeline_us(&t["remote_only"]) > 8_000_000).then_some(t)
     })
     .unwrap_or_else(|e| panic!("{e}\n{}\n{}", central.proc.log_tail(), edge.proc.log_tail()));
     assert_eq!(seen["central"], json!([]));
@@ -82,23 +70,12 @@ fn an_operator_retrieval_brings_the_range_to_central_byte_for_byte() {
     assert!(progress.windows(2).all(|w| w[0] <= w[1]), "progress never goes back: {progress:?}");
 
     let t = timeline(&central, start, end).unwrap();
-    assert!(total_us(&t["central"]) >= 4_500_000, "central now holds the range: {t}");
+    assert!(timeline_us(&t["central"]) >= 4_500_000, "central now holds the range: {t}");
     let (unit, unit_dups) = frame_hashes(&store, "front", start, end);
-    let held_frames =
-        central::retrieved::read_frames(&dir.path().join("central"), "bus-7", "front", start, end).unwrap();
-    let mut held = std::collections::BTreeMap::new();
-    let mut held_dups = 0;
-    for f in held_frames {
-        use sha2::Digest;
-        if held.insert(f.wall_clock_us, (f.keyframe, sha2::Sha256::digest(&f.data).into())).is_some() {
-            held_dups += 1;
-        }
-    }
+    let (held, held_dups) = central_frame_hashes(&dir.path().join("central"), "bus-7", "front", start, end);
     assert_eq!((unit_dups, held_dups), (0, 0), "no duplicates");
     assert!(unit.len() > 100, "{} frames at the unit", unit.len());
-    let missing: Vec<_> = unit.keys().filter(|k| !held.contains_key(k)).collect();
-    let extra: Vec<_> = held.keys().filter(|k| !unit.contains_key(k)).collect();
-    let differ: Vec<_> = unit.iter().filter(|(k, v)| held.get(k).is_some_and(|h| h != *v)).map(|(k, _)| k).collect();
+    let (missing, extra, differ) = compare(&unit, &held);
     assert!(
         missing.is_empty() && extra.is_empty() && differ.is_empty(),
         "central must hold exactly the unit's {} frames of the range: {} missing (first {:?}), {} extra (first \

@@ -7,12 +7,12 @@
 //! [--rate-kbit 10000] [--delay-ms 50] [--loss 1]`
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hil_tests::netns::{EmulatedLink, LinkParams, Netns, unsupported_reason};
-use hil_tests::{Proc, bin_path, edge_config, get_json, wait_until};
+use hil_tests::services::{edge_enroll_in, sim_camera_in};
+use hil_tests::{CentralProc, EdgeProc, Proc, edge_config, get_json, wait_until};
 use media_store::{MediaKind, Record, Store, StoreOptions, StoredFrame, StoredParameters};
 use serde_json::{Value, json};
 
@@ -25,14 +25,6 @@ fn arg(name: &str, default: f64) -> f64 {
 
 fn now_us() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
-}
-
-fn last_word(line: &str) -> String {
-    line.rsplit(' ').next().unwrap_or_default().to_owned()
-}
-
-fn in_ns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
-    ns.spawn(f)?.join().map_err(|_| anyhow::anyhow!("thread in namespace panicked"))
 }
 
 /// Writes `seconds` of a 4 Mbit/s, 25 fps camera ending now into a unit store; returns the
@@ -121,52 +113,23 @@ fn main() -> anyhow::Result<()> {
     }
 
     // Central and the unit.
-    let config = dir.path().join("central.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[web]\nlisten = \"127.0.0.1:0\"\n[quic]\nlisten = \"{}:0\"\n[store]\npath = {:?}\n",
-            link.central_addr(),
-            dir.path().join("central")
-        ),
-    )?;
-    let mut cmd = central_ns.command(bin_path("central")?);
-    cmd.arg("run").arg("--config").arg(&config);
-    let mut central = Proc::spawn("central", cmd, &dir.path().join("central.log"))?;
-    let quic = last_word(&central.wait_line("QUIC listening on", T)?);
-    let web = last_word(&central.wait_line("web listening on", T)?);
-    let edge_toml = dir.path().join("edge.toml");
+    let central = CentralProc::start_in(dir.path(), &central_ns, &format!("{}:0", link.central_addr()))?;
+    let web = central.web.clone();
     // A live camera with the unit, for the live relay's latency.
-    let mut cam = unit_ns.command(bin_path("sim-camera")?);
-    cam.args(["--listen", "127.0.0.1:0", "--mount", "/front", "--clip"]).arg(hil_tests::services::clip_path());
-    let mut camera = Proc::spawn("sim-camera", cam, &dir.path().join("sim-camera.log"))?;
-    let rtsp = last_word(&camera.wait_line("listening on rtsp://", T)?).trim_end_matches('/').to_owned();
-    std::fs::write(
-        &edge_toml,
-        edge_config("bus-1", &store, Some((&quic, "")), &[("front", &format!("{rtsp}/front"))])
-            .replace("fingerprint = \"\"\n", ""),
-    )?;
-    let out = Command::new(bin_path("central")?)
-        .args(["unit", "add", "--name", "bus-1", "--config"])
-        .arg(&config)
-        .output()?;
-    let token = last_word(String::from_utf8_lossy(&out.stdout).trim());
-    let out = unit_ns
-        .command(bin_path("edge")?)
-        .arg("enroll")
-        .arg("--config")
-        .arg(&edge_toml)
-        .args(["--central", &quic, "--token", &token])
-        .output()?;
-    if !out.status.success() {
-        bail!("enroll: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let mut cmd = unit_ns.command(bin_path("edge")?);
-    cmd.arg("run").arg("--config").arg(&edge_toml);
-    let _edge = Proc::spawn("edge", cmd, &dir.path().join("edge.log"))?;
+    let (camera, rtsp) = sim_camera_in(dir.path(), &["front"], 0, Some(&unit_ns))?;
+    let edge_toml = dir.path().join("edge.toml");
+    let config = edge_config(
+        "bus-1",
+        &store,
+        Some((&central.quic, &central.fingerprint)),
+        &[("front", &format!("{rtsp}/front"))],
+    );
+    std::fs::write(&edge_toml, &config)?;
+    edge_enroll_in(&edge_toml, &central.quic, &central.add_unit("bus-1")?, Some(&unit_ns))?;
+    let _edge = EdgeProc::start_in(dir.path(), "edge", &config, Some(&unit_ns))?;
     let get = |path: String| {
         let url = format!("{web}{path}");
-        in_ns(&central_ns, move || get_json(&url).ok()).ok().flatten()
+        central_ns.call(move || get_json(&url).ok()).ok().flatten()
     };
     let rfc = |us: i64| jiff::Timestamp::from_microsecond(us).map(|t| t.to_string()).unwrap_or_default();
     wait_until("central knows the unit's recording", T, || {
@@ -178,10 +141,11 @@ fn main() -> anyhow::Result<()> {
     let request = |from: i64, to: i64| -> anyhow::Result<i64> {
         let url = format!("{web}/api/units/bus-1/cameras/front/retrieve");
         let body = json!({ "start": rfc(from), "end": rfc(to) });
-        let v: Value = in_ns(&central_ns, move || {
-            ureq::post(&url).send_json(body).ok().and_then(|mut r| r.body_mut().read_json::<Value>().ok())
-        })?
-        .context("retrieve")?;
+        let v: Value = central_ns
+            .call(move || {
+                ureq::post(&url).send_json(body).ok().and_then(|mut r| r.body_mut().read_json::<Value>().ok())
+            })?
+            .context("retrieve")?;
         v["id"].as_i64().context("an id")
     };
     let began = Instant::now();
@@ -211,7 +175,7 @@ fn main() -> anyhow::Result<()> {
 
     // Live: one viewer at central for 20 s; latency = arrival − when the unit got the frame.
     let web_for_viewer = web.clone();
-    let viewer = in_ns(&central_ns, move || hil_tests::LiveViewer::open(&web_for_viewer, "bus-1", "front"))??;
+    let viewer = central_ns.call(move || hil_tests::LiveViewer::open(&web_for_viewer, "bus-1", "front"))??;
     std::thread::sleep(Duration::from_secs(20));
     let mut lat: Vec<i64> = viewer.seen().frames.iter().skip(25).map(|f| f.2).collect();
     drop(viewer);

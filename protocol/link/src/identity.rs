@@ -77,12 +77,12 @@ pub fn parse_fingerprint(s: &str) -> Result<String, LinkError> {
     Ok(format!("sha256:{hex}"))
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, LinkError> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, LinkError> {
     std::fs::read(path).map_err(|source| LinkError::Io { op: "read", path: path.into(), source })
 }
 
 /// Writes a file readable by its owner only, durably.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), LinkError> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), LinkError> {
     crate::durable::write_durably(path, bytes, 0o600).map_err(|source| LinkError::Io {
         op: "write",
         path: path.into(),

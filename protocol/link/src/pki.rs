@@ -18,7 +18,7 @@ use rustls::pki_types::{CertificateDer, CertificateSigningRequestDer, PrivateKey
 use sha2::{Digest, Sha256};
 
 use crate::LinkError;
-use crate::identity::{Identity, SERVER_NAME, fingerprint};
+use crate::identity::{Identity, SERVER_NAME, fingerprint, read, write_private};
 
 const CA_CERT: &str = "ca-cert.der";
 const CA_KEY: &str = "ca-key.der";
@@ -182,18 +182,6 @@ fn years_from_now(years: i32) -> time::OffsetDateTime {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let year = 1970 + (secs / 31_556_952) as i32;
     rcgen::date_time_ymd(year + years, 1, 1)
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, LinkError> {
-    std::fs::read(path).map_err(|source| LinkError::Io { op: "read", path: path.into(), source })
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), LinkError> {
-    crate::durable::write_durably(path, bytes, 0o600).map_err(|source| LinkError::Io {
-        op: "write",
-        path: path.into(),
-        source,
-    })
 }
 
 /// A one-time enrollment token, `cvy1-<secret hex>-<CA digest prefix hex>`: the secret proves
