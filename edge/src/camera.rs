@@ -12,8 +12,12 @@ use retina::codec::{CodecItem, ParametersRef};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::CameraConfig;
+use crate::events::EventKind;
 use crate::live::LiveHub;
 use crate::recorder::RecorderTx;
+use crate::recording::CameraRecording;
+use crate::recording::motion::{MotionChange, MotionDetector};
+use crate::recording::triggers::UNTIL_ENDED;
 use crate::rtsp;
 use crate::status::UnitStatus;
 
@@ -32,6 +36,8 @@ pub struct CameraTask {
     pub recorder: RecorderTx,
     /// Where frames are published live.
     pub live: Arc<LiveHub>,
+    /// Which frames are recorded (mode, schedule, triggers) and motion detection.
+    pub recording: CameraRecording,
 }
 
 impl CameraTask {
@@ -39,10 +45,11 @@ impl CameraTask {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         let id = self.config.id.clone();
+        let mut motion = None;
         loop {
             self.status.set_camera_state(self.index, CameraStateKind::Connecting, None);
             let result = tokio::select! {
-                r = self.stream(&mut backoff) => r,
+                r = self.stream(&mut backoff, &mut motion) => r,
                 () = shutdown.cancelled() => return,
             };
             let reason = match result {
@@ -50,6 +57,10 @@ impl CameraTask {
                 Err(e) => e,
             };
             tracing::warn!(camera = %id, "camera down: {reason}");
+            // Motion cannot go on without video: end it (and the recording it holds).
+            if motion.take().is_some_and(|m: MotionDetector| m.active()) {
+                self.motion(MotionChange::Stopped, now_us());
+            }
             self.status.set_camera_state(self.index, CameraStateKind::Down, Some(reason));
             tokio::select! {
                 () = tokio::time::sleep(backoff.next_delay()) => {}
@@ -59,7 +70,7 @@ impl CameraTask {
     }
 
     /// One RTSP session, from DESCRIBE until the stream fails. Errors are user-facing reasons.
-    async fn stream(&self, backoff: &mut Backoff) -> Result<(), String> {
+    async fn stream(&self, backoff: &mut Backoff, motion: &mut Option<MotionDetector>) -> Result<(), String> {
         let cam = &self.config;
         let agent = format!("Convoy edge {}", env!("CARGO_PKG_VERSION"));
         let described = rtsp::describe(&cam.url, cam.username.as_deref(), cam.password.as_deref(), agent).await?;
@@ -69,6 +80,11 @@ impl CameraTask {
         let mut demuxed = rtsp::play(described.session, video).await?;
         let mut have_parameters = false;
         let camera = self.config.id.clone();
+        let mut gate = self.recording.gate();
+        // Sizes of a new session say nothing about the old one's.
+        *motion = self.recording.motion.map(MotionDetector::new);
+        self.status.set_mode(self.index, self.recording.mode.as_str());
+        self.status.set_recording(self.index, false);
         loop {
             let item = match tokio::time::timeout(STALL_TIMEOUT, demuxed.next()).await {
                 Err(_) => return Err(format!("no frame for {} s", STALL_TIMEOUT.as_secs())),
@@ -101,6 +117,8 @@ impl CameraTask {
                     height,
                     extra_data: stored.extra_data.clone(),
                 });
+                // Buffered frames belong to the old parameters.
+                gate.restart();
                 self.recorder.send(self.index, Record::Parameters(stored));
                 self.status.set_stream_format(self.index, p.rfc6381_codec(), width, height);
                 if !have_parameters {
@@ -123,9 +141,12 @@ impl CameraTask {
                 let data = data.clone();
                 self.live.publish_frame(MediaFrame { pts, clock_rate, wall_clock_us, keyframe, data });
             }
-            self.recorder.send(
-                self.index,
-                Record::Frame(StoredFrame {
+            if let Some(change) = motion.as_mut().and_then(|m| m.frame(data.len(), keyframe, wall_clock_us)) {
+                self.motion(change, wall_clock_us);
+            }
+            let want = self.recording.want(wall_clock_us);
+            gate.frame(
+                StoredFrame {
                     camera: camera.clone(),
                     stream: 0,
                     // Filled in by the recorder, which knows the parameters' sequence number.
@@ -136,9 +157,24 @@ impl CameraTask {
                     clock_rate,
                     wall_clock_us,
                     data,
-                }),
+                },
+                want,
+                |f| self.recorder.send(self.index, Record::Frame(f)),
             );
+            self.status.set_recording(self.index, gate.recording());
         }
+    }
+
+    /// Raises the motion event; the camera's own motion holds its recording (event and
+    /// schedule modes).
+    fn motion(&self, change: MotionChange, time_us: i64) {
+        let camera = self.config.id.clone();
+        let (kind, until_us) = match change {
+            MotionChange::Started => (EventKind::MotionStarted { camera }, UNTIL_ENDED),
+            MotionChange::Stopped => (EventKind::MotionStopped { camera }, time_us),
+        };
+        self.recording.holds.hold("motion", until_us);
+        self.status.events.emit_at(time_us, kind);
     }
 }
 

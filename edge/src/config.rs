@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::event_config::{GenericEventsConfig, RuleConfig, TimeProfileConfig, TriggerKind};
+use crate::recording::gate::RecordingMode;
+
 /// The whole configuration of an edge unit.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +32,16 @@ pub struct EdgeConfig {
     /// `[power]`: what ignition off and a low supply do.
     #[serde(default)]
     pub power: PowerConfig,
+    /// The unit's time zone (IANA name, e.g. `Europe/Berlin`) for time profiles. Default UTC.
+    pub time_zone: Option<String>,
+    /// `[[time_profile]]`: named weekly schedules for cameras in `mode = "schedule"`.
+    #[serde(default, rename = "time_profile")]
+    pub time_profiles: Vec<TimeProfileConfig>,
+    /// `[generic_events]`: text messages from other systems, matched against patterns.
+    pub generic_events: Option<GenericEventsConfig>,
+    /// `[[rule]]`: event → actions.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<RuleConfig>,
 }
 
 /// `[board]`: the board description.
@@ -177,6 +190,45 @@ pub struct CameraConfig {
     /// Delete this camera's recordings older than this many days (default: keep until space
     /// is needed).
     pub max_age_days: Option<f64>,
+    /// What is recorded: `continuous` (default), `schedule` (inside `schedule`'s windows),
+    /// `event` (only around triggers) or `off`.
+    #[serde(default)]
+    pub mode: RecordingMode,
+    /// The `[[time_profile]]` a camera in `mode = "schedule"` records in.
+    pub schedule: Option<String>,
+    /// Seconds of video kept in RAM before a trigger, written when one comes (event and
+    /// schedule modes). Default 5; 0 turns it off.
+    #[serde(default = "default_pre_buffer_s")]
+    pub pre_buffer_s: f64,
+    /// The most bytes the pre-buffer may hold (whole GOPs are dropped first). Default 8 MiB.
+    #[serde(default = "default_pre_buffer_bytes")]
+    pub pre_buffer_bytes: u64,
+    /// Seconds recorded after a trigger ends. Default 5.
+    #[serde(default = "default_post_buffer_s")]
+    pub post_buffer_s: f64,
+    /// Detect motion from the compressed stream (frame sizes, no decoding): `MotionStarted` and
+    /// `MotionStopped` events, and in event or schedule mode recording around it. Default false.
+    #[serde(default)]
+    pub motion: bool,
+    /// Motion sensitivity, 1 (only large changes) to 10 (small ones). Default 5.
+    #[serde(default = "default_motion_sensitivity")]
+    pub motion_sensitivity: u8,
+}
+
+fn default_pre_buffer_s() -> f64 {
+    5.0
+}
+
+fn default_pre_buffer_bytes() -> u64 {
+    8 << 20
+}
+
+fn default_post_buffer_s() -> f64 {
+    5.0
+}
+
+fn default_motion_sensitivity() -> u8 {
+    5
 }
 
 impl CameraConfig {
@@ -290,6 +342,8 @@ impl EdgeConfig {
                 return Err(invalid(format!("camera {:?}: max_age_days must be a positive number", cam.id)));
             }
         }
+        self.check_recording().map_err(invalid)?;
+        self.check_rules().map_err(invalid)?;
         if self.store.segment_bytes.is_some_and(|b| !(1 << 16..=1 << 34).contains(&b)) {
             return Err(invalid("store.segment_bytes must be between 64 KiB and 16 GiB".into()));
         }
@@ -319,6 +373,143 @@ impl EdgeConfig {
             return Err(invalid(
                 "[io] needs both listen and board when there is no [board] file to take them from".into(),
             ));
+        }
+        Ok(())
+    }
+}
+
+impl EdgeConfig {
+    /// The unit's time zone (`time_zone`, default UTC).
+    pub fn time_zone(&self) -> Result<jiff::tz::TimeZone, String> {
+        match &self.time_zone {
+            None => Ok(jiff::tz::TimeZone::UTC),
+            Some(name) => jiff::tz::TimeZone::get(name)
+                .map_err(|e| format!("time_zone {name:?} is not a known IANA time zone (e.g. \"Europe/Berlin\"): {e}")),
+        }
+    }
+
+    /// The time profile a camera records in, if it is in schedule mode.
+    pub fn camera_profile(
+        &self,
+        camera: &CameraConfig,
+    ) -> Result<Option<crate::recording::schedule::TimeProfile>, String> {
+        if camera.mode != RecordingMode::Schedule {
+            return Ok(None);
+        }
+        let Some(name) = &camera.schedule else {
+            return Err(format!("camera {:?}: mode = \"schedule\" needs schedule = \"PROFILE\"", camera.id));
+        };
+        let profile = self.time_profiles.iter().find(|p| &p.name == name).ok_or_else(|| {
+            format!("camera {:?}: schedule {name:?} is not the name of any [[time_profile]]", camera.id)
+        })?;
+        let windows = profile
+            .windows
+            .iter()
+            .map(|w| crate::recording::schedule::Window::parse(w))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("time_profile {name:?}: {e}"))?;
+        Ok(Some(crate::recording::schedule::TimeProfile::new(windows, self.time_zone()?)))
+    }
+
+    fn check_recording(&self) -> Result<(), String> {
+        self.time_zone()?;
+        let mut names = std::collections::HashSet::new();
+        for p in &self.time_profiles {
+            if !names.insert(p.name.as_str()) {
+                return Err(format!("time_profile name {:?} is used twice", p.name));
+            }
+            if p.windows.is_empty() {
+                return Err(format!("time_profile {:?} has no windows", p.name));
+            }
+            for w in &p.windows {
+                crate::recording::schedule::Window::parse(w).map_err(|e| format!("time_profile {:?}: {e}", p.name))?;
+            }
+        }
+        for cam in &self.cameras {
+            let id = &cam.id;
+            if cam.schedule.is_some() && cam.mode != RecordingMode::Schedule {
+                return Err(format!("camera {id:?}: schedule is only used with mode = \"schedule\""));
+            }
+            self.camera_profile(cam)?;
+            if !(0.0..=60.0).contains(&cam.pre_buffer_s) {
+                return Err(format!("camera {id:?}: pre_buffer_s must be between 0 and 60"));
+            }
+            if !(0.0..=3600.0).contains(&cam.post_buffer_s) {
+                return Err(format!("camera {id:?}: post_buffer_s must be between 0 and 3600"));
+            }
+            if !(1..=10).contains(&cam.motion_sensitivity) {
+                return Err(format!("camera {id:?}: motion_sensitivity must be between 1 and 10"));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_rules(&self) -> Result<(), String> {
+        let patterns = crate::generic_events::Patterns::compile(
+            self.generic_events.as_ref().map(|g| g.patterns.as_slice()).unwrap_or_default(),
+        )
+        .map_err(|e| e.to_string())?;
+        let camera = |rule: &str, id: &str| {
+            if self.cameras.iter().any(|c| c.id == id) {
+                Ok(())
+            } else {
+                Err(format!("rule {rule:?}: there is no camera {id:?}"))
+            }
+        };
+        let mut names = std::collections::HashSet::new();
+        for r in &self.rules {
+            let name = &r.name;
+            if !names.insert(name.as_str()) {
+                return Err(format!("rule name {name:?} is used twice"));
+            }
+            match (r.trigger, &r.input) {
+                (TriggerKind::Input, None) => {
+                    return Err(format!(
+                        "rule {name:?}: trigger = \"input\" needs input = \"panic\" (or doorN, inputN)"
+                    ));
+                }
+                (TriggerKind::Input, Some(i)) => {
+                    crate::rules::parse_input(i)
+                        .ok_or_else(|| format!("rule {name:?}: input {i:?} is not ignition, panic, doorN or inputN"))?;
+                }
+                (_, Some(_)) => return Err(format!("rule {name:?}: input is only used with trigger = \"input\"")),
+                _ => {}
+            }
+            if let Some(c) = &r.camera {
+                if !matches!(r.trigger, TriggerKind::Motion | TriggerKind::CameraLost | TriggerKind::CameraRestored) {
+                    return Err(format!(
+                        "rule {name:?}: camera is only used with motion, camera_lost and camera_restored"
+                    ));
+                }
+                camera(name, c)?;
+            }
+            if let Some(p) = &r.pattern {
+                if r.trigger != TriggerKind::Generic {
+                    return Err(format!("rule {name:?}: pattern is only used with trigger = \"generic\""));
+                }
+                if !patterns.has(p) {
+                    return Err(format!("rule {name:?}: there is no [[generic_events.pattern]] named {p:?}"));
+                }
+            }
+            for c in r.record.iter().chain(&r.lock) {
+                camera(name, c)?;
+            }
+            if r.record.is_empty() && r.lock.is_empty() && !r.notify_central && r.set_output.is_none() {
+                return Err(format!("rule {name:?} does nothing: give it record, lock, notify_central or set_output"));
+            }
+            if r.record_for_s.is_some_and(|s| !(s >= 0.0 && s.is_finite())) {
+                return Err(format!("rule {name:?}: record_for_s must be 0 or more"));
+            }
+            for (key, v) in
+                [("lock_before_s", r.lock_before_s), ("lock_after_s", r.lock_after_s), ("lock_days", r.lock_days)]
+            {
+                if !(v >= 0.0 && v.is_finite()) {
+                    return Err(format!("rule {name:?}: {key} must be 0 or more"));
+                }
+            }
+            if r.set_output.is_some_and(|o| o > 31) {
+                return Err(format!("rule {name:?}: set_output must be an output from 0 to 31"));
+            }
         }
         Ok(())
     }
@@ -422,6 +613,134 @@ url = "rtsp://127.0.0.1:8554/front"
         assert!(!c.power.seal_on_power_warning);
         let e = EdgeConfig::parse(&format!("{CONTRACT_EXAMPLE}[io]\nlisten = \"127.0.0.1:0\"\n")).unwrap_err();
         assert!(e.to_string().contains("[io] needs both"), "{e}");
+    }
+
+    const RECORDING_EXAMPLE: &str = r#"
+[[time_profile]]
+name = "service"
+windows = ["mon-fri 06:00-22:00:30", "sat 08:00-12:00"]
+[[camera]]
+id = "door"
+url = "rtsp://127.0.0.1:8554/door"
+mode = "schedule"
+schedule = "service"
+[[camera]]
+id = "cab"
+url = "rtsp://127.0.0.1:8554/cab"
+mode = "event"
+pre_buffer_s = 3
+pre_buffer_bytes = 4_000_000
+post_buffer_s = 2.5
+motion = true
+motion_sensitivity = 7
+[generic_events]
+tcp = "127.0.0.1:47900"
+udp = "127.0.0.1:47901"
+[[generic_events.pattern]]
+name = "door-forced"
+contains = "DOOR"
+regex = "forced"
+[[rule]]
+name = "panic"
+trigger = "input"
+input = "panic"
+active = true
+record = ["front", "cab"]
+record_for_s = 20
+lock = ["front"]
+lock_before_s = 10
+lock_after_s = 40
+lock_days = 90
+notify_central = true
+set_output = 2
+output_on = true
+[[rule]]
+name = "forced"
+trigger = "generic"
+pattern = "door-forced"
+record = ["door"]
+[[rule]]
+name = "cab-motion"
+trigger = "motion"
+camera = "cab"
+notify_central = true
+"#;
+
+    fn recording_example() -> String {
+        format!("time_zone = \"Europe/Berlin\"\n{CONTRACT_EXAMPLE}{RECORDING_EXAMPLE}")
+    }
+
+    #[test]
+    fn recording_modes_events_and_rules_parse() {
+        let c = EdgeConfig::parse(&recording_example()).unwrap();
+        assert_eq!(c.time_zone.as_deref(), Some("Europe/Berlin"));
+        assert_eq!(c.time_profiles[0].windows.len(), 2);
+        let front = &c.cameras[0];
+        assert_eq!(front.mode, RecordingMode::Continuous, "today's behaviour is the default");
+        assert_eq!((front.pre_buffer_s, front.pre_buffer_bytes, front.post_buffer_s), (5.0, 8 << 20, 5.0));
+        assert!(!front.motion);
+        assert_eq!(front.motion_sensitivity, 5);
+        assert!(c.camera_profile(front).unwrap().is_none());
+        let door = &c.cameras[1];
+        assert_eq!(door.mode, RecordingMode::Schedule);
+        assert!(c.camera_profile(door).unwrap().is_some());
+        let cab = &c.cameras[2];
+        assert_eq!(cab.mode, RecordingMode::Event);
+        assert_eq!((cab.pre_buffer_s, cab.pre_buffer_bytes, cab.post_buffer_s), (3.0, 4_000_000, 2.5));
+        assert!(cab.motion);
+        assert_eq!(cab.motion_sensitivity, 7);
+        let g = c.generic_events.as_ref().unwrap();
+        assert_eq!(g.tcp.unwrap().port(), 47900);
+        assert_eq!(g.udp.unwrap().port(), 47901);
+        assert_eq!(g.patterns[0].regex.as_deref(), Some("forced"));
+        assert_eq!(c.rules.len(), 3);
+        let panic = &c.rules[0];
+        assert_eq!(panic.trigger, TriggerKind::Input);
+        assert_eq!(panic.record, ["front", "cab"]);
+        assert_eq!(panic.record_for_s, Some(20.0));
+        assert_eq!((panic.lock_before_s, panic.lock_after_s, panic.lock_days), (10.0, 40.0, 90.0));
+        assert!(panic.notify_central && panic.output_on);
+        assert_eq!(panic.set_output, Some(2));
+        let forced = &c.rules[1];
+        assert_eq!((forced.lock_before_s, forced.lock_after_s, forced.lock_days), (30.0, 30.0, 30.0));
+        assert!(!forced.notify_central && forced.set_output.is_none() && forced.record_for_s.is_none());
+        for mode in ["continuous", "off"] {
+            let text = CONTRACT_EXAMPLE.replace("id = \"front\"", &format!("id = \"front\"\nmode = \"{mode}\""));
+            assert_eq!(EdgeConfig::parse(&text).unwrap().cameras[0].mode.as_str(), mode);
+        }
+        let plain = EdgeConfig::parse(CONTRACT_EXAMPLE).unwrap();
+        assert!(plain.time_zone.is_none() && plain.rules.is_empty() && plain.generic_events.is_none());
+        assert_eq!(plain.time_zone().unwrap(), jiff::tz::TimeZone::UTC);
+    }
+
+    #[test]
+    fn recording_mistakes_are_refused_with_what_to_do() {
+        let base = recording_example();
+        let cases = [
+            ("time_zone = \"Europe/Berlin\"", "time_zone = \"Mars/Olympus\"", "IANA"),
+            ("schedule = \"service\"", "schedule = \"night\"", "not the name of any [[time_profile]]"),
+            ("schedule = \"service\"", "", "needs schedule"),
+            ("\"sat 08:00-12:00\"", "\"sat 8-12\"", "time_profile \"service\""),
+            ("mode = \"event\"", "mode = \"sometimes\"", "unknown variant"),
+            ("motion_sensitivity = 7", "motion_sensitivity = 11", "between 1 and 10"),
+            ("pre_buffer_s = 3", "pre_buffer_s = 120", "pre_buffer_s"),
+            ("regex = \"forced\"", "regex = \"(\"", "does not compile"),
+            ("input = \"panic\"", "input = \"horn\"", "not ignition, panic"),
+            ("pattern = \"door-forced\"", "pattern = \"nope\"", "no [[generic_events.pattern]]"),
+            ("record = [\"door\"]", "record = [\"rear\"]", "no camera \"rear\""),
+            ("record = [\"door\"]", "", "does nothing"),
+            ("trigger = \"motion\"", "trigger = \"sunrise\"", "unknown variant"),
+            ("set_output = 2", "set_output = 40", "0 to 31"),
+            ("name = \"forced\"", "name = \"panic\"", "used twice"),
+            ("output_on = true", "output_on = true\nextra = 1", "extra"),
+        ];
+        for (from, to, want) in cases {
+            assert!(base.contains(from), "{from}");
+            let e = EdgeConfig::parse(&base.replacen(from, to, 1)).unwrap_err().to_string();
+            assert!(e.contains(want), "{from} -> {to}: {e}");
+        }
+        let text = CONTRACT_EXAMPLE.replace("id = \"front\"", "id = \"front\"\nschedule = \"x\"");
+        assert!(EdgeConfig::parse(&text).unwrap_err().to_string().contains("only used with mode"));
     }
 
     #[test]

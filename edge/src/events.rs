@@ -81,6 +81,34 @@ pub enum EventKind {
         /// What it says.
         text: String,
     },
+    /// A camera's motion detector saw motion begin.
+    MotionStarted {
+        /// The camera's id.
+        camera: String,
+    },
+    /// A camera's scene is still again.
+    MotionStopped {
+        /// The camera's id.
+        camera: String,
+    },
+    /// A generic message (`[generic_events]`) matched a pattern.
+    GenericMatched {
+        /// The pattern's name.
+        pattern: String,
+        /// Where it came from (`tcp:ADDR` or `udp:ADDR`).
+        source: String,
+        /// The message.
+        text: String,
+    },
+    /// A `[[rule]]` with `notify_central` fired: an alarm for central.
+    RuleAlarm {
+        /// The rule's name.
+        rule: String,
+        /// The cameras it records or locks.
+        cameras: Vec<String>,
+        /// The id of the event that fired it.
+        cause: u64,
+    },
 }
 
 struct Ring {

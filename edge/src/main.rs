@@ -215,9 +215,34 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
                 .with_graceful_shutdown(async move { web_shutdown.cancelled().await })
                 .into_future(),
         );
+        if let Some(generic) = &config.generic_events {
+            let listeners = edge::generic_events::GenericListeners::bind(generic).await?;
+            if let Some(a) = listeners.tcp_addr() {
+                println!("edge {}: generic events tcp listening on {a}", config.unit_id);
+            }
+            if let Some(a) = listeners.udp_addr() {
+                println!("edge {}: generic events udp listening on {a}", config.unit_id);
+            }
+            listeners.spawn(status.clone(), shutdown.clone());
+        }
+        let recordings = config
+            .cameras
+            .iter()
+            .map(|cam| edge::recording::CameraRecording::new(&config, cam))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(anyhow::Error::msg)?;
+        let rules = edge::rules::RuleEngine {
+            rules: config.rules.iter().cloned().map(edge::rules::Rule::new).collect(),
+            holds: config.cameras.iter().zip(&recordings).map(|(c, r)| (c.id.clone(), r.holds.clone())).collect(),
+            status: status.clone(),
+            recorder: recorder_tx.clone(),
+            io: vehicle.io().cloned(),
+        };
+        tokio::spawn(rules.run(shutdown.clone()));
         let mut tasks = Vec::new();
         let mut hubs = HashMap::new();
-        for (index, cam) in config.cameras.iter().enumerate() {
+        for ((index, cam), recording) in config.cameras.iter().enumerate().zip(recordings) {
+            status.set_mode(index, recording.mode.as_str());
             let hub = Arc::new(LiveHub::default());
             hubs.insert(cam.id.clone(), hub.clone());
             let task = CameraTask {
@@ -226,6 +251,7 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
                 status: status.clone(),
                 recorder: recorder_tx.clone(),
                 live: hub,
+                recording,
             };
             tasks.push(tokio::spawn(task.run(shutdown.clone())));
         }

@@ -27,6 +27,17 @@ enum Job {
     SealAll(tokio::sync::oneshot::Sender<Result<(), String>>),
     /// Record a named cursor in a camera's log (e.g. what central acknowledged).
     SetCursor(String, &'static str, u64),
+    /// Evidence-lock a window of a camera's recordings, then answer.
+    Lock(LockRequest, tokio::sync::oneshot::Sender<Result<u64, String>>),
+}
+
+/// An evidence lock to write.
+struct LockRequest {
+    camera: String,
+    start_us: i64,
+    end_us: i64,
+    expires_us: i64,
+    reason: String,
 }
 
 /// Every log as the last group commit made it durable: what may be offered to central.
@@ -72,22 +83,42 @@ impl RecorderTx {
         }
     }
 
+    /// Evidence-locks `camera`'s recordings from `start_us` to `end_us` (which may lie ahead)
+    /// until `expires_us`; answers with the lock's id once it is durable. Waits for room in a
+    /// full queue off the executor: a lock must not be lost.
+    pub async fn lock(
+        &self,
+        camera: &str,
+        start_us: i64,
+        end_us: i64,
+        expires_us: i64,
+        reason: &str,
+    ) -> Result<u64, RecorderError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request =
+            LockRequest { camera: camera.to_owned(), start_us, end_us, expires_us, reason: reason.to_owned() };
+        self.send_job(Job::Lock(request, reply)).await?;
+        answer.await.map_err(|_| RecorderError::Stopped)?.map_err(RecorderError::Store)
+    }
+
+    async fn send_job(&self, job: Job) -> Result<(), RecorderError> {
+        match self.tx.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Disconnected(_)) => Err(RecorderError::Stopped),
+            Err(TrySendError::Full(job)) => {
+                let tx = self.tx.clone();
+                let sent = tokio::task::spawn_blocking(move || tx.send(job).is_ok()).await;
+                if sent.unwrap_or(false) { Ok(()) } else { Err(RecorderError::Stopped) }
+            }
+        }
+    }
+
     /// Seals every open segment (after the records queued before this call are written) and
     /// answers once the seals are durable. Recording continues into new segments afterwards.
     pub async fn seal_all(&self) -> Result<(), RecorderError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        match self.tx.try_send(Job::SealAll(reply)) {
-            Ok(()) => {}
-            Err(TrySendError::Disconnected(_)) => return Err(RecorderError::Stopped),
-            // A full queue: wait for room off the executor; this request must not be lost.
-            Err(TrySendError::Full(job)) => {
-                let tx = self.tx.clone();
-                let sent = tokio::task::spawn_blocking(move || tx.send(job).is_ok()).await;
-                if !sent.unwrap_or(false) {
-                    return Err(RecorderError::Stopped);
-                }
-            }
-        }
+        // A full queue: wait for room off the executor; this request must not be lost.
+        self.send_job(Job::SealAll(reply)).await?;
         answer.await.map_err(|_| RecorderError::Stopped)?.map_err(RecorderError::Store)
     }
 }
@@ -191,6 +222,15 @@ fn run(
                     }
                 }
                 durable.send_replace(Arc::new(store.durable_logs()));
+                let _ = reply.send(result);
+            }
+            Ok(Job::Lock(l, reply)) => {
+                let result =
+                    store.lock(&l.camera, l.start_us, l.end_us, l.expires_us, &l.reason).map_err(|e| e.to_string());
+                match &result {
+                    Ok(id) => tracing::info!(camera = l.camera, id, "evidence lock: {}", l.reason),
+                    Err(e) => tracing::error!(camera = l.camera, "store: evidence lock: {e}"),
+                }
                 let _ = reply.send(result);
             }
             Ok(Job::SetCursor(camera, name, value)) => {

@@ -43,6 +43,8 @@ pub struct CameraStatus {
     stream: Mutex<StreamStats>,
     /// Down since it last streamed (a `CameraLost` event was raised).
     lost: AtomicBool,
+    mode: Mutex<&'static str>,
+    recording: AtomicBool,
 }
 
 /// What the camera's stream looks like, as measured on arrival.
@@ -79,6 +81,8 @@ impl UnitStatus {
                     frames_lost: AtomicU64::new(0),
                     stream: Mutex::new(StreamStats::default()),
                     lost: AtomicBool::new(false),
+                    mode: Mutex::new("continuous"),
+                    recording: AtomicBool::new(false),
                 })
                 .collect(),
             central_connected: AtomicBool::new(false),
@@ -165,6 +169,16 @@ impl UnitStatus {
         }
     }
 
+    /// Sets camera `index`'s recording mode as shown (`continuous`, `schedule`, `event`, `off`).
+    pub fn set_mode(&self, index: usize, mode: &'static str) {
+        *lock(&self.cameras[index].mode) = mode;
+    }
+
+    /// Sets whether camera `index`'s frames currently go to the store.
+    pub fn set_recording(&self, index: usize, recording: bool) {
+        self.cameras[index].recording.store(recording, Ordering::Relaxed);
+    }
+
     /// Counts a frame of camera `index` that could not be recorded.
     pub fn count_lost(&self, index: usize) {
         self.cameras[index].frames_lost.fetch_add(1, Ordering::Relaxed);
@@ -233,6 +247,8 @@ impl UnitStatus {
                         frames_recorded: c.frames_recorded.load(Ordering::Relaxed),
                         bytes_recorded: c.bytes_recorded.load(Ordering::Relaxed),
                         frames_lost: c.frames_lost.load(Ordering::Relaxed),
+                        mode: *lock(&c.mode),
+                        recording: streaming && c.recording.load(Ordering::Relaxed),
                     }
                 })
                 .collect(),
@@ -295,8 +311,32 @@ pub struct CameraJson {
     pub bitrate_bps: Option<u64>,
     /// When the last frame arrived, RFC 3339.
     pub last_frame: Option<String>,
+    /// The recording mode: `continuous`, `schedule`, `event` or `off`.
+    pub mode: &'static str,
+    /// Whether its frames go to the store now (by its mode, schedule or a trigger).
+    pub recording: bool,
 }
 
 fn rfc3339(us: i64) -> Option<String> {
     jiff::Timestamp::from_microsecond(us).ok().map(|t| t.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cameras_show_their_mode_and_whether_they_record() {
+        let status = UnitStatus::new("u".into(), [("front".to_owned(), "Front".to_owned())]);
+        let camera = |s: &UnitStatus| serde_json::to_value(s.snapshot()).unwrap()["cameras"][0].clone();
+        let c = camera(&status);
+        assert_eq!((c["mode"].as_str(), c["recording"].as_bool()), (Some("continuous"), Some(false)));
+        assert!(c["frames_recorded"].is_u64(), "existing fields stay");
+        status.set_mode(0, "event");
+        status.set_recording(0, true);
+        assert_eq!(camera(&status)["recording"], false, "only while streaming");
+        status.set_camera_state(0, CameraStateKind::Streaming, None);
+        let c = camera(&status);
+        assert_eq!((c["mode"].as_str(), c["recording"].as_bool()), (Some("event"), Some(true)));
+    }
 }

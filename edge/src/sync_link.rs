@@ -286,6 +286,14 @@ fn to_remote(event: &EdgeEvent) -> Option<RemoteEvent> {
         EventKind::Generic { source, text } => {
             (Vec::new(), WireEvent::Generic { name: source.clone(), detail: text.clone() })
         }
+        // An alarm a rule raised; the unit's own motion and generic messages reach central
+        // only through such rules.
+        EventKind::RuleAlarm { rule, cameras, cause } => {
+            (cameras.clone(), WireEvent::Generic { name: format!("rule:{rule}"), detail: format!("event {cause}") })
+        }
+        EventKind::MotionStarted { .. } | EventKind::MotionStopped { .. } | EventKind::GenericMatched { .. } => {
+            return None;
+        }
         other => (Vec::new(), WireEvent::Generic { name: kind_name(other).to_owned(), detail: format!("{other:?}") }),
     };
     Some(RemoteEvent { id: event.id, cameras, time_us: event.time_us, kind })
@@ -314,5 +322,36 @@ fn kind_name(kind: &EventKind) -> &'static str {
         EventKind::CameraRestored { .. } => "camera_restored",
         EventKind::StorageFault { .. } => "storage_fault",
         EventKind::Generic { .. } => "generic",
+        EventKind::MotionStarted { .. } => "motion_started",
+        EventKind::MotionStopped { .. } => "motion_stopped",
+        EventKind::GenericMatched { .. } => "generic_matched",
+        EventKind::RuleAlarm { .. } => "rule_alarm",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: EventKind) -> EdgeEvent {
+        EdgeEvent { id: 9, time_us: 5, kind }
+    }
+
+    #[test]
+    fn rule_alarms_reach_central_with_their_cameras_and_motion_stays_local() {
+        let alarm = EventKind::RuleAlarm { rule: "panic".into(), cameras: vec!["front".into()], cause: 7 };
+        let remote = to_remote(&event(alarm)).unwrap();
+        assert_eq!(remote.cameras, ["front"]);
+        assert_eq!(remote.kind, WireEvent::Generic { name: "rule:panic".into(), detail: "event 7".into() });
+        assert_eq!((remote.id, remote.time_us), (9, 5));
+        for local in [
+            EventKind::MotionStarted { camera: "front".into() },
+            EventKind::MotionStopped { camera: "front".into() },
+            EventKind::GenericMatched { pattern: "p".into(), source: "tcp:x".into(), text: "t".into() },
+        ] {
+            assert!(to_remote(&event(local)).is_none());
+        }
+        let lost = to_remote(&event(EventKind::CameraLost { camera: "a".into(), reason: "r".into() })).unwrap();
+        assert_eq!(lost.cameras, ["a"], "other events as before");
     }
 }
