@@ -30,6 +30,9 @@ const SEEN_EVERY_US: i64 = 2_000_000;
 const GAP_MARGIN_US: i64 = 5_000_000;
 /// A link gap shorter than this is not worth a retrieval.
 const MIN_GAP_US: i64 = 3_000_000;
+/// While a time profile's window is open, what the unit recorded in it is queued in parts of
+/// at least this length (a closed window is queued whole).
+const RULE_BATCH_US: i64 = 60_000_000;
 
 /// One unit's sync state.
 pub struct UnitSync {
@@ -40,6 +43,8 @@ pub struct UnitSync {
     /// The connection driving the core now; an older one that lingers (dead but not yet
     /// timed out) must neither drive it nor mark it disconnected.
     session: std::sync::atomic::AtomicU64,
+    /// By camera: up to when its time profile's windows have been queued for retrieval.
+    rule_until: Mutex<HashMap<String, i64>>,
 }
 
 /// Every unit's sync state.
@@ -101,6 +106,7 @@ impl SyncHub {
             core: Mutex::new(core),
             wake: Notify::new(),
             session: Default::default(),
+            rule_until: Mutex::default(),
         });
         units.insert(unit.to_owned(), u.clone());
         Ok(u)
@@ -210,8 +216,11 @@ impl SyncHub {
             tokio::select! {
                 msg = inputs.recv() => match msg {
                     Some(msg) => {
+                        let catalog = matches!(msg, SyncFromEdge::Catalog(_));
                         if let Err(e) = u.core.lock().await.handle(msg) {
                             tracing::debug!(unit, "sync: {e}");
+                        } else if catalog {
+                            self.time_profile_rules(&u).await;
                         }
                         if now_us() - seen_saved >= SEEN_EVERY_US {
                             seen_saved = now_us();
@@ -298,6 +307,43 @@ impl SyncHub {
             self.store.save_durable(&u.name, &durable).await?;
         }
         Ok(())
+    }
+
+    /// Queues, by rule, what the unit recorded inside the windows of cameras with
+    /// `time_profile`, from the unit's catalog: a window once it has closed, and while it is
+    /// open, what it holds so far in parts of at least [`RULE_BATCH_US`]. The first catalog
+    /// after central starts queues from the oldest recording the unit holds (what central
+    /// holds already is not fetched again).
+    async fn time_profile_rules(&self, u: &Arc<UnitSync>) {
+        let mut core = u.core.lock().await;
+        let Some(catalog) = core.catalog().cloned() else { return };
+        let mut rule_until = u.rule_until.lock().await;
+        for holdings in &catalog.cameras {
+            let Some(profile) = self.site.camera_time_profile(&u.name, &holdings.camera) else { continue };
+            let (Some(first), Some(end)) =
+                (holdings.spans.iter().map(|s| s.start_us).min(), holdings.spans.iter().map(|s| s.end_us).max())
+            else {
+                continue;
+            };
+            let from = *rule_until.entry(holdings.camera.clone()).or_insert(first);
+            let mut until = end.max(from);
+            for (start, stop) in profile.intervals(from, end) {
+                // Clipped at `end`: the window may still be open.
+                let closed = stop < end;
+                if !closed && stop - start < RULE_BATCH_US {
+                    until = start;
+                    break;
+                }
+                tracing::info!(unit = %u.name, camera = %holdings.camera, start, stop, "retrieving by time profile");
+                core.request(Retrieval {
+                    camera: holdings.camera.clone(),
+                    start_us: start,
+                    end_us: stop,
+                    priority: Priority::Rule,
+                });
+            }
+            rule_until.insert(holdings.camera.clone(), until);
+        }
     }
 
     /// Queues the retrievals around events that cameras with `event_window` want.
