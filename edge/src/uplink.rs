@@ -89,6 +89,11 @@ impl Uplink {
         }
     }
 
+    /// Whether `camera` is shared with central (`share` in its `[[camera]]`).
+    fn shared(&self, camera: &str) -> bool {
+        self.sync.cameras.iter().any(|c| c == camera)
+    }
+
     /// The enrolled identity; an error that says what to do when there is none, or when it
     /// belongs to another central than `[central] fingerprint` names.
     fn identity(&self) -> Result<UnitIdentity, String> {
@@ -184,6 +189,7 @@ impl Uplink {
                 .status
                 .cameras
                 .iter()
+                .filter(|c| self.shared(&c.id))
                 .map(|c| CameraInfo { id: c.id.clone(), name: c.name.clone() })
                 .collect(),
         });
@@ -205,7 +211,7 @@ impl Uplink {
         }
         self.status.set_central(true, None);
         let mut changes = self.status.subscribe();
-        for state in self.status.camera_states() {
+        for state in self.status.camera_states().into_iter().filter(|s| self.shared(&s.camera)) {
             messages::write(&mut send, &EdgeMessage::CameraState(state)).await.map_err(|e| e.to_string())?;
         }
         let mut live: HashMap<String, CancellationToken> = HashMap::new();
@@ -266,9 +272,10 @@ impl Uplink {
                     None => return Err("central closed the control stream".into()),
                 },
                 change = changes.recv() => match change {
+                    Ok(state) if !self.shared(&state.camera) => {}
                     Ok(state) => messages::write(&mut send, &EdgeMessage::CameraState(state)).await.map_err(|e| e.to_string())?,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        for state in self.status.camera_states() {
+                        for state in self.status.camera_states().into_iter().filter(|s| self.shared(&s.camera)) {
                             messages::write(&mut send, &EdgeMessage::CameraState(state)).await.map_err(|e| e.to_string())?;
                         }
                     }
