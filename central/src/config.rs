@@ -52,6 +52,10 @@ pub struct UnitConfig {
     /// The unit's link costs per byte (cellular): only event and operator retrievals run.
     #[serde(default)]
     pub metered: bool,
+    /// A `[[time_profile]]`: bulk retrievals (by rule, the link gap) run only inside its
+    /// windows (e.g. nights at the depot); event and operator retrievals run any time.
+    #[serde(default)]
+    pub bulk_time_profile: Option<String>,
     /// `[[unit.camera]]`: recording options per camera; cameras not listed get the defaults.
     #[serde(default, rename = "camera")]
     pub cameras: Vec<CameraConfig>,
@@ -200,6 +204,11 @@ impl CentralConfig {
             }
         }
         for u in &self.units {
+            if let Some(name) = &u.bulk_time_profile
+                && !self.time_profiles.iter().any(|p| &p.name == name)
+            {
+                return Err(format!("unit {:?}: bulk_time_profile names no [[time_profile]] {name:?}", u.name));
+            }
             for c in &u.cameras {
                 let wants = c.recording.contains(&RecordingOption::TimeProfile);
                 match (&c.time_profile, wants) {
@@ -240,15 +249,25 @@ impl CentralConfig {
         }
     }
 
+    /// The windows bulk retrievals of `unit` are limited to, if any.
+    pub fn bulk_time_profile(&self, unit: &str) -> Option<TimeProfile> {
+        let name = self.unit(unit)?.bulk_time_profile.as_ref()?;
+        self.profile(name)
+    }
+
+    fn profile(&self, name: &str) -> Option<TimeProfile> {
+        let p = self.time_profiles.iter().find(|p| p.name == name)?;
+        let windows = p.windows.iter().map(|w| Window::parse(w)).collect::<Result<Vec<_>, _>>().ok()?;
+        Some(TimeProfile::new(windows, self.tz().ok()?))
+    }
+
     /// The time profile `unit`'s `camera` retrieves by, when it has the `"time_profile"` option.
     pub fn camera_time_profile(&self, unit: &str, camera: &str) -> Option<TimeProfile> {
         let c = self.unit(unit)?.cameras.iter().find(|c| c.id == camera)?;
         if !c.recording.contains(&RecordingOption::TimeProfile) {
             return None;
         }
-        let p = self.time_profiles.iter().find(|p| Some(&p.name) == c.time_profile.as_ref())?;
-        let windows = p.windows.iter().map(|w| Window::parse(w)).collect::<Result<Vec<_>, _>>().ok()?;
-        Some(TimeProfile::new(windows, self.tz().ok()?))
+        self.profile(c.time_profile.as_ref()?)
     }
 }
 
@@ -336,6 +355,12 @@ time_profile = "depot-nights"
         assert!(!p.contains(at("2026-11-25T11:00:00Z")));
         assert!(c.camera_time_profile("bus-1", "rear").is_none());
         assert!(c.camera_time_profile("bus-2", "front").is_none());
+        let c = check(
+            &PROFILE_EXAMPLE.replace("name = \"bus-1\"\n", "name = \"bus-1\"\nbulk_time_profile = \"depot-nights\"\n"),
+        )
+        .unwrap();
+        assert!(c.bulk_time_profile("bus-1").unwrap().contains(at("2026-11-25T22:00:00Z")));
+        assert!(c.bulk_time_profile("bus-2").is_none());
     }
 
     #[test]
@@ -347,6 +372,7 @@ time_profile = "depot-nights"
             ("22:00-06:00", "22:00-22:00", "empty"),
             ("\"Europe/Berlin\"", "\"Mars/Olympus\"", "not a time zone"),
             ("windows = [\"daily 22:00-06:00\", \"sat,sun 10:00:30-12:00\"]", "windows = []", "no windows"),
+            ("name = \"bus-1\"\n", "name = \"bus-1\"\nbulk_time_profile = \"nights\"\n", "bulk_time_profile names no"),
         ] {
             let text = PROFILE_EXAMPLE.replacen(from, to, 1);
             assert_ne!(text, PROFILE_EXAMPLE, "{from}");

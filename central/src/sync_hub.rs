@@ -166,12 +166,7 @@ impl SyncHub {
         let (done_tx, mut done_rx) = mpsc::channel::<Done>(64);
         {
             let mut core = u.core.lock().await;
-            let policy = self.site.unit(unit).map_or(LinkPolicy::default(), |c| LinkPolicy {
-                metered: c.metered,
-                bandwidth_cap_bps: c.bandwidth_cap_kbit.map(|k| k * 1000),
-                allowed: true,
-            });
-            core.set_link(policy, self.now());
+            core.set_link(self.link_policy(unit), self.now());
             core.connected();
             // What the unit recorded while the link was down.
             if let Some(since) = self.store.last_seen(unit).await? {
@@ -193,6 +188,7 @@ impl SyncHub {
         }
         self.store.set_last_seen(unit, now_us()).await?;
         let mut seen_saved = now_us();
+        let mut policy_set = self.link_policy(unit);
         loop {
             if u.session.load(Ordering::SeqCst) != session {
                 return Ok(());
@@ -200,6 +196,13 @@ impl SyncHub {
             let (messages, actions, timeout) = {
                 let mut core = u.core.lock().await;
                 let now = self.now();
+                // Bulk retrieval may start or stop with the time of day.
+                let policy = self.link_policy(unit);
+                if policy != policy_set {
+                    tracing::info!(unit, allowed = policy.allowed, "bulk retrieval window");
+                    core.set_link(policy, now);
+                    policy_set = policy;
+                }
                 core.handle_timeout(now);
                 let actions: Vec<CentralAction> = std::iter::from_fn(|| core.poll_event()).collect();
                 let messages: Vec<_> = std::iter::from_fn(|| core.poll_transmit(now)).collect();
@@ -307,6 +310,17 @@ impl SyncHub {
             self.store.save_durable(&u.name, &durable).await?;
         }
         Ok(())
+    }
+
+    /// `unit`'s link policy now: metered or not, its cap, and whether bulk retrieval is inside
+    /// its `bulk_time_profile`.
+    fn link_policy(&self, unit: &str) -> LinkPolicy {
+        let Some(c) = self.site.unit(unit) else { return LinkPolicy::default() };
+        LinkPolicy {
+            metered: c.metered,
+            bandwidth_cap_bps: c.bandwidth_cap_kbit.map(|k| k * 1000),
+            allowed: self.site.bulk_time_profile(unit).is_none_or(|p| p.contains(now_us())),
+        }
     }
 
     /// Queues, by rule, what the unit recorded inside the windows of cameras with

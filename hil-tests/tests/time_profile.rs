@@ -69,13 +69,15 @@ fn a_time_profile_window_is_retrieved_without_an_operator() {
     // Nothing outside the window but the margin a retrieval takes at each side (3 s, so that
     // the first frame's key frame comes along; the catalog's spans are interpolated): the
     // camera recorded for seconds before the window and goes on after it.
-    wait_until("the unit recorded well past the window", T, || (now_us() > close + 9_000_000).then_some(())).unwrap();
+    let after = wait_until("central's catalog shows recording well past the window", T, || {
+        let t = timeline(close + MARGIN_US, now_us())?;
+        (timeline_us(&t["remote_only"]) > 3_000_000).then_some(t)
+    })
+    .unwrap();
     let before = timeline(t0 - 60_000_000, open - MARGIN_US).unwrap();
-    let after = timeline(close + MARGIN_US, now_us()).unwrap();
     assert_eq!(timeline_us(&before["central"]), 0, "nothing before the window: {before}");
     assert_eq!(timeline_us(&after["central"]), 0, "nothing after the window: {after}");
     assert!(timeline_us(&before["remote_only"]) > 2_000_000, "the unit recorded before the window: {before}");
-    assert!(timeline_us(&after["remote_only"]) > 3_000_000, "and after it: {after}");
     let (unit, unit_dups) = frame_hashes(&store, "front", open, close);
     let (held, held_dups) = central_frame_hashes(&dir.path().join("central"), "bus-9", "front", open, close);
     assert_eq!((unit_dups, held_dups), (0, 0), "no duplicates");
@@ -89,4 +91,75 @@ fn a_time_profile_window_is_retrieved_without_an_operator() {
         extra.len(),
         differ.len()
     );
+}
+
+#[test]
+fn bulk_retrieval_waits_for_the_units_bulk_window_and_operators_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cam, rtsp) = sim_camera(dir.path(), &["front"], 0).unwrap();
+    let t0 = (now_us() / 1_000_000 + 1) * 1_000_000;
+    // The rule's window: 4 s, from t0 + 10 s. Bulk retrieval is allowed from t0 + 24 s on.
+    let (rule_open, rule_close, bulk_open) = (t0 + 10_000_000, t0 + 14_000_000, t0 + 24_000_000);
+    let settings = format!(
+        "[[time_profile]]\nname = \"rule\"\nwindows = [\"daily {}-{}\"]\n[[time_profile]]\nname = \"bulk\"\nwindows = \
+         [\"daily {}-{}\"]\n[[unit]]\nname = \"bus-b\"\nbulk_time_profile = \"bulk\"\n[[unit.camera]]\nid = \
+         \"front\"\nrecording = [\"remote\", \"on_request\", \"time_profile\"]\ntime_profile = \"rule\"\n",
+        clock(rule_open),
+        clock(rule_close),
+        clock(bulk_open),
+        clock(bulk_open + 3_600_000_000)
+    );
+    let central = CentralProc::start_with(dir.path(), &settings).unwrap();
+    let store = dir.path().join("store");
+    let config = edge_config(
+        "bus-b",
+        &store,
+        Some((&central.quic, &central.fingerprint)),
+        &[("front", &format!("{rtsp}/front"))],
+    );
+    let edge = EdgeProc::start_enrolled(dir.path(), "edge", &config, "bus-b", &central).unwrap();
+    let held = |start: i64, end: i64| -> Option<i64> {
+        let t = get_json(&format!(
+            "{}/api/units/bus-b/cameras/front/timeline?start={}&end={}",
+            central.web,
+            rfc3339(start),
+            rfc3339(end)
+        ))
+        .ok()?;
+        Some(timeline_us(&t["central"]))
+    };
+    // An operator's retrieval runs outside the bulk window.
+    wait_until("the unit recorded a few seconds", T, || {
+        (held(t0, now_us()).is_some() && now_us() > t0 + 5_000_000).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}\n{}", central.proc.log_tail(), edge.proc.log_tail()));
+    let response: Value = ureq::post(&format!("{}/api/units/bus-b/cameras/front/retrieve", central.web))
+        .send_json(serde_json::json!({ "start": rfc3339(t0 + 1_000_000), "end": rfc3339(t0 + 4_000_000) }))
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    let id = response["id"].as_i64().unwrap();
+    wait_until("the operator's retrieval is done", T, || {
+        let s = get_json(&format!("{}/api/retrievals/{id}", central.web)).ok()?;
+        (s["state"] == "done").then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
+    assert!(now_us() < bulk_open, "the operator's retrieval finished before the bulk window opened");
+    assert!(held(t0 + 1_000_000, t0 + 4_000_000).unwrap() >= 2_500_000);
+    // The rule's window has closed and the unit's catalog shows it, but until the bulk window
+    // opens central holds none of it.
+    let mut checks = 0;
+    while now_us() < bulk_open - 1_000_000 {
+        if now_us() > rule_close + 5_000_000 {
+            assert_eq!(held(rule_open, rule_close), Some(0), "bulk retrieval waits for its window");
+            checks += 1;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(checks > 5, "the check ran while the window was closed");
+    wait_until("central holds the rule's window once bulk retrieval may run", T, || {
+        (held(rule_open, rule_close)? >= 3_500_000).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
 }
