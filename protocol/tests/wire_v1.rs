@@ -24,12 +24,15 @@ use protocol::sync::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// Checks that frozen bytes decode to a case's value.
+type DecodesBack = Box<dyn Fn(&[u8]) -> Result<(), String>>;
+
 /// One frozen case: its name, its bytes as this build encodes them, and a check that the frozen
 /// bytes decode to the value.
 struct Case {
     name: &'static str,
     encoded: Vec<u8>,
-    decodes_back: Box<dyn Fn(&[u8]) -> Result<(), String>>,
+    decodes_back: DecodesBack,
 }
 
 fn case<T: Serialize + DeserializeOwned + PartialEq + Debug + 'static>(name: &'static str, value: T) -> Case {
