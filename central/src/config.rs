@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use jiff::tz::TimeZone;
 use serde::Deserialize;
+use sync_core::time_profile::{TimeProfile, Window};
 
 /// The whole configuration of a central site.
 #[derive(Debug, Clone, Deserialize)]
@@ -19,6 +21,23 @@ pub struct CentralConfig {
     /// Per-unit settings (`[[unit]]` tables); units not listed get the defaults.
     #[serde(default, rename = "unit")]
     pub units: Vec<UnitConfig>,
+    /// The IANA time zone that time profiles are in (default `"UTC"`).
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// `[[time_profile]]`: named weekly windows, for cameras with `"time_profile"`.
+    #[serde(default, rename = "time_profile")]
+    pub time_profiles: Vec<TimeProfileConfig>,
+}
+
+/// `[[time_profile]]`: a named set of weekly windows (`"mon-fri 06:00-22:00"`,
+/// `"sat,sun 08:00:30-12:00"`, `"daily 22:00-06:00"`), the same syntax as the edge's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeProfileConfig {
+    /// The name cameras refer to.
+    pub name: String,
+    /// The windows.
+    pub windows: Vec<String>,
 }
 
 /// `[[unit]]`: one unit's link policy and its cameras' recording options.
@@ -33,6 +52,10 @@ pub struct UnitConfig {
     /// The unit's link costs per byte (cellular): only event and operator retrievals run.
     #[serde(default)]
     pub metered: bool,
+    /// A `[[time_profile]]`: bulk retrievals (by rule, the link gap) run only inside its
+    /// windows (e.g. nights at the depot); event and operator retrievals run any time.
+    #[serde(default)]
+    pub bulk_time_profile: Option<String>,
     /// `[[unit.camera]]`: recording options per camera; cameras not listed get the defaults.
     #[serde(default, rename = "camera")]
     pub cameras: Vec<CameraConfig>,
@@ -47,9 +70,14 @@ pub struct CameraConfig {
     /// Recording options (the Interconnect list): any of `"none"`, `"remote"` (the unit
     /// records), `"on_request"` (an operator may retrieve a range), `"link_gap"` (retrieve what
     /// was recorded while the link was down), `"event_window"` (retrieve a window around each
-    /// event of the unit), `"time_profile"` and `"central"` (not yet supported; refused).
+    /// event of the unit), `"time_profile"` (retrieve what the unit recorded inside the
+    /// windows of the camera's `time_profile`); `"central"` (central records the live stream)
+    /// is not yet supported and refused.
     #[serde(default = "default_recording")]
     pub recording: Vec<RecordingOption>,
+    /// The `[[time_profile]]` that `"time_profile"` retrieves by.
+    #[serde(default)]
+    pub time_profile: Option<String>,
     /// Seconds before and after an event that `"event_window"` retrieves.
     #[serde(default = "default_event_window")]
     pub event_window_s: [u32; 2],
@@ -69,6 +97,8 @@ pub enum RecordingOption {
     LinkGap,
     /// A window around each event of the unit is retrieved.
     EventWindow,
+    /// What the unit recorded inside the windows of the camera's time profile is retrieved.
+    TimeProfile,
 }
 
 /// The recording options of cameras not configured otherwise.
@@ -138,6 +168,14 @@ pub enum ConfigError {
         /// The parser's message, with line and column.
         message: String,
     },
+    /// The file parses but its values do not fit together.
+    #[error("config file {path} is invalid: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
 }
 
 impl CentralConfig {
@@ -145,8 +183,91 @@ impl CentralConfig {
     pub fn load(path: &Path) -> Result<CentralConfig, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        toml::from_str(&text)
-            .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string().trim_end().to_owned() })
+        let config: CentralConfig = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string().trim_end().to_owned() })?;
+        config.check().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
+        Ok(config)
+    }
+
+    /// Checks what the parser cannot: time zone, time profiles and the cameras that name them.
+    pub fn check(&self) -> Result<(), String> {
+        self.tz()?;
+        for (i, p) in self.time_profiles.iter().enumerate() {
+            if self.time_profiles[..i].iter().any(|q| q.name == p.name) {
+                return Err(format!("[[time_profile]] {:?} is defined twice", p.name));
+            }
+            if p.windows.is_empty() {
+                return Err(format!("[[time_profile]] {:?} has no windows", p.name));
+            }
+            for w in &p.windows {
+                Window::parse(w).map_err(|e| format!("[[time_profile]] {:?}: {e}", p.name))?;
+            }
+        }
+        for u in &self.units {
+            if let Some(name) = &u.bulk_time_profile
+                && !self.time_profiles.iter().any(|p| &p.name == name)
+            {
+                return Err(format!("unit {:?}: bulk_time_profile names no [[time_profile]] {name:?}", u.name));
+            }
+            for c in &u.cameras {
+                let wants = c.recording.contains(&RecordingOption::TimeProfile);
+                match (&c.time_profile, wants) {
+                    (None, true) => {
+                        return Err(format!(
+                            "unit {:?} camera {:?}: recording has \"time_profile\" but no time_profile names one of the \
+                             [[time_profile]] tables",
+                            u.name, c.id
+                        ));
+                    }
+                    (Some(name), false) => {
+                        return Err(format!(
+                            "unit {:?} camera {:?}: time_profile = {name:?} does nothing without \"time_profile\" in \
+                             recording",
+                            u.name, c.id
+                        ));
+                    }
+                    (Some(name), true) if !self.time_profiles.iter().any(|p| &p.name == name) => {
+                        return Err(format!(
+                            "unit {:?} camera {:?}: there is no [[time_profile]] named {name:?}",
+                            u.name, c.id
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The time zone of time profiles.
+    fn tz(&self) -> Result<TimeZone, String> {
+        match &self.time_zone {
+            None => Ok(TimeZone::UTC),
+            Some(name) => TimeZone::get(name).map_err(|e| {
+                format!("time_zone {name:?} is not a time zone this system knows (e.g. \"Europe/Berlin\"): {e}")
+            }),
+        }
+    }
+
+    /// The windows bulk retrievals of `unit` are limited to, if any.
+    pub fn bulk_time_profile(&self, unit: &str) -> Option<TimeProfile> {
+        let name = self.unit(unit)?.bulk_time_profile.as_ref()?;
+        self.profile(name)
+    }
+
+    fn profile(&self, name: &str) -> Option<TimeProfile> {
+        let p = self.time_profiles.iter().find(|p| p.name == name)?;
+        let windows = p.windows.iter().map(|w| Window::parse(w)).collect::<Result<Vec<_>, _>>().ok()?;
+        Some(TimeProfile::new(windows, self.tz().ok()?))
+    }
+
+    /// The time profile `unit`'s `camera` retrieves by, when it has the `"time_profile"` option.
+    pub fn camera_time_profile(&self, unit: &str, camera: &str) -> Option<TimeProfile> {
+        let c = self.unit(unit)?.cameras.iter().find(|c| c.id == camera)?;
+        if !c.recording.contains(&RecordingOption::TimeProfile) {
+            return None;
+        }
+        self.profile(c.time_profile.as_ref()?)
     }
 }
 
@@ -196,5 +317,67 @@ path = "/var/lib/convoy/central"
         std::fs::write(&path, CONTRACT_EXAMPLE.replace("[quic]", "[quic]\nlisen = 1")).unwrap();
         let e = CentralConfig::load(&path).unwrap_err().to_string();
         assert!(e.contains("line 5") && e.contains("lisen"), "{e}");
+    }
+
+    const PROFILE_EXAMPLE: &str = r#"
+time_zone = "Europe/Berlin"
+[web]
+listen = "127.0.0.1:8080"
+[quic]
+listen = "127.0.0.1:4433"
+[store]
+path = "/var/lib/convoy/central"
+[[time_profile]]
+name = "depot-nights"
+windows = ["daily 22:00-06:00", "sat,sun 10:00:30-12:00"]
+[[unit]]
+name = "bus-1"
+[[unit.camera]]
+id = "front"
+recording = ["remote", "time_profile"]
+time_profile = "depot-nights"
+"#;
+
+    fn check(text: &str) -> Result<CentralConfig, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("central.toml");
+        std::fs::write(&path, text).unwrap();
+        CentralConfig::load(&path).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn time_profiles_are_a_contract() {
+        let c = check(PROFILE_EXAMPLE).unwrap();
+        let p = c.camera_time_profile("bus-1", "front").expect("a profile");
+        // 23:00 in Berlin (UTC+1 in November) is inside, 21:00 UTC + 2 h; noon on a Wednesday is not.
+        let at = |t: &str| t.parse::<jiff::Timestamp>().unwrap().as_microsecond();
+        assert!(p.contains(at("2026-11-25T22:00:00Z")));
+        assert!(!p.contains(at("2026-11-25T11:00:00Z")));
+        assert!(c.camera_time_profile("bus-1", "rear").is_none());
+        assert!(c.camera_time_profile("bus-2", "front").is_none());
+        let c = check(
+            &PROFILE_EXAMPLE.replace("name = \"bus-1\"\n", "name = \"bus-1\"\nbulk_time_profile = \"depot-nights\"\n"),
+        )
+        .unwrap();
+        assert!(c.bulk_time_profile("bus-1").unwrap().contains(at("2026-11-25T22:00:00Z")));
+        assert!(c.bulk_time_profile("bus-2").is_none());
+    }
+
+    #[test]
+    fn time_profile_mistakes_are_refused_with_what_to_do() {
+        for (from, to, says) in [
+            ("time_profile = \"depot-nights\"\n", "", "no time_profile names one"),
+            ("\"remote\", \"time_profile\"", "\"remote\"", "does nothing without"),
+            ("time_profile = \"depot-nights\"\n", "time_profile = \"days\"\n", "no [[time_profile]] named \"days\""),
+            ("22:00-06:00", "22:00-22:00", "empty"),
+            ("\"Europe/Berlin\"", "\"Mars/Olympus\"", "not a time zone"),
+            ("windows = [\"daily 22:00-06:00\", \"sat,sun 10:00:30-12:00\"]", "windows = []", "no windows"),
+            ("name = \"bus-1\"\n", "name = \"bus-1\"\nbulk_time_profile = \"nights\"\n", "bulk_time_profile names no"),
+        ] {
+            let text = PROFILE_EXAMPLE.replacen(from, to, 1);
+            assert_ne!(text, PROFILE_EXAMPLE, "{from}");
+            let e = check(&text).unwrap_err();
+            assert!(e.contains(says), "{from} -> {e}");
+        }
     }
 }

@@ -30,6 +30,9 @@ const SEEN_EVERY_US: i64 = 2_000_000;
 const GAP_MARGIN_US: i64 = 5_000_000;
 /// A link gap shorter than this is not worth a retrieval.
 const MIN_GAP_US: i64 = 3_000_000;
+/// While a time profile's window is open, what the unit recorded in it is queued in parts of
+/// at least this length (a closed window is queued whole).
+const RULE_BATCH_US: i64 = 60_000_000;
 
 /// One unit's sync state.
 pub struct UnitSync {
@@ -40,6 +43,8 @@ pub struct UnitSync {
     /// The connection driving the core now; an older one that lingers (dead but not yet
     /// timed out) must neither drive it nor mark it disconnected.
     session: std::sync::atomic::AtomicU64,
+    /// By camera: up to when its time profile's windows have been queued for retrieval.
+    rule_until: Mutex<HashMap<String, i64>>,
 }
 
 /// Every unit's sync state.
@@ -101,6 +106,7 @@ impl SyncHub {
             core: Mutex::new(core),
             wake: Notify::new(),
             session: Default::default(),
+            rule_until: Mutex::default(),
         });
         units.insert(unit.to_owned(), u.clone());
         Ok(u)
@@ -160,12 +166,7 @@ impl SyncHub {
         let (done_tx, mut done_rx) = mpsc::channel::<Done>(64);
         {
             let mut core = u.core.lock().await;
-            let policy = self.site.unit(unit).map_or(LinkPolicy::default(), |c| LinkPolicy {
-                metered: c.metered,
-                bandwidth_cap_bps: c.bandwidth_cap_kbit.map(|k| k * 1000),
-                allowed: true,
-            });
-            core.set_link(policy, self.now());
+            core.set_link(self.link_policy(unit), self.now());
             core.connected();
             // What the unit recorded while the link was down.
             if let Some(since) = self.store.last_seen(unit).await? {
@@ -187,6 +188,7 @@ impl SyncHub {
         }
         self.store.set_last_seen(unit, now_us()).await?;
         let mut seen_saved = now_us();
+        let mut policy_set = self.link_policy(unit);
         loop {
             if u.session.load(Ordering::SeqCst) != session {
                 return Ok(());
@@ -194,6 +196,13 @@ impl SyncHub {
             let (messages, actions, timeout) = {
                 let mut core = u.core.lock().await;
                 let now = self.now();
+                // Bulk retrieval may start or stop with the time of day.
+                let policy = self.link_policy(unit);
+                if policy != policy_set {
+                    tracing::info!(unit, allowed = policy.allowed, "bulk retrieval window");
+                    core.set_link(policy, now);
+                    policy_set = policy;
+                }
                 core.handle_timeout(now);
                 let actions: Vec<CentralAction> = std::iter::from_fn(|| core.poll_event()).collect();
                 let messages: Vec<_> = std::iter::from_fn(|| core.poll_transmit(now)).collect();
@@ -210,8 +219,11 @@ impl SyncHub {
             tokio::select! {
                 msg = inputs.recv() => match msg {
                     Some(msg) => {
+                        let catalog = matches!(msg, SyncFromEdge::Catalog(_));
                         if let Err(e) = u.core.lock().await.handle(msg) {
                             tracing::debug!(unit, "sync: {e}");
+                        } else if catalog {
+                            self.time_profile_rules(&u).await;
                         }
                         if now_us() - seen_saved >= SEEN_EVERY_US {
                             seen_saved = now_us();
@@ -298,6 +310,54 @@ impl SyncHub {
             self.store.save_durable(&u.name, &durable).await?;
         }
         Ok(())
+    }
+
+    /// `unit`'s link policy now: metered or not, its cap, and whether bulk retrieval is inside
+    /// its `bulk_time_profile`.
+    fn link_policy(&self, unit: &str) -> LinkPolicy {
+        let Some(c) = self.site.unit(unit) else { return LinkPolicy::default() };
+        LinkPolicy {
+            metered: c.metered,
+            bandwidth_cap_bps: c.bandwidth_cap_kbit.map(|k| k * 1000),
+            allowed: self.site.bulk_time_profile(unit).is_none_or(|p| p.contains(now_us())),
+        }
+    }
+
+    /// Queues, by rule, what the unit recorded inside the windows of cameras with
+    /// `time_profile`, from the unit's catalog: a window once it has closed, and while it is
+    /// open, what it holds so far in parts of at least [`RULE_BATCH_US`]. The first catalog
+    /// after central starts queues from the oldest recording the unit holds (what central
+    /// holds already is not fetched again).
+    async fn time_profile_rules(&self, u: &Arc<UnitSync>) {
+        let mut core = u.core.lock().await;
+        let Some(catalog) = core.catalog().cloned() else { return };
+        let mut rule_until = u.rule_until.lock().await;
+        for holdings in &catalog.cameras {
+            let Some(profile) = self.site.camera_time_profile(&u.name, &holdings.camera) else { continue };
+            let (Some(first), Some(end)) =
+                (holdings.spans.iter().map(|s| s.start_us).min(), holdings.spans.iter().map(|s| s.end_us).max())
+            else {
+                continue;
+            };
+            let from = *rule_until.entry(holdings.camera.clone()).or_insert(first);
+            let mut until = end.max(from);
+            for (start, stop) in profile.intervals(from, end) {
+                // Clipped at `end`: the window may still be open.
+                let closed = stop < end;
+                if !closed && stop - start < RULE_BATCH_US {
+                    until = start;
+                    break;
+                }
+                tracing::info!(unit = %u.name, camera = %holdings.camera, start, stop, "retrieving by time profile");
+                core.request(Retrieval {
+                    camera: holdings.camera.clone(),
+                    start_us: start,
+                    end_us: stop,
+                    priority: Priority::Rule,
+                });
+            }
+            rule_until.insert(holdings.camera.clone(), until);
+        }
     }
 
     /// Queues the retrievals around events that cameras with `event_window` want.

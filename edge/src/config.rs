@@ -213,6 +213,11 @@ pub struct CameraConfig {
     /// Motion sensitivity, 1 (only large changes) to 10 (small ones). Default 5.
     #[serde(default = "default_motion_sensitivity")]
     pub motion_sensitivity: u8,
+    /// Share the camera with central (default true). When false, central never learns of it:
+    /// not in the hello, the catalog or camera states, no live video, no retrieval, and events
+    /// about it only (rule alarms) with its name left out.
+    #[serde(default = "default_true")]
+    pub share: bool,
 }
 
 fn default_pre_buffer_s() -> f64 {

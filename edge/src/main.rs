@@ -266,10 +266,12 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
                     key: config.store_options()?.encryption_key,
                     durable: durable_logs.clone(),
                     recorder: uplink_recorder.clone(),
-                    cameras: config.cameras.iter().map(|c| c.id.clone()).collect(),
+                    cameras: config.cameras.iter().filter(|c| c.share).map(|c| c.id.clone()).collect(),
                 },
                 status: status.clone(),
-                hubs: Arc::new(hubs),
+                hubs: Arc::new(
+                    hubs.into_iter().filter(|(id, _)| config.cameras.iter().any(|c| &c.id == id && c.share)).collect(),
+                ),
             };
             tasks.push(tokio::spawn(uplink.run(shutdown.clone())));
         } else {

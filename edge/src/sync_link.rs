@@ -119,7 +119,7 @@ impl SyncLink {
 
     /// Records an event of the unit for central.
     pub fn event(&mut self, event: &EdgeEvent) {
-        if let Some(remote) = to_remote(event)
+        if let Some(remote) = to_remote(event).and_then(|r| only_shared(r, &self.setup.cameras))
             && let Err(e) = self.core.event(remote)
         {
             tracing::debug!("sync: event not queued: {e}");
@@ -226,6 +226,10 @@ fn read(
     to_seq: u64,
     max_bytes: u32,
 ) -> Result<(Vec<SyncFrame>, Option<u64>), FetchFailure> {
+    if !setup.cameras.iter().any(|c| c == camera) {
+        // Not shared with central: as if the unit had no such camera.
+        return Err(FetchFailure::UnknownCamera);
+    }
     let durable = setup.durable.borrow().clone();
     let Some(log) = durable.iter().find(|d| d.log == camera) else {
         return Err(FetchFailure::UnknownCamera);
@@ -271,6 +275,16 @@ fn read(
             Ok((out, next_seq))
         }
     }
+}
+
+/// `event` with the cameras not shared with central left out; `None` when it concerned only
+/// such cameras (it is not central's business).
+fn only_shared(mut event: RemoteEvent, shared: &[String]) -> Option<RemoteEvent> {
+    if event.cameras.is_empty() {
+        return Some(event);
+    }
+    event.cameras.retain(|c| shared.contains(c));
+    (!event.cameras.is_empty()).then_some(event)
 }
 
 /// The unit's events as central sees them.
@@ -353,5 +367,21 @@ mod tests {
         }
         let lost = to_remote(&event(EventKind::CameraLost { camera: "a".into(), reason: "r".into() })).unwrap();
         assert_eq!(lost.cameras, ["a"], "other events as before");
+    }
+
+    #[test]
+    fn events_leave_out_cameras_not_shared() {
+        let shared = vec!["front".to_owned()];
+        let alarm = |cameras: &[&str]| RemoteEvent {
+            id: 1,
+            cameras: cameras.iter().map(|c| c.to_string()).collect(),
+            time_us: 5,
+            kind: WireEvent::Generic { name: "rule:panic".into(), detail: String::new() },
+        };
+        assert_eq!(only_shared(alarm(&["front", "cab"]), &shared).unwrap().cameras, ["front"]);
+        assert!(only_shared(alarm(&["cab"]), &shared).is_none(), "only about an unshared camera");
+        assert!(only_shared(alarm(&[]), &shared).is_some(), "about the unit, not a camera");
+        let lost = to_remote(&event(EventKind::CameraLost { camera: "cab".into(), reason: "eof".into() })).unwrap();
+        assert!(only_shared(lost, &shared).is_none());
     }
 }

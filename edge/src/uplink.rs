@@ -25,8 +25,12 @@ use crate::sync_link::{CATALOG_REFRESH, CHUNK_PRIORITY, Outgoing, SyncLink, Sync
 
 /// A connection that lasted this long resets the reconnect backoff.
 const STABLE_CONNECTION: Duration = Duration::from_secs(10);
-/// How long a connection attempt may take before the next one starts.
+/// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// While retrying fast, a new attempt starts this often, overlapping the ones in flight: a
+/// single attempt resends its first packet less and less often, so without overlap the first
+/// packets after a tunnel could wait seconds for the next send.
+const ATTEMPT_STAGGER: Duration = Duration::from_millis(500);
 /// How long after losing central the unit retries within a second.
 const FAST_RETRY_FOR: Duration = Duration::from_secs(300);
 /// The retry interval after that.
@@ -54,7 +58,11 @@ impl Uplink {
         let mut down_since: Option<Instant> = None;
         loop {
             let started = Instant::now();
-            let result = self.connect_and_serve(&mut sync, &shutdown).await;
+            let fast_until = match down_since {
+                Some(since) => since + FAST_RETRY_FOR,
+                None => started + FAST_RETRY_FOR,
+            };
+            let result = self.connect_and_serve(&mut sync, fast_until, &shutdown).await;
             sync.disconnected();
             if shutdown.is_cancelled() {
                 self.status.set_central(false, None);
@@ -79,6 +87,11 @@ impl Uplink {
                 () = shutdown.cancelled() => return,
             }
         }
+    }
+
+    /// Whether `camera` is shared with central (`share` in its `[[camera]]`).
+    fn shared(&self, camera: &str) -> bool {
+        self.sync.cameras.iter().any(|c| c == camera)
     }
 
     /// The enrolled identity; an error that says what to do when there is none, or when it
@@ -106,24 +119,60 @@ impl Uplink {
         Ok(unit)
     }
 
-    async fn connect_and_serve(&self, sync: &mut SyncLink, shutdown: &CancellationToken) -> Result<(), String> {
+    async fn connect_and_serve(
+        &self,
+        sync: &mut SyncLink,
+        fast_until: Instant,
+        shutdown: &CancellationToken,
+    ) -> Result<(), String> {
         let addr = resolve(&self.config.address).await?;
         let identity = self.identity()?;
         let endpoint = endpoint::client(addr, &identity).map_err(|e| e.to_string())?;
-        let connecting = endpoint
-            .connect(addr, link::identity::SERVER_NAME)
-            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
         let conn = tokio::select! {
-            c = tokio::time::timeout(CONNECT_TIMEOUT, connecting) => match c {
-                Ok(c) => c.map_err(|e| format!("cannot connect to {addr}: {e}"))?,
-                Err(_) => return Err(format!("cannot connect to {addr}: no answer in {CONNECT_TIMEOUT:?}")),
-            },
+            c = self.connect(&endpoint, addr, fast_until) => c?,
             () = shutdown.cancelled() => return Ok(()),
         };
         let result = self.serve(&conn, sync, shutdown).await;
         conn.close(0u32.into(), b"bye");
         endpoint.wait_idle().await;
         result
+    }
+
+    /// Connects to central at `addr`. Until `fast_until`, attempts that get no answer are
+    /// followed by overlapping ones every [`ATTEMPT_STAGGER`] until one succeeds; an attempt
+    /// that fails with an answer (refused, bad certificate) ends it at once. After
+    /// `fast_until`, one attempt.
+    async fn connect(
+        &self,
+        endpoint: &quinn::Endpoint,
+        addr: SocketAddr,
+        fast_until: Instant,
+    ) -> Result<quinn::Connection, String> {
+        use futures::StreamExt as _;
+        let start = || -> Result<_, String> {
+            let connecting = endpoint
+                .connect(addr, link::identity::SERVER_NAME)
+                .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+            Ok(tokio::time::timeout(CONNECT_TIMEOUT, connecting))
+        };
+        let mut attempts = futures::stream::FuturesUnordered::new();
+        attempts.push(start()?);
+        let mut stagger = tokio::time::interval_at((Instant::now() + ATTEMPT_STAGGER).into(), ATTEMPT_STAGGER);
+        let no_answer = format!("cannot connect to {addr}: no answer in {CONNECT_TIMEOUT:?}");
+        loop {
+            let fast = Instant::now() < fast_until;
+            if !fast && attempts.is_empty() {
+                return Err(no_answer);
+            }
+            tokio::select! {
+                Some(result) = attempts.next() => match result {
+                    Ok(Ok(conn)) => return Ok(conn),
+                    Ok(Err(e)) => return Err(format!("cannot connect to {addr}: {e}")),
+                    Err(_) => self.status.set_central(false, Some(no_answer.clone())),
+                },
+                _ = stagger.tick(), if fast => attempts.push(start()?),
+            }
+        }
     }
 
     async fn serve(
@@ -140,6 +189,7 @@ impl Uplink {
                 .status
                 .cameras
                 .iter()
+                .filter(|c| self.shared(&c.id))
                 .map(|c| CameraInfo { id: c.id.clone(), name: c.name.clone() })
                 .collect(),
         });
@@ -161,7 +211,7 @@ impl Uplink {
         }
         self.status.set_central(true, None);
         let mut changes = self.status.subscribe();
-        for state in self.status.camera_states() {
+        for state in self.status.camera_states().into_iter().filter(|s| self.shared(&s.camera)) {
             messages::write(&mut send, &EdgeMessage::CameraState(state)).await.map_err(|e| e.to_string())?;
         }
         let mut live: HashMap<String, CancellationToken> = HashMap::new();
@@ -222,9 +272,10 @@ impl Uplink {
                     None => return Err("central closed the control stream".into()),
                 },
                 change = changes.recv() => match change {
+                    Ok(state) if !self.shared(&state.camera) => {}
                     Ok(state) => messages::write(&mut send, &EdgeMessage::CameraState(state)).await.map_err(|e| e.to_string())?,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        for state in self.status.camera_states() {
+                        for state in self.status.camera_states().into_iter().filter(|s| self.shared(&s.camera)) {
                             messages::write(&mut send, &EdgeMessage::CameraState(state)).await.map_err(|e| e.to_string())?;
                         }
                     }

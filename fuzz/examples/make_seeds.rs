@@ -143,8 +143,57 @@ fn protocol_seeds() -> Vec<Vec<u8>> {
     ]
 }
 
+/// Framed streams of sync messages: a chunk of the retrieval under way, a failure, events, and
+/// the edge's side (a fetch, an acknowledgement).
+fn sync_seeds() -> Vec<Vec<u8>> {
+    use protocol::sync::{Chunk, EventBatch, EventKind, FetchFailure, RemoteEvent, SyncFrame, SyncFromCentral, SyncFromEdge};
+    let frames = vec![
+        SyncFrame { seq: 10, wall_clock_us: 1, keyframe: true, payload: vec![1; 40] },
+        SyncFrame { seq: 11, wall_clock_us: 40_001, keyframe: false, payload: vec![2; 3] },
+    ];
+    let chunk = SyncFromEdge::Chunk(Chunk {
+        fetch_id: 1,
+        camera: "front".into(),
+        digest: sync_core::codec::chunk_digest(&frames),
+        frames,
+        next_seq: Some(12),
+    });
+    let events = EventBatch {
+        events: vec![RemoteEvent { id: 1, cameras: vec!["front".into()], time_us: 5, kind: EventKind::Motion }],
+    };
+    let frame = |m: &dyn erased::Encode| m.framed();
+    vec![
+        [frame(&chunk), frame(&SyncFromEdge::Events(sync_core::codec::compress_events(&events).unwrap()))].concat(),
+        [
+            frame(&SyncFromEdge::FetchFailed { fetch_id: 1, reason: FetchFailure::Gone { available_from: 50 } }),
+            frame(&chunk),
+        ]
+        .concat(),
+        [
+            frame(&SyncFromCentral::Fetch { fetch_id: 1, camera: "front".into(), from_seq: 10, to_seq: 99, max_bytes: 262_144 }),
+            frame(&SyncFromCentral::Stored { camera: "front".into(), up_to_seq: 11 }),
+            frame(&SyncFromCentral::EventsAck { up_to_id: 1 }),
+        ]
+        .concat(),
+    ]
+}
+
+/// Framing for seeds of several message types in one list.
+mod erased {
+    /// A message that frames itself.
+    pub trait Encode {
+        fn framed(&self) -> Vec<u8>;
+    }
+    impl<T: serde::Serialize> Encode for T {
+        fn framed(&self) -> Vec<u8> {
+            protocol::framing::encode(self).unwrap()
+        }
+    }
+}
+
 fn main() {
     write("segment_reader", &segment_seeds());
     write("store_recovery", &recovery_seeds());
     write("protocol_messages", &protocol_seeds());
+    write("sync_core", &sync_seeds());
 }

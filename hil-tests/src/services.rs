@@ -82,21 +82,34 @@ impl CentralProc {
 
     /// Starts central with given QUIC and web ports (0: any).
     pub fn start_on(dir: &Path, quic_port: u16, web_port: u16) -> anyhow::Result<CentralProc> {
-        Self::launch(dir, None, &format!("127.0.0.1:{quic_port}"), web_port)
+        Self::launch(dir, None, &format!("127.0.0.1:{quic_port}"), web_port, "")
+    }
+
+    /// Starts central on loopback with `settings` (top-level keys, then tables such as
+    /// `[[unit]]`) put before its `[web]`, `[quic]` and `[store]` tables.
+    pub fn start_with(dir: &Path, settings: &str) -> anyhow::Result<CentralProc> {
+        Self::launch(dir, None, "127.0.0.1:0", 0, settings)
     }
 
     /// Starts central inside `ns` with QUIC on `quic` (`ADDR:PORT`, port 0: any) and its web
     /// server on that namespace's loopback.
     pub fn start_in(dir: &Path, ns: &Netns, quic: &str) -> anyhow::Result<CentralProc> {
-        Self::launch(dir, Some(ns), quic, 0)
+        Self::launch(dir, Some(ns), quic, 0, "")
     }
 
-    fn launch(dir: &Path, ns: Option<&Netns>, quic: &str, web_port: u16) -> anyhow::Result<CentralProc> {
+    fn launch(
+        dir: &Path,
+        ns: Option<&Netns>,
+        quic: &str,
+        web_port: u16,
+        settings: &str,
+    ) -> anyhow::Result<CentralProc> {
         let config = dir.join("central.toml");
         std::fs::write(
             &config,
             format!(
-                "[web]\nlisten = \"127.0.0.1:{web_port}\"\n[quic]\nlisten = \"{quic}\"\n[store]\npath = {:?}\n",
+                "{settings}\n[web]\nlisten = \"127.0.0.1:{web_port}\"\n[quic]\nlisten = \"{quic}\"\n[store]\npath = \
+                 {:?}\n",
                 dir.join("central")
             ),
         )?;

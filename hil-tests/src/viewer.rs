@@ -17,6 +17,9 @@ pub struct Seen {
     /// Frames received, as `(pts, keyframe, latency µs)`: latency is arrival time minus the
     /// time the unit received the frame from the camera (same clock on one machine).
     pub frames: Vec<(i64, bool, i64)>,
+    /// For each entry of `frames`, the time the unit received it from the camera (µs since the
+    /// Unix epoch) and its size in bytes.
+    pub sizes: Vec<(i64, usize)>,
 }
 
 /// A viewer connected to central.
@@ -74,6 +77,7 @@ impl LiveViewer {
                         let wall = i64::from_be_bytes(b[0..8].try_into().expect("8 bytes"));
                         let pts = i64::from_be_bytes(b[8..16].try_into().expect("8 bytes"));
                         seen.frames.push((pts, b[16] & 1 == 1, now - wall));
+                        seen.sizes.push((wall, b.len() - 17));
                         n.fetch_add(1, Ordering::Relaxed);
                     }
                     Message::Close(_) => return,

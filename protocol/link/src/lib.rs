@@ -3,6 +3,7 @@
 //! length-prefixed postcard messages on QUIC streams ([`messages`]).
 
 pub mod backoff;
+pub mod congestion;
 pub mod durable;
 pub mod endpoint;
 pub mod identity;

@@ -64,6 +64,7 @@ mod pacing;
 pub mod planner;
 pub mod ranges;
 pub mod retrieval;
+pub mod time_profile;
 
 pub use central::{CentralAction, CentralConfig, CentralDurable, CentralStats, CentralSync, Holdings, LinkPolicy};
 pub use edge::{EdgeAction, EdgeConfig, EdgeStats, EdgeSync};

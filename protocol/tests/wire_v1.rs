@@ -1,0 +1,274 @@
+//! Protocol version 1 on the wire, frozen: every message type and variant as version 1 encodes
+//! it, in `tests/wire-v1.txt` (`name hex` per line, the postcard body without the length
+//! prefix). This build must decode each to the same value and encode the value to the same
+//! bytes, so a unit that speaks version 1 keeps working with any later central (and a version 1
+//! central with later units) as long as this test passes. A change that moves a field, inserts
+//! a variant before another or changes a type breaks it: add new variants at the end of an enum
+//! and new message types instead, and raise `PROTOCOL_VERSION` when a peer must know.
+//!
+//! The file was written once by `CONVOY_BLESS_WIRE_V1=1 cargo test -p protocol --test wire_v1`;
+//! never write it again for version 1 (a later version gets a file of its own).
+
+use std::fmt::Debug;
+
+use protocol::framing;
+use protocol::interconnect::{
+    CameraInfo, CameraState, CameraStateKind, CentralMessage, EdgeMessage, EnrollRequest, Hello, LiveHeader,
+    LiveMessage, MediaFrame, VideoParameters,
+};
+use protocol::io::{BoardMessage, Input, InputState, UnitCommand};
+use protocol::sync::{
+    CameraHoldings, CatalogSummary, Chunk, CompressedCatalog, CompressedEvents, EventBatch, EventKind, FetchFailure,
+    RemoteEvent, Span, SyncFrame, SyncFromCentral, SyncFromEdge,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Checks that frozen bytes decode to a case's value.
+type DecodesBack = Box<dyn Fn(&[u8]) -> Result<(), String>>;
+
+/// One frozen case: its name, its bytes as this build encodes them, and a check that the frozen
+/// bytes decode to the value.
+struct Case {
+    name: &'static str,
+    encoded: Vec<u8>,
+    decodes_back: DecodesBack,
+}
+
+fn case<T: Serialize + DeserializeOwned + PartialEq + Debug + 'static>(name: &'static str, value: T) -> Case {
+    let encoded = framing::encode(&value).expect("encodes")[framing::PREFIX_LEN..].to_vec();
+    let decodes_back = Box::new(move |bytes: &[u8]| match framing::decode::<T>(bytes) {
+        Ok(v) if v == value => Ok(()),
+        Ok(v) => Err(format!("decodes to {v:?}, not {value:?}")),
+        Err(e) => Err(format!("does not decode: {e}")),
+    });
+    Case { name, encoded, decodes_back }
+}
+
+fn board<T: Serialize + DeserializeOwned + PartialEq + Debug + 'static>(name: &'static str, value: T) -> Case {
+    let encoded = postcard::to_allocvec(&value).expect("encodes");
+    let decodes_back = Box::new(move |bytes: &[u8]| match postcard::from_bytes::<T>(bytes) {
+        Ok(v) if v == value => Ok(()),
+        Ok(v) => Err(format!("decodes to {v:?}, not {value:?}")),
+        Err(e) => Err(format!("does not decode: {e}")),
+    });
+    Case { name, encoded, decodes_back }
+}
+
+fn cases() -> Vec<Case> {
+    let span =
+        Span { first_seq: 10, last_seq: 99, start_us: -5, end_us: 1_700_000_000_000_000, bytes: 900, frames: 80 };
+    let params = VideoParameters {
+        rfc6381_codec: "avc1.64001f".into(),
+        width: 1280,
+        height: 720,
+        extra_data: vec![1, 0x64, 0, 0x1f],
+    };
+    let frame = MediaFrame {
+        pts: -3600,
+        clock_rate: 90_000,
+        wall_clock_us: 1_700_000_000_123_456,
+        keyframe: true,
+        data: vec![0, 0, 0, 1, 0x65],
+    };
+    let mut firmware = heapless::String::new();
+    firmware.push_str("io-1.2.3").expect("fits");
+    let mut inputs = heapless::Vec::new();
+    inputs.push(InputState { input: Input::Door(2), active: true }).expect("fits");
+    inputs.push(InputState { input: Input::Generic(7), active: false }).expect("fits");
+    vec![
+        case(
+            "edge.hello",
+            EdgeMessage::Hello(Hello {
+                protocol_version: 1,
+                unit_id: "bus-42".into(),
+                cameras: vec![CameraInfo { id: "front".into(), name: "Front door".into() }],
+            }),
+        ),
+        case(
+            "edge.camera_state",
+            EdgeMessage::CameraState(CameraState {
+                camera: "front".into(),
+                state: CameraStateKind::Down,
+                reason: Some("refused".into()),
+            }),
+        ),
+        case(
+            "edge.camera_state.streaming",
+            EdgeMessage::CameraState(CameraState {
+                camera: "rear".into(),
+                state: CameraStateKind::Streaming,
+                reason: None,
+            }),
+        ),
+        case(
+            "edge.enroll",
+            EdgeMessage::Enroll(EnrollRequest {
+                token_secret: vec![9; 4],
+                unit_id: "bus-42".into(),
+                csr: vec![0x30, 0x82],
+            }),
+        ),
+        case(
+            "edge.sync.catalog",
+            EdgeMessage::Sync(SyncFromEdge::Catalog(CompressedCatalog { zstd: vec![0x28, 0xb5] })),
+        ),
+        case(
+            "edge.sync.chunk",
+            EdgeMessage::Sync(SyncFromEdge::Chunk(Chunk {
+                fetch_id: 3,
+                camera: "front".into(),
+                frames: vec![SyncFrame { seq: 10, wall_clock_us: 1, keyframe: true, payload: vec![7; 3] }],
+                next_seq: Some(11),
+                digest: [0xab; 32],
+            })),
+        ),
+        case(
+            "edge.sync.fetch_failed.gone",
+            EdgeMessage::Sync(SyncFromEdge::FetchFailed {
+                fetch_id: 4,
+                reason: FetchFailure::Gone { available_from: 50 },
+            }),
+        ),
+        case(
+            "edge.sync.fetch_failed.unknown_camera",
+            EdgeMessage::Sync(SyncFromEdge::FetchFailed { fetch_id: 5, reason: FetchFailure::UnknownCamera }),
+        ),
+        case(
+            "edge.sync.fetch_failed.unreadable",
+            EdgeMessage::Sync(SyncFromEdge::FetchFailed {
+                fetch_id: 6,
+                reason: FetchFailure::Unreadable { detail: "io".into() },
+            }),
+        ),
+        case("edge.sync.events", EdgeMessage::Sync(SyncFromEdge::Events(CompressedEvents { zstd: vec![1, 2] }))),
+        // What travels zstd-compressed inside `Catalog` and `Events`.
+        case(
+            "sync.catalog_summary",
+            CatalogSummary {
+                as_of_us: 1_700_000_000_000_000,
+                cameras: vec![CameraHoldings { camera: "front".into(), spans: vec![span], removed: vec![span] }],
+            },
+        ),
+        case(
+            "sync.event_batch",
+            EventBatch {
+                events: vec![
+                    RemoteEvent { id: 1, cameras: vec!["front".into()], time_us: 5, kind: EventKind::Motion },
+                    RemoteEvent {
+                        id: 2,
+                        cameras: vec![],
+                        time_us: 6,
+                        kind: EventKind::CameraLost { reason: "eof".into() },
+                    },
+                    RemoteEvent { id: 3, cameras: vec![], time_us: 7, kind: EventKind::CameraRestored },
+                    RemoteEvent {
+                        id: 4,
+                        cameras: vec![],
+                        time_us: 8,
+                        kind: EventKind::DigitalInput { input: 2, active: true },
+                    },
+                    RemoteEvent {
+                        id: 5,
+                        cameras: vec!["rear".into()],
+                        time_us: 9,
+                        kind: EventKind::Generic { name: "panic".into(), detail: "button".into() },
+                    },
+                ],
+            },
+        ),
+        case("central.welcome", CentralMessage::Welcome { protocol_version: 1 }),
+        case("central.refused", CentralMessage::Refused { reason: "revoked".into() }),
+        case("central.start_live", CentralMessage::StartLive { camera: "front".into() }),
+        case("central.stop_live", CentralMessage::StopLive { camera: "front".into() }),
+        case("central.enrolled", CentralMessage::Enrolled { certificate: vec![0x30, 1], ca: vec![0x30, 2] }),
+        case(
+            "central.sync.fetch",
+            CentralMessage::Sync(SyncFromCentral::Fetch {
+                fetch_id: 1,
+                camera: "front".into(),
+                from_seq: 10,
+                to_seq: 99,
+                max_bytes: 262_144,
+            }),
+        ),
+        case(
+            "central.sync.stored",
+            CentralMessage::Sync(SyncFromCentral::Stored { camera: "front".into(), up_to_seq: 42 }),
+        ),
+        case("central.sync.events_ack", CentralMessage::Sync(SyncFromCentral::EventsAck { up_to_id: 7 })),
+        case("live.header", LiveHeader { camera: "front".into() }),
+        case("live.parameters", LiveMessage::Parameters(params)),
+        case("live.frame", LiveMessage::Frame(frame)),
+        board("io.heartbeat", BoardMessage::Heartbeat { seq: 7, uptime_ms: 1234, firmware }),
+        board("io.input_changed", BoardMessage::InputChanged { input: Input::Panic, active: true }),
+        board("io.input_changed.ignition", BoardMessage::InputChanged { input: Input::Ignition, active: false }),
+        board("io.power_warning", BoardMessage::PowerWarning { millivolts: 9100 }),
+        board("io.power_restored", BoardMessage::PowerRestored { millivolts: 12_400 }),
+        board(
+            "io.status",
+            BoardMessage::Status {
+                seq: 9,
+                inputs,
+                outputs: 0b101,
+                millivolts: 12_000,
+                power_low: false,
+                decode_errors: 2,
+            },
+        ),
+        board("io.set_output", UnitCommand::SetOutput { output: 3, on: true }),
+        board("io.keep_alive", UnitCommand::KeepAlive),
+    ]
+}
+
+const FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/wire-v1.txt");
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+}
+
+#[test]
+fn version_1_messages_decode_and_encode_byte_for_byte() {
+    let cases = cases();
+    if std::env::var_os("CONVOY_BLESS_WIRE_V1").is_some() {
+        let text: String = cases.iter().map(|c| format!("{} {}\n", c.name, hex(&c.encoded))).collect();
+        std::fs::write(FILE, text).expect("write the frozen file");
+    }
+    let frozen = std::fs::read_to_string(FILE).expect("tests/wire-v1.txt is committed");
+    let frozen: Vec<(&str, Vec<u8>)> = frozen
+        .lines()
+        .map(|l| {
+            let (name, bytes) = l.split_once(' ').expect("name hex");
+            (name, unhex(bytes))
+        })
+        .collect();
+    let mut problems = Vec::new();
+    for (name, bytes) in &frozen {
+        let Some(c) = cases.iter().find(|c| c.name == *name) else {
+            problems.push(format!("{name}: frozen, but this test no longer builds it"));
+            continue;
+        };
+        if let Err(e) = (c.decodes_back)(bytes) {
+            problems.push(format!("{name}: the version 1 bytes {e}"));
+        }
+        if c.encoded != *bytes {
+            problems.push(format!("{name}: encodes as {} but version 1 sent {}", hex(&c.encoded), hex(bytes)));
+        }
+    }
+    assert!(frozen.len() >= 31, "the frozen file lost cases: {}", frozen.len());
+    assert!(problems.is_empty(), "wire format changed:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn a_changed_byte_is_noticed() {
+    // The check above can fail: a version 1 hello whose version field is changed decodes to
+    // another value.
+    let c = cases().into_iter().find(|c| c.name == "edge.hello").expect("case");
+    let mut bytes = c.encoded.clone();
+    bytes[1] ^= 1;
+    assert!((c.decodes_back)(&bytes).is_err());
+}
