@@ -195,7 +195,7 @@ struct BoardRig {
     store: std::path::PathBuf,
 }
 
-fn board_rig(dir: &Path, extra: &str) -> BoardRig {
+fn board_rig(dir: &Path, extra: &str, central: Option<&CentralProc>) -> BoardRig {
     let (camera, rtsp) = sim_camera(dir, &["front"], 0).unwrap();
     let unit: SocketAddr = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let mut cmd = Command::new(bin_path("io-sim").unwrap());
@@ -206,9 +206,17 @@ fn board_rig(dir: &Path, extra: &str) -> BoardRig {
     let store = dir.join("store");
     let config = format!(
         "{}mode = \"event\"\npre_buffer_s = 3\npost_buffer_s = 1\n[io]\nlisten = \"{unit}\"\nboard = \"{board}\"\n{extra}",
-        edge_config("bus-1", &store, None, &[("front", &format!("{rtsp}/front"))])
+        edge_config(
+            "bus-1",
+            &store,
+            central.map(|c| (c.quic.as_str(), c.fingerprint.as_str())),
+            &[("front", &format!("{rtsp}/front"))]
+        )
     );
-    let edge = EdgeProc::start(dir, "edge", &config).unwrap();
+    let edge = match central {
+        Some(central) => EdgeProc::start_enrolled(dir, "edge", &config, "bus-1", central).unwrap(),
+        None => EdgeProc::start(dir, "edge", &config).unwrap(),
+    };
     wait_status(&edge, "the I/O link is up", |s| (s["io"]["link_up"] == true).then_some(()));
     BoardRig { _camera: camera, sim, edge, store }
 }
@@ -218,7 +226,8 @@ fn a_board_input_records_its_camera_with_the_pre_buffer_locks_it_and_switches_an
     let dir = tempfile::tempdir().unwrap();
     let rule = "[[rule]]\nname = \"panic\"\ntrigger = \"input\"\ninput = \"panic\"\nrecord = [\"front\"]\n\
                 lock = [\"front\"]\nlock_before_s = 5\nlock_after_s = 5\nnotify_central = true\nset_output = 2\n";
-    let mut rig = board_rig(dir.path(), rule);
+    let central = CentralProc::start(dir.path(), 0).unwrap();
+    let mut rig = board_rig(dir.path(), rule, Some(&central));
     streaming_for(&rig.edge, 4.0);
     let s = status(&rig.edge).unwrap();
     assert_eq!(s["cameras"][0]["frames_recorded"], 0, "an event camera records nothing while idle: {s}");
@@ -249,6 +258,14 @@ fn a_board_input_records_its_camera_with_the_pre_buffer_locks_it_and_switches_an
     wait_status(&rig.edge, "recording stops after the post-buffer", |s| {
         (s["cameras"][0]["recording"] == false).then_some(())
     });
+    // Central retrieves the event recording around the alarm, pre-buffer included.
+    let rfc = |us: i64| jiff::Timestamp::from_microsecond(us).unwrap().to_string();
+    let url =
+        format!("{}/api/units/bus-1/cameras/front/timeline?start={}&end={}", central.web, rfc(t - 2_500_000), rfc(t));
+    wait_until("central holds the pre-buffer", T, || {
+        (hil_tests::timeline_us(&get_json(&url).ok()?["central"]) >= 2_400_000).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
     stop(&mut rig.edge);
 
     let frames = stored_frames(&rig.store, "front");
@@ -274,6 +291,13 @@ fn a_board_input_records_its_camera_with_the_pre_buffer_locks_it_and_switches_an
     assert_eq!(lock.camera, "front");
     assert_eq!((lock.start_us, lock.end_us), (t - 5_000_000, t + 5_000_000));
     assert!(lock.reason.contains("panic"), "{}", lock.reason);
+
+    // Central raised the alarms: the panic input itself and the rule's, for its camera.
+    let alarms = get_json(&format!("{}/api/alarms", central.web)).unwrap();
+    let alarms = alarms.as_array().unwrap();
+    let rule_alarm = alarms.iter().find(|a| a["kind"]["Generic"]["name"] == "rule:panic");
+    assert_eq!(rule_alarm.map(|a| a["cameras"].clone()), Some(serde_json::json!(["front"])), "{alarms:?}");
+    assert!(alarms.iter().any(|a| a["kind"]["DigitalInput"]["active"] == true), "the input itself: {alarms:?}");
 }
 
 #[test]
