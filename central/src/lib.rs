@@ -4,12 +4,16 @@
 //! The binary (`central run --config FILE.toml`) wires these parts together; see
 //! ARCHITECTURE.md.
 
+pub mod api_playback;
 pub mod api_retrieval;
+pub mod api_retrieval_list;
 pub mod config;
 pub mod enrollment;
 pub mod fleet;
 pub mod interconnect;
+pub mod live_fmp4;
 pub mod live_ws;
+pub mod playback;
 pub mod registry;
 pub mod relay;
 pub mod retrieved;

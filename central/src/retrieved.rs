@@ -128,6 +128,23 @@ pub struct RetrievalRow {
     pub core_id: u64,
 }
 
+/// A retrieval in [`RetrievedStore::recent_retrievals`].
+#[derive(Debug, Clone)]
+pub struct RetrievalListing {
+    /// The API id.
+    pub id: i64,
+    /// The unit.
+    pub unit: String,
+    /// The camera.
+    pub camera: String,
+    /// The range asked for, µs since the Unix epoch.
+    pub start_us: i64,
+    /// Its end.
+    pub end_us: i64,
+    /// When it was asked for.
+    pub created_us: i64,
+}
+
 type Reply<T> = tokio::sync::oneshot::Sender<Result<T, RetrievedError>>;
 
 enum Job {
@@ -182,6 +199,11 @@ impl RetrievedStore {
             })
             .map_err(|_| RetrievedError::Stopped)?;
         Ok(RetrievedStore { tx, dir: dir.to_owned() })
+    }
+
+    /// The store's directory (`media/`, `sync.db`), for [`read_held`].
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The media store's directory (for reading retrieved video).
@@ -334,6 +356,27 @@ impl RetrievedStore {
                     Ok(RetrievalRow { id: r.get(0)?, unit: r.get(1)?, core_id: r.get::<_, i64>(2)? as u64 })
                 })
                 .optional()?)
+        })
+        .await
+    }
+
+    /// The newest `limit` retrievals, newest first.
+    pub async fn recent_retrievals(&self, limit: u32) -> Result<Vec<RetrievalListing>, RetrievedError> {
+        self.query(move |db| {
+            let mut stmt = db.prepare(
+                "SELECT id, unit, camera, start_us, end_us, created_us FROM retrieval ORDER BY id DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map(params![limit], |r| {
+                Ok(RetrievalListing {
+                    id: r.get(0)?,
+                    unit: r.get(1)?,
+                    camera: r.get(2)?,
+                    start_us: r.get(3)?,
+                    end_us: r.get(4)?,
+                    created_us: r.get(5)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
     }
@@ -527,6 +570,21 @@ pub fn read_frames(
     start_us: i64,
     end_us: i64,
 ) -> Result<Vec<HeldFrame>, RetrievedError> {
+    Ok(read_held(dir, unit, camera, start_us, end_us)?
+        .into_iter()
+        .map(|f| HeldFrame { wall_clock_us: f.frame.wall_clock_us, keyframe: f.frame.keyframe, data: f.frame.data })
+        .collect())
+}
+
+/// Like [`read_frames`], with each frame whole (pts, clock rate) and the codec parameters that
+/// precede it in central's log: what playback and export need.
+pub fn read_held(
+    dir: &Path,
+    unit: &str,
+    camera: &str,
+    start_us: i64,
+    end_us: i64,
+) -> Result<Vec<media_store::by_seq::SeqFrame>, RetrievedError> {
     use media_store::by_seq::{Limit, SeqRead, read_seqs};
     let db = Connection::open_with_flags(dir.join("sync.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let mut stmt = db.prepare(
@@ -545,11 +603,9 @@ pub fn read_frames(
         }
         let read = read_seqs(&media, &log, (first as u64, end as u64 - 1), u64::MAX, Limit::Until(None), None)?;
         if let SeqRead::Frames { frames, .. } = read {
-            out.extend(frames.into_iter().filter(|f| (start_us..=end_us).contains(&f.frame.wall_clock_us)).map(|f| {
-                HeldFrame { wall_clock_us: f.frame.wall_clock_us, keyframe: f.frame.keyframe, data: f.frame.data }
-            }));
+            out.extend(frames.into_iter().filter(|f| (start_us..=end_us).contains(&f.frame.wall_clock_us)));
         }
     }
-    out.sort_by_key(|f| f.wall_clock_us);
+    out.sort_by_key(|f| f.frame.wall_clock_us);
     Ok(out)
 }

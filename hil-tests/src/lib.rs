@@ -5,6 +5,7 @@
 //! The binaries must be built first (`cargo build --workspace --bins`, which `./dev test`
 //! and `./dev demo` do); they are found beside the running executable.
 
+pub mod browser;
 pub mod media;
 pub mod netns;
 pub mod process;

@@ -20,19 +20,20 @@
 //!
 //! Layers, bottom up: [`boxes`] (box writer), [`avc`] (avcC record, NAL units), the sample
 //! tables (`sample_table`: compact `stts`/`stss`/`stsz`/`stsc`/`stco`), the movie boxes
-//! (`movie`: `ftyp`, `mvhd`, video `trak` — shared with a future fragmented-MP4 writer, whose
-//! init segment is the same `moov` with empty tables plus `mvex`, and whose fragments are
-//! `moof`/`mdat` pairs built with the same [`boxes::BoxBuf`]), and [`Mp4Writer`] (progressive
-//! MP4).
+//! (`movie`: `ftyp`, `mvhd`, video `trak`), then [`Mp4Writer`] (progressive MP4) and
+//! [`FragmentWriter`] (fragmented MP4 for browsers: an init segment, the same `moov` with empty
+//! tables plus `mvex`, then `moof`/`mdat` media segments).
 
 pub mod avc;
 pub mod boxes;
 mod error;
+mod fragmented;
 mod movie;
 mod progressive;
 mod sample_table;
 
 pub use error::Mp4Error;
+pub use fragmented::FragmentWriter;
 pub use progressive::{ExportSummary, Mp4Writer};
 
 /// Codec parameters of the one video track.

@@ -1,0 +1,434 @@
+// Convoy central's operator page: plain JavaScript over the REST API (/api/openapi.json).
+"use strict";
+
+const $ = id => document.getElementById(id);
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined) e.textContent = text;
+  if (cls) e.className = cls;
+  return e;
+}
+const enc = encodeURIComponent;
+const camPath = (unit, camera) => `/api/units/${enc(unit)}/cameras/${enc(camera)}`;
+const iso = ms => new Date(ms).toISOString();
+const sleep = ms => new Promise(r => setTimeout(r, ms));
+async function errorText(r) {
+  try { return (await r.json()).error || r.statusText; } catch (_) { return `${r.status} ${r.statusText}`; }
+}
+const cannotPlay = codec => `This browser cannot play ${codec.startsWith("hvc1") || codec.startsWith("hev1") ? "H.265" : codec} (${codec}). ` +
+  "Give the camera an H.264 stream (e.g. its sub stream) to watch it here.";
+
+// ---- MSE: appends fMP4 segments to a <video>, in order. ----
+class MsePlayer {
+  constructor(video) {
+    this.video = video;
+    this.queue = [];
+    this.sb = null;
+    this.mime = null;
+    this.ms = new MediaSource();
+    this.opened = new Promise(resolve => this.ms.addEventListener("sourceopen", resolve, { once: true }));
+    video.src = URL.createObjectURL(this.ms);
+  }
+  async setType(mime) {
+    await this.opened;
+    if (!this.sb) {
+      this.sb = this.ms.addSourceBuffer(mime);
+      this.sb.addEventListener("updateend", () => this.pump());
+    } else if (mime !== this.mime && this.sb.changeType) {
+      this.sb.changeType(mime);
+    }
+    this.mime = mime;
+  }
+  append(bytes) { this.queue.push(bytes); this.pump(); }
+  pump() {
+    if (!this.sb || this.sb.updating || this.ms.readyState !== "open") return;
+    if (this.afterAppend) this.afterAppend();
+    if (this.sb.updating) return;
+    const next = this.queue.shift();
+    if (next) {
+      try { this.sb.appendBuffer(next); } catch (e) { this.onError && this.onError(e); }
+    }
+  }
+  bufferedEnd() { const b = this.video.buffered; return b.length ? b.end(b.length - 1) : 0; }
+  close() {
+    this.queue = [];
+    try { if (this.ms.readyState === "open") this.ms.endOfStream(); } catch (_) { /* already ended */ }
+    URL.revokeObjectURL(this.video.src);
+    this.video.removeAttribute("src");
+    this.video.load();
+  }
+}
+
+// ---- Live tiles: fMP4 over a WebSocket, kept at the live edge. ----
+class LiveTile {
+  constructor(unit, camera, video, note) {
+    this.video = video; this.note = note;
+    this.mse = new MsePlayer(video);
+    this.mse.onError = e => this.fail("Cannot play this stream: " + e.message);
+    this.mse.afterAppend = () => this.keepLive();
+    const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${camPath(unit, camera)}/live.fmp4`;
+    this.ws = new WebSocket(url);
+    this.ws.binaryType = "arraybuffer";
+    this.ws.onmessage = ev => this.message(ev.data);
+    this.ws.onclose = () => { if (!this.failed && !this.stopped) this.note.textContent = "The live stream ended (unit or camera gone)."; };
+    this.note.textContent = "Waiting for the unit's video…";
+  }
+  message(data) {
+    if (typeof data !== "string") { if (!this.failed) this.mse.append(data); return; }
+    const m = JSON.parse(data);
+    if (m.type === "init") {
+      if (!window.MediaSource || !MediaSource.isTypeSupported(m.mime)) return this.fail(cannotPlay(m.codec));
+      this.mse.setType(m.mime).then(() => this.mse.pump());
+      this.note.textContent = `${m.width}×${m.height} ${m.codec}`;
+    } else if (m.type === "unsupported") {
+      this.fail(m.codec ? cannotPlay(m.codec) : m.message);
+    }
+  }
+  keepLive() {
+    const v = this.video, end = this.mse.bufferedEnd(), b = v.buffered;
+    if (!b.length) return;
+    if (v.paused && v.readyState >= 2) v.play().catch(() => {});
+    // Jump to the live edge when more than a second behind; keep ~10 s in the buffer.
+    if (end - v.currentTime > 1.0) v.currentTime = Math.max(b.start(b.length - 1), end - 0.2);
+    if (end - b.start(0) > 15 && !this.mse.sb.updating) this.mse.sb.remove(0, end - 10);
+  }
+  fail(text) {
+    this.failed = true;
+    this.stop();
+    // Say it where the picture would be, not as a black box.
+    const screen = el("div", text, "screen unsupported");
+    this.video.replaceWith(screen);
+    this.note.textContent = ""; this.note.classList.remove("error");
+    if (this.onFail) this.onFail();
+  }
+  stop() { this.stopped = true; try { this.ws.close(); } catch (_) { /* closed */ } this.mse.close(); }
+}
+
+// ---- Fleet overview and camera grid. ----
+const tiles = new Map(); // "unit/camera" → { tile element, live }
+let selected = null;     // { unit, camera }
+
+function since(secs) {
+  if (!secs) return "never";
+  return new Date(secs * 1000).toLocaleString();
+}
+
+function renderUnits(units) {
+  if (!units.length) return;
+  const table = el("table");
+  const head = el("tr");
+  for (const t of ["Unit", "Link", "Cameras", "Live now", "Viewers", "Retrievals in progress"]) head.append(el("th", t));
+  table.append(head);
+  for (const u of units) {
+    const tr = el("tr"); tr.dataset.unit = u.id;
+    const link = el("td");
+    link.append(el("span", u.connected ? "connected" : "offline", "badge " + (u.connected ? "up" : "down")),
+      el("span", u.connected ? ` since ${since(u.last_hello)}` : ` last connected ${since(u.last_hello)}`, "muted"));
+    tr.append(el("td", u.id), link, el("td", u.cameras.length, "num"),
+      el("td", u.cameras.filter(c => c.live).length, "num"),
+      el("td", u.cameras.reduce((n, c) => n + c.viewers, 0), "num"),
+      el("td", pendingRetrievals.get(u.id) || 0, "num pending"));
+    table.append(tr);
+  }
+  $("units").replaceChildren(table);
+}
+
+function renderGrid(units) {
+  for (const u of units) for (const c of u.cameras) {
+    const key = `${u.id}/${c.id}`;
+    let t = tiles.get(key);
+    if (!t) {
+      const tile = el("div", undefined, "tile");
+      tile.dataset.unit = u.id; tile.dataset.camera = c.id;
+      const h = el("h3"); const name = el("span"); const state = el("span", "", "badge");
+      h.append(name, state);
+      const screen = el("div", "Press Live to watch", "screen");
+      const note = el("div", "", "note muted");
+      const live = el("button", "Live"); live.className = "live";
+      const rec = el("button", "Recordings"); rec.className = "recordings";
+      const buttons = el("div", undefined, "row"); buttons.append(live, rec);
+      tile.append(h, screen, note, buttons);
+      $("grid").append(tile);
+      t = { tile, name, state, screen, note, live: null, button: live };
+      live.onclick = () => toggleLive(u.id, c.id, t);
+      rec.onclick = () => selectCamera(u.id, c.id, c.name);
+      tiles.set(key, t);
+    }
+    t.name.textContent = `${u.id} · ${c.name}`;
+    t.state.textContent = c.live ? "streaming" : (c.state || (u.connected ? "idle" : "offline"));
+    t.state.className = "badge " + (c.live ? "up" : c.state === "down" ? "down" : "idle");
+    t.state.title = c.reason || "";
+  }
+}
+
+function toggleLive(unit, camera, t) {
+  if (t.live) {
+    t.live.stop(); t.live = null;
+    const screen = el("div", "Press Live to watch", "screen");
+    t.tile.querySelector(".screen, video").replaceWith(screen);
+    t.note.textContent = ""; t.note.classList.remove("error");
+    t.button.textContent = "Live";
+    return;
+  }
+  const video = el("video"); video.muted = true; video.autoplay = true; video.playsInline = true;
+  t.tile.querySelector(".screen, video").replaceWith(video);
+  t.note.classList.remove("error");
+  t.live = new LiveTile(unit, camera, video, t.note);
+  t.live.onFail = () => { t.live = null; t.button.textContent = "Live"; };
+  t.button.textContent = "Stop";
+}
+
+async function refreshFleet() {
+  try {
+    const r = await fetch("/api/units", { cache: "no-store" });
+    if (!r.ok) throw new Error(await errorText(r));
+    const units = await r.json();
+    renderUnits(units); renderGrid(units);
+    $("updated").textContent = "Updated " + new Date().toLocaleTimeString();
+  } catch (e) {
+    $("updated").textContent = "Cannot reach central: " + e.message;
+  }
+}
+
+const pendingRetrievals = new Map(); // unit → retrievals queued or running
+
+async function refreshRetrievals() {
+  try {
+    const r = await fetch("/api/retrievals", { cache: "no-store" });
+    if (!r.ok) return;
+    pendingRetrievals.clear();
+    for (const x of await r.json()) {
+      if (x.state === "queued" || x.state === "running") pendingRetrievals.set(x.unit, (pendingRetrievals.get(x.unit) || 0) + 1);
+    }
+  } catch (_) { /* shown by the fleet refresh */ }
+}
+
+async function refreshAlarms() {
+  try {
+    const r = await fetch("/api/alarms", { cache: "no-store" });
+    if (!r.ok) return;
+    const alarms = await r.json();
+    if (!alarms.length) return;
+    const table = el("table");
+    const head = el("tr");
+    for (const t of ["When", "Unit", "What", "Cameras", "State"]) head.append(el("th", t));
+    table.append(head);
+    for (const a of alarms) {
+      const tr = el("tr");
+      const what = typeof a.kind === "object" && a.kind ? Object.keys(a.kind)[0] || JSON.stringify(a.kind) : String(a.kind);
+      tr.append(el("td", new Date(a.time).toLocaleString()), el("td", a.unit), el("td", what, undefined),
+        el("td", (a.cameras || []).join(", ")), el("td", a.state.replace("_", " ")));
+      tr.lastChild.title = JSON.stringify(a.kind);
+      table.append(tr);
+    }
+    $("alarms").replaceChildren(table);
+  } catch (_) { /* shown by the fleet refresh */ }
+}
+
+// ---- Timeline, retrieval, playback and export of one camera. ----
+let view = { start: 0, end: 0 };
+let drag = null;
+
+function selectCamera(unit, camera, name) {
+  selected = { unit, camera };
+  $("detail").hidden = false;
+  $("detail-title").textContent = `${unit} · ${name || camera}`;
+  $("from").value = ""; $("to").value = "";
+  $("selection").hidden = true;
+  refreshTimeline();
+  $("detail").scrollIntoView({ behavior: "smooth" });
+}
+
+async function refreshTimeline() {
+  if (!selected) return;
+  const now = Date.now();
+  const next = { start: now - Number($("span").value) * 1000, end: now };
+  const r = await fetch(`${camPath(selected.unit, selected.camera)}/timeline?start=${iso(next.start)}&end=${iso(next.end)}`, { cache: "no-store" });
+  if (!r.ok) { status(await errorText(r), true); return; }
+  const t = await r.json();
+  view = next; // the bar and the times it maps to change together
+  const bar = $("timeline");
+  bar.dataset.start = String(view.start); bar.dataset.end = String(view.end);
+  bar.querySelectorAll(".seg").forEach(s => s.remove());
+  const width = view.end - view.start;
+  for (const kind of ["missing", "remote_only", "central"]) {
+    for (const [s, e] of t[kind]) {
+      const a = Date.parse(s), b = Date.parse(e);
+      const seg = el("div", undefined, "seg " + kind);
+      seg.style.left = `${((a - view.start) / width) * 100}%`;
+      seg.style.width = `${Math.max(((b - a) / width) * 100, 0.15)}%`;
+      seg.title = `${kind.replace("_", " ")}: ${new Date(a).toLocaleTimeString()} – ${new Date(b).toLocaleTimeString()}`;
+      bar.insertBefore(seg, $("selection"));
+    }
+  }
+  $("axis-start").textContent = new Date(view.start).toLocaleString();
+  $("axis-end").textContent = "now";
+  showSelection();
+}
+
+function timeAt(ev) {
+  const r = $("timeline").getBoundingClientRect();
+  const f = Math.min(Math.max((ev.clientX - r.left) / r.width, 0), 1);
+  return view.start + f * (view.end - view.start);
+}
+
+function showSelection() {
+  const a = Date.parse($("from").value), b = Date.parse($("to").value);
+  const s = $("selection");
+  if (!(a < b)) { s.hidden = true; return; }
+  const width = view.end - view.start;
+  s.hidden = false;
+  s.style.left = `${((a - view.start) / width) * 100}%`;
+  s.style.width = `${((b - a) / width) * 100}%`;
+}
+
+function status(text, isError) {
+  $("status").textContent = text;
+  $("status").className = isError ? "error" : "muted";
+}
+
+function range() {
+  const a = Date.parse($("from").value), b = Date.parse($("to").value);
+  if (!(a < b)) { status("Select a range on the timeline (or type From and to) first.", true); return null; }
+  return { start: iso(a), end: iso(b) };
+}
+
+async function retrieve() {
+  const r = range();
+  if (!r || !selected) return;
+  const res = await fetch(`${camPath(selected.unit, selected.camera)}/retrieve`, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(r),
+  });
+  if (!res.ok) { status(await errorText(res), true); return; }
+  const { id } = await res.json();
+  const bar = $("progress");
+  bar.hidden = false; bar.value = 0;
+  for (;;) {
+    const s = await fetch(`/api/retrievals/${id}`, { cache: "no-store" }).then(x => x.json());
+    bar.max = Math.max(s.bytes_total, 1); bar.value = s.bytes_done;
+    const pct = s.bytes_total ? Math.round((100 * s.bytes_done) / s.bytes_total) : 0;
+    status(`Retrieval ${id}: ${s.state}, ${pct}% (${(s.bytes_done / 1e6).toFixed(1)} of ${(s.bytes_total / 1e6).toFixed(1)} MB)`);
+    $("status").dataset.retrieval = s.state;
+    if (s.state === "done" || s.state === "failed") break;
+    await sleep(500);
+    refreshTimeline();
+  }
+  refreshTimeline();
+}
+
+let playback = null;
+
+// The default rate too: loading a new source (a seek) resets the rate to it.
+function setSpeed() {
+  const v = $("player"), rate = Number($("speed").value);
+  v.defaultPlaybackRate = rate; v.playbackRate = rate;
+}
+
+async function play(fromMs) {
+  if (!selected) return;
+  const r = range();
+  if (!r) return;
+  const start = fromMs !== undefined ? iso(fromMs) : r.start;
+  if (playback) playback.stop();
+  const video = $("player");
+  const url = `${camPath(selected.unit, selected.camera)}/playback.fmp4?start=${start}&end=${r.end}`;
+  const res = await fetch(url);
+  if (!res.ok) { status(await errorText(res), true); return; }
+  const mime = res.headers.get("x-convoy-mime");
+  if (!window.MediaSource || !MediaSource.isTypeSupported(mime)) { status(cannotPlay(mime || "this codec"), true); return; }
+  const origin = Date.parse(res.headers.get("x-convoy-start"));
+  const mse = new MsePlayer(video);
+  // Drop what was watched more than 30 s ago, so long playbacks stay within the buffer quota.
+  mse.afterAppend = () => {
+    const b = video.buffered;
+    if (b.length && video.currentTime - b.start(0) > 60) mse.sb.remove(0, video.currentTime - 30);
+  };
+  const reader = res.body.getReader();
+  // Cancelling the reader closes the connection, which ends the server's stream too.
+  const me = { stopped: false, stop() { this.stopped = true; reader.cancel().catch(() => {}); mse.close(); } };
+  playback = me;
+  await mse.setType(mime);
+  setSpeed();
+  video.dataset.origin = String(origin);
+  video.dataset.asked = String(Date.parse(start));
+  status(`Playing from ${new Date(origin).toLocaleTimeString()} (stored at central)`);
+  video.play().catch(() => {});
+  for (;;) {
+    const { done, value } = await reader.read().catch(() => ({ done: true }));
+    if (done || me.stopped) break;
+    mse.append(value);
+    // Stay at most a minute ahead of the picture.
+    while (!me.stopped && mse.bufferedEnd() - video.currentTime > 60) await sleep(500);
+  }
+  if (!me.stopped) {
+    const finish = () => { if (mse.ms.readyState === "open" && !mse.sb.updating && !mse.queue.length) mse.ms.endOfStream(); else setTimeout(finish, 100); };
+    finish();
+  }
+}
+
+async function exportMp4() {
+  const r = range();
+  if (!r || !selected) return;
+  const url = `${camPath(selected.unit, selected.camera)}/export.mp4?start=${r.start}&end=${r.end}`;
+  $("export").dataset.url = url;
+  status("Exporting…");
+  const res = await fetch(url);
+  if (!res.ok) { status(await errorText(res), true); return; }
+  const name = (/filename="([^"]+)"/.exec(res.headers.get("content-disposition") || "") || [])[1] || "export.mp4";
+  const frames = res.headers.get("x-convoy-frames");
+  const blob = await res.blob();
+  const a = el("a"); a.href = URL.createObjectURL(blob); a.download = name;
+  document.body.append(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+  status(`Exported ${name}: ${frames} frames, ${(blob.size / 1e6).toFixed(1)} MB`);
+  $("status").dataset.exported = frames;
+}
+
+function wire() {
+  const bar = $("timeline");
+  bar.addEventListener("mousedown", ev => { drag = { from: timeAt(ev), moved: false }; });
+  window.addEventListener("mousemove", ev => {
+    if (!drag) return;
+    const t = timeAt(ev);
+    if (Math.abs(t - drag.from) > (view.end - view.start) / 500) drag.moved = true;
+    if (drag.moved) {
+      $("from").value = iso(Math.min(drag.from, t)); $("to").value = iso(Math.max(drag.from, t));
+      showSelection();
+    }
+  });
+  window.addEventListener("mouseup", ev => {
+    if (!drag) return;
+    const clicked = !drag.moved, at = drag.from;
+    drag = null;
+    // A click seeks: play from there (to the selection's end, or the view's end).
+    if (clicked) {
+      if (!(Date.parse($("to").value) > at)) $("to").value = iso(view.end);
+      if (!(Date.parse($("from").value) <= at)) $("from").value = iso(at);
+      showSelection();
+      play(at);
+    }
+  });
+  for (const id of ["from", "to"]) $(id).addEventListener("change", showSelection);
+  $("span").addEventListener("change", refreshTimeline);
+  $("retrieve").onclick = retrieve;
+  $("play").onclick = () => play();
+  $("export").onclick = exportMp4;
+  $("speed").addEventListener("change", setSpeed);
+  $("player").addEventListener("timeupdate", () => {
+    const v = $("player"), origin = Number(v.dataset.origin);
+    if (!origin) return;
+    const at = origin + v.currentTime * 1000;
+    $("player-time").textContent = `At ${new Date(at).toLocaleTimeString()} · speed ${v.playbackRate}×`;
+    const p = $("playhead"), width = view.end - view.start;
+    p.hidden = !(at >= view.start && at <= view.end);
+    p.style.left = `${((at - view.start) / width) * 100}%`;
+  });
+}
+
+wire();
+refreshFleet(); refreshAlarms();
+setInterval(refreshFleet, 1000);
+setInterval(refreshAlarms, 5000);
+refreshRetrievals();
+setInterval(refreshRetrievals, 2000);
+setInterval(() => { if (selected) refreshTimeline(); }, 5000);

@@ -1,0 +1,331 @@
+//! Central's operator page in a real headless Chromium, with a real edge and real cameras:
+//! a live tile plays (fMP4 over a WebSocket into Media Source Extensions) at the live edge, an
+//! H.265 camera says plainly that the browser cannot play it, a range is retrieved from the
+//! timeline with a progress bar, played back with speed and seek, and exported as an MP4 that
+//! ffprobe accepts with the frames central holds.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hil_tests::browser::Browser;
+use hil_tests::{CentralProc, EdgeProc, edge_config, get_json, gst_camera, sim_camera, timeline_us, wait_until};
+use serde_json::{Value, json};
+
+const T: Duration = Duration::from_secs(45);
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64
+}
+
+fn rfc3339(us: i64) -> String {
+    jiff::Timestamp::from_microsecond(us).unwrap().to_string()
+}
+
+/// Polls a JavaScript expression until it returns something that is not `null`/`false`.
+fn wait_js(b: &mut Browser, what: &str, expression: &str) -> Value {
+    wait_until(what, T, || b.eval(expression).ok().filter(|v| !v.is_null() && *v != json!(false))).unwrap_or_else(|e| {
+        let page = b.eval("[document.getElementById('status').textContent, document.getElementById('grid').innerHTML]");
+        panic!("{e}; page: {page:?}")
+    })
+}
+
+/// The `<video>` of a camera tile (time, size, distance to the live edge), or what the tile
+/// says instead of video.
+fn tile_video(camera: &str) -> String {
+    format!(
+        "(() => {{ const t = document.querySelector('.tile[data-camera=\"{camera}\"]'); \
+         const u = t && t.querySelector('.screen.unsupported'); if (u) return {{ unsupported: u.textContent }}; \
+         const v = t && t.querySelector('video'); if (!v) return null; const b = v.buffered; \
+         return {{ t: v.currentTime, w: v.videoWidth, h: v.videoHeight, behind: b.length ? b.end(b.length - 1) - v.currentTime : null }}; }})()"
+    )
+}
+
+const PLAYER: &str = "(() => { const v = document.getElementById('player'); return { t: v.currentTime, w: v.videoWidth, \
+                      rate: v.playbackRate, origin: Number(v.dataset.origin || 0), asked: Number(v.dataset.asked || 0) }; })()";
+
+fn ffprobe(path: &Path) -> Value {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-show_streams", "-show_format", "-of", "json"])
+        .arg(path)
+        .output()
+        .expect("ffprobe (Debian package ffmpeg)");
+    assert!(out.status.success(), "ffprobe refused the export: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// GET: status and JSON body, whatever the status.
+fn get_answer(url: &str) -> (u16, Value) {
+    let mut r = ureq::get(url).config().http_status_as_error(false).build().call().unwrap();
+    (r.status().as_u16(), r.body_mut().read_json().unwrap_or(Value::Null))
+}
+
+fn number(v: &Value) -> f64 {
+    v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_f64()).unwrap_or(f64::NAN)
+}
+
+#[test]
+fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let (_cam, rtsp) = sim_camera(dir.path(), &["front"], 0).unwrap();
+    let (_h265, h265) = gst_camera(dir.path(), &["cab"], &["--codec", "h265"]).unwrap();
+    let central = CentralProc::start(dir.path(), 0).unwrap();
+    let store = dir.path().join("store");
+    let config = edge_config(
+        "bus-7",
+        &store,
+        Some((&central.quic, &central.fingerprint)),
+        &[("front", &format!("{rtsp}/front")), ("cab", &format!("{h265}/cab"))],
+    );
+    let edge = EdgeProc::start_enrolled(dir.path(), "edge", &config, "bus-7", &central).unwrap();
+    let t0 = now_us();
+
+    let mut b = Browser::launch(1280, 1000).unwrap();
+    let downloads = dir.path().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    b.allow_downloads(&downloads).unwrap();
+    b.goto(&format!("{}/", central.web)).unwrap();
+
+    // Live: nothing streams from the unit until the tile is started.
+    wait_js(&mut b, "the camera tiles", "!!document.querySelector('.tile[data-camera=\"cab\"] button.live')");
+    let units = get_json(&format!("{}/api/units", central.web)).unwrap();
+    assert_eq!(units[0]["cameras"][0]["upstreams"], 0, "no live stream before anyone watches: {units}");
+    b.click(".tile[data-camera=\"front\"] button.live").unwrap();
+    let clicked = Instant::now();
+    let first = wait_js(
+        &mut b,
+        "the live tile plays",
+        &format!("(() => {{ const s = {}; return s && s.t > 1 && s.w > 0 ? s : null; }})()", tile_video("front")),
+    );
+    let to_first_second = clicked.elapsed();
+    assert_eq!((first["w"].as_u64(), first["h"].as_u64()), (Some(640), Some(360)), "{first}");
+    let t1 = first["t"].as_f64().unwrap();
+    let later = wait_js(
+        &mut b,
+        "live video keeps advancing",
+        &format!("(() => {{ const s = {}; return s.t > {} ? s : null; }})()", tile_video("front"), t1 + 2.0),
+    );
+    assert!(later["behind"].as_f64().unwrap() < 1.5, "the tile stays near the live edge: {later}");
+    eprintln!(
+        "live tile: 1 s of video played {:?} after the click; {:.2} s buffered ahead of the picture",
+        to_first_second,
+        later["behind"].as_f64().unwrap()
+    );
+    let units = get_json(&format!("{}/api/units", central.web)).unwrap();
+    assert_eq!(units[0]["cameras"][0]["viewers"], 1, "{units}");
+
+    // H.265: said plainly, not a black box.
+    b.click(".tile[data-camera=\"cab\"] button.live").unwrap();
+    let cab = wait_js(
+        &mut b,
+        "the H.265 tile explains itself",
+        &format!("(() => {{ const s = {}; return s && s.unsupported ? s : null; }})()", tile_video("cab")),
+    );
+    let note = cab["unsupported"].as_str().unwrap();
+    assert!(note.contains("cannot play H.265") && note.contains("H.264"), "{note}");
+
+    // Wait for 14 s of recording in the unit's catalog, then retrieve 10 s of it from the page,
+    // starting 2 s in (so the key frame before the start was recorded too: 1 s GOPs).
+    let timeline = |start: i64, end: i64| {
+        get_json(&format!(
+            "{}/api/units/bus-7/cameras/front/timeline?start={}&end={}",
+            central.web,
+            rfc3339(start),
+            rfc3339(end)
+        ))
+        .ok()
+    };
+    let recorded = wait_until("14 s of recording shows at central as remote only", T, || {
+        let t = timeline(t0 - 60_000_000, now_us())?;
+        (timeline_us(&t["remote_only"]) > 14_000_000).then_some(t)
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", edge.proc.log_tail()));
+    let first_us = recorded["remote_only"][0][0].as_str().unwrap().parse::<jiff::Timestamp>().unwrap().as_microsecond();
+    // Whole milliseconds: the page's times are JavaScript dates.
+    let (start, end) = ((first_us / 1000 + 2_000) * 1000, (first_us / 1000 + 12_000) * 1000);
+    // `from`/`to` work as well as `start`/`end`; a range central does not hold says what to do.
+    let (status, refused) = get_answer(&format!(
+        "{}/api/units/bus-7/cameras/front/export.mp4?from={}&to={}",
+        central.web,
+        rfc3339(start),
+        rfc3339(end)
+    ));
+    assert_eq!(status, 404, "{refused}");
+    assert!(refused["error"].as_str().unwrap().contains("retrieve the range"), "not held yet: {refused}");
+
+    b.click(".tile[data-camera=\"front\"] button.recordings").unwrap();
+    wait_js(
+        &mut b,
+        "the timeline shows what only the unit holds",
+        "!!document.querySelector('#timeline .seg.remote_only')",
+    );
+    b.eval(&format!(
+        "document.getElementById('from').value = {}; document.getElementById('to').value = {}; \
+         document.getElementById('to').dispatchEvent(new Event('change')); true",
+        json!(rfc3339(start)),
+        json!(rfc3339(end))
+    ))
+    .unwrap();
+    b.click("#retrieve").unwrap();
+    let mut progress = Vec::new();
+    wait_until("the retrieval finishes in the page", T, || {
+        let s = b.eval("[document.getElementById('status').dataset.retrieval, document.getElementById('progress').value, document.getElementById('progress').max]").ok()?;
+        progress.push(s[1].as_f64()?);
+        (s[0] == "done" || s[0] == "failed").then_some(s)
+    })
+    .map(|s| {
+        assert_eq!(s[0], "done", "{s}");
+        assert_eq!(s[1], s[2], "the progress bar is full: {s}");
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
+    assert!(progress.windows(2).all(|w| w[0] <= w[1]), "the progress bar never goes back: {progress:?}");
+    wait_js(&mut b, "the timeline shows what central now holds", "!!document.querySelector('#timeline .seg.central')");
+    let listed = get_json(&format!("{}/api/retrievals", central.web)).unwrap();
+    assert_eq!(
+        (&listed[0]["unit"], &listed[0]["camera"], &listed[0]["state"], &listed[0]["start"]),
+        (&json!("bus-7"), &json!("front"), &json!("done"), &json!(rfc3339(start))),
+        "the newest retrieval is the page's: {listed}"
+    );
+
+    // Playback from central's store, at 4× speed, then a seek by clicking the timeline.
+    b.click("#play").unwrap();
+    let p = wait_js(
+        &mut b,
+        "playback plays",
+        &format!("(() => {{ const s = {PLAYER}; return s.t > 0.5 && s.w > 0 ? s : null; }})()"),
+    );
+    let origin = p["origin"].as_f64().unwrap() as i64 * 1000;
+    assert!(origin <= start && origin > start - 3_000_000, "starts at the key frame before the start: {p}");
+    b.eval("const s = document.getElementById('speed'); s.value = '4'; s.dispatchEvent(new Event('change')); true")
+        .unwrap();
+    let (from_t, wall) = (b.eval(PLAYER).unwrap()["t"].as_f64().unwrap(), Instant::now());
+    let fast = wait_js(
+        &mut b,
+        "playback advances 3 s",
+        &format!("(() => {{ const s = {PLAYER}; return s.t > {} ? s : null; }})()", from_t + 3.0),
+    );
+    assert_eq!(fast["rate"], 4.0);
+    assert!(wall.elapsed() < Duration::from_millis(2500), "3 s of video took {:?} at 4×", wall.elapsed());
+
+    let seek_to = start + 6_000_000;
+    let (x, y) = {
+        let r = b
+            .eval("(() => { const t = document.getElementById('timeline'); t.scrollIntoView({block: 'center'}); const r = t.getBoundingClientRect(); \
+                   return [r.left, r.top + r.height / 2, r.width, Number(t.dataset.start), Number(t.dataset.end)]; })()")
+            .unwrap();
+        let [left, y, width, vs, ve] = [0, 1, 2, 3, 4].map(|i| r[i].as_f64().unwrap());
+        (left + width * ((seek_to / 1000) as f64 - vs) / (ve - vs), y)
+    };
+    b.click_at(x, y).unwrap();
+    let sought = wait_js(
+        &mut b,
+        "playback restarts where the timeline was clicked",
+        &format!(
+            "(() => {{ const s = {PLAYER}; return s.origin * 1000 > {} && s.t > 0.2 ? s : null; }})()",
+            start + 1_000_000
+        ),
+    );
+    // The view moves on with the clock (the page refreshes it), so the time clicked is near,
+    // not at, the time aimed at; playback starts at the key frame (1 s GOP) at or before it.
+    let (origin, asked) = (sought["origin"].as_f64().unwrap(), sought["asked"].as_f64().unwrap());
+    let aimed = (seek_to / 1000) as f64;
+    assert!(asked >= aimed - 1000.0 && asked <= aimed + 6000.0, "clicked at {asked}, aimed at {aimed}");
+    assert!(origin <= asked && origin > asked - 1200.0, "from the key frame before the click: {sought}");
+    assert_eq!(sought["rate"], 4.0, "the speed stays across a seek");
+
+    let shot = dir.path().join("central.png");
+    b.eval("window.scrollTo(0, 0); true").unwrap();
+    b.screenshot(&shot).unwrap();
+    if let Some(to) = std::env::var_os("CONVOY_SCREENSHOT") {
+        std::fs::copy(&shot, to).unwrap();
+    }
+
+    // Export from the page: the browser's download is an MP4 of exactly the frames held.
+    b.click("#export").unwrap();
+    let frames = wait_js(&mut b, "the export finishes", "document.getElementById('status').dataset.exported || null");
+    let frames: u64 = frames.as_str().unwrap().parse().unwrap();
+    let file = wait_until("the browser saved the download", T, || {
+        let entry = std::fs::read_dir(&downloads).ok()?.filter_map(Result::ok).find(|e| {
+            !e.file_name().to_string_lossy().ends_with(".crdownload") && e.metadata().is_ok_and(|m| m.len() > 0)
+        })?;
+        Some(entry.path())
+    })
+    .unwrap();
+    let held =
+        central::retrieved::read_held(&dir.path().join("central"), "bus-7", "front", start - 20_000_000, end).unwrap();
+    let key = held
+        .iter()
+        .rposition(|f| f.frame.keyframe && f.frame.wall_clock_us <= start)
+        .expect("a key frame before the start");
+    let want: Vec<_> = held[key..].iter().map(|f| &f.frame).collect();
+    assert_eq!(
+        frames,
+        want.len() as u64,
+        "the export holds every frame from the key frame to the end: range {start}..{end}, held {} frames from {} to \
+         {}, key frame at {}",
+        held.len(),
+        held[0].frame.wall_clock_us,
+        held[held.len() - 1].frame.wall_clock_us,
+        want[0].wall_clock_us
+    );
+    let probe = ffprobe(&file);
+    let stream = &probe["streams"][0];
+    assert_eq!(stream["codec_name"], "h264", "{probe:#}");
+    assert_eq!(number(&stream["nb_read_frames"]) as u64, frames, "{probe:#}");
+    // The camera's clock: first to last frame, and the last one lasts as long as the one before.
+    let (first, last, before) = (want[0], want[want.len() - 1], want[want.len() - 2]);
+    let span = ((last.pts - first.pts) + (last.pts - before.pts)) as f64 / f64::from(first.clock_rate);
+    let duration = number(&probe["format"]["duration"]);
+    assert!((duration - span).abs() < 0.05, "duration {duration} s for {span} s of video");
+
+    // Stopping the tile ends the unit's live stream when nobody else watches.
+    b.click(".tile[data-camera=\"front\"] button.live").unwrap();
+    wait_until("the unit's live stream stops with the last viewer", T, || {
+        let units = get_json(&format!("{}/api/units", central.web)).ok()?;
+        let front = units[0]["cameras"].as_array()?.iter().find(|c| c["id"] == "front")?.clone();
+        (front["viewers"] == 0 && front["upstreams"] == 0).then_some(())
+    })
+    .unwrap();
+
+    // H.265 recordings cannot be exported to a browser-friendly MP4: a plain answer, not a
+    // broken file.
+    let cab_recorded = wait_until("4.5 s of the H.265 camera's recording at the unit", T, || {
+        let t = get_json(&format!(
+            "{}/api/units/bus-7/cameras/cab/timeline?start={}&end={}",
+            central.web,
+            rfc3339(t0 - 60_000_000),
+            rfc3339(now_us())
+        ))
+        .ok()?;
+        let first = t["remote_only"].get(0)?;
+        let at = |i: usize| Some(first[i].as_str()?.parse::<jiff::Timestamp>().ok()?.as_microsecond());
+        (at(1)? - at(0)? > 4_500_000).then(|| at(0)).flatten()
+    })
+    .unwrap();
+    let (start, end) = (cab_recorded + 500_000, cab_recorded + 4_000_000); // 2 s GOPs
+    let cab = ureq::post(&format!("{}/api/units/bus-7/cameras/cab/retrieve", central.web))
+        .send_json(json!({ "start": rfc3339(start), "end": rfc3339(end) }))
+        .unwrap()
+        .body_mut()
+        .read_json::<Value>()
+        .unwrap();
+    let id = cab["id"].as_i64().unwrap();
+    wait_until("the H.265 retrieval finishes", T, || {
+        (get_json(&format!("{}/api/retrievals/{id}", central.web)).ok()?["state"] == "done").then_some(())
+    })
+    .unwrap();
+    let (status, refused) = get_answer(&format!(
+        "{}/api/units/bus-7/cameras/cab/export.mp4?start={}&end={}",
+        central.web,
+        rfc3339(start),
+        rfc3339(end)
+    ));
+    assert_eq!(status, 415, "{refused}");
+    assert!(refused["error"].as_str().unwrap().contains("only H.264"), "{refused}");
+
+    // The API the page uses is documented.
+    let doc = get_json(&format!("{}/api/openapi.json", central.web)).unwrap();
+    assert!(doc["paths"]["/api/units/{unit}/cameras/{camera}/export.mp4"]["get"].is_object());
+    eprintln!("central UI test took {:?}", started.elapsed());
+}
