@@ -25,8 +25,11 @@ use crate::sync_link::{CATALOG_REFRESH, CHUNK_PRIORITY, Outgoing, SyncLink, Sync
 
 /// A connection that lasted this long resets the reconnect backoff.
 const STABLE_CONNECTION: Duration = Duration::from_secs(10);
-/// How long one connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one connection attempt may take (long enough for a handshake on a slow, busy unit:
+/// overlapping attempts, not this, make the unit quick to return after a tunnel).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most attempts in flight at once while retrying fast.
+const MAX_ATTEMPTS: usize = 6;
 /// While retrying fast, a new attempt starts this often, overlapping the ones in flight: a
 /// single attempt resends its first packet less and less often, so without overlap the first
 /// packets after a tunnel could wait seconds for the next send.
@@ -139,7 +142,8 @@ impl Uplink {
     }
 
     /// Connects to central at `addr`. Until `fast_until`, attempts that get no answer are
-    /// followed by overlapping ones every [`ATTEMPT_STAGGER`] until one succeeds; an attempt
+    /// followed by overlapping ones every [`ATTEMPT_STAGGER`] (at most [`MAX_ATTEMPTS`] in
+    /// flight, whose handshake resends interleave) until one succeeds; an attempt
     /// that fails with an answer (refused, bad certificate) ends it at once. After
     /// `fast_until`, one attempt.
     async fn connect(
@@ -158,6 +162,7 @@ impl Uplink {
         let mut attempts = futures::stream::FuturesUnordered::new();
         attempts.push(start()?);
         let mut stagger = tokio::time::interval_at((Instant::now() + ATTEMPT_STAGGER).into(), ATTEMPT_STAGGER);
+        stagger.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let no_answer = format!("cannot connect to {addr}: no answer in {CONNECT_TIMEOUT:?}");
         loop {
             let fast = Instant::now() < fast_until;
@@ -170,7 +175,7 @@ impl Uplink {
                     Ok(Err(e)) => return Err(format!("cannot connect to {addr}: {e}")),
                     Err(_) => self.status.set_central(false, Some(no_answer.clone())),
                 },
-                _ = stagger.tick(), if fast => attempts.push(start()?),
+                _ = stagger.tick(), if fast && attempts.len() < MAX_ATTEMPTS => attempts.push(start()?),
             }
         }
     }
