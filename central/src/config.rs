@@ -62,7 +62,7 @@ pub struct UnitConfig {
 }
 
 /// `[[unit.camera]]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CameraConfig {
     /// The camera's id on its unit.
@@ -84,7 +84,7 @@ pub struct CameraConfig {
 }
 
 /// One recording option of a camera.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RecordingOption {
     /// Nothing is recorded or retrieved.
@@ -106,7 +106,8 @@ pub fn default_recording() -> Vec<RecordingOption> {
     vec![RecordingOption::Remote, RecordingOption::OnRequest, RecordingOption::LinkGap, RecordingOption::EventWindow]
 }
 
-fn default_event_window() -> [u32; 2] {
+/// Seconds before and after an event that `"event_window"` retrieves, by default.
+pub fn default_event_window() -> [u32; 2] {
     [10, 10]
 }
 
@@ -210,33 +211,41 @@ impl CentralConfig {
                 return Err(format!("unit {:?}: bulk_time_profile names no [[time_profile]] {name:?}", u.name));
             }
             for c in &u.cameras {
-                let wants = c.recording.contains(&RecordingOption::TimeProfile);
-                match (&c.time_profile, wants) {
-                    (None, true) => {
-                        return Err(format!(
-                            "unit {:?} camera {:?}: recording has \"time_profile\" but no time_profile names one of the \
-                             [[time_profile]] tables",
-                            u.name, c.id
-                        ));
-                    }
-                    (Some(name), false) => {
-                        return Err(format!(
-                            "unit {:?} camera {:?}: time_profile = {name:?} does nothing without \"time_profile\" in \
-                             recording",
-                            u.name, c.id
-                        ));
-                    }
-                    (Some(name), true) if !self.time_profiles.iter().any(|p| &p.name == name) => {
-                        return Err(format!(
-                            "unit {:?} camera {:?}: there is no [[time_profile]] named {name:?}",
-                            u.name, c.id
-                        ));
-                    }
-                    _ => {}
-                }
+                self.check_camera(c).map_err(|e| format!("unit {:?} camera {:?}: {e}", u.name, c.id))?;
             }
         }
         Ok(())
+    }
+
+    /// Checks one camera's options against the rest of the configuration (its time profile).
+    pub fn check_camera(&self, c: &CameraConfig) -> Result<(), String> {
+        let wants = c.recording.contains(&RecordingOption::TimeProfile);
+        match (&c.time_profile, wants) {
+            (None, true) => {
+                Err("recording has \"time_profile\" but no time_profile names one of the [[time_profile]] tables"
+                    .into())
+            }
+            (Some(name), false) => {
+                Err(format!("time_profile = {name:?} does nothing without \"time_profile\" in recording"))
+            }
+            (Some(name), true) if !self.time_profiles.iter().any(|p| &p.name == name) => {
+                Err(format!("there is no [[time_profile]] named {name:?}"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The configured `[[unit.camera]]` of `unit`'s `camera`, if any.
+    pub fn camera(&self, unit: &str, camera: &str) -> Option<&CameraConfig> {
+        self.unit(unit)?.cameras.iter().find(|c| c.id == camera)
+    }
+
+    /// The time profile a camera with these options retrieves by, if it has `"time_profile"`.
+    pub fn time_profile_of(&self, c: &CameraConfig) -> Option<TimeProfile> {
+        if !c.recording.contains(&RecordingOption::TimeProfile) {
+            return None;
+        }
+        self.profile(c.time_profile.as_ref()?)
     }
 
     /// The time zone of time profiles.
@@ -263,11 +272,7 @@ impl CentralConfig {
 
     /// The time profile `unit`'s `camera` retrieves by, when it has the `"time_profile"` option.
     pub fn camera_time_profile(&self, unit: &str, camera: &str) -> Option<TimeProfile> {
-        let c = self.unit(unit)?.cameras.iter().find(|c| c.id == camera)?;
-        if !c.recording.contains(&RecordingOption::TimeProfile) {
-            return None;
-        }
-        self.profile(c.time_profile.as_ref()?)
+        self.time_profile_of(self.camera(unit, camera)?)
     }
 }
 

@@ -4,6 +4,7 @@
 //! The binary (`central run --config FILE.toml`) wires these parts together; see
 //! ARCHITECTURE.md.
 
+pub mod api_options;
 pub mod api_playback;
 pub mod api_retrieval;
 pub mod api_retrieval_list;
@@ -14,6 +15,7 @@ pub mod interconnect;
 pub mod live_fmp4;
 pub mod live_ws;
 pub mod playback;
+pub mod recording_options;
 pub mod registry;
 pub mod relay;
 pub mod retrieved;

@@ -139,7 +139,10 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         let relay = Arc::new(central::relay::Relay::default());
         let retrieved =
             central::retrieved::RetrievedStore::open(dir).context("cannot open central's store of retrieved video")?;
-        let hub = Arc::new(central::sync_hub::SyncHub::new(retrieved, Arc::new(config.clone())));
+        let site = Arc::new(config.clone());
+        let options = central::recording_options::RecordingOptions::open(site.clone(), &dir.join("options.db"))
+            .context("cannot open the recording options")?;
+        let hub = Arc::new(central::sync_hub::SyncHub::new(retrieved, site, Arc::new(options)));
         let registry = Arc::new(Mutex::new(registry));
         let interconnect = Interconnect {
             fleet: fleet.clone(),

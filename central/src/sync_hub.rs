@@ -19,6 +19,7 @@ use tokio::sync::{Mutex, Notify, mpsc};
 
 use crate::config::{CentralConfig as SiteConfig, RecordingOption};
 use crate::enrollment::now_us;
+use crate::recording_options::RecordingOptions;
 use crate::retrieved::{RetrievedError, RetrievedStore};
 
 /// How often a unit's "last heard from" time is saved (the start of a link gap): it rises
@@ -51,6 +52,7 @@ pub struct UnitSync {
 pub struct SyncHub {
     store: RetrievedStore,
     site: Arc<SiteConfig>,
+    options: Arc<RecordingOptions>,
     units: Mutex<HashMap<String, Arc<UnitSync>>>,
     epoch: Instant,
 }
@@ -75,9 +77,14 @@ pub enum RequestError {
 }
 
 impl SyncHub {
-    /// A hub over central's store of retrieved video.
-    pub fn new(store: RetrievedStore, site: Arc<SiteConfig>) -> SyncHub {
-        SyncHub { store, site, units: Mutex::default(), epoch: Instant::now() }
+    /// A hub over central's store of retrieved video, retrieving by each camera's `options`.
+    pub fn new(store: RetrievedStore, site: Arc<SiteConfig>, options: Arc<RecordingOptions>) -> SyncHub {
+        SyncHub { store, site, options, units: Mutex::default(), epoch: Instant::now() }
+    }
+
+    /// Every unit camera's recording options.
+    pub fn options(&self) -> &RecordingOptions {
+        &self.options
     }
 
     /// Central's store of retrieved video.
@@ -117,7 +124,7 @@ impl SyncHub {
         if end_us <= start_us {
             return Err(RequestError::EmptyRange);
         }
-        let (options, _) = self.site.camera_options(unit, camera);
+        let (options, _) = self.options.camera_options(unit, camera);
         if !options.contains(&RecordingOption::OnRequest) {
             return Err(RequestError::NotAllowed { unit: unit.to_owned(), camera: camera.to_owned() });
         }
@@ -173,7 +180,7 @@ impl SyncHub {
                 let now = now_us();
                 if now - since >= MIN_GAP_US {
                     for camera in shared {
-                        if self.site.camera_options(unit, camera).0.contains(&RecordingOption::LinkGap) {
+                        if self.options.camera_options(unit, camera).0.contains(&RecordingOption::LinkGap) {
                             tracing::info!(unit, camera, gap_s = (now - since) / 1_000_000, "retrieving the link gap");
                             core.request(Retrieval {
                                 camera: camera.clone(),
@@ -333,7 +340,7 @@ impl SyncHub {
         let Some(catalog) = core.catalog().cloned() else { return };
         let mut rule_until = u.rule_until.lock().await;
         for holdings in &catalog.cameras {
-            let Some(profile) = self.site.camera_time_profile(&u.name, &holdings.camera) else { continue };
+            let Some(profile) = self.options.camera_time_profile(&u.name, &holdings.camera) else { continue };
             let (Some(first), Some(end)) =
                 (holdings.spans.iter().map(|s| s.start_us).min(), holdings.spans.iter().map(|s| s.end_us).max())
             else {
@@ -373,7 +380,7 @@ impl SyncHub {
                 e.cameras.clone()
             };
             for camera in cameras {
-                let (options, [pre, post]) = self.site.camera_options(&u.name, &camera);
+                let (options, [pre, post]) = self.options.camera_options(&u.name, &camera);
                 if options.contains(&RecordingOption::EventWindow) {
                     core.request(Retrieval {
                         camera,

@@ -163,3 +163,66 @@ fn bulk_retrieval_waits_for_the_units_bulk_window_and_operators_do_not() {
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
 }
+
+#[test]
+fn recording_options_set_through_the_api_apply_at_once_and_persist() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cam, rtsp) = sim_camera(dir.path(), &["front"], 0).unwrap();
+    let open = (now_us() / 1_000_000 + 12) * 1_000_000;
+    let close = open + 5_000_000;
+    // The profile is in central.toml; the camera's options are not (it gets the defaults).
+    let settings =
+        format!("[[time_profile]]\nname = \"soon\"\nwindows = [\"daily {}-{}\"]\n", clock(open), clock(close));
+    let central = CentralProc::start_with(dir.path(), &settings).unwrap();
+    let store = dir.path().join("store");
+    let config = edge_config(
+        "bus-o",
+        &store,
+        Some((&central.quic, &central.fingerprint)),
+        &[("front", &format!("{rtsp}/front"))],
+    );
+    let edge = EdgeProc::start_enrolled(dir.path(), "edge", &config, "bus-o", &central).unwrap();
+    let url = format!("{}/api/units/bus-o/cameras/front/recording", central.web);
+    let shown = wait_until("central knows the camera", T, || get_json(&url).ok())
+        .unwrap_or_else(|e| panic!("{e}\n{}", edge.proc.log_tail()));
+    assert_eq!(shown["source"], "default", "{shown}");
+    assert_eq!(shown["recording"], serde_json::json!(["remote", "on_request", "link_gap", "event_window"]));
+    // Refused with what is wrong: an unknown profile, an unknown option, an unknown camera.
+    let put = |url: &str, body: Value| ureq::put(url).send_json(body);
+    let e = put(&url, serde_json::json!({"recording": ["time_profile"], "time_profile": "later"})).unwrap_err();
+    assert!(e.to_string().contains("422"), "{e}");
+    let e = put(&url, serde_json::json!({"recording": ["central"]})).unwrap_err();
+    assert!(e.to_string().contains("400"), "{e}");
+    let other = format!("{}/api/units/bus-o/cameras/rear/recording", central.web);
+    assert!(put(&other, serde_json::json!({"recording": ["remote"]})).unwrap_err().to_string().contains("404"));
+    // Set: only the time profile, no more retrieval on request.
+    let set: Value = put(&url, serde_json::json!({"recording": ["remote", "time_profile"], "time_profile": "soon"}))
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    assert_eq!(set["source"], "api", "{set}");
+    assert_eq!(set["event_window_s"], serde_json::json!([10, 10]), "the default event window");
+    let retrieve = ureq::post(&format!("{}/api/units/bus-o/cameras/front/retrieve", central.web))
+        .send_json(serde_json::json!({ "start": rfc3339(now_us() - 5_000_000), "end": rfc3339(now_us()) }));
+    assert!(retrieve.unwrap_err().to_string().contains("403"), "on_request was taken away");
+    // The rule retrieves the window.
+    wait_until("central holds the window", T, || {
+        let t = get_json(&format!(
+            "{}/api/units/bus-o/cameras/front/timeline?start={}&end={}",
+            central.web,
+            rfc3339(open),
+            rfc3339(close)
+        ))
+        .ok()?;
+        (now_us() > close && timeline_us(&t["central"]) >= 4_500_000).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
+    // Kept across a restart of central; DELETE brings the defaults back.
+    drop(central);
+    let central = CentralProc::start_with(dir.path(), &settings).unwrap();
+    let url = format!("{}/api/units/bus-o/cameras/front/recording", central.web);
+    assert_eq!(get_json(&url).unwrap()["source"], "api");
+    assert_eq!(ureq::delete(&url).call().unwrap().status(), 204);
+    assert_eq!(get_json(&url).unwrap()["source"], "default");
+}
