@@ -160,6 +160,10 @@ fn default_fsync_interval_ms() -> u64 {
 pub struct WebConfig {
     /// Address and port to listen on (port 0 picks a free one).
     pub listen: SocketAddr,
+    /// Also serve the page over HTTPS here, with a certificate the unit makes on first use
+    /// (`<store>/web/https-cert.der`); off when absent.
+    #[serde(default)]
+    pub https_listen: Option<SocketAddr>,
 }
 
 /// `[central]`: the central site to sync with.

@@ -3,6 +3,9 @@
 //!
 //! The binary (`edge run --config FILE.toml`) wires these parts together; see ARCHITECTURE.md.
 
+pub mod auth;
+pub mod auth_session;
+pub mod auth_web;
 pub mod board;
 pub mod camera;
 pub mod config;
@@ -22,6 +25,12 @@ pub mod sd_notify;
 pub mod status;
 pub mod store_cli;
 pub mod sync_link;
+pub mod tech_cameras;
+pub mod tech_dashboard;
+pub mod tech_logs;
+pub mod tech_recordings;
+pub mod tech_support;
 pub mod uplink;
 pub mod vehicle;
 pub mod web;
+pub mod web_tls;

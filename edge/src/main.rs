@@ -44,6 +44,9 @@ enum Command {
         #[arg(long)]
         token: String,
     },
+    /// The technician's account for the unit's local page.
+    #[command(subcommand)]
+    Technician(TechnicianCommand),
     /// Offline tools on a store directory (also one copied off a unit).
     #[command(subcommand)]
     Store(StoreCommand),
@@ -61,6 +64,25 @@ enum Command {
         /// Seconds of video to measure.
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
+    },
+}
+
+#[derive(Subcommand)]
+enum TechnicianCommand {
+    /// Set (or replace) the technician's user name and password, read from the first line of
+    /// stdin; only an argon2id hash is stored, in `<store>/web/technician.json` (mode 0600).
+    /// A running unit checks the next login against it; sessions already open run on until
+    /// they end (restart the unit to end them at once).
+    Set {
+        /// The unit's configuration file (TOML): its store path.
+        #[arg(long)]
+        config: PathBuf,
+        /// The technician's user name.
+        #[arg(long, default_value = "technician")]
+        user: String,
+        /// A provisioning password: the page makes the technician change it at first login.
+        #[arg(long)]
+        must_change: bool,
     },
 }
 
@@ -119,9 +141,23 @@ fn enroll(config_path: &Path, central: &str, token: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
+fn technician_set(config_path: &Path, user: &str, must_change: bool) -> anyhow::Result<()> {
+    let config = EdgeConfig::load(config_path)?;
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("cannot read the password from stdin")?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    let credential = edge::auth::Credential::new(user, password, must_change)?;
+    let path = edge::auth::credential_path(&config.store.path);
+    credential.save(&path)?;
+    let note = if must_change { " (to be changed at first login)" } else { "" };
+    println!("technician {user:?} set{note}; hash in {}", path.display());
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| edge::tech_logs::Tee)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,quinn=warn,retina=warn".into()),
@@ -131,6 +167,9 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Run { config } => run(&config),
         Command::Enroll { config, central, token } => enroll(&config, &central, &token),
+        Command::Technician(TechnicianCommand::Set { config, user, must_change }) => {
+            technician_set(&config, &user, must_change)
+        }
         Command::Store(StoreCommand::Verify { dir, json, public_key }) => {
             match edge::store_cli::cmd_verify(&dir, json, public_key.as_deref()) {
                 Ok(true) => Ok(()),
@@ -209,7 +248,58 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         println!("edge {}: web listening on http://{web_addr}", config.unit_id);
         let web_shutdown = shutdown.clone();
         let vehicle = vehicle.start(&config, status.clone(), recorder_tx.clone(), liveness, shutdown.clone());
-        let routes = edge::web::router(status.clone()).merge(vehicle.routes());
+        let certificate = match config.web.https_listen {
+            Some(_) => Some(edge::web_tls::PageCertificate::load_or_create(&config.store.path, &config.unit_id)?),
+            None => None,
+        };
+        let mut dashboard = edge::tech_dashboard::Dashboard::new(&config, status.clone());
+        dashboard.https_fingerprint = certificate.as_ref().map(|c| c.fingerprint.clone());
+        let dashboard = Arc::new(dashboard);
+        let auth = Arc::new(edge::auth_web::Auth::new(&config.store.path, false));
+        let recordings = Arc::new(edge::tech_recordings::Recordings::new(
+            config.store.path.clone(),
+            config.cameras.iter().map(|c| c.id.clone()).collect(),
+            config.store_options()?.encryption_key,
+            Some(recorder_tx.clone()),
+        ));
+        let diagnostics = Arc::new(edge::tech_support::Diagnostics {
+            status: status.clone(),
+            config_path: config_path.to_owned(),
+            store: config.store.path.clone(),
+            io: vehicle.io().cloned(),
+        });
+        let routes = edge::auth_web::protect(
+            edge::web::router(status.clone())
+                .merge(vehicle.routes())
+                .merge(dashboard.routes())
+                .merge(recordings.routes())
+                .merge(diagnostics.routes())
+                .merge(Arc::new(edge::tech_cameras::CameraEditor::new(config_path.to_owned())).routes()),
+            auth,
+        );
+        let https = match (config.web.https_listen, certificate) {
+            (Some(addr), Some(certificate)) => {
+                let tls = certificate.server_config()?;
+                let tcp = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on web.https_listen = {addr}"))?;
+                let listener = edge::web_tls::TlsListener::new(tcp, tls)?;
+                let local = axum::serve::Listener::local_addr(&listener)?;
+                println!(
+                    "edge {}: web (https) listening on https://{local} certificate sha256 {}",
+                    config.unit_id, certificate.fingerprint
+                );
+                let routes = routes.clone().layer(axum::Extension(edge::web_tls::OverTls));
+                let shutdown = shutdown.clone();
+                let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
+                Some(tokio::spawn(
+                    axum::serve(listener, routes.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                        .into_future(),
+                ))
+            }
+            _ => None,
+        };
         let web = tokio::spawn(
             axum::serve(listener, routes.into_make_service_with_connect_info::<std::net::SocketAddr>())
                 .with_graceful_shutdown(async move { web_shutdown.cancelled().await })
@@ -293,6 +383,9 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
             vehicle.seal_for_power_off().await;
         }
         web.await.ok().transpose().context("web server")?;
+        if let Some(https) = https {
+            https.await.ok().transpose().context("https web server")?;
+        }
         anyhow::Ok(())
     });
     // Camera tasks are gone, so every recorder sender is dropped: the thread drains and syncs.

@@ -21,6 +21,7 @@ pub struct UnitStatus {
     pub cameras: Vec<CameraStatus>,
     central_connected: AtomicBool,
     central_error: Mutex<Option<String>>,
+    central_last_connected_us: Mutex<Option<i64>>,
     store_error: Mutex<Option<String>>,
     changes: broadcast::Sender<CameraState>,
     /// The unit's events (camera lost and restored, store faults, the I/O companion's …).
@@ -87,6 +88,7 @@ impl UnitStatus {
                 .collect(),
             central_connected: AtomicBool::new(false),
             central_error: Mutex::new(None),
+            central_last_connected_us: Mutex::new(None),
             store_error: Mutex::new(None),
             changes,
             events: EventLog::default(),
@@ -188,6 +190,18 @@ impl UnitStatus {
     pub fn set_central(&self, connected: bool, error: Option<String>) {
         self.central_connected.store(connected, Ordering::Relaxed);
         *lock(&self.central_error) = error;
+        if connected {
+            *lock(&self.central_last_connected_us) = Some(jiff::Timestamp::now().as_microsecond());
+        }
+    }
+
+    /// Whether the link to central is up, its last error, and when it last came up (µs).
+    pub fn central(&self) -> (bool, Option<String>, Option<i64>) {
+        (
+            self.central_connected.load(Ordering::Relaxed),
+            lock(&self.central_error).clone(),
+            *lock(&self.central_last_connected_us),
+        )
     }
 
     /// Records a store failure (or its end, with `None`).

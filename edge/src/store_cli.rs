@@ -176,7 +176,23 @@ pub fn cmd_export(
     if end_us <= start_us {
         bail!("--end must be after --start");
     }
-    let reader = media_store::read::read_range(dir, camera, start_us, end_us, load_key(key_file)?)?;
+    let (frames, summary) = export_mp4(dir, camera, start_us, end_us, load_key(key_file)?, out)?;
+    println!("exported {frames} frames ({:?}) of {camera} to {}", summary, out.display());
+    Ok(())
+}
+
+/// Writes `camera`'s frames between `start_us` and `end_us` (µs) from the store at `dir` as an
+/// MP4 file at `out` (written as `out.mp4.part`, then renamed); returns the number of frames
+/// and the writer's summary. Works on a store in use (the unit's page exports with it).
+pub fn export_mp4(
+    dir: &Path,
+    camera: &str,
+    start_us: i64,
+    end_us: i64,
+    key: Option<media_store::MediaKey>,
+    out: &Path,
+) -> anyhow::Result<(u64, mp4_export::ExportSummary)> {
+    let reader = media_store::read::read_range(dir, camera, start_us, end_us, key)?;
     let tmp = out.with_extension("mp4.part");
     let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let mut writer: Option<mp4_export::Mp4Writer<BufWriter<std::fs::File>>> = None;
@@ -223,14 +239,13 @@ pub fn cmd_export(
             _ => {}
         }
     }
-    let Some(writer) = writer else {
+    let Some(writer) = writer.filter(|_| frames > 0) else {
         let _ = std::fs::remove_file(&tmp);
-        bail!("camera {camera:?} has no recording between {start} and {end}");
+        bail!("camera {camera:?} has no recording between {} and {}", rfc3339(start_us), rfc3339(end_us));
     };
     let summary = writer.finish()?;
     std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
-    println!("exported {frames} frames ({:?}) of {camera} to {}", summary, out.display());
-    Ok(())
+    Ok((frames, summary))
 }
 
 /// Maps recorded timestamps onto one 90 kHz export timeline. Within an RTSP session the

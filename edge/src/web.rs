@@ -14,13 +14,36 @@ use crate::status::UnitStatus;
 pub fn router(status: Arc<UnitStatus>) -> Router {
     Router::new()
         .route("/", get(index))
+        .route("/app.js", get(app_js))
+        .route("/app.css", get(app_css))
         .route("/api/status", get(api_status))
         .route("/api/events", get(api_events))
         .with_state(status)
 }
 
+/// The page's policy: nothing from elsewhere, no inline script, no framing.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+                   media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'";
+
 async fn index() -> impl IntoResponse {
-    ([(header::CACHE_CONTROL, "no-cache")], Html(include_str!("web/index.html")))
+    (
+        [(header::CACHE_CONTROL, "no-cache"), (header::CONTENT_SECURITY_POLICY, CSP)],
+        Html(include_str!("web/index.html")),
+    )
+}
+
+async fn app_js() -> impl IntoResponse {
+    (
+        [(header::CACHE_CONTROL, "no-cache"), (header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("web/app.js"),
+    )
+}
+
+async fn app_css() -> impl IntoResponse {
+    (
+        [(header::CACHE_CONTROL, "no-cache"), (header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("web/app.css"),
+    )
 }
 
 async fn api_status(State(status): State<Arc<UnitStatus>>) -> impl IntoResponse {

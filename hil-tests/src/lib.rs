@@ -11,6 +11,7 @@ pub mod netns;
 pub mod process;
 pub mod recording_media;
 pub mod services;
+pub mod technician;
 pub mod viewer;
 
 pub use process::{Proc, bin_path, wait_until};

@@ -1,0 +1,318 @@
+//! Cameras from the technician's page: `GET /api/cameras` (as configured), `POST /api/cameras`
+//! (add) and `DELETE /api/cameras/{id}` (remove). A change is checked as a whole new
+//! configuration first, then written to the configuration file atomically with its comments
+//! and layout kept (`toml_edit`). The running unit keeps recording as it started: a change
+//! applies at the next start of `edge run` (`restart_required`).
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::config::EdgeConfig;
+
+/// What can go wrong when changing the cameras.
+#[derive(Debug, thiserror::Error)]
+pub enum CameraEditError {
+    /// The configuration file cannot be read or written.
+    #[error("configuration file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file does not parse as TOML any more (edited by hand meanwhile?).
+    #[error("configuration file {path} does not parse: {message}; fix it on the unit first")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The change would make the configuration invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// No camera has this id.
+    #[error("no camera {0:?} is configured")]
+    NoSuchCamera(String),
+}
+
+/// The configuration file the unit runs with, and whether it changed since the start.
+pub struct CameraEditor {
+    /// The configuration file.
+    pub path: PathBuf,
+    changed: AtomicBool,
+    lock: Mutex<()>,
+}
+
+/// A camera to add (the body of `POST /api/cameras`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewCamera {
+    /// Its id (letters, digits, `-`, `_`).
+    pub id: String,
+    /// Its display name.
+    pub name: Option<String>,
+    /// Its RTSP URL.
+    pub url: String,
+    /// RTSP user name.
+    pub username: Option<String>,
+    /// RTSP password.
+    pub password: Option<String>,
+    /// Recording mode (`continuous` by default).
+    pub mode: Option<String>,
+}
+
+/// One camera in `GET /api/cameras`.
+#[derive(Debug, Serialize)]
+pub struct ConfiguredCamera {
+    /// Its id.
+    pub id: String,
+    /// Its display name.
+    pub name: String,
+    /// Its URL, a password in it replaced by `redacted`.
+    pub url: String,
+    /// Its recording mode.
+    pub mode: String,
+}
+
+fn check_id(id: &str) -> Result<(), CameraEditError> {
+    let ok =
+        !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(CameraEditError::Invalid(format!("camera id {id:?}: use 1–64 letters, digits, '-' or '_'")))
+    }
+}
+
+/// `text` with `camera` appended as a `[[camera]]`, checked as a whole configuration.
+pub fn add_camera(text: &str, camera: &NewCamera) -> Result<String, CameraEditError> {
+    check_id(&camera.id)?;
+    let mut doc: toml_edit::DocumentMut =
+        text.parse().map_err(|e: toml_edit::TomlError| CameraEditError::Invalid(e.to_string()))?;
+    let mut table = toml_edit::Table::new();
+    table["id"] = toml_edit::value(camera.id.as_str());
+    if let Some(name) = camera.name.as_deref().filter(|n| !n.trim().is_empty()) {
+        table["name"] = toml_edit::value(name);
+    }
+    table["url"] = toml_edit::value(camera.url.as_str());
+    if let Some(user) = camera.username.as_deref().filter(|u| !u.is_empty()) {
+        table["username"] = toml_edit::value(user);
+        table["password"] = toml_edit::value(camera.password.as_deref().unwrap_or_default());
+    }
+    if let Some(mode) = camera.mode.as_deref().filter(|m| !m.is_empty()) {
+        table["mode"] = toml_edit::value(mode);
+    }
+    let cameras = doc
+        .entry("camera")
+        .or_insert_with(|| toml_edit::Item::ArrayOfTables(toml_edit::ArrayOfTables::new()))
+        .as_array_of_tables_mut()
+        .ok_or_else(|| CameraEditError::Invalid("`camera` in the configuration is not a list of [[camera]]".into()))?;
+    cameras.push(table);
+    let out = doc.to_string();
+    EdgeConfig::parse(&out).map_err(|e| CameraEditError::Invalid(e.to_string()))?;
+    Ok(out)
+}
+
+/// `text` without the `[[camera]]` whose id is `id`, checked as a whole configuration (a rule
+/// that names the camera makes it invalid, and says so).
+pub fn remove_camera(text: &str, id: &str) -> Result<String, CameraEditError> {
+    let mut doc: toml_edit::DocumentMut =
+        text.parse().map_err(|e: toml_edit::TomlError| CameraEditError::Invalid(e.to_string()))?;
+    let cameras = doc
+        .get_mut("camera")
+        .and_then(toml_edit::Item::as_array_of_tables_mut)
+        .ok_or_else(|| CameraEditError::NoSuchCamera(id.to_owned()))?;
+    let index = cameras
+        .iter()
+        .position(|t| t.get("id").and_then(|v| v.as_str()) == Some(id))
+        .ok_or_else(|| CameraEditError::NoSuchCamera(id.to_owned()))?;
+    cameras.remove(index);
+    let out = doc.to_string();
+    EdgeConfig::parse(&out).map_err(|e| CameraEditError::Invalid(e.to_string()))?;
+    Ok(out)
+}
+
+/// Replaces `path` with `text` atomically (temporary file, fsync, rename, directory fsync),
+/// keeping the file's mode.
+pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mode = std::fs::metadata(path).map(|m| m.permissions().mode()).unwrap_or(0o600);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+impl CameraEditor {
+    /// The editor of the configuration file at `path`.
+    pub fn new(path: PathBuf) -> CameraEditor {
+        CameraEditor { path, changed: AtomicBool::new(false), lock: Mutex::new(()) }
+    }
+
+    /// The routes.
+    pub fn routes(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/api/cameras", get(list).post(add))
+            .route("/api/cameras/{id}", delete(remove))
+            .with_state(self)
+    }
+
+    async fn edit(&self, change: impl FnOnce(&str) -> Result<String, CameraEditError>) -> Result<(), CameraEditError> {
+        let _one_at_a_time = self.lock.lock().await;
+        let io = |source| CameraEditError::Io { path: self.path.clone(), source };
+        let text = tokio::fs::read_to_string(&self.path).await.map_err(io)?;
+        let new = change(&text)?;
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || write_atomically(&path, &new))
+            .await
+            .map_err(|e| io(std::io::Error::other(e)))?
+            .map_err(io)?;
+        self.changed.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn error(code: StatusCode, message: impl Into<String>) -> Response {
+    (code, axum::Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+fn answer(result: Result<(), CameraEditError>, id: &str, code: StatusCode) -> Response {
+    match result {
+        Ok(()) => {
+            let body = serde_json::json!({ "camera": id, "restart_required": true });
+            (code, axum::Json(body)).into_response()
+        }
+        Err(e @ CameraEditError::NoSuchCamera(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e @ CameraEditError::Invalid(_)) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `GET /api/cameras` → `{"cameras": [{"id", "name", "url", "mode"}], "restart_required"}`:
+/// the cameras in the configuration file now (URL passwords redacted).
+async fn list(State(editor): State<Arc<CameraEditor>>) -> Response {
+    let config = match EdgeConfig::load(&editor.path) {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let cameras: Vec<ConfiguredCamera> = config
+        .cameras
+        .iter()
+        .map(|c| {
+            let mut url = c.url.clone();
+            if url.password().is_some() {
+                let _ = url.set_password(Some(crate::tech_support::REDACTED_IN_URL));
+            }
+            ConfiguredCamera {
+                id: c.id.clone(),
+                name: c.display_name().to_owned(),
+                url: url.to_string(),
+                mode: c.mode.as_str().to_owned(),
+            }
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "cameras": cameras, "restart_required": editor.changed.load(Ordering::Relaxed) }))
+        .into_response()
+}
+
+/// `POST /api/cameras` with `{"id", "name", "url", "username", "password", "mode"}` → 201
+/// `{"camera", "restart_required": true}`; 400 with the reason when the configuration would be
+/// invalid (a duplicate id, a bad URL or mode …).
+async fn add(State(editor): State<Arc<CameraEditor>>, axum::Json(camera): axum::Json<NewCamera>) -> Response {
+    let id = camera.id.clone();
+    let result = editor.edit(|text| add_camera(text, &camera)).await;
+    if result.is_ok() {
+        tracing::info!(camera = id, "camera added to the configuration from the technician's page");
+    }
+    answer(result, &id, StatusCode::CREATED)
+}
+
+/// `DELETE /api/cameras/{id}` → `{"camera", "restart_required": true}`; 404 when unknown, 400
+/// when something else in the configuration still names it. Its recordings stay in the store.
+async fn remove(
+    State(editor): State<Arc<CameraEditor>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let result = editor.edit(|text| remove_camera(text, &id)).await;
+    if result.is_ok() {
+        tracing::info!(camera = id, "camera removed from the configuration from the technician's page");
+    }
+    answer(result, &id, StatusCode::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "# the unit's config\nunit_id = \"u\" # keep me\n[store]\npath = \"/s\"\n[web]\nlisten = \"127.0.0.1:0\"\n\n# front door\n[[camera]]\nid = \"front\"\nurl = \"rtsp://10.0.0.5/s\"\n";
+
+    fn cam(id: &str, url: &str) -> NewCamera {
+        NewCamera {
+            id: id.into(),
+            name: Some("Rear".into()),
+            url: url.into(),
+            username: None,
+            password: None,
+            mode: None,
+        }
+    }
+
+    #[test]
+    fn adding_keeps_the_file_and_checks_the_whole_config() {
+        let out = add_camera(BASE, &cam("rear", "rtsp://10.0.0.6/s")).unwrap();
+        assert!(out.starts_with(BASE), "comments and layout kept:\n{out}");
+        let config = EdgeConfig::parse(&out).unwrap();
+        assert_eq!(config.cameras.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["front", "rear"]);
+        assert_eq!(config.cameras[1].display_name(), "Rear");
+        let twice = add_camera(BASE, &cam("front", "rtsp://10.0.0.6/s")).unwrap_err().to_string();
+        assert!(twice.contains("used twice"), "{twice}");
+        assert!(matches!(add_camera(BASE, &cam("x", "http://10.0.0.6/")), Err(CameraEditError::Invalid(_))));
+        assert!(matches!(add_camera(BASE, &cam("a b", "rtsp://h/")), Err(CameraEditError::Invalid(_))));
+        let mut bad_mode = cam("m", "rtsp://h/");
+        bad_mode.mode = Some("sometimes".into());
+        assert!(matches!(add_camera(BASE, &bad_mode), Err(CameraEditError::Invalid(_))));
+        let first = add_camera(
+            "unit_id = \"u\"\n[store]\npath = \"/s\"\n[web]\nlisten = \"127.0.0.1:0\"\n",
+            &cam("a", "rtsp://h/"),
+        )
+        .unwrap();
+        assert_eq!(EdgeConfig::parse(&first).unwrap().cameras.len(), 1);
+    }
+
+    #[test]
+    fn removing_finds_the_camera_and_keeps_the_rest() {
+        let two = add_camera(BASE, &cam("rear", "rtsp://10.0.0.6/s")).unwrap();
+        let out = remove_camera(&two, "front").unwrap();
+        assert!(out.contains("# keep me"), "{out}");
+        let config = EdgeConfig::parse(&out).unwrap();
+        assert_eq!(config.cameras.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["rear"]);
+        assert!(matches!(remove_camera(&two, "side"), Err(CameraEditError::NoSuchCamera(_))));
+    }
+
+    #[test]
+    fn the_file_is_replaced_whole_with_its_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edge.toml");
+        std::fs::write(&path, BASE).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomically(&path, "unit_id = \"v\"\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "unit_id = \"v\"\n");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+    }
+}

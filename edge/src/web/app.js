@@ -1,0 +1,258 @@
+"use strict";
+const $ = id => document.getElementById(id);
+let timer = null, events = [], lastEvent = 0, ticks = 0;
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = text;
+  if (cls) e.className = cls;
+  return e;
+}
+function badge(text, cls) { return el("span", text, "badge " + (cls || text)); }
+function fill(dl, rows) {
+  dl.replaceChildren(...rows.flatMap(([k, v]) => {
+    const dd = el("dd");
+    if (v instanceof Node) dd.append(v); else dd.textContent = v === null || v === undefined ? "–" : v;
+    return [el("dt", k), dd];
+  }));
+}
+function bytes(n) {
+  if (n === null || n === undefined) return "–";
+  const u = ["B", "kB", "MB", "GB", "TB"];
+  let i = 0;
+  while (n >= 1000 && i < u.length - 1) { n /= 1000; i++; }
+  return n.toFixed(i ? 1 : 0) + " " + u[i];
+}
+function duration(s) {
+  if (s === null || s === undefined) return "–";
+  const d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
+  return (d ? d + " d " : "") + (d || h ? h + " h " : "") + m + " min";
+}
+function when(t) { return t ? new Date(t).toLocaleString() : "–"; }
+async function api(path, body) {
+  const opts = body === undefined ? { cache: "no-store" } :
+    { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+  const r = await fetch(path, opts);
+  let json = {};
+  try { json = await r.json(); } catch (e) { /* empty body */ }
+  if (!r.ok) { const err = new Error(json.error || r.statusText); err.status = r.status; err.json = json; throw err; }
+  return json;
+}
+function show(view) {
+  for (const id of ["login", "password", "noaccount", "dash"]) $(id).hidden = id !== view;
+  $("logout").hidden = view === "login" || view === "noaccount";
+  if (timer) { clearInterval(timer); timer = null; }
+  if (view === "dash") { refresh(); timer = setInterval(refresh, 2000); }
+  if (view === "dash") { refreshRecordings(); refreshLogs(); }
+}
+async function start() {
+  try {
+    const s = await api("/api/session");
+    show(s.must_change_password ? "password" : "dash");
+    if (s.account === false) $("updated").dataset.note = "No technician account on this unit yet: this page works only from the unit itself. Set one with `edge technician set --config FILE`.";
+  } catch (e) {
+    if (e.json && e.json.account === false) { $("noaccount").textContent = e.message; show("noaccount"); }
+    else show("login");
+  }
+}
+function formSubmit(id, path, after) {
+  $(id).addEventListener("submit", async ev => {
+    ev.preventDefault();
+    const f = ev.target, out = f.querySelector(".err");
+    out.textContent = "";
+    try { after(await api(path, Object.fromEntries(new FormData(f)))); f.reset(); }
+    catch (e) { out.textContent = e.message; }
+  });
+}
+formSubmit("login", "/api/login", s => show(s.must_change_password ? "password" : "dash"));
+formSubmit("password", "/api/password", () => show("dash"));
+$("logout").addEventListener("click", async () => { await api("/api/logout", {}).catch(() => {}); show("login"); });
+$("evfilter").addEventListener("input", drawEvents);
+$("logfilter").addEventListener("input", () => refreshLogs());
+
+function localInput(d) {
+  const p = n => String(n).padStart(2, "0");
+  return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + "T" + p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds());
+}
+function exportUrl() {
+  const f = new FormData($("export"));
+  const start = new Date(f.get("start")), end = new Date(f.get("end"));
+  if (!(end > start)) { $("exporterr").textContent = "The end must be after the start."; return null; }
+  $("exporterr").textContent = "";
+  return "/api/recordings/" + encodeURIComponent(f.get("camera")) + "/export.mp4?start=" +
+    encodeURIComponent(start.toISOString()) + "&end=" + encodeURIComponent(end.toISOString());
+}
+$("playbtn").addEventListener("click", () => {
+  const url = exportUrl();
+  if (!url) return;
+  const v = $("player");
+  v.hidden = false;
+  v.src = url;
+  v.play().catch(() => {});
+});
+$("export").addEventListener("submit", ev => {
+  ev.preventDefault();
+  const url = exportUrl();
+  if (!url) return;
+  const a = el("a");
+  a.href = url;
+  a.download = "";
+  document.body.append(a);
+  a.click();
+  a.remove();
+});
+$("lockbtn").addEventListener("click", async () => {
+  const f = new FormData($("export"));
+  const reason = prompt("Why lock this recording? (kept 30 days)");
+  if (!reason) return;
+  try {
+    await api("/api/recordings/" + encodeURIComponent(f.get("camera")) + "/lock", { reason,
+      start: new Date(f.get("start")).toISOString(), end: new Date(f.get("end")).toISOString() });
+    $("exporterr").textContent = "";
+    refreshRecordings();
+  } catch (e) { $("exporterr").textContent = e.message; }
+});
+const addForm = document.querySelector("#addcam form");
+function cameraFields() {
+  const f = Object.fromEntries(new FormData(addForm));
+  for (const k of Object.keys(f)) if (f[k] === "") delete f[k];
+  return f;
+}
+$("probebtn").addEventListener("click", async () => {
+  const f = cameraFields();
+  $("probeout").textContent = "Probing…";
+  try {
+    const r = await api("/api/cameras/probe", { url: f.url, username: f.username, password: f.password });
+    const v = r.video || {};
+    $("probeout").textContent = v.codec ? "Probe: " + v.codec + " " + v.width + "×" + v.height + ", " +
+      (v.fps || 0).toFixed(1) + " fps, " + ((v.bitrate_bps || 0) / 1e6).toFixed(2) + " Mb/s" : JSON.stringify(r);
+  } catch (e) { $("probeout").textContent = e.message; }
+});
+addForm.addEventListener("submit", async ev => {
+  ev.preventDefault();
+  try {
+    const r = await api("/api/cameras", cameraFields());
+    $("probeout").textContent = "Camera " + r.camera + " added to the configuration.";
+    $("restart").hidden = !r.restart_required;
+    addForm.reset();
+  } catch (e) { $("probeout").textContent = e.message; }
+});
+async function removeCamera(id) {
+  if (!confirm("Remove camera " + id + " from the configuration? Its recordings stay on the unit.")) return;
+  const r = await fetch("/api/cameras/" + encodeURIComponent(id), { method: "DELETE" });
+  const j = await r.json().catch(() => ({}));
+  if (!r.ok) alert(j.error || r.statusText); else $("restart").hidden = !j.restart_required;
+}
+async function refreshLogs() {
+  try {
+    const r = await api("/api/logs?limit=200&filter=" + encodeURIComponent($("logfilter").value));
+    $("logs").textContent = r.lines.join("\n");
+  } catch (e) { $("logs").textContent = e.message; }
+}
+async function refreshRecordings() {
+  api("/api/cameras").then(c => { $("restart").hidden = !c.restart_required; }, () => {});
+  try {
+    const t = await api("/api/recordings"), now = Date.now();
+    let from = now;
+    for (const c of t.cameras) for (const r of c.runs) from = Math.min(from, Date.parse(r[0]));
+    const span = Math.max(now - from, 60000);
+    const pos = (a, b) => "left:" + ((Date.parse(a) - from) / span * 100).toFixed(2) + "%;width:" +
+      Math.max((Date.parse(b) - Date.parse(a)) / span * 100, 0.3).toFixed(2) + "%";
+    $("timeline").replaceChildren(...t.cameras.flatMap(c => {
+      const bar = el("div", null, "tl");
+      bar.dataset.camera = c.id;
+      for (const r of c.runs) { const s = el("span"); s.style.cssText = pos(r[0], r[1]); s.title = when(r[0]) + " – " + when(r[1]); bar.append(s); }
+      for (const l of c.locks) { const s = el("span", null, "lock"); s.style.cssText = pos(l.start, l.end); s.title = "locked: " + l.reason; bar.append(s); }
+      return [el("div", c.id + " · " + c.runs.length + " runs since " + when(c.runs.length ? c.runs[0][0] : null), "muted"), bar];
+    }));
+    const sel = $("export").elements.camera, keep = sel.value;
+    sel.replaceChildren(...t.cameras.map(c => { const o = el("option", c.id); o.value = c.id; return o; }));
+    if (keep) sel.value = keep;
+    const f = $("export").elements;
+    if (!f.start.value) { f.start.value = localInput(new Date(now - 60000)); f.end.value = localInput(new Date(now)); }
+  } catch (e) { $("timeline").textContent = e.message; }
+}
+
+function camera(c) {
+  const d = el("div", null, "cam");
+  d.dataset.camera = c.id;
+  d.dataset.state = c.state;
+  const head = el("div");
+  head.append(el("strong", c.name + (c.name !== c.id ? " (" + c.id + ")" : "")), " ", badge(c.state));
+  d.append(head);
+  const fmt = c.codec ? c.codec + " " + c.width + "×" + c.height + (c.fps ? ", " + c.fps + " fps" : "") +
+    (c.bitrate_bps ? ", " + (c.bitrate_bps / 1e6).toFixed(2) + " Mb/s" : "") : "no stream yet";
+  d.append(el("div", fmt, "muted"));
+  d.append(el("div", c.mode + (c.recording ? ", recording" : ", not recording") + " · " +
+    bytes(c.bytes_recorded) + " recorded" + (c.frames_lost ? " · " + c.frames_lost + " frames lost" : ""), "muted"));
+  if (c.reason && c.state !== "streaming") d.append(el("div", c.reason, "reason"));
+  const rm = el("button", "Remove", "small");
+  rm.addEventListener("click", () => removeCamera(c.id));
+  d.append(rm);
+  return d;
+}
+function draw(d) {
+  const s = d.status;
+  $("unit").textContent = d.unit_id;
+  fill($("unitinfo"), [["Unit id", d.unit_id], ["Software", "edge " + d.version], ["Image", d.image],
+    ["Uptime", duration(d.uptime_s)], ["System up", duration(d.system_uptime_s)],
+    ["Board", s.board ? s.board.model + (s.board.missing.length ? " (missing: " + s.board.missing.join(", ") + ")" : "") : "not described"],
+    ["Temperature", d.temperature_c === null ? "not reported" : d.temperature_c.toFixed(1) + " °C"],
+    ["HTTPS", d.https_fingerprint ? "certificate SHA-256 " + d.https_fingerprint : "off"]]);
+  const st = d.storage;
+  fill($("storage"), [["Used", bytes(st.used_bytes) + (st.max_bytes ? " of " + bytes(st.max_bytes) : "")],
+    ["Disk", bytes(st.fs_free_bytes) + " free of " + bytes(st.fs_size_bytes)],
+    ["Oldest", when(st.oldest_recording)], ["Recording at", (st.recording_bps / 1e6).toFixed(2) + " Mb/s"],
+    ["Retention", st.estimated_retention_days === null ? "–" : "≈ " + st.estimated_retention_days + " days"],
+    ["Write errors", st.store_error ? badge(st.store_error, "down") : st.frames_lost + " frames lost"]]);
+  const c = d.central;
+  fill($("central"), [["State", badge(c.state, c.state === "not configured" ? "off" : c.state)], ["Address", c.address],
+    ["Link", c.link], ["Last connected", when(c.last_connected)], ["Error", c.error]]);
+  if (s.io) {
+    const inputs = el("div");
+    for (const i of s.io.inputs) inputs.append(badge(i.name, i.active ? "on" : "off"), " ");
+    fill($("io"), [["Link", badge(s.io.link_up ? "up" : "down")], ["Inputs", inputs],
+      ["Outputs on", s.io.outputs_on.length ? s.io.outputs_on.join(", ") : "none"],
+      ["Supply", s.io.supply_mv ? (s.io.supply_mv / 1000).toFixed(2) + " V" + (s.io.power_low ? " (low)" : "") : "–"],
+      ["Firmware", s.io.firmware]]);
+    drawOutputs(s.io);
+  } else fill($("io"), [["Board", "no I/O companion configured"]]);
+  $("cameras").replaceChildren(...s.cameras.map(camera));
+}
+function drawOutputs(io) {
+  const on = new Set(io.outputs_on), count = Math.max(4, ...io.outputs_on.map(n => n + 1));
+  $("outputs").replaceChildren(...Array.from({ length: count }, (_, n) => {
+    const b = el("button", "Output " + n + (on.has(n) ? ": on" : ": off"));
+    b.dataset.output = n;
+    b.addEventListener("click", () => api("/api/outputs/" + n, { on: !on.has(n) }).then(refresh, e => alert(e.message)));
+    return b;
+  }));
+}
+function describe(k) {
+  if (typeof k === "string") return k;
+  const [name, v] = Object.entries(k)[0];
+  return name + " " + Object.entries(v).map(([a, b]) => a + "=" + (typeof b === "object" ? JSON.stringify(b) : b)).join(" ");
+}
+function drawEvents() {
+  const q = $("evfilter").value.toLowerCase();
+  const shown = events.map(e => new Date(e.time_us / 1000).toLocaleString() + "  " + describe(e.kind))
+    .filter(t => t.toLowerCase().includes(q)).slice(-200).reverse();
+  $("events").replaceChildren(...shown.map(t => el("li", t)));
+}
+async function refresh() {
+  try {
+    draw(await api("/api/dashboard"));
+    const fresh = await api("/api/events?since=" + lastEvent);
+    if (fresh.length) {
+      events = events.concat(fresh).slice(-1000);
+      lastEvent = fresh[fresh.length - 1].id;
+      drawEvents();
+    }
+    if (++ticks % 5 === 0) { refreshRecordings(); refreshLogs(); }
+    $("updated").textContent = ($("updated").dataset.note || "") + " Updated " + new Date().toLocaleTimeString();
+  } catch (e) {
+    if (e.status === 401) show("login");
+    else $("updated").textContent = "Cannot reach the unit: " + e.message;
+  }
+}
+start();

@@ -1,0 +1,485 @@
+//! The unit's local page for technicians (issue #7, first slice): the account set with
+//! `edge technician set`, logins with sessions and a rate limit, `GET /api/status` open on
+//! loopback only, `GET /api/dashboard`, and the page itself in real headless Chromium against
+//! a recording unit with real RTSP cameras.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use hil_tests::technician::{TechClient, set_technician, start_browser_script};
+use hil_tests::{EdgeProc, sim_camera, wait_until};
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(60);
+const PROVISIONING: &str = "provisioning-2026";
+const OWN: &str = "depot technician's own";
+/// Camera passwords in the configuration, which no support bundle may hold.
+const URL_SECRET: &str = "url-secret-4711";
+const FIELD_SECRET: &str = "field-secret-0815";
+
+/// A unit recording two simulated cameras, each from its own `sim-camera` process.
+struct Rig {
+    edge: EdgeProc,
+    front: hil_tests::Proc,
+    rear: hil_tests::Proc,
+    config: std::path::PathBuf,
+    /// The front camera's URL as configured, credentials included.
+    front_url: String,
+}
+
+fn rig(dir: &Path) -> Rig {
+    let (front, front_url) = sim_camera(dir, &["front"], 0).unwrap();
+    let rear_dir = dir.join("rear");
+    std::fs::create_dir_all(&rear_dir).unwrap();
+    let (rear, rear_url) = sim_camera(&rear_dir, &["rear"], 0).unwrap();
+    let front_url = format!("{}/front", front_url.replacen("rtsp://", &format!("rtsp://viewer:{URL_SECRET}@"), 1));
+    let store = dir.join("store");
+    let config_text = format!(
+        "unit_id = \"bus-0042\"\n[store]\npath = {store:?}\nsegment_bytes = 262144\n[web]\nlisten = \"127.0.0.1:0\"\n\
+         [[camera]]\nid = \"front\"\nname = \"Front\"\nurl = \"{front_url}\"\n\
+         [[camera]]\nid = \"rear\"\nurl = \"{rear_url}/rear\"\nusername = \"viewer\"\npassword = \"{FIELD_SECRET}\"\n",
+    );
+    let edge = EdgeProc::start(dir, "edge", &config_text).unwrap();
+    Rig { edge, front, rear, config: dir.join("edge.toml"), front_url }
+}
+
+fn camera<'a>(cameras: &'a Value, id: &str) -> &'a Value {
+    cameras.as_array().and_then(|a| a.iter().find(|c| c["id"] == id)).unwrap_or(&Value::Null)
+}
+
+#[test]
+fn logins_sessions_rate_limit_and_the_dashboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let rig = rig(dir.path());
+    let web = rig.edge.web.clone();
+    let mut anon = TechClient::new(&web);
+
+    // No account yet: the unit answers on loopback as before logins existed, and says so.
+    assert_eq!(anon.call("/api/events", None).unwrap().code, 200);
+    let session = anon.call("/api/session", None).unwrap();
+    assert_eq!((session.code, &session.body["account"]), (200, &Value::Bool(false)), "{:?}", session.body);
+    assert_eq!(anon.call("/api/dashboard", None).unwrap().code, 200);
+
+    // The account: a hash in a 0600 file, no password anywhere on disk.
+    let printed = set_technician(&rig.config, "tech", PROVISIONING, true).unwrap();
+    assert!(printed.contains("tech"), "{printed}");
+    let account = dir.path().join("store/web/technician.json");
+    assert_eq!(std::fs::metadata(&account).unwrap().permissions().mode() & 0o777, 0o600);
+    let text = std::fs::read_to_string(&account).unwrap();
+    assert!(text.contains("$argon2id$") && !text.contains(PROVISIONING), "{text}");
+    let short = set_technician(&rig.config, "tech", "short", false).unwrap_err().to_string();
+    assert!(short.contains("at least 10 characters"), "{short}");
+
+    // Status stays open on loopback; everything else needs a session now.
+    let status = anon.call("/api/status", None).unwrap();
+    assert_eq!((status.code, &status.body["unit_id"]), (200, &Value::from("bus-0042")));
+    for path in ["/api/events", "/api/dashboard"] {
+        let a = anon.call(path, None).unwrap();
+        assert_eq!(a.code, 401, "{path}: {:?}", a.body);
+    }
+    let out = anon.call("/api/io/outputs/0", Some(serde_json::json!({ "on": true }))).unwrap();
+    assert_eq!(out.code, 401, "{:?}", out.body);
+
+    // The provisioning password logs in but must be changed before anything else.
+    let mut tech = TechClient::new(&web);
+    let login = tech.login("tech", PROVISIONING).unwrap();
+    assert_eq!((login.code, &login.body["must_change_password"]), (200, &Value::Bool(true)), "{:?}", login.body);
+    let cookie = login.set_cookie.unwrap();
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(flag), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain HTTP: a Secure cookie would never come back: {cookie}");
+    assert_eq!(tech.call("/api/dashboard", None).unwrap().code, 403);
+    let change = serde_json::json!({ "current": PROVISIONING, "new": OWN });
+    let changed = tech.call("/api/password", Some(change)).unwrap();
+    assert_eq!(changed.code, 200, "{:?}", changed.body);
+
+    // The dashboard: unit, software, storage with a retention estimate, central, cameras.
+    let d = wait_until("both cameras stream and a segment is sealed", T, || {
+        let d = tech.call("/api/dashboard", None).ok()?.body;
+        let live = ["front", "rear"].iter().all(|c| camera(&d["status"]["cameras"], c)["state"] == "streaming");
+        (live && d["storage"]["oldest_recording"].is_string() && d["storage"]["recording_bps"].as_u64()? > 0)
+            .then_some(d)
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.edge.proc.log_tail()));
+    assert_eq!(d["unit_id"], "bus-0042");
+    assert_eq!(d["version"], env!("CARGO_PKG_VERSION"));
+    assert!(d["uptime_s"].is_u64() && d["system_uptime_s"].as_u64().unwrap() > 0, "{d}");
+    let storage = &d["storage"];
+    assert!(storage["used_bytes"].as_u64().unwrap() >= 2 * 262_144, "{storage}");
+    assert!(storage["fs_size_bytes"].as_u64().unwrap() >= storage["fs_free_bytes"].as_u64().unwrap());
+    let days = storage["estimated_retention_days"].as_f64().unwrap();
+    let budget = (storage["used_bytes"].as_u64().unwrap() + storage["fs_free_bytes"].as_u64().unwrap()) as f64;
+    let expected = budget * 8.0 / storage["recording_bps"].as_u64().unwrap() as f64 / 86_400.0;
+    assert!((days - expected).abs() <= 0.05 + expected * 0.01, "{days} vs {expected}: {storage}");
+    let oldest: jiff::Timestamp = storage["oldest_recording"].as_str().unwrap().parse().unwrap();
+    assert!(jiff::Timestamp::now().duration_since(oldest).as_secs() < 120, "{oldest}");
+    assert_eq!(d["central"]["state"], "not configured");
+    assert_eq!(camera(&d["status"]["cameras"], "front")["name"], "Front");
+    assert!(d["status"]["io"].is_null());
+
+    // Recordings: the timeline covers what was recorded; exports check their range.
+    let timeline = tech.call("/api/recordings", None).unwrap().body;
+    let runs = camera(&timeline["cameras"], "front")["runs"].as_array().unwrap().clone();
+    assert!(!runs.is_empty(), "{timeline}");
+    let at = |v: &Value| v.as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    let (first, last) = (at(&runs[0][0]), at(&runs[runs.len() - 1][1]));
+    assert!(last > first, "{timeline}");
+    let earliest = timeline["cameras"].as_array().unwrap().iter().map(|c| at(&c["runs"][0][0])).min().unwrap();
+    assert!(earliest <= oldest, "the oldest sealed frame ({oldest}) is in the timeline: {timeline}");
+    let range = |s: jiff::Timestamp, e: jiff::Timestamp| format!("start={s}&end={e}");
+    let reversed = tech.call(&format!("/api/recordings/front/export.mp4?{}", range(last, first)), None).unwrap();
+    assert_eq!(reversed.code, 400, "{:?}", reversed.body);
+    let unknown = tech.call(&format!("/api/recordings/side/export.mp4?{}", range(first, last)), None).unwrap();
+    assert_eq!(unknown.code, 404, "{:?}", unknown.body);
+    let before = first.checked_sub(jiff::SignedDuration::from_secs(3600)).unwrap();
+    let nothing = tech
+        .call(
+            &format!(
+                "/api/recordings/front/export.mp4?{}",
+                range(before, first - jiff::SignedDuration::from_secs(600))
+            ),
+            None,
+        )
+        .unwrap();
+    assert_eq!(nothing.code, 404, "{:?}", nothing.body);
+    assert!(nothing.body["error"].as_str().unwrap().contains("no recording"), "{:?}", nothing.body);
+
+    // An evidence lock on the front camera's recording, shown on its timeline.
+    let lock = serde_json::json!({ "start": first.to_string(), "end": last.to_string(), "reason": "incident 42" });
+    let locked = tech.call("/api/recordings/front/lock", Some(lock.clone())).unwrap();
+    assert_eq!(locked.code, 201, "{:?}", locked.body);
+    let timeline = tech.call("/api/recordings", None).unwrap().body;
+    let locks = &camera(&timeline["cameras"], "front")["locks"];
+    assert_eq!(locks[0]["reason"], "technician: incident 42", "{timeline}");
+    assert_eq!(at(&locks[0]["start"]), first);
+    let expires = at(&locks[0]["expires"]).duration_since(jiff::Timestamp::now()).as_secs();
+    assert!((29 * 86_400..=30 * 86_400).contains(&expires), "{timeline}");
+    assert!(camera(&timeline["cameras"], "rear")["locks"].as_array().unwrap().is_empty());
+    let no_reason = serde_json::json!({ "start": first.to_string(), "end": last.to_string(), "reason": " " });
+    assert_eq!(tech.call("/api/recordings/front/lock", Some(no_reason)).unwrap().code, 400);
+    assert_eq!(tech.call("/api/recordings/side/lock", Some(lock)).unwrap().code, 404);
+
+    // Diagnostics: logs with a filter, a probe of a real camera and of a missing one, outputs.
+    let logs = tech.call("/api/logs?filter=technician%20logged%20in", None).unwrap().body;
+    let lines = logs["lines"].as_array().unwrap();
+    assert!(!lines.is_empty() && lines.iter().all(|l| l.as_str().unwrap().contains("technician logged in")), "{logs}");
+    let probe =
+        tech.call("/api/cameras/probe", Some(serde_json::json!({ "url": rig.front_url, "seconds": 1.0 }))).unwrap();
+    assert_eq!(probe.code, 200, "{:?}", probe.body);
+    assert_eq!(probe.body["video"]["width"], 640, "{:?}", probe.body);
+    let gone = tech.call("/api/cameras/probe", Some(serde_json::json!({ "url": "rtsp://127.0.0.1:9/x" }))).unwrap();
+    assert_eq!(gone.code, 422, "{:?}", gone.body);
+    assert!(gone.body["error"].as_str().unwrap().contains("cannot probe"), "{:?}", gone.body);
+    let not_rtsp = tech.call("/api/cameras/probe", Some(serde_json::json!({ "url": "http://x/" }))).unwrap();
+    assert_eq!(not_rtsp.code, 400, "{:?}", not_rtsp.body);
+    let output = tech.call("/api/outputs/0", Some(serde_json::json!({ "on": true }))).unwrap();
+    assert_eq!(output.code, 503, "no I/O companion here: {:?}", output.body);
+
+    // Cameras in the configuration file: checked as a whole, written, applied at the next start.
+    let listed = tech.call("/api/cameras", None).unwrap().body;
+    assert_eq!(listed["restart_required"], false, "{listed}");
+    assert!(listed["cameras"][0]["url"].as_str().unwrap().contains("viewer:redacted@"), "{listed}");
+    assert!(!listed.to_string().contains(URL_SECRET), "{listed}");
+    let twice =
+        tech.call("/api/cameras", Some(serde_json::json!({ "id": "front", "url": "rtsp://127.0.0.1:9/x" }))).unwrap();
+    assert_eq!(twice.code, 400, "{:?}", twice.body);
+    assert!(twice.body["error"].as_str().unwrap().contains("used twice"), "{:?}", twice.body);
+    let before = std::fs::read_to_string(&rig.config).unwrap();
+    assert_eq!(tech_delete(&tech, "/api/cameras/side"), 404);
+    assert_eq!(std::fs::read_to_string(&rig.config).unwrap(), before, "a refused change leaves the file alone");
+    assert_eq!(tech_delete(&tech, "/api/cameras/rear"), 200);
+    let listed = tech.call("/api/cameras", None).unwrap().body;
+    assert_eq!(
+        (listed["cameras"].as_array().unwrap().len(), &listed["restart_required"]),
+        (1, &Value::Bool(true)),
+        "{listed}"
+    );
+    let after = std::fs::read_to_string(&rig.config).unwrap();
+    assert!(!after.contains("rear") && after.contains(URL_SECRET), "only the rear camera went: {after}");
+    let status = anon.call("/api/status", None).unwrap().body;
+    assert_eq!(camera(&status["cameras"], "rear")["state"], "streaming", "the running unit keeps recording it");
+
+    // A session ends at logout.
+    assert_eq!(tech.call("/api/events", None).unwrap().code, 200);
+    let token = tech.token.clone();
+    assert_eq!(tech.call("/api/logout", Some(serde_json::json!({}))).unwrap().code, 200);
+    tech.token = token;
+    assert_eq!(tech.call("/api/events", None).unwrap().code, 401);
+
+    // Five wrong passwords, then the client must wait, even with the right one.
+    let mut guesser = TechClient::new(&web);
+    for i in 0..5 {
+        let a = guesser.login("tech", &format!("guess number {i}")).unwrap();
+        assert_eq!(a.code, 401, "attempt {i}: {:?}", a.body);
+        assert_eq!(a.body["error"], "wrong user name or password");
+    }
+    let blocked = guesser.login("tech", OWN).unwrap();
+    assert_eq!(blocked.code, 429, "{:?}", blocked.body);
+    let wait: u64 = blocked.retry_after.unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert!(blocked.set_cookie.is_none());
+}
+
+#[test]
+fn the_page_in_chromium_logs_in_shows_live_cameras_and_a_camera_going_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rig = rig(dir.path());
+    set_technician(&rig.config, "technician", PROVISIONING, true).unwrap();
+    let shots = match std::env::var_os("CONVOY_UPDATE_SCREENSHOTS") {
+        Some(_) => Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs"),
+        None => dir.path().to_owned(),
+    };
+    let mut browser = start_browser_script(
+        dir.path(),
+        "unit_page.mjs",
+        &[&rig.edge.web, "technician", PROVISIONING, OWN, shots.to_str().unwrap(), &rig.front_url],
+    )
+    .unwrap();
+    let live: Value = serde_json::from_str(
+        &browser
+            .wait_line("\"step\":\"live\"", Duration::from_secs(120))
+            .unwrap_or_else(|e| panic!("{e}\n{}", rig.edge.proc.log_tail())),
+    )
+    .unwrap();
+    assert!(live["wrong_message"].as_str().unwrap().contains("wrong user name or password"), "{live}");
+    let weight = live["weight"].as_u64().unwrap();
+    eprintln!("the dashboard transferred {weight} bytes");
+    assert!(weight > 5_000 && weight <= 300_000, "the dashboard transferred {weight} bytes: {live}");
+    let urls = live["urls"].as_array().unwrap();
+    assert!(urls.iter().all(|u| u.as_str().unwrap().starts_with(&rig.edge.web)), "external resources: {live}");
+    assert!(live["failed"].as_array().unwrap().is_empty(), "{live}");
+
+    // The rear camera goes away; the page shows it down with the reason.
+    rig.rear.kill();
+    browser.send_line("camera stopped").unwrap();
+    let down: Value = serde_json::from_str(
+        &browser
+            .wait_line("\"step\":\"down\"", Duration::from_secs(120))
+            .unwrap_or_else(|e| panic!("{e}\n{}", rig.edge.proc.log_tail())),
+    )
+    .unwrap();
+    let reason = down["reason"].as_str().unwrap();
+    let status = rig.edge.status().unwrap();
+    let rear = camera(&status["cameras"], "rear");
+    assert_eq!(rear["state"], "down", "{status}");
+    let mut tech = TechClient::new(&rig.edge.web);
+    assert_eq!(tech.login("technician", OWN).unwrap().code, 200, "the page changed the password");
+    let events = tech.call("/api/events?since=0", None).unwrap().body;
+    let lost: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"]["CameraLost"]["camera"] == "rear")
+        .filter_map(|e| e["kind"]["CameraLost"]["reason"].as_str())
+        .collect();
+    assert!(
+        !reason.is_empty() && (rear["reason"] == reason || lost.contains(&reason)),
+        "the page shows {reason:?}; the unit said {rear} and {lost:?}"
+    );
+    assert_eq!(camera(&status["cameras"], "front")["state"], "streaming", "the other camera is unaffected");
+    assert!(down["errors"].as_array().unwrap().is_empty(), "script errors in the page: {down}");
+    assert!(down["phone_scroll_width"].as_u64().unwrap() <= 390, "the page scrolls sideways on a phone: {down}");
+    let cookie = &down["cookies"][0];
+    assert_eq!(
+        (&cookie["name"], &cookie["httpOnly"], &cookie["sameSite"]),
+        (&"convoy_session".into(), &true.into(), &"Strict".into())
+    );
+    // The clip exported through the page is a valid H.264 MP4 of about the 20 s asked for.
+    let clip = dir.path().join("front.mp4");
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_name,width,height,nb_read_frames", "-count_frames"])
+        .args(["-show_entries", "format=duration", "-of", "json"])
+        .arg(&clip)
+        .output()
+        .unwrap();
+    assert!(probe.status.success(), "{}", String::from_utf8_lossy(&probe.stderr));
+    let probe: Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let stream = &probe["streams"][0];
+    assert_eq!(
+        (&stream["codec_name"], &stream["width"], &stream["height"]),
+        (&"h264".into(), &640.into(), &360.into()),
+        "{probe}"
+    );
+    let duration: f64 = probe["format"]["duration"].as_str().unwrap().parse().unwrap();
+    let at = |v: &Value| v.as_str().unwrap().parse::<jiff::Timestamp>().unwrap().as_microsecond() as f64 / 1e6;
+    let (start, end) = (at(&down["export_range"][0]), at(&down["export_range"][1]));
+    let recordings = tech.call("/api/recordings", None).unwrap().body;
+    let first = at(&camera(&recordings["cameras"], "front")["runs"][0][0]);
+    // From the key frame at or before the start (the clip has one a second) to the end. The
+    // MP4's duration follows the camera's timestamps, which may lag the wall clock the range is
+    // chosen by when the machine is busy (the simulated camera then sends 23–24 of its 25 fps).
+    let expected = end - start.max(first);
+    assert!(duration >= expected * 0.85 && duration <= expected + 1.5, "{duration} s for {expected} s: {probe}");
+    let played = &down["played"];
+    assert_eq!((&played["width"], &played["height"]), (&640.into(), &360.into()), "{down}");
+    // Played a moment after the download: frames close to the end may have been written since.
+    assert!((played["duration"].as_f64().unwrap() - duration).abs() < 0.5, "played {played} vs exported {duration} s");
+    let frames: u64 = stream["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    assert!(frames as f64 >= duration * 20.0, "{frames} frames in {duration} s");
+
+    // The support bundle: every part, and no secret of the unit in any of them.
+    let tar = std::fs::read(dir.path().join("bundle.tar")).unwrap();
+    let names = tar_names(&tar);
+    for part in ["config.toml", "status.json", "events.json", "logs.txt", "verify.json"] {
+        assert!(names.iter().any(|n| n.ends_with(&format!("/{part}"))), "{part} missing: {names:?}");
+    }
+    let text = String::from_utf8_lossy(&tar);
+    let hash = std::fs::read_to_string(dir.path().join("store/web/technician.json")).unwrap();
+    let hash: Value = serde_json::from_str(&hash).unwrap();
+    for secret in [URL_SECRET, FIELD_SECRET, PROVISIONING, OWN, hash["hash"].as_str().unwrap(), "$argon2"] {
+        assert!(!text.contains(secret), "the bundle holds {secret:?}");
+    }
+    assert!(text.contains("<redacted>") && text.contains("bus-0042"), "the bundle is not the unit's");
+    assert!(text.contains("CameraLost"), "the events are in it");
+    // The camera added in the page: probed (a real RTSP server), in the configuration file, and
+    // live once the unit starts again with it.
+    assert!(down["probe"].as_str().unwrap().contains("640×360"), "{down}");
+    assert!(down["added"].as_str().unwrap().contains("side added"), "{down}");
+    let config = std::fs::read_to_string(&rig.config).unwrap();
+    assert!(config.contains("id = \"side\"") && config.contains("Side door"), "{config}");
+    rig.edge.proc.stop(T).unwrap();
+    let edge = EdgeProc::start(dir.path(), "edge", &config).unwrap();
+    wait_until("the added camera streams", T, || {
+        (camera(&edge.status().ok()?["cameras"], "side")["state"] == "streaming").then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", edge.proc.log_tail()));
+    for shot in ["demo-edge.png", "demo-edge-phone.png"] {
+        let png = std::fs::read(shots.join(shot)).unwrap();
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{shot}: {} bytes", png.len());
+    }
+    drop(rig.front);
+}
+
+/// The file names in a tar archive (ustar/GNU headers, regular files).
+fn tar_names(tar: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut at = 0;
+    while at + 512 <= tar.len() && tar[at] != 0 {
+        let header = &tar[at..at + 512];
+        let name = String::from_utf8_lossy(&header[..100]).trim_end_matches('\0').to_owned();
+        let size = std::str::from_utf8(&header[124..136]).unwrap().trim_matches(|c: char| c == '\0' || c == ' ');
+        let size = usize::from_str_radix(size, 8).unwrap();
+        names.push(name);
+        at += 512 + size.div_ceil(512) * 512;
+    }
+    names
+}
+
+/// `DELETE` with the client's session; the status code.
+fn tech_delete(client: &TechClient, path: &str) -> u16 {
+    let mut request = ureq::delete(&format!("{}{path}", client.web)).config().http_status_as_error(false).build();
+    if let Some(token) = &client.token {
+        request = request.header("Cookie", &format!("convoy_session={token}"));
+    }
+    request.call().unwrap().status().as_u16()
+}
+
+#[test]
+fn the_dashboard_shows_the_io_board_live_and_the_technician_switches_an_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_camera, rtsp) = sim_camera(dir.path(), &["front"], 0).unwrap();
+    // The edge's UDP port for the board: pick a free one (bind, note it, close).
+    let unit = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut cmd = std::process::Command::new(hil_tests::bin_path("io-sim").unwrap());
+    cmd.args(["--unit", &unit.to_string(), "--listen", "127.0.0.1:0"]);
+    let mut sim = hil_tests::Proc::spawn_with_stdin("io-sim", cmd, &dir.path().join("io-sim.log")).unwrap();
+    let board = sim.wait_line("ready ", T).unwrap().trim_start_matches("ready ").to_owned();
+    sim.send_line("input ignition 1").unwrap();
+    let config = format!(
+        "{}[io]\nlisten = \"{unit}\"\nboard = \"{board}\"\n",
+        hil_tests::edge_config("bus-7", &dir.path().join("store"), None, &[("front", &format!("{rtsp}/front"))])
+    );
+    std::fs::write(dir.path().join("edge.toml"), &config).unwrap();
+    set_technician(&dir.path().join("edge.toml"), "tech", OWN, false).unwrap();
+    let edge = EdgeProc::start(dir.path(), "edge", &config).unwrap();
+    let mut tech = TechClient::new(&edge.web);
+    let login = tech.login("tech", OWN).unwrap();
+    assert_eq!((login.code, &login.body["must_change_password"]), (200, &Value::Bool(false)), "{:?}", login.body);
+    let input = |d: &Value, name: &str| {
+        d["status"]["io"]["inputs"].as_array().and_then(|a| a.iter().find(|i| i["name"] == name).cloned())
+    };
+    let mut poller = tech.clone();
+    let mut dashboard = |what: &str, check: &dyn Fn(&Value) -> bool| {
+        wait_until(what, T, || poller.call("/api/dashboard", None).ok().map(|a| a.body).filter(|d| check(d)))
+            .unwrap_or_else(|e| panic!("{e}\n{}", edge.proc.log_tail()))
+    };
+    dashboard("the board is up with the ignition on", &|d| {
+        d["status"]["io"]["link_up"] == true && input(d, "ignition").is_some_and(|i| i["active"] == true)
+    });
+    sim.send_line("input panic 1").unwrap();
+    dashboard("the panic button shows pressed", &|d| input(d, "panic").is_some_and(|i| i["active"] == true));
+
+    // With an account, the loopback-only route needs a login too; the technician's route works.
+    let legacy = TechClient::new(&edge.web).call("/api/io/outputs/1", Some(serde_json::json!({ "on": true }))).unwrap();
+    assert_eq!(legacy.code, 401, "{:?}", legacy.body);
+    let switched = tech.call("/api/outputs/1", Some(serde_json::json!({ "on": true }))).unwrap();
+    assert_eq!((switched.code, &switched.body), (200, &serde_json::json!({ "output": 1, "on": true })));
+    sim.wait_line("output 1 on", T).unwrap();
+    dashboard("output 1 shows on", &|d| d["status"]["io"]["outputs_on"] == serde_json::json!([1]));
+    let missing = tech.call("/api/outputs/9", Some(serde_json::json!({ "on": true }))).unwrap();
+    assert_eq!(missing.code, 504, "io-sim has four outputs: {:?}", missing.body);
+}
+
+/// `curl -sk` (the certificate is the unit's own): status code, headers and body.
+fn curl_tls(url: &str, json: Option<&str>) -> (u16, String, String) {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-sk", "--max-time", "20", "-D", "-", "-w", "\n%{http_code}", url]);
+    if let Some(body) = json {
+        cmd.args(["-X", "POST", "-H", "Content-Type: application/json", "--data", body]);
+    }
+    let out = cmd.output().expect("curl is needed");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (rest, code) = text.rsplit_once('\n').unwrap_or_default();
+    let (headers, body) = rest.split_once("\r\n\r\n").unwrap_or((rest, ""));
+    (code.trim().parse().unwrap_or(0), headers.to_owned(), body.to_owned())
+}
+
+#[test]
+fn the_page_is_served_over_https_with_the_units_own_certificate() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let (_camera, rtsp) = sim_camera(dir.path(), &["front"], 0).unwrap();
+    let store = dir.path().join("store");
+    let config = hil_tests::edge_config("bus-9", &store, None, &[("front", &format!("{rtsp}/front"))])
+        .replace("[web]\n", "[web]\nhttps_listen = \"127.0.0.1:0\"\n");
+    std::fs::write(dir.path().join("edge.toml"), &config).unwrap();
+    set_technician(&dir.path().join("edge.toml"), "tech", OWN, false).unwrap();
+    let mut edge = EdgeProc::start(dir.path(), "edge", &config).unwrap();
+    let line = edge.proc.wait_line("web (https) listening on", T).unwrap();
+    let https = line.split_whitespace().find(|w| w.starts_with("https://")).unwrap().to_owned();
+    let printed = hil_tests::services::last_word(&line);
+
+    // The certificate the unit made and printed; its key readable by the unit only.
+    let cert = std::fs::read(store.join("web/https-cert.der")).unwrap();
+    let digest: Vec<String> = sha2::Sha256::digest(&cert).iter().map(|b| format!("{b:02X}")).collect();
+    assert_eq!(printed, digest.join(":"));
+    let key_mode = std::fs::metadata(store.join("web/https-key.der")).unwrap().permissions().mode();
+    assert_eq!(key_mode & 0o777, 0o600);
+
+    // Loopback status without a login, as over HTTP; the rest needs one, and its cookie is Secure.
+    let (code, _, body) = curl_tls(&format!("{https}/api/status"), None);
+    assert_eq!(code, 200, "{body}\n{}", edge.proc.log_tail());
+    assert!(body.contains("bus-9"), "{body}");
+    assert_eq!(curl_tls(&format!("{https}/api/dashboard"), None).0, 401);
+    let login = format!("{{\"user\":\"tech\",\"password\":\"{OWN}\"}}");
+    let (code, headers, body) = curl_tls(&format!("{https}/api/login"), Some(&login));
+    assert_eq!(code, 200, "{body}");
+    let cookie = headers.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie:")).unwrap().to_owned();
+    for flag in ["HttpOnly", "SameSite=Strict", "Secure"] {
+        assert!(cookie.contains(flag), "{cookie}");
+    }
+    let (code, _, page) = curl_tls(&format!("{https}/"), None);
+    assert!(code == 200 && page.contains("Technician login"), "{code} {page}");
+    // Plain HTTP goes on beside it, and the same certificate comes back after a restart.
+    let mut plain = TechClient::new(&edge.web);
+    let d = plain.login("tech", OWN).unwrap();
+    assert!(d.set_cookie.as_deref().is_some_and(|c| !c.contains("Secure")), "{d:?}");
+    let dashboard = plain.call("/api/dashboard", None).unwrap().body;
+    assert_eq!(dashboard["https_fingerprint"].as_str(), Some(printed.as_str()), "{dashboard}");
+    edge.proc.stop(T).unwrap();
+    let mut again = EdgeProc::start(dir.path(), "edge", &config).unwrap();
+    let line = again.proc.wait_line("web (https) listening on", T).unwrap();
+    assert_eq!(hil_tests::services::last_word(&line), printed);
+}
