@@ -8,6 +8,7 @@
 pub mod media;
 pub mod netns;
 pub mod process;
+pub mod scenario;
 pub mod services;
 pub mod viewer;
 
