@@ -10,6 +10,7 @@ pub mod media;
 pub mod netns;
 pub mod process;
 pub mod recording_media;
+pub mod scenario;
 pub mod services;
 pub mod technician;
 pub mod viewer;

@@ -59,3 +59,16 @@ pub fn compare(want: &FrameHashes, got: &FrameHashes) -> (Vec<i64>, Vec<i64>, Ve
     let differ = want.iter().filter(|(k, v)| got.get(k).is_some_and(|h| h != *v)).map(|(k, _)| *k).collect();
     (missing, extra, differ)
 }
+
+/// [`central_frame_hashes`] that returns central's read error instead of panicking (an empty
+/// map when central never stored anything of that camera).
+pub fn try_central_frame_hashes(
+    central: &Path,
+    unit: &str,
+    camera: &str,
+    start_us: i64,
+    end_us: i64,
+) -> Result<(FrameHashes, usize), String> {
+    let frames = central::retrieved::read_frames(central, unit, camera, start_us, end_us).map_err(|e| e.to_string())?;
+    Ok(hashes(frames.iter().map(|f| (f.wall_clock_us, f.keyframe, f.data.as_slice()))))
+}

@@ -434,6 +434,43 @@ impl EmulatedLink {
     }
 }
 
+impl EmulatedLink {
+    /// [`EmulatedLink::start_seeded`] for the `index`-th of several links into the same
+    /// central namespace: its own subnet (`10.77.{index}.0/24`, unit `.1`, central `.2`) and
+    /// device (`emu{index}`) in both namespaces, so one central serves many units. `index`
+    /// 0..=254.
+    pub fn start_numbered(
+        unit: &Netns,
+        central: &Netns,
+        params: &LinkParams,
+        seed: u64,
+        index: u8,
+    ) -> Result<EmulatedLink, NetnsError> {
+        let emu_err = |e: anyhow::Error| NetnsError::LinkEmu(format!("{e:#}"));
+        let dir = tempfile::Builder::new().prefix("link-emu-").tempdir()?;
+        let socket = dir.path().join("control.sock");
+        let mut cmd = Command::new(bin_path("link-emu").map_err(emu_err)?);
+        cmd.args(["--unit-ns", unit.name(), "--central-ns", central.name(), "--seed", &seed.to_string()])
+            .args(["--unit-addr", &format!("10.77.{index}.1/24"), "--central-addr", &format!("10.77.{index}.2/24")])
+            .args(["--dev", &format!("emu{index}")])
+            .arg("--control")
+            .arg(&socket)
+            .args(["--set", &params.words("")]);
+        let mut proc = Proc::spawn("link-emu", cmd, &dir.path().join("link-emu.log")).map_err(emu_err)?;
+        proc.wait_line("ready ", START_TIMEOUT).map_err(emu_err)?;
+        let stream = UnixStream::connect(&socket)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let control = Mutex::new((BufReader::new(stream.try_clone()?), stream));
+        Ok(EmulatedLink {
+            proc,
+            control,
+            unit_addr: Ipv4Addr::new(10, 77, index, 1),
+            central_addr: Ipv4Addr::new(10, 77, index, 2),
+            _dir: dir,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -229,3 +229,44 @@ pub fn edge_config(unit_id: &str, store: &Path, central: Option<(&str, &str)>, c
 pub fn last_word(line: &str) -> String {
     line.rsplit(' ').next().unwrap_or_default().to_owned()
 }
+
+/// [`gst_camera`] inside a network namespace (its loopback) when `ns` is given.
+pub fn gst_camera_in(
+    dir: &Path,
+    mounts: &[&str],
+    extra_args: &[&str],
+    ns: Option<&Netns>,
+) -> anyhow::Result<(Proc, String)> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/gst_rtsp_camera.py");
+    let mut cmd = command_in("/usr/bin/python3", ns);
+    cmd.arg(script).arg("--port").arg("0").args(extra_args);
+    for m in mounts {
+        cmd.arg("--mount").arg(m);
+    }
+    let mut proc = Proc::spawn("gst-rtsp-server", cmd, &dir.join("gst-rtsp-server.log"))
+        .context("GStreamer's RTSP server is needed: ./dev setup installs it")?;
+    let line = proc.wait_line("ready rtsp://", START_TIMEOUT)?;
+    Ok((proc, line.trim_start_matches("ready ").to_owned()))
+}
+
+impl CentralProc {
+    /// [`CentralProc::start_in`] (or on the host's loopback without `ns`) with `extra` TOML
+    /// appended to central's config (e.g. `[[unit]]` tables).
+    pub fn start_with_config(dir: &Path, ns: Option<&Netns>, quic: &str, extra: &str) -> anyhow::Result<CentralProc> {
+        let config = dir.join("central.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[web]\nlisten = \"127.0.0.1:0\"\n[quic]\nlisten = \"{quic}\"\n[store]\npath = {:?}\n{extra}",
+                dir.join("central")
+            ),
+        )?;
+        let mut cmd = command_in(bin_path("central")?, ns);
+        cmd.arg("run").arg("--config").arg(&config);
+        let mut proc = Proc::spawn("central", cmd, &dir.join("central.log"))?;
+        let fingerprint = last_word(&proc.wait_line("CA fingerprint", START_TIMEOUT)?);
+        let quic = last_word(&proc.wait_line("QUIC listening on", START_TIMEOUT)?);
+        let web = last_word(&proc.wait_line("web listening on", START_TIMEOUT)?);
+        Ok(CentralProc { proc, web, quic, fingerprint, config })
+    }
+}
