@@ -251,22 +251,9 @@ pub fn gst_camera_in(
 
 impl CentralProc {
     /// [`CentralProc::start_in`] (or on the host's loopback without `ns`) with `extra` TOML
-    /// appended to central's config (e.g. `[[unit]]` tables).
+    /// in central's config (top-level keys, then tables such as `[[unit]]`), as
+    /// [`CentralProc::start_with`] puts it.
     pub fn start_with_config(dir: &Path, ns: Option<&Netns>, quic: &str, extra: &str) -> anyhow::Result<CentralProc> {
-        let config = dir.join("central.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[web]\nlisten = \"127.0.0.1:0\"\n[quic]\nlisten = \"{quic}\"\n[store]\npath = {:?}\n{extra}",
-                dir.join("central")
-            ),
-        )?;
-        let mut cmd = command_in(bin_path("central")?, ns);
-        cmd.arg("run").arg("--config").arg(&config);
-        let mut proc = Proc::spawn("central", cmd, &dir.join("central.log"))?;
-        let fingerprint = last_word(&proc.wait_line("CA fingerprint", START_TIMEOUT)?);
-        let quic = last_word(&proc.wait_line("QUIC listening on", START_TIMEOUT)?);
-        let web = last_word(&proc.wait_line("web listening on", START_TIMEOUT)?);
-        Ok(CentralProc { proc, web, quic, fingerprint, config })
+        Self::launch(dir, ns, quic, 0, extra)
     }
 }
