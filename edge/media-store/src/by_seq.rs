@@ -183,12 +183,15 @@ fn spans_of(seg: &Seg, max_span_us: i64, out: &mut Vec<HeldSpan>) {
             Some(&(s, t)) => (s - 1, Some(t)),
             None => (seg.end_seq - 1, None),
         };
-        // The span ends with the last run that starts before the next span.
+        // The span ends where the last run that starts before the next span ends, or where
+        // the next span starts if that run goes on into it (continuous recording is one run:
+        // without the cut, every span of a segment would claim to last to the segment's end,
+        // and time → sequence number interpolation inside it would land too early).
         let end_us = seg
             .runs
             .iter()
             .filter(|r| next_start.is_none_or(|n| r.0 < n))
-            .map(|r| r.1)
+            .map(|r| next_start.map_or(r.1, |n| r.1.min(n)))
             .max()
             .unwrap_or(last_run.1)
             .max(start_us);

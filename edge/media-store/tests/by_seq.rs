@@ -55,6 +55,35 @@ fn spans_cover_the_log_without_overlap_and_split_at_gaps() {
 }
 
 #[test]
+fn spans_of_one_continuous_segment_end_where_the_next_begins() {
+    // 60 s of continuous recording in one segment, cut into spans of about 10 s: each span's
+    // times must be those of its frames, so that central's time → sequence interpolation lands
+    // on the frames it wants (a span claiming to last to the segment's end made it land early).
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = Store::open(dir.path(), opts(64 << 20)).unwrap();
+    s.append(&params("front")).unwrap();
+    for i in 0..1500 {
+        s.append(&frame("front", i)).unwrap();
+    }
+    s.sync().unwrap();
+    let end = s.next_seq("front").unwrap();
+    let h = holdings(dir.path(), "front", Limit::Until(Some(end)), 10_000_000).unwrap();
+    assert!(h.spans.len() >= 5, "{:?}", h.spans);
+    let frames = all_frames(dir.path());
+    for w in h.spans.windows(2) {
+        assert_eq!(w[0].end_us, w[1].start_us, "a span ends where the next begins: {w:?}");
+    }
+    for span in &h.spans {
+        let inside: Vec<u32> =
+            frames.iter().filter(|(seq, _)| (span.first_seq..=span.last_seq).contains(seq)).map(|f| f.1).collect();
+        let (first, last) = (*inside.first().unwrap(), *inside.last().unwrap());
+        assert_eq!(span.start_us, T0 + i64::from(first) * 40_000, "{span:?}");
+        assert!(span.end_us >= T0 + i64::from(last) * 40_000, "{span:?}");
+        assert!(span.end_us <= T0 + i64::from(last + 1) * 40_000, "no later than its last frame's end: {span:?}");
+    }
+}
+
+#[test]
 fn chunked_reads_return_every_frame_once_and_stop_at_the_durable_end() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = store_with_gap(dir.path());
