@@ -61,6 +61,18 @@ pub struct SyncLink {
     epoch: Instant,
     done_tx: mpsc::Sender<Completion>,
     done_rx: mpsc::Receiver<Completion>,
+    /// Added to the unit's event ids on the wire (see [`event_id_base`]).
+    event_id_base: u64,
+}
+
+/// The unit's event ids start at 1 with every start of the process; central keeps the highest
+/// id it holds and takes only higher ones, and names alarms by id. On the wire each id is this
+/// base plus the local id: the start time in milliseconds times 1024, so the ids of a later run
+/// are above every id of an earlier one unless that run raised more than 1024 events per
+/// millisecond it ran (or the unit's clock went back between runs). The ids stay below 2^53
+/// until the year 2245, so JavaScript reads them exactly.
+pub fn event_id_base(started_ms: u64) -> u64 {
+    started_ms << 10
 }
 
 /// What the glue must send after an input.
@@ -82,6 +94,7 @@ impl SyncLink {
             epoch: Instant::now(),
             done_tx,
             done_rx,
+            event_id_base: event_id_base(crate::camera::now_us().max(0) as u64 / 1000),
         }
     }
 
@@ -119,9 +132,9 @@ impl SyncLink {
 
     /// Records an event of the unit for central.
     pub fn event(&mut self, event: &EdgeEvent) {
-        if let Some(remote) = to_remote(event).and_then(|r| only_shared(r, &self.setup.cameras))
-            && let Err(e) = self.core.event(remote)
-        {
+        let Some(mut remote) = to_remote(event).and_then(|r| only_shared(r, &self.setup.cameras)) else { return };
+        remote.id += self.event_id_base;
+        if let Err(e) = self.core.event(remote) {
             tracing::debug!("sync: event not queued: {e}");
         }
     }
@@ -383,5 +396,14 @@ mod tests {
         assert!(only_shared(alarm(&[]), &shared).is_some(), "about the unit, not a camera");
         let lost = to_remote(&event(EventKind::CameraLost { camera: "cab".into(), reason: "eof".into() })).unwrap();
         assert!(only_shared(lost, &shared).is_none());
+    }
+
+    #[test]
+    fn a_later_run_numbers_its_events_above_every_earlier_one() {
+        // A run that started at T, ran a second and raised a million events, then the next run.
+        let t = 1_764_000_000_000u64;
+        assert!(event_id_base(t + 1000) + 1 > event_id_base(t) + 1_000_000);
+        // Exact in JavaScript (below 2^53) until 2245 (8.7e12 ms since 1970).
+        assert!(event_id_base(8_700_000_000_000) + (1 << 30) < 1 << 53);
     }
 }
