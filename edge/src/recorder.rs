@@ -3,7 +3,7 @@
 //! file I/O and fsync never run on the async executor.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -13,8 +13,12 @@ use media_store::{Record, Store};
 use crate::status::UnitStatus;
 
 /// Records waiting for the disk before camera tasks start losing frames (several seconds of
-/// video for a handful of cameras).
+/// video for a handful of cameras), and at least [`QUEUE_PER_CAMERA`] per camera.
 const QUEUE_DEPTH: usize = 2048;
+
+/// Records queued per camera at least: cameras started together fill their segments together,
+/// and their seals then come back to back (128 cameras overflowed 2048 records).
+const QUEUE_PER_CAMERA: usize = 64;
 
 /// The longest the thread waits for work before it shows it is alive (see [`Liveness`]).
 const BEAT: Duration = Duration::from_millis(250);
@@ -164,7 +168,7 @@ impl Recorder {
         status: Arc<UnitStatus>,
         groom_interval: Duration,
     ) -> std::io::Result<(Recorder, RecorderTx)> {
-        let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
+        let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH.max(QUEUE_PER_CAMERA * status.cameras.len()));
         let thread_status = status.clone();
         let liveness = Liveness::new();
         let thread_liveness = liveness.clone();
@@ -193,6 +197,11 @@ impl Recorder {
     }
 }
 
+/// After a batch the thread naps this long (at most) before it looks at the queue again, so
+/// that the records arriving meanwhile are taken in one go instead of each waking it: with
+/// many cameras, a wake-up per frame cost more CPU than writing the frame.
+const NAP: Duration = Duration::from_millis(10);
+
 fn run(
     mut store: Store,
     rx: Receiver<Job>,
@@ -203,69 +212,31 @@ fn run(
 ) {
     let mut parameters_seq = vec![0u64; status.cameras.len()];
     let mut next_groom = Instant::now();
-    loop {
+    let mut disconnected = false;
+    while !disconnected {
         liveness.beat();
         if Instant::now() >= next_groom {
             groom(&mut store, status);
             next_groom = Instant::now() + groom_interval;
         }
-        let wait = store.sync_due().unwrap_or(next_groom).min(next_groom).saturating_duration_since(Instant::now());
-        match rx.recv_timeout(wait.min(BEAT)) {
-            Ok(Job::SealAll(reply)) => {
-                let started = Instant::now();
-                let result = store.seal_all().map_err(|e| e.to_string());
-                match &result {
-                    Ok(()) => tracing::info!("sealed every open segment in {} ms", started.elapsed().as_millis()),
-                    Err(e) => {
-                        tracing::error!("store: sealing every open segment: {e}");
-                        status.set_store_error(Some(e.clone()));
-                    }
-                }
-                durable.send_replace(Arc::new(store.durable_logs()));
-                let _ = reply.send(result);
-            }
-            Ok(Job::Lock(l, reply)) => {
-                let result =
-                    store.lock(&l.camera, l.start_us, l.end_us, l.expires_us, &l.reason).map_err(|e| e.to_string());
-                match &result {
-                    Ok(id) => tracing::info!(camera = l.camera, id, "evidence lock: {}", l.reason),
-                    Err(e) => tracing::error!(camera = l.camera, "store: evidence lock: {e}"),
-                }
-                let _ = reply.send(result);
-            }
-            Ok(Job::SetCursor(camera, name, value)) => {
-                if let Err(e) = store.set_cursor(&camera, name, value) {
-                    tracing::warn!(camera, name, "store: cannot record cursor: {e}");
-                }
-            }
-            Ok(Job::Record(index, mut record)) => {
-                let bytes = match &mut record {
-                    Record::Frame(f) => {
-                        f.parameters_seq = parameters_seq[index];
-                        Some(f.data.len())
-                    }
-                    _ => None,
-                };
-                match store.append(&record) {
-                    Ok(seq) => {
-                        if let Record::Parameters(_) = record {
-                            parameters_seq[index] = seq;
-                        }
-                        if let Some(bytes) = bytes {
-                            status.count_recorded(index, bytes);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!("store: {e}");
-                        status.set_store_error(Some(e.to_string()));
-                        if bytes.is_some() {
-                            status.count_lost(index);
+        match rx.recv_timeout(until(next_due(&store, next_groom)).min(BEAT)) {
+            Ok(job) => {
+                handle(&mut store, job, status, &mut parameters_seq, durable);
+                // Whatever else is queued, without sleeping again (but never past the group
+                // commit or retention: the queue may never run empty).
+                while next_due(&store, next_groom) > Instant::now() {
+                    match rx.try_recv() {
+                        Ok(job) => handle(&mut store, job, status, &mut parameters_seq, durable),
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => {
+                            disconnected = true;
+                            break;
                         }
                     }
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Disconnected) => disconnected = true,
         }
         match store.sync_if_due(Instant::now()) {
             Ok(true) => {
@@ -277,9 +248,87 @@ fn run(
                 status.set_store_error(Some(e.to_string()));
             }
         }
+        let nap = NAP.min(until(next_due(&store, next_groom)));
+        if !disconnected && !nap.is_zero() {
+            std::thread::sleep(nap);
+        }
     }
     if let Err(e) = store.sync() {
         tracing::error!("store: final sync: {e}");
+    }
+}
+
+/// When the thread has to act next: the group commit or retention.
+fn next_due(store: &Store, next_groom: Instant) -> Instant {
+    store.sync_due().unwrap_or(next_groom).min(next_groom)
+}
+
+fn until(t: Instant) -> Duration {
+    t.saturating_duration_since(Instant::now())
+}
+
+/// Does one job of the queue.
+fn handle(
+    store: &mut Store,
+    job: Job,
+    status: &UnitStatus,
+    parameters_seq: &mut [u64],
+    durable: &tokio::sync::watch::Sender<Arc<Vec<media_store::by_seq::DurableLog>>>,
+) {
+    match job {
+        Job::SealAll(reply) => {
+            let started = Instant::now();
+            let result = store.seal_all().map_err(|e| e.to_string());
+            match &result {
+                Ok(()) => tracing::info!("sealed every open segment in {} ms", started.elapsed().as_millis()),
+                Err(e) => {
+                    tracing::error!("store: sealing every open segment: {e}");
+                    status.set_store_error(Some(e.clone()));
+                }
+            }
+            durable.send_replace(Arc::new(store.durable_logs()));
+            let _ = reply.send(result);
+        }
+        Job::Lock(l, reply) => {
+            let result =
+                store.lock(&l.camera, l.start_us, l.end_us, l.expires_us, &l.reason).map_err(|e| e.to_string());
+            match &result {
+                Ok(id) => tracing::info!(camera = l.camera, id, "evidence lock: {}", l.reason),
+                Err(e) => tracing::error!(camera = l.camera, "store: evidence lock: {e}"),
+            }
+            let _ = reply.send(result);
+        }
+        Job::SetCursor(camera, name, value) => {
+            if let Err(e) = store.set_cursor(&camera, name, value) {
+                tracing::warn!(camera, name, "store: cannot record cursor: {e}");
+            }
+        }
+        Job::Record(index, mut record) => {
+            let bytes = match &mut record {
+                Record::Frame(f) => {
+                    f.parameters_seq = parameters_seq[index];
+                    Some(f.data.len())
+                }
+                _ => None,
+            };
+            match store.append(&record) {
+                Ok(seq) => {
+                    if let Record::Parameters(_) = record {
+                        parameters_seq[index] = seq;
+                    }
+                    if let Some(bytes) = bytes {
+                        status.count_recorded(index, bytes);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("store: {e}");
+                    status.set_store_error(Some(e.to_string()));
+                    if bytes.is_some() {
+                        status.count_lost(index);
+                    }
+                }
+            }
+        }
     }
 }
 

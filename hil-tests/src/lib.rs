@@ -5,9 +5,11 @@
 //! The binaries must be built first (`cargo build --workspace --bins`, which `./dev test`
 //! and `./dev demo` do); they are found beside the running executable.
 
+pub mod bench_clip;
 pub mod browser;
 pub mod media;
 pub mod netns;
+pub mod proc_stats;
 pub mod process;
 pub mod recording_media;
 pub mod scenario;

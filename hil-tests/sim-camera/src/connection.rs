@@ -22,6 +22,7 @@ use crate::clip::Clip;
 use crate::rtsp::{Framer, Incoming, interleaved_channel, is_cseq, session_id};
 use crate::sdp::{self, TRACK_CONTROL};
 use crate::server::Shared;
+use crate::stats::SessionPace;
 use crate::streamer::ClipStreamer;
 
 /// A client that cannot take a write for this long is disconnected.
@@ -40,6 +41,8 @@ struct Session {
     streamer: ClipStreamer,
     /// Ticks once per frame while playing; `None` while not playing.
     ticker: Option<Interval>,
+    /// Frames due and written, for the server's totals.
+    pace: SessionPace,
 }
 
 /// What to do after a batch of input has been handled.
@@ -97,13 +100,15 @@ pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
         }
     };
 
-    let session = conn.session.as_ref().map(|s| s.id.as_str());
+    if let Some(s) = conn.session.take() {
+        conn.end_session(s);
+    }
     match end {
-        Ok(reason) => info!(%peer, ?session, "connection ended: {reason}"),
+        Ok(reason) => info!(%peer, "connection ended: {reason}"),
         Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe) => {
-            info!(%peer, ?session, "connection ended: client disconnected ({e})");
+            info!(%peer, "connection ended: client disconnected ({e})");
         }
-        Err(e) => warn!(%peer, ?session, "connection ended: {e}"),
+        Err(e) => warn!(%peer, "connection ended: {e}"),
     }
     // Best effort: tell the client we are done. Errors are irrelevant now.
     let _ = tokio::time::timeout(Duration::from_secs(1), conn.writer.shutdown()).await;
@@ -215,7 +220,7 @@ impl Connection {
             Method::Pause if has_session => self.pause(cseq),
             Method::Teardown if has_session => {
                 if let Some(s) = self.session.take() {
-                    info!(peer = %self.peer, session = %s.id, frames = s.streamer.frames_sent(), "session torn down");
+                    self.end_session(s);
                 }
                 status(StatusCode::Ok, Some(cseq))
             }
@@ -310,6 +315,7 @@ impl Connection {
                     rtp_channel: channel,
                     streamer: ClipStreamer::with_random_ids(clip, self.shared.config.frame_rate),
                     ticker: None,
+                    pace: SessionPace::new(self.shared.frame_period),
                 });
             }
         }
@@ -348,6 +354,7 @@ impl Connection {
     fn pause(&mut self, cseq: &str) -> Reply {
         if let Some(s) = self.session.as_mut() {
             s.ticker = None;
+            s.pace.pause();
         }
         self.ok_with_session(cseq, true)
     }
@@ -361,6 +368,7 @@ impl Connection {
             // never a burst faster than real time.
             ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
             s.ticker = Some(ticker);
+            s.pace.play();
             info!(peer = %self.peer, session = %s.id, "playing");
         }
     }
@@ -381,7 +389,19 @@ impl Connection {
             out.put_slice(packet);
         }
         trace!(peer = %self.peer, index = frame.clip_index, ts = frame.timestamp, packets = frame.packets.len(), "frame");
-        self.write_all(&out).await
+        let started = Instant::now();
+        self.write_all(&out).await?;
+        if let Some(s) = self.session.as_mut() {
+            s.pace.written(started.elapsed());
+        }
+        Ok(())
+    }
+
+    /// Logs an ending session and adds its counts to the server's totals.
+    fn end_session(&self, s: Session) {
+        let (written, skipped, slow) = (s.pace.frames_written(), s.pace.skipped(), s.pace.slow_writes());
+        info!(peer = %self.peer, session = %s.id, frames_written = written, frames_skipped = skipped, slow_writes = slow, "session ended");
+        self.shared.served.add(&s.pace);
     }
 
     async fn write_response(&mut self, response: &Response<Vec<u8>>) -> io::Result<()> {

@@ -26,6 +26,7 @@ pub mod rtp;
 mod rtsp;
 pub mod sdp;
 mod server;
+pub mod stats;
 pub mod streamer;
 
 pub use clip::{AccessUnit, Clip, ClipError};
@@ -33,6 +34,7 @@ pub use config::ServerConfig;
 pub use error::Error;
 pub use rtp::H264Packetizer;
 pub use server::serve;
+pub use stats::ServedStats;
 pub use streamer::{ClipStreamer, Frame};
 
 /// The H.264 clip committed with this crate (640x360, 25 fps, 200 frames).

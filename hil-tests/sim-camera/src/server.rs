@@ -13,6 +13,7 @@ use tracing::{error, info, warn};
 use crate::config::ServerConfig;
 use crate::connection;
 use crate::error::Error;
+use crate::stats::ServedStats;
 
 /// State shared (read-only) by all connections.
 pub(crate) struct Shared {
@@ -21,6 +22,8 @@ pub(crate) struct Shared {
     pub(crate) sdp_session_id: u64,
     /// Time between two frames of a playing session.
     pub(crate) frame_period: Duration,
+    /// Totals over every ended session.
+    pub(crate) served: ServedStats,
 }
 
 /// Consecutive failed accepts tolerated (with growing pauses) before giving up.
@@ -42,6 +45,7 @@ pub async fn serve(
         frame_period: Duration::from_secs(1) / config.frame_rate,
         sdp_session_id: rand::random::<u32>().into(),
         config,
+        served: ServedStats::default(),
     });
     if let Ok(addr) = listener.local_addr() {
         for mount in shared.config.mounts.keys() {
@@ -92,6 +96,14 @@ pub async fn serve(
             error!("connection task failed: {e}");
         }
     }
+    let served = &shared.served;
+    info!(
+        sessions = served.sessions(),
+        frames_written = served.frames_written(),
+        frames_skipped = served.frames_skipped(),
+        slow_writes = served.slow_writes(),
+        "served"
+    );
     result
 }
 
