@@ -21,6 +21,7 @@ use crate::config::{CentralConfig as SiteConfig, RecordingOption};
 use crate::enrollment::now_us;
 use crate::recording_options::RecordingOptions;
 use crate::retrieved::{RetrievedError, RetrievedStore};
+use sync_core::time_profile::TimeProfile;
 
 /// How often a unit's "last heard from" time is saved (the start of a link gap): it rises
 /// with each sync message (the unit sends its catalog every few seconds), not merely while a
@@ -171,9 +172,12 @@ impl SyncHub {
         let u = self.unit(unit).await?;
         u.session.store(session, Ordering::SeqCst);
         let (done_tx, mut done_rx) = mpsc::channel::<Done>(64);
+        // The unit's bulk windows, parsed once for the session (the loop asks every wake-up).
+        let bulk = self.site.bulk_time_profile(unit);
+        let mut policy_set = self.link_policy(unit, bulk.as_ref());
         {
             let mut core = u.core.lock().await;
-            core.set_link(self.link_policy(unit), self.now());
+            core.set_link(policy_set, self.now());
             core.connected();
             // What the unit recorded while the link was down.
             if let Some(since) = self.store.last_seen(unit).await? {
@@ -195,7 +199,6 @@ impl SyncHub {
         }
         self.store.set_last_seen(unit, now_us()).await?;
         let mut seen_saved = now_us();
-        let mut policy_set = self.link_policy(unit);
         loop {
             if u.session.load(Ordering::SeqCst) != session {
                 return Ok(());
@@ -204,7 +207,7 @@ impl SyncHub {
                 let mut core = u.core.lock().await;
                 let now = self.now();
                 // Bulk retrieval may start or stop with the time of day.
-                let policy = self.link_policy(unit);
+                let policy = self.link_policy(unit, bulk.as_ref());
                 if policy != policy_set {
                     tracing::info!(unit, allowed = policy.allowed, "bulk retrieval window");
                     core.set_link(policy, now);
@@ -321,12 +324,12 @@ impl SyncHub {
 
     /// `unit`'s link policy now: metered or not, its cap, and whether bulk retrieval is inside
     /// its `bulk_time_profile`.
-    fn link_policy(&self, unit: &str) -> LinkPolicy {
+    fn link_policy(&self, unit: &str, bulk: Option<&TimeProfile>) -> LinkPolicy {
         let Some(c) = self.site.unit(unit) else { return LinkPolicy::default() };
         LinkPolicy {
             metered: c.metered,
             bandwidth_cap_bps: c.bandwidth_cap_kbit.map(|k| k * 1000),
-            allowed: self.site.bulk_time_profile(unit).is_none_or(|p| p.contains(now_us())),
+            allowed: bulk.is_none_or(|p| p.contains(now_us())),
         }
     }
 

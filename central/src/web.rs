@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::handler::Handler;
 use axum::http::{Method, StatusCode, header};
@@ -12,7 +12,7 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 
 use crate::fleet::Fleet;
 use crate::registry::Registry;
-use crate::relay::Relay;
+use crate::relay::{Relay, Viewer};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -120,14 +120,7 @@ async fn live_fmp4(
     Path((unit, camera)): Path<(String, String)>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let Ok(known) = shares_camera(&state, &unit, &camera).await else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "cannot read the registry").into_response();
-    };
-    if !known {
-        return (StatusCode::NOT_FOUND, format!("no unit {unit:?} with a shared camera {camera:?}")).into_response();
-    }
-    let viewer = state.relay.watch(&unit, &camera);
-    upgrade.on_upgrade(move |socket| crate::live_fmp4::forward(socket, viewer)).into_response()
+    watch(&state, &unit, &camera, upgrade, crate::live_fmp4::forward).await
 }
 
 /// Upgrades to a WebSocket carrying the camera's live video (see [`crate::live_ws`]); 404 when
@@ -137,14 +130,24 @@ async fn live(
     Path((unit, camera)): Path<(String, String)>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let Ok(known) = shares_camera(&state, &unit, &camera).await else {
+    watch(&state, &unit, &camera, upgrade, crate::live_ws::forward).await
+}
+
+/// Joins the camera's live channel and hands the upgraded socket to `forward`, once the
+/// registry says a unit shares that camera.
+async fn watch<F, Fut>(state: &WebState, unit: &str, camera: &str, upgrade: WebSocketUpgrade, forward: F) -> Response
+where
+    F: FnOnce(WebSocket, Viewer) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let Ok(known) = shares_camera(state, unit, camera).await else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "cannot read the registry").into_response();
     };
     if !known {
         return (StatusCode::NOT_FOUND, format!("no unit {unit:?} with a shared camera {camera:?}")).into_response();
     }
-    let viewer = state.relay.watch(&unit, &camera);
-    upgrade.on_upgrade(move |socket| crate::live_ws::forward(socket, viewer)).into_response()
+    let viewer = state.relay.watch(unit, camera);
+    upgrade.on_upgrade(move |socket| forward(socket, viewer)).into_response()
 }
 
 /// Whether a unit registered here shares this camera (an error says why the registry could
