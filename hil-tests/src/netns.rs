@@ -346,11 +346,24 @@ impl EmulatedLink {
         params: &LinkParams,
         seed: u64,
     ) -> Result<EmulatedLink, NetnsError> {
+        EmulatedLink::spawn(unit, central, params, seed, &[])
+    }
+
+    /// Starts `link-emu` with `extra` arguments (addresses, device); the addresses come from
+    /// its `ready` line.
+    fn spawn(
+        unit: &Netns,
+        central: &Netns,
+        params: &LinkParams,
+        seed: u64,
+        extra: &[String],
+    ) -> Result<EmulatedLink, NetnsError> {
         let emu_err = |e: anyhow::Error| NetnsError::LinkEmu(format!("{e:#}"));
         let dir = tempfile::Builder::new().prefix("link-emu-").tempdir()?;
         let socket = dir.path().join("control.sock");
         let mut cmd = Command::new(bin_path("link-emu").map_err(emu_err)?);
         cmd.args(["--unit-ns", unit.name(), "--central-ns", central.name(), "--seed", &seed.to_string()])
+            .args(extra)
             .arg("--control")
             .arg(&socket)
             .args(["--set", &params.words("")]);
@@ -446,28 +459,15 @@ impl EmulatedLink {
         seed: u64,
         index: u8,
     ) -> Result<EmulatedLink, NetnsError> {
-        let emu_err = |e: anyhow::Error| NetnsError::LinkEmu(format!("{e:#}"));
-        let dir = tempfile::Builder::new().prefix("link-emu-").tempdir()?;
-        let socket = dir.path().join("control.sock");
-        let mut cmd = Command::new(bin_path("link-emu").map_err(emu_err)?);
-        cmd.args(["--unit-ns", unit.name(), "--central-ns", central.name(), "--seed", &seed.to_string()])
-            .args(["--unit-addr", &format!("10.77.{index}.1/24"), "--central-addr", &format!("10.77.{index}.2/24")])
-            .args(["--dev", &format!("emu{index}")])
-            .arg("--control")
-            .arg(&socket)
-            .args(["--set", &params.words("")]);
-        let mut proc = Proc::spawn("link-emu", cmd, &dir.path().join("link-emu.log")).map_err(emu_err)?;
-        proc.wait_line("ready ", START_TIMEOUT).map_err(emu_err)?;
-        let stream = UnixStream::connect(&socket)?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let control = Mutex::new((BufReader::new(stream.try_clone()?), stream));
-        Ok(EmulatedLink {
-            proc,
-            control,
-            unit_addr: Ipv4Addr::new(10, 77, index, 1),
-            central_addr: Ipv4Addr::new(10, 77, index, 2),
-            _dir: dir,
-        })
+        let extra = [
+            "--unit-addr".to_owned(),
+            format!("10.77.{index}.1/24"),
+            "--central-addr".to_owned(),
+            format!("10.77.{index}.2/24"),
+            "--dev".to_owned(),
+            format!("emu{index}"),
+        ];
+        EmulatedLink::spawn(unit, central, params, seed, &extra)
     }
 }
 
