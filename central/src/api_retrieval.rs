@@ -37,12 +37,13 @@ pub struct RangeBody {
     end: String,
 }
 
-fn bad(status: StatusCode, message: impl Into<String>) -> Response {
+/// A JSON error answer: `{ "error": message }`.
+pub(crate) fn bad(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
 /// An error answer: status and message.
-type Refusal = (StatusCode, String);
+pub(crate) type Refusal = (StatusCode, String);
 
 fn window(start: &str, end: &str) -> Result<(i64, i64), Refusal> {
     let start = parse_rfc3339(start).map_err(|e| (StatusCode::BAD_REQUEST, e))?;
@@ -54,7 +55,13 @@ fn window(start: &str, end: &str) -> Result<(i64, i64), Refusal> {
 }
 
 /// The range asked for, once it parses and the unit shares the camera (404 otherwise).
-async fn target(state: &WebState, unit: &str, camera: &str, start: &str, end: &str) -> Result<(i64, i64), Refusal> {
+pub(crate) async fn target(
+    state: &WebState,
+    unit: &str,
+    camera: &str,
+    start: &str,
+    end: &str,
+) -> Result<(i64, i64), Refusal> {
     let range = window(start, end)?;
     match shares_camera(state, unit, camera).await {
         Ok(true) => Ok(range),

@@ -293,7 +293,10 @@ impl Interconnect {
         };
         let cameras: Vec<String> = hello.cameras.iter().map(|c| c.id.clone()).collect();
         let sync = async {
-            self.hub.drive(&hello.unit_id, session, &cameras, sync_rx, ctl_tx.clone()).await.map_err(|e| e.to_string())
+            self.hub
+                .drive(&hello.unit_id, session, hello.protocol_version, &cameras, sync_rx, ctl_tx.clone())
+                .await
+                .map_err(|e| e.to_string())
         };
         let result = tokio::select! {
             r = control => r,

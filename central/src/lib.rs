@@ -4,12 +4,14 @@
 //! The binary (`central run --config FILE.toml`) wires these parts together; see
 //! ARCHITECTURE.md.
 
+pub mod api_locks;
 pub mod api_options;
 pub mod api_playback;
 pub mod api_retrieval;
 pub mod api_retrieval_list;
 pub mod config;
 pub mod enrollment;
+pub mod evidence;
 pub mod fleet;
 pub mod interconnect;
 pub mod live_fmp4;

@@ -56,6 +56,22 @@ CREATE TABLE IF NOT EXISTS retrieval (
     end_us INTEGER NOT NULL,
     created_us INTEGER NOT NULL
 ) STRICT;
+CREATE TABLE IF NOT EXISTS evidence_lock (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    unit TEXT NOT NULL,
+    camera TEXT NOT NULL,
+    start_us INTEGER NOT NULL,
+    end_us INTEGER NOT NULL,
+    expires_us INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    created_us INTEGER NOT NULL,
+    central_state TEXT NOT NULL,
+    central_error TEXT,
+    unit_state TEXT NOT NULL,
+    unit_error TEXT,
+    unit_done_us INTEGER
+) STRICT;
+CREATE INDEX IF NOT EXISTS evidence_lock_pending ON evidence_lock (unit, unit_state);
 CREATE TABLE IF NOT EXISTS alarm (
     unit TEXT NOT NULL,
     event_id INTEGER NOT NULL,
@@ -232,6 +248,20 @@ impl RetrievedStore {
         let (reply, answer) = tokio::sync::oneshot::channel::<Result<T, RetrievedError>>();
         self.send(Job::Query(Box::new(move |inner: &mut Inner| {
             let _ = reply.send(f(&mut inner.db));
+        })))
+        .await?;
+        answer.await.map_err(|_| RetrievedError::Stopped)?
+    }
+
+    /// Runs `f` on the store thread with the media store and `sync.db` (for work that must
+    /// touch both in order, such as an evidence lock).
+    pub async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store, &mut Connection) -> Result<T, RetrievedError> + Send + 'static,
+    ) -> Result<T, RetrievedError> {
+        let (reply, answer) = tokio::sync::oneshot::channel::<Result<T, RetrievedError>>();
+        self.send(Job::Query(Box::new(move |inner: &mut Inner| {
+            let _ = reply.send(f(&mut inner.store, &mut inner.db));
         })))
         .await?;
         answer.await.map_err(|_| RetrievedError::Stopped)?

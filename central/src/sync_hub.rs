@@ -19,6 +19,7 @@ use tokio::sync::{Mutex, Notify, mpsc};
 
 use crate::config::{CentralConfig as SiteConfig, RecordingOption};
 use crate::enrollment::now_us;
+use crate::evidence::{self, EvidenceLock, NewLock};
 use crate::recording_options::RecordingOptions;
 use crate::retrieved::{RetrievedError, RetrievedStore};
 use sync_core::time_profile::TimeProfile;
@@ -105,10 +106,13 @@ impl SyncHub {
         }
         let holdings = self.store.holdings(unit).await?;
         let config = CentralConfig::default();
-        let core = match self.store.durable(unit).await? {
+        let mut core = match self.store.durable(unit).await? {
             Some(durable) => CentralSync::restore(config, durable, holdings),
             None => CentralSync::new(config, holdings),
         };
+        for lock in evidence::pending(&self.store, unit).await? {
+            core.lock(lock);
+        }
         let u = Arc::new(UnitSync {
             name: unit.to_owned(),
             core: Mutex::new(core),
@@ -141,6 +145,19 @@ impl SyncHub {
         Ok(self.store.add_retrieval(unit, core_id.0, camera, start_us, end_us).await?)
     }
 
+    /// Evidence-locks a range of `unit`'s `camera` until `expires_us`: at once in central's
+    /// store, and in the unit's store when it is next connected (see [`crate::evidence`]).
+    pub async fn lock(&self, lock: NewLock) -> Result<EvidenceLock, RequestError> {
+        if lock.end_us <= lock.start_us {
+            return Err(RequestError::EmptyRange);
+        }
+        let u = self.unit(&lock.unit).await?;
+        let made = evidence::create(&self.store, lock, now_us()).await?;
+        u.core.lock().await.lock(made.request());
+        u.wake.notify_one();
+        Ok(made)
+    }
+
     /// The state and progress of the retrieval with API id `id`.
     pub async fn status(&self, id: i64) -> Result<Option<RetrievalStatus>, RetrievedError> {
         let Some(row) = self.store.retrieval(id).await? else {
@@ -157,13 +174,14 @@ impl SyncHub {
         Ok(u.core.lock().await.catalog().cloned())
     }
 
-    /// Drives `unit`'s sync while its connection `session` is connected: `inputs` are its sync
-    /// messages (control stream and chunk streams), `out` the control stream. Returns when
-    /// `inputs` ends or a newer connection of the unit takes over.
+    /// Drives `unit`'s sync while its connection `session` (whose hello said `peer_version`) is
+    /// connected: `inputs` are its sync messages (control stream and chunk streams), `out` the
+    /// control stream. Returns when `inputs` ends or a newer connection of the unit takes over.
     pub async fn drive(
         &self,
         unit: &str,
         session: u64,
+        peer_version: u16,
         shared: &[String],
         mut inputs: mpsc::Receiver<SyncFromEdge>,
         out: mpsc::Sender<CentralMessage>,
@@ -178,6 +196,7 @@ impl SyncHub {
         {
             let mut core = u.core.lock().await;
             core.set_link(policy_set, self.now());
+            core.set_peer_version(peer_version);
             core.connected();
             // What the unit recorded while the link was down.
             if let Some(since) = self.store.last_seen(unit).await? {
@@ -313,6 +332,15 @@ impl SyncHub {
                     );
                 }
                 CentralAction::Persist => persist = true,
+                CentralAction::Locked { lock_id, error } => {
+                    match &error {
+                        None => tracing::info!(unit = %u.name, lock = lock_id, "the unit holds the evidence lock"),
+                        Some(e) => {
+                            tracing::warn!(unit = %u.name, lock = lock_id, "the unit refused the evidence lock: {e}")
+                        }
+                    }
+                    evidence::unit_answered(&self.store, lock_id, error, now_us()).await?;
+                }
             }
         }
         if persist {

@@ -84,6 +84,9 @@ pub fn routes() -> Vec<Route> {
         route(Method::GET, "/api/retrievals", crate::api_retrieval_list::retrievals),
         route(Method::GET, "/api/retrievals/{id}", crate::api_retrieval::retrieval),
         route(Method::GET, "/api/alarms", crate::api_retrieval::alarms),
+        route(Method::POST, "/api/units/{unit}/cameras/{camera}/lock", crate::api_locks::create),
+        route(Method::GET, "/api/locks", crate::api_locks::list),
+        route(Method::GET, "/api/locks/{id}", crate::api_locks::get),
     ]
 }
 

@@ -13,8 +13,8 @@ use media_store::MediaKey;
 use media_store::by_seq::{self, Limit, SeqRead};
 use protocol::interconnect::{EdgeMessage, MediaFrame, VideoParameters};
 use protocol::sync::{
-    CameraHoldings, CatalogSummary, EventKind as WireEvent, FetchFailure, RemoteEvent, RetrievedFrame, Span, SyncFrame,
-    SyncFromCentral, SyncFromEdge,
+    CameraHoldings, CatalogSummary, EventKind as WireEvent, EvidenceLockRequest, FetchFailure, RemoteEvent,
+    RetrievedFrame, Span, SyncFrame, SyncFromCentral, SyncFromEdge,
 };
 use sync_core::{EdgeAction, EdgeConfig, EdgeSync};
 use tokio::sync::mpsc;
@@ -52,6 +52,8 @@ pub enum Completion {
     Catalog(CatalogSummary),
     /// A read for a fetch finished.
     Read(u64, Result<(Vec<SyncFrame>, Option<u64>), FetchFailure>),
+    /// Central's evidence lock is durable in the store (`None`) or could not be made.
+    Locked(u64, Option<String>),
 }
 
 /// The unit's sync state; lives across connections.
@@ -159,7 +161,38 @@ impl SyncLink {
             Completion::Catalog(c) => self.core.catalog_changed(c),
             Completion::Read(fetch_id, Ok((frames, next_seq))) => self.core.frames_read(fetch_id, frames, next_seq),
             Completion::Read(fetch_id, Err(reason)) => self.core.read_failed(fetch_id, reason),
+            Completion::Locked(lock_id, error) => self.core.lock_done(lock_id, error),
         }
+    }
+
+    /// Makes central's evidence lock in the store through the recorder thread (only for a camera
+    /// shared with central); the answer arrives as a [`Completion::Locked`].
+    fn lock(&self, request: EvidenceLockRequest) {
+        let tx = self.done_tx.clone();
+        if !self.setup.cameras.contains(&request.camera) {
+            let error = format!("this unit shares no camera {:?} with central", request.camera);
+            tokio::spawn(async move {
+                let _ = tx.send(Completion::Locked(request.lock_id, Some(error))).await;
+            });
+            return;
+        }
+        let recorder = self.setup.recorder.clone();
+        tokio::spawn(async move {
+            let reason = format!("central lock {}: {}", request.lock_id, request.reason);
+            let result =
+                recorder.lock(&request.camera, request.start_us, request.end_us, request.expires_us, &reason).await;
+            let error = match result {
+                Ok(id) => {
+                    tracing::info!(camera = %request.camera, lock = id, central_lock = request.lock_id, "evidence lock from central");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(camera = %request.camera, central_lock = request.lock_id, "cannot lock for central: {e}");
+                    Some(e.to_string())
+                }
+            };
+            let _ = tx.send(Completion::Locked(request.lock_id, error)).await;
+        });
     }
 
     /// Runs the core's actions and returns the messages to send.
@@ -179,6 +212,7 @@ impl SyncLink {
                     self.setup.recorder.set_cursor(&camera, CENTRAL_CURSOR, up_to_seq);
                 }
                 EdgeAction::EventsAcked { up_to_id } => tracing::debug!(up_to_id, "central stored events"),
+                EdgeAction::Lock(request) => self.lock(request),
             }
         }
         let now = self.now();

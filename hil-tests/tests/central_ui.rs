@@ -188,6 +188,18 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
         "the newest retrieval is the page's: {listed}"
     );
 
+    // Evidence lock of the selected range from the page: at central at once, then on the unit.
+    b.eval("document.getElementById('lock-reason').value = 'incident 9'; true").unwrap();
+    b.click("#lock").unwrap();
+    let line = wait_js(
+        &mut b,
+        "the lock is listed and the unit holds it",
+        "(() => { const p = document.querySelector('#locks p[data-lock]'); \
+           return p && p.textContent.includes('unit locked') ? p.textContent : null; })()",
+    );
+    let line = line.as_str().unwrap();
+    assert!(line.contains("incident 9") && line.contains("central locked"), "{line}");
+
     // Playback from central's store, at 4× speed, then a seek by clicking the timeline.
     b.click("#play").unwrap();
     let p = wait_js(

@@ -21,7 +21,10 @@ pub mod io;
 pub mod sync;
 
 /// The protocol version this build speaks. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 1;
+///
+/// - 1: the first version.
+/// - 2: evidence locks from central (`SyncFromCentral::Lock`, `SyncFromEdge::Locked`).
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The oldest peer protocol version this build still accepts.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;

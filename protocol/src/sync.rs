@@ -201,6 +201,31 @@ pub enum SyncFromEdge {
     },
     /// Events not yet acknowledged by central.
     Events(CompressedEvents),
+    /// The answer to a [`SyncFromCentral::Lock`] (protocol version 2): the lock is durable in the
+    /// unit's store, or `error` says why it could not be made.
+    Locked {
+        /// The lock central asked for.
+        lock_id: u64,
+        /// `None`: locked. Otherwise the unit's reason (no such camera, store failure).
+        error: Option<String>,
+    },
+}
+
+/// An evidence lock central asks a unit to make in its store (protocol version 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceLockRequest {
+    /// Central's id for the lock; the unit answers with it.
+    pub lock_id: u64,
+    /// The unit's camera.
+    pub camera: String,
+    /// Start of the locked range, microseconds since the Unix epoch.
+    pub start_us: i64,
+    /// End of the locked range (exclusive), microseconds since the Unix epoch.
+    pub end_us: i64,
+    /// Until when the unit's retention must keep the range, microseconds since the Unix epoch.
+    pub expires_us: i64,
+    /// Why, as the operator gave it (kept with the lock in the unit's store).
+    pub reason: String,
 }
 
 /// Central → edge sync messages.
@@ -234,6 +259,9 @@ pub enum SyncFromCentral {
         /// The highest event id held.
         up_to_id: u64,
     },
+    /// Evidence-lock a range in the unit's store (protocol version 2; sent again after each
+    /// reconnect until the unit answers [`SyncFromEdge::Locked`]).
+    Lock(EvidenceLockRequest),
 }
 
 #[cfg(test)]

@@ -18,8 +18,8 @@ use protocol::interconnect::{
 };
 use protocol::io::{BoardMessage, Input, InputState, UnitCommand};
 use protocol::sync::{
-    CameraHoldings, CatalogSummary, Chunk, CompressedCatalog, CompressedEvents, EventBatch, EventKind, FetchFailure,
-    RemoteEvent, Span, SyncFrame, SyncFromCentral, SyncFromEdge,
+    CameraHoldings, CatalogSummary, Chunk, CompressedCatalog, CompressedEvents, EventBatch, EventKind,
+    EvidenceLockRequest, FetchFailure, RemoteEvent, Span, SyncFrame, SyncFromCentral, SyncFromEdge,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -222,6 +222,7 @@ fn cases() -> Vec<Case> {
 }
 
 const FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/wire-v1.txt");
+const FILE_V2: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/wire-v2.txt");
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -233,12 +234,42 @@ fn unhex(s: &str) -> Vec<u8> {
 
 #[test]
 fn version_1_messages_decode_and_encode_byte_for_byte() {
-    let cases = cases();
-    if std::env::var_os("CONVOY_BLESS_WIRE_V1").is_some() {
+    check_frozen(FILE, "CONVOY_BLESS_WIRE_V1", &cases(), 31);
+}
+
+/// What version 2 added, frozen in `tests/wire-v2.txt` the same way (written once by
+/// `CONVOY_BLESS_WIRE_V2=1`; version 1 cases above are not repeated there).
+fn cases_v2() -> Vec<Case> {
+    let lock = EvidenceLockRequest {
+        lock_id: 3,
+        camera: "front".into(),
+        start_us: 1_700_000_000_000_000,
+        end_us: 1_700_000_060_000_000,
+        expires_us: 1_702_592_000_000_000,
+        reason: "incident 42".into(),
+    };
+    vec![
+        case("central.sync.lock", CentralMessage::Sync(SyncFromCentral::Lock(lock))),
+        case("edge.sync.locked_ok", EdgeMessage::Sync(SyncFromEdge::Locked { lock_id: 3, error: None })),
+        case(
+            "edge.sync.locked_error",
+            EdgeMessage::Sync(SyncFromEdge::Locked { lock_id: 4, error: Some("no camera \"x\"".into()) }),
+        ),
+    ]
+}
+
+#[test]
+fn version_2_additions_decode_and_encode_byte_for_byte() {
+    check_frozen(FILE_V2, "CONVOY_BLESS_WIRE_V2", &cases_v2(), 3);
+}
+
+/// Checks `cases` against the frozen `file` (written first when `bless_var` is set).
+fn check_frozen(file: &str, bless_var: &str, cases: &[Case], min_cases: usize) {
+    if std::env::var_os(bless_var).is_some() {
         let text: String = cases.iter().map(|c| format!("{} {}\n", c.name, hex(&c.encoded))).collect();
-        std::fs::write(FILE, text).expect("write the frozen file");
+        std::fs::write(file, text).expect("write the frozen file");
     }
-    let frozen = std::fs::read_to_string(FILE).expect("tests/wire-v1.txt is committed");
+    let frozen = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{file} is committed: {e}"));
     let frozen: Vec<(&str, Vec<u8>)> = frozen
         .lines()
         .map(|l| {
@@ -253,13 +284,13 @@ fn version_1_messages_decode_and_encode_byte_for_byte() {
             continue;
         };
         if let Err(e) = (c.decodes_back)(bytes) {
-            problems.push(format!("{name}: the version 1 bytes {e}"));
+            problems.push(format!("{name}: the frozen bytes {e}"));
         }
         if c.encoded != *bytes {
-            problems.push(format!("{name}: encodes as {} but version 1 sent {}", hex(&c.encoded), hex(bytes)));
+            problems.push(format!("{name}: encodes as {} but the frozen version sent {}", hex(&c.encoded), hex(bytes)));
         }
     }
-    assert!(frozen.len() >= 31, "the frozen file lost cases: {}", frozen.len());
+    assert!(frozen.len() >= min_cases, "{file} lost cases: {}", frozen.len());
     assert!(problems.is_empty(), "wire format changed:\n{}", problems.join("\n"));
 }
 

@@ -235,7 +235,7 @@ function selectCamera(unit, camera, name) {
   $("detail-title").textContent = `${unit} · ${name || camera}`;
   $("from").value = ""; $("to").value = "";
   $("selection").hidden = true;
-  refreshTimeline();
+  refreshTimeline(); refreshLocks();
   $("detail").scrollIntoView({ behavior: "smooth" });
 }
 
@@ -314,6 +314,37 @@ async function retrieve() {
     refreshTimeline();
   }
   refreshTimeline();
+}
+
+async function lockEvidence() {
+  const r = range();
+  if (!r || !selected) return;
+  const res = await fetch(`${camPath(selected.unit, selected.camera)}/lock`, {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ ...r, reason: $("lock-reason").value }),
+  });
+  if (!res.ok) { status(await errorText(res), true); return; }
+  const l = await res.json();
+  status(`Evidence lock ${l.id}: ${l.central.state} at central, ${l.unit_store.state} on the unit`);
+  refreshLocks();
+}
+
+// The selected camera's evidence locks and where each stands.
+async function refreshLocks() {
+  if (!selected) return;
+  const r = await fetch(`/api/locks?unit=${enc(selected.unit)}&limit=50`, { cache: "no-store" });
+  if (!r.ok) return;
+  const locks = (await r.json()).locks.filter(l => l.camera === selected.camera);
+  const box = $("locks");
+  box.replaceChildren();
+  for (const l of locks) {
+    const when = `${new Date(Date.parse(l.start)).toLocaleString()} – ${new Date(Date.parse(l.end)).toLocaleTimeString()}`;
+    const line = el("p", `🔒 ${when} “${l.reason}”: central ${l.central.state}, unit ${l.unit_store.state}` +
+      (l.unit_store.error ? ` (${l.unit_store.error})` : "") + `, kept until ${new Date(Date.parse(l.expires)).toLocaleDateString()}`,
+      "lock " + l.unit_store.state);
+    line.dataset.lock = String(l.id);
+    box.append(line);
+  }
 }
 
 let playback = null;
@@ -413,6 +444,7 @@ function wire() {
   $("retrieve").onclick = retrieve;
   $("play").onclick = () => play();
   $("export").onclick = exportMp4;
+  $("lock").onclick = lockEvidence;
   $("speed").addEventListener("change", setSpeed);
   $("player").addEventListener("timeupdate", () => {
     const v = $("player"), origin = Number(v.dataset.origin);
@@ -431,4 +463,4 @@ setInterval(refreshFleet, 1000);
 setInterval(refreshAlarms, 5000);
 refreshRetrievals();
 setInterval(refreshRetrievals, 2000);
-setInterval(() => { if (selected) refreshTimeline(); }, 5000);
+setInterval(() => { if (selected) { refreshTimeline(); refreshLocks(); } }, 5000);

@@ -10,7 +10,9 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Range;
 
-use protocol::sync::{CatalogSummary, Chunk, FetchFailure, RemoteEvent, SyncFrame, SyncFromCentral, SyncFromEdge};
+use protocol::sync::{
+    CatalogSummary, Chunk, EvidenceLockRequest, FetchFailure, RemoteEvent, SyncFrame, SyncFromCentral, SyncFromEdge,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::SyncError;
@@ -125,6 +127,14 @@ pub enum CentralAction {
     },
     /// [`CentralSync::durable`] changed: save it (coalesced; one per burst of changes).
     Persist,
+    /// The unit answered an evidence lock asked for with [`CentralSync::lock`]: made durable
+    /// (`error` is `None`) or refused. Each lock is answered once.
+    Locked {
+        /// The lock.
+        lock_id: u64,
+        /// The unit's reason when it could not lock.
+        error: Option<String>,
+    },
 }
 
 /// Counters for the status page and tests.
@@ -206,6 +216,10 @@ pub struct CentralSync {
     actions: VecDeque<CentralAction>,
     persist: bool,
     stats: CentralStats,
+    /// Evidence locks the unit has not answered yet, by id.
+    locks: BTreeMap<u64, EvidenceLockRequest>,
+    /// The connected unit's protocol version (from its hello).
+    peer_version: u16,
 }
 
 const DURABLE_FORMAT: u16 = 1;
@@ -237,6 +251,8 @@ impl CentralSync {
             actions: VecDeque::new(),
             persist: false,
             stats: CentralStats::default(),
+            locks: BTreeMap::new(),
+            peer_version: protocol::PROTOCOL_VERSION,
         }
     }
 
@@ -270,10 +286,39 @@ impl CentralSync {
         }
     }
 
-    /// The unit connected. Fetching starts once its catalog arrives on this connection.
+    /// The unit connected. Fetching starts once its catalog arrives on this connection;
+    /// unanswered evidence locks go out again at once (to a unit whose protocol knows them).
     pub fn connected(&mut self) {
         self.connected = true;
         self.catalog_fresh = false;
+        if self.peer_knows_locks() {
+            self.transmit.extend(self.locks.values().cloned().map(SyncFromCentral::Lock));
+        }
+    }
+
+    /// The protocol version of the unit's hello; call before [`connected`](Self::connected).
+    /// A unit older than version 2 is not sent evidence locks (they wait for it to update).
+    pub fn set_peer_version(&mut self, version: u16) {
+        self.peer_version = version;
+    }
+
+    fn peer_knows_locks(&self) -> bool {
+        self.peer_version >= 2
+    }
+
+    /// Asks the unit to evidence-lock a range of its store, now if it is connected, otherwise
+    /// at the next connection, until it answers ([`CentralAction::Locked`]). The glue keeps
+    /// unanswered locks durably and hands them here again after a restart.
+    pub fn lock(&mut self, request: EvidenceLockRequest) {
+        if self.connected && self.peer_knows_locks() {
+            self.transmit.push_back(SyncFromCentral::Lock(request.clone()));
+        }
+        self.locks.insert(request.lock_id, request);
+    }
+
+    /// Evidence locks sent to (or waiting for) the unit and not yet answered.
+    pub fn pending_locks(&self) -> impl Iterator<Item = &EvidenceLockRequest> {
+        self.locks.values()
     }
 
     /// The connection is gone: in-flight fetches are forgotten (their ranges are fetched again
@@ -375,6 +420,13 @@ impl CentralSync {
             SyncFromEdge::Events(compressed) => {
                 let batch = decompress_events(&compressed).inspect_err(|_| self.stats.violations += 1)?;
                 self.on_events(batch.events);
+                Ok(())
+            }
+            SyncFromEdge::Locked { lock_id, error } => {
+                // An answer to a lock sent twice (before and after a reconnect) comes twice.
+                if self.locks.remove(&lock_id).is_some() {
+                    self.actions.push_back(CentralAction::Locked { lock_id, error });
+                }
                 Ok(())
             }
         }

@@ -9,7 +9,8 @@ use std::collections::{HashMap, VecDeque};
 
 use protocol::framing::MAX_MESSAGE_LEN;
 use protocol::sync::{
-    CatalogSummary, Chunk, EventBatch, FetchFailure, RemoteEvent, SyncFrame, SyncFromCentral, SyncFromEdge,
+    CatalogSummary, Chunk, EventBatch, EvidenceLockRequest, FetchFailure, RemoteEvent, SyncFrame, SyncFromCentral,
+    SyncFromEdge,
 };
 
 use crate::SyncError;
@@ -69,6 +70,10 @@ pub enum EdgeAction {
         /// The highest acknowledged id.
         up_to_id: u64,
     },
+    /// Make this evidence lock durable in the store, then answer with
+    /// [`EdgeSync::lock_done`]. Central sends a lock again after a reconnect until it has the
+    /// answer, so the same `lock_id` may come more than once.
+    Lock(EvidenceLockRequest),
 }
 
 /// Counters for the status page and tests.
@@ -211,6 +216,11 @@ impl EdgeSync {
                 self.acked.insert(camera.clone(), up_to_seq);
                 self.actions.push_back(EdgeAction::Acknowledged { camera, up_to_seq });
             }
+            SyncFromCentral::Lock(request) => {
+                if self.connected {
+                    self.actions.push_back(EdgeAction::Lock(request));
+                }
+            }
             SyncFromCentral::EventsAck { up_to_id } => {
                 if self.events_outstanding.is_some_and(|o| o <= up_to_id) {
                     self.events_outstanding = None;
@@ -263,6 +273,14 @@ impl EdgeSync {
         self.stats.chunks += 1;
         self.stats.chunk_bytes += frames.iter().map(|f| f.payload.len() as u64).sum::<u64>();
         self.transmit.push_back(SyncFromEdge::Chunk(Chunk { fetch_id, camera: read.camera, frames, next_seq, digest }));
+    }
+
+    /// The glue's answer to [`EdgeAction::Lock`]: `error` is `None` once the lock is durable.
+    /// Dropped while disconnected (central asks again).
+    pub fn lock_done(&mut self, lock_id: u64, error: Option<String>) {
+        if self.connected {
+            self.transmit.push_back(SyncFromEdge::Locked { lock_id, error });
+        }
     }
 
     /// The glue could not read a fetch's frames.

@@ -23,6 +23,8 @@
 //!  Acknowledged → retention may groom
 //!  event()   ── Events (zstd batch) ───────────▶  CentralAction::Events → events_stored()
 //!            ◀──────────────── EventsAck{up_to_id}
+//!  Lock → store → lock_done  ◀──── Lock{lock_id, cam, range, expires}  (again at each connect)
+//!            ── Locked{lock_id, error} ─────────▶  CentralAction::Locked (once per lock)
 //! ```
 //!
 //! # Why pull-based

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::ops::Range;
 
 use protocol::framing;
-use protocol::sync::{EventKind, RemoteEvent, SyncFromCentral, SyncFromEdge};
+use protocol::sync::{EventKind, EvidenceLockRequest, RemoteEvent, SyncFromCentral, SyncFromEdge};
 use sync_core::{
     CentralAction, CentralConfig, CentralDurable, CentralSync, EdgeAction, EdgeConfig, EdgeSync, Failure, LinkPolicy,
     Priority, Retrieval, RetrievalId, RetrievalState, RetrievalStatus,
@@ -109,10 +109,29 @@ enum Ev {
     Record(usize),
     CatalogTick,
     Groom,
-    Deliver { conn: u64, to_central: bool, bytes: Vec<u8> },
-    Read { inc: u64, fetch_id: u64, camera: String, from: u64, to: u64, max_bytes: u32 },
-    StoreDone { inc: u64, camera: String, covers: Range<u64>, frames: Vec<(u64, Vec<u8>)> },
-    EventsDone { inc: u64, events: Vec<RemoteEvent> },
+    Deliver {
+        conn: u64,
+        to_central: bool,
+        bytes: Vec<u8>,
+    },
+    Read {
+        inc: u64,
+        fetch_id: u64,
+        camera: String,
+        from: u64,
+        to: u64,
+        max_bytes: u32,
+    },
+    StoreDone {
+        inc: u64,
+        camera: String,
+        covers: Range<u64>,
+        frames: Vec<(u64, Vec<u8>)>,
+    },
+    EventsDone {
+        inc: u64,
+        events: Vec<RemoteEvent>,
+    },
     CentralWake,
     EdgeWake,
     PartitionStart(u64),
@@ -124,6 +143,27 @@ enum Ev {
     Request(Retrieval),
     Event,
     CameraDown(usize, u64),
+    /// Central asks for evidence lock `id`.
+    Lock(u64),
+    /// The edge's store made lock `id` durable (edge incarnation `inc`).
+    LockDone {
+        inc: u64,
+        id: u64,
+    },
+}
+
+/// How many evidence locks each run asks for.
+const LOCKS_PER_RUN: u64 = 3;
+
+fn lock_request(id: u64) -> EvidenceLockRequest {
+    EvidenceLockRequest {
+        lock_id: id,
+        camera: "cam0".into(),
+        start_us: 0,
+        end_us: id as i64 * 1_000_000,
+        expires_us: i64::MAX,
+        reason: format!("lock {id}"),
+    }
 }
 
 /// A frame the edge ever recorded, and whether retention removed it.
@@ -176,6 +216,11 @@ pub struct Sim {
     edge_wake: Option<u64>,
     down_until: Vec<u64>,
     out: Outcome,
+    /// Locks asked for and not yet answered, as central's glue keeps them durably.
+    locks_pending: BTreeMap<u64, EvidenceLockRequest>,
+    locks_made: u64,
+    /// Locks the edge's store holds.
+    edge_locks: HashSet<u64>,
 }
 
 /// Encodes a message body as the glue would (`framing::encode` is the same bytes behind a length
@@ -224,6 +269,9 @@ impl Sim {
             down_until: vec![0; p.cameras],
             names,
             out: Outcome::default(),
+            locks_pending: BTreeMap::new(),
+            locks_made: 0,
+            edge_locks: HashSet::new(),
             p,
         };
         sim.schedule_script();
@@ -285,6 +333,10 @@ impl Sim {
             let t = self.rng.below(f);
             self.at(t, Ev::Event);
         }
+        for id in 1..=LOCKS_PER_RUN {
+            let t = self.rng.below(f);
+            self.at(t, Ev::Lock(id));
+        }
         if self.p.camera_downtime {
             for i in 0..self.p.cameras {
                 let t = self.rng.below(self.p.record_until);
@@ -318,6 +370,8 @@ impl Sim {
             && self.pending_stores == 0
             && self.edge_events.is_empty()
             && self.events_made == self.p.events as u64
+            && self.locks_made == LOCKS_PER_RUN
+            && self.locks_pending.is_empty()
             && self.requests.len() == self.p.requests
             && self.requests.iter().all(|(id, _)| self.central.retrieval(*id).is_some_and(|s| s.state.is_finished()))
     }
@@ -465,6 +519,9 @@ impl Sim {
                     }
                     None => CentralSync::new(self.p.config.clone(), holdings),
                 };
+                for lock in self.locks_pending.values() {
+                    self.central.lock(lock.clone());
+                }
                 self.central.set_link(self.policy, now);
                 self.central_wake = None;
                 let d = self.rng.between(S / 10, 3 * S);
@@ -477,6 +534,17 @@ impl Sim {
             Ev::Request(r) => {
                 let id = self.central.request(r.clone());
                 self.requests.push((id, r));
+            }
+            Ev::Lock(id) => {
+                self.locks_made += 1;
+                self.locks_pending.insert(id, lock_request(id));
+                self.central.lock(lock_request(id));
+            }
+            Ev::LockDone { inc, id } => {
+                if inc == self.edge_inc {
+                    self.edge_locks.insert(id);
+                    self.edge.lock_done(id, None);
+                }
             }
             Ev::Event => {
                 let id = self.next_event_id;
@@ -532,6 +600,12 @@ impl Sim {
                     }
                     EdgeAction::Acknowledged { .. } => self.out.acks += 1,
                     EdgeAction::EventsAcked { up_to_id } => self.edge_events.retain(|e| e.id > up_to_id),
+                    EdgeAction::Lock(request) => {
+                        assert_eq!(request, lock_request(request.lock_id), "seed {}: lock altered", self.p.seed);
+                        let t = self.now + self.rng.below(20_000);
+                        let inc = self.edge_inc;
+                        self.at(t, Ev::LockDone { inc, id: request.lock_id });
+                    }
                 }
             }
             while let Some(msg) = self.central.poll_transmit(self.now) {
@@ -570,6 +644,19 @@ impl Sim {
                         self.at(t, Ev::EventsDone { inc, events });
                     }
                     CentralAction::Finished { .. } => {}
+                    CentralAction::Locked { lock_id, error } => {
+                        assert_eq!(error, None, "seed {}", self.p.seed);
+                        assert!(
+                            self.edge_locks.contains(&lock_id),
+                            "seed {}: lock {lock_id} answered before it was made",
+                            self.p.seed
+                        );
+                        assert!(
+                            self.locks_pending.remove(&lock_id).is_some(),
+                            "seed {}: lock {lock_id} answered twice",
+                            self.p.seed
+                        );
+                    }
                     CentralAction::Persist => {
                         self.durable = Some(postcard::to_allocvec(&self.central.durable()).expect("encodes"));
                     }
@@ -668,6 +755,7 @@ impl Sim {
             assert!(self.cstore.events.contains_key(&id), "seed {seed}: event {id} never reached central");
         }
         assert!(self.edge_events.is_empty(), "seed {seed}: events left unacked");
+        assert_eq!(self.edge_locks.len() as u64, LOCKS_PER_RUN, "seed {seed}: locks missing on the edge");
     }
 
     fn unfinished(&self) -> Vec<(RetrievalId, Retrieval, Option<RetrievalStatus>)> {
