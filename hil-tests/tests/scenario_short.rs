@@ -1,6 +1,6 @@
 //! Issue #9's CI scenario: `scenarios/short.toml` played by the scenario runner's library with
 //! the real binaries (2 units × 2 cameras in network namespaces, a tunnel, a power cut, panic
-//! presses, an operator retrieval and a live watch); every check must hold.
+//! presses, an operator retrieval, an evidence lock and a live watch); every check must hold.
 
 use std::path::Path;
 use std::time::Instant;
@@ -33,6 +33,7 @@ fn the_short_scenario_passes_every_check() {
         ("store verify", 2),
         ("operator retrieval", 1),
         ("live watch", 1),
+        ("evidence lock", 1),
     ] {
         let n = report.checks.iter().filter(|c| c.check == check).count();
         assert!(n >= at_least, "{n} {check:?} checks, wanted {at_least}:\n{text}");

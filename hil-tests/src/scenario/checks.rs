@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::file::Scenario;
-use super::player::{Journal, UnitJournal};
+use super::player::{Journal, LockRecord, UnitJournal};
 use super::report::{Check, fmt_us, scenario_time};
 use super::rig::{Rig, T};
 use super::rules::{EDGE_US, Requirement, alarm_fields, covered, gaps, kind_name, requirements};
@@ -30,6 +30,8 @@ pub struct CentralState {
     pub alarms: Vec<Value>,
     /// Operator retrievals' final states, by id.
     pub retrieval_states: BTreeMap<i64, String>,
+    /// Evidence locks as central's API showed them last, by id.
+    pub locks: BTreeMap<u64, Value>,
     /// Real seconds central took after the end to hold everything required (None: it never did
     /// within `settle_s`).
     pub settled_after_s: Option<f64>,
@@ -57,6 +59,18 @@ pub fn settle(scenario: &Scenario, rig: &Rig, j: &Journal) -> CentralState {
                 state.retrieval_states.insert(id, s["state"].as_str().unwrap_or("?").to_owned());
             }
         }
+        for l in &j.locks {
+            if let Ok(id) = l.id
+                && let Some(v) = rig.central_get(&format!("/api/locks/{id}"))
+            {
+                state.locks.insert(id, v);
+            }
+        }
+        let locks_answered = j
+            .locks
+            .iter()
+            .filter_map(|l| l.id.as_ref().ok())
+            .all(|id| state.locks.get(id).is_some_and(|v| v["unit_store"]["state"] != "pending"));
         let retrievals_done = j
             .retrievals
             .iter()
@@ -117,7 +131,7 @@ pub fn settle(scenario: &Scenario, rig: &Rig, j: &Journal) -> CentralState {
                 }
             }
         }
-        if waiting == 0 && retrievals_done {
+        if waiting == 0 && retrievals_done && locks_answered {
             state.settled_after_s = Some(began.elapsed().as_secs_f64());
             eprintln!("central holds everything required, {:.1} s after the end", began.elapsed().as_secs_f64());
             return state;
@@ -277,6 +291,9 @@ pub fn run_checks(scenario: &Scenario, rig: &Rig, j: &Journal, central: &Central
         };
         out.push(Check { check: "operator retrieval", subject, pass, detail });
     }
+    for l in &j.locks {
+        out.push(lock_check(rig, central, l, &t));
+    }
     for w in &j.watches {
         let subject = format!("{}/{}", w.unit, w.camera);
         let (pass, detail) = match w.received {
@@ -304,6 +321,51 @@ pub fn run_checks(scenario: &Scenario, rig: &Rig, j: &Journal, central: &Central
         detail: if j.errors.is_empty() { "every step carried out".into() } else { j.errors.join("; ") },
     });
     out
+}
+
+/// An evidence lock: locked at central and on the unit (as central's API says), the lock
+/// record in the unit's store with the exact range, and the unit still holding the range.
+fn lock_check(rig: &Rig, central: &CentralState, l: &LockRecord, t: &dyn Fn(i64) -> String) -> Check {
+    let subject = format!("{}/{} {}–{}", l.unit, l.camera, t(l.from_us), t(l.to_us));
+    let fail = |detail: String| Check { check: "evidence lock", subject: subject.clone(), pass: false, detail };
+    let id = match &l.id {
+        Ok(id) => *id,
+        Err(e) => return fail(e.clone()),
+    };
+    let Some(v) = central.locks.get(&id) else { return fail(format!("lock {id}: central never showed it")) };
+    if v["central"]["state"] != "locked" || v["unit_store"]["state"] != "locked" {
+        return fail(format!("lock {id}: central {}, unit {}", v["central"], v["unit_store"]));
+    }
+    let Some(unit) = rig.units.iter().find(|u| u.name == l.unit) else { return fail("no such unit".into()) };
+    let reason = format!("central lock {id}:");
+    let held = media_store::catalog::Catalog::open_read_only(&media_store::catalog_path(&unit.store))
+        .and_then(|c| c.locks())
+        .map(|locks| {
+            locks.iter().any(|r| {
+                r.log == l.camera
+                    && r.lock.start_us == l.from_us
+                    && r.lock.end_us == l.to_us
+                    && r.lock.reason.starts_with(&reason)
+            })
+        });
+    match held {
+        Ok(true) => {}
+        Ok(false) => return fail(format!("lock {id}: not in the unit's store")),
+        Err(e) => return fail(format!("the unit's catalog does not read: {e}")),
+    }
+    let (frames, _) = frame_hashes(&unit.store, &l.camera, l.from_us, l.to_us);
+    if frames.is_empty() {
+        return fail(format!("lock {id}: the unit no longer holds any frame of the range"));
+    }
+    Check {
+        check: "evidence lock",
+        subject,
+        pass: true,
+        detail: format!(
+            "lock {id}: locked at central and in the unit's store, which still holds its {} frames",
+            frames.len()
+        ),
+    }
 }
 
 /// Central holds every frame the unit recorded in every required range.

@@ -202,9 +202,20 @@ pub enum OperatorKind {
     Retrieve,
     /// Watch a camera live; frames must arrive.
     WatchLive,
-    /// Lock a range as evidence. Reserved: neither central nor the edge has an API for it yet,
-    /// so validation refuses it.
+    /// Lock a range as evidence through central's API (`from`, `to`); the lock must reach the
+    /// unit's store and central's, and the unit must still hold the range at the end.
     Lock,
+}
+
+impl OperatorKind {
+    /// The action's name in a scenario file.
+    pub fn name(self) -> &'static str {
+        match self {
+            OperatorKind::Retrieve => "retrieve",
+            OperatorKind::WatchLive => "watch_live",
+            OperatorKind::Lock => "lock",
+        }
+    }
 }
 
 /// A scenario file that cannot be played.
@@ -349,17 +360,14 @@ impl Scenario {
                 Some(_) => {}
             }
             match o.action {
-                OperatorKind::Lock => p.push(format!(
-                    "{w}: \"lock\" is not supported yet: neither central nor the edge has an API to lock evidence"
-                )),
-                OperatorKind::Retrieve => match (o.from, o.to) {
+                OperatorKind::Retrieve | OperatorKind::Lock => match (o.from, o.to) {
                     (Some(from), Some(to)) if from < to && to <= o.at => {
                         if o.for_.is_some() {
                             p.push(format!("{w}: `for` is only for watch_live"));
                         }
                     }
-                    (Some(_), Some(_)) => p.push(format!("{w}: retrieve needs from < to <= at")),
-                    _ => p.push(format!("{w}: retrieve needs `from` and `to`")),
+                    (Some(_), Some(_)) => p.push(format!("{w}: {} needs from < to <= at", o.action.name())),
+                    _ => p.push(format!("{w}: {} needs `from` and `to`", o.action.name())),
                 },
                 OperatorKind::WatchLive => match o.for_ {
                     Some(d) if self.real_s(d) >= 2.0 && o.at.secs() + d.secs() <= end.secs() => {
@@ -563,8 +571,10 @@ for = 5
     fn reserved_kinds_say_they_are_not_supported_yet() {
         let e = problems(&GOOD.replace("kind = \"panic\"", "kind = \"generic\""));
         assert!(e.contains("\"generic\" is not supported yet"), "{e}");
-        let e = problems(&GOOD.replace("action = \"retrieve\"", "action = \"lock\""));
-        assert!(e.contains("\"lock\" is not supported yet"), "{e}");
+        // A lock takes a range like a retrieval.
+        assert_eq!(problems(&GOOD.replace("action = \"retrieve\"", "action = \"lock\"")), "");
+        let e = problems(&GOOD.replace("action = \"retrieve\"", "action = \"lock\"").replace("from = 10", "from = 30"));
+        assert!(e.contains("lock needs from < to <= at"), "{e}");
     }
 
     #[test]

@@ -59,6 +59,21 @@ pub struct RetrievalRecord {
     pub id: Result<i64, String>,
 }
 
+/// An operator's evidence lock and what central answered.
+#[derive(Debug, Clone)]
+pub struct LockRecord {
+    /// Unit.
+    pub unit: String,
+    /// Camera.
+    pub camera: String,
+    /// The range, wall clock µs.
+    pub from_us: i64,
+    /// End of the range.
+    pub to_us: i64,
+    /// Central's id for it, or why there is none.
+    pub id: Result<u64, String>,
+}
+
 /// A live watch and what arrived.
 #[derive(Debug, Clone)]
 pub struct WatchRecord {
@@ -85,6 +100,8 @@ pub struct Journal {
     pub retrievals: Vec<RetrievalRecord>,
     /// Live watches.
     pub watches: Vec<WatchRecord>,
+    /// Evidence locks.
+    pub locks: Vec<LockRecord>,
     /// Steps that could not be carried out.
     pub errors: Vec<String>,
 }
@@ -328,6 +345,20 @@ fn operator_step(
                 }
             }
         }
-        OperatorKind::Lock => anyhow::bail!("evidence locks are not supported yet"),
+        OperatorKind::Lock => {
+            let (from, to) = (o.from.context("from")?, o.to.context("to")?);
+            let (from_us, to_us) = (j.at(scenario, from), j.at(scenario, to));
+            let rfc = |us: i64| jiff::Timestamp::from_microsecond(us).map(|t| t.to_string()).unwrap_or_default();
+            let path = format!("/api/units/{}/cameras/{}/lock", o.unit, o.camera);
+            let body = json!({ "start": rfc(from_us), "end": rfc(to_us), "reason": format!("scenario {from}–{to}") });
+            let id = match rig.central_post(&path, body) {
+                Ok((201, v)) => v["id"].as_u64().ok_or_else(|| format!("no id in {v}")),
+                Ok((status, v)) => Err(format!("central answered {status}: {v}")),
+                Err(e) => Err(format!("{e:#}")),
+            };
+            let shown = format!("{}/{}: operator locks {from}–{to}: {id:?}", o.unit, o.camera);
+            j.locks.push(LockRecord { unit: o.unit.clone(), camera: o.camera.clone(), from_us, to_us, id });
+            Ok(shown)
+        }
     }
 }
