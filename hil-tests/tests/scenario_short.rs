@@ -1,6 +1,6 @@
 //! Issue #9's CI scenario: `scenarios/short.toml` played by the scenario runner's library with
 //! the real binaries (2 units × 2 cameras in network namespaces, a tunnel, a power cut, panic
-//! presses, an operator retrieval, an evidence lock and a live watch); every check must hold.
+//! presses, a generic event, an operator retrieval, an evidence lock and a live watch); every check must hold.
 
 use std::path::Path;
 use std::time::Instant;
@@ -38,6 +38,13 @@ fn the_short_scenario_passes_every_check() {
         let n = report.checks.iter().filter(|c| c.check == check).count();
         assert!(n >= at_least, "{n} {check:?} checks, wanted {at_least}:\n{text}");
     }
+    assert!(
+        report
+            .checks
+            .iter()
+            .any(|c| c.check == "alarms" && c.subject == "bus-1" && c.detail.contains("1 generic event")),
+        "bus-1's generic event was checked:\n{text}"
+    );
     eprintln!("short scenario: {:.0} s", began.elapsed().as_secs_f64());
 }
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::file::Scenario;
 use super::player::{Journal, LockRecord, UnitJournal};
 use super::report::{Check, fmt_us, scenario_time};
-use super::rig::{Rig, T};
+use super::rig::{GENERIC_RULE, Rig, T};
 use super::rules::{EDGE_US, Requirement, alarm_fields, covered, gaps, kind_name, requirements};
 use crate::media::{FrameHashes, compare, frame_hashes, try_central_frame_hashes};
 
@@ -261,14 +261,38 @@ pub fn run_checks(scenario: &Scenario, rig: &Rig, j: &Journal, central: &Central
             .filter(|&&p| !panic_alarms.iter().any(|&a| (a - p).abs() <= ALARM_SLACK_US))
             .map(|&p| t(p))
             .collect();
+        let rule_alarms: Vec<i64> = central
+            .alarms
+            .iter()
+            .filter_map(alarm_fields)
+            .filter(|(name, _, kind)| *name == unit.name && kind_name(kind) == format!("rule:{GENERIC_RULE}"))
+            .map(|(_, time, _)| time)
+            .collect();
+        let missing_generic: Vec<String> = uj
+            .generics
+            .iter()
+            .filter(|(sent, _)| !rule_alarms.iter().any(|&a| (a - sent).abs() <= ALARM_SLACK_US))
+            .map(|(sent, name)| format!("{name} at {}", t(*sent)))
+            .collect();
         out.push(Check {
             check: "alarms",
             subject: unit.name.clone(),
-            pass: missing.is_empty(),
-            detail: if missing.is_empty() {
-                format!("{} panic press(es), each an alarm at central", uj.panics.len())
+            pass: missing.is_empty() && missing_generic.is_empty(),
+            detail: if missing.is_empty() && missing_generic.is_empty() {
+                format!(
+                    "{} panic press(es) and {} generic event(s), each an alarm at central",
+                    uj.panics.len(),
+                    uj.generics.len()
+                )
             } else {
-                format!("no alarm at central for the panic at {}", missing.join(", "))
+                let mut why = Vec::new();
+                if !missing.is_empty() {
+                    why.push(format!("no alarm at central for the panic at {}", missing.join(", ")));
+                }
+                if !missing_generic.is_empty() {
+                    why.push(format!("no alarm at central for the generic event {}", missing_generic.join(", ")));
+                }
+                why.join("; ")
             },
         });
         // 5. The store verifies.

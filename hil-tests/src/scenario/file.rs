@@ -158,7 +158,7 @@ pub struct RemoteEvent {
     pub at: ScenarioTime,
     /// What.
     pub kind: RemoteKind,
-    /// For `generic`: its name (reserved; see [`RemoteKind::Generic`]).
+    /// For `generic`: its name, sent as the message `SCENARIO NAME`.
     pub name: Option<String>,
 }
 
@@ -168,8 +168,8 @@ pub struct RemoteEvent {
 pub enum RemoteKind {
     /// The panic button on the I/O companion board (pressed, released a moment later).
     Panic,
-    /// A generic event from an external source. Reserved: the edge has no generic-event input
-    /// the runner can drive yet, so validation refuses it.
+    /// A generic event from an external system: a text line to the unit's `[generic_events]`
+    /// TCP listener, which a rule turns into an alarm at central.
     Generic,
 }
 
@@ -331,19 +331,16 @@ impl Scenario {
                 if r.at > end {
                     p.push(format!("{w}: after the end ({end})"));
                 }
-                match r.kind {
-                    RemoteKind::Generic => p.push(format!(
-                        "{w}: kind \"generic\" is not supported yet (the edge has no generic-event input the runner \
-                         can drive); use \"panic\""
-                    )),
-                    RemoteKind::Panic => {
-                        if r.name.is_some() {
-                            p.push(format!("{w}: `name` is only for generic events"));
-                        }
-                        if !self.powered_at(u, r.at.secs()) {
-                            p.push(format!("{w}: the unit is not running then (ignition off or power cut)"));
-                        }
+                match (r.kind, &r.name) {
+                    (RemoteKind::Generic, None) => p.push(format!("{w}: a generic event needs a `name`")),
+                    (RemoteKind::Generic, Some(name)) if !valid_id(name) => {
+                        p.push(format!("{w}: name {name:?}: use letters, digits, '-' and '_'"))
                     }
+                    (RemoteKind::Panic, Some(_)) => p.push(format!("{w}: `name` is only for generic events")),
+                    _ => {}
+                }
+                if !self.powered_at(u, r.at.secs()) {
+                    p.push(format!("{w}: the unit is not running then (ignition off or power cut)"));
                 }
             }
         }
@@ -568,9 +565,12 @@ for = 5
     }
 
     #[test]
-    fn reserved_kinds_say_they_are_not_supported_yet() {
+    fn generic_events_and_locks_are_checked() {
         let e = problems(&GOOD.replace("kind = \"panic\"", "kind = \"generic\""));
-        assert!(e.contains("\"generic\" is not supported yet"), "{e}");
+        assert!(e.contains("a generic event needs a `name`"), "{e}");
+        assert_eq!(problems(&GOOD.replace("kind = \"panic\"", "kind = \"generic\"\nname = \"door-7\"")), "");
+        let e = problems(&GOOD.replace("kind = \"panic\"", "kind = \"generic\"\nname = \"door 7\""));
+        assert!(e.contains("use letters, digits"), "{e}");
         // A lock takes a range like a retrieval.
         assert_eq!(problems(&GOOD.replace("action = \"retrieve\"", "action = \"lock\"")), "");
         let e = problems(&GOOD.replace("action = \"retrieve\"", "action = \"lock\"").replace("from = 10", "from = 30"));

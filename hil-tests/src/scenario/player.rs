@@ -40,6 +40,8 @@ pub struct UnitJournal {
     pub tunnels: Vec<(i64, i64)>,
     /// When its panic button was pressed.
     pub panics: Vec<i64>,
+    /// When a generic event was sent to it, and its name.
+    pub generics: Vec<(i64, String)>,
     /// Edge exits that were not clean (status other than 0 where 0 was due).
     pub bad_exits: Vec<String>,
 }
@@ -58,6 +60,9 @@ pub struct RetrievalRecord {
     /// Central's id for it, or why there is none.
     pub id: Result<i64, String>,
 }
+
+/// The start of every generic message the runner sends (`GENERIC_PREFIX NAME`).
+pub const GENERIC_PREFIX: &str = "SCENARIO";
 
 /// An operator's evidence lock and what central answered.
 #[derive(Debug, Clone)]
@@ -299,7 +304,31 @@ fn remote_step(scenario: &Scenario, rig: &mut Rig, j: &mut Journal, u: usize, i:
             seen?;
             Ok(format!("{}: panic button pressed and released", unit.name))
         }
-        RemoteKind::Generic => anyhow::bail!("generic remote events are not supported yet"),
+        RemoteKind::Generic => {
+            let name = event.name.clone().context("a generic event has a name")?;
+            let last =
+                unit.edge_get("/api/events?since=0").and_then(|e| e.as_array()?.last()?["id"].as_u64()).unwrap_or(0);
+            let line = format!("{GENERIC_PREFIX} {name}\n");
+            let sent = now_us();
+            unit.ns
+                .call(move || -> std::io::Result<()> {
+                    use std::io::Write;
+                    let mut s = std::net::TcpStream::connect(super::rig::GENERIC_EVENTS)?;
+                    s.write_all(line.as_bytes())
+                })
+                .map_err(anyhow::Error::from)?
+                .context("sending the generic event")?;
+            j.units[u].generics.push((sent, name.clone()));
+            wait_until("the unit matches the generic event", Duration::from_secs(10), || {
+                let events = unit.edge_get(&format!("/api/events?since={last}"))?;
+                events
+                    .as_array()?
+                    .iter()
+                    .any(|e| e["kind"]["GenericMatched"]["text"].as_str().is_some_and(|t| t.ends_with(&name)))
+                    .then_some(())
+            })?;
+            Ok(format!("{}: generic event {name:?} sent", unit.name))
+        }
     }
 }
 

@@ -17,6 +17,10 @@ use crate::services::{CentralProc, EdgeProc, edge_enroll_in, gst_camera_in, sim_
 /// Where the edge listens for its board, and the board for the edge, inside a unit's namespace.
 const EDGE_IO: &str = "127.0.0.1:47900";
 const BOARD_IO: &str = "127.0.0.1:47800";
+/// The edge's `[generic_events]` TCP listener, in the unit's namespace.
+pub const GENERIC_EVENTS: &str = "127.0.0.1:47910";
+/// The edge rule that turns the runner's generic events into an alarm at central.
+pub const GENERIC_RULE: &str = "generic";
 /// How long a process may take to come up or go down.
 pub const T: Duration = Duration::from_secs(60);
 
@@ -174,6 +178,14 @@ impl UnitRig {
         for c in &u.cameras {
             config += &format!("[[camera]]\nid = {c:?}\nurl = \"{rtsp}/{c}\"\n");
         }
+        // Generic events from the runner become an alarm at central naming every camera.
+        config += &format!(
+            "[generic_events]\ntcp = {GENERIC_EVENTS:?}\n[[generic_events.pattern]]\nname = \"scenario\"\nregex = \
+             \"^{} [A-Za-z0-9_-]+$\"\n[[rule]]\nname = {GENERIC_RULE:?}\ntrigger = \"generic\"\npattern = \"scenario\"\n\
+             record = {:?}\nnotify_central = true\n",
+            super::player::GENERIC_PREFIX,
+            u.cameras
+        );
         let config_path = dir.join("edge.toml");
         std::fs::write(&config_path, &config)?;
         edge_enroll_in(&config_path, &central_addr, &central.add_unit(&u.name)?, Some(&ns))?;
