@@ -1,4 +1,4 @@
-//! One camera's ingest: RTSP over TCP with `retina`, every frame to the recorder and the live
+//! One camera's ingest: RTSP over TCP or UDP with `retina`, every frame to the recorder and the live
 //! hub, reconnecting with backoff whatever the camera does.
 
 use std::sync::Arc;
@@ -18,11 +18,15 @@ use crate::recorder::RecorderTx;
 use crate::recording::CameraRecording;
 use crate::recording::motion::{MotionChange, MotionDetector};
 use crate::recording::triggers::UNTIL_ENDED;
-use crate::rtsp;
+use crate::rtsp::{self, RtspError};
 use crate::status::UnitStatus;
 
 /// A camera that sends no frame for this long is reconnected.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// After a refused login the next attempt waits at least this long: wrong credentials do not
+/// fix themselves, and many cameras lock an account after a few failed logins in a row.
+pub const AUTH_RETRY_FLOOR: Duration = Duration::from_secs(10);
 
 /// Everything a camera task needs.
 pub struct CameraTask {
@@ -52,9 +56,10 @@ impl CameraTask {
                 r = self.stream(&mut backoff, &mut motion) => r,
                 () = shutdown.cancelled() => return,
             };
-            let reason = match result {
-                Ok(()) => "the camera ended the stream".to_owned(),
-                Err(e) => e,
+            let (reason, floor) = match result {
+                Ok(()) => ("the camera ended the stream".to_owned(), Duration::ZERO),
+                Err(e) if e.is_auth() => (e.to_string(), AUTH_RETRY_FLOOR),
+                Err(e) => (e.to_string(), Duration::ZERO),
             };
             tracing::warn!(camera = %id, "camera down: {reason}");
             // Motion cannot go on without video: end it (and the recording it holds).
@@ -63,21 +68,24 @@ impl CameraTask {
             }
             self.status.set_camera_state(self.index, CameraStateKind::Down, Some(reason));
             tokio::select! {
-                () = tokio::time::sleep(backoff.next_delay()) => {}
+                () = tokio::time::sleep(backoff.next_delay().max(floor)) => {}
                 () = shutdown.cancelled() => return,
             }
         }
     }
 
     /// One RTSP session, from DESCRIBE until the stream fails. Errors are user-facing reasons.
-    async fn stream(&self, backoff: &mut Backoff, motion: &mut Option<MotionDetector>) -> Result<(), String> {
+    async fn stream(&self, backoff: &mut Backoff, motion: &mut Option<MotionDetector>) -> Result<(), RtspError> {
         let cam = &self.config;
         let agent = format!("Convoy edge {}", env!("CARGO_PKG_VERSION"));
         let described = rtsp::describe(&cam.url, cam.username.as_deref(), cam.password.as_deref(), agent).await?;
         let video = described.video.ok_or_else(|| {
-            format!("no H.264 or H.265 video stream (the camera offers: {})", described.streams.join(", "))
+            RtspError::Failed(format!(
+                "no H.264 or H.265 video stream (the camera offers: {})",
+                described.streams.join(", ")
+            ))
         })?;
-        let mut demuxed = rtsp::play(described.session, video).await?;
+        let mut demuxed = rtsp::play_over(described.session, video, cam.transport).await?;
         let mut have_parameters = false;
         let camera = self.config.id.clone();
         let mut gate = self.recording.gate();
@@ -87,9 +95,9 @@ impl CameraTask {
         self.status.set_recording(self.index, false);
         loop {
             let item = match tokio::time::timeout(STALL_TIMEOUT, demuxed.next()).await {
-                Err(_) => return Err(format!("no frame for {} s", STALL_TIMEOUT.as_secs())),
+                Err(_) => return Err(RtspError::Failed(format!("no frame for {} s", STALL_TIMEOUT.as_secs()))),
                 Ok(None) => return Ok(()),
-                Ok(Some(Err(e))) => return Err(e.to_string()),
+                Ok(Some(Err(e))) => return Err(RtspError::stream(&e, &camera)),
                 Ok(Some(Ok(item))) => item,
             };
             let CodecItem::VideoFrame(frame) = item else {

@@ -198,6 +198,7 @@ pub fn export_mp4(
     let mut writer: Option<mp4_export::Mp4Writer<BufWriter<std::fs::File>>> = None;
     let mut file = Some(file);
     let mut extra_data: Option<Vec<u8>> = None;
+    let mut changed: Option<(u32, u32)> = None;
     let mut timeline = Timeline::default();
     let mut frames = 0u64;
     for record in reader {
@@ -209,14 +210,11 @@ pub fn export_mp4(
                         p.rfc6381_codec
                     );
                 }
-                if let Some(old) = &extra_data
-                    && *old != p.extra_data
-                {
-                    bail!(
-                        "the camera's codec parameters changed inside the range (now {}x{}); export the parts before and after separately",
-                        p.width,
-                        p.height
-                    );
+                // A change matters only if a frame under the new parameters is in the range
+                // (the reader shows the next run's parameters before the frame past the end).
+                changed = extra_data.as_ref().is_some_and(|old| *old != p.extra_data).then_some((p.width, p.height));
+                if changed.is_some() {
+                    continue;
                 }
                 if writer.is_none() {
                     let track = mp4_export::VideoTrack {
@@ -231,6 +229,11 @@ pub fn export_mp4(
                 extra_data = Some(p.extra_data);
             }
             Record::Frame(f) => {
+                if let Some((width, height)) = changed {
+                    bail!(
+                        "the camera's codec parameters changed inside the range (now {width}x{height}); export the parts before and after separately"
+                    );
+                }
                 let Some(w) = writer.as_mut() else { continue };
                 let pts = timeline.map(f.pts, f.clock_rate, f.wall_clock_us);
                 w.push(mp4_export::Sample { pts, keyframe: f.keyframe, data: &f.data })?;
