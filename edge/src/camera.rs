@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::CameraConfig;
 use crate::events::EventKind;
+use crate::frame_clock::FrameClock;
 use crate::live::LiveHub;
 use crate::recorder::RecorderTx;
 use crate::recording::CameraRecording;
@@ -89,6 +90,7 @@ impl CameraTask {
         let mut have_parameters = false;
         let camera = self.config.id.clone();
         let mut gate = self.recording.gate();
+        let mut clock = FrameClock::new();
         // Sizes of a new session say nothing about the old one's.
         *motion = self.recording.motion.map(MotionDetector::new);
         self.status.set_mode(self.index, self.recording.mode.as_str());
@@ -100,8 +102,17 @@ impl CameraTask {
                 Ok(Some(Err(e))) => return Err(RtspError::stream(&e, &camera)),
                 Ok(Some(Ok(item))) => item,
             };
-            let CodecItem::VideoFrame(frame) = item else {
-                continue;
+            let frame = match item {
+                CodecItem::VideoFrame(frame) => frame,
+                CodecItem::Rtcp(rtcp) if rtcp.stream_id() == video => {
+                    for packet in rtcp.pkts() {
+                        if let Ok(Some(report)) = packet.as_sender_report() {
+                            clock.sender_report(report.rtp_timestamp(), report.ntp_timestamp().0);
+                        }
+                    }
+                    continue;
+                }
+                _ => continue,
             };
             if frame.stream_id() != video {
                 continue;
@@ -142,7 +153,12 @@ impl CameraTask {
             let timestamp = frame.timestamp();
             let pts = timestamp.elapsed();
             let clock_rate = timestamp.clock_rate().get();
-            let wall_clock_us = now_us();
+            // The low 32 bits of retina's unwrapped timestamp are the packet's RTP timestamp.
+            let stamp = clock.frame(timestamp.timestamp() as u32, clock_rate, now_us());
+            if stamp.jumped {
+                tracing::warn!(camera = %camera, "the camera's clock jumped; its timeline goes on from the last frame");
+            }
+            let wall_clock_us = stamp.wall_clock_us;
             let data = frame.into_data();
             self.status.observe_frame(self.index, wall_clock_us, data.len());
             if self.live.is_watched() {

@@ -12,6 +12,7 @@ pub mod config;
 pub mod enroll;
 pub mod event_config;
 pub mod events;
+pub mod frame_clock;
 pub mod generic_events;
 pub mod io_link;
 pub mod live;

@@ -182,6 +182,9 @@ const PASS: u8 = 0;
 const SCRAMBLE_PAYLOADS: u8 = 1;
 /// Put random bytes between the interleaved packets (the TCP stream loses its framing).
 const RANDOM_BYTES: u8 = 2;
+/// From the next end of a picture, shift RTP timestamps to two seconds before the 32-bit wrap
+/// (a camera clock jump, then a wrap).
+const JUMP_CLOCK: u8 = 3;
 
 /// A TCP relay in front of a camera that counts connections and, when told, corrupts what
 /// the camera sends (a camera going bad and good again, mid-stream).
@@ -229,6 +232,8 @@ impl Relay {
 fn pump(mut from: TcpStream, mut to: &TcpStream, mode: &AtomicU8) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16384];
+    // The RTP timestamp shift of JUMP_CLOCK, once a picture has ended.
+    let (mut shift, mut picture_ended) = (None::<u32>, false);
     loop {
         let n = from.read(&mut chunk)?;
         if n == 0 {
@@ -243,6 +248,16 @@ fn pump(mut from: TcpStream, mut to: &TcpStream, mode: &AtomicU8) -> std::io::Re
                 RANDOM_BYTES if interleaved => {
                     let junk: Vec<u8> = std::iter::repeat_with(|| fastrand::u8(..)).take(200).collect();
                     to.write_all(&junk)?;
+                }
+                JUMP_CLOCK if interleaved && unit[1] == 0 && unit.len() >= 16 => {
+                    let ts = u32::from_be_bytes(unit[8..12].try_into().unwrap());
+                    if shift.is_none() && picture_ended {
+                        shift = Some((u32::MAX - 2 * 90_000).wrapping_sub(ts));
+                    }
+                    if let Some(shift) = shift {
+                        unit[8..12].copy_from_slice(&ts.wrapping_add(shift).to_be_bytes());
+                    }
+                    picture_ended = unit[5] & 0x80 != 0;
                 }
                 _ => {}
             }
@@ -464,4 +479,48 @@ fn cameras_wanting_digest_or_basic_auth_record_with_the_right_login_and_say_so_o
     let attempts = relay.connections.load(Ordering::SeqCst) - before;
     assert!(attempts <= 2, "{attempts} logins in 15 s");
     assert_eq!(camera(&edge.status().unwrap(), "wrong")["state"], "down");
+}
+
+#[test]
+fn a_camera_clock_jump_and_an_rtp_timestamp_wrap_keep_one_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cam, rtsp) = sim_camera(dir.path(), &["cam"], 0).unwrap();
+    let relay = Relay::start(socket_of(&rtsp));
+    let store = dir.path().join("store");
+    let mut edge =
+        EdgeProc::start(dir.path(), "edge", &edge_config("bus-6", &store, None, &[("jumpy", &relay.url("/cam"))]))
+            .unwrap();
+    let before = wait_recording(&edge, "jumpy", 25)["frames_recorded"].as_u64().unwrap();
+    relay.set(JUMP_CLOCK);
+    // Four seconds more: the jump, and two seconds later the wrap.
+    let after = wait_recording(&edge, "jumpy", before + 100);
+    assert!(after["reason"].is_null(), "the session went on: {after}");
+    assert!(edge.proc.stop(Duration::from_secs(20)).unwrap().success());
+    let log = std::fs::read_to_string(dir.path().join("edge.log")).unwrap();
+    assert_eq!(log.matches("the camera's clock jumped").count(), 1, "{log}");
+
+    let mut frames = Vec::new();
+    for (_, path) in list_segments(&log_dir(&store, "jumpy")).unwrap() {
+        let mut reader = SegmentReader::open(&path).unwrap();
+        while let Some((_, record)) = reader.next_record().unwrap() {
+            if let Record::Frame(f) = record {
+                frames.push((f.pts, f.wall_clock_us));
+            }
+        }
+    }
+    let odd_steps = frames.windows(2).filter(|w| w[1].0 - w[0].0 != 3600).count();
+    assert_eq!(odd_steps, 1, "the timestamps jumped once; the wrap is unwrapped");
+    for w in frames.windows(2) {
+        let step = w[1].1 - w[0].1;
+        assert!((1..500_000).contains(&step), "wall clocks go on without going back or a hole: {step} µs");
+    }
+    // The export plays for as long as was recorded.
+    let out = dir.path().join("jumpy.mp4");
+    let (first, last) = (frames[0].1, frames.last().unwrap().1);
+    let (ok, text) = export(&store, "jumpy", first, last, &out);
+    assert!(ok, "{text}");
+    let probe = ffprobe(&out);
+    let duration: f64 = probe["streams"][0]["duration"].as_str().unwrap().parse().unwrap();
+    let recorded = (last - first) as f64 / 1e6;
+    assert!((duration - recorded).abs() < 1.0, "{duration} s exported of {recorded} s recorded");
 }
