@@ -51,8 +51,10 @@ impl CameraTask {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         let id = self.config.id.clone();
         let mut motion = None;
+        // While connecting again, the status still says why the camera went down.
+        let mut last_reason = None;
         loop {
-            self.status.set_camera_state(self.index, CameraStateKind::Connecting, None);
+            self.status.set_camera_state(self.index, CameraStateKind::Connecting, last_reason.take());
             let result = tokio::select! {
                 r = self.stream(&mut backoff, &mut motion) => r,
                 () = shutdown.cancelled() => return,
@@ -67,7 +69,8 @@ impl CameraTask {
             if motion.take().is_some_and(|m: MotionDetector| m.active()) {
                 self.motion(MotionChange::Stopped, now_us());
             }
-            self.status.set_camera_state(self.index, CameraStateKind::Down, Some(reason));
+            self.status.set_camera_state(self.index, CameraStateKind::Down, Some(reason.clone()));
+            last_reason = Some(reason);
             tokio::select! {
                 () = tokio::time::sleep(backoff.next_delay().max(floor)) => {}
                 () = shutdown.cancelled() => return,

@@ -234,7 +234,8 @@ pub enum RtspTransport {
     /// Interleaved in the RTSP TCP connection (works through NAT and firewalls; no loss).
     #[default]
     Tcp,
-    /// Separate UDP ports (what some cameras and relays only offer; losses end the session).
+    /// RTP and RTCP on UDP ports of their own (what some cameras and relays only offer). Lost
+    /// packets are not sent again: for the vehicle's own camera network only.
     Udp,
 }
 
