@@ -18,6 +18,7 @@ pub mod io_link;
 pub mod live;
 pub mod power;
 pub mod probe;
+pub mod queue_share;
 pub mod recorder;
 pub mod recording;
 pub mod rtsp;
