@@ -394,7 +394,7 @@ mod tests {
     #[test]
     fn new_parameters_get_a_sample_entry_of_their_own_from_a_key_frame() {
         const SPS2: &[u8] = &[0x67, 0x4d, 0x40, 0x1f, 0xe8, 0x80];
-        let record2 = [&record()[..8], &SPS2[..], &record()[8 + SPS.len()..]].concat();
+        let record2 = [&record()[..8], SPS2, &record()[8 + SPS.len()..]].concat();
         let small = VideoTrack { width: 160, height: 120, avcc: record2, timescale: 90000 };
         let mut buf = Cursor::new(Vec::new());
         let mut w = Mp4Writer::new(&mut buf, track()).unwrap();
