@@ -85,6 +85,7 @@ pub async fn describe(
     password: Option<&str>,
     user_agent: String,
 ) -> Result<DescribedCamera, RtspError> {
+    check_scheme(url)?;
     let mut clean = url.clone();
     let creds = match username {
         Some(u) => Some((u.to_owned(), password.unwrap_or_default().to_owned())),
@@ -130,6 +131,18 @@ pub async fn play_over(
     playing.demuxed().map_err(|e| RtspError::Failed(first_line(&e)))
 }
 
+/// Refuses what the RTSP client cannot open, saying so (retina 0.4 has no TLS).
+fn check_scheme(url: &url::Url) -> Result<(), RtspError> {
+    match url.scheme() {
+        "rtsp" => Ok(()),
+        "rtsps" => Err(RtspError::Failed(
+            "RTSPS (RTSP over TLS) is not supported by this unit's RTSP client yet; use the camera's rtsp:// URL"
+                .into(),
+        )),
+        other => Err(RtspError::Failed(format!("{other}:// is not RTSP; the URL must start with rtsp://"))),
+    }
+}
+
 async fn timed<T>(
     what: &str,
     fut: impl Future<Output = Result<T, retina::Error>>,
@@ -139,5 +152,18 @@ async fn timed<T>(
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(RtspError::from_retina(e, had_credentials)),
         Err(_) => Err(RtspError::Failed(format!("{what} got no answer in {} s", REQUEST_TIMEOUT.as_secs()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtsps_is_refused_with_what_to_do() {
+        assert!(check_scheme(&"rtsp://10.0.0.5/s".parse().unwrap()).is_ok());
+        let e = check_scheme(&"rtsps://10.0.0.5/s".parse().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("RTSPS") && e.contains("rtsp://"), "{e}");
+        assert!(!RtspError::Failed(e).is_auth());
     }
 }

@@ -1,6 +1,7 @@
 //! Ingest robustness against real RTSP servers: a camera that changes resolution mid-stream,
 //! one that sends a corrupt stream, RTSP over UDP (GStreamer's server and rtsp-server-perl fed
-//! by ffmpeg), and cameras that want a login (digest and basic).
+//! by ffmpeg), cameras that want a login (digest and basic), a camera clock jump and an RTP
+//! timestamp wrap.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -470,7 +471,13 @@ fn cameras_wanting_digest_or_basic_auth_record_with_the_right_login_and_say_so_o
         "bus-5",
         &store,
         None,
-        &[("digest", &digest_url), ("basic", &basic_url), ("wrong", &relay.url("/cam")), ("none", &digest_url)],
+        &[
+            ("digest", &digest_url),
+            ("basic", &basic_url),
+            ("wrong", &relay.url("/cam")),
+            ("none", &digest_url),
+            ("tls", &digest_url.replace("rtsp://", "rtsps://")),
+        ],
     );
     let config = with_camera_keys(&config, "digest", "username = \"viewer\"\npassword = \"s3cret\"");
     let config = with_camera_keys(&config, "basic", "username = \"viewer\"\npassword = \"s3cret\"");
@@ -490,6 +497,13 @@ fn cameras_wanting_digest_or_basic_auth_record_with_the_right_login_and_say_so_o
         assert!(reason.contains("username and password"), "says what to check: {reason}");
         assert_eq!(c["frames_recorded"], 0);
     }
+    // RTSPS: the client has no TLS, and says so.
+    let tls = wait_until("camera tls is down", T, || {
+        let c = camera(&edge.status().ok()?, "tls");
+        (c["state"] == "down").then_some(c)
+    })
+    .unwrap();
+    assert!(tls["reason"].as_str().unwrap().contains("RTSPS"), "{tls}");
     // Not a retry storm: over 15 s, the wrong login is tried at most twice more.
     let start = Instant::now();
     let before = relay.connections.load(Ordering::SeqCst);
