@@ -1,4 +1,4 @@
-//! One camera's ingest: RTSP over TCP with `retina`, every frame to the recorder and the live
+//! One camera's ingest: RTSP over TCP or UDP with `retina`, every frame to the recorder and the live
 //! hub, reconnecting with backoff whatever the camera does.
 
 use std::sync::Arc;
@@ -13,16 +13,21 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::CameraConfig;
 use crate::events::EventKind;
+use crate::frame_clock::FrameClock;
 use crate::live::LiveHub;
 use crate::recorder::RecorderTx;
 use crate::recording::CameraRecording;
 use crate::recording::motion::{MotionChange, MotionDetector};
 use crate::recording::triggers::UNTIL_ENDED;
-use crate::rtsp;
+use crate::rtsp::{self, RtspError};
 use crate::status::UnitStatus;
 
 /// A camera that sends no frame for this long is reconnected.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// After a refused login the next attempt waits at least this long: wrong credentials do not
+/// fix themselves, and many cameras lock an account after a few failed logins in a row.
+pub const AUTH_RETRY_FLOOR: Duration = Duration::from_secs(10);
 
 /// Everything a camera task needs.
 pub struct CameraTask {
@@ -46,54 +51,71 @@ impl CameraTask {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         let id = self.config.id.clone();
         let mut motion = None;
+        // While connecting again, the status still says why the camera went down.
+        let mut last_reason = None;
         loop {
-            self.status.set_camera_state(self.index, CameraStateKind::Connecting, None);
+            self.status.set_camera_state(self.index, CameraStateKind::Connecting, last_reason.take());
             let result = tokio::select! {
                 r = self.stream(&mut backoff, &mut motion) => r,
                 () = shutdown.cancelled() => return,
             };
-            let reason = match result {
-                Ok(()) => "the camera ended the stream".to_owned(),
-                Err(e) => e,
+            let (reason, floor) = match result {
+                Ok(()) => ("the camera ended the stream".to_owned(), Duration::ZERO),
+                Err(e) if e.is_auth() => (e.to_string(), AUTH_RETRY_FLOOR),
+                Err(e) => (e.to_string(), Duration::ZERO),
             };
             tracing::warn!(camera = %id, "camera down: {reason}");
             // Motion cannot go on without video: end it (and the recording it holds).
             if motion.take().is_some_and(|m: MotionDetector| m.active()) {
                 self.motion(MotionChange::Stopped, now_us());
             }
-            self.status.set_camera_state(self.index, CameraStateKind::Down, Some(reason));
+            self.status.set_camera_state(self.index, CameraStateKind::Down, Some(reason.clone()));
+            last_reason = Some(reason);
             tokio::select! {
-                () = tokio::time::sleep(backoff.next_delay()) => {}
+                () = tokio::time::sleep(backoff.next_delay().max(floor)) => {}
                 () = shutdown.cancelled() => return,
             }
         }
     }
 
     /// One RTSP session, from DESCRIBE until the stream fails. Errors are user-facing reasons.
-    async fn stream(&self, backoff: &mut Backoff, motion: &mut Option<MotionDetector>) -> Result<(), String> {
+    async fn stream(&self, backoff: &mut Backoff, motion: &mut Option<MotionDetector>) -> Result<(), RtspError> {
         let cam = &self.config;
         let agent = format!("Convoy edge {}", env!("CARGO_PKG_VERSION"));
         let described = rtsp::describe(&cam.url, cam.username.as_deref(), cam.password.as_deref(), agent).await?;
         let video = described.video.ok_or_else(|| {
-            format!("no H.264 or H.265 video stream (the camera offers: {})", described.streams.join(", "))
+            RtspError::Failed(format!(
+                "no H.264 or H.265 video stream (the camera offers: {})",
+                described.streams.join(", ")
+            ))
         })?;
-        let mut demuxed = rtsp::play(described.session, video).await?;
+        let mut demuxed = rtsp::play_over(described.session, video, cam.transport).await?;
         let mut have_parameters = false;
         let camera = self.config.id.clone();
         let mut gate = self.recording.gate();
+        let mut clock = FrameClock::new();
         // Sizes of a new session say nothing about the old one's.
         *motion = self.recording.motion.map(MotionDetector::new);
         self.status.set_mode(self.index, self.recording.mode.as_str());
         self.status.set_recording(self.index, false);
         loop {
             let item = match tokio::time::timeout(STALL_TIMEOUT, demuxed.next()).await {
-                Err(_) => return Err(format!("no frame for {} s", STALL_TIMEOUT.as_secs())),
+                Err(_) => return Err(RtspError::Failed(format!("no frame for {} s", STALL_TIMEOUT.as_secs()))),
                 Ok(None) => return Ok(()),
-                Ok(Some(Err(e))) => return Err(e.to_string()),
+                Ok(Some(Err(e))) => return Err(RtspError::stream(&e, &camera)),
                 Ok(Some(Ok(item))) => item,
             };
-            let CodecItem::VideoFrame(frame) = item else {
-                continue;
+            let frame = match item {
+                CodecItem::VideoFrame(frame) => frame,
+                CodecItem::Rtcp(rtcp) if rtcp.stream_id() == video => {
+                    for packet in rtcp.pkts() {
+                        if let Ok(Some(report)) = packet.as_sender_report() {
+                            clock.sender_report(report.rtp_timestamp(), report.ntp_timestamp().0);
+                        }
+                    }
+                    continue;
+                }
+                _ => continue,
             };
             if frame.stream_id() != video {
                 continue;
@@ -134,7 +156,12 @@ impl CameraTask {
             let timestamp = frame.timestamp();
             let pts = timestamp.elapsed();
             let clock_rate = timestamp.clock_rate().get();
-            let wall_clock_us = now_us();
+            // The low 32 bits of retina's unwrapped timestamp are the packet's RTP timestamp.
+            let stamp = clock.frame(timestamp.timestamp() as u32, clock_rate, now_us());
+            if stamp.jumped {
+                tracing::warn!(camera = %camera, "the camera's clock jumped; its timeline goes on from the last frame");
+            }
+            let wall_clock_us = stamp.wall_clock_us;
             let data = frame.into_data();
             self.status.observe_frame(self.index, wall_clock_us, data.len());
             if self.live.is_watched() {

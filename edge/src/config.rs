@@ -191,6 +191,9 @@ pub struct CameraConfig {
     pub username: Option<String>,
     /// RTSP password.
     pub password: Option<String>,
+    /// How RTP arrives: `tcp` (default; interleaved in the RTSP connection) or `udp`.
+    #[serde(default)]
+    pub transport: RtspTransport,
     /// Delete this camera's recordings older than this many days (default: keep until space
     /// is needed).
     pub max_age_days: Option<f64>,
@@ -222,6 +225,18 @@ pub struct CameraConfig {
     /// about it only (rule alarms) with its name left out.
     #[serde(default = "default_true")]
     pub share: bool,
+}
+
+/// A camera's `transport`: how its RTP packets arrive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RtspTransport {
+    /// Interleaved in the RTSP TCP connection (works through NAT and firewalls; no loss).
+    #[default]
+    Tcp,
+    /// RTP and RTCP on UDP ports of their own (what some cameras and relays only offer). Lost
+    /// packets are not sent again: for the vehicle's own camera network only.
+    Udp,
 }
 
 fn default_pre_buffer_s() -> f64 {
@@ -570,6 +585,18 @@ url = "rtsp://127.0.0.1:8554/front"
         let text = text.replace("[other]                      # optional\n#", "#");
         let c = EdgeConfig::parse(&text).unwrap();
         assert!(c.central.is_none());
+    }
+
+    #[test]
+    fn camera_transport_is_tcp_unless_udp_is_asked_for() {
+        let c = EdgeConfig::parse(CONTRACT_EXAMPLE).unwrap();
+        assert_eq!(c.cameras[0].transport, RtspTransport::Tcp);
+        let udp = CONTRACT_EXAMPLE.replace("url = ", "transport = \"udp\"\nurl = ");
+        assert_eq!(EdgeConfig::parse(&udp).unwrap().cameras[0].transport, RtspTransport::Udp);
+        let tcp = CONTRACT_EXAMPLE.replace("url = ", "transport = \"tcp\"\nurl = ");
+        assert_eq!(EdgeConfig::parse(&tcp).unwrap().cameras[0].transport, RtspTransport::Tcp);
+        let e = EdgeConfig::parse(&CONTRACT_EXAMPLE.replace("url = ", "transport = \"http\"\nurl = ")).unwrap_err();
+        assert!(e.to_string().contains("tcp") && e.to_string().contains("udp"), "{e}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use media_store::{Record, Store};
 
+use crate::queue_share::QueueShares;
 use crate::status::UnitStatus;
 
 /// Records waiting for the disk before camera tasks start losing frames (several seconds of
@@ -63,13 +64,25 @@ pub enum RecorderError {
 pub struct RecorderTx {
     tx: SyncSender<Job>,
     status: Arc<UnitStatus>,
+    /// Frames each camera has queued: one camera may not take the whole queue.
+    shares: Arc<QueueShares>,
 }
 
 impl RecorderTx {
-    /// Queues a record of camera `index`. If the queue is full (the disk cannot keep up) the
-    /// record is counted as lost rather than stalling the camera's network reads.
+    /// Queues a record of camera `index`. If the queue is full (the disk cannot keep up), or
+    /// the camera already holds its share of it, a frame is counted as lost rather than
+    /// stalling the camera's network reads.
     pub fn send(&self, index: usize, record: Record) {
-        match self.tx.try_send(Job::Record(index, record)) {
+        let frame = matches!(record, Record::Frame(_));
+        if frame && !self.shares.take(index) {
+            self.status.count_lost(index);
+            return;
+        }
+        let result = self.tx.try_send(Job::Record(index, record));
+        if frame && result.is_err() {
+            self.shares.give_back(index);
+        }
+        match result {
             Ok(()) => {}
             Err(TrySendError::Full(Job::Record(i, Record::Frame(_)))) => self.status.count_lost(i),
             Err(TrySendError::Full(_)) => {
@@ -168,15 +181,18 @@ impl Recorder {
         status: Arc<UnitStatus>,
         groom_interval: Duration,
     ) -> std::io::Result<(Recorder, RecorderTx)> {
-        let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH.max(QUEUE_PER_CAMERA * status.cameras.len()));
+        let depth = QUEUE_DEPTH.max(QUEUE_PER_CAMERA * status.cameras.len());
+        let (tx, rx) = mpsc::sync_channel(depth);
+        let shares = Arc::new(QueueShares::new(status.cameras.len(), depth));
+        let thread_shares = shares.clone();
         let thread_status = status.clone();
         let liveness = Liveness::new();
         let thread_liveness = liveness.clone();
         let (durable_tx, durable) = tokio::sync::watch::channel(Arc::new(store.durable_logs()));
-        let thread = std::thread::Builder::new()
-            .name("recorder".into())
-            .spawn(move || run(store, rx, &thread_status, groom_interval, &thread_liveness, &durable_tx))?;
-        Ok((Recorder { thread, liveness, durable }, RecorderTx { tx, status }))
+        let thread = std::thread::Builder::new().name("recorder".into()).spawn(move || {
+            run(store, rx, &thread_status, &thread_shares, groom_interval, &thread_liveness, &durable_tx)
+        })?;
+        Ok((Recorder { thread, liveness, durable }, RecorderTx { tx, status, shares }))
     }
 
     /// The logs as durable after each group commit.
@@ -206,6 +222,7 @@ fn run(
     mut store: Store,
     rx: Receiver<Job>,
     status: &UnitStatus,
+    shares: &QueueShares,
     groom_interval: Duration,
     liveness: &Liveness,
     durable: &tokio::sync::watch::Sender<Arc<Vec<media_store::by_seq::DurableLog>>>,
@@ -221,12 +238,16 @@ fn run(
         }
         match rx.recv_timeout(until(next_due(&store, next_groom)).min(BEAT)) {
             Ok(job) => {
+                give_back(shares, &job);
                 handle(&mut store, job, status, &mut parameters_seq, durable);
                 // Whatever else is queued, without sleeping again (but never past the group
                 // commit or retention: the queue may never run empty).
                 while next_due(&store, next_groom) > Instant::now() {
                     match rx.try_recv() {
-                        Ok(job) => handle(&mut store, job, status, &mut parameters_seq, durable),
+                        Ok(job) => {
+                            give_back(shares, &job);
+                            handle(&mut store, job, status, &mut parameters_seq, durable);
+                        }
                         Err(TryRecvError::Empty) => break,
                         Err(TryRecvError::Disconnected) => {
                             disconnected = true;
@@ -255,6 +276,13 @@ fn run(
     }
     if let Err(e) = store.sync() {
         tracing::error!("store: final sync: {e}");
+    }
+}
+
+/// A frame left the queue: its camera's place is free again.
+fn give_back(shares: &QueueShares, job: &Job) {
+    if let Job::Record(index, Record::Frame(_)) = job {
+        shares.give_back(*index);
     }
 }
 

@@ -197,7 +197,9 @@ pub fn export_mp4(
     let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let mut writer: Option<mp4_export::Mp4Writer<BufWriter<std::fs::File>>> = None;
     let mut file = Some(file);
-    let mut extra_data: Option<Vec<u8>> = None;
+    // New parameters (a camera that changed resolution) apply from the next frame: a new
+    // sample entry in the same file.
+    let mut pending: Option<mp4_export::VideoTrack> = None;
     let mut timeline = Timeline::default();
     let mut frames = 0u64;
     for record in reader {
@@ -209,29 +211,24 @@ pub fn export_mp4(
                         p.rfc6381_codec
                     );
                 }
-                if let Some(old) = &extra_data
-                    && *old != p.extra_data
-                {
-                    bail!(
-                        "the camera's codec parameters changed inside the range (now {}x{}); export the parts before and after separately",
-                        p.width,
-                        p.height
-                    );
+                let track =
+                    mp4_export::VideoTrack { width: p.width, height: p.height, avcc: p.extra_data, timescale: 90_000 };
+                match &writer {
+                    None => {
+                        let out = BufWriter::new(file.take().expect("file used once"));
+                        writer = Some(mp4_export::Mp4Writer::new(out, track)?);
+                    }
+                    Some(w) if w.check_parameters(&track).is_ok() => pending = None,
+                    Some(_) => pending = Some(track),
                 }
-                if writer.is_none() {
-                    let track = mp4_export::VideoTrack {
-                        width: p.width,
-                        height: p.height,
-                        avcc: p.extra_data.clone(),
-                        timescale: 90_000,
-                    };
-                    let out = BufWriter::new(file.take().expect("file used once"));
-                    writer = Some(mp4_export::Mp4Writer::new(out, track)?);
-                }
-                extra_data = Some(p.extra_data);
             }
             Record::Frame(f) => {
                 let Some(w) = writer.as_mut() else { continue };
+                if let Some(track) = pending.take() {
+                    let (width, height) = (track.width, track.height);
+                    w.change_parameters(track)
+                        .with_context(|| format!("the camera's parameters changed to {width}x{height}"))?;
+                }
                 let pts = timeline.map(f.pts, f.clock_rate, f.wall_clock_us);
                 w.push(mp4_export::Sample { pts, keyframe: f.keyframe, data: &f.data })?;
                 frames += 1;

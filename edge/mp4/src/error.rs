@@ -25,7 +25,8 @@ pub enum Mp4Error {
     #[error("no samples to export")]
     Empty,
 
-    /// The first sample of a file must be a key frame (decoders start there).
+    /// The first sample of a file, and the first after new parameters, must be a key frame
+    /// (decoders start there).
     #[error("the first sample is not a key frame")]
     FirstNotKeyframe,
 

@@ -90,7 +90,21 @@ pub fn write_video_trak<F>(b: &mut BoxBuf, t: &CheckedTrack, duration: u64, stbl
 where
     F: FnOnce(&mut BoxBuf) -> Result<(), Mp4Error>,
 {
-    let track = &t.track;
+    write_video_trak_entries(b, std::slice::from_ref(t), duration, stbl_tables)
+}
+
+/// [`write_video_trak`] with one sample entry per set of codec parameters, in order (the
+/// sample tables name them 1, 2, …). The track header has the first one's picture size.
+pub fn write_video_trak_entries<F>(
+    b: &mut BoxBuf,
+    entries: &[CheckedTrack],
+    duration: u64,
+    stbl_tables: F,
+) -> Result<(), Mp4Error>
+where
+    F: FnOnce(&mut BoxBuf) -> Result<(), Mp4Error>,
+{
+    let track = &entries.first().ok_or(Mp4Error::InvalidTrack("no sample entry"))?.track;
     b.write_box(*b"trak", |b| {
         let version = time_version(duration);
         // Flags: track enabled, used in the movie.
@@ -127,8 +141,8 @@ where
                 })?;
                 b.write_box(*b"stbl", |b| {
                     b.write_full_box(*b"stsd", 0, 0, |b| {
-                        b.u32(1);
-                        write_avc1(b, t)
+                        b.u32(entries.len() as u32);
+                        entries.iter().try_for_each(|t| write_avc1(b, t))
                     })?;
                     stbl_tables(b)
                 })

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::avc::SampleProblem;
 use crate::boxes::{BoxBuf, MDAT_HEADER_LEN, mdat_header};
-use crate::movie::{CheckedTrack, write_ftyp, write_mvhd, write_video_trak};
+use crate::movie::{CheckedTrack, write_ftyp, write_mvhd, write_video_trak_entries};
 use crate::sample_table::SampleTable;
 use crate::{Mp4Error, Sample, VideoTrack};
 
@@ -69,7 +69,12 @@ fn ticks_to_duration(ticks: u64, timescale: u32) -> Duration {
 #[derive(Debug)]
 pub struct Mp4Writer<W: Write + Seek> {
     out: W,
-    track: CheckedTrack,
+    /// The sample entries: the track it was started with, then each change of parameters.
+    entries: Vec<CheckedTrack>,
+    /// The entry of the samples pushed now.
+    current: usize,
+    /// Parameters changed: the next sample must be a key frame.
+    need_keyframe: bool,
     /// Output position at `new`.
     start: u64,
     /// Position of the 16-byte `mdat` header.
@@ -100,7 +105,9 @@ impl<W: Write + Seek> Mp4Writer<W> {
         let max_sample_duration = track.track.timescale;
         Ok(Self {
             out,
-            track,
+            entries: vec![track],
+            current: 0,
+            need_keyframe: true,
             start,
             mdat_start,
             pos: mdat_start + MDAT_HEADER_LEN,
@@ -123,12 +130,12 @@ impl<W: Write + Seek> Mp4Writer<W> {
 
     /// The track this file was started with.
     pub fn track(&self) -> &VideoTrack {
-        &self.track.track
+        &self.entries[0].track
     }
 
     /// RFC 6381 codec string of the track, e.g. `avc1.4d401e`.
     pub fn codec_string(&self) -> String {
-        self.track.config.codec_string()
+        self.entries[0].config.codec_string()
     }
 
     /// Samples written so far.
@@ -136,11 +143,11 @@ impl<W: Write + Seek> Mp4Writer<W> {
         self.table.len()
     }
 
-    /// Ok when `track` equals the one this file was started with (a store repeats unchanged
+    /// Ok when `track` equals the one samples are pushed under now (a store repeats unchanged
     /// parameters, e.g. after a camera reconnects); [`Mp4Error::ParametersChanged`] otherwise,
-    /// and then the caller starts a new file.
+    /// and then the caller starts a new file or calls [`Mp4Writer::change_parameters`].
     pub fn check_parameters(&self, track: &VideoTrack) -> Result<(), Mp4Error> {
-        let ours = &self.track.track;
+        let ours = &self.entries[self.current].track;
         if track.width != ours.width || track.height != ours.height {
             return Err(Mp4Error::ParametersChanged("picture size differs"));
         }
@@ -153,6 +160,31 @@ impl<W: Write + Seek> Mp4Writer<W> {
         Ok(())
     }
 
+    /// Goes on under new codec parameters (a camera that changed its resolution): the samples
+    /// pushed from now on, starting with a key frame, use a sample entry of `track` (the same
+    /// entry again when these parameters came before). The timescale may not change.
+    pub fn change_parameters(&mut self, track: VideoTrack) -> Result<(), Mp4Error> {
+        if self.poisoned {
+            return Err(Mp4Error::Poisoned);
+        }
+        if track.timescale != self.entries[0].track.timescale {
+            return Err(Mp4Error::ParametersChanged("timescale differs"));
+        }
+        let index = match self.entries.iter().position(|e| e.track == track) {
+            Some(index) => index,
+            None => {
+                self.entries.push(CheckedTrack::new(track)?);
+                self.entries.len() - 1
+            }
+        };
+        if index != self.current {
+            self.current = index;
+            self.need_keyframe = true;
+            self.table.set_description(index as u32 + 1);
+        }
+        Ok(())
+    }
+
     /// Appends one sample (an access unit in AVCC framing with the avcC's NAL length size).
     pub fn push(&mut self, sample: Sample<'_>) -> Result<(), Mp4Error> {
         if self.poisoned {
@@ -160,7 +192,7 @@ impl<W: Write + Seek> Mp4Writer<W> {
         }
         let index = self.table.len();
         self.table.check_room()?;
-        if index == 0 && !sample.keyframe {
+        if self.need_keyframe && !sample.keyframe {
             return Err(Mp4Error::FirstNotKeyframe);
         }
         let delta = match self.last_pts {
@@ -171,7 +203,7 @@ impl<W: Write + Seek> Mp4Writer<W> {
             Some(previous) => Some(i128::from(sample.pts) - i128::from(previous)),
             None => None,
         };
-        match self.track.config.check_sample(sample.data) {
+        match self.entries[self.current].config.check_sample(sample.data) {
             Ok(()) => {}
             Err(SampleProblem::Malformed(reason)) => {
                 return Err(Mp4Error::InvalidSample { index, reason });
@@ -189,6 +221,7 @@ impl<W: Write + Seek> Mp4Writer<W> {
         let offset = self.pos;
         self.pos += u64::from(size);
         self.table.add_sample(offset, size, sample.keyframe)?;
+        self.need_keyframe = false;
         if let Some(delta) = delta {
             let max = self.max_sample_duration;
             let duration = if delta > i128::from(max) {
@@ -215,7 +248,7 @@ impl<W: Write + Seek> Mp4Writer<W> {
         if self.table.is_empty() {
             return Err(Mp4Error::Empty);
         }
-        let timescale = self.track.track.timescale;
+        let timescale = self.entries[0].track.timescale;
         let last = self.last_duration.unwrap_or((timescale / 25).max(1)).min(self.max_sample_duration);
         self.table.add_duration(last);
         let duration = self.table.duration();
@@ -223,7 +256,7 @@ impl<W: Write + Seek> Mp4Writer<W> {
         let mut moov = BoxBuf::new();
         moov.write_box(*b"moov", |b| {
             write_mvhd(b, timescale, duration)?;
-            write_video_trak(b, &self.track, duration, |b| self.table.write_tables(b))
+            write_video_trak_entries(b, &self.entries, duration, |b| self.table.write_tables(b))
         })?;
         let mdat_size = self.pos - self.mdat_start;
         let end = self.pos + moov.len() as u64;
@@ -356,6 +389,33 @@ mod tests {
         assert_eq!(avcc_box, record().as_slice());
         // mdhd v0: times, timescale, duration.
         assert_eq!(&words(find(moov, "mdhd").unwrap())[3..5], [90000, 3 * 3600]);
+    }
+
+    #[test]
+    fn new_parameters_get_a_sample_entry_of_their_own_from_a_key_frame() {
+        const SPS2: &[u8] = &[0x67, 0x4d, 0x40, 0x1f, 0xe8, 0x80];
+        let record2 = [&record()[..8], SPS2, &record()[8 + SPS.len()..]].concat();
+        let small = VideoTrack { width: 160, height: 120, avcc: record2, timescale: 90000 };
+        let mut buf = Cursor::new(Vec::new());
+        let mut w = Mp4Writer::new(&mut buf, track()).unwrap();
+        w.push(sample(0, true, &avcc(&[SPS, PPS, IDR]))).unwrap();
+        w.change_parameters(track()).unwrap();
+        w.push(sample(3600, false, &avcc(&[P]))).unwrap();
+        w.change_parameters(small.clone()).unwrap();
+        assert!(w.check_parameters(&small).is_ok());
+        assert!(matches!(w.push(sample(7200, false, &avcc(&[P]))), Err(Mp4Error::FirstNotKeyframe)));
+        assert!(matches!(w.push(sample(7200, true, &avcc(&[SPS, PPS, IDR]))), Err(Mp4Error::ParametersChanged(_))));
+        w.push(sample(7200, true, &avcc(&[SPS2, PPS, IDR]))).unwrap();
+        w.push(sample(10800, false, &avcc(&[P]))).unwrap();
+        w.change_parameters(track()).unwrap();
+        w.push(sample(14400, true, &avcc(&[IDR]))).unwrap();
+        w.finish().unwrap();
+        let bytes = buf.into_inner();
+        let moov = &bytes[top_level(&bytes)[3].1..];
+        let stsd = find(moov, "stsd").unwrap();
+        assert_eq!(words(&stsd[..8]), [0, 2], "two entries: the first parameters are used again");
+        // Chunks: [IDR P] under 1, [IDR P] under 2, [IDR] under 1.
+        assert_eq!(words(find(moov, "stsc").unwrap()), [0, 3, 1, 2, 1, 2, 2, 2, 3, 1, 1]);
     }
 
     #[test]

@@ -24,10 +24,15 @@ pub struct SampleTable {
     duration: u64,
     /// `stco`/`co64`: file offset of every chunk.
     chunk_offsets: Vec<u64>,
-    /// `stsc`: (first chunk, samples per chunk) runs, for every chunk but the open one.
-    chunk_runs: Vec<(u32, u32)>,
+    /// `stsc`: (first chunk, samples per chunk, sample description) runs, for every chunk but
+    /// the open one.
+    chunk_runs: Vec<(u32, u32, u32)>,
     /// Samples in the open (last) chunk.
     open_chunk_samples: u32,
+    /// 1-based sample description of the open chunk (0 before the first sample: 1).
+    open_description: u32,
+    /// The sample description of the samples added from now on.
+    description: u32,
     /// Where the next sample must start to continue the open chunk.
     next_offset: u64,
 }
@@ -66,23 +71,34 @@ impl SampleTable {
         Ok(())
     }
 
+    /// Makes the samples added from now on use sample description `index` (1-based; the
+    /// default is 1). They start a new chunk.
+    pub fn set_description(&mut self, index: u32) {
+        self.description = index.max(1);
+    }
+
     /// Adds a sample stored at file `offset`. A new chunk starts at every key frame, when the
-    /// sample does not directly follow the previous one, and after [`MAX_CHUNK_SAMPLES`].
+    /// sample does not directly follow the previous one, after [`MAX_CHUNK_SAMPLES`], and with
+    /// another sample description.
     pub fn add_sample(&mut self, offset: u64, size: u32, sync: bool) -> Result<(), Mp4Error> {
         self.check_room()?;
+        let description = self.description.max(1);
         let new_chunk = self.chunk_offsets.is_empty()
             || sync
             || offset != self.next_offset
-            || self.open_chunk_samples >= MAX_CHUNK_SAMPLES;
+            || self.open_chunk_samples >= MAX_CHUNK_SAMPLES
+            || description != self.open_description;
         if new_chunk {
             if !self.chunk_offsets.is_empty() {
                 let closed = self.chunk_offsets.len() as u32; // 1-based number of the open chunk
-                if self.chunk_runs.last().map(|&(_, n)| n) != Some(self.open_chunk_samples) {
-                    self.chunk_runs.push((closed, self.open_chunk_samples));
+                let run = (self.open_chunk_samples, self.open_description);
+                if self.chunk_runs.last().map(|&(_, n, d)| (n, d)) != Some(run) {
+                    self.chunk_runs.push((closed, run.0, run.1));
                 }
             }
             self.chunk_offsets.push(offset);
             self.open_chunk_samples = 0;
+            self.open_description = description;
         }
         self.open_chunk_samples += 1;
         self.next_offset = offset + u64::from(size);
@@ -132,12 +148,13 @@ impl SampleTable {
         })?;
         b.write_full_box(*b"stsc", 0, 0, |b| {
             let mut runs = self.chunk_runs.clone();
-            if !self.chunk_offsets.is_empty() && runs.last().map(|&(_, n)| n) != Some(self.open_chunk_samples) {
-                runs.push((self.chunk_offsets.len() as u32, self.open_chunk_samples));
+            let open = (self.open_chunk_samples, self.open_description);
+            if !self.chunk_offsets.is_empty() && runs.last().map(|&(_, n, d)| (n, d)) != Some(open) {
+                runs.push((self.chunk_offsets.len() as u32, open.0, open.1));
             }
             b.u32(runs.len() as u32);
-            for (first_chunk, samples_per_chunk) in runs {
-                b.u32(first_chunk).u32(samples_per_chunk).u32(1);
+            for (first_chunk, samples_per_chunk, description) in runs {
+                b.u32(first_chunk).u32(samples_per_chunk).u32(description);
             }
             Ok(())
         })?;
@@ -234,6 +251,21 @@ mod tests {
         let got = tables(&t);
         assert_eq!(u32s(&got[3].1), [2, 1, MAX_CHUNK_SAMPLES, 1, 2, 5, 1]);
         assert_eq!(u32s(&got[4].1), [2, 0, MAX_CHUNK_SAMPLES]);
+    }
+
+    #[test]
+    fn a_new_sample_description_starts_a_chunk_and_a_run() {
+        let mut t = SampleTable::new();
+        for i in 0..4u64 {
+            t.add_sample(100 + i, 1, i == 0).unwrap();
+        }
+        t.set_description(2);
+        for i in 4..8u64 {
+            t.add_sample(100 + i, 1, false).unwrap();
+        }
+        let got = tables(&t);
+        assert_eq!(u32s(&got[3].1), [2, 1, 4, 1, 2, 4, 2]);
+        assert_eq!(u32s(&got[4].1), [2, 100, 104]);
     }
 
     #[test]

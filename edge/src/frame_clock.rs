@@ -1,0 +1,262 @@
+//! One camera's frames on the unit's wall clock: a timeline that never goes back, spaced by the
+//! camera's RTP timestamps (unwrapped across 2³² wraps), following the receive clock, set to
+//! the camera's capture times when its RTCP sender reports agree with the unit's clock, and
+//! re-anchored when the camera's clock jumps. Pure logic: the caller passes every time in.
+
+/// A camera clock that disagrees with the receive clock by more than this has jumped.
+pub const JUMP_US: i64 = 2_000_000;
+
+/// Sender-report capture times are trusted when they fall this far before the receive time at
+/// most (network and buffering delay) …
+const REPORT_EARLY_US: i64 = 1_000_000;
+
+/// … and at most this far after it (the two clocks are never exactly equal).
+const REPORT_LATE_US: i64 = 100_000;
+
+/// Each frame moves the anchor this fraction of the way to the target time: slow enough to
+/// smooth network jitter, fast enough to follow a camera clock that runs fast or slow.
+const SLEW: i64 = 32;
+
+/// Maps one camera's RTP timestamps to wall-clock microseconds since the Unix epoch.
+#[derive(Debug, Default)]
+pub struct FrameClock {
+    clock_rate: u32,
+    /// The last raw RTP timestamp and its unwrapped value.
+    unwrap: Option<(u32, i64)>,
+    /// An unwrapped timestamp and the wall time it maps to.
+    anchor: Option<(i64, i64)>,
+    /// The last frame's output time, receive time and unwrapped timestamp.
+    last: Option<(i64, i64, i64)>,
+    /// The latest sender report: RTP timestamp and the camera's wall time for it (µs).
+    report: Option<(u32, i64)>,
+    /// The output runs ahead of the target (the target went back): one jump, not one a frame.
+    ahead: bool,
+}
+
+/// One frame's place on the timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// Microseconds since the Unix epoch; greater than every earlier frame's.
+    pub wall_clock_us: i64,
+    /// The camera's clock (or the unit's) jumped here; the timeline was re-anchored.
+    pub jumped: bool,
+}
+
+impl FrameClock {
+    /// A clock for a new RTSP session.
+    pub fn new() -> FrameClock {
+        FrameClock::default()
+    }
+
+    /// Notes an RTCP sender report: the camera's wall time (NTP format) of RTP time `rtp`.
+    pub fn sender_report(&mut self, rtp: u32, ntp: u64) {
+        self.report = ntp_to_unix_us(ntp).map(|us| (rtp, us));
+    }
+
+    /// Places a frame with raw RTP timestamp `rtp` (at `clock_rate` Hz), received at
+    /// `received_us` by the unit's wall clock.
+    pub fn frame(&mut self, rtp: u32, clock_rate: u32, received_us: i64) -> Stamp {
+        let clock_rate = clock_rate.max(1);
+        if clock_rate != self.clock_rate {
+            // Another stream or codec: its timestamps say nothing about the old ones.
+            self.clock_rate = clock_rate;
+            self.unwrap = None;
+            self.anchor = None;
+        }
+        let ext = self.unwrap(rtp);
+        let target = self.capture_time(rtp, received_us).unwrap_or(received_us);
+        let mut jumped = false;
+        let out = match (self.anchor, self.last) {
+            (Some((anchor_ext, anchor_us)), Some((last_out, last_received, last_ext))) => {
+                let predicted = anchor_us + self.micros(ext - anchor_ext);
+                let error = target - predicted;
+                if error.abs() > JUMP_US {
+                    // Carry on from the last frame, no earlier, by whichever clock still steps
+                    // plausibly: the receive clock (the camera's jumped) or the camera's (ours).
+                    let plausible = |step: i64| (1..=JUMP_US).contains(&step).then_some(step);
+                    let step = plausible(received_us - last_received)
+                        .or_else(|| plausible(self.micros(ext - last_ext)))
+                        .unwrap_or(1);
+                    let out = target.max(last_out + step);
+                    let ahead = out - target > JUMP_US;
+                    jumped = !(ahead && self.ahead);
+                    self.ahead = ahead;
+                    self.anchor = Some((ext, out));
+                    out
+                } else {
+                    self.ahead = false;
+                    let anchor_us = anchor_us + error / SLEW;
+                    self.anchor = Some((anchor_ext, anchor_us));
+                    anchor_us + self.micros(ext - anchor_ext)
+                }
+            }
+            _ => {
+                self.anchor = Some((ext, target));
+                target
+            }
+        };
+        let out = match self.last {
+            Some((last_out, ..)) => out.max(last_out + 1),
+            None => out,
+        };
+        self.last = Some((out, received_us, ext));
+        Stamp { wall_clock_us: out, jumped }
+    }
+
+    /// Unwraps a 32-bit RTP timestamp: steps of less than 2³¹ either way are taken as such.
+    fn unwrap(&mut self, rtp: u32) -> i64 {
+        let ext = match self.unwrap {
+            Some((last_rtp, last_ext)) => last_ext + i64::from(rtp.wrapping_sub(last_rtp) as i32),
+            None => i64::from(rtp),
+        };
+        self.unwrap = Some((rtp, ext));
+        ext
+    }
+
+    /// The capture time by the latest sender report, if the camera's clock agrees with ours.
+    fn capture_time(&self, rtp: u32, received_us: i64) -> Option<i64> {
+        let (report_rtp, report_us) = self.report?;
+        let capture = report_us + self.micros(i64::from(rtp.wrapping_sub(report_rtp) as i32));
+        (received_us - REPORT_EARLY_US..=received_us + REPORT_LATE_US).contains(&capture).then_some(capture)
+    }
+
+    fn micros(&self, ticks: i64) -> i64 {
+        (i128::from(ticks) * 1_000_000 / i128::from(self.clock_rate)) as i64
+    }
+}
+
+/// An NTP timestamp (seconds since 1900 in the upper 32 bits, fraction in the lower) as
+/// microseconds since the Unix epoch; `None` before 1970.
+pub fn ntp_to_unix_us(ntp: u64) -> Option<i64> {
+    const UNIX_EPOCH_NTP_SECONDS: u64 = 2_208_988_800;
+    let seconds = (ntp >> 32).checked_sub(UNIX_EPOCH_NTP_SECONDS)?;
+    let micros = ((ntp & 0xffff_ffff) * 1_000_000) >> 32;
+    i64::try_from(seconds * 1_000_000 + micros).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FRAME_TICKS: u32 = 3600; // 25 fps at 90 kHz
+    const FRAME_US: i64 = 40_000;
+    const T0: i64 = 1_800_000_000_000_000;
+
+    /// Feeds `n` frames 40 ms apart from `rtp0`, received from `received0` with `jitter(i)` µs
+    /// of delay; returns the stamps.
+    fn feed(clock: &mut FrameClock, rtp0: u32, received0: i64, n: u32, jitter: impl Fn(u32) -> i64) -> Vec<Stamp> {
+        (0..n)
+            .map(|i| {
+                let rtp = rtp0.wrapping_add(i * FRAME_TICKS);
+                clock.frame(rtp, 90_000, received0 + i64::from(i) * FRAME_US + jitter(i))
+            })
+            .collect()
+    }
+
+    fn increasing(stamps: &[Stamp]) -> bool {
+        stamps.windows(2).all(|w| w[1].wall_clock_us > w[0].wall_clock_us)
+    }
+
+    #[test]
+    fn frames_are_spaced_by_the_camera_clock_despite_network_jitter() {
+        let mut clock = FrameClock::new();
+        let stamps = feed(&mut clock, 1000, T0, 250, |i| i64::from(i % 5) * 7_000);
+        assert!(increasing(&stamps));
+        assert!(stamps.iter().all(|s| !s.jumped));
+        for w in stamps.windows(2) {
+            let step = w[1].wall_clock_us - w[0].wall_clock_us;
+            assert!((FRAME_US - 2_000..=FRAME_US + 2_000).contains(&step), "a step of {step} µs");
+        }
+    }
+
+    #[test]
+    fn an_rtp_timestamp_wrap_is_not_a_jump() {
+        let mut clock = FrameClock::new();
+        // Starts two seconds before the 32-bit wrap and runs ten seconds past it.
+        let stamps = feed(&mut clock, u32::MAX - 2 * 90_000, T0, 300, |_| 0);
+        assert!(increasing(&stamps));
+        assert!(stamps.iter().all(|s| !s.jumped));
+        let span = stamps.last().unwrap().wall_clock_us - stamps[0].wall_clock_us;
+        assert_eq!(span, 299 * FRAME_US);
+    }
+
+    #[test]
+    fn a_camera_clock_jump_forward_or_back_reanchors_on_the_receive_clock() {
+        for jump in [3_600 * 90_000u32, 0u32.wrapping_sub(600 * 90_000)] {
+            let mut clock = FrameClock::new();
+            let mut stamps = feed(&mut clock, 5_000, T0, 50, |_| 0);
+            let after = feed(
+                &mut clock,
+                5_000u32.wrapping_add(50 * FRAME_TICKS).wrapping_add(jump),
+                T0 + 50 * FRAME_US,
+                50,
+                |_| 0,
+            );
+            assert!(after[0].jumped, "the jump is reported");
+            assert!(after[1..].iter().all(|s| !s.jumped), "once");
+            stamps.extend(after);
+            assert!(increasing(&stamps));
+            for (i, s) in stamps.iter().enumerate() {
+                assert!(
+                    (s.wall_clock_us - (T0 + i as i64 * FRAME_US)).abs() < 1_000,
+                    "frame {i} stays on the receive clock"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_camera_clock_running_fast_is_followed_without_jumps() {
+        let mut clock = FrameClock::new();
+        // 1% fast: after 60 s its timestamps are 600 ms ahead of the receive clock, then more.
+        let stamps: Vec<Stamp> =
+            (0..25 * 600).map(|i: u32| clock.frame(i * 3636, 90_000, T0 + i64::from(i) * FRAME_US)).collect();
+        assert!(increasing(&stamps));
+        assert!(stamps.iter().all(|s| !s.jumped));
+        let last = stamps.last().unwrap().wall_clock_us;
+        let received = T0 + (25 * 600 - 1) * FRAME_US;
+        assert!((last - received).abs() < 100_000, "it follows the receive clock: {} µs off", last - received);
+    }
+
+    #[test]
+    fn the_unit_clock_stepping_back_never_takes_the_timeline_back() {
+        let mut clock = FrameClock::new();
+        let mut stamps = feed(&mut clock, 0, T0, 50, |_| 0);
+        // The unit's clock is set back an hour.
+        let back = T0 + 50 * FRAME_US - 3_600_000_000;
+        let after = feed(&mut clock, 50 * FRAME_TICKS, back, 100, |_| 0);
+        assert!(after[0].jumped);
+        assert_eq!(after.iter().filter(|s| s.jumped).count(), 1, "one jump, not one a frame");
+        stamps.extend(after);
+        assert!(increasing(&stamps));
+        let steps: Vec<i64> = stamps.windows(2).map(|w| w[1].wall_clock_us - w[0].wall_clock_us).collect();
+        assert!(steps.iter().all(|s| (FRAME_US - 1_000..=FRAME_US + 1_000).contains(s)), "{steps:?}");
+    }
+
+    #[test]
+    fn sender_reports_give_capture_times_when_the_camera_clock_agrees() {
+        let mut clock = FrameClock::new();
+        // Frames arrive 300 ms after capture; the camera's clock is right.
+        let ntp = |us: i64| {
+            let s = us / 1_000_000;
+            (((s as u64) + 2_208_988_800) << 32) | ((((us % 1_000_000) as u64) << 32) / 1_000_000)
+        };
+        clock.sender_report(7_000, ntp(T0));
+        let stamps = feed(&mut clock, 7_000, T0 + 300_000, 25, |_| 0);
+        for (i, s) in stamps.iter().enumerate() {
+            assert!((s.wall_clock_us - (T0 + i as i64 * FRAME_US)).abs() <= 1, "capture time, not receive time");
+        }
+        // A camera whose clock is a day off: its reports are ignored.
+        let mut clock = FrameClock::new();
+        clock.sender_report(7_000, ntp(T0 - 86_400_000_000));
+        let stamps = feed(&mut clock, 7_000, T0 + 300_000, 25, |_| 0);
+        assert_eq!(stamps[0].wall_clock_us, T0 + 300_000, "receive time");
+    }
+
+    #[test]
+    fn ntp_times_convert_to_unix_microseconds() {
+        assert_eq!(ntp_to_unix_us(2_208_988_800 << 32), Some(0));
+        assert_eq!(ntp_to_unix_us((2_208_988_801 << 32) | 0x8000_0000), Some(1_500_000));
+        assert_eq!(ntp_to_unix_us(5 << 32), None, "before 1970");
+    }
+}
