@@ -124,6 +124,20 @@ pub struct StoreConfig {
     /// to itself: `syncfs` also waits for other programs' writes there. Default false.
     #[serde(default)]
     pub sync_whole_filesystem: bool,
+    /// Keep what central has not retrieved: under size or disk pressure, retention first
+    /// deletes recordings central has acknowledged holding, and the unit warns (`/api/status`
+    /// `store_warning`, a `StorageWarning` event that reaches central as an alarm) before it
+    /// has to delete anything else. Default false (oldest first).
+    #[serde(default)]
+    pub keep_unretrieved: bool,
+    /// With `keep_unretrieved`: warn when, at the current bitrates, retention would reach
+    /// recordings central has not retrieved within this many hours. Default 24.
+    #[serde(default = "default_unretrieved_warning_hours")]
+    pub unretrieved_warning_hours: f64,
+}
+
+fn default_unretrieved_warning_hours() -> f64 {
+    24.0
 }
 
 /// `[store.archive]`: multistage archiving.
@@ -322,6 +336,7 @@ impl EdgeConfig {
                         Some((c.id.clone(), std::time::Duration::from_secs_f64(c.max_age_days? * 86_400.0)))
                     })
                     .collect(),
+                prefer_covered_by: self.store.keep_unretrieved.then(|| crate::sync_link::CENTRAL_CURSOR.to_owned()),
             },
         })
     }
@@ -378,6 +393,9 @@ impl EdgeConfig {
             if a.path == self.store.path || a.path.starts_with(&self.store.path) {
                 return Err(invalid("store.archive.path must be outside store.path (a second volume)".into()));
             }
+        }
+        if !(self.store.unretrieved_warning_hours > 0.0) {
+            return Err(invalid("store.unretrieved_warning_hours must be more than 0".into()));
         }
         if self.store.retention_interval_s == 0 {
             return Err(invalid("store.retention_interval_s must be at least 1".into()));
@@ -577,6 +595,20 @@ url = "rtsp://127.0.0.1:8554/front"
         assert_eq!(c.cameras.len(), 1);
         assert_eq!(c.cameras[0].id, "front");
         assert_eq!(c.cameras[0].display_name(), "front");
+    }
+
+    #[test]
+    fn keep_unretrieved_prefers_what_central_holds() {
+        let c = EdgeConfig::parse(CONTRACT_EXAMPLE).unwrap();
+        assert!(!c.store.keep_unretrieved);
+        assert_eq!(c.store_options().unwrap().retention.prefer_covered_by, None);
+        let text = CONTRACT_EXAMPLE.replace("[web]", "keep_unretrieved = true\nunretrieved_warning_hours = 6\n[web]");
+        let c = EdgeConfig::parse(&text).unwrap();
+        assert_eq!(c.store.unretrieved_warning_hours, 6.0);
+        assert_eq!(c.store_options().unwrap().retention.prefer_covered_by.as_deref(), Some("central"));
+        let bad = CONTRACT_EXAMPLE.replace("[web]", "keep_unretrieved = true\nunretrieved_warning_hours = 0\n[web]");
+        let e = EdgeConfig::parse(&bad).unwrap_err().to_string();
+        assert!(e.contains("unretrieved_warning_hours must be more than 0"), "{e}");
     }
 
     #[test]

@@ -109,6 +109,12 @@ pub enum EventKind {
         /// The id of the event that fired it.
         cause: u64,
     },
+    /// With `[store] keep_unretrieved`: retention will soon have to delete, or has deleted,
+    /// recordings central has not retrieved.
+    StorageWarning {
+        /// What is at risk and what to do.
+        message: String,
+    },
 }
 
 struct Ring {

@@ -21,6 +21,7 @@ pub mod probe;
 pub mod queue_share;
 pub mod recorder;
 pub mod recording;
+pub mod retention_warning;
 pub mod rtsp;
 pub mod rules;
 pub mod sd_notify;

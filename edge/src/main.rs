@@ -232,7 +232,7 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         config.cameras.iter().map(|c| (c.id.clone(), c.display_name().to_owned())),
     ));
     let (recorder, recorder_tx) =
-        Recorder::start(store, status.clone(), std::time::Duration::from_secs(config.store.retention_interval_s))
+        Recorder::start(store, status.clone(), edge::recorder::RetentionSchedule::from_config(&config.store))
             .context("cannot start the recorder thread")?;
     let liveness = recorder.liveness();
     let durable_logs = recorder.durable_logs();

@@ -175,11 +175,11 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Starts the recorder thread on an opened store; retention runs every `groom_interval`.
+    /// Starts the recorder thread on an opened store; retention runs on `retention`'s schedule.
     pub fn start(
         store: Store,
         status: Arc<UnitStatus>,
-        groom_interval: Duration,
+        retention: RetentionSchedule,
     ) -> std::io::Result<(Recorder, RecorderTx)> {
         let depth = QUEUE_DEPTH.max(QUEUE_PER_CAMERA * status.cameras.len());
         let (tx, rx) = mpsc::sync_channel(depth);
@@ -189,9 +189,9 @@ impl Recorder {
         let liveness = Liveness::new();
         let thread_liveness = liveness.clone();
         let (durable_tx, durable) = tokio::sync::watch::channel(Arc::new(store.durable_logs()));
-        let thread = std::thread::Builder::new().name("recorder".into()).spawn(move || {
-            run(store, rx, &thread_status, &thread_shares, groom_interval, &thread_liveness, &durable_tx)
-        })?;
+        let thread = std::thread::Builder::new()
+            .name("recorder".into())
+            .spawn(move || run(store, rx, &thread_status, &thread_shares, &retention, &thread_liveness, &durable_tx))?;
         Ok((Recorder { thread, liveness, durable }, RecorderTx { tx, status, shares }))
     }
 
@@ -223,7 +223,7 @@ fn run(
     rx: Receiver<Job>,
     status: &UnitStatus,
     shares: &QueueShares,
-    groom_interval: Duration,
+    retention: &RetentionSchedule,
     liveness: &Liveness,
     durable: &tokio::sync::watch::Sender<Arc<Vec<media_store::by_seq::DurableLog>>>,
 ) {
@@ -233,8 +233,8 @@ fn run(
     while !disconnected {
         liveness.beat();
         if Instant::now() >= next_groom {
-            groom(&mut store, status);
-            next_groom = Instant::now() + groom_interval;
+            groom(&mut store, status, retention.unretrieved_warning);
+            next_groom = Instant::now() + retention.interval;
         }
         match rx.recv_timeout(until(next_due(&store, next_groom)).min(BEAT)) {
             Ok(job) => {
@@ -360,8 +360,34 @@ fn handle(
     }
 }
 
-fn groom(store: &mut Store, status: &UnitStatus) {
-    match store.groom(crate::camera::now_us()) {
+/// When retention runs, and how far ahead it warns about recordings central has not retrieved.
+#[derive(Debug, Clone, Copy)]
+pub struct RetentionSchedule {
+    /// Between passes.
+    pub interval: Duration,
+    /// With `[store] keep_unretrieved`: the horizon of the warning.
+    pub unretrieved_warning: Option<Duration>,
+}
+
+impl RetentionSchedule {
+    /// The schedule `[store]` asks for.
+    pub fn from_config(store: &crate::config::StoreConfig) -> RetentionSchedule {
+        RetentionSchedule {
+            interval: Duration::from_secs(store.retention_interval_s),
+            unretrieved_warning: store
+                .keep_unretrieved
+                .then(|| Duration::from_secs_f64(store.unretrieved_warning_hours * 3600.0)),
+        }
+    }
+}
+
+fn groom(store: &mut Store, status: &UnitStatus, warn_within: Option<Duration>) {
+    let report = store.groom(crate::camera::now_us());
+    if let (Some(horizon), Ok(r)) = (warn_within, &report) {
+        let rate_bps: u64 = status.snapshot().cameras.iter().filter_map(|c| c.bitrate_bps).sum();
+        status.set_store_warning(crate::retention_warning::unretrieved(r, rate_bps, horizon));
+    }
+    match report {
         Ok(r) if r.shortfall_bytes > 0 => {
             let msg = format!(
                 "storage full: {} MB more are needed but everything left is evidence-locked or recording",

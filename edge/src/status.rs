@@ -23,6 +23,7 @@ pub struct UnitStatus {
     central_error: Mutex<Option<String>>,
     central_last_connected_us: Mutex<Option<i64>>,
     store_error: Mutex<Option<String>>,
+    store_warning: Mutex<Option<StoreWarning>>,
     changes: broadcast::Sender<CameraState>,
     /// The unit's events (camera lost and restored, store faults, the I/O companion's …).
     pub events: EventLog,
@@ -90,6 +91,7 @@ impl UnitStatus {
             central_error: Mutex::new(None),
             central_last_connected_us: Mutex::new(None),
             store_error: Mutex::new(None),
+            store_warning: Mutex::new(None),
             changes,
             events: EventLog::default(),
             board: Mutex::new(None),
@@ -215,6 +217,18 @@ impl UnitStatus {
         *current = error;
     }
 
+    /// Records a warning about recordings central has not retrieved (or its end, with `None`);
+    /// raises a [`EventKind::StorageWarning`] when one starts or turns into deletion.
+    pub fn set_store_warning(&self, warning: Option<StoreWarning>) {
+        let mut current = lock(&self.store_warning);
+        if let Some(w) = &warning
+            && current.as_ref().is_none_or(|c| c.deleting != w.deleting)
+        {
+            self.events.emit(EventKind::StorageWarning { message: w.message.clone() });
+        }
+        *current = warning;
+    }
+
     /// Sets `"board"` (the board file's name and its missing devices).
     pub fn set_board(&self, board: Option<BoardJson>) {
         *lock(&self.board) = board;
@@ -237,6 +251,7 @@ impl UnitStatus {
             central_connected: self.central_connected.load(Ordering::Relaxed),
             central_error: lock(&self.central_error).clone(),
             store_error: lock(&self.store_error).clone(),
+            store_warning: lock(&self.store_warning).as_ref().map(|w| w.message.clone()),
             board: lock(&self.board).clone(),
             io: lock(&self.io).clone(),
             power: lock(&self.power).clone(),
@@ -285,6 +300,9 @@ pub struct StatusJson {
     pub central_error: Option<String>,
     /// The last store failure, if the store is failing.
     pub store_error: Option<String>,
+    /// With `[store] keep_unretrieved`: when retention will soon have to delete (or has
+    /// deleted) recordings central has not retrieved, what and what to do.
+    pub store_warning: Option<String>,
     /// Every configured camera.
     pub cameras: Vec<CameraJson>,
     /// The board file's name and the devices it names that are missing (null without
@@ -353,4 +371,13 @@ mod tests {
         let c = camera(&status);
         assert_eq!((c["mode"].as_str(), c["recording"].as_bool()), (Some("event"), Some(true)));
     }
+}
+
+/// A warning about recordings central has not retrieved (see [`UnitStatus::set_store_warning`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreWarning {
+    /// Retention has deleted some already (not only a forecast).
+    pub deleting: bool,
+    /// What is at risk and what to do.
+    pub message: String,
 }

@@ -387,6 +387,7 @@ fn kind_name(kind: &EventKind) -> &'static str {
         EventKind::MotionStopped { .. } => "motion_stopped",
         EventKind::GenericMatched { .. } => "generic_matched",
         EventKind::RuleAlarm { .. } => "rule_alarm",
+        EventKind::StorageWarning { .. } => "storage_warning",
     }
 }
 

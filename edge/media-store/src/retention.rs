@@ -23,6 +23,11 @@ pub struct Retention {
     /// Keep at least this much free space on the store's file system, deleting the oldest
     /// unlocked segments when it runs low. Default: four segments per camera.
     pub min_free_bytes: Option<u64>,
+    /// Under size or free-space pressure, first remove the segments whose every record is
+    /// covered by this cursor of their log (e.g. `"central"`: what central acknowledged
+    /// holding), then the others; [`GroomReport`] says how much of each kind remains and went.
+    /// Age limits apply either way. `None`: oldest first, whatever the cursors say.
+    pub prefer_covered_by: Option<String>,
 }
 
 /// What a grooming pass did.
@@ -41,6 +46,16 @@ pub struct GroomReport {
     pub carried_forward: usize,
     /// What archiving moved in the same pass.
     pub archived: crate::archive::ArchiveReport,
+    /// With [`Retention::prefer_covered_by`]: bytes removed under pressure that the cursor
+    /// did not cover (recordings lost to everyone but a lock could have kept).
+    pub uncovered_removed_bytes: u64,
+    /// With [`Retention::prefer_covered_by`]: bytes of sealed, unlocked segments on the primary
+    /// volume that the cursor covers, left after this pass: what pressure can still take
+    /// before it reaches uncovered recordings.
+    pub covered_reserve_bytes: u64,
+    /// Bytes that may still be written to the primary volume before its size budget or its
+    /// free-space floor makes retention remove anything.
+    pub headroom_bytes: u64,
 }
 
 /// Free bytes on the file system holding `path`.
@@ -67,21 +82,38 @@ pub(crate) fn groom(store: &mut Store, now_us: i64) -> Result<GroomReport, Store
     let mut archive_over =
         archive.as_ref().and_then(|a| a.max_bytes).map_or(0, |max| archive_total.saturating_sub(max));
     let locks: Vec<_> = store.catalog.locks()?.into_iter().filter(|l| l.lock.expires_us > now_us).collect();
-    for (seg, is_archived) in segments.iter().zip(archived) {
+    let covered = covered_by(store, retention.prefer_covered_by.as_deref())?;
+    let is_covered = |seg: &SegmentRow| {
+        covered.get(&seg.log).is_some_and(|&upto| seg.first_seq.saturating_add(seg.records) <= upto.saturating_add(1))
+    };
+    let mut order: Vec<(&SegmentRow, bool)> = segments.iter().zip(archived).collect();
+    if retention.prefer_covered_by.is_some() {
+        // Stable: oldest first within each kind.
+        order.sort_by_key(|(seg, _)| !is_covered(seg));
+    }
+    let mut kept: Vec<&SegmentRow> = Vec::new();
+    let mut freed_primary = 0u64;
+    for (seg, is_archived) in order {
         let too_old = match (retention.max_age.get(&seg.log), seg.time_range) {
             (Some(age), Some((_, end))) => end < now_us - age.as_micros() as i64,
             _ => false,
         };
         let pressed = if is_archived { archive_over > 0 } else { over_budget > 0 || low_disk > 0 };
-        if !too_old && !pressed {
-            continue;
-        }
         let locked = seg.time_range.is_some_and(|(start, end)| {
             locks.iter().any(|l| l.log == seg.log && l.lock.start_us <= end && l.lock.end_us >= start)
         });
+        if !too_old && !pressed {
+            if !is_archived && !locked {
+                kept.push(seg);
+            }
+            continue;
+        }
         if locked {
             report.kept_by_lock += 1;
             continue;
+        }
+        if !too_old && !is_archived && retention.prefer_covered_by.is_some() && !is_covered(seg) {
+            report.uncovered_removed_bytes += seg.len;
         }
         report.carried_forward += carry_forward(store, seg, now_us)?;
         store.catalog.remove_segment(&seg.log, seg.first_seq)?;
@@ -102,14 +134,26 @@ pub(crate) fn groom(store: &mut Store, now_us: i64) -> Result<GroomReport, Store
         } else {
             over_budget = over_budget.saturating_sub(freed);
             low_disk = low_disk.saturating_sub(freed);
+            freed_primary += freed;
         }
     }
     store.sync()?;
     report.shortfall_bytes = over_budget.max(low_disk).max(archive_over);
+    report.covered_reserve_bytes = kept.iter().filter(|s| is_covered(s)).map(|s| s.len).sum();
+    let free_after = free_bytes(store.dir())?;
+    let budget_room =
+        retention.max_bytes.map_or(u64::MAX, |max| max.saturating_sub(total.saturating_sub(freed_primary)));
+    report.headroom_bytes = budget_room.min(free_after.saturating_sub(floor));
     if report.removed_segments > 0 || report.shortfall_bytes > 0 {
         tracing::info!(?report, "retention");
     }
     Ok(report)
+}
+
+/// By log: the value of cursor `name` (nothing when `name` is `None`).
+fn covered_by(store: &Store, name: Option<&str>) -> Result<HashMap<String, u64>, StoreError> {
+    let Some(name) = name else { return Ok(HashMap::new()) };
+    Ok(store.catalog.cursors()?.into_iter().filter(|c| c.1 == name).map(|c| (c.0, c.2)).collect())
 }
 
 /// Deletes an archived segment's file and makes that durable; returns the bytes freed.

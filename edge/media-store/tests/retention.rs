@@ -109,3 +109,64 @@ fn expired_locks_do_not_keep_anything() {
     assert_eq!(report.kept_by_lock, 0);
     assert!(s.total_bytes().unwrap() <= 40_000);
 }
+
+/// Under pressure with `prefer_covered_by`, what the cursor covers goes first even when other
+/// recordings are older; once none is left, the rest goes and the report says how much.
+#[test]
+fn covered_segments_go_before_older_uncovered_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = Store::open(dir.path(), opts(20_000)).unwrap();
+    fill(&mut s, "front", 0..300);
+    s.append(&params("rear")).unwrap();
+    let mut last = 0;
+    for i in 300..600 {
+        last = s.append(&frame("rear", i)).unwrap();
+    }
+    s.set_cursor("rear", "central", last).unwrap();
+    let total = s.total_bytes().unwrap();
+    drop(s);
+
+    let with = |max_bytes: u64| Retention {
+        max_bytes: Some(max_bytes),
+        min_free_bytes: Some(0),
+        prefer_covered_by: Some("central".into()),
+        ..Default::default()
+    };
+    // A little pressure: only the acknowledged camera loses recordings.
+    let (mut s, _) = Store::open(dir.path(), retention_opts(with(total - 200_000))).unwrap();
+    let report = s.groom(T0 + 60_000_000).unwrap();
+    assert!(report.removed_bytes >= 200_000, "{report:?}");
+    assert_eq!(report.uncovered_removed_bytes, 0, "{report:?}");
+    assert!(report.covered_reserve_bytes > 200_000, "rear's rest is still covered: {report:?}");
+    assert!(report.headroom_bytes < 50_000, "right at the budget: {report:?}");
+    drop(s);
+    let v = verify(dir.path(), None).unwrap();
+    assert!(v.ok(), "{:?}", v.errors);
+    assert_eq!(v.cameras["front"].first_us, Some(T0), "the older, unacknowledged camera is whole");
+    assert!(v.cameras["rear"].first_us.unwrap() > T0 + 300 * 40_000);
+
+    // Pressure beyond what is covered: the uncovered camera loses its oldest, and it is reported.
+    let (mut s, _) = Store::open(dir.path(), retention_opts(with(300_000))).unwrap();
+    let report = s.groom(T0 + 60_000_000).unwrap();
+    assert!(report.uncovered_removed_bytes > 0, "{report:?}");
+    assert_eq!(report.covered_reserve_bytes, 0, "{report:?}");
+    drop(s);
+    let v = verify(dir.path(), None).unwrap();
+    assert!(v.ok(), "{:?}", v.errors);
+    assert!(v.cameras["front"].first_us.unwrap() > T0);
+
+    // Without the option the same store loses its oldest recordings first, whoever holds them.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = Store::open(dir.path(), opts(20_000)).unwrap();
+    fill(&mut s, "front", 0..300);
+    fill(&mut s, "rear", 300..600);
+    let total = s.total_bytes().unwrap();
+    drop(s);
+    let plain = Retention { max_bytes: Some(total - 200_000), min_free_bytes: Some(0), ..Default::default() };
+    let (mut s, _) = Store::open(dir.path(), retention_opts(plain)).unwrap();
+    let report = s.groom(T0 + 60_000_000).unwrap();
+    assert_eq!((report.uncovered_removed_bytes, report.covered_reserve_bytes), (0, 0), "not counted: {report:?}");
+    drop(s);
+    let v = verify(dir.path(), None).unwrap();
+    assert!(v.cameras["front"].first_us.unwrap() > T0);
+}
