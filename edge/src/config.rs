@@ -394,7 +394,7 @@ impl EdgeConfig {
                 return Err(invalid("store.archive.path must be outside store.path (a second volume)".into()));
             }
         }
-        if !(self.store.unretrieved_warning_hours > 0.0) {
+        if self.store.unretrieved_warning_hours.is_nan() || self.store.unretrieved_warning_hours <= 0.0 {
             return Err(invalid("store.unretrieved_warning_hours must be more than 0".into()));
         }
         if self.store.retention_interval_s == 0 {
