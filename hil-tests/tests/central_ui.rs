@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hil_tests::browser::Browser;
-use hil_tests::{CentralProc, EdgeProc, edge_config, get_json, gst_camera, sim_camera, timeline_us, wait_until};
+use hil_tests::{CentralProc, EdgeProc, edge_config, gst_camera, sim_camera, timeline_us, wait_until};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(45);
@@ -54,14 +54,31 @@ fn ffprobe(path: &Path) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// GET: status and JSON body, whatever the status.
-fn get_answer(url: &str) -> (u16, Value) {
-    let mut r = ureq::get(url).config().http_status_as_error(false).build().call().unwrap();
+/// GET as central's administrator: status and JSON body, whatever the status.
+fn get_answer(central: &CentralProc, url: &str) -> (u16, Value) {
+    let mut r = central.get(url).config().http_status_as_error(false).build().call().unwrap();
     (r.status().as_u16(), r.body_mut().read_json().unwrap_or(Value::Null))
 }
 
 fn number(v: &Value) -> f64 {
     v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_f64()).unwrap_or(f64::NAN)
+}
+
+/// Logs in through the page's form, typing as a user would, and waits for the page to show
+/// who is logged in.
+fn log_in(b: &mut Browser, name: &str, password: &str) {
+    wait_js(b, "the login form", "!document.getElementById('login').hidden");
+    for (field, text) in [("#login-name", name), ("#login-password", password)] {
+        b.click(field).unwrap();
+        b.page("Input.insertText", json!({ "text": text })).unwrap();
+    }
+    b.click("#login-submit").unwrap();
+    let who = wait_js(
+        b,
+        "the page shows who is logged in",
+        "document.getElementById('login').hidden && document.getElementById('whoami').textContent",
+    );
+    assert!(who.as_str().unwrap().contains(name), "{who}");
 }
 
 #[test]
@@ -86,10 +103,11 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
     std::fs::create_dir_all(&downloads).unwrap();
     b.allow_downloads(&downloads).unwrap();
     b.goto(&format!("{}/", central.web)).unwrap();
+    log_in(&mut b, "admin", &central.admin_password().unwrap());
 
     // Live: nothing streams from the unit until the tile is started.
     wait_js(&mut b, "the camera tiles", "!!document.querySelector('.tile[data-camera=\"cab\"] button.live')");
-    let units = get_json(&format!("{}/api/units", central.web)).unwrap();
+    let units = central.get_json(&format!("{}/api/units", central.web)).unwrap();
     assert_eq!(units[0]["cameras"][0]["upstreams"], 0, "no live stream before anyone watches: {units}");
     b.click(".tile[data-camera=\"front\"] button.live").unwrap();
     let clicked = Instant::now();
@@ -112,7 +130,7 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
         to_first_second,
         later["behind"].as_f64().unwrap()
     );
-    let units = get_json(&format!("{}/api/units", central.web)).unwrap();
+    let units = central.get_json(&format!("{}/api/units", central.web)).unwrap();
     assert_eq!(units[0]["cameras"][0]["viewers"], 1, "{units}");
 
     // H.265: said plainly, not a black box.
@@ -128,13 +146,14 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
     // Wait for 14 s of recording in the unit's catalog, then retrieve 10 s of it from the page,
     // starting 2 s in (so the key frame before the start was recorded too: 1 s GOPs).
     let timeline = |start: i64, end: i64| {
-        get_json(&format!(
-            "{}/api/units/bus-7/cameras/front/timeline?start={}&end={}",
-            central.web,
-            rfc3339(start),
-            rfc3339(end)
-        ))
-        .ok()
+        central
+            .get_json(&format!(
+                "{}/api/units/bus-7/cameras/front/timeline?start={}&end={}",
+                central.web,
+                rfc3339(start),
+                rfc3339(end)
+            ))
+            .ok()
     };
     let recorded = wait_until("14 s of recording shows at central as remote only", T, || {
         let t = timeline(t0 - 60_000_000, now_us())?;
@@ -145,12 +164,15 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
     // Whole milliseconds: the page's times are JavaScript dates.
     let (start, end) = ((first_us / 1000 + 2_000) * 1000, (first_us / 1000 + 12_000) * 1000);
     // `from`/`to` work as well as `start`/`end`; a range central does not hold says what to do.
-    let (status, refused) = get_answer(&format!(
-        "{}/api/units/bus-7/cameras/front/export.mp4?from={}&to={}",
-        central.web,
-        rfc3339(start),
-        rfc3339(end)
-    ));
+    let (status, refused) = get_answer(
+        &central,
+        &format!(
+            "{}/api/units/bus-7/cameras/front/export.mp4?from={}&to={}",
+            central.web,
+            rfc3339(start),
+            rfc3339(end)
+        ),
+    );
     assert_eq!(status, 404, "{refused}");
     assert!(refused["error"].as_str().unwrap().contains("retrieve the range"), "not held yet: {refused}");
 
@@ -181,7 +203,7 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
     .unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
     assert!(progress.windows(2).all(|w| w[0] <= w[1]), "the progress bar never goes back: {progress:?}");
     wait_js(&mut b, "the timeline shows what central now holds", "!!document.querySelector('#timeline .seg.central')");
-    let listed = get_json(&format!("{}/api/retrievals", central.web)).unwrap();
+    let listed = central.get_json(&format!("{}/api/retrievals", central.web)).unwrap();
     assert_eq!(
         (&listed[0]["unit"], &listed[0]["camera"], &listed[0]["state"], &listed[0]["start"]),
         (&json!("bus-7"), &json!("front"), &json!("done"), &json!(rfc3339(start))),
@@ -282,7 +304,7 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
     // Stopping the tile ends the unit's live stream when nobody else watches.
     b.click(".tile[data-camera=\"front\"] button.live").unwrap();
     wait_until("the unit's live stream stops with the last viewer", T, || {
-        let units = get_json(&format!("{}/api/units", central.web)).ok()?;
+        let units = central.get_json(&format!("{}/api/units", central.web)).ok()?;
         let front = units[0]["cameras"].as_array()?.iter().find(|c| c["id"] == "front")?.clone();
         (front["viewers"] == 0 && front["upstreams"] == 0).then_some(())
     })
@@ -291,20 +313,22 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
     // H.265 recordings cannot be exported to a browser-friendly MP4: a plain answer, not a
     // broken file.
     let cab_recorded = wait_until("4.5 s of the H.265 camera's recording at the unit", T, || {
-        let t = get_json(&format!(
-            "{}/api/units/bus-7/cameras/cab/timeline?start={}&end={}",
-            central.web,
-            rfc3339(t0 - 60_000_000),
-            rfc3339(now_us())
-        ))
-        .ok()?;
+        let t = central
+            .get_json(&format!(
+                "{}/api/units/bus-7/cameras/cab/timeline?start={}&end={}",
+                central.web,
+                rfc3339(t0 - 60_000_000),
+                rfc3339(now_us())
+            ))
+            .ok()?;
         let first = t["remote_only"].get(0)?;
         let at = |i: usize| Some(first[i].as_str()?.parse::<jiff::Timestamp>().ok()?.as_microsecond());
         (at(1)? - at(0)? > 4_500_000).then(|| at(0)).flatten()
     })
     .unwrap();
     let (start, end) = (cab_recorded + 500_000, cab_recorded + 4_000_000); // 2 s GOPs
-    let cab = ureq::post(&format!("{}/api/units/bus-7/cameras/cab/retrieve", central.web))
+    let cab = central
+        .post(&format!("{}/api/units/bus-7/cameras/cab/retrieve", central.web))
         .send_json(json!({ "start": rfc3339(start), "end": rfc3339(end) }))
         .unwrap()
         .body_mut()
@@ -312,20 +336,23 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
         .unwrap();
     let id = cab["id"].as_i64().unwrap();
     wait_until("the H.265 retrieval finishes", T, || {
-        (get_json(&format!("{}/api/retrievals/{id}", central.web)).ok()?["state"] == "done").then_some(())
+        (central.get_json(&format!("{}/api/retrievals/{id}", central.web)).ok()?["state"] == "done").then_some(())
     })
     .unwrap();
-    let (status, refused) = get_answer(&format!(
-        "{}/api/units/bus-7/cameras/cab/export.mp4?start={}&end={}",
-        central.web,
-        rfc3339(start),
-        rfc3339(end)
-    ));
+    let (status, refused) = get_answer(
+        &central,
+        &format!(
+            "{}/api/units/bus-7/cameras/cab/export.mp4?start={}&end={}",
+            central.web,
+            rfc3339(start),
+            rfc3339(end)
+        ),
+    );
     assert_eq!(status, 415, "{refused}");
     assert!(refused["error"].as_str().unwrap().contains("only H.264"), "{refused}");
 
     // The API the page uses is documented.
-    let doc = get_json(&format!("{}/api/openapi.json", central.web)).unwrap();
+    let doc = central.get_json(&format!("{}/api/openapi.json", central.web)).unwrap();
     assert!(doc["paths"]["/api/units/{unit}/cameras/{camera}/export.mp4"]["get"].is_object());
     eprintln!("central UI test took {:?}", started.elapsed());
 }
