@@ -254,7 +254,7 @@ fn first_admin(auth: &Auth, dir: &Path) -> anyhow::Result<()> {
         ..Default::default()
     })?;
     eprintln!(
-        "central: first start: log in as admin with password {password} (also in {}; change it with          `central user add --replace`)",
+        "central: first start: log in as admin with password {password} (also in {}; change it with `central user add --replace`)",
         path.display()
     );
     Ok(())

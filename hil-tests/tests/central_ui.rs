@@ -354,5 +354,14 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
     // The API the page uses is documented.
     let doc = central.get_json(&format!("{}/api/openapi.json", central.web)).unwrap();
     assert!(doc["paths"]["/api/units/{unit}/cameras/{camera}/export.mp4"]["get"].is_object());
+    // Log out; a viewer logs in and sees no control it cannot use, and no audit log.
+    b.click("#logout").unwrap();
+    wait_js(&mut b, "the login form again", "!document.getElementById('login').hidden");
+    central.add_user("vic", "viewer", "vic's long password", &[]).unwrap();
+    log_in(&mut b, "vic", "vic's long password");
+    let hidden = b
+        .eval("['retrieve', 'export', 'audit-panel'].map(id => document.getElementById(id).offsetParent === null)")
+        .unwrap();
+    assert_eq!(hidden, json!([true, true, true]), "controls a viewer cannot use are hidden");
     eprintln!("central UI test took {:?}", started.elapsed());
 }
