@@ -17,7 +17,7 @@ use serde_json::json;
 use sync_core::RangeSet;
 
 use crate::accounts::Account;
-use crate::auth::check_unit;
+use crate::auth::unit_refusal;
 use crate::sync_hub::RequestError;
 use crate::time::{parse_rfc3339, rfc3339};
 use crate::web::{WebState, shares_camera};
@@ -148,7 +148,7 @@ pub async fn retrieval(
 ) -> Response {
     match state.hub.store().retrieval(id).await {
         Ok(Some(row)) => {
-            if let Err(refusal) = check_unit(&who, &row.unit) {
+            if let Some(refusal) = unit_refusal(&who, &row.unit) {
                 return refusal;
             }
         }

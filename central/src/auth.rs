@@ -181,16 +181,14 @@ pub fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-/// 403 unless `who` may see `unit`.
-pub fn check_unit(who: &Account, unit: &str) -> Result<(), Response> {
-    if who.sees(unit) {
-        Ok(())
-    } else {
-        Err(refuse(
+/// The 403 answer when `who` may not see `unit`.
+pub fn unit_refusal(who: &Account, unit: &str) -> Option<Response> {
+    (!who.sees(unit)).then(|| {
+        refuse(
             StatusCode::FORBIDDEN,
             format!("user {:?} has no permission for unit {unit:?}; an administrator can grant it", who.name),
-        ))
-    }
+        )
+    })
 }
 
 /// The layer in front of each route (see the module documentation).
@@ -228,7 +226,7 @@ pub async fn authorize(
     }
     if let Ok(params) = &params
         && let Some((_, unit)) = params.iter().find(|(name, _)| *name == "unit")
-        && let Err(refusal) = check_unit(&account, unit)
+        && let Some(refusal) = unit_refusal(&account, unit)
     {
         return refusal;
     }
