@@ -354,6 +354,21 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
     // The API the page uses is documented.
     let doc = central.get_json(&format!("{}/api/openapi.json", central.web)).unwrap();
     assert!(doc["paths"]["/api/units/{unit}/cameras/{camera}/export.mp4"]["get"].is_object());
+    // The audit log recorded the live views, the playback and the export, and the page's audit
+    // panel finds them.
+    let audit = central.get_json(&format!("{}/api/audit?limit=1000", central.web)).unwrap();
+    for action in ["login", "live_view", "retrieval_requested", "playback", "export"] {
+        assert!(audit.as_array().unwrap().iter().any(|e| e["action"] == action), "{action} in {audit}");
+    }
+    b.click("#audit-q").unwrap();
+    b.page("Input.insertText", json!({ "text": "export" })).unwrap();
+    wait_js(
+        &mut b,
+        "the audit panel shows only the exports",
+        "(() => { const rows = [...document.querySelectorAll('#audit tr[data-action]')]; \
+         return rows.length > 0 && rows.every(r => r.dataset.action === 'export'); })()",
+    );
+
     // Log out; a viewer logs in and sees no control it cannot use, and no audit log.
     b.click("#logout").unwrap();
     wait_js(&mut b, "the login form again", "!document.getElementById('login').hidden");
