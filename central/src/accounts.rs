@@ -82,7 +82,12 @@ pub enum AccountsError {
     /// The password breaks the policy, or cannot be hashed.
     #[error(transparent)]
     Password(#[from] PasswordError),
-    /// The request does not fit (bad name, existing or unknown user); the message says what to do.
+    /// The user exists already (and was not to be replaced).
+    #[error(
+        "user {0:?} exists already; add --replace (in the API, \"replace\": true) to set its role, password and units anew"
+    )]
+    Exists(String),
+    /// The request does not fit (bad name, unknown user); the message says what to do.
     #[error("{0}")]
     Refused(String),
 }
@@ -165,9 +170,7 @@ impl Accounts {
         let db = self.db();
         let exists: bool = db.query_row("SELECT count(*) > 0 FROM users WHERE name = ?1", [name], |r| r.get(0))?;
         if exists && !replace {
-            return Err(AccountsError::Refused(format!(
-                "user {name:?} exists already; add --replace to set its role, password and units anew"
-            )));
+            return Err(AccountsError::Exists(name.to_owned()));
         }
         db.execute(
             "INSERT INTO users (name, role, password_hash, units, created_us) VALUES (?1, ?2, ?3, ?4, ?5)

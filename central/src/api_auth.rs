@@ -7,6 +7,9 @@
 //! - `POST /api/logout` → 204; the session ends and the cookie is cleared.
 //! - `GET /api/me` → `{ "name", "role", "units" }` (`units`: `null` for every unit).
 //! - `GET /api/users` (administrators) → every user as `GET /api/me` shows one.
+//! - `POST /api/users` (administrators) with `{ "name", "role", "password", "units"?, "replace"? }`
+//!   adds a user (or, with `"replace": true`, sets an existing one anew) → 201 and the user;
+//!   409 if it exists, 422 for a bad name, role or password.
 //! - `GET /api/audit?q=TEXT&limit=N` (administrators) → the newest `N` (default 100, at most
 //!   1000) audit entries whose user, action, unit, camera or detail contains `TEXT`, newest
 //!   first: `{ "id", "time", "user", "action", "unit", "camera", "detail", "client" }`.
@@ -20,9 +23,10 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 
-use crate::accounts::Account;
+use crate::accounts::{Account, AccountsError, Role};
 use crate::audit::Event;
 use crate::auth::{cleared_cookie, refuse, session_cookie};
+use crate::password::PasswordError;
 use crate::web::WebState;
 
 /// `{ "name", "password" }`.
@@ -110,6 +114,62 @@ pub async fn users(State(state): State<WebState>) -> Response {
         Ok(Err(e)) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+}
+
+/// `{ "name", "role", "password", "units"?, "replace"? }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    name: String,
+    role: String,
+    password: String,
+    #[serde(default)]
+    units: Option<Vec<String>>,
+    #[serde(default)]
+    replace: bool,
+}
+
+/// `POST /api/users`.
+pub async fn add_user(
+    State(state): State<WebState>,
+    Extension(who): Extension<Account>,
+    body: Result<Json<NewUser>, JsonRejection>,
+) -> Response {
+    let Json(new) = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{}; send {{\"name\", \"role\": \"administrator\"|\"operator\"|\"viewer\", \"password\", \
+                     \"units\": [..] or null, \"replace\": false}}",
+                    e.body_text()
+                ),
+            );
+        }
+    };
+    let role = match new.role.parse::<Role>() {
+        Ok(r) => r,
+        Err(e) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, e),
+    };
+    let auth = state.auth.clone();
+    let (name, units) = (new.name.clone(), new.units.clone());
+    let added =
+        tokio::task::spawn_blocking(move || auth.accounts.add(&new.name, role, &new.password, new.units, new.replace))
+            .await;
+    match added {
+        Ok(Ok(())) => {}
+        Ok(Err(e @ AccountsError::Exists(_))) => return refuse(StatusCode::CONFLICT, e.to_string()),
+        Ok(Err(e @ (AccountsError::Password(PasswordError::Weak(_)) | AccountsError::Refused(_)))) => {
+            return refuse(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
+        }
+        Ok(Err(e)) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+    let seen = units.as_ref().map_or_else(|| "every unit".to_owned(), |u| format!("units {}", u.join(", ")));
+    let detail = format!("{name} as {} for {seen}", role.as_str());
+    state.auth.record(Event { user: who.name, action: "user_added", detail, ..Default::default() }).await;
+    (StatusCode::CREATED, Json(Account { name, role, units })).into_response()
 }
 
 /// `?q=TEXT&limit=N`.

@@ -87,6 +87,7 @@ pub fn routes() -> Vec<Route> {
         route(VIEWER, Method::POST, "/api/logout", crate::api_auth::logout),
         route(VIEWER, Method::GET, "/api/me", crate::api_auth::me),
         route(ADMIN, Method::GET, "/api/users", crate::api_auth::users),
+        route(ADMIN, Method::POST, "/api/users", crate::api_auth::add_user),
         route(ADMIN, Method::GET, "/api/audit", crate::api_auth::audit),
         route(VIEWER, Method::GET, "/api/units", api_units),
         route(VIEWER, Method::GET, "/api/units/{unit}/cameras/{camera}/live", live),

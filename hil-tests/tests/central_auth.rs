@@ -155,6 +155,23 @@ fn users_roles_unit_permissions_tokens_sessions_and_the_audit_log() {
     assert!(listed.as_array().unwrap().iter().all(|r| r["unit"] == "bus-a"), "{listed}");
     assert!(olga.get_json(&format!("{web}/api/retrievals")).unwrap().as_array().unwrap().iter().any(|r| r["id"] == id));
 
+    // Administrators add users through the API too; nobody else may.
+    let users = format!("{web}/api/users");
+    let paul = json!({ "name": "paul", "role": "viewer", "password": "paul's long password", "units": ["bus-b"] });
+    assert_eq!(send(vera.post(&users), paul.clone()).0, 403);
+    assert_eq!(send(olga.post(&users), paul.clone()).0, 403);
+    let (status, added, _, _) = send(central.post(&users), paul.clone());
+    assert_eq!((status, added), (201, json!({ "name": "paul", "role": "viewer", "units": ["bus-b"] })));
+    let (status, refused, _, _) = send(central.post(&users), paul);
+    assert_eq!(status, 409, "{refused}");
+    assert!(refused["error"].as_str().unwrap().contains("replace"), "{refused}");
+    let weak = json!({ "name": "rita", "role": "viewer", "password": "short" });
+    assert_eq!(send(central.post(&users), weak).0, 422);
+    let listed = central.get_json(&users).unwrap();
+    let names: Vec<&str> = listed.as_array().unwrap().iter().filter_map(|u| u["name"].as_str()).collect();
+    assert_eq!(names, ["admin", "olga", "paul", "vera"]);
+    assert_eq!(login(&central, "paul", "paul's long password").1["units"], json!(["bus-b"]));
+
     // A browser session: the cookie is HttpOnly and SameSite=Strict, and logging out ends it.
     let (status, me, _, cookie) = login(&central, "vera", "vera's long password");
     assert_eq!((status, &me["name"], &me["role"]), (200, &json!("vera"), &json!("viewer")), "{me}");
@@ -202,7 +219,9 @@ fn users_roles_unit_permissions_tokens_sessions_and_the_audit_log() {
     assert!(failed[0]["client"].as_str().is_some_and(|c| c.contains("127.0.0.1")), "{failed}");
     let b = audit("bus-b");
     assert!(b.as_array().unwrap().iter().any(|e| e["action"] == "retrieval_requested" && e["user"] == "olga"), "{b}");
-    assert!(audit("user_added").as_array().unwrap().len() >= 3, "admin, olga, vera");
+    let added = audit("user_added");
+    assert_eq!(added.as_array().unwrap().len(), 4, "admin, olga, vera, paul: {added}");
+    assert_eq!(added[0]["user"], "admin", "paul was added by the administrator through the API: {added}");
     assert_eq!(audit("no-such-thing-anywhere"), json!([]));
     drop(edges);
 }

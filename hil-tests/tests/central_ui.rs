@@ -369,14 +369,24 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
          return rows.length > 0 && rows.every(r => r.dataset.action === 'export'); })()",
     );
 
-    // Log out; a viewer logs in and sees no control it cannot use, and no audit log.
+    // The administrator adds a viewer on the page, logs out; the viewer logs in and sees no
+    // control it cannot use, no users and no audit log.
+    for (field, text) in [("#user-name", "vic"), ("#user-password", "vic's long password"), ("#user-units", "bus-7")] {
+        b.click(field).unwrap();
+        b.page("Input.insertText", json!({ "text": text })).unwrap();
+    }
+    b.click("#user-add").unwrap();
+    wait_js(&mut b, "the new user is listed", "!!document.querySelector('#users tr[data-user=\"vic\"]')");
     b.click("#logout").unwrap();
     wait_js(&mut b, "the login form again", "!document.getElementById('login').hidden");
-    central.add_user("vic", "viewer", "vic's long password", &[]).unwrap();
     log_in(&mut b, "vic", "vic's long password");
     let hidden = b
-        .eval("['retrieve', 'export', 'audit-panel'].map(id => document.getElementById(id).offsetParent === null)")
+        .eval(
+            "['retrieve', 'export', 'users-panel', 'audit-panel'].map(id => document.getElementById(id).offsetParent \
+             === null)",
+        )
         .unwrap();
-    assert_eq!(hidden, json!([true, true, true]), "controls a viewer cannot use are hidden");
+    assert_eq!(hidden, json!([true, true, true, true]), "controls a viewer cannot use are hidden");
+    wait_js(&mut b, "the viewer's page shows bus-7", "!!document.querySelector('#units tr[data-unit=\"bus-7\"]')");
     eprintln!("central UI test took {:?}", started.elapsed());
 }

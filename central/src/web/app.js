@@ -447,7 +447,7 @@ function showApp() {
     e.hidden = ROLES.indexOf(me.role) < ROLES.indexOf(e.dataset.role);
   }
   if (!started) { started = true; begin(); }
-  refreshFleet(); refreshAlarms(); refreshRetrievals(); refreshAudit();
+  refreshFleet(); refreshAlarms(); refreshRetrievals(); refreshAudit(); refreshUsers();
 }
 
 async function logIn(ev) {
@@ -494,6 +494,37 @@ async function refreshAudit() {
 }
 
 // Shows the page if the browser's session is valid, else the login form.
+async function refreshUsers() {
+  if (!me || me.role !== "administrator") return;
+  try {
+    const r = await fetch("/api/users", { cache: "no-store" });
+    if (!r.ok) return;
+    const table = el("table");
+    const head = el("tr");
+    for (const t of ["Name", "Role", "Units"]) head.append(el("th", t));
+    table.append(head);
+    for (const u of await r.json()) {
+      const tr = el("tr"); tr.dataset.user = u.name;
+      tr.append(el("td", u.name), el("td", u.role), el("td", u.units ? u.units.join(", ") : "all"));
+      table.append(tr);
+    }
+    $("users").replaceChildren(table);
+  } catch (_) { /* shown by the fleet refresh */ }
+}
+
+async function addUser(ev) {
+  ev.preventDefault();
+  const units = $("user-units").value.split(",").map(u => u.trim()).filter(u => u && u !== "all");
+  const body = { name: $("user-name").value, role: $("user-role").value, password: $("user-password").value,
+    units: units.length ? units : null };
+  const r = await fetch("/api/users", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const s = $("user-status");
+  if (!r.ok) { s.textContent = await errorText(r); s.className = "error"; return; }
+  s.textContent = `Added ${body.name}.`; s.className = "muted";
+  $("user-password").value = ""; $("user-name").value = ""; $("user-units").value = "";
+  refreshUsers(); refreshAudit();
+}
+
 async function checkSession() {
   try {
     const r = await fetch("/api/me", { cache: "no-store" });
@@ -519,6 +550,7 @@ function begin() {
 
 $("login-form").addEventListener("submit", logIn);
 $("logout").onclick = logOut;
+$("user-form").addEventListener("submit", addUser);
 let searchTimer = null;
 $("audit-q").addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(refreshAudit, 250); });
 checkSession();
