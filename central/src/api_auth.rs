@@ -72,12 +72,14 @@ pub async fn login(
         )
             .into_response();
     }
+    // Counted as a failure before the check, so that guesses sent in parallel cannot slip past
+    // the limit while the hashes are computed; a success forgets it.
+    auth.login_failed(client, &name);
     let (n, p, a) = (name.clone(), password, auth.clone());
     let checked = tokio::task::spawn_blocking(move || a.accounts.login(&n, &p)).await;
     let account = match checked {
         Ok(Ok(Some(account))) => account,
         Ok(Ok(None)) => {
-            auth.login_failed(client, &name);
             auth.record(event("login_failed", "wrong name or password".into())).await;
             return refuse(StatusCode::UNAUTHORIZED, "wrong name or password");
         }
