@@ -2,7 +2,9 @@
 //! a live tile plays (fMP4 over a WebSocket into Media Source Extensions) at the live edge, an
 //! H.265 camera says plainly that the browser cannot play it, a range is retrieved from the
 //! timeline with a progress bar, played back with speed and seek, and exported as an MP4 that
-//! ffprobe accepts with the frames central holds.
+//! ffprobe accepts with the frames central holds. The administrator logs in through the page's
+//! form, finds the audit entries and adds a viewer on the page; viewers see no control they
+//! cannot use, and a viewer of another unit never sees this one.
 
 use std::path::Path;
 use std::process::Command;
@@ -388,5 +390,16 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
         .unwrap();
     assert_eq!(hidden, json!([true, true, true, true]), "controls a viewer cannot use are hidden");
     wait_js(&mut b, "the viewer's page shows bus-7", "!!document.querySelector('#units tr[data-unit=\"bus-7\"]')");
+
+    // A viewer of another unit never sees bus-7, and the API refuses it to the browser.
+    central.add_user("wes", "viewer", "wes's long password", &["bus-8"]).unwrap();
+    b.click("#logout").unwrap();
+    wait_js(&mut b, "the login form again", "!document.getElementById('login').hidden");
+    log_in(&mut b, "wes", "wes's long password");
+    wait_js(&mut b, "the fleet is shown", "document.getElementById('updated').textContent.startsWith('Updated')");
+    let seen = b.eval("document.querySelectorAll('#units tr[data-unit], .tile').length").unwrap();
+    assert_eq!(seen, json!(0), "no unit and no camera of bus-7");
+    let status = b.eval("fetch('/api/units/bus-7/cameras/front/live.fmp4').then(r => r.status)").unwrap();
+    assert_eq!(status, json!(403));
     eprintln!("central UI test took {:?}", started.elapsed());
 }
