@@ -224,11 +224,20 @@ pub async fn authorize(
             ),
         );
     }
-    if let Ok(params) = &params
-        && let Some((_, unit)) = params.iter().find(|(name, _)| *name == "unit")
-        && let Some(refusal) = unit_refusal(&account, unit)
-    {
-        return refusal;
+    match &params {
+        Ok(params) => {
+            if let Some((_, unit)) = params.iter().find(|(name, _)| *name == "unit")
+                && let Some(refusal) = unit_refusal(&account, unit)
+            {
+                return refusal;
+            }
+        }
+        // A unit name that is not UTF-8 is no unit anyone may see.
+        Err(e @ RawPathParamsRejection::InvalidUtf8InPathParam(_)) => {
+            return refuse(StatusCode::BAD_REQUEST, e.body_text());
+        }
+        // No path parameters at all.
+        Err(_) => {}
     }
     request.extensions_mut().insert(account);
     next.run(request).await

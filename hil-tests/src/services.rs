@@ -149,7 +149,11 @@ impl CentralProc {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()?;
-        child.stdin.take().context("stdin")?.write_all(stdin.as_bytes())?;
+        // A command that refuses its arguments exits without reading its input.
+        match child.stdin.take().context("stdin")?.write_all(stdin.as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+            _ => {}
+        }
         let out = child.wait_with_output()?;
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         anyhow::ensure!(out.status.success(), "central {args:?} failed: {text}");

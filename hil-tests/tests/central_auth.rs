@@ -117,6 +117,9 @@ fn users_roles_unit_permissions_tokens_sessions_and_the_audit_log() {
     let (status, refused, _) = call(vera.get(&timeline("bus-b")));
     assert_eq!(status, 403);
     assert!(refused["error"].as_str().unwrap().contains("bus-b"), "{refused}");
+    let encoded = timeline("bus%2Db");
+    assert_eq!(call(vera.get(&encoded)).0, 403, "the unit is compared decoded: {encoded}");
+    assert_eq!(call(vera.get(&timeline("bus%FF"))).0, 400, "not UTF-8");
     let e = LiveViewer::open(&vera, "bus-b", "front").err().unwrap().to_string();
     assert!(e.contains("403"), "{e}");
     let range = json!({ "start": rfc3339(started), "end": rfc3339(started + 2_000_000) });
