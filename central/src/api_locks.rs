@@ -10,14 +10,16 @@
 //! "central": { "state", "error" }, "unit_store": { "state", "error", "at" } }` with states
 //! `"pending"`, `"locked"` or `"failed"`.
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::accounts::Account;
 use crate::api_retrieval::{bad, target};
+use crate::auth::unit_refusal;
 use crate::enrollment::now_us;
 use crate::evidence::{self, EvidenceLock, NewLock};
 use crate::sync_hub::RequestError;
@@ -68,6 +70,7 @@ pub fn lock_json(l: &EvidenceLock) -> Value {
 /// `POST /api/units/{unit}/cameras/{camera}/lock`.
 pub async fn create(
     State(state): State<WebState>,
+    Extension(who): Extension<Account>,
     Path((unit, camera)): Path<(String, String)>,
     Json(body): Json<LockBody>,
 ) -> Response {
@@ -86,27 +89,45 @@ pub async fn create(
     }
     // Kept `keep_days` from now, or past the end of a range that lies ahead.
     let expires_us = now_us().max(end_us).saturating_add(i64::from(keep_days) * DAY_US);
-    let lock = NewLock { unit, camera, start_us, end_us, expires_us, reason };
+    let lock = NewLock { unit: unit.clone(), camera: camera.clone(), start_us, end_us, expires_us, reason };
     match state.hub.lock(lock).await {
-        Ok(made) => (StatusCode::CREATED, Json(lock_json(&made))).into_response(),
+        Ok(made) => {
+            let detail =
+                format!("evidence lock {}: {} to {}, {keep_days} days: {}", made.id, body.start, body.end, made.reason);
+            state.auth.record_about(&who, "evidence_locked", &unit, &camera, detail).await;
+            (StatusCode::CREATED, Json(lock_json(&made))).into_response()
+        }
         Err(e @ RequestError::EmptyRange) => bad(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => bad(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
-/// `GET /api/locks`.
-pub async fn list(State(state): State<WebState>, Query(q): Query<ListQuery>) -> Response {
+/// `GET /api/locks`: those of units the user may see.
+pub async fn list(
+    State(state): State<WebState>,
+    Extension(who): Extension<Account>,
+    Query(q): Query<ListQuery>,
+) -> Response {
     let limit = q.limit.unwrap_or(200).clamp(1, 1000);
+    if let Some(refusal) = q.unit.as_deref().and_then(|u| unit_refusal(&who, u)) {
+        return refusal;
+    }
     match evidence::list(state.hub.store(), q.unit, limit).await {
-        Ok(locks) => Json(json!({ "locks": locks.iter().map(lock_json).collect::<Vec<_>>() })).into_response(),
+        Ok(locks) => {
+            let shown: Vec<Value> = locks.iter().filter(|l| who.sees(&l.unit)).map(lock_json).collect();
+            Json(json!({ "locks": shown })).into_response()
+        }
         Err(e) => bad(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
-/// `GET /api/locks/{id}`.
-pub async fn get(State(state): State<WebState>, Path(id): Path<u64>) -> Response {
+/// `GET /api/locks/{id}` (403 when the user may not see its unit).
+pub async fn get(State(state): State<WebState>, Extension(who): Extension<Account>, Path(id): Path<u64>) -> Response {
     match evidence::get(state.hub.store(), id).await {
-        Ok(Some(l)) => Json(lock_json(&l)).into_response(),
+        Ok(Some(l)) => match unit_refusal(&who, &l.unit) {
+            Some(refusal) => refusal,
+            None => Json(lock_json(&l)).into_response(),
+        },
         Ok(None) => bad(StatusCode::NOT_FOUND, format!("no evidence lock {id}")),
         Err(e) => bad(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

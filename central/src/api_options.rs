@@ -10,13 +10,14 @@
 //! The unit must have shared the camera with central (404 otherwise); errors are
 //! `{ "error": "…" }`.
 
-use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde_json::json;
 
+use crate::accounts::Account;
 use crate::recording_options::{OptionsBody, OptionsError};
 use crate::web::{WebState, shares_camera};
 
@@ -55,6 +56,7 @@ pub async fn get(State(state): State<WebState>, Path((unit, camera)): Path<(Stri
 /// `PUT …/recording`.
 pub async fn put(
     State(state): State<WebState>,
+    Extension(who): Extension<Account>,
     Path((unit, camera)): Path<(String, String)>,
     body: Result<Json<OptionsBody>, JsonRejection>,
 ) -> Response {
@@ -76,8 +78,12 @@ pub async fn put(
     };
     let options = state.hub.clone();
     let (u, c) = (unit.clone(), camera.clone());
+    let detail = serde_json::to_string(&body).unwrap_or_default();
     match tokio::task::spawn_blocking(move || options.options().set(&u, &c, body)).await {
-        Ok(Ok(_)) => show(&state, &unit, &camera),
+        Ok(Ok(_)) => {
+            state.auth.record_about(&who, "recording_options_set", &unit, &camera, detail).await;
+            show(&state, &unit, &camera)
+        }
         Ok(Err(OptionsError::Invalid(e))) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -85,13 +91,21 @@ pub async fn put(
 }
 
 /// `DELETE …/recording`.
-pub async fn delete(State(state): State<WebState>, Path((unit, camera)): Path<(String, String)>) -> Response {
+pub async fn delete(
+    State(state): State<WebState>,
+    Extension(who): Extension<Account>,
+    Path((unit, camera)): Path<(String, String)>,
+) -> Response {
     if let Err(r) = known(&state, &unit, &camera).await {
         return r;
     }
     let options = state.hub.clone();
-    match tokio::task::spawn_blocking(move || options.options().clear(&unit, &camera)).await {
-        Ok(Ok(_)) => StatusCode::NO_CONTENT.into_response(),
+    let (u, c) = (unit.clone(), camera.clone());
+    match tokio::task::spawn_blocking(move || options.options().clear(&u, &c)).await {
+        Ok(Ok(_)) => {
+            state.auth.record_about(&who, "recording_options_cleared", &unit, &camera, String::new()).await;
+            StatusCode::NO_CONTENT.into_response()
+        }
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

@@ -13,16 +13,17 @@
 //! do: 400 (bad times), 404 (unknown camera, or nothing held at central: retrieve it first),
 //! 415 (not H.264), 500.
 
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use mp4_export::{FragmentWriter, Mp4Writer, Sample};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use crate::accounts::Account;
 use crate::playback::{PlaybackError, RangeReader, TimedFrame, track_of};
 use crate::time::{parse_rfc3339, rfc3339};
 use crate::web::{WebState, shares_camera};
@@ -91,6 +92,7 @@ fn channel_body() -> (mpsc::Sender<Result<Bytes, std::io::Error>>, Body) {
 /// `GET /api/units/{unit}/cameras/{camera}/playback.fmp4`.
 pub async fn playback(
     State(state): State<WebState>,
+    Extension(who): Extension<Account>,
     Path((unit, camera)): Path<(String, String)>,
     Query(q): Query<RangeQuery>,
 ) -> Response {
@@ -98,6 +100,7 @@ pub async fn playback(
         Ok(r) => r,
         Err(refusal) => return refusal,
     };
+    state.auth.record_about(&who, "playback", &unit, &camera, format!("{} to {}", q.start, q.end)).await;
     let start = first.first().map(|f| rfc3339(f.frame.frame.wall_clock_us)).unwrap_or_default();
     let mime = first
         .first()
@@ -166,6 +169,7 @@ fn stream_fmp4(
 /// `GET /api/units/{unit}/cameras/{camera}/export.mp4`.
 pub async fn export(
     State(state): State<WebState>,
+    Extension(who): Extension<Account>,
     Path((unit, camera)): Path<(String, String)>,
     Query(q): Query<RangeQuery>,
 ) -> Response {
@@ -173,6 +177,7 @@ pub async fn export(
         Ok(r) => r,
         Err(refusal) => return refusal,
     };
+    state.auth.record_about(&who, "export", &unit, &camera, format!("{} to {}", q.start, q.end)).await;
     let stamp = first.first().map(|f| rfc3339(f.frame.frame.wall_clock_us)).unwrap_or_default();
     let name = format!("{unit}-{camera}-{stamp}.mp4").replace([':', '/', '"', '\\'], "-");
     let written = tokio::task::spawn_blocking(move || write_export(reader, first)).await;

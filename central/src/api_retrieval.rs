@@ -8,14 +8,16 @@
 //!   "bytes_total" }`.
 //! - `GET /api/alarms` → the newest alarms raised by units' events.
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
 use sync_core::RangeSet;
 
+use crate::accounts::Account;
+use crate::auth::unit_refusal;
 use crate::sync_hub::RequestError;
 use crate::time::{parse_rfc3339, rfc3339};
 use crate::web::{WebState, shares_camera};
@@ -125,6 +127,7 @@ pub async fn timeline(
 /// `POST /api/units/{unit}/cameras/{camera}/retrieve`.
 pub async fn retrieve(
     State(state): State<WebState>,
+    Extension(who): Extension<Account>,
     Path((unit, camera)): Path<(String, String)>,
     Json(body): Json<RangeBody>,
 ) -> Response {
@@ -133,15 +136,32 @@ pub async fn retrieve(
         Err((status, message)) => return bad(status, message),
     };
     match state.hub.request(&unit, &camera, start, end).await {
-        Ok(id) => (StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response(),
+        Ok(id) => {
+            let detail = format!("retrieval {id}: {} to {}", body.start, body.end);
+            state.auth.record_about(&who, "retrieval_requested", &unit, &camera, detail).await;
+            (StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response()
+        }
         Err(e @ RequestError::NotAllowed { .. }) => bad(StatusCode::FORBIDDEN, e.to_string()),
         Err(e @ RequestError::EmptyRange) => bad(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => bad(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
-/// `GET /api/retrievals/{id}`.
-pub async fn retrieval(State(state): State<WebState>, Path(id): Path<i64>) -> Response {
+/// `GET /api/retrievals/{id}` (403 when the user may not see its unit).
+pub async fn retrieval(
+    State(state): State<WebState>,
+    Extension(who): Extension<Account>,
+    Path(id): Path<i64>,
+) -> Response {
+    match state.hub.store().retrieval(id).await {
+        Ok(Some(row)) => {
+            if let Some(refusal) = unit_refusal(&who, &row.unit) {
+                return refusal;
+            }
+        }
+        Ok(None) => return bad(StatusCode::NOT_FOUND, format!("no retrieval {id}")),
+        Err(e) => return bad(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
     match state.hub.status(id).await {
         Ok(Some(s)) => Json(json!({
             "state": s.state.as_str(),
@@ -154,10 +174,10 @@ pub async fn retrieval(State(state): State<WebState>, Path(id): Path<i64>) -> Re
     }
 }
 
-/// `GET /api/alarms`.
-pub async fn alarms(State(state): State<WebState>) -> Response {
+/// `GET /api/alarms`: those of units the user may see.
+pub async fn alarms(State(state): State<WebState>, Extension(who): Extension<Account>) -> Response {
     match state.hub.store().alarms(500).await {
-        Ok(a) => Json(a).into_response(),
+        Ok(a) => Json(a.into_iter().filter(|a| who.sees(&a.unit)).collect::<Vec<_>>()).into_response(),
         Err(e) => bad(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

@@ -3,26 +3,27 @@
 //! (times RFC 3339; `state` as in `GET /api/retrievals/{id}`, `null` with zero bytes when the
 //! unit's sync state does not know it). The page counts the unfinished ones per unit.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde_json::json;
 
+use crate::accounts::Account;
 use crate::time::rfc3339;
 use crate::web::WebState;
 
 /// How many retrievals the list shows.
 const LIMIT: u32 = 100;
 
-/// `GET /api/retrievals`.
-pub async fn retrievals(State(state): State<WebState>) -> Response {
+/// `GET /api/retrievals`: those of units the user may see.
+pub async fn retrievals(State(state): State<WebState>, Extension(who): Extension<Account>) -> Response {
     let rows = match state.hub.store().recent_retrievals(LIMIT).await {
         Ok(rows) => rows,
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": e.to_string() }))).into_response(),
     };
     let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
+    for r in rows.into_iter().filter(|r| who.sees(&r.unit)) {
         let status = state.hub.status(r.id).await.ok().flatten();
         out.push(json!({
             "id": r.id,

@@ -4,11 +4,15 @@
 //! The binary (`central run --config FILE.toml`) wires these parts together; see
 //! ARCHITECTURE.md.
 
+pub mod accounts;
+pub mod api_auth;
 pub mod api_locks;
 pub mod api_options;
 pub mod api_playback;
 pub mod api_retrieval;
 pub mod api_retrieval_list;
+pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod enrollment;
 pub mod evidence;
@@ -16,11 +20,13 @@ pub mod fleet;
 pub mod interconnect;
 pub mod live_fmp4;
 pub mod live_ws;
+pub mod password;
 pub mod playback;
 pub mod recording_options;
 pub mod registry;
 pub mod relay;
 pub mod retrieved;
+pub mod sessions;
 pub mod sync_hub;
 pub mod time;
 pub mod web;

@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
+use central::audit::Event;
+use central::auth::Auth;
 use central::config::CentralConfig;
 use central::enrollment;
 use central::fleet::Fleet;
@@ -32,6 +34,49 @@ enum Command {
     /// Provision edge units (works while central runs).
     #[command(subcommand)]
     Unit(UnitCommand),
+    /// Manage the users of the web UI and API (works while central runs).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Make bearer tokens for scripts (works while central runs).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is read from standard input (one line, at least 10
+    /// characters): `echo "$PASSWORD" | central user add --config central.toml NAME --role ROLE`.
+    Add {
+        /// Central's configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// The user name (1–64 letters, digits, '-', '_', '.' or '@').
+        name: String,
+        /// administrator (everything), operator (also retrieve, export, acknowledge alarms) or
+        /// viewer (live video, timelines, playback).
+        #[arg(long)]
+        role: central::accounts::Role,
+        /// Limit the user to this unit (repeat for several); without it the user sees every unit.
+        #[arg(long = "unit", value_name = "UNIT")]
+        units: Vec<String>,
+        /// Set the role, password and units of a user that exists already.
+        #[arg(long)]
+        replace: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a bearer token for a user; the token is the last word printed. Send it as
+    /// `Authorization: Bearer TOKEN`; central keeps only its hash.
+    Create {
+        /// Central's configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// The user the token acts as.
+        #[arg(long)]
+        user: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -73,6 +118,10 @@ fn main() -> std::process::ExitCode {
         Command::Run { config } => run(&config),
         Command::Unit(UnitCommand::Add { config, name, valid_hours }) => unit_add(&config, &name, valid_hours),
         Command::Unit(UnitCommand::Revoke { config, name }) => unit_revoke(&config, &name),
+        Command::User(UserCommand::Add { config, name, role, units, replace }) => {
+            user_add(&config, &name, role, units, replace)
+        }
+        Command::Token(TokenCommand::Create { config, user }) => token_create(&config, &user),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -118,10 +167,105 @@ fn unit_revoke(config_path: &Path, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Opens central's users and audit log.
+fn open_auth(config: &CentralConfig) -> anyhow::Result<Auth> {
+    let dir = &config.store.path;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create store.path {}", dir.display()))?;
+    Auth::open(dir).context("cannot open central's users and audit log")
+}
+
+/// Reads one line (the password) from standard input, without its line end.
+fn read_password(name: &str) -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("Password for {name} (it shows as you type; pipe it in to hide it): ");
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line).context("cannot read the password from standard input")?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+fn user_add(
+    config_path: &Path,
+    name: &str,
+    role: central::accounts::Role,
+    units: Vec<String>,
+    replace: bool,
+) -> anyhow::Result<()> {
+    let config = CentralConfig::load(config_path)?;
+    let auth = open_auth(&config)?;
+    let password = read_password(name)?;
+    let units = (!units.is_empty()).then_some(units);
+    auth.accounts.add(name, role, &password, units.clone(), replace)?;
+    let seen = units.as_ref().map_or_else(|| "every unit".to_owned(), |u| format!("units {}", u.join(", ")));
+    auth.audit.record(&Event {
+        user: "cli".into(),
+        action: "user_added",
+        detail: format!("{name} as {} for {seen}", role.as_str()),
+        ..Default::default()
+    })?;
+    println!("user {name:?} {} as {} for {seen}", if replace { "set" } else { "added" }, role.as_str());
+    Ok(())
+}
+
+fn token_create(config_path: &Path, user: &str) -> anyhow::Result<()> {
+    let config = CentralConfig::load(config_path)?;
+    let auth = open_auth(&config)?;
+    let token = auth.accounts.create_token(user)?;
+    auth.audit.record(&Event {
+        user: "cli".into(),
+        action: "token_created",
+        detail: format!("for {user}"),
+        ..Default::default()
+    })?;
+    println!("token for user {user:?}; send it as `Authorization: Bearer TOKEN`. Token: {token}");
+    Ok(())
+}
+
+/// The file the first administrator's password is written to.
+const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
+
+/// On a first start (no user yet), creates the administrator `admin` with a random password,
+/// says it once and writes it to a 0600 file in the data directory.
+fn first_admin(auth: &Auth, dir: &Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if auth.accounts.count()? > 0 {
+        return Ok(());
+    }
+    let password = central::password::new_password()?;
+    let path = dir.join(INITIAL_PASSWORD_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    writeln!(file, "{password}")
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    auth.accounts.add("admin", central::accounts::Role::Administrator, &password, None, false)?;
+    auth.audit.record(&Event {
+        user: "central".into(),
+        action: "user_added",
+        detail: "admin as administrator for every unit (first start)".into(),
+        ..Default::default()
+    })?;
+    eprintln!(
+        "central: first start: log in as admin with password {password} (also in {}; change it with `central user add --replace`)",
+        path.display()
+    );
+    Ok(())
+}
+
 fn run(config_path: &Path) -> anyhow::Result<()> {
     let config = CentralConfig::load(config_path)?;
     let dir = &config.store.path;
     let (ca, registry) = open_site(&config)?;
+    let auth = open_auth(&config)?;
+    first_admin(&auth, dir)?;
     let identity = ca.server_identity(dir).context("cannot load or create central's server certificate")?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
@@ -155,8 +299,9 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         tokio::spawn(interconnect.clone().cut_off_revoked(shutdown.clone()));
         let quic = tokio::spawn(interconnect.serve(endpoint, shutdown.clone()));
         let web_shutdown = shutdown.clone();
-        let web = axum::serve(listener, router(WebState { fleet, registry, relay, hub }))
-            .with_graceful_shutdown(async move { web_shutdown.cancelled().await });
+        let state = WebState { fleet, registry, relay, hub, auth: Arc::new(auth) };
+        let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let web = axum::serve(listener, app).with_graceful_shutdown(async move { web_shutdown.cancelled().await });
         let web = tokio::spawn(web.into_future());
         signals.recv().await;
         tracing::info!("shutting down");

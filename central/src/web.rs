@@ -4,12 +4,14 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::handler::Handler;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 
+use crate::accounts::{Account, Role};
+use crate::auth::{Auth, Need};
 use crate::fleet::Fleet;
 use crate::registry::Registry;
 use crate::relay::{Relay, Viewer};
@@ -25,6 +27,8 @@ pub struct WebState {
     pub relay: Arc<Relay>,
     /// Retrieval of recordings.
     pub hub: Arc<crate::sync_hub::SyncHub>,
+    /// Users, sessions and the audit log.
+    pub auth: Arc<Auth>,
 }
 
 /// Unsent bytes a connection may hold in its kernel send buffer. Live video to a slow viewer
@@ -44,8 +48,11 @@ pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpList
     tokio::net::TcpListener::from_std(socket.into())
 }
 
-/// One route: method, path (axum's syntax, which is also OpenAPI's) and handler.
+/// One route: who may use it, method, path (axum's syntax, which is also OpenAPI's) and
+/// handler.
 pub struct Route {
+    /// What the client needs: nothing, or a user with at least some role.
+    pub need: Need,
     /// `GET`, `POST`, …
     pub method: Method,
     /// The path, e.g. `/api/units/{unit}/cameras/{camera}/live`.
@@ -53,46 +60,63 @@ pub struct Route {
     handler: MethodRouter<WebState>,
 }
 
-fn route<H, T>(method: Method, path: &'static str, handler: H) -> Route
+fn route<H, T>(need: Need, method: Method, path: &'static str, handler: H) -> Route
 where
     H: Handler<T, WebState>,
     T: 'static,
 {
     let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
-    Route { method, path, handler: on(filter, handler) }
+    Route { need, method, path, handler: on(filter, handler) }
 }
 
-/// Every route of central's web server: the page, its assets and the REST API. The API's
-/// routes are documented in `web/openapi.json` (a test keeps the two in step). Handlers take
-/// only what they need from [`WebState`], so an authentication layer can wrap the router later.
+/// Every route of central's web server: the page, its assets and the REST API, with what each
+/// needs (see [`crate::auth`]): viewers watch live video, timelines and playback; operators
+/// also retrieve and export; administrators also change the configuration and read the audit
+/// log. The API's routes are documented in `web/openapi.json` (a test keeps the two in step).
 pub fn routes() -> Vec<Route> {
+    const PUBLIC: Need = Need::Public;
+    const VIEWER: Need = Need::Role(Role::Viewer);
+    const OPERATOR: Need = Need::Role(Role::Operator);
+    const ADMIN: Need = Need::Role(Role::Administrator);
     vec![
-        route(Method::GET, "/", index),
-        route(Method::GET, "/app.js", app_js),
-        route(Method::GET, "/style.css", style_css),
-        route(Method::GET, "/api/openapi.json", openapi),
-        route(Method::GET, "/api/units", api_units),
-        route(Method::GET, "/api/units/{unit}/cameras/{camera}/live", live),
-        route(Method::GET, "/api/units/{unit}/cameras/{camera}/live.fmp4", live_fmp4),
-        route(Method::GET, "/api/units/{unit}/cameras/{camera}/timeline", crate::api_retrieval::timeline),
-        route(Method::POST, "/api/units/{unit}/cameras/{camera}/retrieve", crate::api_retrieval::retrieve),
-        route(Method::GET, "/api/units/{unit}/cameras/{camera}/recording", crate::api_options::get),
-        route(Method::PUT, "/api/units/{unit}/cameras/{camera}/recording", crate::api_options::put),
-        route(Method::DELETE, "/api/units/{unit}/cameras/{camera}/recording", crate::api_options::delete),
-        route(Method::GET, "/api/units/{unit}/cameras/{camera}/playback.fmp4", crate::api_playback::playback),
-        route(Method::GET, "/api/units/{unit}/cameras/{camera}/export.mp4", crate::api_playback::export),
-        route(Method::GET, "/api/retrievals", crate::api_retrieval_list::retrievals),
-        route(Method::GET, "/api/retrievals/{id}", crate::api_retrieval::retrieval),
-        route(Method::GET, "/api/alarms", crate::api_retrieval::alarms),
-        route(Method::POST, "/api/units/{unit}/cameras/{camera}/lock", crate::api_locks::create),
-        route(Method::GET, "/api/locks", crate::api_locks::list),
-        route(Method::GET, "/api/locks/{id}", crate::api_locks::get),
+        route(PUBLIC, Method::GET, "/", index),
+        route(PUBLIC, Method::GET, "/app.js", app_js),
+        route(PUBLIC, Method::GET, "/style.css", style_css),
+        route(PUBLIC, Method::GET, "/api/openapi.json", openapi),
+        route(PUBLIC, Method::POST, "/api/login", crate::api_auth::login),
+        route(VIEWER, Method::POST, "/api/logout", crate::api_auth::logout),
+        route(VIEWER, Method::GET, "/api/me", crate::api_auth::me),
+        route(ADMIN, Method::GET, "/api/users", crate::api_auth::users),
+        route(ADMIN, Method::POST, "/api/users", crate::api_auth::add_user),
+        route(ADMIN, Method::GET, "/api/audit", crate::api_auth::audit),
+        route(VIEWER, Method::GET, "/api/units", api_units),
+        route(VIEWER, Method::GET, "/api/units/{unit}/cameras/{camera}/live", live),
+        route(VIEWER, Method::GET, "/api/units/{unit}/cameras/{camera}/live.fmp4", live_fmp4),
+        route(VIEWER, Method::GET, "/api/units/{unit}/cameras/{camera}/timeline", crate::api_retrieval::timeline),
+        route(OPERATOR, Method::POST, "/api/units/{unit}/cameras/{camera}/retrieve", crate::api_retrieval::retrieve),
+        route(VIEWER, Method::GET, "/api/units/{unit}/cameras/{camera}/recording", crate::api_options::get),
+        route(ADMIN, Method::PUT, "/api/units/{unit}/cameras/{camera}/recording", crate::api_options::put),
+        route(ADMIN, Method::DELETE, "/api/units/{unit}/cameras/{camera}/recording", crate::api_options::delete),
+        route(VIEWER, Method::GET, "/api/units/{unit}/cameras/{camera}/playback.fmp4", crate::api_playback::playback),
+        route(OPERATOR, Method::GET, "/api/units/{unit}/cameras/{camera}/export.mp4", crate::api_playback::export),
+        route(VIEWER, Method::GET, "/api/retrievals", crate::api_retrieval_list::retrievals),
+        route(VIEWER, Method::GET, "/api/retrievals/{id}", crate::api_retrieval::retrieval),
+        route(VIEWER, Method::GET, "/api/alarms", crate::api_retrieval::alarms),
+        route(OPERATOR, Method::POST, "/api/units/{unit}/cameras/{camera}/lock", crate::api_locks::create),
+        route(VIEWER, Method::GET, "/api/locks", crate::api_locks::list),
+        route(VIEWER, Method::GET, "/api/locks/{id}", crate::api_locks::get),
     ]
 }
 
-/// The routes of central's web server.
+/// The routes of central's web server, each behind [`crate::auth::authorize`].
 pub fn router(state: WebState) -> Router {
-    routes().into_iter().fold(Router::new(), |r, route| r.route(route.path, route.handler)).with_state(state)
+    routes()
+        .into_iter()
+        .fold(Router::new(), |r, route| {
+            let layer = axum::middleware::from_fn_with_state((state.clone(), route.need), crate::auth::authorize);
+            r.route(route.path, route.handler.route_layer(layer))
+        })
+        .with_state(state)
 }
 
 /// The OpenAPI 3 document of the REST API.
@@ -120,25 +144,34 @@ async fn style_css() -> impl IntoResponse {
 /// [`crate::live_fmp4`]); 404 when no unit registered here shares that camera.
 async fn live_fmp4(
     State(state): State<WebState>,
+    Extension(who): Extension<Account>,
     Path((unit, camera)): Path<(String, String)>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    watch(&state, &unit, &camera, upgrade, crate::live_fmp4::forward).await
+    watch(&state, &who, &unit, &camera, upgrade, crate::live_fmp4::forward).await
 }
 
 /// Upgrades to a WebSocket carrying the camera's live video (see [`crate::live_ws`]); 404 when
 /// no unit registered here shares that camera.
 async fn live(
     State(state): State<WebState>,
+    Extension(who): Extension<Account>,
     Path((unit, camera)): Path<(String, String)>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    watch(&state, &unit, &camera, upgrade, crate::live_ws::forward).await
+    watch(&state, &who, &unit, &camera, upgrade, crate::live_ws::forward).await
 }
 
 /// Joins the camera's live channel and hands the upgraded socket to `forward`, once the
-/// registry says a unit shares that camera.
-async fn watch<F, Fut>(state: &WebState, unit: &str, camera: &str, upgrade: WebSocketUpgrade, forward: F) -> Response
+/// registry says a unit shares that camera; the audit log records who watches.
+async fn watch<F, Fut>(
+    state: &WebState,
+    who: &Account,
+    unit: &str,
+    camera: &str,
+    upgrade: WebSocketUpgrade,
+    forward: F,
+) -> Response
 where
     F: FnOnce(WebSocket, Viewer) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -149,6 +182,7 @@ where
     if !known {
         return (StatusCode::NOT_FOUND, format!("no unit {unit:?} with a shared camera {camera:?}")).into_response();
     }
+    state.auth.record_about(who, "live_view", unit, camera, String::new()).await;
     let viewer = state.relay.watch(unit, camera);
     upgrade.on_upgrade(move |socket| forward(socket, viewer)).into_response()
 }
@@ -168,10 +202,11 @@ async fn index() -> impl IntoResponse {
     ([(header::CACHE_CONTROL, "no-cache")], Html(include_str!("web/index.html")))
 }
 
-async fn api_units(State(state): State<WebState>) -> Response {
+/// `GET /api/units`: the units the user may see.
+async fn api_units(State(state): State<WebState>, Extension(who): Extension<Account>) -> Response {
     let registry = state.registry.clone();
     let rows = tokio::task::spawn_blocking(move || registry.lock().unwrap_or_else(|p| p.into_inner()).units()).await;
-    match rows {
+    match rows.map(|r| r.map(|rows| rows.into_iter().filter(|r| who.sees(&r.id)).collect::<Vec<_>>())) {
         Ok(Ok(rows)) => axum::Json(state.fleet.units_json(&rows, &state.relay)).into_response(),
         Ok(Err(e)) => {
             tracing::error!("{e}");
@@ -215,6 +250,29 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_openapi_document_says_what_each_route_needs() {
+        let doc = document();
+        for r in routes().into_iter().filter(|r| r.path.starts_with("/api/")) {
+            let op = &doc["paths"][r.path][r.method.as_str().to_lowercase()];
+            match r.need {
+                Need::Public => assert_eq!(op["security"], serde_json::json!([]), "{} {} is public", r.method, r.path),
+                Need::Role(role) => {
+                    assert_eq!(op["x-convoy-role"], role.as_str(), "{} {}", r.method, r.path);
+                    assert!(op["responses"]["401"].is_object(), "{} {} says 401", r.method, r.path);
+                }
+            }
+        }
+        assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+        assert_eq!(doc["components"]["securitySchemes"]["session"]["name"], crate::auth::COOKIE);
+    }
+
+    #[test]
+    fn only_the_page_its_assets_the_document_and_the_login_are_public() {
+        let public: Vec<&str> = routes().into_iter().filter(|r| r.need == Need::Public).map(|r| r.path).collect();
+        assert_eq!(public, ["/", "/app.js", "/style.css", "/api/openapi.json", "/api/login"]);
     }
 
     #[test]

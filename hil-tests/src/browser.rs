@@ -150,11 +150,16 @@ impl Browser {
         Ok(r["result"]["value"].clone())
     }
 
-    /// Clicks the element `selector` finds, with real mouse events at its centre.
+    /// Clicks the element `selector` finds, with real mouse events at its centre, once it
+    /// stands still (a smooth scroll of the page may still be moving it).
     pub fn click(&mut self, selector: &str) -> anyhow::Result<()> {
         let at = self.eval(&format!(
-            "(() => {{ const e = document.querySelector({s}); if (!e) return null; e.scrollIntoView({{block: 'center'}}); \
-             const r = e.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; }})()",
+            "(async () => {{ const e = document.querySelector({s}); if (!e) return null; \
+             const frame = () => new Promise(r => requestAnimationFrame(r)); let last = null; \
+             for (let i = 0; i < 120; i++) {{ e.scrollIntoView({{block: 'center'}}); await frame(); \
+               const r = e.getBoundingClientRect(); const now = [r.left + r.width / 2, r.top + r.height / 2]; \
+               if (last && last[0] === now[0] && last[1] === now[1]) return now; last = now; }} \
+             return last; }})()",
             s = json!(selector)
         ))?;
         let (x, y) = (at[0].as_f64(), at[1].as_f64());

@@ -7,6 +7,7 @@
 
 pub mod bench_clip;
 pub mod browser;
+pub mod central_api;
 pub mod media;
 pub mod netns;
 pub mod proc_stats;
@@ -17,6 +18,7 @@ pub mod services;
 pub mod technician;
 pub mod viewer;
 
+pub use central_api::CentralApi;
 pub use process::{Proc, bin_path, wait_until};
 pub use services::{CentralProc, EdgeProc, edge_config, edge_enroll, gst_camera, sim_camera};
 pub use viewer::LiveViewer;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::central_api::CentralApi;
 use crate::netns::Netns;
 use crate::process::{Proc, bin_path};
 
@@ -72,6 +73,10 @@ pub struct CentralProc {
     pub fingerprint: String,
     /// Its configuration file.
     pub config: PathBuf,
+    /// Its API as the first administrator (`admin`), with a bearer token.
+    pub api: CentralApi,
+    /// Its data directory.
+    pub store: PathBuf,
 }
 
 impl CentralProc {
@@ -119,7 +124,85 @@ impl CentralProc {
         let fingerprint = last_word(&proc.wait_line("CA fingerprint", START_TIMEOUT)?);
         let quic = last_word(&proc.wait_line("QUIC listening on", START_TIMEOUT)?);
         let web = last_word(&proc.wait_line("web listening on", START_TIMEOUT)?);
-        Ok(CentralProc { proc, web, quic, fingerprint, config })
+        let mut central = CentralProc {
+            proc,
+            api: CentralApi { web: web.clone(), token: String::new() },
+            web,
+            quic,
+            fingerprint,
+            config,
+            store: dir.join("central"),
+        };
+        central.api.token = central.create_token("admin")?;
+        Ok(central)
+    }
+
+    /// Runs `central ARGS --config …` with `stdin` as its standard input, to completion: its
+    /// output, or an error with it.
+    pub fn command(&self, args: &[&str], stdin: &str) -> anyhow::Result<String> {
+        use std::io::Write;
+        let mut child = Command::new(bin_path("central")?)
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        // A command that refuses its arguments exits without reading its input.
+        match child.stdin.take().context("stdin")?.write_all(stdin.as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+            _ => {}
+        }
+        let out = child.wait_with_output()?;
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        anyhow::ensure!(out.status.success(), "central {args:?} failed: {text}");
+        Ok(text)
+    }
+
+    /// `central user add NAME --role ROLE [--unit U]…` with `password` on standard input.
+    pub fn add_user(&self, name: &str, role: &str, password: &str, units: &[&str]) -> anyhow::Result<String> {
+        let mut args = vec!["user", "add", name, "--role", role];
+        for u in units {
+            args.extend(["--unit", u]);
+        }
+        self.command(&args, &format!("{password}\n"))
+    }
+
+    /// `central token create --user NAME`: the token (the last word printed).
+    pub fn create_token(&self, user: &str) -> anyhow::Result<String> {
+        Ok(last_word(self.command(&["token", "create", "--user", user], "")?.trim()))
+    }
+
+    /// The first administrator's password, as central wrote it on its first start.
+    pub fn admin_password(&self) -> anyhow::Result<String> {
+        let path = self.store.join("initial-admin-password");
+        Ok(std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?.trim().to_owned())
+    }
+
+    /// `GET url` as the administrator: the JSON answer.
+    pub fn get_json(&self, url: &str) -> anyhow::Result<serde_json::Value> {
+        self.api.get_json(url)
+    }
+
+    /// `GET url` as the administrator.
+    pub fn get(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        self.api.get(url)
+    }
+
+    /// `POST url` as the administrator.
+    pub fn post(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        self.api.post(url)
+    }
+
+    /// `PUT url` as the administrator.
+    pub fn put(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        self.api.put(url)
+    }
+
+    /// `DELETE url` as the administrator.
+    pub fn delete(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        self.api.delete(url)
     }
 
     /// Runs `central unit ARGS --config …` to completion; its output, or an error with it.
@@ -143,7 +226,7 @@ impl CentralProc {
 
     /// `GET /api/units`.
     pub fn units(&self) -> anyhow::Result<serde_json::Value> {
-        crate::get_json(&format!("{}/api/units", self.web))
+        self.get_json(&format!("{}/api/units", self.web))
     }
 }
 

@@ -8,6 +8,9 @@ use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tungstenite::Message;
+use tungstenite::client::IntoClientRequest;
+
+use crate::central_api::CentralApi;
 
 /// What a viewer saw.
 #[derive(Debug, Default, Clone)]
@@ -32,21 +35,22 @@ pub struct LiveViewer {
 }
 
 impl LiveViewer {
-    /// Connects to `central_web` (`http://127.0.0.1:PORT`) for `unit`'s `camera`.
-    pub fn open(central_web: &str, unit: &str, camera: &str) -> anyhow::Result<LiveViewer> {
-        Self::open_with_receive_buffer(central_web, unit, camera, None)
+    /// Connects to central (as `api`'s user) for `unit`'s `camera`.
+    pub fn open(api: &CentralApi, unit: &str, camera: &str) -> anyhow::Result<LiveViewer> {
+        Self::open_with_receive_buffer(api, unit, camera, None)
     }
 
     /// [`LiveViewer::open`] with a small socket receive buffer, so that a paused viewer stalls
     /// central quickly instead of filling the kernel's buffers.
     pub fn open_with_receive_buffer(
-        central_web: &str,
+        api: &CentralApi,
         unit: &str,
         camera: &str,
         receive_buffer: Option<usize>,
     ) -> anyhow::Result<LiveViewer> {
-        let host = central_web.trim_start_matches("http://");
-        let url = format!("ws://{host}/api/units/{unit}/cameras/{camera}/live");
+        let host = api.web.trim_start_matches("http://");
+        let mut request = format!("ws://{host}/api/units/{unit}/cameras/{camera}/live").into_client_request()?;
+        request.headers_mut().insert("authorization", format!("Bearer {}", api.token).parse()?);
         let addr: std::net::SocketAddr = host.parse()?;
         let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
         if let Some(bytes) = receive_buffer {
@@ -54,7 +58,7 @@ impl LiveViewer {
         }
         socket.connect(&addr.into())?;
         let stream: TcpStream = socket.into();
-        let (mut socket, _) = tungstenite::client(url.as_str(), stream)?;
+        let (mut socket, _) = tungstenite::client(request, stream)?;
         let seen = Arc::new(Mutex::new(Seen::default()));
         let frames = Arc::new(AtomicU64::new(0));
         let paused = Arc::new(AtomicBool::new(false));

@@ -9,7 +9,7 @@ use std::time::Duration;
 use hil_tests::media::{central_frame_hashes, compare, frame_hashes};
 use hil_tests::netns::{EmulatedLink, LinkParams, Netns, unsupported_reason};
 use hil_tests::services::{edge_enroll_in, sim_camera_in};
-use hil_tests::{CentralProc, EdgeProc, edge_config, get_json, timeline_us, wait_until};
+use hil_tests::{CentralApi, CentralProc, EdgeProc, edge_config, get_json, timeline_us, wait_until};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(90);
@@ -22,6 +22,12 @@ fn now_us() -> i64 {
 fn get_in(ns: &Netns, url: &str) -> Option<Value> {
     let url = url.to_owned();
     ns.call(move || get_json(&url).ok()).ok()?
+}
+
+/// `GET url` of central's API from inside a namespace.
+fn central_get_in(ns: &Netns, api: &CentralApi, url: &str) -> Option<Value> {
+    let (api, url) = (api.clone(), url.to_owned());
+    ns.call(move || api.get_json(&url).ok()).ok()?
 }
 
 #[test]
@@ -78,11 +84,13 @@ fn the_link_gap_is_retrieved_through_outages_and_restarts_byte_for_byte() {
     connected(&edge.web).unwrap_or_else(|e| panic!("{e}\n{}", edge.proc.log_tail()));
 
     // Central queued the gap by itself; interrupt it three ways while it crosses.
-    let progress = |central_web: &str| -> Option<(u64, u64)> {
-        let units = get_in(
+    let progress = |api: &CentralApi| -> Option<(u64, u64)> {
+        let units = central_get_in(
             &central_ns,
+            api,
             &format!(
-                "{central_web}/api/units/bus-9/cameras/front/timeline?start={}&end={}",
+                "{}/api/units/bus-9/cameras/front/timeline?start={}&end={}",
+                api.web,
                 jiff::Timestamp::from_microsecond(down_at).unwrap(),
                 jiff::Timestamp::from_microsecond(up_at).unwrap()
             ),
@@ -90,23 +98,23 @@ fn the_link_gap_is_retrieved_through_outages_and_restarts_byte_for_byte() {
         let held = timeline_us(&units["central"]);
         Some((held.max(0) as u64, (up_at - down_at) as u64))
     };
-    let some_progress = |central_web: &str, above: u64| {
-        wait_until("the gap starts coming", T, || progress(central_web).filter(|(h, _)| *h > above))
+    let some_progress = |api: &CentralApi, above: u64| {
+        wait_until("the gap starts coming", T, || progress(api).filter(|(h, _)| *h > above))
     };
-    let (held, total) = some_progress(&central.web, 0).unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
+    let (held, total) = some_progress(&central.api, 0).unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
     assert!(held < total, "the gap crossed before it could be interrupted ({held} of {total} µs)");
     eprintln!("gap of {:.1} s: {:.1} s at central; cutting the link", total as f64 / 1e6, held as f64 / 1e6);
     // 1. The link fails in the middle of the transfer.
     link.down().unwrap();
     std::thread::sleep(Duration::from_secs(3));
     link.up().unwrap();
-    let (held, _) = some_progress(&central.web, held).unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
+    let (held, _) = some_progress(&central.api, held).unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
     eprintln!("{:.1} s at central; killing central", held as f64 / 1e6);
     // 2. Central dies and comes back.
     central.proc.signal(nix::sys::signal::Signal::SIGKILL).unwrap();
     central.proc.wait(T).unwrap();
     central = CentralProc::start_in(dir.path(), &central_ns, &central.quic).unwrap();
-    some_progress(&central.web, held).unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
+    some_progress(&central.api, held).unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
     eprintln!("killing the unit");
     // 3. The unit dies and comes back.
     edge.proc.signal(nix::sys::signal::Signal::SIGKILL).unwrap();
@@ -114,7 +122,7 @@ fn the_link_gap_is_retrieved_through_outages_and_restarts_byte_for_byte() {
     edge = EdgeProc::start_in(dir.path(), "edge", &config, Some(&unit_ns)).unwrap();
     connected(&edge.web).unwrap_or_else(|e| panic!("{e}\n{}", edge.proc.log_tail()));
     wait_until("the whole gap is at central", Duration::from_secs(180), || {
-        let (held, total) = progress(&central.web)?;
+        let (held, total) = progress(&central.api)?;
         (held + 1_500_000 >= total).then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}\n{}\n{}", central.proc.log_tail(), edge.proc.log_tail()));

@@ -106,7 +106,7 @@ fn edge_records_while_central_is_down_and_reconnects() {
     let central = CentralProc::start(dir.path(), port).unwrap();
     assert_eq!(central.fingerprint, fingerprint, "central keeps its identity across restarts");
     wait_until("the edge reconnects", T, || (edge.status().ok()?["central_connected"] == true).then_some(())).unwrap();
-    let _viewer = hil_tests::LiveViewer::open(&central.web, "bus-5", "front").unwrap();
+    let _viewer = hil_tests::LiveViewer::open(&central.api, "bus-5", "front").unwrap();
     wait_until("central shows the camera live", T, || {
         let units = central.units().ok()?;
         let cam = &units[0]["cameras"][0];

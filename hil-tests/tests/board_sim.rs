@@ -210,7 +210,7 @@ fn the_panic_button_raises_an_alarm_at_central_which_retrieves_the_video_around_
     rig.sim.send_line("input panic 1").unwrap();
     let pressed = now_us();
     let alarm = wait_until("the alarm at central", T, || {
-        let alarms = get_json(&format!("{}/api/alarms", central.web)).ok()?;
+        let alarms = central.get_json(&format!("{}/api/alarms", central.web)).ok()?;
         alarms.as_array()?.iter().find(|a| a["unit"] == "bus-1" && a["kind"]["DigitalInput"]["input"] == 1).cloned()
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
@@ -218,13 +218,14 @@ fn the_panic_button_raises_an_alarm_at_central_which_retrieves_the_video_around_
     assert_eq!(alarm["state"], "new");
     let rfc = |us: i64| jiff::Timestamp::from_microsecond(us).unwrap().to_string();
     let held = |from: i64, to: i64| -> Option<i64> {
-        let t = get_json(&format!(
-            "{}/api/units/bus-1/cameras/front/timeline?start={}&end={}",
-            central.web,
-            rfc(from),
-            rfc(to)
-        ))
-        .ok()?;
+        let t = central
+            .get_json(&format!(
+                "{}/api/units/bus-1/cameras/front/timeline?start={}&end={}",
+                central.web,
+                rfc(from),
+                rfc(to)
+            ))
+            .ok()?;
         Some(hil_tests::timeline_us(&t["central"]))
     };
     // The six seconds before the press reach central without anyone asking.

@@ -2,14 +2,16 @@
 //! a live tile plays (fMP4 over a WebSocket into Media Source Extensions) at the live edge, an
 //! H.265 camera says plainly that the browser cannot play it, a range is retrieved from the
 //! timeline with a progress bar, played back with speed and seek, and exported as an MP4 that
-//! ffprobe accepts with the frames central holds.
+//! ffprobe accepts with the frames central holds. The administrator logs in through the page's
+//! form, finds the audit entries and adds a viewer on the page; viewers see no control they
+//! cannot use, and a viewer of another unit never sees this one.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hil_tests::browser::Browser;
-use hil_tests::{CentralProc, EdgeProc, edge_config, get_json, gst_camera, sim_camera, timeline_us, wait_until};
+use hil_tests::{CentralProc, EdgeProc, edge_config, gst_camera, sim_camera, timeline_us, wait_until};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(45);
@@ -54,14 +56,31 @@ fn ffprobe(path: &Path) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// GET: status and JSON body, whatever the status.
-fn get_answer(url: &str) -> (u16, Value) {
-    let mut r = ureq::get(url).config().http_status_as_error(false).build().call().unwrap();
+/// GET as central's administrator: status and JSON body, whatever the status.
+fn get_answer(central: &CentralProc, url: &str) -> (u16, Value) {
+    let mut r = central.get(url).config().http_status_as_error(false).build().call().unwrap();
     (r.status().as_u16(), r.body_mut().read_json().unwrap_or(Value::Null))
 }
 
 fn number(v: &Value) -> f64 {
     v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_f64()).unwrap_or(f64::NAN)
+}
+
+/// Logs in through the page's form, typing as a user would, and waits for the page to show
+/// who is logged in.
+fn log_in(b: &mut Browser, name: &str, password: &str) {
+    wait_js(b, "the login form", "!document.getElementById('login').hidden");
+    for (field, text) in [("#login-name", name), ("#login-password", password)] {
+        b.click(field).unwrap();
+        b.page("Input.insertText", json!({ "text": text })).unwrap();
+    }
+    b.click("#login-submit").unwrap();
+    let who = wait_js(
+        b,
+        "the page shows who is logged in",
+        "document.getElementById('login').hidden && document.getElementById('whoami').textContent",
+    );
+    assert!(who.as_str().unwrap().contains(name), "{who}");
 }
 
 #[test]
@@ -86,10 +105,11 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
     std::fs::create_dir_all(&downloads).unwrap();
     b.allow_downloads(&downloads).unwrap();
     b.goto(&format!("{}/", central.web)).unwrap();
+    log_in(&mut b, "admin", &central.admin_password().unwrap());
 
     // Live: nothing streams from the unit until the tile is started.
     wait_js(&mut b, "the camera tiles", "!!document.querySelector('.tile[data-camera=\"cab\"] button.live')");
-    let units = get_json(&format!("{}/api/units", central.web)).unwrap();
+    let units = central.get_json(&format!("{}/api/units", central.web)).unwrap();
     assert_eq!(units[0]["cameras"][0]["upstreams"], 0, "no live stream before anyone watches: {units}");
     b.click(".tile[data-camera=\"front\"] button.live").unwrap();
     let clicked = Instant::now();
@@ -112,7 +132,7 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
         to_first_second,
         later["behind"].as_f64().unwrap()
     );
-    let units = get_json(&format!("{}/api/units", central.web)).unwrap();
+    let units = central.get_json(&format!("{}/api/units", central.web)).unwrap();
     assert_eq!(units[0]["cameras"][0]["viewers"], 1, "{units}");
 
     // H.265: said plainly, not a black box.
@@ -128,13 +148,14 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
     // Wait for 14 s of recording in the unit's catalog, then retrieve 10 s of it from the page,
     // starting 2 s in (so the key frame before the start was recorded too: 1 s GOPs).
     let timeline = |start: i64, end: i64| {
-        get_json(&format!(
-            "{}/api/units/bus-7/cameras/front/timeline?start={}&end={}",
-            central.web,
-            rfc3339(start),
-            rfc3339(end)
-        ))
-        .ok()
+        central
+            .get_json(&format!(
+                "{}/api/units/bus-7/cameras/front/timeline?start={}&end={}",
+                central.web,
+                rfc3339(start),
+                rfc3339(end)
+            ))
+            .ok()
     };
     let recorded = wait_until("14 s of recording shows at central as remote only", T, || {
         let t = timeline(t0 - 60_000_000, now_us())?;
@@ -145,12 +166,15 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
     // Whole milliseconds: the page's times are JavaScript dates.
     let (start, end) = ((first_us / 1000 + 2_000) * 1000, (first_us / 1000 + 12_000) * 1000);
     // `from`/`to` work as well as `start`/`end`; a range central does not hold says what to do.
-    let (status, refused) = get_answer(&format!(
-        "{}/api/units/bus-7/cameras/front/export.mp4?from={}&to={}",
-        central.web,
-        rfc3339(start),
-        rfc3339(end)
-    ));
+    let (status, refused) = get_answer(
+        &central,
+        &format!(
+            "{}/api/units/bus-7/cameras/front/export.mp4?from={}&to={}",
+            central.web,
+            rfc3339(start),
+            rfc3339(end)
+        ),
+    );
     assert_eq!(status, 404, "{refused}");
     assert!(refused["error"].as_str().unwrap().contains("retrieve the range"), "not held yet: {refused}");
 
@@ -181,7 +205,7 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
     .unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
     assert!(progress.windows(2).all(|w| w[0] <= w[1]), "the progress bar never goes back: {progress:?}");
     wait_js(&mut b, "the timeline shows what central now holds", "!!document.querySelector('#timeline .seg.central')");
-    let listed = get_json(&format!("{}/api/retrievals", central.web)).unwrap();
+    let listed = central.get_json(&format!("{}/api/retrievals", central.web)).unwrap();
     assert_eq!(
         (&listed[0]["unit"], &listed[0]["camera"], &listed[0]["state"], &listed[0]["start"]),
         (&json!("bus-7"), &json!("front"), &json!("done"), &json!(rfc3339(start))),
@@ -294,7 +318,7 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
     // Stopping the tile ends the unit's live stream when nobody else watches.
     b.click(".tile[data-camera=\"front\"] button.live").unwrap();
     wait_until("the unit's live stream stops with the last viewer", T, || {
-        let units = get_json(&format!("{}/api/units", central.web)).ok()?;
+        let units = central.get_json(&format!("{}/api/units", central.web)).ok()?;
         let front = units[0]["cameras"].as_array()?.iter().find(|c| c["id"] == "front")?.clone();
         (front["viewers"] == 0 && front["upstreams"] == 0).then_some(())
     })
@@ -303,20 +327,22 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
     // H.265 recordings cannot be exported to a browser-friendly MP4: a plain answer, not a
     // broken file.
     let cab_recorded = wait_until("4.5 s of the H.265 camera's recording at the unit", T, || {
-        let t = get_json(&format!(
-            "{}/api/units/bus-7/cameras/cab/timeline?start={}&end={}",
-            central.web,
-            rfc3339(t0 - 60_000_000),
-            rfc3339(now_us())
-        ))
-        .ok()?;
+        let t = central
+            .get_json(&format!(
+                "{}/api/units/bus-7/cameras/cab/timeline?start={}&end={}",
+                central.web,
+                rfc3339(t0 - 60_000_000),
+                rfc3339(now_us())
+            ))
+            .ok()?;
         let first = t["remote_only"].get(0)?;
         let at = |i: usize| Some(first[i].as_str()?.parse::<jiff::Timestamp>().ok()?.as_microsecond());
         (at(1)? - at(0)? > 4_500_000).then(|| at(0)).flatten()
     })
     .unwrap();
     let (start, end) = (cab_recorded + 500_000, cab_recorded + 4_000_000); // 2 s GOPs
-    let cab = ureq::post(&format!("{}/api/units/bus-7/cameras/cab/retrieve", central.web))
+    let cab = central
+        .post(&format!("{}/api/units/bus-7/cameras/cab/retrieve", central.web))
         .send_json(json!({ "start": rfc3339(start), "end": rfc3339(end) }))
         .unwrap()
         .body_mut()
@@ -324,20 +350,68 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
         .unwrap();
     let id = cab["id"].as_i64().unwrap();
     wait_until("the H.265 retrieval finishes", T, || {
-        (get_json(&format!("{}/api/retrievals/{id}", central.web)).ok()?["state"] == "done").then_some(())
+        (central.get_json(&format!("{}/api/retrievals/{id}", central.web)).ok()?["state"] == "done").then_some(())
     })
     .unwrap();
-    let (status, refused) = get_answer(&format!(
-        "{}/api/units/bus-7/cameras/cab/export.mp4?start={}&end={}",
-        central.web,
-        rfc3339(start),
-        rfc3339(end)
-    ));
+    let (status, refused) = get_answer(
+        &central,
+        &format!(
+            "{}/api/units/bus-7/cameras/cab/export.mp4?start={}&end={}",
+            central.web,
+            rfc3339(start),
+            rfc3339(end)
+        ),
+    );
     assert_eq!(status, 415, "{refused}");
     assert!(refused["error"].as_str().unwrap().contains("only H.264"), "{refused}");
 
     // The API the page uses is documented.
-    let doc = get_json(&format!("{}/api/openapi.json", central.web)).unwrap();
+    let doc = central.get_json(&format!("{}/api/openapi.json", central.web)).unwrap();
     assert!(doc["paths"]["/api/units/{unit}/cameras/{camera}/export.mp4"]["get"].is_object());
+    // The audit log recorded the live views, the playback and the export, and the page's audit
+    // panel finds them.
+    let audit = central.get_json(&format!("{}/api/audit?limit=1000", central.web)).unwrap();
+    for action in ["login", "live_view", "retrieval_requested", "playback", "export"] {
+        assert!(audit.as_array().unwrap().iter().any(|e| e["action"] == action), "{action} in {audit}");
+    }
+    b.click("#audit-q").unwrap();
+    b.page("Input.insertText", json!({ "text": "export" })).unwrap();
+    wait_js(
+        &mut b,
+        "the audit panel shows only the exports",
+        "(() => { const rows = [...document.querySelectorAll('#audit tr[data-action]')]; \
+         return rows.length > 0 && rows.every(r => r.dataset.action === 'export'); })()",
+    );
+
+    // The administrator adds a viewer on the page, logs out; the viewer logs in and sees no
+    // control it cannot use, no users and no audit log.
+    for (field, text) in [("#user-name", "vic"), ("#user-password", "vic's long password"), ("#user-units", "bus-7")] {
+        b.click(field).unwrap();
+        b.page("Input.insertText", json!({ "text": text })).unwrap();
+    }
+    b.click("#user-add").unwrap();
+    wait_js(&mut b, "the new user is listed", "!!document.querySelector('#users tr[data-user=\"vic\"]')");
+    b.click("#logout").unwrap();
+    wait_js(&mut b, "the login form again", "!document.getElementById('login').hidden");
+    log_in(&mut b, "vic", "vic's long password");
+    let hidden = b
+        .eval(
+            "['retrieve', 'export', 'users-panel', 'audit-panel'].map(id => document.getElementById(id).offsetParent \
+             === null)",
+        )
+        .unwrap();
+    assert_eq!(hidden, json!([true, true, true, true]), "controls a viewer cannot use are hidden");
+    wait_js(&mut b, "the viewer's page shows bus-7", "!!document.querySelector('#units tr[data-unit=\"bus-7\"]')");
+
+    // A viewer of another unit never sees bus-7, and the API refuses it to the browser.
+    central.add_user("wes", "viewer", "wes's long password", &["bus-8"]).unwrap();
+    b.click("#logout").unwrap();
+    wait_js(&mut b, "the login form again", "!document.getElementById('login').hidden");
+    log_in(&mut b, "wes", "wes's long password");
+    wait_js(&mut b, "the fleet is shown", "document.getElementById('updated').textContent.startsWith('Updated')");
+    let seen = b.eval("document.querySelectorAll('#units tr[data-unit], .tile').length").unwrap();
+    assert_eq!(seen, json!(0), "no unit and no camera of bus-7");
+    let status = b.eval("fetch('/api/units/bus-7/cameras/front/live.fmp4').then(r => r.status)").unwrap();
+    assert_eq!(status, json!(403));
     eprintln!("central UI test took {:?}", started.elapsed());
 }

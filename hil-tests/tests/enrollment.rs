@@ -49,7 +49,7 @@ fn enrolled_unit_connects_with_its_certificate_and_revocation_cuts_it_off() {
     let edge = EdgeProc::start(dir.path(), "edge", &config).unwrap();
     wait_until("the unit is connected", T, || (edge.status().ok()?["central_connected"] == true).then_some(()))
         .unwrap();
-    let _viewer = hil_tests::LiveViewer::open(&central.web, "bus-9", "front").unwrap();
+    let _viewer = hil_tests::LiveViewer::open(&central.api, "bus-9", "front").unwrap();
     wait_until("the camera is live at central", T, || {
         let units = central.units().ok()?;
         (units[0]["id"] == "bus-9" && units[0]["cameras"][0]["live"] == true).then_some(())

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use hil_tests::{CentralProc, EdgeProc, edge_config, get_json, sim_camera, timeline_us, wait_until};
+use hil_tests::{CentralProc, EdgeProc, edge_config, sim_camera, timeline_us, wait_until};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(60);
@@ -20,7 +20,8 @@ fn rfc3339(us: i64) -> String {
 
 /// `POST …/lock`: the status and the JSON answer.
 fn lock(central: &CentralProc, camera: &str, body: Value) -> (u16, Value) {
-    let mut response = ureq::post(&format!("{}/api/units/bus-3/cameras/{camera}/lock", central.web))
+    let mut response = central
+        .post(&format!("{}/api/units/bus-3/cameras/{camera}/lock", central.web))
         .config()
         .http_status_as_error(false)
         .build()
@@ -32,7 +33,7 @@ fn lock(central: &CentralProc, camera: &str, body: Value) -> (u16, Value) {
 }
 
 fn lock_state(central: &CentralProc, id: u64) -> Value {
-    get_json(&format!("{}/api/locks/{id}", central.web)).unwrap()
+    central.get_json(&format!("{}/api/locks/{id}", central.web)).unwrap()
 }
 
 fn wait_unit_locked(central: &CentralProc, edge: &EdgeProc, id: u64) -> Value {
@@ -68,13 +69,14 @@ fn a_lock_at_central_reaches_the_unit_now_or_when_it_returns() {
     let mut edge = EdgeProc::start_enrolled(dir.path(), "edge", &config, "bus-3", &central).unwrap();
     let t0 = now_us();
     wait_until("the unit's recording shows at central", T, || {
-        let t = get_json(&format!(
-            "{}/api/units/bus-3/cameras/front/timeline?start={}&end={}",
-            central.web,
-            rfc3339(t0 - 60_000_000),
-            rfc3339(now_us())
-        ))
-        .ok()?;
+        let t = central
+            .get_json(&format!(
+                "{}/api/units/bus-3/cameras/front/timeline?start={}&end={}",
+                central.web,
+                rfc3339(t0 - 60_000_000),
+                rfc3339(now_us())
+            ))
+            .ok()?;
         (timeline_us(&t["remote_only"]) > 4_000_000).then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}\n{}\n{}", central.proc.log_tail(), edge.proc.log_tail()));
@@ -89,6 +91,18 @@ fn a_lock_at_central_reaches_the_unit_now_or_when_it_returns() {
     let (status, body) =
         lock(&central, "front", json!({ "start": range["start"], "end": range["end"], "keep_days": 0 }));
     assert_eq!(status, 400, "{body}");
+
+    // A viewer may look but not lock.
+    central.add_user("vera", "viewer", "viewer-password-1", &[]).unwrap();
+    let token = central.create_token("vera").unwrap();
+    let refused = ureq::post(&format!("{}/api/units/bus-3/cameras/front/lock", central.web))
+        .header("Authorization", &format!("Bearer {token}"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send_json(range.clone())
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 403);
 
     // While the unit is connected: locked at central at once, then on the unit.
     let (status, first) = lock(
@@ -120,7 +134,7 @@ fn a_lock_at_central_reaches_the_unit_now_or_when_it_returns() {
     central.proc.kill();
     central = CentralProc::start_on(dir.path(), quic, web).unwrap();
     assert_eq!(lock_state(&central, second_id)["unit_store"]["state"], "pending");
-    let listed = get_json(&format!("{}/api/locks?unit=bus-3", central.web)).unwrap();
+    let listed = central.get_json(&format!("{}/api/locks?unit=bus-3", central.web)).unwrap();
     let ids: Vec<u64> = listed["locks"].as_array().unwrap().iter().map(|l| l["id"].as_u64().unwrap()).collect();
     assert_eq!(ids, vec![second_id, first_id], "newest first: {listed}");
 

@@ -47,7 +47,7 @@ fn fifty_viewers_share_one_upstream_that_exists_only_while_watched() {
     let mut viewers = Vec::new();
     let mut most_upstreams = 0;
     for _ in 0..50 {
-        viewers.push(LiveViewer::open(&central.web, "bus-50", "front").unwrap());
+        viewers.push(LiveViewer::open(&central.api, "bus-50", "front").unwrap());
         most_upstreams = most_upstreams.max(camera(&central).unwrap()["upstreams"].as_u64().unwrap());
     }
     wait_until("every viewer gets frames", T, || viewers.iter().all(|v| v.frames() > 30).then_some(()))
@@ -89,8 +89,8 @@ fn fifty_viewers_share_one_upstream_that_exists_only_while_watched() {
 fn a_stalled_viewer_skips_to_a_key_frame_and_never_holds_up_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let (_cam, central, _edge) = connected_unit(dir.path());
-    let fast = LiveViewer::open(&central.web, "bus-50", "front").unwrap();
-    let slow = LiveViewer::open_with_receive_buffer(&central.web, "bus-50", "front", Some(4096)).unwrap();
+    let fast = LiveViewer::open(&central.api, "bus-50", "front").unwrap();
+    let slow = LiveViewer::open_with_receive_buffer(&central.api, "bus-50", "front", Some(4096)).unwrap();
     wait_until("both viewers get frames", T, || (fast.frames() > 10 && slow.frames() > 10).then_some(())).unwrap();
     slow.pause(true);
     let before = fast.frames();

@@ -263,7 +263,7 @@ fn a_board_input_records_its_camera_with_the_pre_buffer_locks_it_and_switches_an
     let url =
         format!("{}/api/units/bus-1/cameras/front/timeline?start={}&end={}", central.web, rfc(t - 2_500_000), rfc(t));
     wait_until("central holds the pre-buffer", T, || {
-        (hil_tests::timeline_us(&get_json(&url).ok()?["central"]) >= 2_400_000).then_some(())
+        (hil_tests::timeline_us(&central.get_json(&url).ok()?["central"]) >= 2_400_000).then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
     stop(&mut rig.edge);
@@ -293,7 +293,7 @@ fn a_board_input_records_its_camera_with_the_pre_buffer_locks_it_and_switches_an
     assert!(lock.reason.contains("panic"), "{}", lock.reason);
 
     // Central raised the alarms: the panic input itself and the rule's, for its camera.
-    let alarms = get_json(&format!("{}/api/alarms", central.web)).unwrap();
+    let alarms = central.get_json(&format!("{}/api/alarms", central.web)).unwrap();
     let alarms = alarms.as_array().unwrap();
     let rule_alarm = alarms.iter().find(|a| a["kind"]["Generic"]["name"] == "rule:panic");
     assert_eq!(rule_alarm.map(|a| a["cameras"].clone()), Some(serde_json::json!(["front"])), "{alarms:?}");
@@ -392,13 +392,13 @@ fn a_rule_alarm_reaches_central_which_retrieves_the_event_recording() {
     let matched = wait_event(&edge, "the message's event", T, |e| e["kind"]["GenericMatched"]["pattern"] == "fare");
     let t = event_time(&matched);
     let alarm = wait_until("the alarm at central", T, || {
-        let alarms = get_json(&format!("{}/api/alarms", central.web)).ok()?;
+        let alarms = central.get_json(&format!("{}/api/alarms", central.web)).ok()?;
         alarms.as_array()?.iter().find(|a| a["kind"]["Generic"]["name"] == "rule:fare").cloned()
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
     assert_eq!(alarm["unit"], "bus-1");
     assert_eq!(alarm["cameras"], serde_json::json!(["front"]), "{alarm}");
-    let all = get_json(&format!("{}/api/alarms", central.web)).unwrap();
+    let all = central.get_json(&format!("{}/api/alarms", central.web)).unwrap();
     assert!(
         !all.as_array().unwrap().iter().any(|a| a["kind"]["Generic"]["name"] == "generic_matched"),
         "the matched message itself stays on the unit: {all}"
@@ -406,7 +406,7 @@ fn a_rule_alarm_reaches_central_which_retrieves_the_event_recording() {
     let rfc = |us: i64| jiff::Timestamp::from_microsecond(us).unwrap().to_string();
     let held = |from: i64, to: i64| -> Option<i64> {
         let url = format!("{}/api/units/bus-1/cameras/front/timeline?start={}&end={}", central.web, rfc(from), rfc(to));
-        Some(hil_tests::timeline_us(&get_json(&url).ok()?["central"]))
+        Some(hil_tests::timeline_us(&central.get_json(&url).ok()?["central"]))
     };
     // The event window (central's default, 10 s either side) holds the pre-buffer and the
     // recording: about 3 s before and 2 s + the post-buffer after.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use hil_tests::media::{central_frame_hashes, compare, frame_hashes};
-use hil_tests::{CentralProc, EdgeProc, edge_config, get_json, sim_camera, timeline_us, wait_until};
+use hil_tests::{CentralProc, EdgeProc, edge_config, sim_camera, timeline_us, wait_until};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(60);
@@ -19,13 +19,14 @@ fn rfc3339(us: i64) -> String {
 }
 
 fn timeline(central: &CentralProc, start: i64, end: i64) -> Option<Value> {
-    get_json(&format!(
-        "{}/api/units/bus-7/cameras/front/timeline?start={}&end={}",
-        central.web,
-        rfc3339(start),
-        rfc3339(end)
-    ))
-    .ok()
+    central
+        .get_json(&format!(
+            "{}/api/units/bus-7/cameras/front/timeline?start={}&end={}",
+            central.web,
+            rfc3339(start),
+            rfc3339(end)
+        ))
+        .ok()
 }
 
 #[test]
@@ -50,7 +51,8 @@ fn an_operator_retrieval_brings_the_range_to_central_byte_for_byte() {
     .unwrap_or_else(|e| panic!("{e}\n{}\n{}", central.proc.log_tail(), edge.proc.log_tail()));
     assert_eq!(seen["central"], json!([]));
     let (start, end) = (t0 + 2_000_000, t0 + 7_000_000);
-    let response = ureq::post(&format!("{}/api/units/bus-7/cameras/front/retrieve", central.web))
+    let response = central
+        .post(&format!("{}/api/units/bus-7/cameras/front/retrieve", central.web))
         .send_json(json!({ "start": rfc3339(start), "end": rfc3339(end) }))
         .unwrap()
         .body_mut()
@@ -59,7 +61,7 @@ fn an_operator_retrieval_brings_the_range_to_central_byte_for_byte() {
     let id = response["id"].as_i64().unwrap();
     let mut progress = Vec::new();
     let done = wait_until("the retrieval finishes", T, || {
-        let s = get_json(&format!("{}/api/retrievals/{id}", central.web)).ok()?;
+        let s = central.get_json(&format!("{}/api/retrievals/{id}", central.web)).ok()?;
         progress.push(s["bytes_done"].as_u64()?);
         (s["state"] == "done" || s["state"] == "failed").then_some(s)
     })
@@ -88,5 +90,5 @@ fn an_operator_retrieval_brings_the_range_to_central_byte_for_byte() {
         differ.len(),
         differ.first()
     );
-    assert!(get_json(&format!("{}/api/retrievals/9999", central.web)).is_err(), "unknown ids are 404");
+    assert!(central.get_json(&format!("{}/api/retrievals/9999", central.web)).is_err(), "unknown ids are 404");
 }

@@ -41,7 +41,7 @@ fn a_camera_not_shared_stays_on_the_unit() {
     .unwrap_or_else(|e| panic!("{e}\n{}", edge.proc.log_tail()));
     // Central lists the shared camera only, and its catalog shows the shared camera's video.
     let timeline = |camera: &str| {
-        get_json(&format!(
+        central.get_json(&format!(
             "{}/api/units/bus-s/cameras/{camera}/timeline?start={}&end={}",
             central.web,
             rfc3339(t0 - 10_000_000),
@@ -56,10 +56,11 @@ fn a_camera_not_shared_stays_on_the_unit() {
     let ids: Vec<&str> = units[0]["cameras"].as_array().unwrap().iter().filter_map(|c| c["id"].as_str()).collect();
     assert_eq!(ids, ["front"], "{units}");
     assert!(timeline("cab").is_err(), "no timeline for a camera not shared");
-    let retrieve = ureq::post(&format!("{}/api/units/bus-s/cameras/cab/retrieve", central.web))
+    let retrieve = central
+        .post(&format!("{}/api/units/bus-s/cameras/cab/retrieve", central.web))
         .send_json(json!({ "start": rfc3339(t0), "end": rfc3339(now_us()) }));
     assert!(retrieve.is_err(), "no retrieval of a camera not shared");
-    assert!(hil_tests::LiveViewer::open(&central.web, "bus-s", "cab").is_err(), "no live video");
+    assert!(hil_tests::LiveViewer::open(&central.api, "bus-s", "cab").is_err(), "no live video");
     // Events about the camera not shared stay on the unit: stop the camera server, the unit
     // sees both cameras lost; central's alarms name only the shared one.
     drop(_cam);
@@ -70,7 +71,7 @@ fn a_camera_not_shared_stays_on_the_unit() {
     })
     .unwrap();
     let alarms = wait_until("central's alarms show the shared camera lost", T, || {
-        let alarms = get_json(&format!("{}/api/alarms", central.web)).ok()?;
+        let alarms = central.get_json(&format!("{}/api/alarms", central.web)).ok()?;
         let text = alarms.to_string();
         text.contains("front").then_some(text)
     })

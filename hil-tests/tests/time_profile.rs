@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use hil_tests::media::{central_frame_hashes, compare, frame_hashes};
-use hil_tests::{CentralProc, EdgeProc, edge_config, get_json, sim_camera, timeline_us, wait_until};
+use hil_tests::{CentralProc, EdgeProc, edge_config, sim_camera, timeline_us, wait_until};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(90);
@@ -52,13 +52,14 @@ fn a_time_profile_window_is_retrieved_without_an_operator() {
     let edge = EdgeProc::start_enrolled(dir.path(), "edge", &config, "bus-9", &central).unwrap();
     let t0 = now_us();
     let timeline = |start: i64, end: i64| -> Option<Value> {
-        get_json(&format!(
-            "{}/api/units/bus-9/cameras/front/timeline?start={}&end={}",
-            central.web,
-            rfc3339(start),
-            rfc3339(end)
-        ))
-        .ok()
+        central
+            .get_json(&format!(
+                "{}/api/units/bus-9/cameras/front/timeline?start={}&end={}",
+                central.web,
+                rfc3339(start),
+                rfc3339(end)
+            ))
+            .ok()
     };
     // Central holds the window once it has closed (the unit keeps recording after it).
     wait_until("central holds the window", T, || {
@@ -119,13 +120,14 @@ fn bulk_retrieval_waits_for_the_units_bulk_window_and_operators_do_not() {
     );
     let edge = EdgeProc::start_enrolled(dir.path(), "edge", &config, "bus-b", &central).unwrap();
     let held = |start: i64, end: i64| -> Option<i64> {
-        let t = get_json(&format!(
-            "{}/api/units/bus-b/cameras/front/timeline?start={}&end={}",
-            central.web,
-            rfc3339(start),
-            rfc3339(end)
-        ))
-        .ok()?;
+        let t = central
+            .get_json(&format!(
+                "{}/api/units/bus-b/cameras/front/timeline?start={}&end={}",
+                central.web,
+                rfc3339(start),
+                rfc3339(end)
+            ))
+            .ok()?;
         Some(timeline_us(&t["central"]))
     };
     // An operator's retrieval runs outside the bulk window.
@@ -133,7 +135,8 @@ fn bulk_retrieval_waits_for_the_units_bulk_window_and_operators_do_not() {
         (held(t0, now_us()).is_some() && now_us() > t0 + 5_000_000).then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}\n{}\n{}", central.proc.log_tail(), edge.proc.log_tail()));
-    let response: Value = ureq::post(&format!("{}/api/units/bus-b/cameras/front/retrieve", central.web))
+    let response: Value = central
+        .post(&format!("{}/api/units/bus-b/cameras/front/retrieve", central.web))
         .send_json(serde_json::json!({ "start": rfc3339(t0 + 1_000_000), "end": rfc3339(t0 + 4_000_000) }))
         .unwrap()
         .body_mut()
@@ -141,7 +144,7 @@ fn bulk_retrieval_waits_for_the_units_bulk_window_and_operators_do_not() {
         .unwrap();
     let id = response["id"].as_i64().unwrap();
     wait_until("the operator's retrieval is done", T, || {
-        let s = get_json(&format!("{}/api/retrievals/{id}", central.web)).ok()?;
+        let s = central.get_json(&format!("{}/api/retrievals/{id}", central.web)).ok()?;
         (s["state"] == "done").then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
@@ -183,12 +186,12 @@ fn recording_options_set_through_the_api_apply_at_once_and_persist() {
     );
     let edge = EdgeProc::start_enrolled(dir.path(), "edge", &config, "bus-o", &central).unwrap();
     let url = format!("{}/api/units/bus-o/cameras/front/recording", central.web);
-    let shown = wait_until("central knows the camera", T, || get_json(&url).ok())
+    let shown = wait_until("central knows the camera", T, || central.get_json(&url).ok())
         .unwrap_or_else(|e| panic!("{e}\n{}", edge.proc.log_tail()));
     assert_eq!(shown["source"], "default", "{shown}");
     assert_eq!(shown["recording"], serde_json::json!(["remote", "on_request", "link_gap", "event_window"]));
     // Refused with what is wrong: an unknown profile, an unknown option, an unknown camera.
-    let put = |url: &str, body: Value| ureq::put(url).send_json(body);
+    let put = |url: &str, body: Value| central.put(url).send_json(body);
     let e = put(&url, serde_json::json!({"recording": ["time_profile"], "time_profile": "later"})).unwrap_err();
     assert!(e.to_string().contains("422"), "{e}");
     let e = put(&url, serde_json::json!({"recording": ["central"]})).unwrap_err();
@@ -203,18 +206,20 @@ fn recording_options_set_through_the_api_apply_at_once_and_persist() {
         .unwrap();
     assert_eq!(set["source"], "api", "{set}");
     assert_eq!(set["event_window_s"], serde_json::json!([10, 10]), "the default event window");
-    let retrieve = ureq::post(&format!("{}/api/units/bus-o/cameras/front/retrieve", central.web))
+    let retrieve = central
+        .post(&format!("{}/api/units/bus-o/cameras/front/retrieve", central.web))
         .send_json(serde_json::json!({ "start": rfc3339(now_us() - 5_000_000), "end": rfc3339(now_us()) }));
     assert!(retrieve.unwrap_err().to_string().contains("403"), "on_request was taken away");
     // The rule retrieves the window.
     wait_until("central holds the window", T, || {
-        let t = get_json(&format!(
-            "{}/api/units/bus-o/cameras/front/timeline?start={}&end={}",
-            central.web,
-            rfc3339(open),
-            rfc3339(close)
-        ))
-        .ok()?;
+        let t = central
+            .get_json(&format!(
+                "{}/api/units/bus-o/cameras/front/timeline?start={}&end={}",
+                central.web,
+                rfc3339(open),
+                rfc3339(close)
+            ))
+            .ok()?;
         (now_us() > close && timeline_us(&t["central"]) >= 4_500_000).then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
@@ -222,7 +227,7 @@ fn recording_options_set_through_the_api_apply_at_once_and_persist() {
     drop(central);
     let central = CentralProc::start_with(dir.path(), &settings).unwrap();
     let url = format!("{}/api/units/bus-o/cameras/front/recording", central.web);
-    assert_eq!(get_json(&url).unwrap()["source"], "api");
-    assert_eq!(ureq::delete(&url).call().unwrap().status(), 204);
-    assert_eq!(get_json(&url).unwrap()["source"], "default");
+    assert_eq!(central.get_json(&url).unwrap()["source"], "api");
+    assert_eq!(central.delete(&url).call().unwrap().status(), 204);
+    assert_eq!(central.get_json(&url).unwrap()["source"], "default");
 }

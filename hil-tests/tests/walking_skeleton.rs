@@ -124,7 +124,7 @@ fn gstreamer_camera_is_recorded_and_live_at_central() {
     // Live is on demand: nothing streams to central until someone watches.
     let c = central_camera(&central.units().unwrap(), "bus-42", "front").unwrap();
     assert_eq!((c["live"].as_bool(), c["upstreams"].as_u64()), (Some(false), Some(0)), "{c}");
-    let viewer = LiveViewer::open(&central.web, "bus-42", "front").unwrap();
+    let viewer = LiveViewer::open(&central.api, "bus-42", "front").unwrap();
     let received = central_frames_above(&central, "bus-42", "front", 0);
     central_frames_above(&central, "bus-42", "front", received + 25);
     wait_until("the viewer gets frames", T, || (viewer.frames() > 25).then_some(())).unwrap();
@@ -165,7 +165,7 @@ fn two_simulated_cameras_are_recorded_and_live_at_central() {
     for cam in ["front", "rear"] {
         let n = edge_counter_above(&edge, cam, "frames_recorded", 0);
         edge_counter_above(&edge, cam, "frames_recorded", n + 25);
-        let _viewer = LiveViewer::open(&central.web, "tram-7", cam).unwrap();
+        let _viewer = LiveViewer::open(&central.api, "tram-7", cam).unwrap();
         let r = central_frames_above(&central, "tram-7", cam, 0);
         central_frames_above(&central, "tram-7", cam, r + 25);
     }

@@ -181,6 +181,7 @@ function toggleLive(unit, camera, t) {
 async function refreshFleet() {
   try {
     const r = await fetch("/api/units", { cache: "no-store" });
+    if (r.status === 401) { showLogin(); return; }
     if (!r.ok) throw new Error(await errorText(r));
     const units = await r.json();
     renderUnits(units); renderGrid(units);
@@ -457,10 +458,131 @@ function wire() {
   });
 }
 
-wire();
-refreshFleet(); refreshAlarms();
-setInterval(refreshFleet, 1000);
-setInterval(refreshAlarms, 5000);
-refreshRetrievals();
-setInterval(refreshRetrievals, 2000);
-setInterval(() => { if (selected) { refreshTimeline(); refreshLocks(); } }, 5000);
+// ---- Login, the user's role, and the audit log. ----
+const ROLES = ["viewer", "operator", "administrator"];
+let me = null;      // { name, role, units }
+let started = false;
+
+function showLogin() {
+  me = null;
+  $("app").hidden = true; $("logout").hidden = true; $("whoami").textContent = "";
+  $("login").hidden = false;
+  $("login-name").focus();
+}
+
+// Controls the role cannot use are hidden (central refuses them anyway).
+function showApp() {
+  $("login").hidden = true; $("app").hidden = false; $("logout").hidden = false;
+  const units = me.units ? ` · units ${me.units.join(", ")}` : "";
+  $("whoami").textContent = `${me.name} · ${me.role}${units}`;
+  for (const e of document.querySelectorAll("[data-role]")) {
+    e.hidden = ROLES.indexOf(me.role) < ROLES.indexOf(e.dataset.role);
+  }
+  if (!started) { started = true; begin(); }
+  refreshFleet(); refreshAlarms(); refreshRetrievals(); refreshAudit(); refreshUsers();
+}
+
+async function logIn(ev) {
+  ev.preventDefault();
+  $("login-error").textContent = "";
+  try {
+    const r = await fetch("/api/login", {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: $("login-name").value, password: $("login-password").value }),
+    });
+    if (!r.ok) { $("login-error").textContent = await errorText(r); return; }
+    me = await r.json();
+    $("login-password").value = "";
+    showApp();
+  } catch (e) {
+    $("login-error").textContent = "Cannot reach central: " + e.message;
+  }
+}
+
+async function logOut() {
+  await fetch("/api/logout", { method: "POST" }).catch(() => {});
+  location.reload();
+}
+
+async function refreshAudit() {
+  if (!me || me.role !== "administrator") return;
+  try {
+    const r = await fetch(`/api/audit?limit=200&q=${enc($("audit-q").value)}`, { cache: "no-store" });
+    if (!r.ok) return;
+    const entries = await r.json();
+    if (!entries.length) { $("audit").replaceChildren(el("p", "No entry matches.", "muted")); return; }
+    const table = el("table");
+    const head = el("tr");
+    for (const t of ["When", "User", "Action", "Unit", "Camera", "Detail", "From"]) head.append(el("th", t));
+    table.append(head);
+    for (const e of entries) {
+      const tr = el("tr"); tr.dataset.action = e.action;
+      tr.append(el("td", new Date(e.time).toLocaleString()), el("td", e.user), el("td", e.action.replaceAll("_", " ")),
+        el("td", e.unit || ""), el("td", e.camera || ""), el("td", e.detail), el("td", e.client || ""));
+      table.append(tr);
+    }
+    $("audit").replaceChildren(table);
+  } catch (_) { /* shown by the fleet refresh */ }
+}
+
+// Shows the page if the browser's session is valid, else the login form.
+async function refreshUsers() {
+  if (!me || me.role !== "administrator") return;
+  try {
+    const r = await fetch("/api/users", { cache: "no-store" });
+    if (!r.ok) return;
+    const table = el("table");
+    const head = el("tr");
+    for (const t of ["Name", "Role", "Units"]) head.append(el("th", t));
+    table.append(head);
+    for (const u of await r.json()) {
+      const tr = el("tr"); tr.dataset.user = u.name;
+      tr.append(el("td", u.name), el("td", u.role), el("td", u.units ? u.units.join(", ") : "all"));
+      table.append(tr);
+    }
+    $("users").replaceChildren(table);
+  } catch (_) { /* shown by the fleet refresh */ }
+}
+
+async function addUser(ev) {
+  ev.preventDefault();
+  const units = $("user-units").value.split(",").map(u => u.trim()).filter(u => u && u !== "all");
+  const body = { name: $("user-name").value, role: $("user-role").value, password: $("user-password").value,
+    units: units.length ? units : null };
+  const r = await fetch("/api/users", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const s = $("user-status");
+  if (!r.ok) { s.textContent = await errorText(r); s.className = "error"; return; }
+  s.textContent = `Added ${body.name}.`; s.className = "muted";
+  $("user-password").value = ""; $("user-name").value = ""; $("user-units").value = "";
+  refreshUsers(); refreshAudit();
+}
+
+async function checkSession() {
+  try {
+    const r = await fetch("/api/me", { cache: "no-store" });
+    if (r.status === 401) { showLogin(); return; }
+    if (!r.ok) throw new Error(await errorText(r));
+    me = await r.json();
+    showApp();
+  } catch (e) {
+    $("updated").textContent = "Cannot reach central: " + e.message;
+    setTimeout(checkSession, 2000);
+  }
+}
+
+// Starts the page's refreshes, once, after the first login.
+function begin() {
+  wire();
+  setInterval(refreshFleet, 1000);
+  setInterval(refreshAlarms, 5000);
+  setInterval(refreshRetrievals, 2000);
+  setInterval(refreshAudit, 5000);
+  setInterval(() => { if (selected) { refreshTimeline(); refreshLocks(); } }, 5000);
+}
+
+$("login-form").addEventListener("submit", logIn);
+$("logout").onclick = logOut;
+$("user-form").addEventListener("submit", addUser);
+let searchTimer = null;
+$("audit-q").addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(refreshAudit, 250); });
+checkSession();

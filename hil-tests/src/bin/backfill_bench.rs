@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use hil_tests::netns::{EmulatedLink, LinkParams, Netns, unsupported_reason};
 use hil_tests::services::{edge_enroll_in, sim_camera_in};
-use hil_tests::{CentralProc, EdgeProc, Proc, edge_config, get_json, wait_until};
+use hil_tests::{CentralProc, EdgeProc, Proc, edge_config, wait_until};
 use media_store::{MediaKind, Record, Store, StoreOptions, StoredFrame, StoredParameters};
 use serde_json::{Value, json};
 
@@ -126,6 +126,7 @@ fn main() -> anyhow::Result<()> {
     // Central and the unit.
     let central = CentralProc::start_in(dir.path(), &central_ns, &format!("{}:0", link.central_addr()))?;
     let web = central.web.clone();
+    let api = central.api.clone();
     // A live camera with the unit, for the live relay's latency.
     let (camera, rtsp) = sim_camera_in(dir.path(), &["front"], 0, Some(&unit_ns))?;
     let edge_toml = dir.path().join("edge.toml");
@@ -139,8 +140,8 @@ fn main() -> anyhow::Result<()> {
     edge_enroll_in(&edge_toml, &central.quic, &central.add_unit("bus-1")?, Some(&unit_ns))?;
     let _edge = EdgeProc::start_in(dir.path(), "edge", &config, Some(&unit_ns))?;
     let get = |path: String| {
-        let url = format!("{web}{path}");
-        central_ns.call(move || get_json(&url).ok()).ok().flatten()
+        let (url, api) = (format!("{web}{path}"), api.clone());
+        central_ns.call(move || api.get_json(&url).ok()).ok().flatten()
     };
     let rfc = |us: i64| jiff::Timestamp::from_microsecond(us).map(|t| t.to_string()).unwrap_or_default();
     wait_until("central knows the unit's recording", T, || {
@@ -152,15 +153,14 @@ fn main() -> anyhow::Result<()> {
     let request = |from: i64, to: i64| -> anyhow::Result<i64> {
         let url = format!("{web}/api/units/bus-1/cameras/front/retrieve");
         let body = json!({ "start": rfc(from), "end": rfc(to) });
+        let api = api.clone();
         let v: Value = central_ns
-            .call(move || {
-                ureq::post(&url).send_json(body).ok().and_then(|mut r| r.body_mut().read_json::<Value>().ok())
-            })?
+            .call(move || api.post(&url).send_json(body).ok().and_then(|mut r| r.body_mut().read_json::<Value>().ok()))?
             .context("retrieve")?;
         v["id"].as_i64().context("an id")
     };
     // A live viewer during the backfill: live must not wait behind bulk data.
-    let web_for_viewer = web.clone();
+    let web_for_viewer = api.clone();
     let viewer = central_ns.call(move || hil_tests::LiveViewer::open(&web_for_viewer, "bus-1", "front"))??;
     wait_until("live video reaches the viewer", T, || (viewer.frames() > 25).then_some(()))?;
     let began = Instant::now();
@@ -197,7 +197,7 @@ fn main() -> anyhow::Result<()> {
     })?;
 
     // Live: one viewer at central for 20 s; latency = arrival − when the unit got the frame.
-    let web_for_viewer = web.clone();
+    let web_for_viewer = api.clone();
     let viewer = central_ns.call(move || hil_tests::LiveViewer::open(&web_for_viewer, "bus-1", "front"))??;
     wait_until("live video reaches the viewer", T, || (viewer.frames() > 25).then_some(()))?;
     let alone_from = now_us();

@@ -41,6 +41,7 @@ fn main() -> anyhow::Result<()> {
     println!();
     println!("Convoy demo is running (data in {}):", dir.path().display());
     println!("  central site:       {}/", central.web);
+    println!("    log in as:        admin / {}", central.admin_password()?);
     println!("  edge unit bus-42:   {}/", edge.web);
     println!("  simulated cameras:  {rtsp}/front  {rtsp}/rear");
     println!("Press Ctrl-C to stop.");

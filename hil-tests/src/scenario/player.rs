@@ -356,8 +356,8 @@ fn operator_step(
             Ok(shown)
         }
         OperatorKind::WatchLive => {
-            let (web, unit, camera) = (rig.central.web.clone(), o.unit.clone(), o.camera.clone());
-            let opened = rig.central_ns.call(move || LiveViewer::open(&web, &unit, &camera));
+            let (api, unit, camera) = (rig.central.api.clone(), o.unit.clone(), o.camera.clone());
+            let opened = rig.central_ns.call(move || LiveViewer::open(&api, &unit, &camera));
             match opened.map_err(anyhow::Error::from).and_then(|r| r) {
                 Ok(viewer) => {
                     viewers[i] = Some((viewer, Instant::now()));

@@ -110,15 +110,15 @@ impl Rig {
 
     /// `GET {central}{path}` from central's namespace.
     pub fn central_get(&self, path: &str) -> Option<Value> {
-        get_in(&self.central_ns, &format!("{}{path}", self.central.web))
+        let (api, url) = (self.central.api.clone(), format!("{}{path}", self.central.web));
+        self.central_ns.call(move || api.get_json(&url).ok()).ok().flatten()
     }
 
     /// `POST {central}{path}` with a JSON body from central's namespace: status and answer.
     pub fn central_post(&self, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
-        let url = format!("{}{path}", self.central.web);
+        let (api, url) = (self.central.api.clone(), format!("{}{path}", self.central.web));
         self.central_ns.call(move || -> anyhow::Result<(u16, Value)> {
-            let mut r =
-                ureq::post(&url).config().http_status_as_error(false).build().send_json(body).context("POST")?;
+            let mut r = api.post(&url).config().http_status_as_error(false).build().send_json(body).context("POST")?;
             Ok((r.status().as_u16(), r.body_mut().read_json().unwrap_or(Value::Null)))
         })?
     }
