@@ -69,6 +69,7 @@ pub fn routes() -> Vec<Route> {
     vec![
         route(Method::GET, "/", index),
         route(Method::GET, "/app.js", app_js),
+        route(Method::GET, "/live-player.js", live_player_js),
         route(Method::GET, "/style.css", style_css),
         route(Method::GET, "/api/openapi.json", openapi),
         route(Method::GET, "/api/units", api_units),
@@ -103,6 +104,14 @@ async fn app_js() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")],
         include_str!("web/app.js"),
+    )
+}
+
+/// The live player, shared with the unit's page (crate `live-view`).
+async fn live_player_js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")],
+        live_view::PLAYER_JS,
     )
 }
 

@@ -168,7 +168,7 @@ impl Recorder {
         status: Arc<UnitStatus>,
         groom_interval: Duration,
     ) -> std::io::Result<(Recorder, RecorderTx)> {
-        let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH.max(QUEUE_PER_CAMERA * status.cameras.len()));
+        let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH.max(QUEUE_PER_CAMERA * status.slots()));
         let thread_status = status.clone();
         let liveness = Liveness::new();
         let thread_liveness = liveness.clone();
@@ -210,7 +210,8 @@ fn run(
     liveness: &Liveness,
     durable: &tokio::sync::watch::Sender<Arc<Vec<media_store::by_seq::DurableLog>>>,
 ) {
-    let mut parameters_seq = vec![0u64; status.cameras.len()];
+    // By camera slot; grows when cameras are added at run time.
+    let mut parameters_seq = vec![0u64; status.slots()];
     let mut next_groom = Instant::now();
     let mut disconnected = false;
     while !disconnected {
@@ -272,7 +273,7 @@ fn handle(
     store: &mut Store,
     job: Job,
     status: &UnitStatus,
-    parameters_seq: &mut [u64],
+    parameters_seq: &mut Vec<u64>,
     durable: &tokio::sync::watch::Sender<Arc<Vec<media_store::by_seq::DurableLog>>>,
 ) {
     match job {
@@ -304,6 +305,9 @@ fn handle(
             }
         }
         Job::Record(index, mut record) => {
+            if index >= parameters_seq.len() {
+                parameters_seq.resize(index + 1, 0);
+            }
             let bytes = match &mut record {
                 Record::Frame(f) => {
                     f.parameters_seq = parameters_seq[index];

@@ -275,7 +275,10 @@ async fn lock(
     Path(camera): Path<String>,
     axum::Json(request): axum::Json<LockRequest>,
 ) -> Response {
-    if !r.cameras.contains(&camera) {
+    // Configured at start, or added since (it has a log in the store by now).
+    let known =
+        r.cameras.contains(&camera) || media_store::list_logs(&r.store).is_ok_and(|logs| logs.contains(&camera));
+    if !known {
         return error(StatusCode::NOT_FOUND, format!("no camera {camera:?} is configured"));
     }
     let reason = request.reason.trim();

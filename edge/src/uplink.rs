@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::CentralConfig;
-use crate::live::LiveHub;
+use crate::live::{LiveHub, LiveHubs};
 use crate::status::UnitStatus;
 use crate::sync_link::{CATALOG_REFRESH, CHUNK_PRIORITY, Outgoing, SyncLink, SyncSetup};
 
@@ -47,8 +47,8 @@ pub struct Uplink {
     pub identity_dir: PathBuf,
     /// The unit's status.
     pub status: Arc<UnitStatus>,
-    /// Live hubs by camera id.
-    pub hubs: Arc<HashMap<String, Arc<LiveHub>>>,
+    /// Live hubs by camera id (only shared cameras are streamed to central).
+    pub hubs: LiveHubs,
     /// What the sync link (retrieval of recordings by central) needs.
     pub sync: SyncSetup,
 }
@@ -192,7 +192,7 @@ impl Uplink {
             unit_id: self.status.unit_id.clone(),
             cameras: self
                 .status
-                .cameras
+                .cameras()
                 .iter()
                 .filter(|c| self.shared(&c.id))
                 .map(|c| CameraInfo { id: c.id.clone(), name: c.name.clone() })
@@ -257,7 +257,7 @@ impl Uplink {
                 msg = msg_rx.recv() => match msg {
                     Some(Ok(CentralMessage::Sync(m))) => sync.handle(m),
                     Some(Ok(CentralMessage::StartLive { camera })) => {
-                        let Some(hub) = self.hubs.get(&camera) else {
+                        let Some(hub) = self.hubs.get(&camera).filter(|_| self.shared(&camera)) else {
                             tracing::warn!("central asked for unknown camera {camera:?}");
                             continue;
                         };
@@ -265,7 +265,7 @@ impl Uplink {
                         if let Some(old) = live.insert(camera.clone(), stop.clone()) {
                             old.cancel();
                         }
-                        tokio::spawn(send_live(conn.clone(), camera, hub.clone(), stop));
+                        tokio::spawn(send_live(conn.clone(), camera, hub, stop));
                     }
                     Some(Ok(CentralMessage::StopLive { camera })) => {
                         if let Some(stop) = live.remove(&camera) {

@@ -100,7 +100,7 @@ try {
   await page.locator("#probeout").filter({ hasText: /fps/ }).waitFor({ timeout: T });
   const probe = await page.textContent("#probeout");
   await page.click("#addcam button:not([type=button])");
-  await page.locator("#restart").waitFor({ state: "visible", timeout: T });
+  await page.locator("#probeout").filter({ hasText: /added/ }).waitFor({ timeout: T });
   const added = await page.textContent("#probeout");
   const cookies = await context.cookies();
   say({ step: "down", reason, export_range: range, probe, added, played, phone_scroll_width: overflow, errors, cookies, all_urls: [...new Set(requests.map(r => r.url))] });
