@@ -251,7 +251,9 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
             Some(_) => Some(edge::web_tls::PageCertificate::load_or_create(&config.store.path, &config.unit_id)?),
             None => None,
         };
+        let central_link = Arc::new(edge::central_link::CentralLink::default());
         let mut dashboard = edge::tech_dashboard::Dashboard::new(&config, status.clone());
+        dashboard.link = Some((central_link.clone(), durable_logs.clone()));
         dashboard.https_fingerprint = certificate.as_ref().map(|c| c.fingerprint.clone());
         let dashboard = Arc::new(dashboard);
         let auth = Arc::new(edge::auth_web::Auth::new(&config.store.path, false));
@@ -278,6 +280,7 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
                 .merge(recordings.routes())
                 .merge(diagnostics.routes())
                 .merge(edge::tech_live::routes(hubs.clone()))
+                .merge(edge::link_test::routes(central_link.clone()))
                 .merge(Arc::new(editor).routes()),
             auth,
         );
@@ -347,6 +350,7 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
                     durable: durable_logs.clone(),
                     recorder: uplink_recorder.clone(),
                     cameras: config.cameras.iter().filter(|c| c.share).map(|c| c.id.clone()).collect(),
+                    central: central_link.clone(),
                 },
                 status: status.clone(),
                 hubs: hubs.clone(),

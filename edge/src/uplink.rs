@@ -136,6 +136,7 @@ impl Uplink {
             () = shutdown.cancelled() => return Ok(()),
         };
         let result = self.serve(&conn, sync, shutdown).await;
+        self.sync.central.set_connection(None);
         conn.close(0u32.into(), b"bye");
         endpoint.wait_idle().await;
         result
@@ -215,6 +216,7 @@ impl Uplink {
             None => return Err("central closed the connection during the handshake".into()),
         }
         self.status.set_central(true, None);
+        self.sync.central.set_connection(Some(conn.clone()));
         let mut changes = self.status.subscribe();
         for state in self.status.camera_states().into_iter().filter(|s| self.shared(&s.camera)) {
             messages::write(&mut send, &EdgeMessage::CameraState(state)).await.map_err(|e| e.to_string())?;

@@ -736,3 +736,74 @@ fn live_view_snapshot_and_cameras_changed_without_a_restart() {
     assert!(side_frames.first().unwrap().wall_us >= added_at, "side recorded only after it was added");
     assert!(side_frames.last().unwrap().wall_us <= removed_at, "side stopped recording when it was removed");
 }
+
+/// Issue #7, second slice: the Central panel with a real central over QUIC: its state, last
+/// connection and the bytes central has not acknowledged, and the link test (latency and
+/// upload throughput through central) from the page, refused plainly once central is gone.
+#[test]
+fn the_dashboard_shows_the_link_to_central_and_tests_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_camera, rtsp) = sim_camera(dir.path(), &["front"], 0).unwrap();
+    let mut central = hil_tests::CentralProc::start(dir.path(), 0).unwrap();
+    let config = edge_config(
+        "bus-0012",
+        &dir.path().join("store"),
+        Some((&central.quic, &central.fingerprint)),
+        &[("front", &format!("{rtsp}/front"))],
+    );
+    let edge = EdgeProc::start_enrolled(dir.path(), "edge", &config, "bus-0012", &central).unwrap();
+    set_technician(&dir.path().join("edge.toml"), "tech", OWN, false).unwrap();
+    let mut tech = TechClient::new(&edge.web);
+    assert_eq!(tech.login("tech", OWN).unwrap().code, 200);
+    let d = wait_until("central connected and recordings not yet at central", T, || {
+        let d = tech.call("/api/dashboard", None).ok()?.body;
+        (d["central"]["state"] == "connected" && d["central"]["pending_bytes"].as_u64()? > 0).then_some(d)
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", edge.proc.log_tail()));
+    assert!(d["central"]["last_connected"].is_string(), "{d}");
+    assert_eq!(d["central"]["address"], central.quic.as_str());
+
+    // The link test through the API: latency and throughput over loopback.
+    let test = tech.call("/api/link-test", Some(serde_json::json!({}))).unwrap();
+    assert_eq!(test.code, 200, "{:?}\n{}", test.body, edge.proc.log_tail());
+    let r = &test.body;
+    let ping = r["ping_ms"].as_f64().unwrap();
+    assert!(ping > 0.0 && ping < 1000.0, "{r}");
+    assert!(r["quic_rtt_ms"].as_f64().unwrap() >= 0.0, "{r}");
+    assert!(r["upload_bytes"].as_u64().unwrap() >= 128 * 1024, "{r}");
+    assert!(r["upload_bps"].as_u64().unwrap() > 1_000_000, "loopback carries more than 1 Mb/s: {r}");
+    assert!(r["upload_seconds"].as_f64().unwrap() > 0.0, "{r}");
+
+    // The same from the page.
+    let mut b = Browser::launch(1280, 900).unwrap();
+    b.goto(&format!("{}/", edge.web)).unwrap();
+    wait_js(&mut b, &edge, "the login form", "!document.getElementById('login').hidden");
+    fill_form(&mut b, "#login", &[("user", "tech"), ("password", OWN)]);
+    b.click("#login button").unwrap();
+    wait_js(
+        &mut b,
+        &edge,
+        "the Central panel",
+        "document.getElementById('central').textContent.includes('Not yet at central')",
+    );
+    b.click("#linktest").unwrap();
+    let shown = wait_js(
+        &mut b,
+        &edge,
+        "the link test's result",
+        "(() => { const o = document.getElementById('linkresult'); return o.dataset.done ? [o.dataset.done, o.textContent] : null; })()",
+    );
+    assert_eq!(shown[0], "ok", "{shown}");
+    let text = shown[1].as_str().unwrap();
+    assert!(text.contains("Latency") && text.contains(" ms") && text.contains("Mb/s"), "{text}");
+
+    // Without central: said plainly.
+    central.proc.kill();
+    wait_until("the unit notices central is gone", T, || {
+        (tech.call("/api/dashboard", None).ok()?.body["central"]["state"] == "disconnected").then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", edge.proc.log_tail()));
+    let refused = tech.call("/api/link-test", Some(serde_json::json!({}))).unwrap();
+    assert_eq!(refused.code, 409, "{:?}", refused.body);
+    assert!(refused.body["error"].as_str().unwrap().contains("not connected"), "{:?}", refused.body);
+}

@@ -13,7 +13,7 @@ use std::fmt::Debug;
 
 use protocol::framing;
 use protocol::interconnect::{
-    CameraInfo, CameraState, CameraStateKind, CentralMessage, EdgeMessage, EnrollRequest, Hello, LiveHeader,
+    CameraInfo, CameraState, CameraStateKind, CentralMessage, EdgeMessage, EnrollRequest, Hello, LinkTest, LiveHeader,
     LiveMessage, MediaFrame, VideoParameters,
 };
 use protocol::io::{BoardMessage, Input, InputState, UnitCommand};
@@ -197,6 +197,9 @@ fn cases() -> Vec<Case> {
             CentralMessage::Sync(SyncFromCentral::Stored { camera: "front".into(), up_to_seq: 42 }),
         ),
         case("central.sync.events_ack", CentralMessage::Sync(SyncFromCentral::EventsAck { up_to_id: 7 })),
+        // Added later in version 1, at the ends of their enums (the unit page's link test).
+        case("edge.link_test", EdgeMessage::LinkTest(LinkTest { payload: vec![0; 3] })),
+        case("central.link_test_received", CentralMessage::LinkTestReceived { bytes: 3 }),
         case("live.header", LiveHeader { camera: "front".into() }),
         case("live.parameters", LiveMessage::Parameters(params)),
         case("live.frame", LiveMessage::Frame(frame)),

@@ -293,7 +293,10 @@ function draw(d) {
     ["Write errors", st.store_error ? badge(st.store_error, "down") : st.frames_lost + " frames lost"]]);
   const c = d.central;
   fill($("central"), [["State", badge(c.state, c.state === "not configured" ? "off" : c.state)], ["Address", c.address],
-    ["Link", c.link], ["Last connected", when(c.last_connected)], ["Error", c.error]]);
+    ["Link", c.link], ["Last connected", when(c.last_connected)],
+    ["Not yet at central", c.pending_error ? c.pending_error : c.pending_bytes === null ? "–" : bytes(c.pending_bytes)],
+    ["Error", c.error]]);
+  $("linktest").hidden = c.state === "not configured";
   if (s.io) {
     const inputs = el("div");
     for (const i of s.io.inputs) inputs.append(badge(i.name, i.active ? "on" : "off"), " ");
@@ -305,6 +308,20 @@ function draw(d) {
   } else fill($("io"), [["Board", "no I/O companion configured"]]);
   drawCameras(s.cameras);
 }
+$("linktest").addEventListener("click", async () => {
+  const out = $("linkresult"), button = $("linktest");
+  button.disabled = true;
+  out.textContent = "Testing the link to central (a few seconds)…";
+  delete out.dataset.done;
+  try {
+    const r = await api("/api/link-test", {});
+    out.textContent = "Latency " + r.ping_ms.toFixed(1) + " ms (QUIC RTT " + r.quic_rtt_ms.toFixed(1) + " ms) · upload " +
+      (r.upload_bps / 1e6).toFixed(2) + " Mb/s (" + bytes(r.upload_bytes) + " in " + r.upload_seconds.toFixed(2) + " s)" +
+      (r.lost_packets ? " · " + r.lost_packets + " packets lost" : "");
+    out.dataset.done = "ok";
+  } catch (e) { out.textContent = e.message; out.dataset.done = "error"; }
+  button.disabled = false;
+});
 function drawOutputs(io) {
   const on = new Set(io.outputs_on), count = Math.max(4, ...io.outputs_on.map(n => n + 1));
   $("outputs").replaceChildren(...Array.from({ length: count }, (_, n) => {
