@@ -389,6 +389,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cameras_added_and_removed_at_run_time_keep_their_slots() {
+        let status = UnitStatus::new("u".into(), [("front".to_owned(), "Front".to_owned())]);
+        let ids = |s: &UnitStatus| s.snapshot().cameras.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+        let side = status.add_camera("side", "Side");
+        assert_eq!((side, ids(&status)), (1, vec!["front".to_owned(), "side".to_owned()]));
+        status.count_recorded(side, 10);
+        status.remove_camera(side);
+        assert_eq!(ids(&status), ["front"], "a removed camera is not shown");
+        assert_eq!(status.camera_states().len(), 1, "nor reported");
+        status.count_recorded(side, 10); // a frame still queued for the recorder: no panic
+        assert_eq!(status.add_camera("side", "Side door"), side, "the same id comes back to its slot");
+        let again = &status.snapshot().cameras[1];
+        assert_eq!((again.name.as_str(), again.bytes_recorded), ("Side door", 0), "with a fresh status");
+        assert_eq!(status.slots(), 2);
+    }
+
+    #[test]
     fn cameras_show_their_mode_and_whether_they_record() {
         let status = UnitStatus::new("u".into(), [("front".to_owned(), "Front".to_owned())]);
         let camera = |s: &UnitStatus| serde_json::to_value(s.snapshot()).unwrap()["cameras"][0].clone();
