@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::camera::CameraTask;
 use crate::config::{CameraConfig, EdgeConfig};
-use crate::live::LiveHubs;
+use crate::live::{LiveHub, LiveHubs};
 use crate::recorder::RecorderTx;
 use crate::recording::CameraRecording;
 use crate::recording::triggers::Holds;
@@ -64,7 +64,8 @@ impl CameraSupervisor {
     pub async fn start(&self, config: &EdgeConfig, recordings: Vec<CameraRecording>) {
         let mut running = self.running.lock().await;
         for ((index, cam), recording) in config.cameras.iter().enumerate().zip(recordings) {
-            let r = self.spawn(cam.clone(), index, recording);
+            let hub = self.hubs.create(&cam.id);
+            let r = self.spawn(cam.clone(), index, recording, hub);
             running.insert(cam.id.clone(), r);
         }
     }
@@ -104,25 +105,28 @@ impl CameraSupervisor {
         }
         for (cam, mut recording) in plan {
             let id = cam.id.clone();
-            if let Some(old) = running.remove(&id) {
+            let hub = if let Some(old) = running.remove(&id) {
                 stop(old.stop, old.task).await;
                 recording.holds = old.holds;
                 tracing::info!(camera = id, "camera restarted with its new configuration");
                 applied.changed.push(id.clone());
+                // The same hub: viewers (the page, central) go on with the new stream's
+                // parameters and its next key frame.
+                self.hubs.get(&id).unwrap_or_else(|| self.hubs.create(&id))
             } else {
                 tracing::info!(camera = id, "camera added while running");
                 applied.added.push(id.clone());
-            }
+                self.hubs.create(&id)
+            };
             let index = self.status.add_camera(&id, cam.display_name());
-            let r = self.spawn(cam, index, recording);
+            let r = self.spawn(cam, index, recording, hub);
             running.insert(id, r);
         }
         Ok(applied)
     }
 
-    fn spawn(&self, config: CameraConfig, index: usize, recording: CameraRecording) -> Running {
+    fn spawn(&self, config: CameraConfig, index: usize, recording: CameraRecording, live: Arc<LiveHub>) -> Running {
         self.status.set_mode(index, recording.mode.as_str());
-        let live = self.hubs.create(&config.id);
         let holds = recording.holds.clone();
         let stop = self.shutdown.child_token();
         let task = CameraTask {

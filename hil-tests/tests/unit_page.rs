@@ -81,6 +81,9 @@ fn logins_sessions_rate_limit_and_the_dashboard() {
     }
     let out = anon.call("/api/io/outputs/0", Some(serde_json::json!({ "on": true }))).unwrap();
     assert_eq!(out.code, 401, "{:?}", out.body);
+    let live = anon.call("/api/cameras/front/live.fmp4", None).unwrap();
+    assert_eq!(live.code, 401, "live video needs a login too: {:?}", live.body);
+    assert_eq!(anon.call("/live-player.js", None).unwrap().code, 200, "the page's scripts load before a login");
 
     // The provisioning password logs in but must be changed before anything else.
     let mut tech = TechClient::new(&web);
@@ -799,6 +802,7 @@ fn live_view_snapshot_and_cameras_changed_without_a_restart() {
     }
 
     // Changed: only that camera restarts. Invalid: refused, nothing changes.
+    let before_change = b.eval(&card_video("side")).unwrap()["t"].as_f64().unwrap();
     let (code, body) =
         tech_send(&tech, "PATCH", "/api/cameras/side", Some(serde_json::json!({ "name": "Side entrance" })));
     assert_eq!(code, 200, "{body}");
@@ -813,6 +817,9 @@ fn live_view_snapshot_and_cameras_changed_without_a_restart() {
         (side["state"] == "streaming" && side["name"] == "Side entrance").then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", edge.proc.log_tail()));
+    // The page's live view of it goes on across the restart (the same live hub, a new stream).
+    let after = wait_playing(&mut b, &edge, "side", before_change + 1.0);
+    assert_eq!(after["w"].as_u64(), Some(640), "{after}");
 
     // Removed: that camera stops (its page view ends), the others go on.
     let (code, body) = tech_send(&tech, "DELETE", "/api/cameras/side", None);
