@@ -803,10 +803,28 @@ fn live_view_snapshot_and_cameras_changed_without_a_restart() {
 
     // Changed: only that camera restarts. Invalid: refused, nothing changes.
     let before_change = b.eval(&card_video("side")).unwrap()["t"].as_f64().unwrap();
+    // In the page: Edit fills the form with the camera (its id fixed), Add sends the change.
+    b.click(".cam[data-camera=\"side\"] button.edit").unwrap();
+    wait_js(
+        &mut b,
+        &edge,
+        "the edit form",
+        "(() => { const f = document.querySelector('#addcam form').elements; return f.id.value === 'side' && f.id.readOnly \
+         && f.name.value === 'Side door'; })()",
+    );
+    fill_form(&mut b, "#addcam form", &[("name", "Side entrance")]);
+    b.click("#addcam button:not([type=button])").unwrap();
+    let said = wait_js(
+        &mut b,
+        &edge,
+        "the page says the camera restarted",
+        "(() => { const t = document.getElementById('probeout').textContent; return t.includes('changed') ? t : null; })()",
+    );
+    assert!(said.as_str().unwrap().contains("applied now: restarted side"), "{said}");
     let (code, body) =
         tech_send(&tech, "PATCH", "/api/cameras/side", Some(serde_json::json!({ "name": "Side entrance" })));
     assert_eq!(code, 200, "{body}");
-    assert_eq!(body["applied"], serde_json::json!({ "added": [], "changed": ["side"], "removed": [] }), "{body}");
+    assert_eq!(body["applied"], serde_json::json!({ "added": [], "changed": [], "removed": [] }), "no change: {body}");
     assert_eq!(body["restart_required"], false);
     let (code, body) = tech_send(&tech, "PATCH", "/api/cameras/side", Some(serde_json::json!({ "mode": "schedule" })));
     assert_eq!(code, 400, "schedule mode without a schedule is refused: {body}");
