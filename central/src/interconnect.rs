@@ -258,19 +258,27 @@ impl Interconnect {
                     EdgeMessage::Hello(_) | EdgeMessage::Enroll(_) => {
                         return Err("unit sent a second hello".to_owned());
                     }
+                    EdgeMessage::LinkTest(_) => {
+                        tracing::debug!(unit = %hello.unit_id, "a link test belongs on a stream of its own")
+                    }
                 }
             }
             Ok(())
         };
-        // Chunks of retrieved video, each on a bidirectional stream of its own.
+        // Chunks of retrieved video, each on a bidirectional stream of its own; link tests too.
         let chunks = async {
             loop {
-                let (_send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
+                let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
                 let tx = sync_tx.clone();
                 tokio::spawn(async move {
                     match messages::read::<EdgeMessage>(&mut recv).await {
                         Ok(Some(EdgeMessage::Sync(m))) => {
                             let _ = tx.send(m).await;
+                        }
+                        Ok(Some(EdgeMessage::LinkTest(t))) => {
+                            let bytes = t.payload.len() as u64;
+                            let _ = messages::write(&mut send, &CentralMessage::LinkTestReceived { bytes }).await;
+                            let _ = send.finish();
                         }
                         Ok(other) => tracing::debug!("unexpected message on a chunk stream: {other:?}"),
                         Err(e) => tracing::debug!("chunk stream: {e}"),

@@ -81,6 +81,7 @@ pub fn routes() -> Vec<Route> {
     vec![
         route(PUBLIC, Method::GET, "/", index),
         route(PUBLIC, Method::GET, "/app.js", app_js),
+        route(PUBLIC, Method::GET, "/live-player.js", live_player_js),
         route(PUBLIC, Method::GET, "/style.css", style_css),
         route(PUBLIC, Method::GET, "/api/openapi.json", openapi),
         route(PUBLIC, Method::POST, "/api/login", crate::api_auth::login),
@@ -130,6 +131,14 @@ async fn app_js() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")],
         include_str!("web/app.js"),
+    )
+}
+
+/// The live player, shared with the unit's page (crate `live-view`).
+async fn live_player_js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")],
+        live_view::PLAYER_JS,
     )
 }
 
@@ -272,7 +281,7 @@ mod tests {
     #[test]
     fn only_the_page_its_assets_the_document_and_the_login_are_public() {
         let public: Vec<&str> = routes().into_iter().filter(|r| r.need == Need::Public).map(|r| r.path).collect();
-        assert_eq!(public, ["/", "/app.js", "/style.css", "/api/openapi.json", "/api/login"]);
+        assert_eq!(public, ["/", "/app.js", "/live-player.js", "/style.css", "/api/openapi.json", "/api/login"]);
     }
 
     #[test]

@@ -123,8 +123,10 @@ async fn guard(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) 
     let path = request.uri().path().to_owned();
     let loopback = peer(request.extensions()).is_some_and(|ip| ip.is_loopback());
     let current = auth.session_of(request.headers());
-    let open = matches!(path.as_str(), "/" | "/app.js" | "/app.css" | "/api/login" | "/api/logout" | "/api/session")
-        || (loopback && request.method() == Method::GET && path == "/api/status");
+    let open = matches!(
+        path.as_str(),
+        "/" | "/app.js" | "/app.css" | "/live-player.js" | "/api/login" | "/api/logout" | "/api/session"
+    ) || (loopback && request.method() == Method::GET && path == "/api/status");
     if !open {
         match &current {
             None if !auth.has_account() && loopback => {}

@@ -192,7 +192,7 @@ pub struct CentralConfig {
 }
 
 /// `[[camera]]`: one camera.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CameraConfig {
     /// The camera's id, unique within the unit.

@@ -1,15 +1,14 @@
 //! `edge`: the Convoy edge unit's command line.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use edge::camera::CameraTask;
+use edge::camera_supervisor::CameraSupervisor;
 use edge::config::EdgeConfig;
-use edge::live::LiveHub;
+use edge::live::LiveHubs;
 use edge::recorder::Recorder;
 use edge::status::UnitStatus;
 use edge::uplink::Uplink;
@@ -252,7 +251,9 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
             Some(_) => Some(edge::web_tls::PageCertificate::load_or_create(&config.store.path, &config.unit_id)?),
             None => None,
         };
+        let central_link = Arc::new(edge::central_link::CentralLink::default());
         let mut dashboard = edge::tech_dashboard::Dashboard::new(&config, status.clone());
+        dashboard.link = Some((central_link.clone(), durable_logs.clone()));
         dashboard.https_fingerprint = certificate.as_ref().map(|c| c.fingerprint.clone());
         let dashboard = Arc::new(dashboard);
         let auth = Arc::new(edge::auth_web::Auth::new(&config.store.path, false));
@@ -268,13 +269,19 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
             store: config.store.path.clone(),
             io: vehicle.io().cloned(),
         });
+        let hubs = LiveHubs::default();
+        let cameras =
+            Arc::new(CameraSupervisor::new(status.clone(), recorder_tx.clone(), hubs.clone(), shutdown.clone()));
+        let editor = edge::tech_cameras::CameraEditor::new(config_path.to_owned()).applying_to(cameras.clone());
         let routes = edge::auth_web::protect(
             edge::web::router(status.clone())
                 .merge(vehicle.routes())
                 .merge(dashboard.routes())
                 .merge(recordings.routes())
                 .merge(diagnostics.routes())
-                .merge(Arc::new(edge::tech_cameras::CameraEditor::new(config_path.to_owned())).routes()),
+                .merge(edge::tech_live::routes(hubs.clone()))
+                .merge(edge::link_test::routes(central_link.clone()))
+                .merge(Arc::new(editor).routes()),
             auth,
         );
         let https = match (config.web.https_listen, certificate) {
@@ -330,21 +337,7 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         };
         tokio::spawn(rules.run(shutdown.clone()));
         let mut tasks = Vec::new();
-        let mut hubs = HashMap::new();
-        for ((index, cam), recording) in config.cameras.iter().enumerate().zip(recordings) {
-            status.set_mode(index, recording.mode.as_str());
-            let hub = Arc::new(LiveHub::default());
-            hubs.insert(cam.id.clone(), hub.clone());
-            let task = CameraTask {
-                config: cam.clone(),
-                index,
-                status: status.clone(),
-                recorder: recorder_tx.clone(),
-                live: hub,
-                recording,
-            };
-            tasks.push(tokio::spawn(task.run(shutdown.clone())));
-        }
+        cameras.start(&config, recordings).await;
         let uplink_recorder = recorder_tx.clone();
         drop(recorder_tx);
         if let Some(central) = &config.central {
@@ -357,11 +350,10 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
                     durable: durable_logs.clone(),
                     recorder: uplink_recorder.clone(),
                     cameras: config.cameras.iter().filter(|c| c.share).map(|c| c.id.clone()).collect(),
+                    central: central_link.clone(),
                 },
                 status: status.clone(),
-                hubs: Arc::new(
-                    hubs.into_iter().filter(|(id, _)| config.cameras.iter().any(|c| &c.id == id && c.share)).collect(),
-                ),
+                hubs: hubs.clone(),
             };
             tasks.push(tokio::spawn(uplink.run(shutdown.clone())));
         } else {
@@ -375,6 +367,7 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         vehicle.stopping();
         shutdown.cancel();
+        cameras.stop_all().await;
         for t in tasks {
             let _ = t.await;
         }

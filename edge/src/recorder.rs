@@ -181,9 +181,9 @@ impl Recorder {
         status: Arc<UnitStatus>,
         retention: RetentionSchedule,
     ) -> std::io::Result<(Recorder, RecorderTx)> {
-        let depth = QUEUE_DEPTH.max(QUEUE_PER_CAMERA * status.cameras.len());
+        let depth = QUEUE_DEPTH.max(QUEUE_PER_CAMERA * status.slots());
         let (tx, rx) = mpsc::sync_channel(depth);
-        let shares = Arc::new(QueueShares::new(status.cameras.len(), depth));
+        let shares = Arc::new(QueueShares::new(status.slots(), depth));
         let thread_shares = shares.clone();
         let thread_status = status.clone();
         let liveness = Liveness::new();
@@ -227,7 +227,8 @@ fn run(
     liveness: &Liveness,
     durable: &tokio::sync::watch::Sender<Arc<Vec<media_store::by_seq::DurableLog>>>,
 ) {
-    let mut parameters_seq = vec![0u64; status.cameras.len()];
+    // By camera slot; grows when cameras are added at run time.
+    let mut parameters_seq = vec![0u64; status.slots()];
     let mut next_groom = Instant::now();
     let mut disconnected = false;
     while !disconnected {
@@ -300,7 +301,7 @@ fn handle(
     store: &mut Store,
     job: Job,
     status: &UnitStatus,
-    parameters_seq: &mut [u64],
+    parameters_seq: &mut Vec<u64>,
     durable: &tokio::sync::watch::Sender<Arc<Vec<media_store::by_seq::DurableLog>>>,
 ) {
     match job {
@@ -332,6 +333,9 @@ fn handle(
             }
         }
         Job::Record(index, mut record) => {
+            if index >= parameters_seq.len() {
+                parameters_seq.resize(index + 1, 0);
+            }
             let bytes = match &mut record {
                 Record::Frame(f) => {
                     f.parameters_seq = parameters_seq[index];

@@ -1,11 +1,12 @@
 //! The unit's live status, shared by the camera tasks, the recorder thread, the central
 //! uplink and the web API.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use protocol::interconnect::{CameraState, CameraStateKind};
 use serde::Serialize;
+use std::sync::{Arc, Mutex, RwLock};
+
 use tokio::sync::broadcast;
 
 use crate::events::{EventKind, EventLog};
@@ -17,8 +18,10 @@ use crate::vehicle::BoardJson;
 pub struct UnitStatus {
     /// The unit's id.
     pub unit_id: String,
-    /// The cameras, in configuration order.
-    pub cameras: Vec<CameraStatus>,
+    /// The cameras by index (their slot, for as long as the unit runs), in configuration order
+    /// and then in the order they were added at run time; a removed camera's slot stays, marked
+    /// removed, and is reused if a camera of that id comes back.
+    cameras: RwLock<Vec<Arc<CameraStatus>>>,
     central_connected: AtomicBool,
     central_error: Mutex<Option<String>>,
     central_last_connected_us: Mutex<Option<i64>>,
@@ -47,6 +50,26 @@ pub struct CameraStatus {
     lost: AtomicBool,
     mode: Mutex<&'static str>,
     recording: AtomicBool,
+    /// Removed from the configuration while the unit runs: not shown, not reported.
+    removed: AtomicBool,
+}
+
+impl CameraStatus {
+    fn new(id: String, name: String) -> CameraStatus {
+        CameraStatus {
+            id,
+            name,
+            health: Mutex::new((CameraStateKind::Connecting, None)),
+            frames_recorded: AtomicU64::new(0),
+            bytes_recorded: AtomicU64::new(0),
+            frames_lost: AtomicU64::new(0),
+            stream: Mutex::new(StreamStats::default()),
+            lost: AtomicBool::new(false),
+            mode: Mutex::new("continuous"),
+            recording: AtomicBool::new(false),
+            removed: AtomicBool::new(false),
+        }
+    }
 }
 
 /// What the camera's stream looks like, as measured on arrival.
@@ -72,21 +95,7 @@ impl UnitStatus {
         let (changes, _) = broadcast::channel(64);
         UnitStatus {
             unit_id,
-            cameras: cameras
-                .into_iter()
-                .map(|(id, name)| CameraStatus {
-                    id,
-                    name,
-                    health: Mutex::new((CameraStateKind::Connecting, None)),
-                    frames_recorded: AtomicU64::new(0),
-                    bytes_recorded: AtomicU64::new(0),
-                    frames_lost: AtomicU64::new(0),
-                    stream: Mutex::new(StreamStats::default()),
-                    lost: AtomicBool::new(false),
-                    mode: Mutex::new("continuous"),
-                    recording: AtomicBool::new(false),
-                })
-                .collect(),
+            cameras: RwLock::new(cameras.into_iter().map(|(id, name)| Arc::new(CameraStatus::new(id, name))).collect()),
             central_connected: AtomicBool::new(false),
             central_error: Mutex::new(None),
             central_last_connected_us: Mutex::new(None),
@@ -100,9 +109,47 @@ impl UnitStatus {
         }
     }
 
+    /// Camera `index` (its slot, removed or not).
+    fn camera(&self, index: usize) -> Arc<CameraStatus> {
+        self.cameras.read().unwrap_or_else(|p| p.into_inner())[index].clone()
+    }
+
+    /// The cameras the unit runs now (removed ones left out), in slot order.
+    pub fn cameras(&self) -> Vec<Arc<CameraStatus>> {
+        let all = self.cameras.read().unwrap_or_else(|p| p.into_inner());
+        all.iter().filter(|c| !c.removed.load(Ordering::Relaxed)).cloned().collect()
+    }
+
+    /// How many slots there are (removed cameras included).
+    pub fn slots(&self) -> usize {
+        self.cameras.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// A camera (re)started at run time: a fresh status (connecting, counters at zero) in the
+    /// slot of its id, or a new slot; returns the index.
+    pub fn add_camera(&self, id: &str, name: &str) -> usize {
+        let fresh = Arc::new(CameraStatus::new(id.to_owned(), name.to_owned()));
+        let mut all = self.cameras.write().unwrap_or_else(|p| p.into_inner());
+        match all.iter().position(|c| c.id == id) {
+            Some(index) => {
+                all[index] = fresh;
+                index
+            }
+            None => {
+                all.push(fresh);
+                all.len() - 1
+            }
+        }
+    }
+
+    /// Camera `index` was removed from the configuration: it is no longer shown.
+    pub fn remove_camera(&self, index: usize) {
+        self.camera(index).removed.store(true, Ordering::Relaxed);
+    }
+
     /// Sets camera `index`'s state and tells subscribers when it changed.
     pub fn set_camera_state(&self, index: usize, state: CameraStateKind, reason: Option<String>) {
-        let cam = &self.cameras[index];
+        let cam = &*self.camera(index);
         let mut health = lock(&cam.health);
         if health.0 == state && health.1 == reason {
             return;
@@ -124,7 +171,7 @@ impl UnitStatus {
 
     /// The current state of every camera, as messages for central.
     pub fn camera_states(&self) -> Vec<CameraState> {
-        self.cameras
+        self.cameras()
             .iter()
             .map(|c| {
                 let (state, reason) = lock(&c.health).clone();
@@ -140,14 +187,15 @@ impl UnitStatus {
 
     /// Counts a frame of `bytes` written to the store for camera `index`.
     pub fn count_recorded(&self, index: usize, bytes: usize) {
-        let cam = &self.cameras[index];
+        let cam = self.camera(index);
         cam.frames_recorded.fetch_add(1, Ordering::Relaxed);
         cam.bytes_recorded.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     /// Records the codec and picture size camera `index` sends.
     pub fn set_stream_format(&self, index: usize, codec: &str, width: u32, height: u32) {
-        let mut s = lock(&self.cameras[index].stream);
+        let cam = self.camera(index);
+        let mut s = lock(&cam.stream);
         s.codec = Some(codec.to_owned());
         s.width = width;
         s.height = height;
@@ -155,7 +203,8 @@ impl UnitStatus {
 
     /// Accounts for a frame of `bytes` that camera `index` delivered at `wall_us`.
     pub fn observe_frame(&self, index: usize, wall_us: i64, bytes: usize) {
-        let mut s = lock(&self.cameras[index].stream);
+        let cam = self.camera(index);
+        let mut s = lock(&cam.stream);
         s.last_frame_us = Some(wall_us);
         if s.window_frames == 0 {
             s.window_start_us = wall_us;
@@ -175,17 +224,17 @@ impl UnitStatus {
 
     /// Sets camera `index`'s recording mode as shown (`continuous`, `schedule`, `event`, `off`).
     pub fn set_mode(&self, index: usize, mode: &'static str) {
-        *lock(&self.cameras[index].mode) = mode;
+        *lock(&self.camera(index).mode) = mode;
     }
 
     /// Sets whether camera `index`'s frames currently go to the store.
     pub fn set_recording(&self, index: usize, recording: bool) {
-        self.cameras[index].recording.store(recording, Ordering::Relaxed);
+        self.camera(index).recording.store(recording, Ordering::Relaxed);
     }
 
     /// Counts a frame of camera `index` that could not be recorded.
     pub fn count_lost(&self, index: usize) {
-        self.cameras[index].frames_lost.fetch_add(1, Ordering::Relaxed);
+        self.camera(index).frames_lost.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records whether the link to central is up, and the last error if it is not.
@@ -256,7 +305,7 @@ impl UnitStatus {
             io: lock(&self.io).clone(),
             power: lock(&self.power).clone(),
             cameras: self
-                .cameras
+                .cameras()
                 .iter()
                 .map(|c| {
                     let (state, reason) = lock(&c.health).clone();
@@ -356,6 +405,23 @@ fn rfc3339(us: i64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cameras_added_and_removed_at_run_time_keep_their_slots() {
+        let status = UnitStatus::new("u".into(), [("front".to_owned(), "Front".to_owned())]);
+        let ids = |s: &UnitStatus| s.snapshot().cameras.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+        let side = status.add_camera("side", "Side");
+        assert_eq!((side, ids(&status)), (1, vec!["front".to_owned(), "side".to_owned()]));
+        status.count_recorded(side, 10);
+        status.remove_camera(side);
+        assert_eq!(ids(&status), ["front"], "a removed camera is not shown");
+        assert_eq!(status.camera_states().len(), 1, "nor reported");
+        status.count_recorded(side, 10); // a frame still queued for the recorder: no panic
+        assert_eq!(status.add_camera("side", "Side door"), side, "the same id comes back to its slot");
+        let again = &status.snapshot().cameras[1];
+        assert_eq!((again.name.as_str(), again.bytes_recorded), ("Side door", 0), "with a fresh status");
+        assert_eq!(status.slots(), 2);
+    }
 
     #[test]
     fn cameras_show_their_mode_and_whether_they_record() {

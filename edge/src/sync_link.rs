@@ -44,6 +44,8 @@ pub struct SyncSetup {
     pub recorder: RecorderTx,
     /// The cameras shared with central.
     pub cameras: Vec<String>,
+    /// Where the technician's page learns what central acknowledged.
+    pub central: Arc<crate::central_link::CentralLink>,
 }
 
 /// Inputs that come back from work done off the executor.
@@ -210,6 +212,7 @@ impl SyncLink {
                 EdgeAction::Acknowledged { camera, up_to_seq } => {
                     tracing::debug!(camera, up_to_seq, "central holds everything up to here");
                     self.setup.recorder.set_cursor(&camera, CENTRAL_CURSOR, up_to_seq);
+                    self.setup.central.acknowledged(&camera, up_to_seq);
                 }
                 EdgeAction::EventsAcked { up_to_id } => tracing::debug!(up_to_id, "central stored events"),
                 EdgeAction::Lock(request) => self.lock(request),

@@ -1,8 +1,10 @@
 //! Cameras from the technician's page: `GET /api/cameras` (as configured), `POST /api/cameras`
-//! (add) and `DELETE /api/cameras/{id}` (remove). A change is checked as a whole new
-//! configuration first, then written to the configuration file atomically with its comments
-//! and layout kept (`toml_edit`). The running unit keeps recording as it started: a change
-//! applies at the next start of `edge run` (`restart_required`).
+//! (add), `PATCH /api/cameras/{id}` (edit) and `DELETE /api/cameras/{id}` (remove). A change is
+//! checked as a whole new configuration first (including each camera's recording mode and
+//! schedule), then written to the configuration file atomically with its comments and layout
+//! kept (`toml_edit`), then applied to the running unit at once ([`CameraSupervisor`]): only
+//! the cameras that changed start, restart or stop; the others keep recording untouched.
+//! Without a supervisor (offline use) a change applies at the next start (`restart_required`).
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -18,6 +20,7 @@ use axum::routing::{delete, get};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
+use crate::camera_supervisor::{Applied, CameraSupervisor};
 use crate::config::EdgeConfig;
 
 /// What can go wrong when changing the cameras.
@@ -53,6 +56,7 @@ pub struct CameraEditor {
     pub path: PathBuf,
     changed: AtomicBool,
     lock: Mutex<()>,
+    supervisor: Option<Arc<CameraSupervisor>>,
 }
 
 /// A camera to add (the body of `POST /api/cameras`).
@@ -161,29 +165,47 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
 impl CameraEditor {
     /// The editor of the configuration file at `path`.
     pub fn new(path: PathBuf) -> CameraEditor {
-        CameraEditor { path, changed: AtomicBool::new(false), lock: Mutex::new(()) }
+        CameraEditor { path, changed: AtomicBool::new(false), lock: Mutex::new(()), supervisor: None }
+    }
+
+    /// Changes are applied to the running cameras through `supervisor`.
+    pub fn applying_to(mut self, supervisor: Arc<CameraSupervisor>) -> CameraEditor {
+        self.supervisor = Some(supervisor);
+        self
     }
 
     /// The routes.
     pub fn routes(self: Arc<Self>) -> Router {
         Router::new()
             .route("/api/cameras", get(list).post(add))
-            .route("/api/cameras/{id}", delete(remove))
+            .route("/api/cameras/{id}", delete(remove).patch(edit))
             .with_state(self)
     }
 
-    async fn edit(&self, change: impl FnOnce(&str) -> Result<String, CameraEditError>) -> Result<(), CameraEditError> {
+    /// Checks the configuration `change` makes of the file, writes it, and applies it to the
+    /// running cameras; `None` when it applies at the next start only.
+    async fn change(
+        &self,
+        change: impl FnOnce(&str) -> Result<String, CameraEditError>,
+    ) -> Result<Option<Applied>, CameraEditError> {
         let _one_at_a_time = self.lock.lock().await;
         let io = |source| CameraEditError::Io { path: self.path.clone(), source };
         let text = tokio::fs::read_to_string(&self.path).await.map_err(io)?;
         let new = change(&text)?;
+        let config = EdgeConfig::parse(&new).map_err(|e| CameraEditError::Invalid(e.to_string()))?;
+        CameraSupervisor::check(&config).map_err(CameraEditError::Invalid)?;
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || write_atomically(&path, &new))
             .await
             .map_err(|e| io(std::io::Error::other(e)))?
             .map_err(io)?;
-        self.changed.store(true, Ordering::Relaxed);
-        Ok(())
+        match &self.supervisor {
+            Some(supervisor) => Ok(Some(supervisor.apply(&config).await.map_err(CameraEditError::Invalid)?)),
+            None => {
+                self.changed.store(true, Ordering::Relaxed);
+                Ok(None)
+            }
+        }
     }
 }
 
@@ -191,10 +213,10 @@ fn error(code: StatusCode, message: impl Into<String>) -> Response {
     (code, axum::Json(serde_json::json!({ "error": message.into() }))).into_response()
 }
 
-fn answer(result: Result<(), CameraEditError>, id: &str, code: StatusCode) -> Response {
+fn answer(result: Result<Option<Applied>, CameraEditError>, id: &str, code: StatusCode) -> Response {
     match result {
-        Ok(()) => {
-            let body = serde_json::json!({ "camera": id, "restart_required": true });
+        Ok(applied) => {
+            let body = serde_json::json!({ "camera": id, "restart_required": applied.is_none(), "applied": applied });
             (code, axum::Json(body)).into_response()
         }
         Err(e @ CameraEditError::NoSuchCamera(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
@@ -231,28 +253,95 @@ async fn list(State(editor): State<Arc<CameraEditor>>) -> Response {
 }
 
 /// `POST /api/cameras` with `{"id", "name", "url", "username", "password", "mode"}` → 201
-/// `{"camera", "restart_required": true}`; 400 with the reason when the configuration would be
-/// invalid (a duplicate id, a bad URL or mode …).
+/// `{"camera", "restart_required": false, "applied": {"added", "changed", "removed"}}` (the
+/// camera starts at once); 400 with the reason when the configuration would be invalid (a
+/// duplicate id, a bad URL or mode …).
 async fn add(State(editor): State<Arc<CameraEditor>>, axum::Json(camera): axum::Json<NewCamera>) -> Response {
     let id = camera.id.clone();
-    let result = editor.edit(|text| add_camera(text, &camera)).await;
+    let result = editor.change(|text| add_camera(text, &camera)).await;
     if result.is_ok() {
         tracing::info!(camera = id, "camera added to the configuration from the technician's page");
     }
     answer(result, &id, StatusCode::CREATED)
 }
 
-/// `DELETE /api/cameras/{id}` → `{"camera", "restart_required": true}`; 404 when unknown, 400
-/// when something else in the configuration still names it. Its recordings stay in the store.
+/// `DELETE /api/cameras/{id}` → `{"camera", "restart_required": false, "applied"}` (the camera
+/// stops at once); 404 when unknown, 400 when something else in the configuration still names
+/// it. Its recordings stay in the store.
 async fn remove(
     State(editor): State<Arc<CameraEditor>>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
-    let result = editor.edit(|text| remove_camera(text, &id)).await;
+    let result = editor.change(|text| remove_camera(text, &id)).await;
     if result.is_ok() {
         tracing::info!(camera = id, "camera removed from the configuration from the technician's page");
     }
     answer(result, &id, StatusCode::OK)
+}
+
+/// `PATCH /api/cameras/{id}` with any of `{"name", "url", "username", "password", "mode"}` →
+/// `{"camera", "restart_required": false, "applied"}` (the camera restarts with it at once); a
+/// field left out stays as it is, an empty one is removed (`url` cannot be). 404 when unknown,
+/// 400 with the reason when the configuration would be invalid.
+async fn edit(
+    State(editor): State<Arc<CameraEditor>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    axum::Json(fields): axum::Json<CameraEdit>,
+) -> Response {
+    let result = editor.change(|text| edit_camera(text, &id, &fields)).await;
+    if result.is_ok() {
+        tracing::info!(camera = id, "camera changed from the technician's page");
+    }
+    answer(result, &id, StatusCode::OK)
+}
+
+/// The body of `PATCH /api/cameras/{id}`: the fields to change.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraEdit {
+    /// Display name.
+    pub name: Option<String>,
+    /// RTSP URL.
+    pub url: Option<String>,
+    /// RTSP user name.
+    pub username: Option<String>,
+    /// RTSP password.
+    pub password: Option<String>,
+    /// Recording mode.
+    pub mode: Option<String>,
+}
+
+/// `text` with the `[[camera]]` whose id is `id` changed by `fields`, checked as a whole
+/// configuration; its other keys (motion, schedule …) are kept.
+pub fn edit_camera(text: &str, id: &str, fields: &CameraEdit) -> Result<String, CameraEditError> {
+    let mut doc: toml_edit::DocumentMut =
+        text.parse().map_err(|e: toml_edit::TomlError| CameraEditError::Invalid(e.to_string()))?;
+    let table = doc
+        .get_mut("camera")
+        .and_then(toml_edit::Item::as_array_of_tables_mut)
+        .and_then(|cameras| cameras.iter_mut().find(|t| t.get("id").and_then(|v| v.as_str()) == Some(id)))
+        .ok_or_else(|| CameraEditError::NoSuchCamera(id.to_owned()))?;
+    if fields.url.as_deref().is_some_and(|u| u.trim().is_empty()) {
+        return Err(CameraEditError::Invalid(format!("camera {id:?}: the RTSP URL cannot be empty")));
+    }
+    for (key, value) in [
+        ("name", &fields.name),
+        ("url", &fields.url),
+        ("username", &fields.username),
+        ("password", &fields.password),
+        ("mode", &fields.mode),
+    ] {
+        match value.as_deref() {
+            None => {}
+            Some("") => {
+                table.remove(key);
+            }
+            Some(v) => table[key] = toml_edit::value(v),
+        }
+    }
+    let out = doc.to_string();
+    EdgeConfig::parse(&out).map_err(|e| CameraEditError::Invalid(e.to_string()))?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -302,6 +391,23 @@ mod tests {
         let config = EdgeConfig::parse(&out).unwrap();
         assert_eq!(config.cameras.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["rear"]);
         assert!(matches!(remove_camera(&two, "side"), Err(CameraEditError::NoSuchCamera(_))));
+    }
+
+    #[test]
+    fn editing_changes_only_the_fields_given() {
+        let text =
+            BASE.replace("url = \"rtsp://10.0.0.5/s\"\n", "url = \"rtsp://10.0.0.5/s\"\nmotion = true\nname = \"F\"\n");
+        let fields =
+            CameraEdit { url: Some("rtsp://10.0.0.9/t".into()), name: Some(String::new()), ..Default::default() };
+        let out = edit_camera(&text, "front", &fields).unwrap();
+        assert!(out.contains("# front door") && out.contains("motion = true"), "other keys kept:\n{out}");
+        let config = EdgeConfig::parse(&out).unwrap();
+        assert_eq!((config.cameras[0].url.as_str(), config.cameras[0].name.as_deref()), ("rtsp://10.0.0.9/t", None));
+        assert!(matches!(edit_camera(&text, "side", &fields), Err(CameraEditError::NoSuchCamera(_))));
+        let bad = CameraEdit { mode: Some("sometimes".into()), ..Default::default() };
+        assert!(matches!(edit_camera(&text, "front", &bad), Err(CameraEditError::Invalid(_))));
+        let empty = CameraEdit { url: Some(" ".into()), ..Default::default() };
+        assert!(matches!(edit_camera(&text, "front", &empty), Err(CameraEditError::Invalid(_))));
     }
 
     #[test]

@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 
+use crate::central_link::CentralLink;
 use crate::config::EdgeConfig;
+use crate::recorder::DurableLogs;
 use crate::status::{StatusJson, UnitStatus};
 
 /// What the dashboard needs of the running unit.
@@ -33,6 +35,12 @@ pub struct Dashboard {
     pub started: Instant,
     /// SHA-256 of the page's HTTPS certificate, when it serves HTTPS.
     pub https_fingerprint: Option<String>,
+    /// What the uplink knows of central, and the store as durable (for the bytes pending).
+    pub link: Option<(Arc<CentralLink>, DurableLogs)>,
+    /// The cameras shared with central.
+    pub shared: Vec<String>,
+    /// The bytes pending and when they were measured (at most every [`DISK_FIGURES_MAX_AGE`]).
+    pending: std::sync::Mutex<Option<(Instant, Result<u64, String>)>>,
     /// The store's size and oldest frame, and when they were measured (a walk of every segment
     /// file and a catalog query: at most every [`DISK_FIGURES_MAX_AGE`]).
     disk: std::sync::Mutex<Option<(Instant, u64, Option<i64>)>>,
@@ -54,6 +62,9 @@ impl Dashboard {
             central: config.central.as_ref().map(|c| c.address.clone()),
             started: Instant::now(),
             https_fingerprint: None,
+            link: None,
+            shared: config.cameras.iter().filter(|c| c.share).map(|c| c.id.clone()).collect(),
+            pending: std::sync::Mutex::new(None),
             disk: std::sync::Mutex::new(None),
         }
     }
@@ -133,6 +144,12 @@ pub struct CentralJson {
     pub last_connected: Option<String>,
     /// The transport: QUIC with mutual TLS.
     pub link: &'static str,
+    /// Bytes of the shared cameras' recordings on the unit that central has not acknowledged
+    /// holding, as far as the unit knows (central retrieves what it wants of them; null when
+    /// no central is configured). Measured at most every 10 s.
+    pub pending_bytes: Option<u64>,
+    /// Why `pending_bytes` could not be measured.
+    pub pending_error: Option<String>,
 }
 
 /// The store's budget in days at `bitrate_bps`: the smaller of `max_bytes` and what the store
@@ -233,6 +250,20 @@ fn storage(d: &Dashboard, status: &StatusJson) -> StorageJson {
     }
 }
 
+/// The bytes pending for central, measured again when older than [`DISK_FIGURES_MAX_AGE`].
+fn pending(d: &Dashboard) -> Option<Result<u64, String>> {
+    let (link, durable) = d.link.as_ref()?;
+    let mut cache = d.pending.lock().unwrap_or_else(|p| p.into_inner());
+    match &*cache {
+        Some((at, value)) if at.elapsed() < DISK_FIGURES_MAX_AGE => Some(value.clone()),
+        _ => {
+            let value = link.pending_bytes(&d.store, durable, &d.shared).map_err(|e| format!("store: {e}"));
+            *cache = Some((Instant::now(), value.clone()));
+            Some(value)
+        }
+    }
+}
+
 fn rfc3339(us: i64) -> Option<String> {
     jiff::Timestamp::from_microsecond(us).ok().map(|t| t.to_string())
 }
@@ -272,6 +303,13 @@ fn build(d: &Dashboard) -> DashboardJson {
         error,
         last_connected: last.and_then(rfc3339),
         link: "QUIC, mutual TLS",
+        pending_bytes: None,
+        pending_error: None,
+    };
+    let central = match (&d.central, pending(d)) {
+        (Some(_), Some(Ok(bytes))) => CentralJson { pending_bytes: Some(bytes), ..central },
+        (Some(_), Some(Err(e))) => CentralJson { pending_error: Some(e), ..central },
+        _ => central,
     };
     DashboardJson {
         unit_id: status.unit_id.clone(),

@@ -275,7 +275,15 @@ async fn lock(
     Path(camera): Path<String>,
     axum::Json(request): axum::Json<LockRequest>,
 ) -> Response {
-    if !r.cameras.contains(&camera) {
+    // Configured at start, or added since (it has a log in the store by now).
+    let store = r.store.clone();
+    let known = r.cameras.contains(&camera) || {
+        let camera = camera.clone();
+        tokio::task::spawn_blocking(move || media_store::list_logs(&store).is_ok_and(|logs| logs.contains(&camera)))
+            .await
+            .unwrap_or(false)
+    };
+    if !known {
         return error(StatusCode::NOT_FOUND, format!("no camera {camera:?} is configured"));
     }
     let reason = request.reason.trim();

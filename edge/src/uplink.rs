@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::CentralConfig;
-use crate::live::LiveHub;
+use crate::live::{LiveHub, LiveHubs};
 use crate::status::UnitStatus;
 use crate::sync_link::{CATALOG_REFRESH, CHUNK_PRIORITY, Outgoing, SyncLink, SyncSetup};
 
@@ -47,8 +47,8 @@ pub struct Uplink {
     pub identity_dir: PathBuf,
     /// The unit's status.
     pub status: Arc<UnitStatus>,
-    /// Live hubs by camera id.
-    pub hubs: Arc<HashMap<String, Arc<LiveHub>>>,
+    /// Live hubs by camera id (only shared cameras are streamed to central).
+    pub hubs: LiveHubs,
     /// What the sync link (retrieval of recordings by central) needs.
     pub sync: SyncSetup,
 }
@@ -136,6 +136,7 @@ impl Uplink {
             () = shutdown.cancelled() => return Ok(()),
         };
         let result = self.serve(&conn, sync, shutdown).await;
+        self.sync.central.set_connection(None);
         conn.close(0u32.into(), b"bye");
         endpoint.wait_idle().await;
         result
@@ -192,7 +193,7 @@ impl Uplink {
             unit_id: self.status.unit_id.clone(),
             cameras: self
                 .status
-                .cameras
+                .cameras()
                 .iter()
                 .filter(|c| self.shared(&c.id))
                 .map(|c| CameraInfo { id: c.id.clone(), name: c.name.clone() })
@@ -215,6 +216,7 @@ impl Uplink {
             None => return Err("central closed the connection during the handshake".into()),
         }
         self.status.set_central(true, None);
+        self.sync.central.set_connection(Some(conn.clone()));
         let mut changes = self.status.subscribe();
         for state in self.status.camera_states().into_iter().filter(|s| self.shared(&s.camera)) {
             messages::write(&mut send, &EdgeMessage::CameraState(state)).await.map_err(|e| e.to_string())?;
@@ -257,7 +259,7 @@ impl Uplink {
                 msg = msg_rx.recv() => match msg {
                     Some(Ok(CentralMessage::Sync(m))) => sync.handle(m),
                     Some(Ok(CentralMessage::StartLive { camera })) => {
-                        let Some(hub) = self.hubs.get(&camera) else {
+                        let Some(hub) = self.hubs.get(&camera).filter(|_| self.shared(&camera)) else {
                             tracing::warn!("central asked for unknown camera {camera:?}");
                             continue;
                         };
@@ -265,7 +267,7 @@ impl Uplink {
                         if let Some(old) = live.insert(camera.clone(), stop.clone()) {
                             old.cancel();
                         }
-                        tokio::spawn(send_live(conn.clone(), camera, hub.clone(), stop));
+                        tokio::spawn(send_live(conn.clone(), camera, hub, stop));
                     }
                     Some(Ok(CentralMessage::StopLive { camera })) => {
                         if let Some(stop) = live.remove(&camera) {

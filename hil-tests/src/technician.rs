@@ -1,14 +1,14 @@
-//! The technician's side of the unit's local page: set the account with `edge technician set`,
-//! call the API with a session cookie, and drive the page in headless Chromium.
+//! The technician's side of the unit's local page: set the account with `edge technician set`
+//! and call the API with a session cookie (the page itself is driven with [`crate::browser`]).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::Context;
 use serde_json::Value;
 
-use crate::process::{Proc, bin_path};
+use crate::process::bin_path;
 
 /// Runs `edge technician set --config CONFIG --user USER [--must-change]` with `password` on
 /// stdin; returns what it printed.
@@ -93,28 +93,3 @@ impl TechClient {
         self.call("/api/login", Some(serde_json::json!({ "user": user, "password": password })))
     }
 }
-
-/// The folder of the browser driver (`hil-tests/browser`, with `node_modules` installed by
-/// `npm ci --prefix hil-tests/browser`).
-pub fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
-}
-
-/// Starts `node browser/SCRIPT` with `args` (stdin piped for step-by-step driving; downloads go
-/// to `dir`, named in `$DOWNLOADS`); fails with
-/// what to install when Node, playwright-core or Chromium is missing.
-pub fn start_browser_script(dir: &Path, script: &str, args: &[&str]) -> anyhow::Result<Proc> {
-    let browser = browser_dir();
-    anyhow::ensure!(
-        browser.join("node_modules/playwright-core").exists(),
-        "playwright-core is not installed: run `npm ci --prefix {}` (needs Node.js)",
-        browser.display()
-    );
-    anyhow::ensure!(Path::new(CHROMIUM).exists(), "{CHROMIUM} is missing: apt-get install chromium");
-    let mut cmd = Command::new("node");
-    cmd.arg(browser.join(script)).args(args).env("CHROMIUM", CHROMIUM).env("DOWNLOADS", dir);
-    Proc::spawn_with_stdin(script, cmd, &dir.join(format!("{script}.log")))
-}
-
-/// The system's Chromium.
-pub const CHROMIUM: &str = "/usr/bin/chromium";

@@ -95,6 +95,19 @@ pub enum EdgeMessage {
     /// bidirectional streams of their own, one chunk each, opened by the unit after the control
     /// stream, so that they never hold up the control stream and yield to live video.
     Sync(crate::sync::SyncFromEdge),
+    /// A link test from the technician's page, on a bidirectional stream of its own (like a
+    /// chunk): `payload` is filler of the size being measured (empty for a round trip).
+    /// Central answers on that stream with [`CentralMessage::LinkTestReceived`] once it has read
+    /// it all; an older central drops the stream.
+    LinkTest(LinkTest),
+}
+
+/// The body of [`EdgeMessage::LinkTest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkTest {
+    /// Filler bytes (their content means nothing).
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
 }
 
 /// Central → edge messages on the control stream.
@@ -131,6 +144,11 @@ pub enum CentralMessage {
     },
     /// A sync protocol message ([`crate::sync`]).
     Sync(crate::sync::SyncFromCentral),
+    /// The answer to an [`EdgeMessage::LinkTest`], on its stream: every byte of it arrived.
+    LinkTestReceived {
+        /// The payload's length as central read it.
+        bytes: u64,
+    },
 }
 
 /// The first message on a live stream.

@@ -23,7 +23,8 @@ pub mod sync;
 /// The protocol version this build speaks. Bumped on any incompatible change.
 ///
 /// - 1: the first version.
-/// - 2: evidence locks from central (`SyncFromCentral::Lock`, `SyncFromEdge::Locked`).
+/// - 2: evidence locks from central (`SyncFromCentral::Lock`, `SyncFromEdge::Locked`); the unit's
+///   link test (`EdgeMessage::LinkTest`, answered by `CentralMessage::LinkTestReceived`).
 pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The oldest peer protocol version this build still accepts.

@@ -13,7 +13,7 @@ use std::fmt::Debug;
 
 use protocol::framing;
 use protocol::interconnect::{
-    CameraInfo, CameraState, CameraStateKind, CentralMessage, EdgeMessage, EnrollRequest, Hello, LiveHeader,
+    CameraInfo, CameraState, CameraStateKind, CentralMessage, EdgeMessage, EnrollRequest, Hello, LinkTest, LiveHeader,
     LiveMessage, MediaFrame, VideoParameters,
 };
 use protocol::io::{BoardMessage, Input, InputState, UnitCommand};
@@ -255,12 +255,15 @@ fn cases_v2() -> Vec<Case> {
             "edge.sync.locked_error",
             EdgeMessage::Sync(SyncFromEdge::Locked { lock_id: 4, error: Some("no camera \"x\"".into()) }),
         ),
+        // The unit page's link test, at the ends of their enums.
+        case("edge.link_test", EdgeMessage::LinkTest(LinkTest { payload: vec![0; 3] })),
+        case("central.link_test_received", CentralMessage::LinkTestReceived { bytes: 3 }),
     ]
 }
 
 #[test]
 fn version_2_additions_decode_and_encode_byte_for_byte() {
-    check_frozen(FILE_V2, "CONVOY_BLESS_WIRE_V2", &cases_v2(), 3);
+    check_frozen(FILE_V2, "CONVOY_BLESS_WIRE_V2", &cases_v2(), 5);
 }
 
 /// Checks `cases` against the frozen `file` (written first when `bless_var` is set).

@@ -15,94 +15,8 @@ const sleep = ms => new Promise(r => setTimeout(r, ms));
 async function errorText(r) {
   try { return (await r.json()).error || r.statusText; } catch (_) { return `${r.status} ${r.statusText}`; }
 }
-const cannotPlay = codec => `This browser cannot play ${codec.startsWith("hvc1") || codec.startsWith("hev1") ? "H.265" : codec} (${codec}). ` +
-  "Give the camera an H.264 stream (e.g. its sub stream) to watch it here.";
-
-// ---- MSE: appends fMP4 segments to a <video>, in order. ----
-class MsePlayer {
-  constructor(video) {
-    this.video = video;
-    this.queue = [];
-    this.sb = null;
-    this.mime = null;
-    this.ms = new MediaSource();
-    this.opened = new Promise(resolve => this.ms.addEventListener("sourceopen", resolve, { once: true }));
-    video.src = URL.createObjectURL(this.ms);
-  }
-  async setType(mime) {
-    await this.opened;
-    if (!this.sb) {
-      this.sb = this.ms.addSourceBuffer(mime);
-      this.sb.addEventListener("updateend", () => this.pump());
-    } else if (mime !== this.mime && this.sb.changeType) {
-      this.sb.changeType(mime);
-    }
-    this.mime = mime;
-  }
-  append(bytes) { this.queue.push(bytes); this.pump(); }
-  pump() {
-    if (!this.sb || this.sb.updating || this.ms.readyState !== "open") return;
-    if (this.afterAppend) this.afterAppend();
-    if (this.sb.updating) return;
-    const next = this.queue.shift();
-    if (next) {
-      try { this.sb.appendBuffer(next); } catch (e) { this.onError && this.onError(e); }
-    }
-  }
-  bufferedEnd() { const b = this.video.buffered; return b.length ? b.end(b.length - 1) : 0; }
-  close() {
-    this.queue = [];
-    try { if (this.ms.readyState === "open") this.ms.endOfStream(); } catch (_) { /* already ended */ }
-    URL.revokeObjectURL(this.video.src);
-    this.video.removeAttribute("src");
-    this.video.load();
-  }
-}
-
-// ---- Live tiles: fMP4 over a WebSocket, kept at the live edge. ----
-class LiveTile {
-  constructor(unit, camera, video, note) {
-    this.video = video; this.note = note;
-    this.mse = new MsePlayer(video);
-    this.mse.onError = e => this.fail("Cannot play this stream: " + e.message);
-    this.mse.afterAppend = () => this.keepLive();
-    const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${camPath(unit, camera)}/live.fmp4`;
-    this.ws = new WebSocket(url);
-    this.ws.binaryType = "arraybuffer";
-    this.ws.onmessage = ev => this.message(ev.data);
-    this.ws.onclose = () => { if (!this.failed && !this.stopped) this.note.textContent = "The live stream ended (unit or camera gone)."; };
-    this.note.textContent = "Waiting for the unit's video…";
-  }
-  message(data) {
-    if (typeof data !== "string") { if (!this.failed) this.mse.append(data); return; }
-    const m = JSON.parse(data);
-    if (m.type === "init") {
-      if (!window.MediaSource || !MediaSource.isTypeSupported(m.mime)) return this.fail(cannotPlay(m.codec));
-      this.mse.setType(m.mime).then(() => this.mse.pump());
-      this.note.textContent = `${m.width}×${m.height} ${m.codec}`;
-    } else if (m.type === "unsupported") {
-      this.fail(m.codec ? cannotPlay(m.codec) : m.message);
-    }
-  }
-  keepLive() {
-    const v = this.video, end = this.mse.bufferedEnd(), b = v.buffered;
-    if (!b.length) return;
-    if (v.paused && v.readyState >= 2) v.play().catch(() => {});
-    // Jump to the live edge when more than a second behind; keep ~10 s in the buffer.
-    if (end - v.currentTime > 1.0) v.currentTime = Math.max(b.start(b.length - 1), end - 0.2);
-    if (end - b.start(0) > 15 && !this.mse.sb.updating) this.mse.sb.remove(0, end - 10);
-  }
-  fail(text) {
-    this.failed = true;
-    this.stop();
-    // Say it where the picture would be, not as a black box.
-    const screen = el("div", text, "screen unsupported");
-    this.video.replaceWith(screen);
-    this.note.textContent = ""; this.note.classList.remove("error");
-    if (this.onFail) this.onFail();
-  }
-  stop() { this.stopped = true; try { this.ws.close(); } catch (_) { /* closed */ } this.mse.close(); }
-}
+// cannotPlay, MsePlayer and LivePlayer come from /live-player.js (crate live-view), shared
+// with the unit's page.
 
 // ---- Fleet overview and camera grid. ----
 const tiles = new Map(); // "unit/camera" → { tile element, live }
@@ -173,7 +87,7 @@ function toggleLive(unit, camera, t) {
   const video = el("video"); video.muted = true; video.autoplay = true; video.playsInline = true;
   t.tile.querySelector(".screen, video").replaceWith(video);
   t.note.classList.remove("error");
-  t.live = new LiveTile(unit, camera, video, t.note);
+  t.live = new LivePlayer(`${camPath(unit, camera)}/live.fmp4`, video, t.note);
   t.live.onFail = () => { t.live = null; t.button.textContent = "Live"; };
   t.button.textContent = "Stop";
 }

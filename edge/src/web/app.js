@@ -128,20 +128,61 @@ $("probebtn").addEventListener("click", async () => {
       (v.fps || 0).toFixed(1) + " fps, " + ((v.bitrate_bps || 0) / 1e6).toFixed(2) + " Mb/s" : JSON.stringify(r);
   } catch (e) { $("probeout").textContent = e.message; }
 });
+function applied(r) {
+  const a = r.applied;
+  if (!a) return "it applies when the unit next starts.";
+  const parts = [["started", a.added], ["restarted", a.changed], ["stopped", a.removed]].filter(([, l]) => l.length)
+    .map(([w, l]) => w + " " + l.join(", "));
+  return "applied now" + (parts.length ? ": " + parts.join("; ") : "") + ".";
+}
 addForm.addEventListener("submit", async ev => {
   ev.preventDefault();
+  const editing = addForm.dataset.edit;
   try {
-    const r = await api("/api/cameras", cameraFields());
-    $("probeout").textContent = "Camera " + r.camera + " added to the configuration.";
+    let r;
+    if (editing) {
+      const f = cameraFields();
+      delete f.id;
+      const res = await fetch("/api/cameras/" + encodeURIComponent(editing), { method: "PATCH",
+        headers: { "Content-Type": "application/json" }, body: JSON.stringify(f) });
+      r = await res.json().catch(() => ({}));
+      if (!res.ok) throw new Error(r.error || res.statusText);
+    } else r = await api("/api/cameras", cameraFields());
+    $("probeout").textContent = "Camera " + r.camera + (editing ? " changed, " : " added, ") + applied(r);
     $("restart").hidden = !r.restart_required;
-    addForm.reset();
+    endEdit();
+    refresh();
   } catch (e) { $("probeout").textContent = e.message; }
 });
+function endEdit() {
+  delete addForm.dataset.edit;
+  addForm.reset();
+  addForm.elements.id.readOnly = false;
+  addForm.elements.url.required = true;
+  $("addcam").querySelector("summary").textContent = "Add a camera";
+}
+async function editCamera(id) {
+  try {
+    const c = (await api("/api/cameras")).cameras.find(x => x.id === id);
+    if (!c) return;
+    endEdit();
+    addForm.dataset.edit = id;
+    const f = addForm.elements;
+    f.id.value = id; f.id.readOnly = true; f.name.value = c.name;
+    // A password in the URL is shown redacted: leave the URL empty to keep it as it is.
+    f.url.value = c.url.includes("redacted@") ? "" : c.url;
+    f.url.required = false;
+    $("addcam").open = true;
+    $("addcam").querySelector("summary").textContent = "Edit camera " + id + " (empty fields stay as they are)";
+    $("probeout").textContent = "";
+  } catch (e) { alert(e.message); }
+}
 async function removeCamera(id) {
   if (!confirm("Remove camera " + id + " from the configuration? Its recordings stay on the unit.")) return;
   const r = await fetch("/api/cameras/" + encodeURIComponent(id), { method: "DELETE" });
   const j = await r.json().catch(() => ({}));
-  if (!r.ok) alert(j.error || r.statusText); else $("restart").hidden = !j.restart_required;
+  if (!r.ok) alert(j.error || r.statusText);
+  else { $("restart").hidden = !j.restart_required; $("probeout").textContent = "Camera " + id + " removed, " + applied(j); refresh(); }
 }
 async function refreshLogs() {
   try {
@@ -173,23 +214,68 @@ async function refreshRecordings() {
   } catch (e) { $("timeline").textContent = e.message; }
 }
 
-function camera(c) {
-  const d = el("div", null, "cam");
-  d.dataset.camera = c.id;
-  d.dataset.state = c.state;
-  const head = el("div");
-  head.append(el("strong", c.name + (c.name !== c.id ? " (" + c.id + ")" : "")), " ", badge(c.state));
-  d.append(head);
-  const fmt = c.codec ? c.codec + " " + c.width + "×" + c.height + (c.fps ? ", " + c.fps + " fps" : "") +
+// Camera cards stay in place between refreshes, so a live view keeps playing.
+const cards = new Map(); // id → { d, head, fmt, rec, reason, view, note, live, liveBtn, snapBtn }
+function cameraCard(c) {
+  let k = cards.get(c.id);
+  if (!k) {
+    const d = el("div", null, "cam");
+    d.dataset.camera = c.id;
+    k = { d, head: el("div"), fmt: el("div", null, "muted"), rec: el("div", null, "muted"), reason: el("div", null, "reason"),
+      view: el("div", null, "view"), note: el("div", null, "note muted"), live: null };
+    k.view.hidden = true;
+    const buttons = el("div", null, "row");
+    k.liveBtn = el("button", "Live", "small live");
+    k.liveBtn.addEventListener("click", () => toggleLive(c.id));
+    k.snapBtn = el("button", "Snapshot", "small snapshot");
+    k.snapBtn.hidden = true;
+    k.snapBtn.addEventListener("click", () => snapshot(c.id));
+    const edit = el("button", "Edit", "small edit");
+    edit.addEventListener("click", () => editCamera(c.id));
+    const rm = el("button", "Remove", "small remove");
+    rm.addEventListener("click", () => removeCamera(c.id));
+    buttons.append(k.liveBtn, k.snapBtn, edit, rm);
+    d.append(k.head, k.fmt, k.rec, k.reason, k.view, buttons);
+    cards.set(c.id, k);
+  }
+  k.d.dataset.state = c.state;
+  k.head.replaceChildren(el("strong", c.name + (c.name !== c.id ? " (" + c.id + ")" : "")), " ", badge(c.state));
+  k.fmt.textContent = c.codec ? c.codec + " " + c.width + "×" + c.height + (c.fps ? ", " + c.fps + " fps" : "") +
     (c.bitrate_bps ? ", " + (c.bitrate_bps / 1e6).toFixed(2) + " Mb/s" : "") : "no stream yet";
-  d.append(el("div", fmt, "muted"));
-  d.append(el("div", c.mode + (c.recording ? ", recording" : ", not recording") + " · " +
-    bytes(c.bytes_recorded) + " recorded" + (c.frames_lost ? " · " + c.frames_lost + " frames lost" : ""), "muted"));
-  if (c.reason && c.state !== "streaming") d.append(el("div", c.reason, "reason"));
-  const rm = el("button", "Remove", "small");
-  rm.addEventListener("click", () => removeCamera(c.id));
-  d.append(rm);
-  return d;
+  k.rec.textContent = c.mode + (c.recording ? ", recording" : ", not recording") + " · " +
+    bytes(c.bytes_recorded) + " recorded" + (c.frames_lost ? " · " + c.frames_lost + " frames lost" : "");
+  k.reason.textContent = c.reason && c.state !== "streaming" ? c.reason : "";
+  k.reason.hidden = !k.reason.textContent;
+  return k.d;
+}
+function drawCameras(list) {
+  const ids = new Set(list.map(c => c.id));
+  for (const [id, k] of cards) if (!ids.has(id)) { if (k.live) k.live.stop(); cards.delete(id); }
+  const nodes = list.map(cameraCard);
+  const box = $("cameras");
+  if (nodes.length !== box.children.length || nodes.some((n, i) => box.children[i] !== n)) box.replaceChildren(...nodes);
+}
+function stopLive(k) {
+  if (k.live) k.live.stop();
+  k.live = null;
+  k.view.replaceChildren(); k.view.hidden = true;
+  k.liveBtn.textContent = "Live"; k.snapBtn.hidden = true;
+}
+function toggleLive(id) {
+  const k = cards.get(id);
+  if (!k) return;
+  if (k.live) { stopLive(k); return; }
+  const video = el("video");
+  video.muted = true; video.autoplay = true; video.playsInline = true;
+  k.view.replaceChildren(video, k.note); k.view.hidden = false;
+  k.live = new LivePlayer("/api/cameras/" + encodeURIComponent(id) + "/live.fmp4", video, k.note);
+  k.live.onFail = () => { k.live = null; k.liveBtn.textContent = "Live"; k.snapBtn.hidden = true; };
+  k.liveBtn.textContent = "Stop"; k.snapBtn.hidden = false;
+}
+function snapshot(id) {
+  const k = cards.get(id), video = k && k.view.querySelector("video");
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  if (!video || !snapshotPng(video, id + "-" + stamp + ".png")) k.note.textContent = "No picture yet: wait for the video to play.";
 }
 function draw(d) {
   const s = d.status;
@@ -207,7 +293,10 @@ function draw(d) {
     ["Write errors", st.store_error ? badge(st.store_error, "down") : st.frames_lost + " frames lost"]]);
   const c = d.central;
   fill($("central"), [["State", badge(c.state, c.state === "not configured" ? "off" : c.state)], ["Address", c.address],
-    ["Link", c.link], ["Last connected", when(c.last_connected)], ["Error", c.error]]);
+    ["Link", c.link], ["Last connected", when(c.last_connected)],
+    ["Not yet at central", c.pending_error ? c.pending_error : c.pending_bytes === null ? "–" : bytes(c.pending_bytes)],
+    ["Error", c.error]]);
+  $("linktest").hidden = c.state === "not configured";
   if (s.io) {
     const inputs = el("div");
     for (const i of s.io.inputs) inputs.append(badge(i.name, i.active ? "on" : "off"), " ");
@@ -217,8 +306,22 @@ function draw(d) {
       ["Firmware", s.io.firmware]]);
     drawOutputs(s.io);
   } else fill($("io"), [["Board", "no I/O companion configured"]]);
-  $("cameras").replaceChildren(...s.cameras.map(camera));
+  drawCameras(s.cameras);
 }
+$("linktest").addEventListener("click", async () => {
+  const out = $("linkresult"), button = $("linktest");
+  button.disabled = true;
+  out.textContent = "Testing the link to central (a few seconds)…";
+  delete out.dataset.done;
+  try {
+    const r = await api("/api/link-test", {});
+    out.textContent = "Latency " + r.ping_ms.toFixed(1) + " ms (QUIC RTT " + r.quic_rtt_ms.toFixed(1) + " ms) · upload " +
+      (r.upload_bps / 1e6).toFixed(2) + " Mb/s (" + bytes(r.upload_bytes) + " in " + r.upload_seconds.toFixed(2) + " s)" +
+      (r.lost_packets ? " · " + r.lost_packets + " packets lost" : "");
+    out.dataset.done = "ok";
+  } catch (e) { out.textContent = e.message; out.dataset.done = "error"; }
+  button.disabled = false;
+});
 function drawOutputs(io) {
   const on = new Set(io.outputs_on), count = Math.max(4, ...io.outputs_on.map(n => n + 1));
   $("outputs").replaceChildren(...Array.from({ length: count }, (_, n) => {
