@@ -155,8 +155,12 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         tokio::spawn(interconnect.clone().cut_off_revoked(shutdown.clone()));
         let quic = tokio::spawn(interconnect.serve(endpoint, shutdown.clone()));
         let web_shutdown = shutdown.clone();
-        let web = axum::serve(listener, router(WebState { fleet, registry, relay, hub }))
-            .with_graceful_shutdown(async move { web_shutdown.cancelled().await });
+        let web = axum::serve(
+            listener,
+            router(WebState { fleet, registry, relay, hub })
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { web_shutdown.cancelled().await });
         let web = tokio::spawn(web.into_future());
         signals.recv().await;
         tracing::info!("shutting down");

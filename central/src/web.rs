@@ -89,7 +89,8 @@ pub fn routes() -> Vec<Route> {
 
 /// The routes of central's web server.
 pub fn router(state: WebState) -> Router {
-    routes().into_iter().fold(Router::new(), |r, route| r.route(route.path, route.handler)).with_state(state)
+    let routes = routes().into_iter().fold(Router::new(), |r, route| r.route(route.path, route.handler));
+    crate::metrics::attach(routes).with_state(state)
 }
 
 /// The OpenAPI 3 document of the REST API.

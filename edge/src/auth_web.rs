@@ -4,6 +4,7 @@
 //! Who may do what:
 //! - the page itself (`/`, `/app.js`, `/app.css`: no data in them) and the login routes: anyone (the page shows a login form);
 //! - `GET /api/status`: anyone from loopback (supervision, health checks), else a session;
+//! - `GET /metrics`: anyone from loopback, and nobody else (its handler refuses other peers);
 //! - everything else: a session, and while the account still has its provisioning password only
 //!   `POST /api/password`;
 //! - a unit without a technician account yet: loopback only, as before logins existed (tools
@@ -100,7 +101,8 @@ fn error(code: StatusCode, message: impl Into<String>) -> Response {
     (code, axum::Json(serde_json::json!({ "error": message.into() }))).into_response()
 }
 
-fn peer(request_extensions: &axum::http::Extensions) -> Option<IpAddr> {
+/// The peer's address (`None` when the server was not given connection info).
+pub fn peer(request_extensions: &axum::http::Extensions) -> Option<IpAddr> {
     request_extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| a.ip().to_canonical())
 }
 
@@ -124,7 +126,7 @@ async fn guard(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) 
     let loopback = peer(request.extensions()).is_some_and(|ip| ip.is_loopback());
     let current = auth.session_of(request.headers());
     let open = matches!(path.as_str(), "/" | "/app.js" | "/app.css" | "/api/login" | "/api/logout" | "/api/session")
-        || (loopback && request.method() == Method::GET && path == "/api/status");
+        || (loopback && request.method() == Method::GET && matches!(path.as_str(), "/api/status" | "/metrics"));
     if !open {
         match &current {
             None if !auth.has_account() && loopback => {}

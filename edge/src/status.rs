@@ -29,6 +29,8 @@ pub struct UnitStatus {
     board: Mutex<Option<BoardJson>>,
     io: Mutex<Option<IoJson>>,
     power: Mutex<PowerJson>,
+    /// The link to central's connections and bytes.
+    pub uplink: crate::uplink_traffic::UplinkTraffic,
 }
 
 /// The status of one camera.
@@ -46,6 +48,15 @@ pub struct CameraStatus {
     lost: AtomicBool,
     mode: Mutex<&'static str>,
     recording: AtomicBool,
+    streams_started: AtomicU64,
+}
+
+impl CameraStatus {
+    /// How often the camera started streaming since the unit started (its reconnects are
+    /// this less one).
+    pub fn streams_started(&self) -> u64 {
+        self.streams_started.load(Ordering::Relaxed)
+    }
 }
 
 /// What the camera's stream looks like, as measured on arrival.
@@ -84,6 +95,7 @@ impl UnitStatus {
                     lost: AtomicBool::new(false),
                     mode: Mutex::new("continuous"),
                     recording: AtomicBool::new(false),
+                    streams_started: AtomicU64::new(0),
                 })
                 .collect(),
             central_connected: AtomicBool::new(false),
@@ -95,6 +107,7 @@ impl UnitStatus {
             board: Mutex::new(None),
             io: Mutex::new(None),
             power: Mutex::new(PowerJson::default()),
+            uplink: Default::default(),
         }
     }
 
@@ -107,6 +120,9 @@ impl UnitStatus {
         }
         *health = (state, reason.clone());
         drop(health);
+        if state == CameraStateKind::Streaming {
+            cam.streams_started.fetch_add(1, Ordering::Relaxed);
+        }
         match state {
             CameraStateKind::Down if !cam.lost.swap(true, Ordering::Relaxed) => {
                 let reason = reason.clone().unwrap_or_default();

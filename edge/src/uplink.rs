@@ -135,8 +135,10 @@ impl Uplink {
             c = self.connect(&endpoint, addr, fast_until) => c?,
             () = shutdown.cancelled() => return Ok(()),
         };
+        self.status.uplink.opened(&conn);
         let result = self.serve(&conn, sync, shutdown).await;
         conn.close(0u32.into(), b"bye");
+        self.status.uplink.closed();
         endpoint.wait_idle().await;
         result
     }
