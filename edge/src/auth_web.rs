@@ -321,7 +321,11 @@ mod tests {
 
     fn app(store: &std::path::Path) -> Router {
         let ok = || async { axum::Json(serde_json::json!({ "ok": true })) };
-        let routes = Router::new().route("/api/status", get(ok)).route("/api/events", get(ok)).route("/", get(ok));
+        let routes = Router::new()
+            .route("/api/status", get(ok))
+            .route("/api/events", get(ok))
+            .route("/metrics", get(ok))
+            .route("/", get(ok));
         protect(routes, Arc::new(Auth::new(store, true)))
     }
 
@@ -369,6 +373,17 @@ mod tests {
         assert_eq!(call(&app, REMOTE, "GET", "/", None, None).await.0, StatusCode::OK, "the page shell is public");
         let (code, _, body) = call(&app, LOOPBACK, "GET", "/api/session", None, None).await;
         assert_eq!((code, &body["account"], &body["user"]), (StatusCode::OK, &false.into(), &serde_json::Value::Null));
+    }
+
+    #[tokio::test]
+    async fn with_an_account_metrics_stay_open_to_loopback_only() {
+        let dir = tempfile::tempdir().unwrap();
+        Credential::new("tech", "provisioning-pw", false).unwrap().save(&credential_path(dir.path())).unwrap();
+        let app = app(dir.path());
+        assert_eq!(call(&app, LOOPBACK, "GET", "/metrics", None, None).await.0, StatusCode::OK);
+        assert_eq!(call(&app, "[::1]:1", "GET", "/metrics", None, None).await.0, StatusCode::OK);
+        assert_eq!(call(&app, REMOTE, "GET", "/metrics", None, None).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(call(&app, LOOPBACK, "POST", "/metrics", None, None).await.0, StatusCode::UNAUTHORIZED);
     }
 
     #[tokio::test]

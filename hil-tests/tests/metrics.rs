@@ -109,7 +109,7 @@ fn metrics_refuse_peers_that_are_not_on_loopback() {
     let dir = tempfile::tempdir().unwrap();
     let ns = Netns::create("metrics").unwrap();
     // An address of the namespace that is not a loopback address: a request to it comes from it.
-    ns.run("ip", &["addr", "add", "10.77.0.1/32", "dev", "lo"]).unwrap();
+    ns.run("ip", &["addr", "add", "192.0.2.1/32", "dev", "lo"]).unwrap();
     let config = dir.path().join("central.toml");
     std::fs::write(
         &config,
@@ -130,6 +130,6 @@ fn metrics_refuse_peers_that_are_not_on_loopback() {
     let edge_port = edge.web.rsplit(':').next().unwrap().to_owned();
     for (what, port) in [("central", central_port), ("edge", edge_port)] {
         assert_eq!(status_from(&ns, format!("http://127.0.0.1:{port}/metrics")), 200, "{what} from loopback");
-        assert_eq!(status_from(&ns, format!("http://10.77.0.1:{port}/metrics")), 403, "{what} from 10.77.0.1");
+        assert_eq!(status_from(&ns, format!("http://192.0.2.1:{port}/metrics")), 403, "{what} from 192.0.2.1");
     }
 }
