@@ -153,6 +153,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_loopback_peers_count_as_loopback() {
+        let with = |addr: &str| {
+            let mut e = axum::http::Extensions::new();
+            e.insert(ConnectInfo(addr.parse::<SocketAddr>().unwrap()));
+            from_loopback(&e)
+        };
+        assert!(with("127.0.0.1:1") && with("[::1]:1") && with("[::ffff:127.0.0.1]:1"));
+        assert!(!with("192.0.2.1:1") && !with("[2001:db8::1]:1"));
+        assert!(!from_loopback(&axum::http::Extensions::new()), "no connection info: refused");
+    }
+
+    #[test]
     fn routes_fall_into_classes() {
         assert_eq!(route_class("/"), "page");
         assert_eq!(route_class("/style.css"), "page");
