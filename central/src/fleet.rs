@@ -20,6 +20,8 @@ pub const LIVE_WINDOW: Duration = Duration::from_secs(3);
 pub struct Fleet {
     units: RwLock<HashMap<String, Arc<UnitLive>>>,
     next_session: AtomicU64,
+    /// Bytes each unit has sent, for `/metrics`.
+    pub traffic: Arc<crate::unit_traffic::UnitTraffic>,
 }
 
 /// Live state of one unit's current connection.
@@ -80,6 +82,13 @@ impl Fleet {
         if units.get(unit_id).is_some_and(|u| u.session == session) {
             units.remove(unit_id);
         }
+    }
+
+    /// The ids of the units connected now, sorted.
+    pub fn connected(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.units.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        ids.sort();
+        ids
     }
 
     /// The `GET /api/units` document: every registered unit with its live state.

@@ -188,6 +188,7 @@ impl Interconnect {
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         let unit = self.fleet.connect(&hello);
+        let _traffic = self.fleet.traffic.open(&hello.unit_id, conn);
         tracing::info!(unit = %hello.unit_id, cameras = hello.cameras.len(), remote = %conn.remote_address(), "unit connected");
         let result = self.serve_unit(conn, &hello, &unit, send, recv, shutdown).await;
         self.fleet.disconnect(&hello.unit_id, unit.session);

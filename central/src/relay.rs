@@ -84,6 +84,14 @@ impl Relay {
         self.cameras.lock().unwrap_or_else(|p| p.into_inner()).get(&(unit.to_owned(), camera.to_owned())).cloned()
     }
 
+    /// Every channel so far, by unit and camera, sorted.
+    pub fn channels(&self) -> Vec<((String, String), Arc<Channel>)> {
+        let cameras = self.cameras.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<_> = cameras.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
     /// Starts watching `unit`'s `camera`: the first viewer makes central ask the unit for it.
     pub fn watch(self: &Arc<Self>, unit: &str, camera: &str) -> Viewer {
         let channel = self.channel(unit, camera);

@@ -124,6 +124,22 @@ impl SyncHub {
         Ok(u)
     }
 
+    /// For `/metrics`: retrievals by state over every unit central has sync state for, and by
+    /// unit the bytes of retrieved video stored since central started.
+    pub async fn figures(&self) -> SyncFigures {
+        let units: Vec<Arc<UnitSync>> = self.units.lock().await.values().cloned().collect();
+        let mut figures = SyncFigures::default();
+        for u in units {
+            let core = u.core.lock().await;
+            for r in core.retrievals() {
+                *figures.retrievals.entry(r.status().state.as_str()).or_default() += 1;
+            }
+            figures.stored_bytes.push((u.name.clone(), core.stats().stored_bytes));
+        }
+        figures.stored_bytes.sort();
+        figures
+    }
+
     /// Queues an operator's retrieval of `unit`'s `camera` between two times; returns its API id.
     pub async fn request(&self, unit: &str, camera: &str, start_us: i64, end_us: i64) -> Result<i64, RequestError> {
         if end_us <= start_us {
@@ -423,6 +439,15 @@ impl SyncHub {
             }
         }
     }
+}
+
+/// What [`SyncHub::figures`] reports.
+#[derive(Debug, Default)]
+pub struct SyncFigures {
+    /// Retrievals by state (`queued`, `running`, `done`, `failed`).
+    pub retrievals: std::collections::BTreeMap<&'static str, u64>,
+    /// By unit: bytes of retrieved video stored since central started.
+    pub stored_bytes: Vec<(String, u64)>,
 }
 
 /// Work finished off the driving task.

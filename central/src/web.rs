@@ -111,13 +111,11 @@ pub fn routes() -> Vec<Route> {
 
 /// The routes of central's web server, each behind [`crate::auth::authorize`].
 pub fn router(state: WebState) -> Router {
-    routes()
-        .into_iter()
-        .fold(Router::new(), |r, route| {
-            let layer = axum::middleware::from_fn_with_state((state.clone(), route.need), crate::auth::authorize);
-            r.route(route.path, route.handler.route_layer(layer))
-        })
-        .with_state(state)
+    let routes = routes().into_iter().fold(Router::new(), |r, route| {
+        let layer = axum::middleware::from_fn_with_state((state.clone(), route.need), crate::auth::authorize);
+        r.route(route.path, route.handler.route_layer(layer))
+    });
+    crate::metrics::attach(routes).with_state(state)
 }
 
 /// The OpenAPI 3 document of the REST API.

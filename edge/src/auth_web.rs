@@ -4,6 +4,7 @@
 //! Who may do what:
 //! - the page itself (`/`, `/app.js`, `/app.css`: no data in them) and the login routes: anyone (the page shows a login form);
 //! - `GET /api/status`: anyone from loopback (supervision, health checks), else a session;
+//! - `GET /metrics`: anyone from loopback, and nobody else (its handler refuses other peers);
 //! - everything else: a session, and while the account still has its provisioning password only
 //!   `POST /api/password`;
 //! - a unit without a technician account yet: loopback only, as before logins existed (tools
@@ -100,7 +101,8 @@ fn error(code: StatusCode, message: impl Into<String>) -> Response {
     (code, axum::Json(serde_json::json!({ "error": message.into() }))).into_response()
 }
 
-fn peer(request_extensions: &axum::http::Extensions) -> Option<IpAddr> {
+/// The peer's address (`None` when the server was not given connection info).
+pub fn peer(request_extensions: &axum::http::Extensions) -> Option<IpAddr> {
     request_extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| a.ip().to_canonical())
 }
 
@@ -123,10 +125,11 @@ async fn guard(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) 
     let path = request.uri().path().to_owned();
     let loopback = peer(request.extensions()).is_some_and(|ip| ip.is_loopback());
     let current = auth.session_of(request.headers());
-    let open = matches!(
-        path.as_str(),
-        "/" | "/app.js" | "/app.css" | "/live-player.js" | "/api/login" | "/api/logout" | "/api/session"
-    ) || (loopback && request.method() == Method::GET && path == "/api/status");
+    let open =
+        matches!(
+            path.as_str(),
+            "/" | "/app.js" | "/app.css" | "/live-player.js" | "/api/login" | "/api/logout" | "/api/session"
+        ) || (loopback && request.method() == Method::GET && matches!(path.as_str(), "/api/status" | "/metrics"));
     if !open {
         match &current {
             None if !auth.has_account() && loopback => {}
@@ -321,7 +324,11 @@ mod tests {
 
     fn app(store: &std::path::Path) -> Router {
         let ok = || async { axum::Json(serde_json::json!({ "ok": true })) };
-        let routes = Router::new().route("/api/status", get(ok)).route("/api/events", get(ok)).route("/", get(ok));
+        let routes = Router::new()
+            .route("/api/status", get(ok))
+            .route("/api/events", get(ok))
+            .route("/metrics", get(ok))
+            .route("/", get(ok));
         protect(routes, Arc::new(Auth::new(store, true)))
     }
 
@@ -369,6 +376,17 @@ mod tests {
         assert_eq!(call(&app, REMOTE, "GET", "/", None, None).await.0, StatusCode::OK, "the page shell is public");
         let (code, _, body) = call(&app, LOOPBACK, "GET", "/api/session", None, None).await;
         assert_eq!((code, &body["account"], &body["user"]), (StatusCode::OK, &false.into(), &serde_json::Value::Null));
+    }
+
+    #[tokio::test]
+    async fn with_an_account_metrics_stay_open_to_loopback_only() {
+        let dir = tempfile::tempdir().unwrap();
+        Credential::new("tech", "provisioning-pw", false).unwrap().save(&credential_path(dir.path())).unwrap();
+        let app = app(dir.path());
+        assert_eq!(call(&app, LOOPBACK, "GET", "/metrics", None, None).await.0, StatusCode::OK);
+        assert_eq!(call(&app, "[::1]:1", "GET", "/metrics", None, None).await.0, StatusCode::OK);
+        assert_eq!(call(&app, REMOTE, "GET", "/metrics", None, None).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(call(&app, LOOPBACK, "POST", "/metrics", None, None).await.0, StatusCode::UNAUTHORIZED);
     }
 
     #[tokio::test]

@@ -276,6 +276,7 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         let routes = edge::auth_web::protect(
             edge::web::router(status.clone())
                 .merge(vehicle.routes())
+                .merge(edge::metrics::routes(dashboard.clone()))
                 .merge(dashboard.routes())
                 .merge(recordings.routes())
                 .merge(diagnostics.routes())

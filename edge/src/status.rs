@@ -33,6 +33,8 @@ pub struct UnitStatus {
     board: Mutex<Option<BoardJson>>,
     io: Mutex<Option<IoJson>>,
     power: Mutex<PowerJson>,
+    /// The link to central's connections and bytes.
+    pub uplink: crate::uplink_traffic::UplinkTraffic,
 }
 
 /// The status of one camera.
@@ -52,6 +54,7 @@ pub struct CameraStatus {
     recording: AtomicBool,
     /// Removed from the configuration while the unit runs: not shown, not reported.
     removed: AtomicBool,
+    streams_started: AtomicU64,
 }
 
 impl CameraStatus {
@@ -68,7 +71,14 @@ impl CameraStatus {
             mode: Mutex::new("continuous"),
             recording: AtomicBool::new(false),
             removed: AtomicBool::new(false),
+            streams_started: AtomicU64::new(0),
         }
+    }
+
+    /// How often the camera started streaming since the unit started (its reconnects are
+    /// this less one).
+    pub fn streams_started(&self) -> u64 {
+        self.streams_started.load(Ordering::Relaxed)
     }
 }
 
@@ -106,6 +116,7 @@ impl UnitStatus {
             board: Mutex::new(None),
             io: Mutex::new(None),
             power: Mutex::new(PowerJson::default()),
+            uplink: Default::default(),
         }
     }
 
@@ -156,6 +167,9 @@ impl UnitStatus {
         }
         *health = (state, reason.clone());
         drop(health);
+        if state == CameraStateKind::Streaming {
+            cam.streams_started.fetch_add(1, Ordering::Relaxed);
+        }
         match state {
             CameraStateKind::Down if !cam.lost.swap(true, Ordering::Relaxed) => {
                 let reason = reason.clone().unwrap_or_default();

@@ -211,27 +211,50 @@ fn oldest_recording(store: &Path) -> Result<Option<i64>, media_store::StoreError
     Ok(catalog.all_segments()?.iter().filter_map(|s| s.time_range.map(|r| r.0)).min())
 }
 
-fn storage(d: &Dashboard, status: &StatusJson) -> StorageJson {
-    let mut errors = Vec::new();
-    let fs = statvfs(&d.store).map_err(|e| errors.push(format!("file system of {}: {e}", d.store.display()))).ok();
-    let mut cache = d.disk.lock().unwrap_or_else(|p| p.into_inner());
-    let (used_bytes, oldest) = match *cache {
-        Some((at, used, oldest)) if at.elapsed() < DISK_FIGURES_MAX_AGE => (used, oldest),
-        _ => {
-            let used = allocated_bytes(&media_store::logs_dir(&d.store));
-            match oldest_recording(&d.store) {
-                Ok(oldest) => {
-                    *cache = Some((Instant::now(), used, oldest));
-                    (used, oldest)
-                }
-                Err(e) => {
-                    errors.push(format!("catalog: {e}"));
-                    (used, None)
+impl Dashboard {
+    /// The store's file system (size, free bytes), what the recordings take on it, and the
+    /// start of the oldest recording in a sealed segment (µs); the last two reused for up to
+    /// [`DISK_FIGURES_MAX_AGE`].
+    pub fn disk_figures(&self) -> DiskFigures {
+        let mut errors = Vec::new();
+        let fs =
+            statvfs(&self.store).map_err(|e| errors.push(format!("file system of {}: {e}", self.store.display()))).ok();
+        let mut cache = self.disk.lock().unwrap_or_else(|p| p.into_inner());
+        let (used_bytes, oldest) = match *cache {
+            Some((at, used, oldest)) if at.elapsed() < DISK_FIGURES_MAX_AGE => (used, oldest),
+            _ => {
+                let used = allocated_bytes(&media_store::logs_dir(&self.store));
+                match oldest_recording(&self.store) {
+                    Ok(oldest) => {
+                        *cache = Some((Instant::now(), used, oldest));
+                        (used, oldest)
+                    }
+                    Err(e) => {
+                        errors.push(format!("catalog: {e}"));
+                        (used, None)
+                    }
                 }
             }
-        }
-    };
-    drop(cache);
+        };
+        DiskFigures { fs, used_bytes, oldest_us: oldest, errors }
+    }
+}
+
+/// What [`Dashboard::disk_figures`] reports.
+#[derive(Debug, Clone)]
+pub struct DiskFigures {
+    /// The file system's size and free bytes, if it could be read.
+    pub fs: Option<(u64, u64)>,
+    /// Disk space the recordings take (allocated).
+    pub used_bytes: u64,
+    /// Start of the oldest recording in a sealed segment, µs since the Unix epoch.
+    pub oldest_us: Option<i64>,
+    /// Which figures are missing, and why.
+    pub errors: Vec<String>,
+}
+
+fn storage(d: &Dashboard, status: &StatusJson) -> StorageJson {
+    let DiskFigures { fs, used_bytes, oldest_us: oldest, errors } = d.disk_figures();
     let recording_bps = status.cameras.iter().filter_map(|c| c.bitrate_bps).sum();
     StorageJson {
         path: d.store.display().to_string(),

@@ -135,9 +135,11 @@ impl Uplink {
             c = self.connect(&endpoint, addr, fast_until) => c?,
             () = shutdown.cancelled() => return Ok(()),
         };
+        self.status.uplink.opened(&conn);
         let result = self.serve(&conn, sync, shutdown).await;
         self.sync.central.set_connection(None);
         conn.close(0u32.into(), b"bye");
+        self.status.uplink.closed();
         endpoint.wait_idle().await;
         result
     }

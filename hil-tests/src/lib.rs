@@ -12,6 +12,7 @@ pub mod media;
 pub mod netns;
 pub mod proc_stats;
 pub mod process;
+pub mod prometheus;
 pub mod recording_media;
 pub mod scenario;
 pub mod services;

@@ -1,6 +1,7 @@
 //! The QUIC link between an edge unit and central, shared by both binaries: TLS identities
 //! and certificate pinning ([`identity`]), endpoint construction ([`endpoint`]), and
-//! length-prefixed postcard messages on QUIC streams ([`messages`]).
+//! length-prefixed postcard messages on QUIC streams ([`messages`]); also the Prometheus text
+//! format both serve at `/metrics` ([`prometheus`]).
 
 pub mod backoff;
 pub mod congestion;
@@ -10,6 +11,7 @@ pub mod identity;
 pub mod live;
 pub mod messages;
 pub mod pki;
+pub mod prometheus;
 pub mod signals;
 
 mod error;

@@ -3,6 +3,7 @@
 //! page; at central, the viewers). Publishing never blocks and memory is bounded; a
 //! subscriber that falls behind skips to the next key frame.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use protocol::interconnect::{LiveMessage, MediaFrame, VideoParameters};
@@ -15,11 +16,32 @@ const CAPACITY: usize = 64;
 pub struct LiveHub {
     tx: broadcast::Sender<Arc<LiveMessage>>,
     parameters: Mutex<Option<Arc<LiveMessage>>>,
+    counters: Arc<Counters>,
+}
+
+/// What a hub has carried since it was made (atomics: publishing takes no lock for them).
+#[derive(Debug, Default)]
+struct Counters {
+    published: AtomicU64,
+    delivered: AtomicU64,
+    skipped: AtomicU64,
+}
+
+/// Frame counts of a [`LiveHub`] since it was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LiveStats {
+    /// Frames published (whether or not anyone watched).
+    pub frames_published: u64,
+    /// Frames handed to subscribers, summed over them.
+    pub frames_delivered: u64,
+    /// Frames subscribers never got because they fell behind (the frames they missed and
+    /// those skipped until the next key frame), summed over them.
+    pub frames_skipped: u64,
 }
 
 impl Default for LiveHub {
     fn default() -> Self {
-        LiveHub { tx: broadcast::channel(CAPACITY).0, parameters: Mutex::new(None) }
+        LiveHub { tx: broadcast::channel(CAPACITY).0, parameters: Mutex::new(None), counters: Arc::default() }
     }
 }
 
@@ -38,6 +60,7 @@ impl LiveHub {
 
     /// Publishes a frame (dropped at once when nobody watches).
     pub fn publish_frame(&self, frame: MediaFrame) {
+        self.counters.published.fetch_add(1, Ordering::Relaxed);
         let _ = self.tx.send(Arc::new(LiveMessage::Frame(frame)));
     }
 
@@ -45,7 +68,16 @@ impl LiveHub {
     pub fn subscribe(&self) -> LiveSubscription {
         let rx = self.tx.subscribe();
         let pending = self.parameters.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        LiveSubscription { rx, pending, need_keyframe: true }
+        LiveSubscription { rx, pending, need_keyframe: true, lagging: false, counters: self.counters.clone() }
+    }
+
+    /// Frames published, delivered and skipped so far.
+    pub fn stats(&self) -> LiveStats {
+        LiveStats {
+            frames_published: self.counters.published.load(Ordering::Relaxed),
+            frames_delivered: self.counters.delivered.load(Ordering::Relaxed),
+            frames_skipped: self.counters.skipped.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -54,6 +86,9 @@ pub struct LiveSubscription {
     rx: broadcast::Receiver<Arc<LiveMessage>>,
     pending: Option<Arc<LiveMessage>>,
     need_keyframe: bool,
+    /// Fell behind and waits for a key frame: the frames it drops count as skipped.
+    lagging: bool,
+    counters: Arc<Counters>,
 }
 
 impl LiveSubscription {
@@ -66,9 +101,16 @@ impl LiveSubscription {
         loop {
             match self.rx.recv().await {
                 Ok(msg) => match &*msg {
-                    LiveMessage::Frame(f) if self.need_keyframe && !f.keyframe => continue,
+                    LiveMessage::Frame(f) if self.need_keyframe && !f.keyframe => {
+                        if self.lagging {
+                            self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+                        }
+                        continue;
+                    }
                     LiveMessage::Frame(_) => {
                         self.need_keyframe = false;
+                        self.lagging = false;
+                        self.counters.delivered.fetch_add(1, Ordering::Relaxed);
                         return Some(msg);
                     }
                     LiveMessage::Parameters(_) => return Some(msg),
@@ -76,6 +118,8 @@ impl LiveSubscription {
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::debug!("live subscriber fell {n} messages behind; skipping to a key frame");
                     self.need_keyframe = true;
+                    self.lagging = true;
+                    self.counters.skipped.fetch_add(n, Ordering::Relaxed);
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
@@ -123,5 +167,9 @@ mod tests {
         let LiveMessage::Frame(f) = &*next else { panic!("expected a frame") };
         assert!(f.keyframe, "resumed on a key frame, got pts {}", f.pts);
         assert!(f.pts > CAPACITY as i64, "skipped ahead");
+        let stats = hub.stats();
+        assert_eq!(stats.frames_published, CAPACITY as u64 * 3 + 2);
+        assert_eq!(stats.frames_delivered, 2);
+        assert_eq!(stats.frames_skipped, f.pts as u64 - 1, "every frame between the two it got");
     }
 }
