@@ -49,9 +49,11 @@ pub struct UnitConfig {
     /// Most kilobits per second of retrieved video from this unit (live video is not capped).
     #[serde(default)]
     pub bandwidth_cap_kbit: Option<u64>,
-    /// The unit's link costs per byte (cellular): only event and operator retrievals run.
+    /// Forces the unit's link policy: `true` treats its link as costing per byte (cellular:
+    /// only event and operator retrievals run), `false` as free. Absent: what the unit reports
+    /// (`EdgeMessage::LinkInfo`), unmetered while it reports nothing.
     #[serde(default)]
-    pub metered: bool,
+    pub metered: Option<bool>,
     /// A `[[time_profile]]`: bulk retrievals (by rule, the link gap) run only inside its
     /// windows (e.g. nights at the depot); event and operator retrievals run any time.
     #[serde(default)]
@@ -304,13 +306,17 @@ path = "/var/lib/convoy/central"
              [[unit.camera]]\nid = \"front\"\nrecording = [\"remote\", \"on_request\"]\nevent_window_s = [5, 30]\n"
         );
         let c: CentralConfig = toml::from_str(&text).unwrap();
-        assert!(c.unit("bus-1").unwrap().metered);
+        assert_eq!(c.unit("bus-1").unwrap().metered, Some(true));
         assert_eq!(
             c.camera_options("bus-1", "front"),
             (vec![RecordingOption::Remote, RecordingOption::OnRequest], [5, 30])
         );
         assert_eq!(c.camera_options("bus-1", "rear").0, default_recording());
         assert_eq!(c.camera_options("bus-2", "front").0, default_recording());
+        let forced_free = text.replace("metered = true", "metered = false");
+        assert_eq!(toml::from_str::<CentralConfig>(&forced_free).unwrap().unit("bus-1").unwrap().metered, Some(false));
+        let reported = text.replace("metered = true\n", "");
+        assert_eq!(toml::from_str::<CentralConfig>(&reported).unwrap().unit("bus-1").unwrap().metered, None);
         let bad = text.replace("\"on_request\"]", "\"central\"]");
         assert!(toml::from_str::<CentralConfig>(&bad).unwrap_err().to_string().contains("central"));
     }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use protocol::interconnect::{CameraState, CameraStateKind, Hello};
+use protocol::interconnect::{CameraState, CameraStateKind, Hello, LinkKind};
 use serde::Serialize;
 
 use crate::registry::UnitRow;
@@ -20,6 +20,8 @@ pub const LIVE_WINDOW: Duration = Duration::from_secs(3);
 pub struct Fleet {
     units: RwLock<HashMap<String, Arc<UnitLive>>>,
     next_session: AtomicU64,
+    /// Each unit's link as it last reported it (since central started; kept while it is away).
+    links: RwLock<HashMap<String, LinkJson>>,
     /// Bytes each unit has sent, for `/metrics`.
     pub traffic: Arc<crate::unit_traffic::UnitTraffic>,
 }
@@ -84,6 +86,17 @@ impl Fleet {
         }
     }
 
+    /// Records the link `unit_id` reports (`EdgeMessage::LinkInfo`).
+    pub fn set_link(&self, unit_id: &str, kind: LinkKind, metered: bool) {
+        let link = LinkJson { kind: kind.as_str(), metered };
+        self.links.write().unwrap_or_else(|p| p.into_inner()).insert(unit_id.to_owned(), link);
+    }
+
+    /// The link `unit_id` last reported, if it did since central started.
+    pub fn link(&self, unit_id: &str) -> Option<LinkJson> {
+        self.links.read().unwrap_or_else(|p| p.into_inner()).get(unit_id).cloned()
+    }
+
     /// The ids of the units connected now, sorted.
     pub fn connected(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.units.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
@@ -103,6 +116,7 @@ impl Fleet {
                     id: row.id.clone(),
                     connected: live.is_some(),
                     last_hello: row.last_hello,
+                    link: self.link(&row.id),
                     cameras: row
                         .cameras
                         .iter()
@@ -141,8 +155,19 @@ pub struct UnitJson {
     pub connected: bool,
     /// When the unit last connected, seconds since the Unix epoch.
     pub last_hello: i64,
+    /// The unit's link as it last reported it since central started (null when it has not).
+    pub link: Option<LinkJson>,
     /// The cameras the unit shares.
     pub cameras: Vec<CameraJson>,
+}
+
+/// A unit's link in [`UnitJson`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkJson {
+    /// `unknown`, `ethernet`, `wifi`, `cellular` or `satellite`.
+    pub kind: &'static str,
+    /// Whether the unit says its link costs per byte.
+    pub metered: bool,
 }
 
 /// One camera in [`UnitJson`].

@@ -262,6 +262,11 @@ impl Interconnect {
                     EdgeMessage::LinkTest(_) => {
                         tracing::debug!(unit = %hello.unit_id, "a link test belongs on a stream of its own")
                     }
+                    EdgeMessage::LinkInfo { kind, metered } => {
+                        tracing::info!(unit = %hello.unit_id, link = kind.as_str(), metered, "unit link");
+                        self.fleet.set_link(&hello.unit_id, kind, metered);
+                        self.hub.link_reported(&hello.unit_id, metered).await.map_err(|e| e.to_string())?;
+                    }
                 }
             }
             Ok(())

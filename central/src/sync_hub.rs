@@ -48,6 +48,9 @@ pub struct UnitSync {
     session: std::sync::atomic::AtomicU64,
     /// By camera: up to when its time profile's windows have been queued for retrieval.
     rule_until: Mutex<HashMap<String, i64>>,
+    /// Whether the unit last reported its link as metered (`EdgeMessage::LinkInfo`), since
+    /// central started; kept across its connections.
+    reported_metered: std::sync::Mutex<Option<bool>>,
 }
 
 /// Every unit's sync state.
@@ -119,6 +122,7 @@ impl SyncHub {
             wake: Notify::new(),
             session: Default::default(),
             rule_until: Mutex::default(),
+            reported_metered: std::sync::Mutex::default(),
         });
         units.insert(unit.to_owned(), u.clone());
         Ok(u)
@@ -174,6 +178,15 @@ impl SyncHub {
         Ok(made)
     }
 
+    /// Records the link `unit` reports (metered or not); its link policy follows at once
+    /// unless central.toml forces `metered`.
+    pub async fn link_reported(&self, unit: &str, metered: bool) -> Result<(), RetrievedError> {
+        let u = self.unit(unit).await?;
+        *u.reported_metered.lock().unwrap_or_else(|p| p.into_inner()) = Some(metered);
+        u.wake.notify_one();
+        Ok(())
+    }
+
     /// The state and progress of the retrieval with API id `id`.
     pub async fn status(&self, id: i64) -> Result<Option<RetrievalStatus>, RetrievedError> {
         let Some(row) = self.store.retrieval(id).await? else {
@@ -208,7 +221,7 @@ impl SyncHub {
         let (done_tx, mut done_rx) = mpsc::channel::<Done>(64);
         // The unit's bulk windows, parsed once for the session (the loop asks every wake-up).
         let bulk = self.site.bulk_time_profile(unit);
-        let mut policy_set = self.link_policy(unit, bulk.as_ref());
+        let mut policy_set = self.link_policy(&u, bulk.as_ref());
         {
             let mut core = u.core.lock().await;
             core.set_link(policy_set, self.now());
@@ -241,10 +254,10 @@ impl SyncHub {
             let (messages, actions, timeout) = {
                 let mut core = u.core.lock().await;
                 let now = self.now();
-                // Bulk retrieval may start or stop with the time of day.
-                let policy = self.link_policy(unit, bulk.as_ref());
+                // Bulk retrieval may start or stop with the time of day and the unit's link.
+                let policy = self.link_policy(&u, bulk.as_ref());
                 if policy != policy_set {
-                    tracing::info!(unit, allowed = policy.allowed, "bulk retrieval window");
+                    tracing::info!(unit, allowed = policy.allowed, metered = policy.metered, "link policy");
                     core.set_link(policy, now);
                     policy_set = policy;
                 }
@@ -366,13 +379,14 @@ impl SyncHub {
         Ok(())
     }
 
-    /// `unit`'s link policy now: metered or not, its cap, and whether bulk retrieval is inside
-    /// its `bulk_time_profile`.
-    fn link_policy(&self, unit: &str, bulk: Option<&TimeProfile>) -> LinkPolicy {
-        let Some(c) = self.site.unit(unit) else { return LinkPolicy::default() };
+    /// `u`'s link policy now: metered or not (see [`metered`]), its cap, and whether bulk
+    /// retrieval is inside its `bulk_time_profile`.
+    fn link_policy(&self, u: &UnitSync, bulk: Option<&TimeProfile>) -> LinkPolicy {
+        let reported = *u.reported_metered.lock().unwrap_or_else(|p| p.into_inner());
+        let c = self.site.unit(&u.name);
         LinkPolicy {
-            metered: c.metered,
-            bandwidth_cap_bps: c.bandwidth_cap_kbit.map(|k| k * 1000),
+            metered: metered(c.and_then(|c| c.metered), reported),
+            bandwidth_cap_bps: c.and_then(|c| c.bandwidth_cap_kbit).map(|k| k * 1000),
             allowed: bulk.is_none_or(|p| p.contains(now_us())),
         }
     }
@@ -441,6 +455,12 @@ impl SyncHub {
     }
 }
 
+/// Whether a unit's link counts as metered: central.toml's `metered` when given (it forces
+/// either way), else what the unit last reported, else not.
+pub fn metered(configured: Option<bool>, reported: Option<bool>) -> bool {
+    configured.or(reported).unwrap_or(false)
+}
+
 /// What [`SyncHub::figures`] reports.
 #[derive(Debug, Default)]
 pub struct SyncFigures {
@@ -455,4 +475,18 @@ enum Done {
     Stored(String, std::ops::Range<u64>),
     StoreFailed(String, std::ops::Range<u64>),
     Events(u64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metered;
+
+    #[test]
+    fn configuration_forces_and_the_unit_reports_otherwise() {
+        assert!(metered(Some(true), Some(false)), "metered = true forces metered");
+        assert!(!metered(Some(false), Some(true)), "metered = false forces unmetered");
+        assert!(metered(None, Some(true)), "absent: the unit's report");
+        assert!(!metered(None, Some(false)));
+        assert!(!metered(None, None), "unmetered while the unit reports nothing");
+    }
 }

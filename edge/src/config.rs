@@ -189,6 +189,25 @@ pub struct CentralConfig {
     /// Central's certificate fingerprint (`sha256:<hex>`, printed by `central run`). Without
     /// it the unit trusts the first certificate it sees and pins that from then on.
     pub fingerprint: Option<String>,
+    /// A file the OS's connection manager keeps with the unit's link type: one line, a kind
+    /// (`wifi`, `cellular`, `ethernet`, `satellite`, `unknown`) and optionally `metered` or
+    /// `unmetered` (see [`crate::link_type`]). Read every second; reported to central.
+    #[serde(default)]
+    pub link_file: Option<PathBuf>,
+    /// The link type when there is no link file (or it is missing): the same syntax.
+    #[serde(default)]
+    pub link: Option<String>,
+}
+
+impl CentralConfig {
+    /// Where the unit learns its link type.
+    pub fn link_source(&self) -> Result<crate::link_type::LinkSource, String> {
+        let fixed = match &self.link {
+            Some(l) => Some(crate::link_type::UnitLink::parse(l).map_err(|e| format!("central.link: {e}"))?),
+            None => None,
+        };
+        Ok(crate::link_type::LinkSource { file: self.link_file.clone(), fixed })
+    }
 }
 
 /// `[[camera]]`: one camera.
@@ -408,6 +427,9 @@ impl EdgeConfig {
         {
             link::identity::parse_fingerprint(fp).map_err(|e| invalid(format!("central: {e}")))?;
         }
+        if let Some(c) = &self.central {
+            c.link_source().map_err(invalid)?;
+        }
         if let Some(io) = &self.io
             && self.board.is_none()
             && (io.listen.is_none() || io.board.is_none())
@@ -609,6 +631,25 @@ url = "rtsp://127.0.0.1:8554/front"
         let bad = CONTRACT_EXAMPLE.replace("[web]", "keep_unretrieved = true\nunretrieved_warning_hours = 0\n[web]");
         let e = EdgeConfig::parse(&bad).unwrap_err().to_string();
         assert!(e.contains("unretrieved_warning_hours must be more than 0"), "{e}");
+    }
+
+    #[test]
+    fn the_link_type_comes_from_a_file_or_a_fixed_value() {
+        use protocol::interconnect::LinkKind;
+        let c = EdgeConfig::parse(CONTRACT_EXAMPLE).unwrap().central.unwrap();
+        assert!((c.link_file.is_none() && c.link.is_none()), "both optional");
+        let text = CONTRACT_EXAMPLE
+            .replace("address = ", "link_file = \"/run/convoy/link\"\nlink = \"cellular unmetered\"\naddress = ");
+        let source = EdgeConfig::parse(&text).unwrap().central.unwrap().link_source().unwrap();
+        assert_eq!(source.file.as_deref(), Some(Path::new("/run/convoy/link")));
+        let fixed = source.fixed.unwrap();
+        assert_eq!((fixed.kind, fixed.metered), (LinkKind::Cellular, false));
+        let bad = text.replace("cellular unmetered", "lte");
+        let e = EdgeConfig::parse(&bad).unwrap_err().to_string();
+        assert!(e.contains("central.link: unknown link kind \"lte\""), "{e}");
+        let bad = text.replace("cellular unmetered", "wifi cheap");
+        let e = EdgeConfig::parse(&bad).unwrap_err().to_string();
+        assert!(e.contains("\"cheap\" after the link kind: expected nothing, metered or unmetered"), "{e}");
     }
 
     #[test]

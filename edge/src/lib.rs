@@ -18,6 +18,7 @@ pub mod frame_clock;
 pub mod generic_events;
 pub mod io_link;
 pub mod link_test;
+pub mod link_type;
 pub mod live;
 pub mod metrics;
 pub mod power;

@@ -342,6 +342,8 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         let uplink_recorder = recorder_tx.clone();
         drop(recorder_tx);
         if let Some(central) = &config.central {
+            let link_source = central.link_source().map_err(anyhow::Error::msg)?;
+            tokio::spawn(link_source.watch(status.clone(), shutdown.clone()));
             let uplink = Uplink {
                 config: central.clone(),
                 identity_dir: edge::enroll::identity_dir(&config.store.path),

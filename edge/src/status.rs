@@ -7,10 +7,11 @@ use protocol::interconnect::{CameraState, CameraStateKind};
 use serde::Serialize;
 use std::sync::{Arc, Mutex, RwLock};
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::events::{EventKind, EventLog};
 use crate::io_link::IoJson;
+use crate::link_type::{LinkJson, UnitLink};
 use crate::power::PowerJson;
 use crate::vehicle::BoardJson;
 
@@ -35,6 +36,8 @@ pub struct UnitStatus {
     power: Mutex<PowerJson>,
     /// The link to central's connections and bytes.
     pub uplink: crate::uplink_traffic::UplinkTraffic,
+    /// The unit's link type (`[central] link_file` or `link`), `None` while unknown.
+    link: watch::Sender<Option<UnitLink>>,
 }
 
 /// The status of one camera.
@@ -117,6 +120,7 @@ impl UnitStatus {
             io: Mutex::new(None),
             power: Mutex::new(PowerJson::default()),
             uplink: Default::default(),
+            link: watch::Sender::new(None),
         }
     }
 
@@ -269,6 +273,20 @@ impl UnitStatus {
         )
     }
 
+    /// Sets the unit's link type; true when it changed.
+    pub fn set_link(&self, link: Option<UnitLink>) -> bool {
+        self.link.send_if_modified(|current| {
+            let changed = *current != link;
+            *current = link;
+            changed
+        })
+    }
+
+    /// Follows the unit's link type (the uplink reports each change to central).
+    pub fn subscribe_link(&self) -> watch::Receiver<Option<UnitLink>> {
+        self.link.subscribe()
+    }
+
     /// Records a store failure (or its end, with `None`).
     pub fn set_store_error(&self, error: Option<String>) {
         let mut current = lock(&self.store_error);
@@ -318,6 +336,7 @@ impl UnitStatus {
             board: lock(&self.board).clone(),
             io: lock(&self.io).clone(),
             power: lock(&self.power).clone(),
+            link: self.link.borrow().map(UnitLink::json),
             cameras: self
                 .cameras()
                 .iter()
@@ -375,6 +394,8 @@ pub struct StatusJson {
     pub io: Option<IoJson>,
     /// Ignition run-on and power-warning seals.
     pub power: PowerJson,
+    /// The unit's link type (`{ "kind", "metered" }`), null while unknown.
+    pub link: Option<LinkJson>,
 }
 
 /// One camera in [`StatusJson`].
@@ -435,6 +456,17 @@ mod tests {
         let again = &status.snapshot().cameras[1];
         assert_eq!((again.name.as_str(), again.bytes_recorded), ("Side door", 0), "with a fresh status");
         assert_eq!(status.slots(), 2);
+    }
+
+    #[test]
+    fn the_link_type_shows_once_known() {
+        let status = UnitStatus::new("u".into(), []);
+        let link = |s: &UnitStatus| serde_json::to_value(s.snapshot()).unwrap()["link"].clone();
+        assert!(link(&status).is_null());
+        let cellular = UnitLink::parse("cellular").unwrap();
+        assert!(status.set_link(Some(cellular)));
+        assert!(!status.set_link(Some(cellular)), "no change");
+        assert_eq!(link(&status), serde_json::json!({ "kind": "cellular", "metered": true }));
     }
 
     #[test]

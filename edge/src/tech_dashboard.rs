@@ -144,6 +144,9 @@ pub struct CentralJson {
     pub last_connected: Option<String>,
     /// The transport: QUIC with mutual TLS.
     pub link: &'static str,
+    /// The unit's link type (`{ "kind", "metered" }`, as `/api/status` `"link"`), null while
+    /// unknown.
+    pub link_type: Option<crate::link_type::LinkJson>,
     /// Bytes of the shared cameras' recordings on the unit that central has not acknowledged
     /// holding, as far as the unit knows (central retrieves what it wants of them; null when
     /// no central is configured). Measured at most every 10 s.
@@ -326,6 +329,7 @@ fn build(d: &Dashboard) -> DashboardJson {
         error,
         last_connected: last.and_then(rfc3339),
         link: "QUIC, mutual TLS",
+        link_type: status.link.clone(),
         pending_bytes: None,
         pending_error: None,
     };

@@ -14,7 +14,7 @@ use link::backoff::Backoff;
 use link::endpoint;
 use link::messages;
 use link::pki::UnitIdentity;
-use protocol::interconnect::{CameraInfo, CentralMessage, EdgeMessage, Hello, LiveHeader, LiveMessage};
+use protocol::interconnect::{CameraInfo, CentralMessage, EdgeMessage, Hello, LinkKind, LiveHeader, LiveMessage};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -219,6 +219,12 @@ impl Uplink {
         }
         self.status.set_central(true, None);
         self.sync.central.set_connection(Some(conn.clone()));
+        // The link type before any catalog, so that central's policy follows it from the start.
+        let mut link = self.status.subscribe_link();
+        if link.borrow_and_update().is_some() {
+            let info = link_info(*link.borrow());
+            messages::write(&mut send, &info).await.map_err(|e| e.to_string())?;
+        }
         let mut changes = self.status.subscribe();
         for state in self.status.camera_states().into_iter().filter(|s| self.shared(&s.camera)) {
             messages::write(&mut send, &EdgeMessage::CameraState(state)).await.map_err(|e| e.to_string())?;
@@ -290,11 +296,21 @@ impl Uplink {
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
                 },
+                Ok(()) = link.changed() => {
+                    let info = link_info(*link.borrow_and_update());
+                    messages::write(&mut send, &info).await.map_err(|e| e.to_string())?;
+                }
                 e = conn.closed() => return Err(e.to_string()),
                 () = shutdown.cancelled() => return Ok(()),
             }
         }
     }
+}
+
+/// The [`EdgeMessage::LinkInfo`] for the unit's link (unknown and unmetered when not known).
+fn link_info(link: Option<crate::link_type::UnitLink>) -> EdgeMessage {
+    let (kind, metered) = link.map_or((LinkKind::Unknown, false), |l| (l.kind, l.metered));
+    EdgeMessage::LinkInfo { kind, metered }
 }
 
 async fn read_loop(mut recv: quinn::RecvStream, tx: mpsc::Sender<Result<CentralMessage, String>>) {

@@ -100,6 +100,59 @@ pub enum EdgeMessage {
     /// Central answers on that stream with [`CentralMessage::LinkTestReceived`] once it has read
     /// it all; an older central drops the stream.
     LinkTest(LinkTest),
+    /// The unit's current link to central (from the OS's connection manager): sent after the
+    /// hello and whenever it changes. Central's link policy follows `metered` unless its own
+    /// configuration forces one; an older central skips the message.
+    LinkInfo {
+        /// What kind of link it is.
+        kind: LinkKind,
+        /// Whether its traffic costs (then central retrieves only events and what operators ask).
+        metered: bool,
+    },
+}
+
+/// The kind of a unit's link to central, as [`EdgeMessage::LinkInfo`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkKind {
+    /// The unit does not know.
+    Unknown,
+    /// A wired link.
+    Ethernet,
+    /// Wi-Fi (a depot's, a station's).
+    Wifi,
+    /// A cellular modem.
+    Cellular,
+    /// A satellite link.
+    Satellite,
+}
+
+impl LinkKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [LinkKind; 5] =
+        [LinkKind::Unknown, LinkKind::Ethernet, LinkKind::Wifi, LinkKind::Cellular, LinkKind::Satellite];
+
+    /// The kind's name in Convoy's configuration files and HTTP APIs: `unknown`, `ethernet`,
+    /// `wifi`, `cellular` or `satellite`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::Unknown => "unknown",
+            LinkKind::Ethernet => "ethernet",
+            LinkKind::Wifi => "wifi",
+            LinkKind::Cellular => "cellular",
+            LinkKind::Satellite => "satellite",
+        }
+    }
+
+    /// The kind named `name` (as [`LinkKind::as_str`] spells it).
+    pub fn from_name(name: &str) -> Option<LinkKind> {
+        LinkKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Whether a link of this kind is metered when nothing says otherwise: cellular and
+    /// satellite are, the others are not.
+    pub fn metered_by_default(self) -> bool {
+        matches!(self, LinkKind::Cellular | LinkKind::Satellite)
+    }
 }
 
 /// The body of [`EdgeMessage::LinkTest`].

@@ -24,7 +24,8 @@ pub mod sync;
 ///
 /// - 1: the first version.
 /// - 2: evidence locks from central (`SyncFromCentral::Lock`, `SyncFromEdge::Locked`); the unit's
-///   link test (`EdgeMessage::LinkTest`, answered by `CentralMessage::LinkTestReceived`).
+///   link test (`EdgeMessage::LinkTest`, answered by `CentralMessage::LinkTestReceived`); the unit's
+///   link type (`EdgeMessage::LinkInfo`).
 pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The oldest peer protocol version this build still accepts.

@@ -13,8 +13,8 @@ use std::fmt::Debug;
 
 use protocol::framing;
 use protocol::interconnect::{
-    CameraInfo, CameraState, CameraStateKind, CentralMessage, EdgeMessage, EnrollRequest, Hello, LinkTest, LiveHeader,
-    LiveMessage, MediaFrame, VideoParameters,
+    CameraInfo, CameraState, CameraStateKind, CentralMessage, EdgeMessage, EnrollRequest, Hello, LinkKind, LinkTest,
+    LiveHeader, LiveMessage, MediaFrame, VideoParameters,
 };
 use protocol::io::{BoardMessage, Input, InputState, UnitCommand};
 use protocol::sync::{
@@ -258,12 +258,15 @@ fn cases_v2() -> Vec<Case> {
         // The unit page's link test, at the ends of their enums.
         case("edge.link_test", EdgeMessage::LinkTest(LinkTest { payload: vec![0; 3] })),
         case("central.link_test_received", CentralMessage::LinkTestReceived { bytes: 3 }),
+        // The unit's link type, at the end of its enum.
+        case("edge.link_info_cellular", EdgeMessage::LinkInfo { kind: LinkKind::Cellular, metered: true }),
+        case("edge.link_info_wifi", EdgeMessage::LinkInfo { kind: LinkKind::Wifi, metered: false }),
     ]
 }
 
 #[test]
 fn version_2_additions_decode_and_encode_byte_for_byte() {
-    check_frozen(FILE_V2, "CONVOY_BLESS_WIRE_V2", &cases_v2(), 5);
+    check_frozen(FILE_V2, "CONVOY_BLESS_WIRE_V2", &cases_v2(), 7);
 }
 
 /// Checks `cases` against the frozen `file` (written first when `bless_var` is set).

@@ -38,6 +38,7 @@ function renderUnits(units) {
     const link = el("td");
     link.append(el("span", u.connected ? "connected" : "offline", "badge " + (u.connected ? "up" : "down")),
       el("span", u.connected ? ` since ${since(u.last_hello)}` : ` last connected ${since(u.last_hello)}`, "muted"));
+    if (u.link) link.append(el("span", ` ${u.link.kind}${u.link.metered ? " (metered)" : ""}`, "linktype"));
     tr.append(el("td", u.id), link, el("td", u.cameras.length, "num"),
       el("td", u.cameras.filter(c => c.live).length, "num"),
       el("td", u.cameras.reduce((n, c) => n + c.viewers, 0), "num"),

@@ -293,7 +293,8 @@ function draw(d) {
     ["Write errors", st.store_error ? badge(st.store_error, "down") : st.frames_lost + " frames lost"]]);
   const c = d.central;
   fill($("central"), [["State", badge(c.state, c.state === "not configured" ? "off" : c.state)], ["Address", c.address],
-    ["Link", c.link], ["Last connected", when(c.last_connected)],
+    ["Link", c.link], ["Link type", c.link_type ? c.link_type.kind + (c.link_type.metered ? " (metered)" : " (unmetered)") : "unknown"],
+    ["Last connected", when(c.last_connected)],
     ["Not yet at central", c.pending_error ? c.pending_error : c.pending_bytes === null ? "–" : bytes(c.pending_bytes)],
     ["Error", c.error]]);
   $("linktest").hidden = c.state === "not configured";

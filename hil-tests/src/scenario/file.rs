@@ -59,10 +59,12 @@ pub struct Unit {
     /// Which RTSP server plays its cameras.
     #[serde(default)]
     pub camera_server: CameraServer,
-    /// Central treats its link as metered (only event and operator retrievals; no link-gap
-    /// backfill). Central's setting is per unit, not per link phase.
+    /// Forces central's setting for the unit (`[[unit]] metered`): `true` treats its link as
+    /// metered all along (only event and operator retrievals; no link-gap backfill), `false`
+    /// as unmetered. Without it central follows the link type the unit reports, which the
+    /// link phases write to the unit's link file.
     #[serde(default)]
-    pub metered: bool,
+    pub metered: Option<bool>,
     /// How long the unit records after the ignition goes off (scenario time; the edge's
     /// `run_on_s` is this divided by the compression, at least 1 s).
     #[serde(default = "default_run_on")]
@@ -110,19 +112,46 @@ pub struct LinkPhase {
     pub loss_pct: Option<f64>,
     /// Rate in kbit/s each way (overrides the kind's).
     pub rate_kbit: Option<u64>,
+    /// For `custom`: whether the link is metered (default false).
+    pub metered: Option<bool>,
+}
+
+impl LinkPhase {
+    /// Whether the unit's link is metered in this phase (its link file says so); `None` for a
+    /// tunnel, which leaves the file as it was.
+    pub fn metered(&self) -> Option<bool> {
+        match self.kind {
+            LinkKind::Wifi => Some(false),
+            LinkKind::Cellular => Some(true),
+            LinkKind::Tunnel => None,
+            LinkKind::Custom => Some(self.metered.unwrap_or(false)),
+        }
+    }
+
+    /// The line the phase writes to the unit's link file (`[central] link_file`), if any.
+    pub fn link_file_line(&self) -> Option<String> {
+        match self.kind {
+            LinkKind::Wifi => Some("wifi".into()),
+            LinkKind::Cellular => Some("cellular".into()),
+            LinkKind::Tunnel => None,
+            LinkKind::Custom => {
+                Some(format!("unknown {}", if self.metered() == Some(true) { "metered" } else { "unmetered" }))
+            }
+        }
+    }
 }
 
 /// Kinds of link, with their default numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkKind {
-    /// Depot Wi-Fi: 5 ms, 50 Mbit/s, no loss.
+    /// Depot Wi-Fi: 5 ms, 50 Mbit/s, no loss; unmetered.
     Wifi,
-    /// Cellular: 60 ± 15 ms, 4 Mbit/s, 1 % loss.
+    /// Cellular: 60 ± 15 ms, 4 Mbit/s, 1 % loss; metered.
     Cellular,
-    /// No link at all.
+    /// No link at all (the unit's link file keeps its last value).
     Tunnel,
-    /// Only the numbers given (defaults: a perfect link).
+    /// Only the numbers given (defaults: a perfect link), metered if it says `metered = true`.
     Custom,
 }
 
@@ -398,6 +427,9 @@ impl Scenario {
             if l.kind == LinkKind::Tunnel && numbers {
                 p.push(format!("{w}: a tunnel has no link; remove delay/jitter/loss/rate"));
             }
+            if l.kind != LinkKind::Custom && l.metered.is_some() {
+                p.push(format!("{w}: `metered` is only for custom phases (wifi is unmetered, cellular metered)"));
+            }
             if l.loss_pct.is_some_and(|v| !(0.0..=100.0).contains(&v)) {
                 p.push(format!("{w}: loss_pct must be 0..100"));
             }
@@ -549,11 +581,36 @@ for = 5
         let s = Scenario::parse(GOOD, "t.toml").unwrap();
         assert_eq!((s.duration.secs(), s.compression, s.event_window_s), (120.0, 1.0, [10, 10]));
         let u = &s.units[0];
-        assert_eq!((u.camera_server, u.metered, s.run_on_real_s(u)), (CameraServer::Sim, false, 5));
+        assert_eq!((u.camera_server, u.metered, s.run_on_real_s(u)), (CameraServer::Sim, None, 5));
         assert_eq!(u.links[1].kind, LinkKind::Tunnel);
         assert_eq!(u.power[0].restart_after.unwrap().secs(), 10.0);
         assert_eq!(s.operator[1].for_.unwrap().secs(), 5.0);
         assert!(s.powered_at(u, 20.0) && !s.powered_at(u, 65.0) && s.powered_at(u, 90.0));
+    }
+
+    #[test]
+    fn link_phases_say_whether_they_are_metered() {
+        let phase = |kind, metered| LinkPhase {
+            at: ScenarioTime(0.0),
+            kind,
+            delay_ms: None,
+            jitter_ms: None,
+            loss_pct: None,
+            rate_kbit: None,
+            metered,
+        };
+        let line = |p: LinkPhase| (p.metered(), p.link_file_line());
+        assert_eq!(line(phase(LinkKind::Wifi, None)), (Some(false), Some("wifi".into())));
+        assert_eq!(line(phase(LinkKind::Cellular, None)), (Some(true), Some("cellular".into())));
+        assert_eq!(line(phase(LinkKind::Tunnel, None)), (None, None), "a tunnel leaves the file");
+        assert_eq!(line(phase(LinkKind::Custom, None)), (Some(false), Some("unknown unmetered".into())));
+        assert_eq!(line(phase(LinkKind::Custom, Some(true))), (Some(true), Some("unknown metered".into())));
+        let custom = GOOD.replace("kind = \"cellular\"", "kind = \"custom\"\nmetered = true");
+        assert_eq!(problems(&custom), "");
+        let e = problems(&GOOD.replace("kind = \"cellular\"", "kind = \"cellular\"\nmetered = false"));
+        assert!(e.contains("`metered` is only for custom phases"), "{e}");
+        let forced = Scenario::parse(&GOOD.replace("run_on = 5", "run_on = 5\nmetered = true"), "t.toml").unwrap();
+        assert_eq!(forced.units[0].metered, Some(true));
     }
 
     #[test]

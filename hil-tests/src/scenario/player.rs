@@ -38,6 +38,9 @@ pub struct UnitJournal {
     pub offline: Vec<Offline>,
     /// Its link outages `(down, up)`, closed by a link phase that is not a tunnel.
     pub tunnels: Vec<(i64, i64)>,
+    /// Its link from the start and at each phase: `(since, up, metered)` (a tunnel keeps the
+    /// metered-ness of the link before it, as the unit's link file does).
+    pub links: Vec<(i64, bool, bool)>,
     /// When its panic button was pressed.
     pub panics: Vec<i64>,
     /// When a generic event was sent to it, and its name.
@@ -163,9 +166,14 @@ pub fn play(scenario: &Scenario, rig: &mut Rig) -> Journal {
     let mut j =
         Journal { start_us: started, units: vec![UnitJournal::default(); rig.units.len()], ..Default::default() };
     for (u, unit) in scenario.units.iter().enumerate() {
-        if unit.links.first().is_some_and(|l| l.at.secs() == 0.0 && l.kind == LinkKind::Tunnel) {
+        let first = unit.links.first().filter(|l| l.at.secs() == 0.0);
+        if first.is_some_and(|l| l.kind == LinkKind::Tunnel) {
             j.units[u].tunnels.push((started, i64::MAX));
         }
+        // Without a phase at 0 the unit starts on Wi-Fi; starting in a tunnel it reports nothing
+        // (central counts that as unmetered).
+        let up = first.is_none_or(|l| l.kind != LinkKind::Tunnel);
+        j.units[u].links.push((started, up, first.and_then(|l| l.metered()).unwrap_or(false)));
     }
     let mut viewers: Vec<Option<(LiveViewer, Instant)>> = (0..scenario.operator.len()).map(|_| None).collect();
     let mut ignition_off_at: Vec<Option<i64>> = vec![None; rig.units.len()];
@@ -212,20 +220,26 @@ pub fn play(scenario: &Scenario, rig: &mut Rig) -> Journal {
 fn link_step(scenario: &Scenario, rig: &mut Rig, j: &mut Journal, u: usize, i: usize) -> anyhow::Result<String> {
     let phase = &scenario.units[u].links[i];
     let unit = &rig.units[u];
-    let tunnels = &mut j.units[u].tunnels;
-    let in_tunnel = tunnels.last().is_some_and(|t| t.1 == i64::MAX);
+    let uj = &mut j.units[u];
+    let in_tunnel = uj.tunnels.last().is_some_and(|t| t.1 == i64::MAX);
+    if let Some(line) = phase.link_file_line() {
+        unit.set_link_type(&line)?;
+    }
+    let now = now_us();
     if phase.kind == LinkKind::Tunnel {
         unit.link.down()?;
         if !in_tunnel {
-            tunnels.push((now_us(), i64::MAX));
+            uj.tunnels.push((now, i64::MAX));
         }
     } else {
         unit.link.set(&link_params(phase))?;
         unit.link.up()?;
-        if let Some(t) = tunnels.last_mut().filter(|t| t.1 == i64::MAX) {
-            t.1 = now_us();
+        if let Some(t) = uj.tunnels.last_mut().filter(|t| t.1 == i64::MAX) {
+            t.1 = now;
         }
     }
+    let metered = phase.metered().unwrap_or_else(|| uj.links.last().is_some_and(|l| l.2));
+    uj.links.push((now, phase.kind != LinkKind::Tunnel, metered));
     Ok(format!("{}: link → {:?} {}", unit.name, phase.kind, link_params(phase).words("")))
 }
 

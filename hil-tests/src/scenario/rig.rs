@@ -39,6 +39,8 @@ pub struct UnitRig {
     pub link: EmulatedLink,
     /// Its store directory.
     pub store: PathBuf,
+    /// Its link file (`[central] link_file`), which the link phases write.
+    pub link_file: PathBuf,
     dir: PathBuf,
     config: String,
     /// Its namespace.
@@ -87,7 +89,10 @@ impl Rig {
         let central_ns = Netns::create("sc-central")?;
         let mut extra = String::new();
         for u in &scenario.units {
-            extra += &format!("[[unit]]\nname = {:?}\nmetered = {}\n", u.name, u.metered);
+            extra += &format!("[[unit]]\nname = {:?}\n", u.name);
+            if let Some(metered) = u.metered {
+                extra += &format!("metered = {metered}\n");
+            }
             for c in &u.cameras {
                 extra += &format!("[[unit.camera]]\nid = {c:?}\nevent_window_s = {:?}\n", scenario.event_window_s);
             }
@@ -147,6 +152,7 @@ impl UnitRig {
                     jitter_ms: None,
                     loss_pct: None,
                     rate_kbit: None,
+                    metered: None,
                 })
             },
             link_params,
@@ -166,10 +172,18 @@ impl UnitRig {
         board.wait_line("ready ", T)?;
         board.send_line("input ignition 1")?;
         let store = dir.join("store");
+        let link_file = dir.join("link");
+        // The link type the unit starts with (a route starting in a tunnel: none yet).
+        match first.map_or(Some("wifi".to_owned()), LinkPhase::link_file_line) {
+            Some(line) => write_link_file(&link_file, &line)?,
+            None => {
+                let _ = std::fs::remove_file(&link_file);
+            }
+        }
         let central_addr = format!("{}:{port}", link.central_addr());
         let mut config = format!(
             "unit_id = {:?}\n[store]\npath = {store:?}\nsegment_bytes = 16777216\n[web]\nlisten = \"127.0.0.1:0\"\n\
-             [central]\naddress = {central_addr:?}\nfingerprint = {:?}\n[io]\nlisten = {EDGE_IO:?}\nboard = \
+             [central]\naddress = {central_addr:?}\nfingerprint = {:?}\nlink_file = {link_file:?}\n[io]\nlisten = {EDGE_IO:?}\nboard = \
              {BOARD_IO:?}\n[power]\nrun_on_s = {}\n",
             u.name,
             central.fingerprint,
@@ -197,6 +211,7 @@ impl UnitRig {
             _camera: camera,
             link,
             store,
+            link_file,
             dir,
             config,
             ns,
@@ -210,6 +225,11 @@ impl UnitRig {
         let edge = EdgeProc::start_in(&self.dir, "edge", &self.config, Some(&self.ns))?;
         self.edge = Some(edge);
         Ok(())
+    }
+
+    /// Writes the unit's link file (atomically: the edge never reads half a line).
+    pub fn set_link_type(&self, line: &str) -> anyhow::Result<()> {
+        write_link_file(&self.link_file, line)
     }
 
     /// `GET {edge}{path}` from the unit's namespace, if the edge is up.
@@ -235,4 +255,11 @@ impl UnitRig {
         serde_json::from_slice(&out.stdout)
             .with_context(|| format!("verify printed no JSON: {}", String::from_utf8_lossy(&out.stderr)))
     }
+}
+
+/// Replaces `path` with `line` (written beside it, then renamed over it).
+fn write_link_file(path: &Path, line: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{line}\n"))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }

@@ -1,7 +1,8 @@
 //! What central's rules require it to hold by the end of a scenario, worked out from the
-//! journal and central's alarms: the link gap after each outage or power-off (unmetered units
-//! only), each operator retrieval, and the window around each event of a unit. Also the small
-//! range arithmetic the checks share.
+//! journal and central's alarms: the link gap after each outage or power-off (once the unit
+//! has an unmetered link after it, or always when central forces `metered = false`; never when
+//! it forces `metered = true`), each operator retrieval, and the window around each event of a
+//! unit. Also the small range arithmetic the checks share.
 
 use serde_json::Value;
 
@@ -66,16 +67,18 @@ pub fn requirements(scenario: &Scenario, j: &Journal, alarms: &[Value]) -> Vec<R
     };
     for (u, unit) in scenario.units.iter().enumerate() {
         let uj = &j.units[u];
-        if !unit.metered {
-            for &(down, up) in &uj.tunnels {
-                if up != i64::MAX && up - down >= MIN_TUNNEL_US {
-                    add(u, down, up, "link gap (tunnel)".into());
-                }
+        let fetchable = |back: i64| match unit.metered {
+            Some(forced) => !forced,
+            None => unmetered_after(&uj.links, back),
+        };
+        for &(down, up) in &uj.tunnels {
+            if up != i64::MAX && up - down >= MIN_TUNNEL_US && fetchable(up) {
+                add(u, down, up, "link gap (tunnel)".into());
             }
-            for o in &uj.offline {
-                if o.back_us > 0 && o.back_us - o.from_us >= MIN_OFFLINE_US {
-                    add(u, o.from_us, o.back_us, format!("link gap ({})", o.why));
-                }
+        }
+        for o in &uj.offline {
+            if o.back_us > 0 && o.back_us - o.from_us >= MIN_OFFLINE_US && fetchable(o.back_us) {
+                add(u, o.from_us, o.back_us, format!("link gap ({})", o.why));
             }
         }
         let [pre, post] = scenario.event_window_s.map(|s| i64::from(s) * 1_000_000);
@@ -100,6 +103,14 @@ pub fn requirements(scenario: &Scenario, j: &Journal, alarms: &[Value]) -> Vec<R
         }
     }
     out
+}
+
+/// Whether a unit whose link went `links` (`(since, up, metered)`, in time order) has an
+/// unmetered link at `t` or at any later phase of the route: then central may fetch a link gap
+/// that ended at `t` (the last phase lasts through the settling).
+pub fn unmetered_after(links: &[(i64, bool, bool)], t: i64) -> bool {
+    let current = links.iter().rposition(|l| l.0 <= t).unwrap_or(0);
+    links[current..].iter().any(|&(_, up, metered)| up && !metered)
 }
 
 /// Gaps longer than `max_gap_us` in sorted frame times within `[from, to]`, including before
@@ -135,6 +146,16 @@ mod tests {
         assert_eq!(gaps(times, 5, 22, 3), vec![(7, 20)]);
         assert_eq!(gaps([], 0, 10, 3), vec![(0, 10)]);
         assert!(covered(8, 19, &[(0, 2), (7, 20)]) && !covered(6, 19, &[(7, 20)]));
+    }
+
+    #[test]
+    fn a_link_gap_is_fetchable_once_an_unmetered_link_follows() {
+        // Wi-Fi from 0, a tunnel at 10, cellular at 20, Wi-Fi at 40.
+        let links = [(0, true, false), (10, false, false), (20, true, true), (40, true, false)];
+        assert!(unmetered_after(&links, 20), "the depot's Wi-Fi comes later");
+        assert!(unmetered_after(&links[..2], 5));
+        assert!(!unmetered_after(&links[..3], 20), "cellular to the end");
+        assert!(!unmetered_after(&[(0, true, true), (10, false, true), (20, true, true)], 20));
     }
 
     #[test]
