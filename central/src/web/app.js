@@ -118,26 +118,46 @@ async function refreshRetrievals() {
   } catch (_) { /* shown by the fleet refresh */ }
 }
 
+// Alarms: state, who changed it and when; operators acknowledge and close them here.
 async function refreshAlarms() {
   try {
     const r = await fetch("/api/alarms", { cache: "no-store" });
     if (!r.ok) return;
     const alarms = await r.json();
     if (!alarms.length) return;
+    const operator = me && ROLES.indexOf(me.role) >= ROLES.indexOf("operator");
     const table = el("table");
     const head = el("tr");
-    for (const t of ["When", "Unit", "What", "Cameras", "State"]) head.append(el("th", t));
+    for (const t of ["When", "Unit", "What", "Cameras", "State", "By", "Changed", "Comment", ""]) head.append(el("th", t));
     table.append(head);
     for (const a of alarms) {
-      const tr = el("tr");
+      const tr = el("tr"); tr.dataset.unit = a.unit; tr.dataset.event = a.event_id; tr.dataset.state = a.state;
       const what = typeof a.kind === "object" && a.kind ? Object.keys(a.kind)[0] || JSON.stringify(a.kind) : String(a.kind);
+      const state = el("td", a.state.replace("_", " "), "state");
+      const actions = el("td", undefined, "actions");
+      if (operator && a.state === "new") actions.append(alarmButton(a, "in_progress", "Acknowledge", "ack"));
+      if (operator && a.state !== "closed") actions.append(alarmButton(a, "closed", "Close", "close"));
       tr.append(el("td", new Date(a.time).toLocaleString()), el("td", a.unit), el("td", what, undefined),
-        el("td", (a.cameras || []).join(", ")), el("td", a.state.replace("_", " ")));
-      tr.lastChild.title = JSON.stringify(a.kind);
+        el("td", (a.cameras || []).join(", ")), state, el("td", a.changed_by || "", "by"),
+        el("td", a.changed_at ? new Date(a.changed_at).toLocaleString() : "", "changed"), el("td", a.comment || ""), actions);
+      tr.children[2].title = JSON.stringify(a.kind);
       table.append(tr);
     }
     $("alarms").replaceChildren(table);
   } catch (_) { /* shown by the fleet refresh */ }
+}
+
+function alarmButton(a, state, label, cls) {
+  const b = el("button", label, cls);
+  b.onclick = async () => {
+    b.disabled = true;
+    const r = await fetch(`/api/units/${enc(a.unit)}/alarms/${a.event_id}`, {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ state }),
+    }).catch(e => ({ ok: false, statusText: e.message, json: async () => ({}) }));
+    if (!r.ok) { b.disabled = false; b.title = await errorText(r); b.classList.add("error"); return; }
+    refreshAlarms(); refreshAudit();
+  };
+  return b;
 }
 
 // ---- Timeline, retrieval, playback and export of one camera. ----
@@ -484,11 +504,31 @@ async function checkSession() {
   }
 }
 
+// Live updates (/api/stream): refresh the part that changed at once. EventSource reconnects by
+// itself; after a reconnect ("ready") everything is reloaded, as events may have been missed.
+function listen() {
+  const stream = new EventSource("/api/stream");
+  stream.addEventListener("ready", () => { $("live-updates").textContent = "live updates on"; refreshAll(); });
+  stream.addEventListener("resync", refreshAll);
+  stream.addEventListener("alarm", () => { refreshAlarms(); refreshAudit(); });
+  stream.addEventListener("unit", refreshFleet);
+  stream.addEventListener("retrieval", () => {
+    refreshRetrievals().then(refreshFleet);
+    if (selected) refreshTimeline();
+  });
+  stream.onerror = () => { $("live-updates").textContent = "live updates reconnecting"; };
+}
+
+function refreshAll() {
+  refreshFleet(); refreshAlarms(); refreshRetrievals(); refreshAudit(); refreshUsers();
+}
+
 // Starts the page's refreshes, once, after the first login.
 function begin() {
   wire();
+  listen();
   setInterval(refreshFleet, 1000);
-  setInterval(refreshAlarms, 5000);
+  setInterval(refreshAlarms, 15000); // a fallback: /api/stream says when alarms change
   setInterval(refreshRetrievals, 2000);
   setInterval(refreshAudit, 5000);
   setInterval(() => { if (selected) { refreshTimeline(); refreshLocks(); } }, 5000);
