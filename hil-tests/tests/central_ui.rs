@@ -2,7 +2,8 @@
 //! a live tile plays (fMP4 over a WebSocket into Media Source Extensions) at the live edge, an
 //! H.265 camera says plainly that the browser cannot play it, a range is retrieved from the
 //! timeline with a progress bar, played back with speed and seek, and exported as an MP4 that
-//! ffprobe accepts with the frames central holds. The administrator logs in through the page's
+//! ffprobe accepts with the frames central holds. A unit's alarm appears at once and is
+//! acknowledged on the page, which says by whom and when. The administrator logs in through the page's
 //! form, finds the audit entries and adds a viewer on the page; viewers see no control they
 //! cannot use, and a viewer of another unit never sees this one.
 
@@ -91,13 +92,20 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
     let (_h265, h265) = gst_camera(dir.path(), &["cab"], &["--codec", "h265"]).unwrap();
     let central = CentralProc::start(dir.path(), 0).unwrap();
     let store = dir.path().join("store");
-    let config = edge_config(
-        "bus-7",
-        &store,
-        Some((&central.quic, &central.fingerprint)),
-        &[("front", &format!("{rtsp}/front")), ("cab", &format!("{h265}/cab"))],
+    let config = format!(
+        "{}[generic_events]\nudp = \"127.0.0.1:0\"\n\
+         [[generic_events.pattern]]\nname = \"fare\"\nregex = \"^FARE EVASION$\"\n\
+         [[rule]]\nname = \"fare\"\ntrigger = \"generic\"\nnotify_central = true\n",
+        edge_config(
+            "bus-7",
+            &store,
+            Some((&central.quic, &central.fingerprint)),
+            &[("front", &format!("{rtsp}/front")), ("cab", &format!("{h265}/cab"))],
+        )
     );
-    let edge = EdgeProc::start_enrolled(dir.path(), "edge", &config, "bus-7", &central).unwrap();
+    let mut edge = EdgeProc::start_enrolled(dir.path(), "edge", &config, "bus-7", &central).unwrap();
+    let udp: std::net::SocketAddr =
+        edge.proc.wait_line("generic events udp listening on", T).unwrap().rsplit(' ').next().unwrap().parse().unwrap();
     let t0 = now_us();
 
     let mut b = Browser::launch(1280, 1000).unwrap();
@@ -383,6 +391,47 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
          return rows.length > 0 && rows.every(r => r.dataset.action === 'export'); })()",
     );
 
+    // A unit's alarm appears in the open page (pushed over /api/stream), and the operator
+    // acknowledges it there: the list says who and when.
+    let fare_row =
+        "[...document.querySelectorAll('#alarms tr[data-event]')].find(r => r.children[2].title.includes('rule:fare'))";
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().send_to(b"FARE EVASION", udp).unwrap();
+    let raised = Instant::now();
+    wait_js(
+        &mut b,
+        "the alarm is listed as new",
+        &format!("(() => {{ const r = {fare_row}; return !!r && r.dataset.state === 'new'; }})()"),
+    );
+    eprintln!("alarm: listed in the page {:?} after the unit's input", raised.elapsed());
+    b.eval(&format!("{fare_row}.scrollIntoView({{block: 'center'}}); true")).unwrap();
+    let event = b.eval(&format!("{fare_row}.dataset.event")).unwrap();
+    b.click(&format!("#alarms tr[data-event=\"{}\"] button.ack", event.as_str().unwrap())).unwrap();
+    let acked = wait_js(
+        &mut b,
+        "the alarm is acknowledged, by whom and when",
+        &format!(
+            "(() => {{ const r = {fare_row}; return r && r.dataset.state === 'in_progress' ? \
+             {{ state: r.querySelector('.state').textContent, by: r.querySelector('.by').textContent, \
+             at: r.querySelector('.changed').textContent, ack: !!r.querySelector('button.ack'), \
+             close: !!r.querySelector('button.close') }} : null; }})()"
+        ),
+    );
+    assert_eq!(
+        (&acked["state"], &acked["by"], &acked["ack"], &acked["close"]),
+        (&json!("in progress"), &json!("admin"), &json!(false), &json!(true)),
+        "{acked}"
+    );
+    assert!(!acked["at"].as_str().unwrap().is_empty(), "{acked}");
+    let alarms = central.get_json(&format!("{}/api/alarms?state=in_progress", central.web)).unwrap();
+    assert!(
+        alarms
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"]["Generic"]["name"] == "rule:fare" && a["changed_by"] == "admin"),
+        "{alarms}"
+    );
+
     // The administrator adds a viewer on the page, logs out; the viewer logs in and sees no
     // control it cannot use, no users and no audit log.
     for (field, text) in [("#user-name", "vic"), ("#user-password", "vic's long password"), ("#user-units", "bus-7")] {
@@ -401,6 +450,9 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
         )
         .unwrap();
     assert_eq!(hidden, json!([true, true, true, true]), "controls a viewer cannot use are hidden");
+    wait_js(&mut b, "the viewer's alarm list", "!!document.querySelector('#alarms tr[data-event]')");
+    let buttons = b.eval("document.querySelectorAll('#alarms button').length").unwrap();
+    assert_eq!(buttons, json!(0), "a viewer cannot acknowledge or close alarms");
     wait_js(&mut b, "the viewer's page shows bus-7", "!!document.querySelector('#units tr[data-unit=\"bus-7\"]')");
 
     // A viewer of another unit never sees bus-7, and the API refuses it to the browser.
