@@ -14,6 +14,8 @@ pub mod api_playback;
 pub mod api_retrieval;
 pub mod api_retrieval_list;
 pub mod api_stream;
+pub mod api_unit_admin;
+pub mod api_user_admin;
 pub mod audit;
 pub mod auth;
 pub mod config;

@@ -29,6 +29,8 @@ pub struct WebState {
     pub hub: Arc<crate::sync_hub::SyncHub>,
     /// Users, sessions and the audit log.
     pub auth: Arc<Auth>,
+    /// Central's certificate authority (for enrollment tokens).
+    pub ca: Arc<link::pki::CertificateAuthority>,
 }
 
 /// Unsent bytes a connection may hold in its kernel send buffer. Live video to a slow viewer
@@ -89,8 +91,13 @@ pub fn routes() -> Vec<Route> {
         route(VIEWER, Method::GET, "/api/me", crate::api_auth::me),
         route(ADMIN, Method::GET, "/api/users", crate::api_auth::users),
         route(ADMIN, Method::POST, "/api/users", crate::api_auth::add_user),
+        route(ADMIN, Method::DELETE, "/api/users/{name}", crate::api_user_admin::remove),
+        route(ADMIN, Method::POST, "/api/users/{name}/tokens", crate::api_user_admin::create_token),
+        route(ADMIN, Method::DELETE, "/api/users/{name}/tokens", crate::api_user_admin::revoke_tokens),
         route(ADMIN, Method::GET, "/api/audit", crate::api_auth::audit),
         route(VIEWER, Method::GET, "/api/units", api_units),
+        route(ADMIN, Method::POST, "/api/units", crate::api_unit_admin::add),
+        route(ADMIN, Method::POST, "/api/units/{unit}/revoke", crate::api_unit_admin::revoke),
         route(VIEWER, Method::GET, "/api/units/{unit}/cameras/{camera}/live", live),
         route(VIEWER, Method::GET, "/api/units/{unit}/cameras/{camera}/live.fmp4", live_fmp4),
         route(VIEWER, Method::GET, "/api/units/{unit}/cameras/{camera}/timeline", crate::api_retrieval::timeline),
