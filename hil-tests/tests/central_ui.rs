@@ -2,10 +2,11 @@
 //! a live tile plays (fMP4 over a WebSocket into Media Source Extensions) at the live edge, an
 //! H.265 camera says plainly that the browser cannot play it, a range is retrieved from the
 //! timeline with a progress bar, played back with speed and seek, and exported as an MP4 that
-//! ffprobe accepts with the frames central holds. A unit's alarm appears at once and is
-//! acknowledged on the page, which says by whom and when. The administrator logs in through the page's
-//! form, finds the audit entries and adds a viewer on the page; viewers see no control they
-//! cannot use, and a viewer of another unit never sees this one.
+//! ffprobe accepts with the frames central holds. A unit's alarm appears at once (pushed over
+//! `/api/stream`) and is acknowledged on the page, which says by whom and when. The
+//! administrator logs in through the page's form, finds the audit entries, adds a viewer,
+//! makes its bearer token and adds a unit on the page; viewers see no control they cannot
+//! use, and a viewer of another unit never sees this one.
 
 use std::path::Path;
 use std::process::Command;
@@ -440,16 +441,34 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
     }
     b.click("#user-add").unwrap();
     wait_js(&mut b, "the new user is listed", "!!document.querySelector('#users tr[data-user=\"vic\"]')");
+    // A bearer token for vic, made on the page, works; a unit added on the page gets its
+    // one-time enrollment token.
+    b.click("#users tr[data-user=\"vic\"] button.token").unwrap();
+    let said = wait_js(
+        &mut b,
+        "the page shows vic's new token",
+        "(() => { const t = document.getElementById('user-status').textContent; return t.startsWith('Token for vic') ? t : null; })()",
+    );
+    let token = said.as_str().unwrap().rsplit(' ').next().unwrap();
+    assert_eq!(central.api.with_token(token).get_json(&format!("{}/api/me", central.web)).unwrap()["name"], "vic");
+    b.click("#unit-name").unwrap();
+    b.page("Input.insertText", json!({ "text": "bus-8" })).unwrap();
+    b.click("#unit-add").unwrap();
+    wait_js(
+        &mut b,
+        "the page shows bus-8's enrollment token",
+        "(document.getElementById('unit-status').dataset.token || '').startsWith('cvy1-')",
+    );
     b.click("#logout").unwrap();
     wait_js(&mut b, "the login form again", "!document.getElementById('login').hidden");
     log_in(&mut b, "vic", "vic's long password");
     let hidden = b
         .eval(
-            "['retrieve', 'export', 'users-panel', 'audit-panel'].map(id => document.getElementById(id).offsetParent \
-             === null)",
+            "['retrieve', 'export', 'users-panel', 'units-panel', 'audit-panel'].map(id => \
+             document.getElementById(id).offsetParent === null)",
         )
         .unwrap();
-    assert_eq!(hidden, json!([true, true, true, true]), "controls a viewer cannot use are hidden");
+    assert_eq!(hidden, json!([true, true, true, true, true]), "controls a viewer cannot use are hidden");
     wait_js(&mut b, "the viewer's alarm list", "!!document.querySelector('#alarms tr[data-event]')");
     let buttons = b.eval("document.querySelectorAll('#alarms button').length").unwrap();
     assert_eq!(buttons, json!(0), "a viewer cannot acknowledge or close alarms");

@@ -467,15 +467,53 @@ async function refreshUsers() {
     if (!r.ok) return;
     const table = el("table");
     const head = el("tr");
-    for (const t of ["Name", "Role", "Units"]) head.append(el("th", t));
+    for (const t of ["Name", "Role", "Units", ""]) head.append(el("th", t));
     table.append(head);
     for (const u of await r.json()) {
       const tr = el("tr"); tr.dataset.user = u.name;
-      tr.append(el("td", u.name), el("td", u.role), el("td", u.units ? u.units.join(", ") : "all"));
+      const actions = el("td", undefined, "actions");
+      actions.append(userButton(u.name, "New token", "token", "POST", "/tokens",
+        x => `Token for ${u.name} (shown once; send as Authorization: Bearer): ${x.token}`));
+      actions.append(userButton(u.name, "Revoke tokens", "revoke-tokens", "DELETE", "/tokens",
+        x => `Revoked ${x.revoked} token(s) of ${u.name}.`));
+      if (u.name !== me.name) actions.append(userButton(u.name, "Remove", "remove", "DELETE", "", () => `Removed ${u.name}.`));
+      tr.append(el("td", u.name), el("td", u.role), el("td", u.units ? u.units.join(", ") : "all"), actions);
       table.append(tr);
     }
     $("users").replaceChildren(table);
   } catch (_) { /* shown by the fleet refresh */ }
+}
+
+// A button on a user's row: calls /api/users/NAME{suffix} and says what happened.
+function userButton(name, label, cls, method, suffix, said) {
+  const b = el("button", label, cls);
+  b.onclick = async () => {
+    const s = $("user-status");
+    const r = await fetch(`/api/users/${enc(name)}${suffix}`, { method });
+    if (!r.ok) { s.textContent = await errorText(r); s.className = "error"; return; }
+    s.textContent = said(r.status === 204 ? {} : await r.json()); s.className = "muted";
+    refreshUsers(); refreshAudit();
+  };
+  return b;
+}
+
+// Unit administration: a one-time enrollment token for a new unit, or a unit revoked.
+async function unitAction(ev, revoke) {
+  ev.preventDefault();
+  const name = $("unit-name").value.trim(), s = $("unit-status");
+  if (!name) return;
+  const r = revoke
+    ? await fetch(`/api/units/${enc(name)}/revoke`, { method: "POST" })
+    : await fetch("/api/units", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name }) });
+  if (!r.ok) { s.textContent = await errorText(r); s.className = "error"; return; }
+  const x = await r.json();
+  s.className = "muted";
+  s.textContent = revoke ? `Unit ${name} revoked: cut off now and refused from now on.`
+    : `Enrollment token for ${x.unit} (one use, until ${new Date(x.expires).toLocaleString()}); on the unit run ` +
+      `edge enroll --config EDGE.toml --central HOST:PORT --token ${x.token}`;
+  s.dataset.token = revoke ? "" : x.token;
+  $("unit-name").value = "";
+  refreshFleet(); refreshAudit();
 }
 
 async function addUser(ev) {
@@ -537,6 +575,8 @@ function begin() {
 $("login-form").addEventListener("submit", logIn);
 $("logout").onclick = logOut;
 $("user-form").addEventListener("submit", addUser);
+$("unit-form").addEventListener("submit", ev => unitAction(ev, false));
+$("unit-revoke").onclick = ev => unitAction(ev, true);
 let searchTimer = null;
 $("audit-q").addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(refreshAudit, 250); });
 checkSession();
