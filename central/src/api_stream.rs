@@ -22,7 +22,7 @@ use tokio::sync::broadcast::{Receiver, error::RecvError};
 
 use crate::accounts::Account;
 use crate::fleet::Fleet;
-use crate::live_events::LiveEvent;
+use crate::live_events::{LiveEvent, LiveEvents};
 use crate::web::WebState;
 
 /// How often the fleet is looked at for units coming and going.
@@ -30,6 +30,7 @@ const FLEET_CHECK: Duration = Duration::from_secs(1);
 
 /// One client's feed.
 struct Feed {
+    live: LiveEvents,
     rx: Receiver<LiveEvent>,
     who: Account,
     fleet: Arc<Fleet>,
@@ -55,6 +56,7 @@ impl Feed {
                 return Some(e);
             }
             tokio::select! {
+                () = self.live.closed() => return None,
                 got = self.rx.recv() => match got {
                     Ok(e) if self.who.sees(e.unit()) => return Some(sse(&e)),
                     Ok(_) => {}
@@ -76,12 +78,14 @@ impl Feed {
     }
 }
 
-/// `GET /api/stream`.
+/// `GET /api/stream` (ends when central shuts down).
 pub async fn stream(State(state): State<WebState>, Extension(who): Extension<Account>) -> Response {
     let mut tick = tokio::time::interval(FLEET_CHECK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let live = state.hub.store().live().clone();
     let mut feed = Feed {
-        rx: state.hub.store().live().subscribe(),
+        rx: live.subscribe(),
+        live,
         who,
         fleet: state.fleet.clone(),
         online: BTreeSet::new(),

@@ -4,6 +4,7 @@
 
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use crate::alarms::Alarm;
 
@@ -65,11 +66,12 @@ impl LiveEvent {
 #[derive(Clone)]
 pub struct LiveEvents {
     tx: broadcast::Sender<LiveEvent>,
+    closed: CancellationToken,
 }
 
 impl Default for LiveEvents {
     fn default() -> LiveEvents {
-        LiveEvents { tx: broadcast::channel(BACKLOG).0 }
+        LiveEvents { tx: broadcast::channel(BACKLOG).0, closed: CancellationToken::new() }
     }
 }
 
@@ -82,6 +84,17 @@ impl LiveEvents {
     /// A new subscriber, hearing of what is published from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
         self.tx.subscribe()
+    }
+
+    /// Ends every subscriber's stream (central is shutting down: open event streams would
+    /// otherwise keep the web server's graceful shutdown waiting forever).
+    pub fn close(&self) {
+        self.closed.cancel();
+    }
+
+    /// Completes once [`LiveEvents::close`] was called.
+    pub async fn closed(&self) {
+        self.closed.cancelled().await
     }
 }
 

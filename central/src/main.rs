@@ -300,6 +300,7 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         tokio::spawn(interconnect.clone().cut_off_revoked(shutdown.clone()));
         let quic = tokio::spawn(interconnect.serve(endpoint, shutdown.clone()));
         let web_shutdown = shutdown.clone();
+        let live = hub.store().live().clone();
         let state = WebState { fleet, registry, relay, hub, auth: Arc::new(auth), ca };
         let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
         let web = axum::serve(listener, app).with_graceful_shutdown(async move { web_shutdown.cancelled().await });
@@ -307,6 +308,7 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         signals.recv().await;
         tracing::info!("shutting down");
         shutdown.cancel();
+        live.close();
         let _ = quic.await;
         web.await.ok().transpose().context("web server")?;
         anyhow::Ok(())

@@ -1,7 +1,8 @@
 //! Alarms at a real central fed by a real unit: a rule's alarm reaches open pages at once over
 //! `GET /api/stream` (server-sent events) but never a viewer limited to another unit; operators
 //! acknowledge and close it (viewers may not), the list says who and when and filters by state,
-//! the audit log records it, and the stream says when the unit goes away.
+//! the audit log records it, the stream says when the unit goes away, and it ends when central
+//! stops.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -39,7 +40,7 @@ fn is_fare(alarm: &Value) -> bool {
 #[test]
 fn alarms_are_pushed_to_open_pages_and_acknowledged_and_closed_by_operators() {
     let dir = tempfile::tempdir().unwrap();
-    let central = CentralProc::start(dir.path(), 0).unwrap();
+    let mut central = CentralProc::start(dir.path(), 0).unwrap();
     let (_camera, rtsp) = sim_camera(dir.path(), &["front"], 0).unwrap();
     let config = format!(
         "{}[generic_events]\nudp = \"127.0.0.1:0\"\n\
@@ -137,4 +138,9 @@ fn alarms_are_pushed_to_open_pages_and_acknowledged_and_closed_by_operators() {
     // (Events reach every open stream at once, so the window only has to cover delivery.)
     let leaked = other.drain_for(Duration::from_secs(2)).unwrap();
     assert!(leaked.iter().all(|e| !e.data.to_string().contains("bus-1")), "{leaked:?}");
+
+    // Central stops promptly with pages still listening (their streams end with it).
+    let status = central.proc.stop(Duration::from_secs(10)).unwrap();
+    assert!(status.success(), "{status}\n{}", central.proc.log_tail());
+    drop((all, other));
 }
