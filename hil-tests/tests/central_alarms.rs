@@ -1,8 +1,8 @@
 //! Alarms at a real central fed by a real unit: a rule's alarm reaches open pages at once over
 //! `GET /api/stream` (server-sent events) but never a viewer limited to another unit; operators
 //! acknowledge and close it (viewers may not), the list says who and when and filters by state,
-//! the audit log records it, the stream says when the unit goes away, and it ends when central
-//! stops.
+//! the audit log records it; the stream also says when a retrieval finishes and when the unit
+//! goes away, and it ends when central stops.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -129,6 +129,22 @@ fn alarms_are_pushed_to_open_pages_and_acknowledged_and_closed_by_operators() {
             "{action} in {audit}"
         );
     }
+
+    // A retrieval finishing is pushed too.
+    let now_us = || jiff::Timestamp::now().as_microsecond();
+    let rfc3339 = |us: i64| jiff::Timestamp::from_microsecond(us).unwrap().to_string();
+    let since = now_us() - 60_000_000;
+    wait_until("bus-1 has recorded 2 s", T, || {
+        let path =
+            format!("/api/units/bus-1/cameras/front/timeline?start={}&end={}", rfc3339(since), rfc3339(now_us()));
+        (hil_tests::timeline_us(&get(&central, &vic, &path).1["remote_only"]) > 2_000_000).then_some(())
+    })
+    .unwrap();
+    let range = json!({ "start": rfc3339(now_us() - 2_000_000), "end": rfc3339(now_us() - 500_000) });
+    let (status, made) = post(&central, &olga, "/api/units/bus-1/cameras/front/retrieve", range);
+    assert_eq!(status, 202, "{made}");
+    let (done, _) = all.wait_for("retrieval", T, |r| r["id"] == made["id"]).unwrap();
+    assert_eq!((done.data["unit"].as_str(), done.data["state"].as_str()), (Some("bus-1"), Some("done")), "{done:?}");
 
     // The unit goes away: the page hears of it.
     drop(edge);
