@@ -279,13 +279,6 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
     assert!(origin <= asked && origin > asked - 1200.0, "from the key frame before the click: {sought}");
     assert_eq!(sought["rate"], 4.0, "the speed stays across a seek");
 
-    let shot = dir.path().join("central.png");
-    b.eval("window.scrollTo(0, 0); true").unwrap();
-    b.screenshot(&shot).unwrap();
-    if let Some(to) = std::env::var_os("CONVOY_SCREENSHOT") {
-        std::fs::copy(&shot, to).unwrap();
-    }
-
     // Export from the page: the browser's download is an MP4 of exactly the frames held.
     b.click("#export").unwrap();
     let frames = wait_js(&mut b, "the export finishes", "document.getElementById('status').dataset.exported || null");
@@ -432,6 +425,21 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
             .any(|a| a["kind"]["Generic"]["name"] == "rule:fare" && a["changed_by"] == "admin"),
         "{alarms}"
     );
+
+    // The page as the README shows it: live, recordings, the acknowledged alarm.
+    b.click(".tile[data-camera=\"front\"] button.live").unwrap();
+    wait_js(
+        &mut b,
+        "the live tile plays again",
+        &format!("(() => {{ const s = {}; return s && s.t > 1; }})()", tile_video("front")),
+    );
+    let shot = dir.path().join("central.png");
+    b.eval("window.scrollTo(0, 0); true").unwrap();
+    b.screenshot(&shot).unwrap();
+    if let Some(to) = std::env::var_os("CONVOY_SCREENSHOT") {
+        std::fs::copy(&shot, to).unwrap();
+    }
+    b.click(".tile[data-camera=\"front\"] button.live").unwrap();
 
     // The administrator adds a viewer on the page, logs out; the viewer logs in and sees no
     // control it cannot use, no users and no audit log.

@@ -132,12 +132,11 @@ async function refreshAlarms() {
     table.append(head);
     for (const a of alarms) {
       const tr = el("tr"); tr.dataset.unit = a.unit; tr.dataset.event = a.event_id; tr.dataset.state = a.state;
-      const what = typeof a.kind === "object" && a.kind ? Object.keys(a.kind)[0] || JSON.stringify(a.kind) : String(a.kind);
       const state = el("td", a.state.replace("_", " "), "state");
       const actions = el("td", undefined, "actions");
       if (operator && a.state === "new") actions.append(alarmButton(a, "in_progress", "Acknowledge", "ack"));
       if (operator && a.state !== "closed") actions.append(alarmButton(a, "closed", "Close", "close"));
-      tr.append(el("td", new Date(a.time).toLocaleString()), el("td", a.unit), el("td", what, undefined),
+      tr.append(el("td", new Date(a.time).toLocaleString()), el("td", a.unit), el("td", alarmWhat(a.kind)),
         el("td", (a.cameras || []).join(", ")), state, el("td", a.changed_by || "", "by"),
         el("td", a.changed_at ? new Date(a.changed_at).toLocaleString() : "", "changed"), el("td", a.comment || ""), actions);
       tr.children[2].title = JSON.stringify(a.kind);
@@ -145,6 +144,15 @@ async function refreshAlarms() {
     }
     $("alarms").replaceChildren(table);
   } catch (_) { /* shown by the fleet refresh */ }
+}
+
+// An event's kind in a few words: "Generic: rule:panic", "DigitalInput 1 on", "Motion".
+function alarmWhat(kind) {
+  if (!kind || typeof kind !== "object") return String(kind);
+  const name = Object.keys(kind)[0] || JSON.stringify(kind), v = kind[name] || {};
+  if (v.name !== undefined) return `${name}: ${v.name}`;
+  if (v.input !== undefined) return `${name} ${v.input} ${v.active ? "on" : "off"}`;
+  return name;
 }
 
 function alarmButton(a, state, label, cls) {
