@@ -2,7 +2,8 @@
 //! `central unit revoke` do it:
 //!
 //! - `POST /api/units` with `{ "name", "valid_hours"? }` → 201 `{ "unit", "token", "expires" }`:
-//!   a one-time enrollment token (default 24 h) for `edge enroll --token TOKEN`.
+//!   a one-time enrollment token (default 24 h) for `edge enroll --token TOKEN` (403 for a
+//!   unit outside an administrator's units).
 //! - `POST /api/units/{unit}/revoke` → `{ "unit", "revoked": true }`: its certificates are
 //!   revoked, a connected unit is cut off at once and refused from then on (until it is added
 //!   and enrolled again); 404 for a unit never added here.
@@ -21,6 +22,7 @@ use serde_json::json;
 use crate::accounts::Account;
 use crate::api_retrieval::bad;
 use crate::audit::Event;
+use crate::auth::unit_refusal;
 use crate::enrollment::{self, EnrollError, now_us};
 use crate::registry::Registry;
 use crate::time::rfc3339;
@@ -61,6 +63,10 @@ pub async fn add(
     Extension(who): Extension<Account>,
     Json(body): Json<NewUnit>,
 ) -> Response {
+    // An administrator limited to some units adds only those.
+    if let Some(refusal) = unit_refusal(&who, &body.name) {
+        return refusal;
+    }
     let hours = body.valid_hours.unwrap_or(DEFAULT_VALID_HOURS);
     if !(hours > 0.0 && hours <= MAX_VALID_HOURS) {
         return bad(StatusCode::BAD_REQUEST, format!("valid_hours must be above 0 and at most {MAX_VALID_HOURS}"));

@@ -43,6 +43,9 @@ fn administrators_add_and_revoke_units_and_manage_users_and_tokens_over_the_api(
     // Only administrators add units; the token enrolls the unit, which connects.
     assert_eq!(post(&central, &olga, "/api/units", json!({ "name": "bus-9" })).0, 403);
     assert_eq!(post(&central, &admin, "/api/units", json!({ "name": "" })).0, 422);
+    central.add_user("adam", "administrator", "a long enough password", &["bus-1"]).unwrap();
+    let adam = central.create_token("adam").unwrap();
+    assert_eq!(post(&central, &adam, "/api/units", json!({ "name": "bus-9" })).0, 403, "not one of adam's units");
     assert_eq!(post(&central, &admin, "/api/units", json!({ "name": "bus-9", "valid_hours": 0 })).0, 400);
     let (status, added) = post(&central, &admin, "/api/units", json!({ "name": "bus-9", "valid_hours": 2 }));
     assert_eq!(status, 201, "{added}");
