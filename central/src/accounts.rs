@@ -236,6 +236,19 @@ impl Accounts {
         }
     }
 
+    /// Removes user `name` and its tokens (its sessions end at their next request); whether it
+    /// existed.
+    pub fn remove(&self, name: &str) -> Result<bool, AccountsError> {
+        let db = self.db();
+        db.execute("DELETE FROM tokens WHERE user = ?1", [name])?;
+        Ok(db.execute("DELETE FROM users WHERE name = ?1", [name])? > 0)
+    }
+
+    /// Revokes every bearer token of user `name`; how many there were.
+    pub fn revoke_tokens(&self, name: &str) -> Result<usize, AccountsError> {
+        Ok(self.db().execute("DELETE FROM tokens WHERE user = ?1", [name])?)
+    }
+
     /// Every user, by name.
     pub fn list(&self) -> Result<Vec<Account>, AccountsError> {
         let db = self.db();
@@ -286,6 +299,21 @@ mod tests {
         assert!(!text.contains(&token) && !text.contains("correct horse"), "no secret is stored in clear");
         let a = Accounts::open(&path).unwrap();
         assert!(a.by_token(&token).unwrap().is_some(), "tokens survive a restart");
+    }
+
+    #[test]
+    fn removing_a_user_or_revoking_its_tokens_stops_the_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Accounts::open(&dir.path().join("users.db")).unwrap();
+        a.add("ann", Role::Viewer, "long enough pw", None, false).unwrap();
+        let (t1, t2) = (a.create_token("ann").unwrap(), a.create_token("ann").unwrap());
+        assert_eq!(a.revoke_tokens("ann").unwrap(), 2);
+        assert_eq!((a.by_token(&t1).unwrap(), a.by_token(&t2).unwrap()), (None, None));
+        let t3 = a.create_token("ann").unwrap();
+        assert!(a.remove("ann").unwrap());
+        assert_eq!(a.by_token(&t3).unwrap(), None);
+        assert_eq!(a.account("ann").unwrap(), None);
+        assert!(!a.remove("ann").unwrap());
     }
 
     #[test]

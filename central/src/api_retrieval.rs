@@ -6,7 +6,8 @@
 //! - `POST /api/units/{unit}/cameras/{camera}/retrieve` with `{ "start", "end" }` → `{ "id" }`.
 //! - `GET /api/retrievals/{id}` → `{ "state": "queued"|"running"|"done"|"failed", "bytes_done",
 //!   "bytes_total" }`.
-//! - `GET /api/alarms` → the newest alarms raised by units' events.
+//!
+//! The alarms are in [`crate::api_alarms`].
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -170,14 +171,6 @@ pub async fn retrieval(
         }))
         .into_response(),
         Ok(None) => bad(StatusCode::NOT_FOUND, format!("no retrieval {id}")),
-        Err(e) => bad(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
-}
-
-/// `GET /api/alarms`: those of units the user may see.
-pub async fn alarms(State(state): State<WebState>, Extension(who): Extension<Account>) -> Response {
-    match state.hub.store().alarms(500).await {
-        Ok(a) => Json(a.into_iter().filter(|a| who.sees(&a.unit)).collect::<Vec<_>>()).into_response(),
         Err(e) => bad(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

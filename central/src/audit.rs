@@ -24,7 +24,8 @@ pub struct Event {
     pub user: String,
     /// What: `login`, `login_failed`, `logout`, `live_view`, `playback`, `export`,
     /// `retrieval_requested`, `recording_options_set`, `recording_options_cleared`, `user_added`,
-    /// `token_created`.
+    /// `user_removed`, `token_created`, `tokens_revoked`, `unit_added`, `unit_revoked`,
+    /// `evidence_locked`, `alarm_acknowledged`, `alarm_closed`.
     pub action: &'static str,
     /// The unit it was about.
     pub unit: Option<String>,

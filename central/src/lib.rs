@@ -5,12 +5,17 @@
 //! ARCHITECTURE.md.
 
 pub mod accounts;
+pub mod alarms;
+pub mod api_alarms;
 pub mod api_auth;
 pub mod api_locks;
 pub mod api_options;
 pub mod api_playback;
 pub mod api_retrieval;
 pub mod api_retrieval_list;
+pub mod api_stream;
+pub mod api_unit_admin;
+pub mod api_user_admin;
 pub mod audit;
 pub mod auth;
 pub mod config;
@@ -18,6 +23,7 @@ pub mod enrollment;
 pub mod evidence;
 pub mod fleet;
 pub mod interconnect;
+pub mod live_events;
 pub mod live_fmp4;
 pub mod live_ws;
 pub mod metrics;

@@ -264,6 +264,7 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
     let config = CentralConfig::load(config_path)?;
     let dir = &config.store.path;
     let (ca, registry) = open_site(&config)?;
+    let ca = Arc::new(ca);
     let auth = open_auth(&config)?;
     first_admin(&auth, dir)?;
     let identity = ca.server_identity(dir).context("cannot load or create central's server certificate")?;
@@ -291,7 +292,7 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         let interconnect = Interconnect {
             fleet: fleet.clone(),
             registry: registry.clone(),
-            ca: Arc::new(ca),
+            ca: ca.clone(),
             connections: Default::default(),
             relay: relay.clone(),
             hub: hub.clone(),
@@ -299,13 +300,15 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         tokio::spawn(interconnect.clone().cut_off_revoked(shutdown.clone()));
         let quic = tokio::spawn(interconnect.serve(endpoint, shutdown.clone()));
         let web_shutdown = shutdown.clone();
-        let state = WebState { fleet, registry, relay, hub, auth: Arc::new(auth) };
+        let live = hub.store().live().clone();
+        let state = WebState { fleet, registry, relay, hub, auth: Arc::new(auth), ca };
         let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
         let web = axum::serve(listener, app).with_graceful_shutdown(async move { web_shutdown.cancelled().await });
         let web = tokio::spawn(web.into_future());
         signals.recv().await;
         tracing::info!("shutting down");
         shutdown.cancel();
+        live.close();
         let _ = quic.await;
         web.await.ok().transpose().context("web server")?;
         anyhow::Ok(())

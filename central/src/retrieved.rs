@@ -20,6 +20,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use sync_core::{CentralDurable, Holdings};
 
+use crate::live_events::{LiveEvent, LiveEvents};
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS holding (
     unit TEXT NOT NULL,
@@ -116,23 +118,6 @@ pub struct HeldTime {
     pub end_us: i64,
 }
 
-/// An alarm raised by a unit's event.
-#[derive(Debug, Clone, Serialize)]
-pub struct Alarm {
-    /// The unit.
-    pub unit: String,
-    /// The unit's id for the event.
-    pub event_id: u64,
-    /// When it happened, RFC 3339.
-    pub time: String,
-    /// The cameras it concerns.
-    pub cameras: Vec<String>,
-    /// What happened (the event, as JSON).
-    pub kind: serde_json::Value,
-    /// `new`, `in_progress` or `closed`.
-    pub state: String,
-}
-
 /// A retrieval as the operator asked for it.
 #[derive(Debug, Clone)]
 pub struct RetrievalRow {
@@ -173,6 +158,7 @@ enum Job {
 pub struct RetrievedStore {
     tx: mpsc::SyncSender<Job>,
     dir: PathBuf,
+    live: LiveEvents,
 }
 
 struct Inner {
@@ -198,6 +184,7 @@ impl RetrievedStore {
         db.pragma_update(None, "synchronous", "FULL")?;
         db.busy_timeout(std::time::Duration::from_secs(10))?;
         db.execute_batch(SCHEMA)?;
+        crate::alarms::migrate(&db)?;
         let mut inner = Inner { store, db, last_parameters: HashMap::new() };
         inner.finish_pending()?;
         let (tx, rx) = mpsc::sync_channel::<Job>(64);
@@ -214,7 +201,7 @@ impl RetrievedStore {
                 }
             })
             .map_err(|_| RetrievedError::Stopped)?;
-        Ok(RetrievedStore { tx, dir: dir.to_owned() })
+        Ok(RetrievedStore { tx, dir: dir.to_owned(), live: LiveEvents::default() })
     }
 
     /// The store's directory (`media/`, `sync.db`), for [`read_held`].
@@ -411,47 +398,40 @@ impl RetrievedStore {
         .await
     }
 
-    /// Stores a unit's events as new alarms (idempotent by event id).
+    /// Stores a unit's events as new alarms (idempotent by event id, see [`crate::alarms`]) and
+    /// tells open pages about the new ones.
     pub async fn add_alarms(&self, unit: &str, events: Vec<RemoteEvent>) -> Result<(), RetrievedError> {
-        let unit = unit.to_owned();
-        self.query(move |db| {
-            let tx = db.transaction()?;
-            for e in &events {
-                let kind = serde_json::to_string(&e.kind).unwrap_or_default();
-                let cameras = serde_json::to_string(&e.cameras).unwrap_or_default();
-                tx.execute(
-                    "INSERT OR IGNORE INTO alarm (unit, event_id, time_us, cameras, kind, state)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'new')",
-                    params![unit, e.id as i64, e.time_us, cameras, kind],
-                )?;
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+        for alarm in crate::alarms::add(self, unit, events).await? {
+            self.live.publish(LiveEvent::Alarm(alarm));
+        }
+        Ok(())
     }
 
-    /// The newest alarms, newest first.
-    pub async fn alarms(&self, limit: u32) -> Result<Vec<Alarm>, RetrievedError> {
-        self.query(move |db| {
-            let mut stmt = db.prepare(
-                "SELECT unit, event_id, time_us, cameras, kind, state FROM alarm ORDER BY time_us DESC LIMIT ?1",
-            )?;
-            let rows = stmt.query_map(params![limit], |r| {
-                let cameras: String = r.get(3)?;
-                let kind: String = r.get(4)?;
-                Ok(Alarm {
-                    unit: r.get(0)?,
-                    event_id: r.get::<_, i64>(1)? as u64,
-                    time: crate::time::rfc3339(r.get(2)?),
-                    cameras: serde_json::from_str(&cameras).unwrap_or_default(),
-                    kind: serde_json::from_str(&kind).unwrap_or_default(),
-                    state: r.get(5)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        })
-        .await
+    /// Tells open pages that `unit`'s retrieval `core_id` (its sync core's id) finished.
+    pub async fn retrieval_finished(&self, unit: &str, core_id: u64, state: &str) {
+        let (unit, state) = (unit.to_owned(), state.to_owned());
+        let id = self
+            .query({
+                let unit = unit.clone();
+                move |db| {
+                    Ok(db.query_row(
+                        "SELECT MAX(id) FROM retrieval WHERE unit = ?1 AND core_id = ?2",
+                        params![unit, core_id as i64],
+                        |r| r.get::<_, Option<i64>>(0),
+                    )?)
+                }
+            })
+            .await;
+        match id {
+            Ok(Some(id)) => self.live.publish(LiveEvent::Retrieval { id, unit, state }),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(unit, "cannot look up a finished retrieval: {e}"),
+        }
+    }
+
+    /// Where changes that open pages want to hear of are published.
+    pub fn live(&self) -> &LiveEvents {
+        &self.live
     }
 }
 

@@ -359,6 +359,7 @@ impl SyncHub {
                         bytes = status.bytes_done,
                         "retrieval finished"
                     );
+                    self.store.retrieval_finished(&u.name, retrieval.0, status.state.as_str()).await;
                 }
                 CentralAction::Persist => persist = true,
                 CentralAction::Locked { lock_id, error } => {

@@ -29,6 +29,8 @@ pub struct WebState {
     pub hub: Arc<crate::sync_hub::SyncHub>,
     /// Users, sessions and the audit log.
     pub auth: Arc<Auth>,
+    /// Central's certificate authority (for enrollment tokens).
+    pub ca: Arc<link::pki::CertificateAuthority>,
 }
 
 /// Unsent bytes a connection may hold in its kernel send buffer. Live video to a slow viewer
@@ -89,8 +91,13 @@ pub fn routes() -> Vec<Route> {
         route(VIEWER, Method::GET, "/api/me", crate::api_auth::me),
         route(ADMIN, Method::GET, "/api/users", crate::api_auth::users),
         route(ADMIN, Method::POST, "/api/users", crate::api_auth::add_user),
+        route(ADMIN, Method::DELETE, "/api/users/{name}", crate::api_user_admin::remove),
+        route(ADMIN, Method::POST, "/api/users/{name}/tokens", crate::api_user_admin::create_token),
+        route(ADMIN, Method::DELETE, "/api/users/{name}/tokens", crate::api_user_admin::revoke_tokens),
         route(ADMIN, Method::GET, "/api/audit", crate::api_auth::audit),
         route(VIEWER, Method::GET, "/api/units", api_units),
+        route(ADMIN, Method::POST, "/api/units", crate::api_unit_admin::add),
+        route(ADMIN, Method::POST, "/api/units/{unit}/revoke", crate::api_unit_admin::revoke),
         route(VIEWER, Method::GET, "/api/units/{unit}/cameras/{camera}/live", live),
         route(VIEWER, Method::GET, "/api/units/{unit}/cameras/{camera}/live.fmp4", live_fmp4),
         route(VIEWER, Method::GET, "/api/units/{unit}/cameras/{camera}/timeline", crate::api_retrieval::timeline),
@@ -102,7 +109,9 @@ pub fn routes() -> Vec<Route> {
         route(OPERATOR, Method::GET, "/api/units/{unit}/cameras/{camera}/export.mp4", crate::api_playback::export),
         route(VIEWER, Method::GET, "/api/retrievals", crate::api_retrieval_list::retrievals),
         route(VIEWER, Method::GET, "/api/retrievals/{id}", crate::api_retrieval::retrieval),
-        route(VIEWER, Method::GET, "/api/alarms", crate::api_retrieval::alarms),
+        route(VIEWER, Method::GET, "/api/alarms", crate::api_alarms::list),
+        route(VIEWER, Method::GET, "/api/stream", crate::api_stream::stream),
+        route(OPERATOR, Method::POST, "/api/units/{unit}/alarms/{event_id}", crate::api_alarms::change),
         route(OPERATOR, Method::POST, "/api/units/{unit}/cameras/{camera}/lock", crate::api_locks::create),
         route(VIEWER, Method::GET, "/api/locks", crate::api_locks::list),
         route(VIEWER, Method::GET, "/api/locks/{id}", crate::api_locks::get),

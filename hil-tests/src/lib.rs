@@ -16,6 +16,7 @@ pub mod prometheus;
 pub mod recording_media;
 pub mod scenario;
 pub mod services;
+pub mod sse;
 pub mod technician;
 pub mod viewer;
 

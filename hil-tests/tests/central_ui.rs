@@ -2,9 +2,11 @@
 //! a live tile plays (fMP4 over a WebSocket into Media Source Extensions) at the live edge, an
 //! H.265 camera says plainly that the browser cannot play it, a range is retrieved from the
 //! timeline with a progress bar, played back with speed and seek, and exported as an MP4 that
-//! ffprobe accepts with the frames central holds. The administrator logs in through the page's
-//! form, finds the audit entries and adds a viewer on the page; viewers see no control they
-//! cannot use, and a viewer of another unit never sees this one.
+//! ffprobe accepts with the frames central holds. A unit's alarm appears at once (pushed over
+//! `/api/stream`) and is acknowledged on the page, which says by whom and when. The
+//! administrator logs in through the page's form, finds the audit entries, adds a viewer,
+//! makes its bearer token and adds a unit on the page; viewers see no control they cannot
+//! use, and a viewer of another unit never sees this one.
 
 use std::path::Path;
 use std::process::Command;
@@ -91,13 +93,20 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
     let (_h265, h265) = gst_camera(dir.path(), &["cab"], &["--codec", "h265"]).unwrap();
     let central = CentralProc::start(dir.path(), 0).unwrap();
     let store = dir.path().join("store");
-    let config = edge_config(
-        "bus-7",
-        &store,
-        Some((&central.quic, &central.fingerprint)),
-        &[("front", &format!("{rtsp}/front")), ("cab", &format!("{h265}/cab"))],
+    let config = format!(
+        "{}[generic_events]\nudp = \"127.0.0.1:0\"\n\
+         [[generic_events.pattern]]\nname = \"fare\"\nregex = \"^FARE EVASION$\"\n\
+         [[rule]]\nname = \"fare\"\ntrigger = \"generic\"\nnotify_central = true\n",
+        edge_config(
+            "bus-7",
+            &store,
+            Some((&central.quic, &central.fingerprint)),
+            &[("front", &format!("{rtsp}/front")), ("cab", &format!("{h265}/cab"))],
+        )
     );
-    let edge = EdgeProc::start_enrolled(dir.path(), "edge", &config, "bus-7", &central).unwrap();
+    let mut edge = EdgeProc::start_enrolled(dir.path(), "edge", &config, "bus-7", &central).unwrap();
+    let udp: std::net::SocketAddr =
+        edge.proc.wait_line("generic events udp listening on", T).unwrap().rsplit(' ').next().unwrap().parse().unwrap();
     let t0 = now_us();
 
     let mut b = Browser::launch(1280, 1000).unwrap();
@@ -270,13 +279,6 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
     assert!(origin <= asked && origin > asked - 1200.0, "from the key frame before the click: {sought}");
     assert_eq!(sought["rate"], 4.0, "the speed stays across a seek");
 
-    let shot = dir.path().join("central.png");
-    b.eval("window.scrollTo(0, 0); true").unwrap();
-    b.screenshot(&shot).unwrap();
-    if let Some(to) = std::env::var_os("CONVOY_SCREENSHOT") {
-        std::fs::copy(&shot, to).unwrap();
-    }
-
     // Export from the page: the browser's download is an MP4 of exactly the frames held.
     b.click("#export").unwrap();
     let frames = wait_js(&mut b, "the export finishes", "document.getElementById('status').dataset.exported || null");
@@ -383,6 +385,62 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
          return rows.length > 0 && rows.every(r => r.dataset.action === 'export'); })()",
     );
 
+    // A unit's alarm appears in the open page (pushed over /api/stream), and the operator
+    // acknowledges it there: the list says who and when.
+    let fare_row =
+        "[...document.querySelectorAll('#alarms tr[data-event]')].find(r => r.children[2].title.includes('rule:fare'))";
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().send_to(b"FARE EVASION", udp).unwrap();
+    let raised = Instant::now();
+    wait_js(
+        &mut b,
+        "the alarm is listed as new",
+        &format!("(() => {{ const r = {fare_row}; return !!r && r.dataset.state === 'new'; }})()"),
+    );
+    eprintln!("alarm: listed in the page {:?} after the unit's input", raised.elapsed());
+    b.eval(&format!("{fare_row}.scrollIntoView({{block: 'center'}}); true")).unwrap();
+    let event = b.eval(&format!("{fare_row}.dataset.event")).unwrap();
+    b.click(&format!("#alarms tr[data-event=\"{}\"] button.ack", event.as_str().unwrap())).unwrap();
+    let acked = wait_js(
+        &mut b,
+        "the alarm is acknowledged, by whom and when",
+        &format!(
+            "(() => {{ const r = {fare_row}; return r && r.dataset.state === 'in_progress' ? \
+             {{ state: r.querySelector('.state').textContent, by: r.querySelector('.by').textContent, \
+             at: r.querySelector('.changed').textContent, ack: !!r.querySelector('button.ack'), \
+             close: !!r.querySelector('button.close') }} : null; }})()"
+        ),
+    );
+    assert_eq!(
+        (&acked["state"], &acked["by"], &acked["ack"], &acked["close"]),
+        (&json!("in progress"), &json!("admin"), &json!(false), &json!(true)),
+        "{acked}"
+    );
+    assert!(!acked["at"].as_str().unwrap().is_empty(), "{acked}");
+    let alarms = central.get_json(&format!("{}/api/alarms?state=in_progress", central.web)).unwrap();
+    assert!(
+        alarms
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"]["Generic"]["name"] == "rule:fare" && a["changed_by"] == "admin"),
+        "{alarms}"
+    );
+
+    // The page as the README shows it: live, recordings, the acknowledged alarm.
+    b.click(".tile[data-camera=\"front\"] button.live").unwrap();
+    wait_js(
+        &mut b,
+        "the live tile plays again",
+        &format!("(() => {{ const s = {}; return s && s.t > 1; }})()", tile_video("front")),
+    );
+    let shot = dir.path().join("central.png");
+    b.eval("window.scrollTo(0, 0); true").unwrap();
+    b.screenshot(&shot).unwrap();
+    if let Some(to) = std::env::var_os("CONVOY_SCREENSHOT") {
+        std::fs::copy(&shot, to).unwrap();
+    }
+    b.click(".tile[data-camera=\"front\"] button.live").unwrap();
+
     // The administrator adds a viewer on the page, logs out; the viewer logs in and sees no
     // control it cannot use, no users and no audit log.
     for (field, text) in [("#user-name", "vic"), ("#user-password", "vic's long password"), ("#user-units", "bus-7")] {
@@ -391,16 +449,37 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
     }
     b.click("#user-add").unwrap();
     wait_js(&mut b, "the new user is listed", "!!document.querySelector('#users tr[data-user=\"vic\"]')");
+    // A bearer token for vic, made on the page, works; a unit added on the page gets its
+    // one-time enrollment token.
+    b.click("#users tr[data-user=\"vic\"] button.token").unwrap();
+    let said = wait_js(
+        &mut b,
+        "the page shows vic's new token",
+        "(() => { const t = document.getElementById('user-status').textContent; return t.startsWith('Token for vic') ? t : null; })()",
+    );
+    let token = said.as_str().unwrap().rsplit(' ').next().unwrap();
+    assert_eq!(central.api.with_token(token).get_json(&format!("{}/api/me", central.web)).unwrap()["name"], "vic");
+    b.click("#unit-name").unwrap();
+    b.page("Input.insertText", json!({ "text": "bus-8" })).unwrap();
+    b.click("#unit-add").unwrap();
+    wait_js(
+        &mut b,
+        "the page shows bus-8's enrollment token",
+        "(document.getElementById('unit-status').dataset.token || '').startsWith('cvy1-')",
+    );
     b.click("#logout").unwrap();
     wait_js(&mut b, "the login form again", "!document.getElementById('login').hidden");
     log_in(&mut b, "vic", "vic's long password");
     let hidden = b
         .eval(
-            "['retrieve', 'export', 'users-panel', 'audit-panel'].map(id => document.getElementById(id).offsetParent \
-             === null)",
+            "['retrieve', 'export', 'users-panel', 'units-panel', 'audit-panel'].map(id => \
+             document.getElementById(id).offsetParent === null)",
         )
         .unwrap();
-    assert_eq!(hidden, json!([true, true, true, true]), "controls a viewer cannot use are hidden");
+    assert_eq!(hidden, json!([true, true, true, true, true]), "controls a viewer cannot use are hidden");
+    wait_js(&mut b, "the viewer's alarm list", "!!document.querySelector('#alarms tr[data-event]')");
+    let buttons = b.eval("document.querySelectorAll('#alarms button').length").unwrap();
+    assert_eq!(buttons, json!(0), "a viewer cannot acknowledge or close alarms");
     wait_js(&mut b, "the viewer's page shows bus-7", "!!document.querySelector('#units tr[data-unit=\"bus-7\"]')");
 
     // A viewer of another unit never sees bus-7, and the API refuses it to the browser.

@@ -119,26 +119,54 @@ async function refreshRetrievals() {
   } catch (_) { /* shown by the fleet refresh */ }
 }
 
+// Alarms: state, who changed it and when; operators acknowledge and close them here.
 async function refreshAlarms() {
   try {
     const r = await fetch("/api/alarms", { cache: "no-store" });
     if (!r.ok) return;
     const alarms = await r.json();
     if (!alarms.length) return;
+    const operator = me && ROLES.indexOf(me.role) >= ROLES.indexOf("operator");
     const table = el("table");
     const head = el("tr");
-    for (const t of ["When", "Unit", "What", "Cameras", "State"]) head.append(el("th", t));
+    for (const t of ["When", "Unit", "What", "Cameras", "State", "By", "Changed", "Comment", ""]) head.append(el("th", t));
     table.append(head);
     for (const a of alarms) {
-      const tr = el("tr");
-      const what = typeof a.kind === "object" && a.kind ? Object.keys(a.kind)[0] || JSON.stringify(a.kind) : String(a.kind);
-      tr.append(el("td", new Date(a.time).toLocaleString()), el("td", a.unit), el("td", what, undefined),
-        el("td", (a.cameras || []).join(", ")), el("td", a.state.replace("_", " ")));
-      tr.lastChild.title = JSON.stringify(a.kind);
+      const tr = el("tr"); tr.dataset.unit = a.unit; tr.dataset.event = a.event_id; tr.dataset.state = a.state;
+      const state = el("td", a.state.replace("_", " "), "state");
+      const actions = el("td", undefined, "actions");
+      if (operator && a.state === "new") actions.append(alarmButton(a, "in_progress", "Acknowledge", "ack"));
+      if (operator && a.state !== "closed") actions.append(alarmButton(a, "closed", "Close", "close"));
+      tr.append(el("td", new Date(a.time).toLocaleString()), el("td", a.unit), el("td", alarmWhat(a.kind)),
+        el("td", (a.cameras || []).join(", ")), state, el("td", a.changed_by || "", "by"),
+        el("td", a.changed_at ? new Date(a.changed_at).toLocaleString() : "", "changed"), el("td", a.comment || ""), actions);
+      tr.children[2].title = JSON.stringify(a.kind);
       table.append(tr);
     }
     $("alarms").replaceChildren(table);
   } catch (_) { /* shown by the fleet refresh */ }
+}
+
+// An event's kind in a few words: "Generic: rule:panic", "DigitalInput 1 on", "Motion".
+function alarmWhat(kind) {
+  if (!kind || typeof kind !== "object") return String(kind);
+  const name = Object.keys(kind)[0] || JSON.stringify(kind), v = kind[name] || {};
+  if (v.name !== undefined) return `${name}: ${v.name}`;
+  if (v.input !== undefined) return `${name} ${v.input} ${v.active ? "on" : "off"}`;
+  return name;
+}
+
+function alarmButton(a, state, label, cls) {
+  const b = el("button", label, cls);
+  b.onclick = async () => {
+    b.disabled = true;
+    const r = await fetch(`/api/units/${enc(a.unit)}/alarms/${a.event_id}`, {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ state }),
+    }).catch(e => ({ ok: false, statusText: e.message, json: async () => ({}) }));
+    if (!r.ok) { b.disabled = false; b.title = await errorText(r); b.classList.add("error"); return; }
+    refreshAlarms(); refreshAudit();
+  };
+  return b;
 }
 
 // ---- Timeline, retrieval, playback and export of one camera. ----
@@ -448,15 +476,53 @@ async function refreshUsers() {
     if (!r.ok) return;
     const table = el("table");
     const head = el("tr");
-    for (const t of ["Name", "Role", "Units"]) head.append(el("th", t));
+    for (const t of ["Name", "Role", "Units", ""]) head.append(el("th", t));
     table.append(head);
     for (const u of await r.json()) {
       const tr = el("tr"); tr.dataset.user = u.name;
-      tr.append(el("td", u.name), el("td", u.role), el("td", u.units ? u.units.join(", ") : "all"));
+      const actions = el("td", undefined, "actions");
+      actions.append(userButton(u.name, "New token", "token", "POST", "/tokens",
+        x => `Token for ${u.name} (shown once; send as Authorization: Bearer): ${x.token}`));
+      actions.append(userButton(u.name, "Revoke tokens", "revoke-tokens", "DELETE", "/tokens",
+        x => `Revoked ${x.revoked} token(s) of ${u.name}.`));
+      if (u.name !== me.name) actions.append(userButton(u.name, "Remove", "remove", "DELETE", "", () => `Removed ${u.name}.`));
+      tr.append(el("td", u.name), el("td", u.role), el("td", u.units ? u.units.join(", ") : "all"), actions);
       table.append(tr);
     }
     $("users").replaceChildren(table);
   } catch (_) { /* shown by the fleet refresh */ }
+}
+
+// A button on a user's row: calls /api/users/NAME{suffix} and says what happened.
+function userButton(name, label, cls, method, suffix, said) {
+  const b = el("button", label, cls);
+  b.onclick = async () => {
+    const s = $("user-status");
+    const r = await fetch(`/api/users/${enc(name)}${suffix}`, { method });
+    if (!r.ok) { s.textContent = await errorText(r); s.className = "error"; return; }
+    s.textContent = said(r.status === 204 ? {} : await r.json()); s.className = "muted";
+    refreshUsers(); refreshAudit();
+  };
+  return b;
+}
+
+// Unit administration: a one-time enrollment token for a new unit, or a unit revoked.
+async function unitAction(ev, revoke) {
+  ev.preventDefault();
+  const name = $("unit-name").value.trim(), s = $("unit-status");
+  if (!name) return;
+  const r = revoke
+    ? await fetch(`/api/units/${enc(name)}/revoke`, { method: "POST" })
+    : await fetch("/api/units", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name }) });
+  if (!r.ok) { s.textContent = await errorText(r); s.className = "error"; return; }
+  const x = await r.json();
+  s.className = "muted";
+  s.textContent = revoke ? `Unit ${name} revoked: cut off now and refused from now on.`
+    : `Enrollment token for ${x.unit} (one use, until ${new Date(x.expires).toLocaleString()}); on the unit run ` +
+      `edge enroll --config EDGE.toml --central HOST:PORT --token ${x.token}`;
+  s.dataset.token = revoke ? "" : x.token;
+  $("unit-name").value = "";
+  refreshFleet(); refreshAudit();
 }
 
 async function addUser(ev) {
@@ -485,11 +551,31 @@ async function checkSession() {
   }
 }
 
+// Live updates (/api/stream): refresh the part that changed at once. EventSource reconnects by
+// itself; after a reconnect ("ready") everything is reloaded, as events may have been missed.
+function listen() {
+  const stream = new EventSource("/api/stream");
+  stream.addEventListener("ready", () => { $("live-updates").textContent = "live updates on"; refreshAll(); });
+  stream.addEventListener("resync", refreshAll);
+  stream.addEventListener("alarm", () => { refreshAlarms(); refreshAudit(); });
+  stream.addEventListener("unit", refreshFleet);
+  stream.addEventListener("retrieval", () => {
+    refreshRetrievals().then(refreshFleet);
+    if (selected) refreshTimeline();
+  });
+  stream.onerror = () => { $("live-updates").textContent = "live updates reconnecting"; };
+}
+
+function refreshAll() {
+  refreshFleet(); refreshAlarms(); refreshRetrievals(); refreshAudit(); refreshUsers();
+}
+
 // Starts the page's refreshes, once, after the first login.
 function begin() {
   wire();
+  listen();
   setInterval(refreshFleet, 1000);
-  setInterval(refreshAlarms, 5000);
+  setInterval(refreshAlarms, 15000); // a fallback: /api/stream says when alarms change
   setInterval(refreshRetrievals, 2000);
   setInterval(refreshAudit, 5000);
   setInterval(() => { if (selected) { refreshTimeline(); refreshLocks(); } }, 5000);
@@ -498,6 +584,8 @@ function begin() {
 $("login-form").addEventListener("submit", logIn);
 $("logout").onclick = logOut;
 $("user-form").addEventListener("submit", addUser);
+$("unit-form").addEventListener("submit", ev => unitAction(ev, false));
+$("unit-revoke").onclick = ev => unitAction(ev, true);
 let searchTimer = null;
 $("audit-q").addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(refreshAudit, 250); });
 checkSession();
