@@ -2,7 +2,7 @@
 //! checksummed, sequenced records, sealed into a signed digest chain, indexed by a SQLite
 //! catalog that can always be rebuilt from the segments alone.
 //!
-//! See ARCHITECTURE.md ("The media store on disk") for the format and the power-loss rules.
+//! See `DESIGN.md` beside this crate for the format and the power-loss rules.
 //! Nothing here is async: callers run the [`Store`] on a thread of their own.
 
 pub mod archive;

@@ -20,7 +20,7 @@ use media_store::segment::trailing_garbage;
 use media_store::verify::verify;
 use media_store::{MediaKind, Record, SegmentReader, Store, StoredFrame, list_segments, log_dir};
 
-/// Bytes in a segment header and in a record header (see ARCHITECTURE.md).
+/// Bytes in a segment header and in a record header (see the crate's DESIGN.md).
 const SEGMENT_HEADER: usize = 16;
 const RECORD_HEADER: usize = 16;
 /// The largest record body the format allows (`record::MAX_RECORD_LEN`).
