@@ -17,6 +17,7 @@ pub mod recording_media;
 pub mod scenario;
 pub mod services;
 pub mod sse;
+pub mod synthetic_store;
 pub mod technician;
 pub mod viewer;
 

@@ -451,9 +451,10 @@ fn rtsp_server_perl_fed_by_ffmpeg_is_recorded_over_udp_and_exports() {
 /// Starts GStreamer's RTSP server wanting `user`/`password` by `method`; returns it and the
 /// camera's URL.
 fn auth_camera(dir: &Path, method: &str) -> (Proc, String) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/gst_rtsp_auth_camera.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/gst_rtsp_camera.py");
     let mut cmd = Command::new("/usr/bin/python3");
-    cmd.arg(script).args(["--port", "0", "--user", "viewer", "--password", "s3cret", "--method", method]);
+    cmd.arg(script).args(["--port", "0", "--width", "320", "--height", "240", "--kbps", "300"]);
+    cmd.args(["--user", "viewer", "--password", "s3cret", "--auth", method]);
     let mut proc = Proc::spawn("gst-rtsp-auth", cmd, &dir.join(format!("gst-rtsp-auth-{method}.log"))).unwrap();
     let line = proc.wait_line("ready rtsp://", T).unwrap();
     (proc, format!("{}/cam", line.trim_start_matches("ready ")))

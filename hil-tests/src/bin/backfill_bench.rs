@@ -6,14 +6,13 @@
 //! `cargo build --release --workspace --bins && target/release/backfill_bench [--seconds 60]
 //! [--rate-kbit 10000] [--delay-ms 50] [--loss 1]`
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hil_tests::netns::{EmulatedLink, LinkParams, Netns, unsupported_reason};
 use hil_tests::services::{edge_enroll_in, sim_camera_in};
+use hil_tests::synthetic_store::SyntheticCamera;
 use hil_tests::{CentralProc, EdgeProc, Proc, edge_config, wait_until};
-use media_store::{MediaKind, Record, Store, StoreOptions, StoredFrame, StoredParameters};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(120);
@@ -25,42 +24,6 @@ fn arg(name: &str, default: f64) -> f64 {
 
 fn now_us() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
-}
-
-/// Writes `seconds` of a 4 Mbit/s, 25 fps camera ending now into a unit store; returns the
-/// media bytes and the time range.
-fn make_store(dir: &Path, seconds: u32) -> anyhow::Result<(u64, i64, i64)> {
-    let (mut store, _) = Store::open(dir, StoreOptions::default())?;
-    store.append(&Record::Parameters(StoredParameters {
-        camera: "front".into(),
-        rfc6381_codec: "avc1.640028".into(),
-        width: 1920,
-        height: 1080,
-        extra_data: vec![1, 0x64, 0, 0x28, 0xff, 0xe1, 0, 4, 0x67, 0x64, 0, 0x28],
-    }))?;
-    let frames = seconds * 25;
-    let start = now_us() - i64::from(seconds) * 1_000_000;
-    let mut bytes = 0u64;
-    let mut rng = fastrand::Rng::with_seed(7);
-    for i in 0..frames {
-        let keyframe = i % 25 == 0;
-        let len = if keyframe { 125_000 } else { 15_625 };
-        let data: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
-        bytes += len as u64;
-        store.append(&Record::Frame(StoredFrame {
-            camera: "front".into(),
-            stream: 0,
-            parameters_seq: 0,
-            kind: MediaKind::Video,
-            keyframe,
-            pts: i64::from(i) * 3600,
-            clock_rate: 90_000,
-            wall_clock_us: start + i64::from(i) * 40_000,
-            data,
-        }))?;
-    }
-    store.sync()?;
-    Ok((bytes, start, start + i64::from(frames) * 40_000))
 }
 
 /// `(latency µs, frame bytes)` of the frames the unit received from the camera between `from_us`
@@ -84,7 +47,12 @@ fn main() -> anyhow::Result<()> {
     let loss = arg("--loss", 1.0);
     let dir = tempfile::tempdir()?;
     let store = dir.path().join("store");
-    let (media_bytes, start, end) = make_store(&store, seconds)?;
+    let (media_bytes, start, end) = hil_tests::synthetic_store::write(
+        &store,
+        seconds,
+        0,
+        SyntheticCamera { gop: 25, p_frame_bytes: 15_625, seed: 7 },
+    )?;
 
     let unit_ns = Netns::create("bb-unit")?;
     let central_ns = Netns::create("bb-central")?;

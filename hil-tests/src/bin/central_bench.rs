@@ -20,8 +20,8 @@ use hil_tests::bench_clip::camera_clip;
 use hil_tests::proc_stats::{self, Memory};
 use hil_tests::prometheus::scrape;
 use hil_tests::recording_media::sim_camera_with_clip;
+use hil_tests::synthetic_store::SyntheticCamera;
 use hil_tests::{CentralProc, EdgeProc, LiveViewer, Proc, edge_config, wait_until};
-use media_store::{MediaKind, Record, Store, StoreOptions, StoredFrame, StoredParameters};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(120);
@@ -324,40 +324,6 @@ struct Ingest {
     sink_peak_kib: u64,
 }
 
-/// Writes `seconds` of a 4 Mbit/s, 25 fps camera ending now into a unit store; returns the
-/// time range.
-fn make_store(dir: &Path, seconds: u32) -> anyhow::Result<(i64, i64)> {
-    let (mut store, _) = Store::open(dir, StoreOptions::default())?;
-    store.append(&Record::Parameters(StoredParameters {
-        camera: "front".into(),
-        rfc6381_codec: "avc1.640028".into(),
-        width: 1920,
-        height: 1080,
-        extra_data: vec![1, 0x64, 0, 0x28, 0xff, 0xe1, 0, 4, 0x67, 0x64, 0, 0x28],
-    }))?;
-    let frames = seconds * 25;
-    // Ends a few seconds ago: the unit's catalog settles before the retrieval asks for it.
-    let start = now_us() - i64::from(seconds) * 1_000_000 - 5_000_000;
-    let mut rng = fastrand::Rng::with_seed(9);
-    for i in 0..frames {
-        let keyframe = i % 50 == 0;
-        let len = if keyframe { 125_000 } else { 18_000 };
-        store.append(&Record::Frame(StoredFrame {
-            camera: "front".into(),
-            stream: 0,
-            parameters_seq: 0,
-            kind: MediaKind::Video,
-            keyframe,
-            pts: i64::from(i) * 3600,
-            clock_rate: 90_000,
-            wall_clock_us: start + i64::from(i) * 40_000,
-            data: (0..len).map(|_| rng.u8(..)).collect(),
-        }))?;
-    }
-    store.sync()?;
-    Ok((start, start + i64::from(frames) * 40_000))
-}
-
 fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
     let status = Command::new("cp").arg("-a").arg(from).arg(to).status()?;
     anyhow::ensure!(status.success(), "cp -a {} {}", from.display(), to.display());
@@ -367,7 +333,9 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
 /// (b) Fleet ingest.
 fn ingest(base: &Path, units: &[usize], record_s: u32) -> anyhow::Result<()> {
     let template = base.join("template-store");
-    let (start, end) = make_store(&template, record_s)?;
+    // Ends a few seconds ago: the unit's catalog settles before the retrieval asks for it.
+    let camera = SyntheticCamera { gop: 50, p_frame_bytes: 18_000, seed: 9 };
+    let (_, start, end) = hil_tests::synthetic_store::write(&template, record_s, 5_000_000, camera)?;
     let mut rows = Vec::new();
     for &n in units {
         eprintln!("central_bench: fleet ingest from {n} units (load {})", load_average());
