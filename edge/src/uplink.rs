@@ -136,7 +136,10 @@ impl Uplink {
             () = shutdown.cancelled() => return Ok(()),
         };
         self.status.uplink.opened(&conn);
-        let result = self.serve(&conn, sync, shutdown).await;
+        // When central closed the connection, say why it did (e.g. "unit revoked") rather than
+        // what the first stream to notice saw ("connection lost").
+        let result =
+            self.serve(&conn, sync, shutdown).await.map_err(|e| conn.close_reason().map_or(e, |r| r.to_string()));
         self.sync.central.set_connection(None);
         conn.close(0u32.into(), b"bye");
         self.status.uplink.closed();
