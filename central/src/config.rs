@@ -73,8 +73,9 @@ pub struct CameraConfig {
     /// records), `"on_request"` (an operator may retrieve a range), `"link_gap"` (retrieve what
     /// was recorded while the link was down), `"event_window"` (retrieve a window around each
     /// event of the unit), `"time_profile"` (retrieve what the unit recorded inside the
-    /// windows of the camera's `time_profile`); `"central"` (central records the live stream)
-    /// is not yet supported and refused.
+    /// windows of the camera's `time_profile`), `"central"` (central records the camera's live
+    /// stream whenever the unit is connected, watched or not). `["remote", "central"]` records
+    /// at both sites; `["central"]` alone records at central only.
     #[serde(default = "default_recording")]
     pub recording: Vec<RecordingOption>,
     /// The `[[time_profile]]` that `"time_profile"` retrieves by.
@@ -101,6 +102,8 @@ pub enum RecordingOption {
     EventWindow,
     /// What the unit recorded inside the windows of the camera's time profile is retrieved.
     TimeProfile,
+    /// Central records the live stream while the unit is connected (`central_recording.rs`).
+    Central,
 }
 
 /// The recording options of cameras not configured otherwise.

@@ -97,6 +97,12 @@ impl Fleet {
         self.links.read().unwrap_or_else(|p| p.into_inner()).get(unit_id).cloned()
     }
 
+    /// The units connected now, each with the cameras it shares.
+    pub fn connected_cameras(&self) -> Vec<(String, Vec<String>)> {
+        let units = self.units.read().unwrap_or_else(|p| p.into_inner());
+        units.iter().map(|(id, u)| (id.clone(), u.cameras.keys().cloned().collect())).collect()
+    }
+
     /// The ids of the units connected now, sorted.
     pub fn connected(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.units.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();

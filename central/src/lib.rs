@@ -18,6 +18,7 @@ pub mod api_unit_admin;
 pub mod api_user_admin;
 pub mod audit;
 pub mod auth;
+pub mod central_recording;
 pub mod config;
 pub mod enrollment;
 pub mod evidence;

@@ -298,6 +298,7 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
             hub: hub.clone(),
         };
         tokio::spawn(interconnect.clone().cut_off_revoked(shutdown.clone()));
+        tokio::spawn(central::central_recording::run(fleet.clone(), relay.clone(), hub.clone(), shutdown.clone()));
         let quic = tokio::spawn(interconnect.serve(endpoint, shutdown.clone()));
         let web_shutdown = shutdown.clone();
         let live = hub.store().live().clone();
