@@ -320,8 +320,11 @@ path = "/var/lib/convoy/central"
         assert_eq!(toml::from_str::<CentralConfig>(&forced_free).unwrap().unit("bus-1").unwrap().metered, Some(false));
         let reported = text.replace("metered = true\n", "");
         assert_eq!(toml::from_str::<CentralConfig>(&reported).unwrap().unit("bus-1").unwrap().metered, None);
-        let bad = text.replace("\"on_request\"]", "\"central\"]");
-        assert!(toml::from_str::<CentralConfig>(&bad).unwrap_err().to_string().contains("central"));
+        let both = text.replace("\"on_request\"]", "\"central\"]");
+        let both = toml::from_str::<CentralConfig>(&both).unwrap();
+        assert_eq!(both.camera_options("bus-1", "front").0, [RecordingOption::Remote, RecordingOption::Central]);
+        let bad = text.replace("\"on_request\"]", "\"everywhere\"]");
+        assert!(toml::from_str::<CentralConfig>(&bad).unwrap_err().to_string().contains("everywhere"));
     }
 
     #[test]
