@@ -156,7 +156,7 @@ mod tests {
             (hook("http://x/", &["alarm"], Some("missing")), "cannot read secret_file"),
             (hook("http://x/", &["alarm"], Some("empty")), "is empty"),
         ] {
-            let e = load(&[w.clone()], dir.path()).unwrap_err();
+            let e = load(std::slice::from_ref(&w), dir.path()).unwrap_err();
             assert!(e.contains(says) && e.contains(&w.url), "{w:?}: {e}");
         }
         let twice = [hook("http://x/", &["alarm"], None), hook("http://x/", &["unit"], None)];
