@@ -249,7 +249,13 @@ fn ingested_events_become_alarms_and_reach_webhooks_signed_once_even_across_a_re
     let waiting_id = failing["next"]["id"].as_str().unwrap().to_owned();
     let got = Arc::new(Mutex::new(Vec::new()));
     let receiver = Receiver::start(addr, got.clone());
+    let up = std::time::Instant::now();
     let delivered = wait_until("the alarm is delivered", T, || receiver.alarms(id).pop()).unwrap();
+    eprintln!(
+        "webhook: delivered {:?} after the receiver came up ({} failed attempts before)",
+        up.elapsed(),
+        failing["next"]["attempts"]
+    );
     assert_eq!(delivered.signature, sign(&delivered.body), "a valid signature");
     let body = delivered.json();
     assert_eq!((&body["id"], &body["event"]), (&json!(delivered.delivery), &json!("alarm")), "{body}");
@@ -284,8 +290,10 @@ fn ingested_events_become_alarms_and_reach_webhooks_signed_once_even_across_a_re
     assert!(central.proc.stop(T).unwrap().success());
     let central = CentralProc::start_with(dir.path(), &settings).unwrap();
     let receiver = Receiver::start(addr, got.clone());
+    let up = std::time::Instant::now();
     let after = wait_until("the queued alarm is delivered after the restart", T, || receiver.alarms(id - 1).pop())
         .unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
+    eprintln!("webhook: delivered {:?} after central restarted and the receiver came up", up.elapsed());
     assert_eq!(after.delivery, queued_id);
     assert_eq!(after.signature, sign(&after.body));
     assert_eq!(receiver.alarms(id - 1).len(), 1);
