@@ -27,6 +27,9 @@ pub struct CentralConfig {
     /// `[[time_profile]]`: named weekly windows, for cameras with `"time_profile"`.
     #[serde(default, rename = "time_profile")]
     pub time_profiles: Vec<TimeProfileConfig>,
+    /// `[[webhook]]`: where central posts its events (see [`crate::webhook_config`]).
+    #[serde(default, rename = "webhook")]
+    pub webhooks: Vec<crate::webhook_config::WebhookConfig>,
 }
 
 /// `[[time_profile]]`: a named set of weekly windows (`"mon-fri 06:00-22:00"`,
@@ -189,9 +192,16 @@ impl CentralConfig {
     pub fn load(path: &Path) -> Result<CentralConfig, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        let config: CentralConfig = toml::from_str(&text)
+        let mut config: CentralConfig = toml::from_str(&text)
             .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string().trim_end().to_owned() })?;
         config.check().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
+        // Secret files are named relative to this file; from here on they are whole paths.
+        let base = path.parent().unwrap_or(Path::new(""));
+        for w in &mut config.webhooks {
+            w.secret_file = w.secret_file.as_ref().map(|f| base.join(f));
+        }
+        crate::webhook_config::load(&config.webhooks, Path::new(""))
+            .map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
         Ok(config)
     }
 
@@ -325,6 +335,28 @@ path = "/var/lib/convoy/central"
         assert_eq!(both.camera_options("bus-1", "front").0, [RecordingOption::Remote, RecordingOption::Central]);
         let bad = text.replace("\"on_request\"]", "\"everywhere\"]");
         assert!(toml::from_str::<CentralConfig>(&bad).unwrap_err().to_string().contains("everywhere"));
+    }
+
+    #[test]
+    fn webhooks_are_a_contract_and_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("hook.secret"), "k\n").unwrap();
+        let text = format!(
+            "{CONTRACT_EXAMPLE}[[webhook]]\nurl = \"http://127.0.0.1:9000/convoy\"\n\
+             events = [\"alarm\", \"unit\", \"retrieval\"]\nsecret_file = \"hook.secret\"\n"
+        );
+        let path = dir.path().join("central.toml");
+        std::fs::write(&path, &text).unwrap();
+        let c = CentralConfig::load(&path).unwrap();
+        assert_eq!(c.webhooks[0].secret_file.as_deref(), Some(dir.path().join("hook.secret").as_path()));
+        let hooks = crate::webhook_config::load(&c.webhooks, Path::new("")).unwrap();
+        assert_eq!(hooks[0].secret.as_deref(), Some(&b"k"[..]));
+        std::fs::write(&path, text.replace("hook.secret", "nope.secret")).unwrap();
+        let e = CentralConfig::load(&path).unwrap_err().to_string();
+        assert!(e.contains("central.toml") && e.contains("cannot read secret_file"), "{e}");
+        std::fs::write(&path, text.replace("\"unit\"", "\"unit_online\"")).unwrap();
+        let e = CentralConfig::load(&path).unwrap_err().to_string();
+        assert!(e.contains("unknown event \"unit_online\""), "{e}");
     }
 
     #[test]

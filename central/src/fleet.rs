@@ -123,6 +123,7 @@ impl Fleet {
                     connected: live.is_some(),
                     last_hello: row.last_hello,
                     link: self.link(&row.id),
+                    storage: None,
                     cameras: row
                         .cameras
                         .iter()
@@ -163,6 +164,8 @@ pub struct UnitJson {
     pub last_hello: i64,
     /// The unit's link as it last reported it since central started (null when it has not).
     pub link: Option<LinkJson>,
+    /// The unit's storage health (see [`crate::storage_health`]); filled in by the API.
+    pub storage: Option<crate::storage_health::StorageJson>,
     /// The cameras the unit shares.
     pub cameras: Vec<CameraJson>,
 }
