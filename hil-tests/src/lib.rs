@@ -19,6 +19,7 @@ pub mod services;
 pub mod sse;
 pub mod synthetic_store;
 pub mod technician;
+pub mod thin_unit;
 pub mod viewer;
 
 pub use central_api::CentralApi;
