@@ -17,6 +17,7 @@ pub mod api_stream;
 pub mod api_unit_admin;
 pub mod api_user_admin;
 pub mod audit;
+pub mod catalog;
 pub mod auth;
 pub mod config;
 pub mod enrollment;
