@@ -30,6 +30,8 @@ const PG_LOCK: i64 = 0x436f_6e76_6f79; // "Convoy"
 /// Brings `schema`'s part up to date inside `tx`.
 pub(super) fn apply(tx: &mut Tx<'_>, schema: &Schema) -> Result<(), CatalogError> {
     if tx.backend() == Backend::Postgres {
+        // No NOTICE for each `IF NOT EXISTS` (the client logs them, and the CLI's output is read).
+        tx.batch("SET LOCAL client_min_messages = warning")?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[PG_LOCK.into()])?;
     }
     tx.batch("CREATE TABLE IF NOT EXISTS catalog_schema (part TEXT PRIMARY KEY NOT NULL, version BIGINT NOT NULL)")?;
