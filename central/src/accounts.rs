@@ -260,7 +260,12 @@ impl Accounts {
 
     /// Every user, by name.
     pub fn list(&self) -> Result<Vec<Account>, AccountsError> {
-        let mut out = self.db.query("SELECT name, role, units FROM users", &[])?.iter().map(account_of).collect::<Result<Vec<_>, _>>()?;
+        let mut out = self
+            .db
+            .query("SELECT name, role, units FROM users", &[])?
+            .iter()
+            .map(account_of)
+            .collect::<Result<Vec<_>, _>>()?;
         // Sorted here, not by the database, whose text order depends on its locale.
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
@@ -299,14 +304,11 @@ mod tests {
         let token = a.create_token("ann").unwrap();
         assert_eq!(a.by_token(&token).unwrap(), Some(ann));
         assert_eq!(a.by_token("nope").unwrap(), None);
-        let stored: Vec<String> = [
-            "SELECT digest FROM tokens",
-            "SELECT password_hash FROM users",
-        ]
-        .iter()
-        .flat_map(|sql| a.db.query(sql, &[]).unwrap())
-        .map(|r| r.get(0).unwrap())
-        .collect();
+        let stored: Vec<String> = ["SELECT digest FROM tokens", "SELECT password_hash FROM users"]
+            .iter()
+            .flat_map(|sql| a.db.query(sql, &[]).unwrap())
+            .map(|r| r.get(0).unwrap())
+            .collect();
         assert_eq!(stored.len(), 2);
         assert!(
             stored.iter().all(|s| !s.contains(&token) && !s.contains("correct horse")),
@@ -374,5 +376,8 @@ mod tests {
         assert!(a.login("ann", "whatever pw").is_err());
         assert!(a.list().is_err());
     }
-    crate::on_both_backends!(an_unreadable_row_is_an_error_not_a_panic, super::an_unreadable_row_is_an_error_not_a_panic);
+    crate::on_both_backends!(
+        an_unreadable_row_is_an_error_not_a_panic,
+        super::an_unreadable_row_is_an_error_not_a_panic
+    );
 }

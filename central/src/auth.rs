@@ -57,11 +57,7 @@ pub struct Auth {
 impl Auth {
     /// Opens the users and the audit log in the catalog at `at`.
     pub fn open(at: &CatalogLocation) -> Result<Auth, AuthError> {
-        Ok(Auth {
-            accounts: Accounts::open(at)?,
-            audit: AuditLog::open(at)?,
-            sessions: Mutex::default(),
-        })
+        Ok(Auth { accounts: Accounts::open(at)?, audit: AuditLog::open(at)?, sessions: Mutex::default() })
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {

@@ -145,7 +145,8 @@ mod tests {
                 let tb = s.spawn(|| enroll(&mut b, &ca, &req));
                 (ta.join().unwrap(), tb.join().unwrap())
             });
-            let refused = [&ra, &rb].iter().filter(|r| matches!(r, Err(EnrollError::Token(TokenRefused::Unknown)))).count();
+            let refused =
+                [&ra, &rb].iter().filter(|r| matches!(r, Err(EnrollError::Token(TokenRefused::Unknown)))).count();
             assert_eq!((ra.is_ok() as u8 + rb.is_ok() as u8, refused), (1, 1), "{ra:?} {rb:?}");
         }
     }

@@ -139,7 +139,8 @@ fn catalog(config: &CentralConfig) -> anyhow::Result<CatalogLocation> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create store.path {}", dir.display()))?;
     let at = config.catalog_location()?;
     if let CatalogLocation::Sqlite { dir } = &at {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create the catalog directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the catalog directory {}", dir.display()))?;
     }
     Ok(at)
 }
@@ -147,7 +148,8 @@ fn catalog(config: &CentralConfig) -> anyhow::Result<CatalogLocation> {
 /// Opens central's data directory and catalog: its CA and its registry.
 fn open_site(config: &CentralConfig) -> anyhow::Result<(CertificateAuthority, Registry)> {
     let at = catalog(config)?;
-    let ca = enrollment::open_ca(&config.store.path).context("cannot load or create central's certificate authority")?;
+    let ca =
+        enrollment::open_ca(&config.store.path).context("cannot load or create central's certificate authority")?;
     let registry = Registry::open(&at).context("cannot open the registry")?;
     Ok((ca, registry))
 }

@@ -64,9 +64,12 @@ pub enum OptionsSource {
 /// The recording options of every unit camera (see the module documentation).
 pub struct RecordingOptions {
     site: Arc<CentralConfig>,
-    overrides: RwLock<(HashMap<(String, String), CameraConfig>, Instant)>,
+    overrides: RwLock<(Overrides, Instant)>,
     db: CatalogDb,
 }
+
+/// What the API set, by unit and camera.
+type Overrides = HashMap<(String, String), CameraConfig>;
 
 /// How stale the options set through another node may be (shared PostgreSQL catalog only).
 pub const RELOAD: Duration = Duration::from_secs(2);
@@ -85,11 +88,7 @@ pub const SCHEMA: Schema = Schema {
 
 /// Every camera's options set through the API; `warn`: say which no longer fit the
 /// configuration.
-fn load(
-    db: &CatalogDb,
-    site: &CentralConfig,
-    warn: bool,
-) -> Result<HashMap<(String, String), CameraConfig>, OptionsError> {
+fn load(db: &CatalogDb, site: &CentralConfig, warn: bool) -> Result<Overrides, OptionsError> {
     let mut overrides = HashMap::new();
     for row in db.query("SELECT unit, camera, options FROM camera_options", &[])? {
         let (unit, camera, text): (String, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
@@ -193,7 +192,9 @@ impl RecordingOptions {
     /// Forgets what the API set for `unit`'s `camera` (central.toml or the defaults apply
     /// again); false when nothing was set.
     pub fn clear(&self, unit: &str, camera: &str) -> Result<bool, OptionsError> {
-        let n = self.db.execute("DELETE FROM camera_options WHERE unit = $1 AND camera = $2", &[unit.into(), camera.into()])?;
+        let n = self
+            .db
+            .execute("DELETE FROM camera_options WHERE unit = $1 AND camera = $2", &[unit.into(), camera.into()])?;
         self.overrides.write().unwrap_or_else(|p| p.into_inner()).0.remove(&(unit.to_owned(), camera.to_owned()));
         Ok(n > 0)
     }
@@ -291,7 +292,8 @@ mod tests {
     fn options_set_through_another_node_apply_within_the_reload_time() {
         let at = crate::catalog::test_cluster::fresh_database();
         let (a, b) = (RecordingOptions::open(site(), &at).unwrap(), RecordingOptions::open(site(), &at).unwrap());
-        let body = OptionsBody { recording: vec![RecordingOption::OnRequest], event_window_s: [1, 2], time_profile: None };
+        let body =
+            OptionsBody { recording: vec![RecordingOption::OnRequest], event_window_s: [1, 2], time_profile: None };
         a.set("bus-1", "rear", body).unwrap();
         let started = Instant::now();
         while b.camera("bus-1", "rear").1 != OptionsSource::Api {

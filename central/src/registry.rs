@@ -210,9 +210,10 @@ impl Registry {
 
     /// The unit a client certificate belongs to, if central issued it and it is not revoked.
     pub fn unit_of(&self, fingerprint: &str) -> Result<Option<String>, RegistryError> {
-        let row = self
-            .db
-            .query_opt("SELECT unit FROM credential WHERE fingerprint = $1 AND revoked_us IS NULL", &[fingerprint.into()])?;
+        let row = self.db.query_opt(
+            "SELECT unit FROM credential WHERE fingerprint = $1 AND revoked_us IS NULL",
+            &[fingerprint.into()],
+        )?;
         Ok(row.map(|r| r.get(0)).transpose()?)
     }
 
@@ -295,5 +296,28 @@ mod tests {
         assert_eq!(units[0].cameras, vec![("cab".into(), "CAB".into())]);
         assert_eq!(units[1].cameras, vec![("rear".into(), "REAR".into()), ("door".into(), "DOOR".into())]);
     }
-    crate::on_both_backends!(hello_replaces_cameras_and_survives_reopen, super::hello_replaces_cameras_and_survives_reopen);
+    #[test]
+    fn a_central_db_made_before_the_catalog_keeps_its_units_and_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = rusqlite::Connection::open(dir.path().join("central.db")).unwrap();
+        old.execute_batch(SCHEMA.migrations[0].sqlite).unwrap();
+        old.execute_batch(
+            "INSERT INTO unit VALUES ('bus-1', 1, 2);
+             INSERT INTO camera VALUES ('bus-1', 'cab', 'Cab', 0);
+             INSERT INTO credential VALUES ('ab12', 'bus-1', 5, NULL);",
+        )
+        .unwrap();
+        drop(old);
+        let r = Registry::open(&CatalogLocation::Sqlite { dir: dir.path().to_owned() }).unwrap();
+        assert_eq!(
+            r.units().unwrap(),
+            vec![UnitRow { id: "bus-1".into(), last_hello: 2, cameras: vec![("cab".into(), "Cab".into())] }]
+        );
+        assert_eq!(r.unit_of("ab12").unwrap().as_deref(), Some("bus-1"));
+    }
+
+    crate::on_both_backends!(
+        hello_replaces_cameras_and_survives_reopen,
+        super::hello_replaces_cameras_and_survives_reopen
+    );
 }

@@ -65,7 +65,9 @@ impl Tx<'_> {
     /// Runs a statement: how many rows it changed.
     pub fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, CatalogError> {
         match self {
-            Tx::Sqlite { tx, part, path } => sqlite::execute(tx, sql, params).map_err(|e| Self::fail_sqlite(part, path, e)),
+            Tx::Sqlite { tx, part, path } => {
+                sqlite::execute(tx, sql, params).map_err(|e| Self::fail_sqlite(part, path, e))
+            }
             Tx::Postgres { tx, part, url } => pg::execute(tx, sql, params).map_err(|e| Self::fail_pg(part, url, &e)),
         }
     }
@@ -73,7 +75,9 @@ impl Tx<'_> {
     /// Runs a query: every row.
     pub fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, CatalogError> {
         match self {
-            Tx::Sqlite { tx, part, path } => sqlite::query(tx, sql, params).map_err(|e| Self::fail_sqlite(part, path, e))?,
+            Tx::Sqlite { tx, part, path } => {
+                sqlite::query(tx, sql, params).map_err(|e| Self::fail_sqlite(part, path, e))?
+            }
             Tx::Postgres { tx, part, url } => pg::query(tx, sql, params).map_err(|e| Self::fail_pg(part, url, &e))?,
         }
     }
@@ -171,9 +175,7 @@ impl CatalogDb {
                 } else {
                     rusqlite::TransactionBehavior::Deferred
                 };
-                let tx = conn
-                    .transaction_with_behavior(behavior)
-                    .map_err(|e| Tx::fail_sqlite(part, path, e))?;
+                let tx = conn.transaction_with_behavior(behavior).map_err(|e| Tx::fail_sqlite(part, path, e))?;
                 let mut tx = Tx::Sqlite { tx, part, path };
                 let out = f(&mut tx)?;
                 let Tx::Sqlite { tx, .. } = tx else { unreachable!("a SQLite transaction") };

@@ -51,7 +51,9 @@ pub enum CatalogError {
         part: &'static str,
     },
     /// A stored value is not of the type this central reads there.
-    #[error("a catalog row does not decode (column {column}: {message}); the catalog is damaged or was written by a newer central")]
+    #[error(
+        "a catalog row does not decode (column {column}: {message}); the catalog is damaged or was written by a newer central"
+    )]
     Decode {
         /// The column's index in the query.
         column: usize,

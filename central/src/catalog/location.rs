@@ -31,9 +31,7 @@ impl CatalogLocation {
         } else if let Some(dir) = url.strip_prefix("sqlite:").filter(|d| !d.is_empty()) {
             Ok(CatalogLocation::Sqlite { dir: PathBuf::from(dir) })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            url.parse::<postgres::Config>().map_err(|e| {
-                CatalogError::BadUrl(format!("{} ({e})", redact_url(url)))
-            })?;
+            url.parse::<postgres::Config>().map_err(|e| CatalogError::BadUrl(format!("{} ({e})", redact_url(url))))?;
             Ok(CatalogLocation::Postgres { url: url.to_owned() })
         } else {
             Err(CatalogError::BadUrl(redact_url(url)))

@@ -16,9 +16,9 @@ mod location;
 mod migrate;
 mod pg;
 mod sqlite;
+pub mod test_cluster;
 #[cfg(test)]
 mod tests;
-pub mod test_cluster;
 mod value;
 
 pub use db::{Backend, CatalogDb, Tx};

@@ -35,7 +35,8 @@ pub(super) fn message(e: &postgres::Error) -> String {
 /// Whether `e` is a serialization failure or a deadlock: two nodes changed the same rows.
 pub(super) fn is_conflict(e: &postgres::Error) -> bool {
     e.code().is_some_and(|c| {
-        *c == postgres::error::SqlState::T_R_SERIALIZATION_FAILURE || *c == postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+        *c == postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
+            || *c == postgres::error::SqlState::T_R_DEADLOCK_DETECTED
     })
 }
 
@@ -54,7 +55,8 @@ pub(super) fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 
 impl ToSql for Value {
     fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        let mismatch = || -> Box<dyn Error + Sync + Send> { format!("{} cannot go into a {ty} column", kind(self)).into() };
+        let mismatch =
+            || -> Box<dyn Error + Sync + Send> { format!("{} cannot go into a {ty} column", kind(self)).into() };
         match self {
             Value::Null => Ok(IsNull::Yes),
             Value::Int(v) => match *ty {

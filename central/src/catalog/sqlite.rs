@@ -101,7 +101,10 @@ mod tests {
 
     #[test]
     fn placeholders_become_sqlite_ones_outside_quotes() {
-        assert_eq!(placeholders("SELECT a FROM t WHERE b = $1 AND c = $12"), "SELECT a FROM t WHERE b = ?1 AND c = ?12");
+        assert_eq!(
+            placeholders("SELECT a FROM t WHERE b = $1 AND c = $12"),
+            "SELECT a FROM t WHERE b = ?1 AND c = ?12"
+        );
         assert_eq!(placeholders("SELECT '$1', \"$2\", $3"), "SELECT '$1', \"$2\", ?3");
         assert_eq!(placeholders("SELECT 'it''s $1', $2"), "SELECT 'it''s $1', ?2");
         assert_eq!(placeholders("SELECT $ + 1"), "SELECT $ + 1");

@@ -152,4 +152,3 @@ pub fn fresh_database() -> CatalogLocation {
     let url = shared().create_database().unwrap_or_else(|e| panic!("{e}"));
     CatalogLocation::Postgres { url }
 }
-

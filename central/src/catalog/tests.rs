@@ -62,10 +62,10 @@ fn a_failed_transaction_leaves_nothing_behind(at: &CatalogLocation) {
         db.query("SELECT name FROM thing ORDER BY name", &[]).unwrap().iter().map(|r| r.get(0).unwrap()).collect();
     assert_eq!(names, ["a"], "b was rolled back with the failed insert");
     let upserted = db
-        .execute("INSERT INTO thing (name, n) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET n = excluded.n", &[
-            "a".into(),
-            5i64.into(),
-        ])
+        .execute(
+            "INSERT INTO thing (name, n) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET n = excluded.n",
+            &["a".into(), 5i64.into()],
+        )
         .unwrap();
     assert_eq!(upserted, 1);
     let ignored =
@@ -131,6 +131,11 @@ fn an_unreachable_server_is_named_without_its_password() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let at = CatalogLocation::Postgres { url: format!("postgres://convoy:s3cret@127.0.0.1:{port}/fleet") };
     let e = CatalogDb::open(&at, &SCHEMA_1).err().unwrap().to_string();
-    assert!(e.starts_with(&format!("cannot connect to the catalog at postgres://convoy@127.0.0.1:{port}/fleet (password omitted)")), "{e}");
+    assert!(
+        e.starts_with(&format!(
+            "cannot connect to the catalog at postgres://convoy@127.0.0.1:{port}/fleet (password omitted)"
+        )),
+        "{e}"
+    );
     assert!(e.contains("check [catalog] url") && !e.contains("s3cret"), "{e}");
 }
