@@ -70,7 +70,7 @@ impl Account {
 pub enum AccountsError {
     /// The database failed.
     #[error("users database: {0}")]
-    Db(#[from] CatalogError),
+    Db(CatalogError),
     /// A stored row does not decode (written by a newer central, or damaged).
     #[error("stored user {name:?} is unreadable ({message}); add the user again with `central user add --replace`")]
     Corrupt {
@@ -90,6 +90,13 @@ pub enum AccountsError {
     /// The request does not fit (bad name, unknown user); the message says what to do.
     #[error("{0}")]
     Refused(String),
+}
+
+// Not `#[from]`: the message already holds the catalog's, so it is no `source` to print twice.
+impl From<CatalogError> for AccountsError {
+    fn from(e: CatalogError) -> Self {
+        AccountsError::Db(e)
+    }
 }
 
 /// The users and their tokens (see the module documentation).

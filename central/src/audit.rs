@@ -13,7 +13,14 @@ use crate::time::rfc3339;
 pub enum AuditError {
     /// The database failed.
     #[error("audit log database: {0}")]
-    Db(#[from] CatalogError),
+    Db(CatalogError),
+}
+
+// Not `#[from]`: the message already holds the catalog's, so it is no `source` to print twice.
+impl From<CatalogError> for AuditError {
+    fn from(e: CatalogError) -> Self {
+        AuditError::Db(e)
+    }
 }
 
 /// What happened, to be recorded.

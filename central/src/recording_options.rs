@@ -19,7 +19,7 @@ use crate::config::{CameraConfig, CentralConfig, RecordingOption, default_event_
 pub enum OptionsError {
     /// The options database failed.
     #[error("recording options database: {0}")]
-    Db(#[from] CatalogError),
+    Db(CatalogError),
     /// A stored row is not valid JSON of [`OptionsBody`] (written by a newer central?).
     #[error("stored recording options of {unit}/{camera} are unreadable: {message}")]
     Corrupt {
@@ -33,6 +33,13 @@ pub enum OptionsError {
     /// The options do not fit the configuration (e.g. an unknown time profile).
     #[error("{0}")]
     Invalid(String),
+}
+
+// Not `#[from]`: the message already holds the catalog's, so it is no `source` to print twice.
+impl From<CatalogError> for OptionsError {
+    fn from(e: CatalogError) -> Self {
+        OptionsError::Db(e)
+    }
 }
 
 /// A camera's options as the API shows and takes them.

@@ -12,7 +12,13 @@ use crate::catalog::{CatalogDb, CatalogError, CatalogLocation, Migration, Schema
 /// Why the registry failed.
 #[derive(Debug, thiserror::Error)]
 #[error("registry: {0}")]
-pub struct RegistryError(#[from] CatalogError);
+pub struct RegistryError(CatalogError);
+
+impl From<CatalogError> for RegistryError {
+    fn from(e: CatalogError) -> Self {
+        RegistryError(e)
+    }
+}
 
 /// A unit as the registry knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -139,3 +139,22 @@ fn an_unreachable_server_is_named_without_its_password() {
     );
     assert!(e.contains("check [catalog] url") && !e.contains("s3cret"), "{e}");
 }
+
+#[test]
+fn a_lost_postgres_connection_is_made_again_at_the_next_call() {
+    let at = test_cluster::fresh_database();
+    let db = CatalogDb::open(&at, &SCHEMA_1).unwrap();
+    let other = CatalogDb::open(&at, &SCHEMA_1).unwrap();
+    let killed = other
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(killed.len(), 1, "db's connection was cut");
+    // The call that finds the connection gone may fail; the next one connects again.
+    let _ = db.execute("INSERT INTO thing (name) VALUES ($1)", &["lost?".into()]);
+    db.execute("INSERT INTO thing (name) VALUES ($1)", &["after".into()]).unwrap();
+    assert!(db.query_opt("SELECT id FROM thing WHERE name = $1", &["after".into()]).unwrap().is_some());
+}
