@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use jiff::tz::TimeZone;
 use serde::Deserialize;
+
+use crate::catalog::{CatalogError, CatalogLocation, redact_url};
 use sync_core::time_profile::{TimeProfile, Window};
 
 /// The whole configuration of a central site.
@@ -18,6 +20,10 @@ pub struct CentralConfig {
     pub quic: QuicConfig,
     /// Central's own data: registry, TLS identity, retrieved video.
     pub store: StoreConfig,
+    /// `[catalog]`: where the fleet state (registry, users, audit log, recording options)
+    /// lives; absent: SQLite files in `[store] path`.
+    #[serde(default)]
+    pub catalog: CatalogConfig,
     /// Per-unit settings (`[[unit]]` tables); units not listed get the defaults.
     #[serde(default, rename = "unit")]
     pub units: Vec<UnitConfig>,
@@ -158,6 +164,24 @@ pub struct StoreConfig {
     pub path: PathBuf,
 }
 
+/// `[catalog]`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// Absent or `"sqlite"`: SQLite files in `[store] path` (as always); `"sqlite:DIR"`: the
+    /// files in DIR; `"postgres://USER[:PASSWORD]@HOST:PORT/DATABASE"` (or `postgresql://`):
+    /// that PostgreSQL database, which several central nodes may share. Never logged with its
+    /// password.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+impl std::fmt::Debug for CatalogConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogConfig").field("url", &self.url.as_deref().map(redact_url)).finish()
+    }
+}
+
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -205,8 +229,15 @@ impl CentralConfig {
         Ok(config)
     }
 
-    /// Checks what the parser cannot: time zone, time profiles and the cameras that name them.
+    /// Where the catalog lives (`[catalog] url`, else SQLite in `[store] path`).
+    pub fn catalog_location(&self) -> Result<CatalogLocation, CatalogError> {
+        CatalogLocation::from_config(self.catalog.url.as_deref(), &self.store.path)
+    }
+
+    /// Checks what the parser cannot: the catalog URL, time zone, time profiles and the
+    /// cameras that name them.
     pub fn check(&self) -> Result<(), String> {
+        self.catalog_location().map_err(|e| e.to_string())?;
         self.tz()?;
         for (i, p) in self.time_profiles.iter().enumerate() {
             if self.time_profiles[..i].iter().any(|q| q.name == p.name) {
@@ -310,6 +341,32 @@ path = "/var/lib/convoy/central"
         assert_eq!(c.web.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.quic.listen.to_string(), "127.0.0.1:4433");
         assert_eq!(c.store.path, Path::new("/var/lib/convoy/central"));
+    }
+
+    #[test]
+    fn the_catalog_url_is_sqlite_by_default_or_postgres_and_never_shows_its_password() {
+        let c: CentralConfig = toml::from_str(CONTRACT_EXAMPLE).unwrap();
+        let sqlite = CatalogLocation::Sqlite { dir: "/var/lib/convoy/central".into() };
+        assert_eq!(c.catalog_location().unwrap(), sqlite);
+        let with = |url: &str| -> CentralConfig {
+            toml::from_str(&format!("[catalog]\nurl = {url:?}\n{CONTRACT_EXAMPLE}")).unwrap()
+        };
+        assert_eq!(with("sqlite").catalog_location().unwrap(), sqlite);
+        assert_eq!(
+            with("sqlite:/srv/catalog").catalog_location().unwrap(),
+            CatalogLocation::Sqlite { dir: "/srv/catalog".into() }
+        );
+        let pg = with("postgres://convoy:hunter22@db.depot:5432/fleet");
+        assert_eq!(
+            pg.catalog_location().unwrap(),
+            CatalogLocation::Postgres { url: "postgres://convoy:hunter22@db.depot:5432/fleet".into() }
+        );
+        assert!(pg.check().is_ok());
+        assert!(!format!("{pg:?}").contains("hunter22"), "Debug hides the password");
+        let e = with("mysql://db/fleet").check().unwrap_err();
+        assert!(e.contains("[catalog] url") && e.contains("postgres://"), "{e}");
+        let unknown: Result<CentralConfig, _> = toml::from_str(&format!("[catalog]\nuri = \"x\"\n{CONTRACT_EXAMPLE}"));
+        assert!(unknown.is_err(), "unknown keys are refused");
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod api_user_admin;
 pub mod api_webhooks;
 pub mod audit;
 pub mod auth;
+pub mod catalog;
 pub mod central_recording;
 pub mod config;
 pub mod enrollment;
