@@ -32,6 +32,17 @@ user_pref("messaging-system.rsexperimentloader.enabled", false);
 user_pref("media.autoplay.default", 0);
 "#;
 
+/// Preferences that make Firefox save every download into `dir` without asking (a file is
+/// `NAME.part` until it is complete).
+pub fn download_prefs(dir: &Path) -> Vec<(&'static str, Value)> {
+    vec![
+        ("browser.download.folderList", json!(2)),
+        ("browser.download.dir", json!(dir)),
+        ("browser.download.useDownloadDir", json!(true)),
+        ("browser.download.always_ask_before_handling_new_types", json!(false)),
+    ]
+}
+
 /// The Firefox binary: `CONVOY_FIREFOX` or `/usr/bin/firefox-esr`.
 pub fn firefox_path() -> PathBuf {
     std::env::var_os("CONVOY_FIREFOX").map_or_else(|| PathBuf::from("/usr/bin/firefox-esr"), PathBuf::from)
