@@ -27,6 +27,9 @@ pub struct CentralConfig {
     /// `[[time_profile]]`: named weekly windows, for cameras with `"time_profile"`.
     #[serde(default, rename = "time_profile")]
     pub time_profiles: Vec<TimeProfileConfig>,
+    /// `[[webhook]]`: where central posts its events (see [`crate::webhook_config`]).
+    #[serde(default, rename = "webhook")]
+    pub webhooks: Vec<crate::webhook_config::WebhookConfig>,
 }
 
 /// `[[time_profile]]`: a named set of weekly windows (`"mon-fri 06:00-22:00"`,
@@ -73,8 +76,9 @@ pub struct CameraConfig {
     /// records), `"on_request"` (an operator may retrieve a range), `"link_gap"` (retrieve what
     /// was recorded while the link was down), `"event_window"` (retrieve a window around each
     /// event of the unit), `"time_profile"` (retrieve what the unit recorded inside the
-    /// windows of the camera's `time_profile`); `"central"` (central records the live stream)
-    /// is not yet supported and refused.
+    /// windows of the camera's `time_profile`), `"central"` (central records the camera's live
+    /// stream whenever the unit is connected, watched or not). `["remote", "central"]` records
+    /// at both sites; `["central"]` alone records at central only.
     #[serde(default = "default_recording")]
     pub recording: Vec<RecordingOption>,
     /// The `[[time_profile]]` that `"time_profile"` retrieves by.
@@ -101,6 +105,8 @@ pub enum RecordingOption {
     EventWindow,
     /// What the unit recorded inside the windows of the camera's time profile is retrieved.
     TimeProfile,
+    /// Central records the live stream while the unit is connected (`central_recording.rs`).
+    Central,
 }
 
 /// The recording options of cameras not configured otherwise.
@@ -186,9 +192,16 @@ impl CentralConfig {
     pub fn load(path: &Path) -> Result<CentralConfig, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        let config: CentralConfig = toml::from_str(&text)
+        let mut config: CentralConfig = toml::from_str(&text)
             .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string().trim_end().to_owned() })?;
         config.check().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
+        // Secret files are named relative to this file; from here on they are whole paths.
+        let base = path.parent().unwrap_or(Path::new(""));
+        for w in &mut config.webhooks {
+            w.secret_file = w.secret_file.as_ref().map(|f| base.join(f));
+        }
+        crate::webhook_config::load(&config.webhooks, Path::new(""))
+            .map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
         Ok(config)
     }
 
@@ -317,8 +330,33 @@ path = "/var/lib/convoy/central"
         assert_eq!(toml::from_str::<CentralConfig>(&forced_free).unwrap().unit("bus-1").unwrap().metered, Some(false));
         let reported = text.replace("metered = true\n", "");
         assert_eq!(toml::from_str::<CentralConfig>(&reported).unwrap().unit("bus-1").unwrap().metered, None);
-        let bad = text.replace("\"on_request\"]", "\"central\"]");
-        assert!(toml::from_str::<CentralConfig>(&bad).unwrap_err().to_string().contains("central"));
+        let both = text.replace("\"on_request\"]", "\"central\"]");
+        let both = toml::from_str::<CentralConfig>(&both).unwrap();
+        assert_eq!(both.camera_options("bus-1", "front").0, [RecordingOption::Remote, RecordingOption::Central]);
+        let bad = text.replace("\"on_request\"]", "\"everywhere\"]");
+        assert!(toml::from_str::<CentralConfig>(&bad).unwrap_err().to_string().contains("everywhere"));
+    }
+
+    #[test]
+    fn webhooks_are_a_contract_and_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("hook.secret"), "k\n").unwrap();
+        let text = format!(
+            "{CONTRACT_EXAMPLE}[[webhook]]\nurl = \"http://127.0.0.1:9000/convoy\"\n\
+             events = [\"alarm\", \"unit\", \"retrieval\"]\nsecret_file = \"hook.secret\"\n"
+        );
+        let path = dir.path().join("central.toml");
+        std::fs::write(&path, &text).unwrap();
+        let c = CentralConfig::load(&path).unwrap();
+        assert_eq!(c.webhooks[0].secret_file.as_deref(), Some(dir.path().join("hook.secret").as_path()));
+        let hooks = crate::webhook_config::load(&c.webhooks, Path::new("")).unwrap();
+        assert_eq!(hooks[0].secret.as_deref(), Some(&b"k"[..]));
+        std::fs::write(&path, text.replace("hook.secret", "nope.secret")).unwrap();
+        let e = CentralConfig::load(&path).unwrap_err().to_string();
+        assert!(e.contains("central.toml") && e.contains("cannot read secret_file"), "{e}");
+        std::fs::write(&path, text.replace("\"unit\"", "\"unit_online\"")).unwrap();
+        let e = CentralConfig::load(&path).unwrap_err().to_string();
+        assert!(e.contains("unknown event \"unit_online\""), "{e}");
     }
 
     #[test]

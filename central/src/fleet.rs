@@ -97,6 +97,12 @@ impl Fleet {
         self.links.read().unwrap_or_else(|p| p.into_inner()).get(unit_id).cloned()
     }
 
+    /// The units connected now, each with the cameras it shares.
+    pub fn connected_cameras(&self) -> Vec<(String, Vec<String>)> {
+        let units = self.units.read().unwrap_or_else(|p| p.into_inner());
+        units.iter().map(|(id, u)| (id.clone(), u.cameras.keys().cloned().collect())).collect()
+    }
+
     /// The ids of the units connected now, sorted.
     pub fn connected(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.units.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
@@ -117,6 +123,7 @@ impl Fleet {
                     connected: live.is_some(),
                     last_hello: row.last_hello,
                     link: self.link(&row.id),
+                    storage: None,
                     cameras: row
                         .cameras
                         .iter()
@@ -157,6 +164,8 @@ pub struct UnitJson {
     pub last_hello: i64,
     /// The unit's link as it last reported it since central started (null when it has not).
     pub link: Option<LinkJson>,
+    /// The unit's storage health (see [`crate::storage_health`]); filled in by the API.
+    pub storage: Option<crate::storage_health::StorageJson>,
     /// The cameras the unit shares.
     pub cameras: Vec<CameraJson>,
 }

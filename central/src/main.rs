@@ -298,10 +298,16 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
             hub: hub.clone(),
         };
         tokio::spawn(interconnect.clone().cut_off_revoked(shutdown.clone()));
+        tokio::spawn(central::central_recording::run(fleet.clone(), relay.clone(), hub.clone(), shutdown.clone()));
         let quic = tokio::spawn(interconnect.serve(endpoint, shutdown.clone()));
         let web_shutdown = shutdown.clone();
         let live = hub.store().live().clone();
-        let state = WebState { fleet, registry, relay, hub, auth: Arc::new(auth), ca };
+        let webhooks = central::webhook_config::load(&config.webhooks, Path::new(""))
+            .map_err(|e| anyhow::anyhow!("config file {}: {e}", config_path.display()))?;
+        let webhooks =
+            Arc::new(central::webhooks::Webhooks::open(webhooks, dir).context("cannot open the webhooks' outbox")?);
+        webhooks.start(&live, fleet.clone(), shutdown.clone());
+        let state = WebState { fleet, registry, relay, hub, auth: Arc::new(auth), ca, webhooks };
         let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
         let web = axum::serve(listener, app).with_graceful_shutdown(async move { web_shutdown.cancelled().await });
         let web = tokio::spawn(web.into_future());

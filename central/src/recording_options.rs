@@ -234,8 +234,10 @@ mod tests {
         }
         let unknown: Result<OptionsBody, _> = serde_json::from_str(r#"{"recording": ["remote"], "colour": 1}"#);
         assert!(unknown.is_err(), "unknown fields are refused");
-        let central: Result<OptionsBody, _> = serde_json::from_str(r#"{"recording": ["central"]}"#);
-        assert!(central.is_err(), "\"central\" is not supported yet");
+        let central: OptionsBody = serde_json::from_str(r#"{"recording": ["central"]}"#).unwrap();
+        assert_eq!(central.recording, [RecordingOption::Central], "recording at central only");
+        let unknown: Result<OptionsBody, _> = serde_json::from_str(r#"{"recording": ["everywhere"]}"#);
+        assert!(unknown.is_err(), "an unknown option is refused");
     }
 
     #[test]

@@ -318,6 +318,9 @@ $("linktest").addEventListener("click", async () => {
     const r = await api("/api/link-test", {});
     out.textContent = "Latency " + r.ping_ms.toFixed(1) + " ms (QUIC RTT " + r.quic_rtt_ms.toFixed(1) + " ms) · upload " +
       (r.upload_bps / 1e6).toFixed(2) + " Mb/s (" + bytes(r.upload_bytes) + " in " + r.upload_seconds.toFixed(2) + " s)" +
+      (r.download_bps != null
+        ? " · download " + (r.download_bps / 1e6).toFixed(2) + " Mb/s (" + bytes(r.download_bytes) + " in " + r.download_seconds.toFixed(2) + " s)"
+        : " · download not measured: " + r.download_error) +
       (r.lost_packets ? " · " + r.lost_packets + " packets lost" : "");
     out.dataset.done = "ok";
   } catch (e) { out.textContent = e.message; out.dataset.done = "error"; }
