@@ -144,3 +144,70 @@ fn aac_and_g711_are_recorded_beside_video_and_aac_is_exported() {
     let log = std::fs::read_to_string(dir.path().join("edge.log")).unwrap();
     assert!(log.contains("export without audio") && log.contains("ulaw"), "{}", edge.proc.log_tail());
 }
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64
+}
+
+fn rfc3339(us: i64) -> String {
+    jiff::Timestamp::from_microsecond(us).unwrap().to_string()
+}
+
+/// Central takes the video of a camera with audio (the sync protocol carries video only; the
+/// unit passes its audio over): a retrieval finishes, central's frames are the unit's video
+/// frames byte for byte, and central's export of them is a valid H.264 MP4.
+#[test]
+fn central_retrieves_the_video_of_a_camera_with_audio() {
+    use hil_tests::media::{central_frame_hashes, compare, frame_hashes};
+    let dir = tempfile::tempdir().unwrap();
+    let (_aac, aac_url) = camera(dir.path(), "front", "aac");
+    let central = hil_tests::CentralProc::start(dir.path(), 0).unwrap();
+    let store = dir.path().join("store");
+    let config = edge_config("bus-7", &store, Some((&central.quic, &central.fingerprint)), &[("front", &aac_url)]);
+    let edge = EdgeProc::start_enrolled(dir.path(), "edge", &config, "bus-7", &central).unwrap();
+    let t0 = now_us();
+    wait_until("the unit records 8 s with audio", T, || {
+        let s = edge.status().ok()?;
+        (cam(&s, "front")["audio"]["codec"] == "aac" && now_us() - t0 > 8_000_000).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", edge.proc.log_tail()));
+    let (start, end) = (t0 + 2_000_000, t0 + 7_000_000);
+    let retrieval = central
+        .post(&format!("{}/api/units/bus-7/cameras/front/retrieve", central.web))
+        .send_json(json!({ "start": rfc3339(start), "end": rfc3339(end) }))
+        .unwrap()
+        .body_mut()
+        .read_json::<Value>()
+        .unwrap();
+    let id = retrieval["id"].as_i64().unwrap();
+    let done = wait_until("the retrieval finishes", T, || {
+        let s = central.get_json(&format!("{}/api/retrievals/{id}", central.web)).ok()?;
+        (s["state"] == "done" || s["state"] == "failed").then_some(s)
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
+    assert_eq!(done["state"], "done", "{done}");
+
+    let (unit, _) = frame_hashes(&store, "front", start, end);
+    let (held, held_dups) = central_frame_hashes(&dir.path().join("central"), "bus-7", "front", start, end);
+    assert!(unit.len() > 50, "{} video frames at the unit", unit.len());
+    let audio_frames = read_range_with_audio(&store, "front", start, end, None)
+        .unwrap()
+        .filter(|r| matches!(r, Ok(Record::Frame(f)) if f.kind == MediaKind::Audio))
+        .count();
+    assert!(audio_frames > 100, "the unit holds audio in the range: {audio_frames}");
+    let (missing, extra, differ) = compare(&unit, &held);
+    assert_eq!((missing.len(), extra.len(), differ.len(), held_dups), (0, 0, 0, 0), "central holds the unit's video");
+
+    let url = format!("{}/api/units/bus-7/cameras/front/export.mp4?start={}&end={}", central.web, rfc3339(start), rfc3339(end));
+    let mut response = central.get(&url).call().unwrap();
+    let bytes = response.body_mut().with_config().limit(1 << 30).read_to_vec().unwrap();
+    let mp4 = dir.path().join("central.mp4");
+    std::fs::write(&mp4, bytes).unwrap();
+    let probe = ffprobe(&mp4);
+    let streams = probe["streams"].as_array().unwrap();
+    assert_eq!(streams.len(), 1, "{probe:#}");
+    assert_eq!(streams[0]["codec_name"], "h264");
+    // From the key frame at or before the start (one every 2 s) to the end.
+    let d = number(&streams[0]["duration"]);
+    assert!((4.5..=7.5).contains(&d), "{d} s: {probe:#}");
+}
