@@ -75,7 +75,11 @@ fn aac_and_g711_are_recorded_beside_video_and_aac_is_exported() {
         (recorded && known).then_some(s)
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", edge.proc.log_tail()));
-    assert_eq!(cam(&status, "front")["audio"], json!({"codec": "aac", "sample_rate": 48000, "channels": 1}), "{status:#}");
+    assert_eq!(
+        cam(&status, "front")["audio"],
+        json!({"codec": "aac", "sample_rate": 48000, "channels": 1}),
+        "{status:#}"
+    );
     assert!(cam(&status, "front")["audio_reason"].is_null());
     assert_eq!(cam(&status, "cab")["audio"], json!({"codec": "pcmu", "sample_rate": 8000, "channels": 1}));
     let rear = cam(&status, "rear");
@@ -126,13 +130,19 @@ fn aac_and_g711_are_recorded_beside_video_and_aac_is_exported() {
     let kind = |k: &str| streams.iter().find(|s| s["codec_type"] == k).unwrap_or_else(|| panic!("{k}: {probe:#}"));
     let (video, audio) = (kind("video"), kind("audio"));
     assert_eq!(video["codec_name"], "h264");
-    assert_eq!((&audio["codec_name"], &audio["sample_rate"], &audio["channels"]), (&json!("aac"), &json!("48000"), &json!(1)));
+    assert_eq!(
+        (&audio["codec_name"], &audio["sample_rate"], &audio["channels"]),
+        (&json!("aac"), &json!("48000"), &json!(1))
+    );
     let (vd, ad) = (number(&video["duration"]), number(&audio["duration"]));
     assert!((vd - seconds).abs() < 1.5, "video {vd} s of a {seconds} s recording");
     let audio_end = number(&audio["start_time"]) + ad;
     assert!((audio_end - vd).abs() < 1.0 && ad > vd - 2.0, "audio {ad} s (ends at {audio_end}) beside video {vd} s");
     assert!(number(&audio["nb_read_frames"]) > 0.0);
-    println!("front: recording {seconds:.2} s, export video {vd:.3} s, audio {ad:.3} s from {:.3} s", number(&audio["start_time"]));
+    println!(
+        "front: recording {seconds:.2} s, export video {vd:.3} s, audio {ad:.3} s from {:.3} s",
+        number(&audio["start_time"])
+    );
 
     // G.711 stays in the store: its export is video only, and the log says why.
     let mp4 = dir.path().join("cab.mp4");
@@ -198,7 +208,12 @@ fn central_retrieves_the_video_of_a_camera_with_audio() {
     let (missing, extra, differ) = compare(&unit, &held);
     assert_eq!((missing.len(), extra.len(), differ.len(), held_dups), (0, 0, 0, 0), "central holds the unit's video");
 
-    let url = format!("{}/api/units/bus-7/cameras/front/export.mp4?start={}&end={}", central.web, rfc3339(start), rfc3339(end));
+    let url = format!(
+        "{}/api/units/bus-7/cameras/front/export.mp4?start={}&end={}",
+        central.web,
+        rfc3339(start),
+        rfc3339(end)
+    );
     let mut response = central.get(&url).call().unwrap();
     let bytes = response.body_mut().with_config().limit(1 << 30).read_to_vec().unwrap();
     let mp4 = dir.path().join("central.mp4");

@@ -118,8 +118,8 @@ fn audio_parameters_never_replace_the_video_parameters_and_readers_filter_by_kin
     assert!(matches!(log[after + 2].1, Record::AudioParameters(_)), "{:?}", log[after + 2]);
 
     // Sync to central reads by sequence number: video frames only.
-    let SeqRead::Frames { frames, .. } = read_seqs(dir.path(), "front", (0, 10_000), u64::MAX, Limit::Until(None), None)
-        .unwrap()
+    let SeqRead::Frames { frames, .. } =
+        read_seqs(dir.path(), "front", (0, 10_000), u64::MAX, Limit::Until(None), None).unwrap()
     else {
         panic!("gone")
     };
@@ -135,10 +135,13 @@ fn a_store_written_before_audio_existed_reads_as_before() {
     std::fs::create_dir_all(&log).unwrap();
     std::fs::write(log.join("00000000000000000000.seg"), OLD_SEGMENT).unwrap();
     let (mut s, _) = Store::open(dir.path(), opts(30_000)).unwrap();
-    for reader in [read_range(dir.path(), "front", T0, T0 + 10_000_000, None), read_range_with_audio(dir.path(), "front", T0, T0 + 10_000_000, None)] {
+    for reader in [
+        read_range(dir.path(), "front", T0, T0 + 10_000_000, None),
+        read_range_with_audio(dir.path(), "front", T0, T0 + 10_000_000, None),
+    ] {
         let records = collect(reader.unwrap());
         assert_eq!(records[0], params("front"));
-        assert_eq!(records[1..], (0..30).map(|i| small_frame(i)).collect::<Vec<_>>()[..]);
+        assert_eq!(records[1..], (0..30).map(small_frame).collect::<Vec<_>>()[..]);
     }
     // The log goes on, now with audio.
     s.append(&audio_params("front")).unwrap();

@@ -19,7 +19,9 @@ pub fn check(track: &AudioTrack) -> Result<(), Mp4Error> {
     }
     match track.audio_specific_config.first() {
         None => Err(Mp4Error::InvalidAudio("no AudioSpecificConfig")),
-        Some(_) if track.audio_specific_config.len() < 2 => Err(Mp4Error::InvalidAudio("AudioSpecificConfig too short")),
+        Some(_) if track.audio_specific_config.len() < 2 => {
+            Err(Mp4Error::InvalidAudio("AudioSpecificConfig too short"))
+        }
         Some(b) if b >> 3 == 0 => Err(Mp4Error::InvalidAudio("AudioSpecificConfig has no object type")),
         Some(_) if track.audio_specific_config.len() > 0xff => {
             Err(Mp4Error::InvalidAudio("AudioSpecificConfig longer than 255 bytes"))
@@ -136,7 +138,11 @@ fn es_descriptor(asc: &[u8]) -> Vec<u8> {
 fn descriptor(out: &mut Vec<u8>, tag: u8, body: &[u8]) {
     let n = body.len() as u32;
     out.push(tag);
-    out.extend_from_slice(&[0x80 | (n >> 21) as u8 & 0x7f, 0x80 | (n >> 14) as u8 & 0x7f, 0x80 | (n >> 7) as u8 & 0x7f]);
+    out.extend_from_slice(&[
+        0x80 | (n >> 21) as u8 & 0x7f,
+        0x80 | (n >> 14) as u8 & 0x7f,
+        0x80 | (n >> 7) as u8 & 0x7f,
+    ]);
     out.push(n as u8 & 0x7f);
     out.extend_from_slice(body);
 }

@@ -3,9 +3,9 @@
 use std::io::{Seek, SeekFrom, Write};
 use std::time::Duration;
 
+use crate::audio::{self, AUDIO_TRACK_ID, write_audio_trak};
 use crate::avc::SampleProblem;
 use crate::boxes::{BoxBuf, MDAT_HEADER_LEN, mdat_header};
-use crate::audio::{self, AUDIO_TRACK_ID, write_audio_trak};
 use crate::movie::{CheckedTrack, write_ftyp, write_mvhd, write_mvhd_tracks, write_video_trak_entries};
 use crate::sample_table::SampleTable;
 use crate::{AudioSample, AudioTrack, Mp4Error, Sample, VideoTrack};
@@ -340,9 +340,8 @@ impl<W: Write + Seek> Mp4Writer<W> {
         // AAC frame, if it is the only one); its times in the movie's timescale too.
         let audio = self.audio.as_mut().filter(|a| !a.table.is_empty()).map(|a| {
             a.table.add_duration(a.last_duration.unwrap_or(1024));
-            let to_movie = |ticks: u64| {
-                (u128::from(ticks) * u128::from(timescale) / u128::from(a.track.sample_rate)) as u64
-            };
+            let to_movie =
+                |ticks: u64| (u128::from(ticks) * u128::from(timescale) / u128::from(a.track.sample_rate)) as u64;
             let delay = to_movie(a.first_pts.unwrap_or(0) as u64);
             (&*a, delay, to_movie(a.table.duration()))
         });
