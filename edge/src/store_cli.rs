@@ -255,9 +255,9 @@ pub fn export_mp4(
     Ok((frames, summary))
 }
 
-/// The audio of an export: AAC goes into the file's audio track, on the video's timeline by
-/// the frames' wall clocks; G.711 stays in the store (MP4 export writes AAC only) and the log
-/// says so. Audio that cannot be written is left out with a log line, never failing the export.
+/// The audio of an export: AAC (`mp4a`) or G.711 (`ulaw`, `alaw`) goes into the file's audio
+/// track, on the video's timeline by the frames' wall clocks. Audio that cannot be written is
+/// left out with a log line (`export without audio: …`), never failing the export.
 #[derive(Default)]
 struct ExportAudio {
     /// The AAC track to add at the first audio frame.
@@ -272,16 +272,22 @@ struct ExportAudio {
 
 impl ExportAudio {
     fn parameters(&mut self, camera: &str, p: media_store::StoredAudioParameters) {
-        if p.codec.starts_with("mp4a.40") {
-            self.track = Some(mp4_export::AudioTrack {
-                sample_rate: p.sample_rate,
-                channels: p.channels,
-                audio_specific_config: p.extra_data,
-            });
-        } else {
-            self.track = None;
-            self.leave_out(camera, &format!("{} audio stays in the store: MP4 export writes AAC audio only", p.codec));
-        }
+        let codec = match p.codec.as_str() {
+            c if c.starts_with("mp4a.40") => mp4_export::AudioCodec::Aac,
+            "ulaw" => mp4_export::AudioCodec::Ulaw,
+            "alaw" => mp4_export::AudioCodec::Alaw,
+            other => {
+                self.track = None;
+                let why = format!("{other} audio stays in the store: MP4 export writes AAC and G.711 audio only");
+                return self.leave_out(camera, &why);
+            }
+        };
+        self.track = Some(mp4_export::AudioTrack {
+            codec,
+            sample_rate: p.sample_rate,
+            channels: p.channels,
+            audio_specific_config: p.extra_data,
+        });
     }
 
     fn video_started(&mut self, wall_us: i64) {

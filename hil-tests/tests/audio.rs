@@ -1,7 +1,7 @@
 //! Audio beside video (issue 4): GStreamer's RTSP server as cameras with AAC, G.711 µ-law and
-//! audio the unit cannot record (24-bit linear PCM); the unit records what it can, says why
-//! not otherwise, keeps recording video either way, and its MP4 export carries the AAC track
-//! (checked by ffprobe, a reader we did not write).
+//! A-law, and audio the unit cannot record (24-bit linear PCM); the unit records what it can,
+//! says why not otherwise, keeps recording video either way, and its MP4 exports carry the
+//! audio (checked by ffprobe, a reader we did not write).
 
 use std::path::Path;
 use std::process::Command;
@@ -56,21 +56,29 @@ fn export(edge: &EdgeProc, camera: &str, out: &Path) -> (f64, u16) {
 }
 
 #[test]
-fn aac_and_g711_are_recorded_beside_video_and_aac_is_exported() {
+fn aac_and_g711_are_recorded_beside_video_and_exported() {
     let dir = tempfile::tempdir().unwrap();
     let (_aac, aac_url) = camera(dir.path(), "front", "aac");
     let (_pcmu, pcmu_url) = camera(dir.path(), "cab", "pcmu");
+    let (_pcma, pcma_url) = camera(dir.path(), "side", "pcma");
     let (_l24, l24_url) = camera(dir.path(), "rear", "l24");
     let store = dir.path().join("store");
-    let config = edge_config("bus-9", &store, None, &[("front", &aac_url), ("cab", &pcmu_url), ("rear", &l24_url)]);
+    let config = edge_config(
+        "bus-9",
+        &store,
+        None,
+        &[("front", &aac_url), ("cab", &pcmu_url), ("side", &pcma_url), ("rear", &l24_url)],
+    );
     let edge = EdgeProc::start(dir.path(), "edge", &config).unwrap();
 
     // /api/status: the audio each camera sends, or why it is not recorded.
     let status = wait_until("every camera records 8 s and knows its audio", T, || {
         let s = edge.status().ok()?;
-        let recorded = ["front", "cab", "rear"].iter().all(|c| cam(&s, c)["frames_recorded"].as_u64() >= Some(120));
+        let recorded =
+            ["front", "cab", "side", "rear"].iter().all(|c| cam(&s, c)["frames_recorded"].as_u64() >= Some(120));
         let known = cam(&s, "front")["audio"].is_object()
             && cam(&s, "cab")["audio"].is_object()
+            && cam(&s, "side")["audio"].is_object()
             && cam(&s, "rear")["audio_reason"].is_string();
         (recorded && known).then_some(s)
     })
@@ -82,17 +90,20 @@ fn aac_and_g711_are_recorded_beside_video_and_aac_is_exported() {
     );
     assert!(cam(&status, "front")["audio_reason"].is_null());
     assert_eq!(cam(&status, "cab")["audio"], json!({"codec": "pcmu", "sample_rate": 8000, "channels": 1}));
+    assert_eq!(cam(&status, "side")["audio"], json!({"codec": "pcma", "sample_rate": 8000, "channels": 1}));
     let rear = cam(&status, "rear");
     assert!(rear["audio"].is_null(), "{rear}");
     let why = rear["audio_reason"].as_str().unwrap();
     assert!(why.contains("audio/l24") && why.contains("AAC") && why.contains("video only"), "{why}");
-    for c in ["front", "cab", "rear"] {
+    for c in ["front", "cab", "side", "rear"] {
         assert_eq!(cam(&status, c)["state"], "streaming", "{c}: {status:#}");
         assert_eq!(cam(&status, c)["codec"].as_str().map(|s| &s[..4]), Some("avc1"), "{c}");
     }
 
     // The store: audio parameters and audio frames beside the video, at the camera's rate.
-    for (camera, codec, rate, per_frame) in [("front", "mp4a.40.2", 48_000, 1024.0), ("cab", "ulaw", 8_000, 0.0)] {
+    for (camera, codec, rate, per_frame) in
+        [("front", "mp4a.40.2", 48_000, 1024.0), ("cab", "ulaw", 8_000, 0.0), ("side", "alaw", 8_000, 0.0)]
+    {
         let records: Vec<Record> =
             read_range_with_audio(&store, camera, 0, i64::MAX, None).unwrap().map(Result::unwrap).collect();
         let params = records.iter().find_map(|r| match r {
@@ -144,15 +155,26 @@ fn aac_and_g711_are_recorded_beside_video_and_aac_is_exported() {
         number(&audio["start_time"])
     );
 
-    // G.711 stays in the store: its export is video only, and the log says why.
-    let mp4 = dir.path().join("cab.mp4");
-    assert_eq!(export(&edge, "cab", &mp4).1, 200);
-    let probe = ffprobe(&mp4);
-    let streams = probe["streams"].as_array().unwrap();
-    assert_eq!(streams.len(), 1, "{probe:#}");
-    assert_eq!(streams[0]["codec_name"], "h264");
-    let log = std::fs::read_to_string(dir.path().join("edge.log")).unwrap();
-    assert!(log.contains("export without audio") && log.contains("ulaw"), "{}", edge.proc.log_tail());
+    // G.711 exports as it was recorded: `ulaw`/`alaw` sample entries ffprobe reads.
+    for (camera, name) in [("cab", "pcm_mulaw"), ("side", "pcm_alaw")] {
+        let mp4 = dir.path().join(format!("{camera}.mp4"));
+        let (seconds, code) = export(&edge, camera, &mp4);
+        assert_eq!(code, 200);
+        let probe = ffprobe(&mp4);
+        let streams = probe["streams"].as_array().unwrap();
+        let kind = |k: &str| streams.iter().find(|s| s["codec_type"] == k).unwrap_or_else(|| panic!("{k}: {probe:#}"));
+        let (video, audio) = (kind("video"), kind("audio"));
+        assert_eq!(video["codec_name"], "h264");
+        assert_eq!((&audio["codec_name"], &audio["sample_rate"]), (&json!(name), &json!("8000")), "{probe:#}");
+        let (vd, ad) = (number(&video["duration"]), number(&audio["duration"]));
+        assert!((vd - seconds).abs() < 1.5, "{camera}: video {vd} s of a {seconds} s recording");
+        let audio_end = number(&audio["start_time"]) + ad;
+        assert!(
+            (audio_end - vd).abs() < 1.0 && ad > vd - 2.0,
+            "{camera}: audio {ad} s (ends at {audio_end}) beside video {vd} s"
+        );
+        println!("{camera}: recording {seconds:.2} s, export video {vd:.3} s, {name} {ad:.3} s");
+    }
 }
 
 fn now_us() -> i64 {

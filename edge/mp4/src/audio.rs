@@ -1,9 +1,10 @@
-//! The AAC audio track of a progressive MP4: its checks, the `mp4a` sample entry with its
-//! `esds` (ISO/IEC 14496-1 descriptors around the `AudioSpecificConfig`) and the sound `trak`.
+//! The audio track of a progressive MP4: its checks, the sample entry (AAC: `mp4a` with its
+//! `esds`, ISO/IEC 14496-1 descriptors around the `AudioSpecificConfig`; G.711: `ulaw` or
+//! `alaw`) and the sound `trak`.
 
 use crate::boxes::{BoxBuf, UNITY_MATRIX};
 use crate::movie::{time_version, times};
-use crate::{AudioTrack, Mp4Error};
+use crate::{AudioCodec, AudioTrack, Mp4Error};
 
 /// The audio track's id (the video's is 1).
 pub const AUDIO_TRACK_ID: u32 = 2;
@@ -16,6 +17,9 @@ pub fn check(track: &AudioTrack) -> Result<(), Mp4Error> {
     }
     if track.channels == 0 {
         return Err(Mp4Error::InvalidAudio("channel count must not be zero"));
+    }
+    if track.codec != AudioCodec::Aac {
+        return Ok(());
     }
     match track.audio_specific_config.first() {
         None => Err(Mp4Error::InvalidAudio("no AudioSpecificConfig")),
@@ -91,7 +95,7 @@ where
                 b.write_box(*b"stbl", |b| {
                     b.write_full_box(*b"stsd", 0, 0, |b| {
                         b.u32(1);
-                        write_mp4a(b, track)
+                        write_sample_entry(b, track)
                     })?;
                     stbl_tables(b)
                 })
@@ -100,13 +104,22 @@ where
     })
 }
 
-/// The `mp4a` sample entry with its `esds`.
-fn write_mp4a(b: &mut BoxBuf, t: &AudioTrack) -> Result<(), Mp4Error> {
-    b.write_box(*b"mp4a", |b| {
+/// The sample entry: `mp4a` with its `esds` for AAC, `ulaw` or `alaw` (the same fields, no
+/// further box; 8-bit samples) for G.711.
+fn write_sample_entry(b: &mut BoxBuf, t: &AudioTrack) -> Result<(), Mp4Error> {
+    let (kind, sample_size) = match t.codec {
+        AudioCodec::Aac => (*b"mp4a", 16),
+        AudioCodec::Ulaw => (*b"ulaw", 8),
+        AudioCodec::Alaw => (*b"alaw", 8),
+    };
+    b.write_box(kind, |b| {
         b.zeros(6).u16(1); // reserved, data_reference_index
         b.zeros(8); // reserved
-        b.u16(t.channels).u16(16).u16(0).u16(0); // channelcount, samplesize, pre_defined, reserved
+        b.u16(t.channels).u16(sample_size).u16(0).u16(0); // channelcount, samplesize, pre_defined, reserved
         b.u32(t.sample_rate << 16);
+        if t.codec != AudioCodec::Aac {
+            return Ok(());
+        }
         b.write_full_box(*b"esds", 0, 0, |b| {
             b.bytes(&es_descriptor(&t.audio_specific_config));
             Ok(())
@@ -152,7 +165,7 @@ mod tests {
     use super::*;
 
     fn track(asc: Vec<u8>) -> AudioTrack {
-        AudioTrack { sample_rate: 48_000, channels: 1, audio_specific_config: asc }
+        AudioTrack { codec: AudioCodec::Aac, sample_rate: 48_000, channels: 1, audio_specific_config: asc }
     }
 
     #[test]
@@ -167,6 +180,9 @@ mod tests {
         t.sample_rate = 8_000;
         t.channels = 0;
         assert!(check(&t).is_err());
+        let g711 =
+            AudioTrack { codec: AudioCodec::Ulaw, sample_rate: 8_000, channels: 1, audio_specific_config: vec![] };
+        assert!(check(&g711).is_ok(), "G.711 needs no decoder configuration");
     }
 
     #[test]

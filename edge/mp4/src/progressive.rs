@@ -27,7 +27,7 @@ pub struct ExportSummary {
     pub gap_ticks_removed: u64,
     /// Bytes written, from the output's position at [`Mp4Writer::new`] to the end of `moov`.
     pub bytes: u64,
-    /// Audio samples (AAC access units) in the file; 0 without audio.
+    /// Audio samples (AAC access units or G.711 runs) in the file; 0 without audio.
     pub audio_samples: u64,
 }
 
@@ -44,9 +44,9 @@ fn ticks_to_duration(ticks: u64, timescale: u32) -> Duration {
     Duration::new(ticks / ts, nanos)
 }
 
-/// Streams H.264 samples into a progressive MP4 with one video track, and AAC samples into an
-/// audio track when one is added ([`Mp4Writer::add_audio`]; media of both interleaved in the
-/// `mdat` in push order).
+/// Streams H.264 samples into a progressive MP4 with one video track, and AAC or G.711 samples
+/// into an audio track when one is added ([`Mp4Writer::add_audio`]; media of both interleaved
+/// in the `mdat` in push order).
 ///
 /// The file is laid out `ftyp`, `mdat` (sample data in push order, written as it arrives),
 /// `moov` (written by [`Mp4Writer::finish`], which then seeks back to patch the `mdat` size).
@@ -139,7 +139,7 @@ impl<W: Write + Seek> Mp4Writer<W> {
         })
     }
 
-    /// Adds an AAC audio track (once, before its first [`Mp4Writer::push_audio`]).
+    /// Adds an audio track (AAC or G.711) (once, before its first [`Mp4Writer::push_audio`]).
     pub fn add_audio(&mut self, track: AudioTrack) -> Result<(), Mp4Error> {
         if self.audio.is_some() {
             return Err(Mp4Error::InvalidAudio("the file has an audio track already"));
@@ -160,7 +160,7 @@ impl<W: Write + Seek> Mp4Writer<W> {
         self.audio.as_ref().map(|a| &a.track)
     }
 
-    /// Appends one AAC access unit. Its pts counts samples from the first video sample; the
+    /// Appends one AAC access unit or run of G.711 samples. Its pts counts samples from the first video sample; the
     /// first one's pts (not negative) becomes silence before the track starts. A pts jump of
     /// more than a second is shortened to one second, as for video.
     pub fn push_audio(&mut self, sample: AudioSample<'_>) -> Result<(), Mp4Error> {
@@ -383,6 +383,7 @@ impl<W: Write + Seek> Mp4Writer<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::AudioCodec;
     use crate::avc::tests::{PPS, SPS, avcc, record};
     use std::io::Cursor;
 
@@ -514,7 +515,7 @@ mod tests {
     }
 
     fn aac() -> AudioTrack {
-        AudioTrack { sample_rate: 16_000, channels: 1, audio_specific_config: vec![0x14, 0x08] }
+        AudioTrack { codec: AudioCodec::Aac, sample_rate: 16_000, channels: 1, audio_specific_config: vec![0x14, 0x08] }
     }
 
     #[test]
