@@ -218,6 +218,7 @@ fn central_retrieves_the_video_of_a_camera_with_audio() {
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
     assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["bytes_done"], done["bytes_total"], "{done}");
 
     let (unit, _) = frame_hashes(&store, "front", start, end);
     let (held, held_dups) = central_frame_hashes(&dir.path().join("central"), "bus-7", "front", start, end);

@@ -157,3 +157,30 @@ fn small_frame(i: u32) -> Record {
     f.data = vec![i as u8; 8];
     Record::Frame(f)
 }
+
+#[test]
+fn audio_in_an_encrypted_store_comes_back_with_the_key_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = media_store::MediaKey::new(&[7; 32]);
+    let opts = media_store::StoreOptions { encryption_key: Some(key.clone()), ..opts(30_000) };
+    let (mut s, _) = Store::open(dir.path(), opts).unwrap();
+    write_av(&mut s, 100);
+    drop(s);
+    // The AudioSpecificConfig and the audio payloads are sealed on disk.
+    let on_disk = read_log(dir.path(), "front");
+    assert!(on_disk.iter().any(|(_, r)| matches!(r, Record::AudioParameters(p) if p.extra_data != [0x14, 0x08])));
+    let without =
+        read_range_with_audio(dir.path(), "front", T0, T0 + 10_000_000, None).map(|r| r.collect::<Result<Vec<_>, _>>());
+    assert!(!matches!(without, Ok(Ok(_))), "no key, no audio: {without:?}");
+    let records = collect(read_range_with_audio(dir.path(), "front", T0, T0 + 10_000_000, Some(key)).unwrap());
+    assert_eq!(records[1], audio_params("front"));
+    let audio: Vec<_> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Frame(f) if f.kind == MediaKind::Audio => Some(f.data.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(audio.len() > 50);
+    assert!(audio.iter().enumerate().all(|(i, d)| d == &[0x21, i as u8, 0x55]), "decrypted as written");
+}
