@@ -1,7 +1,7 @@
 //! Audio beside video (issue 4): GStreamer's RTSP server as cameras with AAC, G.711 µ-law and
 //! A-law, and audio the unit cannot record (24-bit linear PCM); the unit records what it can,
-//! says why not otherwise, keeps recording video either way, and its MP4 exports carry the
-//! audio (checked by ffprobe, a reader we did not write).
+//! says why not otherwise, keeps recording video either way (over TCP and UDP), and its MP4
+//! exports carry the audio (checked by ffprobe, a reader we did not write).
 
 use std::path::Path;
 use std::process::Command;
@@ -69,6 +69,10 @@ fn aac_and_g711_are_recorded_beside_video_and_exported() {
         None,
         &[("front", &aac_url), ("cab", &pcmu_url), ("side", &pcma_url), ("rear", &l24_url)],
     );
+    // The A-law camera over UDP: its audio on RTP ports of its own.
+    let side = format!("id = \"side\"\nurl = {pcma_url:?}\n");
+    let config = config.replace(&side, &format!("{side}transport = \"udp\"\n"));
+    assert!(config.contains("transport = \"udp\""), "{config}");
     let edge = EdgeProc::start(dir.path(), "edge", &config).unwrap();
 
     // /api/status: the audio each camera sends, or why it is not recorded.
