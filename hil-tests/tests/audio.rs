@@ -189,9 +189,10 @@ fn rfc3339(us: i64) -> String {
     jiff::Timestamp::from_microsecond(us).unwrap().to_string()
 }
 
-/// Central takes the video of a camera with audio (the sync protocol carries video only; the
-/// unit passes its audio over): a retrieval finishes, central's frames are the unit's video
-/// frames byte for byte, and central's export of them is a valid H.264 MP4.
+/// Central takes the video of a camera with audio (the live and sync protocols carry video only;
+/// the unit passes its audio over): live video reaches a viewer, a retrieval finishes, central's
+/// frames are the unit's video frames byte for byte, and central's export of them is a valid
+/// H.264 MP4.
 #[test]
 fn central_retrieves_the_video_of_a_camera_with_audio() {
     use hil_tests::media::{central_frame_hashes, compare, frame_hashes};
@@ -207,6 +208,18 @@ fn central_retrieves_the_video_of_a_camera_with_audio() {
         (cam(&s, "front")["audio"]["codec"] == "aac" && now_us() - t0 > 8_000_000).then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", edge.proc.log_tail()));
+    // Live through central: video only, as before audio (15 fps, a key frame first).
+    let viewer = hil_tests::LiveViewer::open(&central.api, "bus-7", "front").unwrap();
+    wait_until("a live viewer gets 30 frames", T, || (viewer.frames() >= 30).then_some(()))
+        .unwrap_or_else(|e| panic!("{e}\n{}", edge.proc.log_tail()));
+    let seen = viewer.seen();
+    assert!(seen.parameters >= 1 && seen.frames[0].1, "parameters, then a key frame first");
+    // Video frames only: pts rise in steps of whole frames (90 kHz / 15 fps; a slow viewer may
+    // skip some, never see audio).
+    let steps = seen.frames.windows(2).map(|w| w[1].0 - w[0].0);
+    assert!(steps.clone().all(|d| d > 0 && d % 6000 == 0), "{:?}", steps.collect::<Vec<_>>());
+    drop(viewer);
+
     let (start, end) = (t0 + 2_000_000, t0 + 7_000_000);
     let retrieval = central
         .post(&format!("{}/api/units/bus-7/cameras/front/retrieve", central.web))
