@@ -254,7 +254,7 @@ impl CameraTask {
 
 /// A camera's audio parameters as the store keeps them and as `/api/status` shows them;
 /// `encoding` is the SDP's (`mpeg4-generic`, `pcmu` or `pcma`, see [`rtsp::AUDIO_ENCODINGS`]).
-fn audio_parameters(
+pub(crate) fn audio_parameters(
     camera: &str,
     encoding: &str,
     p: &retina::codec::AudioParameters,
