@@ -241,10 +241,11 @@ function cameraCard(c) {
   k.d.dataset.state = c.state;
   k.head.replaceChildren(el("strong", c.name + (c.name !== c.id ? " (" + c.id + ")" : "")), " ", badge(c.state));
   k.fmt.textContent = c.codec ? c.codec + " " + c.width + "×" + c.height + (c.fps ? ", " + c.fps + " fps" : "") +
-    (c.bitrate_bps ? ", " + (c.bitrate_bps / 1e6).toFixed(2) + " Mb/s" : "") : "no stream yet";
+    (c.bitrate_bps ? ", " + (c.bitrate_bps / 1e6).toFixed(2) + " Mb/s" : "") +
+    (c.audio ? ", audio " + c.audio.codec + " " + c.audio.sample_rate / 1000 + " kHz" : "") : "no stream yet";
   k.rec.textContent = c.mode + (c.recording ? ", recording" : ", not recording") + " · " +
     bytes(c.bytes_recorded) + " recorded" + (c.frames_lost ? " · " + c.frames_lost + " frames lost" : "");
-  k.reason.textContent = c.reason && c.state !== "streaming" ? c.reason : "";
+  k.reason.textContent = c.reason && c.state !== "streaming" ? c.reason : c.audio_reason || "";
   k.reason.hidden = !k.reason.textContent;
   return k.d;
 }
