@@ -120,6 +120,7 @@ impl Fleet {
                 let live = units.get(&row.id);
                 UnitJson {
                     id: row.id.clone(),
+                    name: row.id.clone(),
                     connected: live.is_some(),
                     last_hello: row.last_hello,
                     link: self.link(&row.id),
@@ -158,6 +159,8 @@ impl Fleet {
 pub struct UnitJson {
     /// The unit's id.
     pub id: String,
+    /// The name operators gave it (`PATCH /api/units/{unit}`), else its id.
+    pub name: String,
     /// Whether the unit is connected now.
     pub connected: bool,
     /// When the unit last connected, seconds since the Unix epoch.

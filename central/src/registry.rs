@@ -40,8 +40,9 @@ pub struct Registry {
 pub const SCHEMA: Schema = Schema {
     part: "registry",
     sqlite_file: "central.db",
-    migrations: &[Migration {
-        sqlite: "
+    migrations: &[
+        Migration {
+            sqlite: "
 CREATE TABLE IF NOT EXISTS unit (
     id TEXT PRIMARY KEY NOT NULL,
     first_hello INTEGER NOT NULL,
@@ -70,7 +71,7 @@ CREATE TABLE IF NOT EXISTS credential (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS credential_unit ON credential (unit);
 ",
-        postgres: "
+            postgres: "
 CREATE TABLE unit (
     id TEXT PRIMARY KEY NOT NULL,
     first_hello BIGINT NOT NULL,
@@ -97,7 +98,23 @@ CREATE TABLE credential (
 );
 CREATE INDEX credential_unit ON credential (unit);
 ",
-    }],
+        },
+        Migration {
+            // Version 2: the name operators give a unit (`PATCH /api/units/{unit}`); its id stays.
+            sqlite: "
+CREATE TABLE IF NOT EXISTS unit_label (
+    id TEXT PRIMARY KEY NOT NULL,
+    label TEXT NOT NULL
+) STRICT;
+",
+            postgres: "
+CREATE TABLE unit_label (
+    id TEXT PRIMARY KEY NOT NULL,
+    label TEXT NOT NULL
+);
+",
+        },
+    ],
 };
 
 /// Why an enrollment token was refused.
@@ -252,6 +269,24 @@ impl Registry {
         Ok(row.get::<i64>(0)? > 0)
     }
 
+    /// Sets (or, with `None`, clears) the name operators see for `unit`.
+    pub fn set_label(&self, unit: &str, label: Option<&str>) -> Result<(), RegistryError> {
+        match label {
+            Some(label) => self.db.execute(
+                "INSERT INTO unit_label (id, label) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET label = $2",
+                &[unit.into(), label.into()],
+            )?,
+            None => self.db.execute("DELETE FROM unit_label WHERE id = $1", &[unit.into()])?,
+        };
+        Ok(())
+    }
+
+    /// The names operators gave units, by unit id.
+    pub fn labels(&self) -> Result<std::collections::HashMap<String, String>, RegistryError> {
+        let rows = self.db.query("SELECT id, label FROM unit_label", &[])?;
+        Ok(rows.iter().map(|r| Ok((r.get(0)?, r.get(1)?))).collect::<Result<_, CatalogError>>()?)
+    }
+
     /// Every unit, by id, with its cameras.
     pub fn units(&self) -> Result<Vec<UnitRow>, RegistryError> {
         let (units, cameras) = self.db.transaction(|tx| {
@@ -302,6 +337,21 @@ mod tests {
         assert_eq!(units[0].cameras, vec![("cab".into(), "CAB".into())]);
         assert_eq!(units[1].cameras, vec![("rear".into(), "REAR".into()), ("door".into(), "DOOR".into())]);
     }
+
+    fn a_unit_keeps_the_name_operators_give_it(at: &CatalogLocation) {
+        {
+            let r = Registry::open(at).unwrap();
+            r.set_label("bus-1", Some("Route 7, coach 3")).unwrap();
+            r.set_label("bus-2", Some("first")).unwrap();
+            r.set_label("bus-2", Some("second")).unwrap();
+        }
+        let r = Registry::open(at).unwrap();
+        let labels = r.labels().unwrap();
+        assert_eq!(labels.get("bus-1").map(String::as_str), Some("Route 7, coach 3"));
+        assert_eq!(labels.get("bus-2").map(String::as_str), Some("second"), "renamed again");
+        r.set_label("bus-1", None).unwrap();
+        assert!(!r.labels().unwrap().contains_key("bus-1"), "cleared");
+    }
     #[test]
     fn a_central_db_made_before_the_catalog_keeps_its_units_and_credentials() {
         let dir = tempfile::tempdir().unwrap();
@@ -326,4 +376,5 @@ mod tests {
         hello_replaces_cameras_and_survives_reopen,
         super::hello_replaces_cameras_and_survives_reopen
     );
+    crate::on_both_backends!(a_unit_keeps_the_name_operators_give_it, super::a_unit_keeps_the_name_operators_give_it);
 }

@@ -39,7 +39,9 @@ function renderUnits(units) {
     link.append(el("span", u.connected ? "connected" : "offline", "badge " + (u.connected ? "up" : "down")),
       el("span", u.connected ? ` since ${since(u.last_hello)}` : ` last connected ${since(u.last_hello)}`, "muted"));
     if (u.link) link.append(el("span", ` ${u.link.kind}${u.link.metered ? " (metered)" : ""}`, "linktype"));
-    tr.append(el("td", u.id), link, storageCell(u.storage), el("td", u.cameras.length, "num"),
+    const named = el("td", u.name && u.name !== u.id ? `${u.name} (${u.id})` : u.id);
+    named.className = "unit-name";
+    tr.append(named, link, storageCell(u.storage), el("td", u.cameras.length, "num"),
       el("td", u.cameras.filter(c => c.live).length, "num"),
       el("td", u.cameras.reduce((n, c) => n + c.viewers, 0), "num"),
       el("td", pendingRetrievals.get(u.id) || 0, "num pending"));
@@ -82,7 +84,7 @@ function renderGrid(units) {
       rec.onclick = () => selectCamera(u.id, c.id, c.name);
       tiles.set(key, t);
     }
-    t.name.textContent = `${u.id} · ${c.name}`;
+    t.name.textContent = `${u.name || u.id} · ${c.name}`;
     t.state.textContent = c.live ? "streaming" : (c.state || (u.connected ? "idle" : "offline"));
     t.state.className = "badge " + (c.live ? "up" : c.state === "down" ? "down" : "idle");
     t.state.title = c.reason || "";
