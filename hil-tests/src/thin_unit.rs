@@ -157,7 +157,10 @@ impl ThinUnit {
                 counters.events.fetch_add(1, Ordering::Relaxed);
             }
         } else {
-            stop.cancelled().await;
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                e = conn.closed() => bail!("{}: connection lost: {e}", self.id),
+            }
         }
         drain.abort();
         conn.close(0u32.into(), b"done");
