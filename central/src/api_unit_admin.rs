@@ -110,11 +110,11 @@ pub async fn rename(
     Json(body): Json<UnitChange>,
 ) -> Response {
     let name = body.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
-    if let Some(n) = &name {
-        if n.chars().count() > MAX_UNIT_NAME || n.chars().any(char::is_control) {
-            let why = format!("a unit's name is at most {MAX_UNIT_NAME} characters, without control characters");
-            return bad(StatusCode::UNPROCESSABLE_ENTITY, why);
-        }
+    if let Some(n) = &name
+        && (n.chars().count() > MAX_UNIT_NAME || n.chars().any(char::is_control))
+    {
+        let why = format!("a unit's name is at most {MAX_UNIT_NAME} characters, without control characters");
+        return bad(StatusCode::UNPROCESSABLE_ENTITY, why);
     }
     let (id, label) = (unit.clone(), name.clone());
     let done = with_registry(&state, move |r| {

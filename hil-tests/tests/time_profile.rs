@@ -194,7 +194,7 @@ fn recording_options_set_through_the_api_apply_at_once_and_persist() {
     let put = |url: &str, body: Value| central.put(url).send_json(body);
     let e = put(&url, serde_json::json!({"recording": ["time_profile"], "time_profile": "later"})).unwrap_err();
     assert!(e.to_string().contains("422"), "{e}");
-    let e = put(&url, serde_json::json!({"recording": ["central"]})).unwrap_err();
+    let e = put(&url, serde_json::json!({"recording": ["everywhere"]})).unwrap_err();
     assert!(e.to_string().contains("400"), "{e}");
     let other = format!("{}/api/units/bus-o/cameras/rear/recording", central.web);
     assert!(put(&other, serde_json::json!({"recording": ["remote"]})).unwrap_err().to_string().contains("404"));
