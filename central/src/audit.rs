@@ -25,7 +25,8 @@ pub struct Event {
     /// What: `login`, `login_failed`, `logout`, `live_view`, `playback`, `export`,
     /// `retrieval_requested`, `recording_options_set`, `recording_options_cleared`, `user_added`,
     /// `user_removed`, `token_created`, `tokens_revoked`, `unit_added`, `unit_revoked`,
-    /// `evidence_locked`, `alarm_acknowledged`, `alarm_closed`.
+    /// `evidence_locked`, `alarm_acknowledged`, `alarm_closed`, `profile_set`, `profile_deleted`,
+    /// `unit_profile_set`.
     pub action: &'static str,
     /// The unit it was about.
     pub unit: Option<String>,

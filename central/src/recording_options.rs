@@ -1,6 +1,7 @@
 //! Each unit camera's recording options: what an operator set through the API
 //! (`PUT /api/units/{unit}/cameras/{camera}/recording`, kept in `<store>/options.db`), else its
-//! `[[unit.camera]]` table in central.toml, else the defaults. The sync hub asks here, so a
+//! fleet profile and overrides ([`crate::profiles`]), else its `[[unit.camera]]` table in
+//! central.toml, else the defaults. The sync hub asks here, so a
 //! change applies from the unit's next catalog on, without a restart.
 
 use std::collections::HashMap;
@@ -54,6 +55,8 @@ pub struct OptionsBody {
 pub enum OptionsSource {
     /// Set through the API.
     Api,
+    /// The unit's fleet profile or its overrides.
+    Profile,
     /// Its `[[unit.camera]]` table.
     Config,
     /// Neither: the defaults.
@@ -65,6 +68,7 @@ pub struct RecordingOptions {
     site: Arc<CentralConfig>,
     overrides: RwLock<HashMap<(String, String), CameraConfig>>,
     db: Mutex<Connection>,
+    profiles: Option<Arc<crate::profiles::Profiles>>,
 }
 
 impl RecordingOptions {
@@ -97,7 +101,18 @@ impl RecordingOptions {
                 overrides.insert((unit, camera), c);
             }
         }
-        Ok(RecordingOptions { site, overrides: RwLock::new(overrides), db: Mutex::new(db) })
+        Ok(RecordingOptions { site, overrides: RwLock::new(overrides), db: Mutex::new(db), profiles: None })
+    }
+
+    /// Fleet profiles set recording options too (below those set per camera through the API).
+    pub fn with_profiles(mut self, profiles: Arc<crate::profiles::Profiles>) -> RecordingOptions {
+        self.profiles = Some(profiles);
+        self
+    }
+
+    /// The fleet profiles, when central has them.
+    pub fn profiles(&self) -> Option<&Arc<crate::profiles::Profiles>> {
+        self.profiles.as_ref()
     }
 
     /// Central's configuration.
@@ -111,7 +126,7 @@ impl RecordingOptions {
         if let Some(c) = self.overrides.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return (c.clone(), OptionsSource::Api);
         }
-        match self.site.camera(unit, camera) {
+        let (mut c, source) = match self.site.camera(unit, camera) {
             Some(c) => (c.clone(), OptionsSource::Config),
             None => (
                 CameraConfig {
@@ -122,7 +137,12 @@ impl RecordingOptions {
                 },
                 OptionsSource::Default,
             ),
+        };
+        if let Some(recording) = self.profiles.as_ref().and_then(|p| p.recording_for(unit, camera)) {
+            c.recording = recording;
+            return (c, OptionsSource::Profile);
         }
+        (c, source)
     }
 
     /// The recording options and event window of `unit`'s `camera`.
