@@ -207,6 +207,14 @@ impl EdgeSync {
         }
     }
 
+    /// The glue could not keep or apply settings `revision`: a later resend of it (at the next
+    /// connection) is applied again.
+    pub fn settings_failed(&mut self, revision: u64) {
+        if self.settings_applying == Some(revision) {
+            self.settings_applying = None;
+        }
+    }
+
     /// The technician's changes not yet acknowledged by central, oldest first.
     pub fn unacked_local_changes(&self) -> impl Iterator<Item = &LocalChange> {
         self.local_changes.iter()
