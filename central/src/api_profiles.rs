@@ -52,7 +52,9 @@ fn profiles(state: &WebState) -> Result<Arc<Profiles>, Response> {
         .ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "this central keeps no fleet profiles"))
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ProfileError> + Send + 'static) -> Result<T, Response> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ProfileError> + Send + 'static,
+) -> Result<T, Response> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(failed(e)),
@@ -187,7 +189,14 @@ pub async fn assign(
     if let Err(r) = blocking(move || p.assign(&u, body)).await {
         return r;
     }
-    let event = Event { user: who.name.clone(), action: "unit_profile_set", unit: Some(unit.clone()), camera: None, detail, client: None };
+    let event = Event {
+        user: who.name.clone(),
+        action: "unit_profile_set",
+        unit: Some(unit.clone()),
+        camera: None,
+        detail,
+        client: None,
+    };
     state.auth.record(event).await;
     settings(State(state), Path(unit)).await
 }

@@ -287,7 +287,8 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         let site = Arc::new(config.clone());
         let options = central::recording_options::RecordingOptions::open(site.clone(), &dir.join("options.db"))
             .context("cannot open the recording options")?;
-        let profiles = central::profiles::Profiles::open(&dir.join("profiles.db")).context("cannot open the fleet profiles")?;
+        let profiles =
+            central::profiles::Profiles::open(&dir.join("profiles.db")).context("cannot open the fleet profiles")?;
         let options = options.with_profiles(Arc::new(profiles));
         let hub = Arc::new(central::sync_hub::SyncHub::new(retrieved, site, Arc::new(options)));
         let registry = Arc::new(Mutex::new(registry));

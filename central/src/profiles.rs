@@ -246,9 +246,13 @@ impl Profiles {
 
     /// Creates or replaces profile `name`; returns the units it is assigned to.
     pub fn put(&self, name: &str, body: ProfileBody) -> Result<Vec<String>, ProfileError> {
-        let ok = !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
         if !ok {
-            return Err(ProfileError::Invalid(format!("profile name {name:?}: use 1–64 letters, digits, '-', '_' or '.'")));
+            return Err(ProfileError::Invalid(format!(
+                "profile name {name:?}: use 1–64 letters, digits, '-', '_' or '.'"
+            )));
         }
         body.check().map_err(ProfileError::Invalid)?;
         let text = serde_json::to_string(&body).map_err(|e| ProfileError::Invalid(e.to_string()))?;
@@ -285,7 +289,9 @@ impl Profiles {
         if let Some(p) = &assignment.profile
             && !self.profiles.read().unwrap_or_else(|p| p.into_inner()).contains_key(p)
         {
-            return Err(ProfileError::Invalid(format!("there is no profile {p:?}; create it with PUT /api/profiles/{p}")));
+            return Err(ProfileError::Invalid(format!(
+                "there is no profile {p:?}; create it with PUT /api/profiles/{p}"
+            )));
         }
         assignment.overrides.iter().try_for_each(|(c, s)| s.check(c)).map_err(ProfileError::Invalid)?;
         let text = serde_json::to_string(&assignment).map_err(|e| ProfileError::Invalid(e.to_string()))?;
@@ -528,10 +534,7 @@ mod tests {
         drop(p);
         let p = Profiles::open(&path).unwrap();
         let front = p.layered("bus-1", "front");
-        assert_eq!(
-            (front.mode.as_deref(), front.pre_buffer_s, front.motion),
-            (Some("event"), Some(2.0), Some(true))
-        );
+        assert_eq!((front.mode.as_deref(), front.pre_buffer_s, front.motion), (Some("event"), Some(2.0), Some(true)));
         assert_eq!(p.recording_for("bus-1", "cabin"), Some(vec![RecordingOption::None]));
         assert_eq!(p.recording_for("bus-1", "*"), Some(vec![RecordingOption::Remote, RecordingOption::LinkGap]));
         assert_eq!(p.recording_for("bus-2", "front"), None, "no profile: nothing set");
@@ -574,11 +577,15 @@ mod tests {
         let r2 = p.revise("u", Some("buses".into()), one, 30).unwrap();
         assert_eq!((r2.revision, r2.set_at_us), (2, 30));
         assert_eq!(p.last_push("u").unwrap(), Some(r2));
-        let conflict = SettingsConflict { camera: "a".into(), field: "mode".into(), local: "1".into(), central: "2".into() };
+        let conflict =
+            SettingsConflict { camera: "a".into(), field: "mode".into(), local: "1".into(), central: "2".into() };
         p.applied("u", 2, std::slice::from_ref(&conflict), 40).unwrap();
         p.applied("u", 1, &[], 50).unwrap();
         let s = p.state("u").unwrap().unwrap();
-        assert_eq!((s.revision, s.applied_revision, s.conflicts, s.unit_protocol), (2, Some(2), vec![conflict], Some(3)));
+        assert_eq!(
+            (s.revision, s.applied_revision, s.conflicts, s.unit_protocol),
+            (2, Some(2), vec![conflict], Some(3))
+        );
         let change = LocalChange {
             id: 4,
             camera: "a".into(),

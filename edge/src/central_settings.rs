@@ -210,7 +210,9 @@ pub struct CentralSettings {
     state: Mutex<SettingsState>,
     /// One change at a time: central's settings or the technician's edit.
     exclusive: tokio::sync::Mutex<()>,
-    runtime: OnceLock<(Arc<UnitStatus>, Arc<CameraSupervisor>, PathBuf)>,
+    /// The supervisor is held weakly: it holds the recorder's sender, which must go away at
+    /// shutdown for the recorder thread to finish.
+    runtime: OnceLock<(Arc<UnitStatus>, std::sync::Weak<CameraSupervisor>, PathBuf)>,
 }
 
 fn now_us() -> i64 {
@@ -238,7 +240,7 @@ impl CentralSettings {
     /// Changes apply to the running cameras through `supervisor`, re-reading the configuration
     /// file at `config_path`; `status` shows why a camera does not record.
     pub fn attach(&self, status: Arc<UnitStatus>, supervisor: Arc<CameraSupervisor>, config_path: PathBuf) {
-        let _ = self.runtime.set((status, supervisor, config_path));
+        let _ = self.runtime.set((status, Arc::downgrade(&supervisor), config_path));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SettingsState> {
@@ -289,20 +291,21 @@ impl CentralSettings {
     /// settings change restart) and returns the conflicts with the technician's changes.
     pub async fn apply_central(self: &Arc<Self>, push: SettingsPush) -> Result<Vec<SettingsConflict>, SettingsError> {
         let _one = self.exclusive().await;
-        let file = match self.runtime.get() {
-            Some((_, _, path)) => Some(EdgeConfig::load(path).map_err(|e| SettingsError::Io {
-                path: path.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })?),
-            None => None,
-        };
+        let file =
+            match self.runtime.get() {
+                Some((_, _, path)) => Some(EdgeConfig::load(path).map_err(|e| SettingsError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })?),
+                None => None,
+            };
         let this = self.clone();
         let push2 = push.clone();
         let file2 = file.clone();
         let conflicts = tokio::task::spawn_blocking(move || this.keep_central(push2, file2.as_ref()))
             .await
             .map_err(|e| SettingsError::Io { path: self.path.clone(), source: std::io::Error::other(e) })??;
-        if let (Some(file), Some((_, supervisor, _))) = (file, self.runtime.get()) {
+        if let (Some(file), Some(supervisor)) = (file, self.runtime.get().and_then(|r| r.1.upgrade())) {
             let config = self.effective(&file);
             match supervisor.apply(&config).await {
                 Ok(applied) => tracing::info!(revision = push.revision, ?applied, "settings from central applied"),
@@ -314,7 +317,11 @@ impl CentralSettings {
     }
 
     /// The durable part of [`apply_central`](Self::apply_central).
-    fn keep_central(&self, push: SettingsPush, file: Option<&EdgeConfig>) -> Result<Vec<SettingsConflict>, SettingsError> {
+    fn keep_central(
+        &self,
+        push: SettingsPush,
+        file: Option<&EdgeConfig>,
+    ) -> Result<Vec<SettingsConflict>, SettingsError> {
         let mut state = self.lock().clone();
         let now = now_us();
         let mut conflicts = Vec::new();
@@ -332,7 +339,9 @@ impl CentralSettings {
                             local: local.to_string(),
                             central: central.to_string(),
                         });
-                        let when = jiff::Timestamp::from_microsecond(push.set_at_us).map(|t| t.to_string()).unwrap_or_default();
+                        let when = jiff::Timestamp::from_microsecond(push.set_at_us)
+                            .map(|t| t.to_string())
+                            .unwrap_or_default();
                         state.notices.push(Notice {
                             at_us: now,
                             camera: cam.id.clone(),
@@ -366,7 +375,9 @@ impl CentralSettings {
         for (camera, field, value) in diff(old, new) {
             // Central sets the field, or keeps the camera from recording whatever its mode.
             let central = state.push.as_ref().and_then(|p| entry_for(p, &camera)).and_then(|e| {
-                fields_set(e).into_iter().find(|(f, _)| *f == field || (*f == "recording" && field == "mode" && recording_off(e)))
+                fields_set(e)
+                    .into_iter()
+                    .find(|(f, _)| *f == field || (*f == "recording" && field == "mode" && recording_off(e)))
             });
             state.last_change_id += 1;
             state.pending.push(LocalChange {
@@ -444,24 +455,25 @@ impl CentralSettings {
 /// "cameras": [central's entries], "conflicts", "notices", "pending_changes"}` (revision and
 /// profile null before central sent any).
 pub fn routes(settings: Arc<CentralSettings>) -> axum::Router {
-    axum::Router::new().route(
-        "/api/central-settings",
-        axum::routing::get(|axum::extract::State(s): axum::extract::State<Arc<CentralSettings>>| async move {
-            let state = s.snapshot();
-            let push = state.push.as_ref();
-            axum::Json(json!({
-                "revision": push.map(|p| p.revision),
-                "profile": push.and_then(|p| p.profile.clone()),
-                "set_at_us": push.map(|p| p.set_at_us),
-                "applied_at_us": state.applied_at_us,
-                "cameras": push.map(|p| p.cameras.clone()).unwrap_or_default(),
-                "conflicts": state.conflicts,
-                "notices": state.notices,
-                "pending_changes": state.pending,
-            }))
-        }),
-    )
-    .with_state(settings)
+    axum::Router::new()
+        .route(
+            "/api/central-settings",
+            axum::routing::get(|axum::extract::State(s): axum::extract::State<Arc<CentralSettings>>| async move {
+                let state = s.snapshot();
+                let push = state.push.as_ref();
+                axum::Json(json!({
+                    "revision": push.map(|p| p.revision),
+                    "profile": push.and_then(|p| p.profile.clone()),
+                    "set_at_us": push.map(|p| p.set_at_us),
+                    "applied_at_us": state.applied_at_us,
+                    "cameras": push.map(|p| p.cameras.clone()).unwrap_or_default(),
+                    "conflicts": state.conflicts,
+                    "notices": state.notices,
+                    "pending_changes": state.pending,
+                }))
+            }),
+        )
+        .with_state(settings)
 }
 
 fn profile_words(profile: Option<&str>) -> String {
@@ -536,8 +548,9 @@ mod tests {
         let s = CentralSettings::load(dir.path()).unwrap();
         let old = EdgeConfig::parse(BASE).unwrap();
         // The technician changes front's pre-buffer (central sets nothing yet).
-        let new = EdgeConfig::parse(&BASE.replace("url = \"rtsp://h/a\"\n", "url = \"rtsp://h/a\"\npre_buffer_s = 9.0\n"))
-            .unwrap();
+        let new =
+            EdgeConfig::parse(&BASE.replace("url = \"rtsp://h/a\"\n", "url = \"rtsp://h/a\"\npre_buffer_s = 9.0\n"))
+                .unwrap();
         assert!(s.technician_changed(&old, &new).unwrap().is_empty());
         assert_eq!(s.pending_after(0).len(), 1);
         assert_eq!(s.pending_after(0)[0].field, "pre_buffer_s");
@@ -546,13 +559,19 @@ mod tests {
         let conflicts = s.keep_central(push(1, vec![all]), Some(&new)).unwrap();
         assert_eq!(
             conflicts,
-            vec![SettingsConflict { camera: "front".into(), field: "pre_buffer_s".into(), local: "9.0".into(), central: "2.0".into() }]
+            vec![SettingsConflict {
+                camera: "front".into(),
+                field: "pre_buffer_s".into(),
+                local: "9.0".into(),
+                central: "2.0".into()
+            }]
         );
         assert_eq!(s.effective(&new).cameras[0].pre_buffer_s, 2.0);
         assert!(s.snapshot().notices[0].text.contains("overridden by central (profile buses)"));
         // A later change of a field central sets is overridden at once.
-        let newer = EdgeConfig::parse(&BASE.replace("url = \"rtsp://h/a\"\n", "url = \"rtsp://h/a\"\npre_buffer_s = 3.0\n"))
-            .unwrap();
+        let newer =
+            EdgeConfig::parse(&BASE.replace("url = \"rtsp://h/a\"\n", "url = \"rtsp://h/a\"\npre_buffer_s = 3.0\n"))
+                .unwrap();
         assert_eq!(s.technician_changed(&new, &newer).unwrap(), ["front.pre_buffer_s"]);
         assert!(s.pending_after(1)[0].overridden);
         // Kept across a restart (kill -9: the file is replaced whole).

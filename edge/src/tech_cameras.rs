@@ -226,7 +226,9 @@ impl CameraEditor {
                 overridden = tokio::task::spawn_blocking(move || s.technician_changed(&old, &c))
                     .await
                     .map_err(|e| io(std::io::Error::other(e)))?
-                    .map_err(|e| CameraEditError::Invalid(format!("the change is written but not recorded for central: {e}")))?;
+                    .map_err(|e| {
+                        CameraEditError::Invalid(format!("the change is written but not recorded for central: {e}"))
+                    })?;
                 settings.effective(&config)
             }
             (Some(settings), Err(_)) => settings.effective(&config),
@@ -413,9 +415,11 @@ pub fn edit_camera(text: &str, id: &str, fields: &CameraEdit) -> Result<String, 
             Some(v) => table[key] = toml_edit::value(v),
         }
     }
-    for (key, value) in
-        [("pre_buffer_s", fields.pre_buffer_s), ("post_buffer_s", fields.post_buffer_s), ("max_age_days", fields.max_age_days)]
-    {
+    for (key, value) in [
+        ("pre_buffer_s", fields.pre_buffer_s),
+        ("post_buffer_s", fields.post_buffer_s),
+        ("max_age_days", fields.max_age_days),
+    ] {
         if let Some(v) = value {
             table[key] = toml_edit::value(v);
         }

@@ -18,9 +18,9 @@ use protocol::interconnect::{
 };
 use protocol::io::{BoardMessage, Input, InputState, UnitCommand};
 use protocol::sync::{
-    CameraHoldings, CatalogSummary, Chunk, CompressedCatalog, CompressedEvents, EventBatch, EventKind,
-    CameraSettings, EvidenceLockRequest, FetchFailure, LocalChange, RemoteEvent, SettingsConflict, SettingsPush, Span,
-    SyncFrame, SyncFromCentral, SyncFromEdge,
+    CameraHoldings, CameraSettings, CatalogSummary, Chunk, CompressedCatalog, CompressedEvents, EventBatch, EventKind,
+    EvidenceLockRequest, FetchFailure, LocalChange, RemoteEvent, SettingsConflict, SettingsPush, Span, SyncFrame,
+    SyncFromCentral, SyncFromEdge,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -303,8 +303,12 @@ fn cases_v3() -> Vec<Case> {
         set_at_us: 1_700_000_000_000_000,
         cameras: vec![all, front],
     };
-    let conflict =
-        SettingsConflict { camera: "front".into(), field: "mode".into(), local: "\"event\"".into(), central: "\"off\"".into() };
+    let conflict = SettingsConflict {
+        camera: "front".into(),
+        field: "mode".into(),
+        local: "\"event\"".into(),
+        central: "\"off\"".into(),
+    };
     let change = LocalChange {
         id: 3,
         camera: "front".into(),

@@ -61,8 +61,12 @@ fn the_latest_revision_waits_for_the_unit_and_is_answered_once() {
     e.handle(SyncFromCentral::Settings(push(2)));
     let actions: Vec<EdgeAction> = std::iter::from_fn(|| e.poll_event()).collect();
     assert_eq!(actions, vec![EdgeAction::ApplySettings(push(2))], "applied once while it is being applied");
-    let conflict =
-        SettingsConflict { camera: "front".into(), field: "mode".into(), local: "\"event\"".into(), central: "\"off\"".into() };
+    let conflict = SettingsConflict {
+        camera: "front".into(),
+        field: "mode".into(),
+        local: "\"event\"".into(),
+        central: "\"off\"".into(),
+    };
     e.settings_applied(2, vec![conflict.clone()]);
     let answer = SyncFromEdge::SettingsApplied { revision: 2, conflicts: vec![conflict.clone()] };
     assert_eq!(edge_sent(&mut e), vec![answer.clone()]);
