@@ -43,7 +43,8 @@ fn failed(e: ProfileError) -> Response {
     }
 }
 
-fn profiles(state: &WebState) -> Result<Arc<Profiles>, Response> {
+/// Central's profiles, or the answer that it keeps none.
+async fn profiles(state: &WebState) -> Result<Arc<Profiles>, Response> {
     state
         .hub
         .options()
@@ -97,7 +98,7 @@ fn entry(name: &str, body: &ProfileBody, units: Vec<String>) -> serde_json::Valu
 
 /// `GET /api/profiles`.
 pub async fn list(State(state): State<WebState>) -> Response {
-    let p = match profiles(&state) {
+    let p = match profiles(&state).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -112,7 +113,7 @@ pub async fn put(
     Path(name): Path<String>,
     body: Result<Json<ProfileBody>, JsonRejection>,
 ) -> Response {
-    let p = match profiles(&state) {
+    let p = match profiles(&state).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -146,7 +147,7 @@ pub async fn delete(
     Extension(who): Extension<Account>,
     Path(name): Path<String>,
 ) -> Response {
-    let p = match profiles(&state) {
+    let p = match profiles(&state).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -168,7 +169,7 @@ pub async fn assign(
     Path(unit): Path<String>,
     body: Result<Json<Assignment>, JsonRejection>,
 ) -> Response {
-    let p = match profiles(&state) {
+    let p = match profiles(&state).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -203,7 +204,7 @@ pub async fn assign(
 
 /// `GET /api/units/{unit}/settings`.
 pub async fn settings(State(state): State<WebState>, Path(unit): Path<String>) -> Response {
-    let p = match profiles(&state) {
+    let p = match profiles(&state).await {
         Ok(p) => p,
         Err(r) => return r,
     };

@@ -433,7 +433,7 @@ impl Profiles {
 
     /// What central knows of `unit`'s settings revisions (`None`: nothing yet).
     pub fn state(&self, unit: &str) -> Result<Option<UnitSettingsState>, ProfileError> {
-        let row: Option<(i64, i64, Option<i64>, Option<i64>, String, Option<u16>)> = self
+        let row: Option<StateRow> = self
             .db()
             .query_row(
                 "SELECT revision, set_at_us, applied_revision, applied_at_us, conflicts, unit_protocol
@@ -502,6 +502,10 @@ impl Profiles {
         Ok(out)
     }
 }
+
+/// A `unit_settings` row: revision, set_at_us, applied_revision, applied_at_us, conflicts,
+/// unit_protocol.
+type StateRow = (i64, i64, Option<i64>, Option<i64>, String, Option<u16>);
 
 fn rows(db: &Connection, sql: &str) -> Result<Vec<(String, String)>, rusqlite::Error> {
     let mut stmt = db.prepare(sql)?;
@@ -594,8 +598,8 @@ mod tests {
             at_us: 1,
             overridden: false,
         };
-        p.add_local_changes("u", &[change.clone()], 60).unwrap();
-        p.add_local_changes("u", &[change.clone()], 70).unwrap();
+        p.add_local_changes("u", std::slice::from_ref(&change), 60).unwrap();
+        p.add_local_changes("u", std::slice::from_ref(&change), 70).unwrap();
         let got = p.local_changes("u", 10).unwrap();
         assert_eq!(got, vec![ReportedChange { change, received_us: 60 }], "stored once");
     }

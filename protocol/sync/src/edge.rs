@@ -307,7 +307,7 @@ impl EdgeSync {
                 }
             }
             SyncFromCentral::LocalChangesAck { up_to_id } => {
-                if !self.local_changes.front().is_some_and(|c| c.id <= up_to_id) {
+                if self.local_changes.front().is_none_or(|c| c.id > up_to_id) {
                     return;
                 }
                 while self.local_changes.front().is_some_and(|c| c.id <= up_to_id) {

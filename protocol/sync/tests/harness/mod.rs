@@ -177,7 +177,7 @@ fn settings_push(revision: u64) -> SettingsPush {
     let camera = CameraSettings {
         camera: "*".into(),
         recording: Some(vec!["remote".into()]),
-        mode: Some(if revision % 2 == 0 { "event" } else { "continuous" }.into()),
+        mode: Some(if revision.is_multiple_of(2) { "event" } else { "continuous" }.into()),
         schedule: None,
         pre_buffer_ms: Some(revision as u32 * 1000),
         post_buffer_ms: None,
