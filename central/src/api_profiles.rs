@@ -63,14 +63,21 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// The cameras `unit` shares, from the registry; `None` when no such unit is registered.
+/// The cameras `unit` shares, from the registry (none yet for a unit enrolled or added that
+/// has not said hello); `None` when central knows no such unit.
 async fn unit_cameras(state: &WebState, unit: &str) -> Result<Option<Vec<String>>, Response> {
     let registry = state.registry.clone();
-    let rows = tokio::task::spawn_blocking(move || registry.lock().unwrap_or_else(|p| p.into_inner()).units())
-        .await
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok(rows.into_iter().find(|r| r.id == unit).map(|r| r.cameras.into_iter().map(|(id, _)| id).collect()))
+    let u = unit.to_owned();
+    let found = tokio::task::spawn_blocking(move || {
+        let registry = registry.lock().unwrap_or_else(|p| p.into_inner());
+        match registry.units()?.into_iter().find(|r| r.id == u) {
+            Some(row) => Ok(Some(row.cameras.into_iter().map(|(id, _)| id).collect())),
+            None => Ok(registry.is_known(&u)?.then(Vec::new)),
+        }
+    })
+    .await
+    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    found.map_err(|e: crate::registry::RegistryError| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 /// Makes a new revision for each of `units` whose settings changed (their profile, their
@@ -157,7 +164,9 @@ pub async fn delete(
             audit(&state, &who, "profile_deleted", name).await;
             StatusCode::NO_CONTENT.into_response()
         }
-        Ok(false) => error(StatusCode::NOT_FOUND, format!("there is no profile {name:?}")),
+        Ok(false) => {
+            error(StatusCode::NOT_FOUND, format!("there is no profile {name:?}; GET /api/profiles lists them"))
+        }
         Err(r) => r,
     }
 }
@@ -175,7 +184,9 @@ pub async fn assign(
     };
     match unit_cameras(&state, &unit).await {
         Ok(Some(_)) => {}
-        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no unit {unit:?} is registered")),
+        Ok(None) => {
+            return error(StatusCode::NOT_FOUND, format!("no unit {unit:?} is known; add it with POST /api/units"));
+        }
         Err(r) => return r,
     }
     let Json(body) = match body {
@@ -210,7 +221,9 @@ pub async fn settings(State(state): State<WebState>, Path(unit): Path<String>) -
     };
     let cameras = match unit_cameras(&state, &unit).await {
         Ok(Some(c)) => c,
-        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no unit {unit:?} is registered")),
+        Ok(None) => {
+            return error(StatusCode::NOT_FOUND, format!("no unit {unit:?} is known; add it with POST /api/units"));
+        }
         Err(r) => return r,
     };
     let push = match state.hub.push_settings(&unit, &cameras).await {
@@ -255,4 +268,23 @@ pub fn up_to_date(s: &crate::profiles::UnitSettingsState) -> bool {
 /// [`TOO_OLD`] for a unit whose last connection spoke a protocol before version 3.
 pub fn note(s: &crate::profiles::UnitSettingsState) -> Option<&'static str> {
     s.unit_protocol.filter(|v| *v < 3).map(|_| TOO_OLD)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profiles::UnitSettingsState;
+
+    #[test]
+    fn up_to_date_only_when_the_unit_applied_the_latest_revision_and_old_units_are_named() {
+        let mut s =
+            UnitSettingsState { revision: 2, applied_revision: Some(1), unit_protocol: Some(3), ..Default::default() };
+        assert!(!up_to_date(&s));
+        s.applied_revision = Some(2);
+        assert!(up_to_date(&s));
+        assert_eq!(note(&s), None);
+        s.unit_protocol = Some(2);
+        assert_eq!(note(&s), Some("unit too old for settings push"));
+        assert!(!up_to_date(&UnitSettingsState::default()), "no revision yet: not up to date");
+    }
 }

@@ -497,6 +497,19 @@ mod tests {
         assert!(matches!(edit_camera(&text, "side", &fields), Err(CameraEditError::NoSuchCamera(_))));
         let bad = CameraEdit { mode: Some("sometimes".into()), ..Default::default() };
         assert!(matches!(edit_camera(&text, "front", &bad), Err(CameraEditError::Invalid(_))));
+        let settings = CameraEdit {
+            schedule: Some(String::new()),
+            pre_buffer_s: Some(9.5),
+            motion: Some(false),
+            motion_sensitivity: Some(8),
+            max_age_days: Some(3.0),
+            ..Default::default()
+        };
+        let c = EdgeConfig::parse(&edit_camera(&text, "front", &settings).unwrap()).unwrap();
+        let c = &c.cameras[0];
+        assert_eq!((c.pre_buffer_s, c.motion, c.motion_sensitivity, c.max_age_days), (9.5, false, 8, Some(3.0)));
+        let too_sensitive = CameraEdit { motion_sensitivity: Some(11), ..Default::default() };
+        assert!(matches!(edit_camera(&text, "front", &too_sensitive), Err(CameraEditError::Invalid(_))));
         let empty = CameraEdit { url: Some(" ".into()), ..Default::default() };
         assert!(matches!(edit_camera(&text, "front", &empty), Err(CameraEditError::Invalid(_))));
     }

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use hil_tests::browser::Browser;
 use hil_tests::{CentralProc, EdgeProc, edge_config, gst_camera, wait_until};
 use serde_json::{Value, json};
 
@@ -62,6 +63,38 @@ fn wait_up_to_date(central: &CentralProc, edge: &EdgeProc, revision_above: u64) 
         (s["up_to_date"] == true && s["revision"].as_u64() > Some(revision_above)).then_some(s)
     })
     .unwrap_or_else(|e| panic!("{e}\n{}\n{}", central.proc.log_tail(), edge.proc.log_tail()))
+}
+
+/// Polls a JavaScript expression in central's page until it is neither null nor false.
+fn wait_js(b: &mut Browser, what: &str, expression: &str) -> Value {
+    wait_until(what, T, || b.eval(expression).ok().filter(|v| !v.is_null() && *v != json!(false)))
+        .unwrap_or_else(|e| panic!("{e}; page: {:?}", b.eval("document.body.innerText")))
+}
+
+/// Central's page in headless Chromium, logged in as the administrator: the unit's settings
+/// indicator says `want`, and the profiles editor lists `profile` with the unit.
+fn page_shows(central: &CentralProc, want: &str, profile: &str) {
+    let mut b = Browser::launch(1280, 1000).unwrap();
+    b.goto(&format!("{}/", central.web)).unwrap();
+    wait_js(&mut b, "the login form", "!document.getElementById('login').hidden");
+    let password = central.admin_password().unwrap();
+    for (field, text) in [("#login-name", "admin"), ("#login-password", password.as_str())] {
+        b.click(field).unwrap();
+        b.page("Input.insertText", json!({ "text": text })).unwrap();
+    }
+    b.click("#login-submit").unwrap();
+    let shown = wait_js(
+        &mut b,
+        "the unit's settings indicator",
+        "(document.querySelector('tr[data-unit=\"bus-1\"] td.settings') || {}).textContent",
+    );
+    assert_eq!(shown, want);
+    let units = wait_js(
+        &mut b,
+        "the profile in the editor",
+        &format!("(document.querySelector('tr[data-profile=\"{profile}\"]') || {{}}).textContent"),
+    );
+    assert!(units.as_str().unwrap().contains("bus-1"), "{units}");
 }
 
 #[test]
@@ -123,8 +156,16 @@ fn profiles_reach_the_unit_and_the_technicians_changes_reach_central() {
     assert_eq!(assigned["cameras"]["front"]["post_buffer_s"], 4.0, "{assigned}");
     assert_eq!(assigned["cameras"]["front"]["pre_buffer_s"], 3.0, "{assigned}");
     assert_eq!(fleet_says_up_to_date(&central), false);
+    page_shows(&central, "settings: pending", "buses");
+    // A unit added but not yet connected gets its profile at its first connection; an unknown
+    // unit is refused.
+    central.add_unit("bus-9").unwrap();
+    let (code, body) = send(&central, "PUT", "/api/units/bus-9/profile", json!({ "profile": "buses" }), None);
+    assert_eq!((code, body["up_to_date"].as_bool()), (200, Some(false)), "{body}");
+    let (code, body) = send(&central, "PUT", "/api/units/bus-404/profile", json!({ "profile": "buses" }), None);
+    assert_eq!(code, 404, "{body}");
     let listed = central.get_json(&format!("{}/api/profiles", central.web)).unwrap();
-    assert_eq!(listed["profiles"][0]["units"], json!(["bus-1"]), "{listed}");
+    assert_eq!(listed["profiles"][0]["units"], json!(["bus-1", "bus-9"]), "{listed}");
     let audit = central.get_json(&format!("{}/api/audit?q=profile", central.web)).unwrap();
     assert!(audit.to_string().contains("unit_profile_set"), "audited: {audit}");
 
@@ -133,6 +174,7 @@ fn profiles_reach_the_unit_and_the_technicians_changes_reach_central() {
     let applied = wait_up_to_date(&central, &edge, first_revision);
     assert_eq!(applied["applied_revision"], applied["revision"]);
     assert_eq!(fleet_says_up_to_date(&central), true);
+    page_shows(&central, "settings: up to date", "buses");
     let status = wait_until("the cabin is off and the front records", T, || {
         let s = edge.status().ok()?;
         (camera(&s, "cabin")["mode"] == "off" && camera(&s, "front")["recording"] == true).then_some(s)
@@ -216,7 +258,11 @@ fn profiles_reach_the_unit_and_the_technicians_changes_reach_central() {
     central.proc.kill();
     edge.proc.kill();
     let edge = EdgeProc::start(dir.path(), "edge", &config).unwrap();
-    let status = edge.status().unwrap();
+    let status = wait_until("the cameras start with central's settings", T, || {
+        let s = edge.status().ok()?;
+        (camera(&s, "front")["state"] != "connecting" || camera(&s, "cabin")["mode"] == "off").then_some(s)
+    })
+    .unwrap();
     assert_eq!(camera(&status, "cabin")["mode"], "off", "{status}");
     assert_eq!(camera(&status, "cabin")["recording_reason"], "recording off: set at central", "{status}");
 }
