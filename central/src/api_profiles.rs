@@ -12,7 +12,8 @@
 //!   effective settings makes a new revision when they changed).
 //!
 //! SETTINGS is `{"recording", "mode", "schedule", "pre_buffer_s", "post_buffer_s", "motion",
-//! "motion_sensitivity", "max_age_days"}`, each optional. Errors are `{"error": "…"}`.
+//! "motion_sensitivity", "max_age_days", "event_window_s", "time_profile"}`, each optional (the
+//! last two are retrieval rules at central, not sent to the unit). Errors are `{"error": "…"}`.
 
 use std::sync::Arc;
 
@@ -95,6 +96,22 @@ pub async fn push(state: &WebState, units: &[String]) {
     }
 }
 
+/// Every `time_profile` retrieval rule names a `[[time_profile]]` of central.toml.
+fn time_profiles_exist(
+    state: &WebState,
+    cameras: &std::collections::BTreeMap<String, crate::profiles::CameraSettingsBody>,
+) -> Result<(), String> {
+    let site = state.hub.options().site();
+    for (camera, s) in cameras {
+        if let Some(name) = &s.time_profile
+            && !site.time_profiles.iter().any(|p| &p.name == name)
+        {
+            return Err(format!("camera {camera:?}: central.toml has no [[time_profile]] named {name:?}"));
+        }
+    }
+    Ok(())
+}
+
 async fn audit(state: &WebState, who: &Account, action: &'static str, detail: String) {
     state.auth.record(Event { user: who.name.clone(), action, unit: None, camera: None, detail, client: None }).await;
 }
@@ -137,6 +154,9 @@ pub async fn put(
             );
         }
     };
+    if let Err(e) = time_profiles_exist(&state, &body.cameras) {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, e);
+    }
     let detail = serde_json::to_string(&body).unwrap_or_default();
     let (p2, n, b) = (p.clone(), name.clone(), body.clone());
     let units = match blocking(move || p2.put(&n, b)).await {
@@ -196,6 +216,9 @@ pub async fn assign(
             return error(StatusCode::BAD_REQUEST, format!("{}; {hint}", e.body_text()));
         }
     };
+    if let Err(e) = time_profiles_exist(&state, &body.overrides) {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, e);
+    }
     let detail = serde_json::to_string(&body).unwrap_or_default();
     let u = unit.clone();
     if let Err(r) = blocking(move || p.assign(&u, body)).await {

@@ -75,6 +75,14 @@ pub struct CameraSettingsBody {
     /// Recordings older than this many days are deleted on the unit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_age_days: Option<f64>,
+    /// Retrieval rule, at central only: seconds before and after an event that
+    /// `"event_window"` retrieves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_window_s: Option<[u32; 2]>,
+    /// Retrieval rule, at central only: the `[[time_profile]]` of central.toml that
+    /// `"time_profile"` retrieves by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_profile: Option<String>,
 }
 
 /// The recording modes a unit knows.
@@ -116,10 +124,21 @@ impl CameraSettingsBody {
         macro_rules! take {
             ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f.clone(); } )* };
         }
-        take!(recording, mode, schedule, pre_buffer_s, post_buffer_s, motion, motion_sensitivity, max_age_days);
+        take!(
+            recording,
+            mode,
+            schedule,
+            pre_buffer_s,
+            post_buffer_s,
+            motion,
+            motion_sensitivity,
+            max_age_days,
+            event_window_s,
+            time_profile
+        );
     }
 
-    /// On the wire, for `camera` (`"*"` for every camera).
+    /// On the wire, for `camera` (`"*"` for every camera); the retrieval rules stay at central.
     pub fn to_wire(&self, camera: &str) -> CameraSettings {
         CameraSettings {
             camera: camera.to_owned(),
@@ -359,7 +378,8 @@ impl Profiles {
     }
 
     /// Makes `cameras` (with `profile`) the unit's settings: a new revision when they differ
-    /// from the last one, else the last one. Durable before it returns.
+    /// from the last one (above the last and at least `now_us` in milliseconds), else the last
+    /// one. Durable before it returns.
     pub fn revise(
         &self,
         unit: &str,
@@ -379,7 +399,9 @@ impl Profiles {
         {
             return Ok(SettingsPush { revision: *revision as u64, profile, set_at_us: *set_at_us, cameras });
         }
-        let revision = last.map_or(1, |l| l.0 + 1);
+        // At least the time in milliseconds: a central whose database was lost still makes
+        // revisions above those its units applied before (as long as its clock is right).
+        let revision = last.map_or(1, |l| l.0 + 1).max(now_us / 1000);
         db.execute(
             "INSERT INTO unit_settings (unit, revision, set_at_us, content) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (unit) DO UPDATE SET revision = excluded.revision, set_at_us = excluded.set_at_us,
@@ -578,8 +600,11 @@ mod tests {
         let r1 = p.revise("u", None, one.clone(), 10).unwrap();
         assert_eq!(r1.revision, 1);
         assert_eq!(p.revise("u", None, one.clone(), 20).unwrap(), r1, "the same settings: the same revision");
-        let r2 = p.revise("u", Some("buses".into()), one, 30).unwrap();
+        let r2 = p.revise("u", Some("buses".into()), one.clone(), 30).unwrap();
         assert_eq!((r2.revision, r2.set_at_us), (2, 30));
+        // After a lost database, revisions start at the time in milliseconds.
+        let fresh = Profiles::open(&dir.path().join("fresh.db")).unwrap();
+        assert_eq!(fresh.revise("u", None, one, 1_700_000_000_000_000).unwrap().revision, 1_700_000_000_000);
         assert_eq!(p.last_push("u").unwrap(), Some(r2));
         let conflict =
             SettingsConflict { camera: "a".into(), field: "mode".into(), local: "1".into(), central: "2".into() };

@@ -138,11 +138,21 @@ impl RecordingOptions {
                 OptionsSource::Default,
             ),
         };
-        if let Some(recording) = self.profiles.as_ref().and_then(|p| p.recording_for(unit, camera)) {
+        let Some(layered) = self.profiles.as_ref().map(|p| p.layered(unit, camera)) else { return (c, source) };
+        let mut from_profile = false;
+        if let Some(recording) = layered.recording {
             c.recording = recording;
-            return (c, OptionsSource::Profile);
+            from_profile = true;
         }
-        (c, source)
+        if let Some(window) = layered.event_window_s {
+            c.event_window_s = window;
+            from_profile = true;
+        }
+        if let Some(name) = layered.time_profile {
+            c.time_profile = Some(name);
+            from_profile = true;
+        }
+        (c, if from_profile { OptionsSource::Profile } else { source })
     }
 
     /// The recording options and event window of `unit`'s `camera`.
@@ -236,6 +246,27 @@ mod tests {
         drop(o);
         let o = RecordingOptions::open(site(), &path).unwrap();
         assert_eq!(o.camera("bus-1", "front").1, OptionsSource::Config, "the clearing is durable too");
+    }
+
+    #[test]
+    fn a_fleet_profile_sets_options_below_the_api_and_above_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let profiles = Arc::new(crate::profiles::Profiles::open(&dir.path().join("profiles.db")).unwrap());
+        let o = RecordingOptions::open(site(), &dir.path().join("options.db")).unwrap().with_profiles(profiles.clone());
+        let body = serde_json::from_str(
+            r#"{"cameras": {"*": {"recording": ["remote", "time_profile"], "time_profile": "nights", "event_window_s": [2, 3]}}}"#,
+        )
+        .unwrap();
+        profiles.put("buses", body).unwrap();
+        assert_eq!(o.camera("bus-1", "front").1, OptionsSource::Config, "not assigned yet");
+        let assignment = crate::profiles::Assignment { profile: Some("buses".into()), ..Default::default() };
+        profiles.assign("bus-1", assignment).unwrap();
+        let (c, source) = o.camera("bus-1", "front");
+        assert_eq!((source, c.event_window_s), (OptionsSource::Profile, [2, 3]));
+        assert!(o.camera_time_profile("bus-1", "front").is_some(), "retrieval follows the profile's rules");
+        let body = OptionsBody { recording: vec![RecordingOption::None], event_window_s: [1, 1], time_profile: None };
+        o.set("bus-1", "front", body).unwrap();
+        assert_eq!(o.camera_options("bus-1", "front").0, [RecordingOption::None], "set per camera: wins");
     }
 
     #[test]

@@ -237,6 +237,29 @@ impl CentralSettings {
         })
     }
 
+    /// [`load`](Self::load), but a file that cannot be read is moved aside (to `FILE.corrupt`)
+    /// with an error in the log, and the unit starts with its own settings: recording must not
+    /// wait for central, which sends its latest settings again at the next connection.
+    pub fn load_or_set_aside(store: &Path) -> CentralSettings {
+        match CentralSettings::load(store) {
+            Ok(s) => s,
+            Err(e) => {
+                let path = store.join(FILE);
+                let aside = store.join(format!("{FILE}.corrupt"));
+                match std::fs::rename(&path, &aside) {
+                    Ok(()) => tracing::error!("{e}; moved to {} and starting without them", aside.display()),
+                    Err(r) => tracing::error!("{e}; cannot move it aside ({r}); starting without them"),
+                }
+                CentralSettings {
+                    path,
+                    state: Mutex::new(SettingsState::default()),
+                    exclusive: tokio::sync::Mutex::new(()),
+                    runtime: OnceLock::new(),
+                }
+            }
+        }
+    }
+
     /// Changes apply to the running cameras through `supervisor`, re-reading the configuration
     /// file at `config_path`; `status` shows why a camera does not record.
     pub fn attach(&self, status: Arc<UnitStatus>, supervisor: Arc<CameraSupervisor>, config_path: PathBuf) {
@@ -582,10 +605,14 @@ mod tests {
     }
 
     #[test]
-    fn an_unreadable_file_is_an_error_that_says_what_to_do() {
+    fn an_unreadable_file_is_an_error_and_is_set_aside_at_start() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(FILE), "{not json").unwrap();
         let e = CentralSettings::load(dir.path()).err().unwrap().to_string();
         assert!(e.contains("move it away"), "{e}");
+        let s = CentralSettings::load_or_set_aside(dir.path());
+        assert_eq!(s.snapshot(), SettingsState::default());
+        assert!(dir.path().join("central-settings.json.corrupt").exists());
+        assert!(CentralSettings::load(dir.path()).is_ok(), "the unit starts next time too");
     }
 }

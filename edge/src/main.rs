@@ -210,7 +210,7 @@ fn probe(url: &url::Url, username: Option<String>, password: Option<String>, sec
 fn run(config_path: &Path) -> anyhow::Result<()> {
     let file_config = EdgeConfig::load(config_path)?;
     // Central's camera settings (kept from its last push) over the file's.
-    let settings = Arc::new(edge::central_settings::CentralSettings::load(&file_config.store.path)?);
+    let settings = Arc::new(edge::central_settings::CentralSettings::load_or_set_aside(&file_config.store.path));
     let config = settings.effective(&file_config);
     let vehicle = edge::vehicle::VehicleSetup::load(&config)?;
     let (store, recovery) = Store::open(&config.store.path, config.store_options()?)
