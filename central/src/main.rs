@@ -290,7 +290,8 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         let profiles =
             central::profiles::Profiles::open(&dir.join("profiles.db")).context("cannot open the fleet profiles")?;
         let options = options.with_profiles(Arc::new(profiles));
-        let hub = Arc::new(central::sync_hub::SyncHub::new(retrieved, site, Arc::new(options)));
+        let audit = central::audit::AuditLog::open(&dir.join("audit.db")).context("cannot open the audit log")?;
+        let hub = Arc::new(central::sync_hub::SyncHub::new(retrieved, site, Arc::new(options)).with_audit(audit));
         let registry = Arc::new(Mutex::new(registry));
         let interconnect = Interconnect {
             fleet: fleet.clone(),

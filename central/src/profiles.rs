@@ -494,19 +494,29 @@ impl Profiles {
         Ok(out)
     }
 
-    /// Stores the technician's changes `unit` reported (a change already held is kept as is).
-    pub fn add_local_changes(&self, unit: &str, changes: &[LocalChange], now_us: i64) -> Result<(), ProfileError> {
+    /// Stores the technician's changes `unit` reported (a change already held is kept as is);
+    /// returns those not held before.
+    pub fn add_local_changes(
+        &self,
+        unit: &str,
+        changes: &[LocalChange],
+        now_us: i64,
+    ) -> Result<Vec<LocalChange>, ProfileError> {
         let mut db = self.db();
         let tx = db.transaction()?;
+        let mut new = Vec::new();
         for c in changes {
             let text = serde_json::to_string(c).map_err(|e| ProfileError::Invalid(e.to_string()))?;
-            tx.execute(
+            let n = tx.execute(
                 "INSERT OR IGNORE INTO local_changes (unit, id, body, received_us) VALUES (?1, ?2, ?3, ?4)",
                 params![unit, c.id as i64, text, now_us],
             )?;
+            if n > 0 {
+                new.push(c.clone());
+            }
         }
         tx.commit()?;
-        Ok(())
+        Ok(new)
     }
 
     /// The newest `limit` changes `unit` reported, newest first.
@@ -623,8 +633,8 @@ mod tests {
             at_us: 1,
             overridden: false,
         };
-        p.add_local_changes("u", std::slice::from_ref(&change), 60).unwrap();
-        p.add_local_changes("u", std::slice::from_ref(&change), 70).unwrap();
+        assert_eq!(p.add_local_changes("u", std::slice::from_ref(&change), 60).unwrap(), [change.clone()]);
+        assert!(p.add_local_changes("u", std::slice::from_ref(&change), 70).unwrap().is_empty());
         let got = p.local_changes("u", 10).unwrap();
         assert_eq!(got, vec![ReportedChange { change, received_us: 60 }], "stored once");
     }

@@ -61,6 +61,8 @@ pub struct SyncHub {
     options: Arc<RecordingOptions>,
     units: Mutex<HashMap<String, Arc<UnitSync>>>,
     epoch: Instant,
+    /// Where the technician's changes units report are recorded.
+    audit: Option<Arc<crate::audit::AuditLog>>,
 }
 
 /// Why a retrieval could not be queued.
@@ -85,7 +87,14 @@ pub enum RequestError {
 impl SyncHub {
     /// A hub over central's store of retrieved video, retrieving by each camera's `options`.
     pub fn new(store: RetrievedStore, site: Arc<SiteConfig>, options: Arc<RecordingOptions>) -> SyncHub {
-        SyncHub { store, site, options, units: Mutex::default(), epoch: Instant::now() }
+        SyncHub { store, site, options, units: Mutex::default(), epoch: Instant::now(), audit: None }
+    }
+
+    /// The technician's changes units report go to this audit log too (action
+    /// `unit_local_change`, user `technician@UNIT`).
+    pub fn with_audit(mut self, audit: crate::audit::AuditLog) -> SyncHub {
+        self.audit = Some(Arc::new(audit));
+        self
     }
 
     /// Every unit camera's recording options.
@@ -426,11 +435,37 @@ impl SyncHub {
                     }
                 }
                 CentralAction::LocalChanges { changes } => {
-                    let Some(profiles) = self.options.profiles() else { continue };
+                    let Some(profiles) = self.options.profiles().cloned() else { continue };
                     let up_to = changes.last().map(|c| c.id);
-                    match profiles.add_local_changes(&u.name, &changes, now_us()) {
+                    let (unit, audit, n) = (u.name.clone(), self.audit.clone(), changes.len());
+                    let stored = tokio::task::spawn_blocking(move || {
+                        let new = profiles.add_local_changes(&unit, &changes, now_us())?;
+                        for c in new.iter().filter(|_| audit.is_some()) {
+                            let event = crate::audit::Event {
+                                user: format!("technician@{unit}"),
+                                action: "unit_local_change",
+                                unit: Some(unit.clone()),
+                                camera: Some(c.camera.clone()),
+                                detail: format!(
+                                    "{} = {}{}",
+                                    c.field,
+                                    c.value,
+                                    if c.overridden { " (overridden by central)" } else { "" }
+                                ),
+                                client: None,
+                            };
+                            if let Some(Err(e)) = audit.as_ref().map(|a| a.record(&event)) {
+                                tracing::error!("cannot write the audit log: {e}");
+                            }
+                        }
+                        Ok::<_, ProfileError>(())
+                    })
+                    .await
+                    .map_err(|e| ProfileError::Invalid(e.to_string()))
+                    .and_then(|r| r);
+                    match stored {
                         Ok(()) => {
-                            tracing::info!(unit = %u.name, changes = changes.len(), "the technician changed settings on the unit");
+                            tracing::info!(unit = %u.name, changes = n, "the technician changed settings on the unit");
                             if let Some(id) = up_to {
                                 let _ = done.send(Done::LocalChanges(id)).await;
                             }
