@@ -187,15 +187,15 @@ pub fn merge(file: &EdgeConfig, push: Option<&SettingsPush>) -> (EdgeConfig, Vec
     (out, rejected)
 }
 
-/// The fields of `new` that differ from `old`, camera by camera (cameras in both, and added
-/// ones), as `(camera, field, new value)`.
+/// The settings fields of cameras in both `old` and `new` whose values differ, as `(camera,
+/// field, new value)` (an added camera's defaults are not changes of the technician's).
 pub fn diff(old: &EdgeConfig, new: &EdgeConfig) -> Vec<(String, &'static str, Value)> {
     let mut out = Vec::new();
     for cam in &new.cameras {
-        let before = old.cameras.iter().find(|c| c.id == cam.id);
+        let Some(before) = old.cameras.iter().find(|c| c.id == cam.id) else { continue };
         for field in FIELDS.into_iter().filter(|f| *f != "recording") {
             let v = file_value(cam, field);
-            if before.is_none_or(|b| file_value(b, field) != v) {
+            if file_value(before, field) != v {
                 out.push((cam.id.clone(), field, v));
             }
         }
@@ -575,7 +575,7 @@ mod tests {
             EdgeConfig::parse(&BASE.replace("url = \"rtsp://h/a\"\n", "url = \"rtsp://h/a\"\npre_buffer_s = 9.0\n"))
                 .unwrap();
         assert!(s.technician_changed(&old, &new).unwrap().is_empty());
-        assert_eq!(s.pending_after(0).len(), 1);
+        assert_eq!(s.pending_after(0).len(), 1, "one field changed: one change");
         assert_eq!(s.pending_after(0)[0].field, "pre_buffer_s");
         // Central then sets the pre-buffer of every camera: a conflict, central's value in force.
         let all = CameraSettings { pre_buffer_ms: Some(2000), ..entry("*") };
@@ -602,6 +602,15 @@ mod tests {
         assert_eq!(again.snapshot(), s.snapshot());
         again.acknowledged(2).unwrap();
         assert!(CentralSettings::load(dir.path()).unwrap().pending_after(0).is_empty());
+    }
+
+    #[test]
+    fn only_fields_that_changed_count_and_an_added_camera_is_no_change() {
+        let old = EdgeConfig::parse(BASE).unwrap();
+        let added = EdgeConfig::parse(&format!("{BASE}[[camera]]\nid = \"rear\"\nurl = \"rtsp://h/c\"\n")).unwrap();
+        assert!(diff(&old, &added).is_empty());
+        let edited = EdgeConfig::parse(&BASE.replace("mode = \"event\"", "mode = \"event\"\nmotion = true")).unwrap();
+        assert_eq!(diff(&old, &edited), vec![("cabin".to_owned(), "motion", json!(true))]);
     }
 
     #[test]

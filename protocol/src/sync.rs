@@ -17,6 +17,11 @@
 //! message (each message is framed, so the stream stays usable). The state machines never see
 //! it; whatever it would have answered times out and is asked again.
 //!
+//! Central also sets camera settings on a unit ([`SyncFromCentral::Settings`], protocol version
+//! 3: the latest [`SettingsPush`] revision, answered by [`SyncFromEdge::SettingsApplied`]) and
+//! hears the changes the unit's technician made ([`SyncFromEdge::LocalChanges`], acknowledged by
+//! [`SyncFromCentral::LocalChangesAck`]).
+//!
 //! Catalogs and event batches travel zstd-compressed ([`CompressedCatalog`], [`CompressedEvents`]);
 //! `sync-core` compresses them and caps the decompressed size.
 
