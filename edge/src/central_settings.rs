@@ -346,6 +346,12 @@ impl CentralSettings {
         file: Option<&EdgeConfig>,
     ) -> Result<Vec<SettingsConflict>, SettingsError> {
         let mut state = self.lock().clone();
+        if let Some(kept) = &state.push
+            && kept.revision >= push.revision
+        {
+            // Kept already (or a newer one is): nothing changes.
+            return Ok(if kept.revision == push.revision { state.conflicts } else { Vec::new() });
+        }
         let now = now_us();
         let mut conflicts = Vec::new();
         if let Some(file) = file {

@@ -75,9 +75,10 @@ pub enum EdgeAction {
     /// answer, so the same `lock_id` may come more than once.
     Lock(EvidenceLockRequest),
     /// Keep central's settings durably and apply them, then answer with
-    /// [`EdgeSync::settings_applied`]. Emitted once per revision newer than the last one
-    /// applied (see [`EdgeSync::restore_settings`]); a revision sent again is answered from
-    /// memory.
+    /// [`EdgeSync::settings_applied`] (or [`EdgeSync::settings_failed`]). Emitted once per
+    /// revision newer than the last one applied (see [`EdgeSync::restore_settings`]), one at a
+    /// time and in order (a newer revision waits for the answer; one overtaken is skipped); a
+    /// revision sent again is answered from memory.
     ApplySettings(SettingsPush),
     /// Central durably holds the technician's changes up to `up_to_id`: remove them from the
     /// durable queue.
@@ -141,10 +142,14 @@ pub struct EdgeSync {
     settings_applied: Option<(u64, Vec<SettingsConflict>)>,
     /// A revision handed to the glue and not yet applied.
     settings_applying: Option<u64>,
+    /// A newer revision that came meanwhile: handed to the glue once the one being applied is
+    /// done, so revisions are applied one at a time, in order.
+    settings_next: Option<SettingsPush>,
     /// The technician's changes central has not acknowledged, in increasing id.
     local_changes: VecDeque<LocalChange>,
-    /// The highest change id sent on this connection.
-    local_sent_up_to: Option<u64>,
+    /// The last id of the batch of changes sent on this connection and not yet acknowledged:
+    /// one batch at a time, like events, so batches cannot overtake each other.
+    local_outstanding: Option<u64>,
 }
 
 impl EdgeSync {
@@ -172,8 +177,9 @@ impl EdgeSync {
             stats: EdgeStats::default(),
             settings_applied: None,
             settings_applying: None,
+            settings_next: None,
             local_changes: VecDeque::new(),
-            local_sent_up_to: None,
+            local_outstanding: None,
         }
     }
 
@@ -198,12 +204,26 @@ impl EdgeSync {
         if self.settings_applying == Some(revision) {
             self.settings_applying = None;
         }
-        if self.settings_applied.as_ref().is_some_and(|(r, _)| *r > revision) {
+        if self.settings_applied.as_ref().is_none_or(|(r, _)| *r <= revision) {
+            self.settings_applied = Some((revision, conflicts.clone()));
+            if self.connected {
+                self.transmit.push_back(SyncFromEdge::SettingsApplied { revision, conflicts });
+            }
+        }
+        self.apply_next_settings();
+    }
+
+    /// Hands the newer revision that waited to the glue, if nothing is being applied.
+    fn apply_next_settings(&mut self) {
+        if self.settings_applying.is_some() {
             return;
         }
-        self.settings_applied = Some((revision, conflicts.clone()));
-        if self.connected {
-            self.transmit.push_back(SyncFromEdge::SettingsApplied { revision, conflicts });
+        let applied = self.settings_applied.as_ref().map(|(r, _)| *r);
+        if let Some(next) = self.settings_next.take()
+            && applied.is_none_or(|a| next.revision > a)
+        {
+            self.settings_applying = Some(next.revision);
+            self.actions.push_back(EdgeAction::ApplySettings(next));
         }
     }
 
@@ -213,6 +233,7 @@ impl EdgeSync {
         if self.settings_applying == Some(revision) {
             self.settings_applying = None;
         }
+        self.apply_next_settings();
     }
 
     /// The technician's changes not yet acknowledged by central, oldest first.
@@ -228,7 +249,7 @@ impl EdgeSync {
         self.catalog_sent_at = None;
         self.events_outstanding = None;
         self.events_sent_up_to = None;
-        self.local_sent_up_to = None;
+        self.local_outstanding = None;
     }
 
     /// The connection is gone: pending reads are dropped (central forgets its fetches too) and
@@ -239,7 +260,7 @@ impl EdgeSync {
         self.transmit.clear();
         self.events_outstanding = None;
         self.events_sent_up_to = None;
-        self.local_sent_up_to = None;
+        self.local_outstanding = None;
     }
 
     /// The store's holdings changed (or a periodic refresh: call it at least every minute so
@@ -300,6 +321,12 @@ impl EdgeSync {
                         self.transmit.push_back(SyncFromEdge::SettingsApplied { revision: push.revision, conflicts });
                     }
                     _ if self.settings_applying.is_some_and(|r| r >= push.revision) => {}
+                    _ if self.settings_applying.is_some() => {
+                        // One at a time: the newest waits for the one being applied.
+                        if self.settings_next.as_ref().is_none_or(|n| n.revision < push.revision) {
+                            self.settings_next = Some(push);
+                        }
+                    }
                     _ => {
                         self.settings_applying = Some(push.revision);
                         self.actions.push_back(EdgeAction::ApplySettings(push));
@@ -307,6 +334,9 @@ impl EdgeSync {
                 }
             }
             SyncFromCentral::LocalChangesAck { up_to_id } => {
+                if self.local_outstanding.is_some_and(|o| o <= up_to_id) {
+                    self.local_outstanding = None;
+                }
                 if self.local_changes.front().is_none_or(|c| c.id > up_to_id) {
                     return;
                 }
@@ -427,16 +457,13 @@ impl EdgeSync {
                 return Some(SyncFromEdge::Events(compressed));
             }
         }
-        let local: Vec<LocalChange> = self
-            .local_changes
-            .iter()
-            .filter(|c| self.local_sent_up_to.is_none_or(|s| c.id > s))
-            .take(self.config.max_events_per_batch.max(1))
-            .cloned()
-            .collect();
-        if let Some(last) = local.last() {
-            self.local_sent_up_to = Some(last.id);
-            return Some(SyncFromEdge::LocalChanges(local));
+        if self.local_outstanding.is_none() {
+            let local: Vec<LocalChange> =
+                self.local_changes.iter().take(self.config.max_events_per_batch.max(1)).cloned().collect();
+            if let Some(last) = local.last() {
+                self.local_outstanding = Some(last.id);
+                return Some(SyncFromEdge::LocalChanges(local));
+            }
         }
         self.transmit.pop_front()
     }

@@ -34,9 +34,11 @@
 //! Settings (protocol version 3) follow the evidence locks' model: central's glue keeps the
 //! latest unanswered revision durably and hands it to [`CentralSync::settings`], which sends it
 //! only to a unit whose hello says version 3 or later, at once and after every reconnect, until
-//! the unit answers that revision. The edge applies each revision once: a revision it has
-//! applied (restored with [`EdgeSync::restore_settings`] after a restart) or is applying is
-//! answered from memory.
+//! the unit answers that revision. The edge applies each revision once, one at a time and in
+//! order (a newer revision waits for the one being applied; one overtaken meanwhile is skipped):
+//! a revision it has applied (restored with [`EdgeSync::restore_settings`] after a restart) or is
+//! applying is answered from memory. The technician's changes go one batch at a time, like
+//! events, so batches cannot overtake each other.
 //!
 //! # Why pull-based
 //!

@@ -141,3 +141,24 @@ fn local_changes_are_resent_until_acknowledged() {
     e.connected();
     assert!(edge_sent(&mut e).is_empty(), "acknowledged changes are not sent again");
 }
+
+#[test]
+fn revisions_are_applied_one_at_a_time_in_order() {
+    let mut e = EdgeSync::new(EdgeConfig::default(), vec![]);
+    e.connected();
+    e.handle(SyncFromCentral::Settings(push(3)));
+    e.handle(SyncFromCentral::Settings(push(4)));
+    e.handle(SyncFromCentral::Settings(push(5)));
+    assert_eq!(e.poll_event(), Some(EdgeAction::ApplySettings(push(3))));
+    assert_eq!(e.poll_event(), None, "the newer ones wait");
+    e.settings_applied(3, vec![]);
+    assert_eq!(e.poll_event(), Some(EdgeAction::ApplySettings(push(5))), "4 was overtaken by 5");
+    e.settings_failed(5);
+    assert_eq!(e.poll_event(), None);
+    e.handle(SyncFromCentral::Settings(push(5)));
+    assert_eq!(
+        e.poll_event(),
+        Some(EdgeAction::ApplySettings(push(5))),
+        "a failed revision is applied when sent again"
+    );
+}

@@ -870,7 +870,17 @@ impl Sim {
 
     fn final_checks(&mut self) {
         let seed = self.p.seed;
-        assert!(self.finished(), "seed {seed}: not finished by the deadline: {:?}", self.unfinished());
+        assert!(
+            self.finished(),
+            "seed {seed}: not finished by the deadline: {:?}; stores {} events {} locks {:?} settings {:?}/{:?} local {:?}",
+            self.unfinished(),
+            self.pending_stores,
+            self.edge_events.len(),
+            self.locks_pending.keys().collect::<Vec<_>>(),
+            self.settings_pending.as_ref().map(|p| p.revision),
+            self.edge_settings,
+            self.edge_local.iter().map(|c| c.id).collect::<Vec<_>>()
+        );
         let margin = (self.p.config.resolve_margin_us + 2 * S) as i64;
         for (id, r) in &self.requests {
             let status = self.central.retrieval(*id).expect("known");
