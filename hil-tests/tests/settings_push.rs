@@ -210,8 +210,11 @@ fn profiles_reach_the_unit_and_the_technicians_changes_reach_central() {
     .unwrap_or_else(|e| panic!("{e}\n{}\n{}", central.proc.log_tail(), edge.proc.log_tail()));
     assert_eq!((reported["value"].as_str(), reported["overridden"].as_bool()), (Some("\"event\""), Some(false)));
     assert_eq!(camera(&edge.status().unwrap(), "front")["mode"], "event");
-    let audit = central.get_json(&format!("{}/api/audit?q=unit_local_change", central.web)).unwrap();
-    assert!(audit.to_string().contains("technician@bus-1") && audit.to_string().contains("mode"), "{audit}");
+    wait_until("the change is in central's audit log", T, || {
+        let audit = central.get_json(&format!("{}/api/audit?q=unit_local_change", central.web)).ok()?.to_string();
+        (audit.contains("technician@bus-1") && audit.contains("mode")).then_some(())
+    })
+    .unwrap();
 
     // A change of a field central sets is overridden at once, and the page says so.
     let (code, body) = patch(&edge, "/api/cameras/front", json!({ "pre_buffer_s": 9.0 }));
