@@ -1,7 +1,8 @@
 //! Fleet profiles: named sets of camera settings and recording options assigned to many units
 //! at once, with per-unit overrides, and each unit's settings revisions (what central last
 //! made, what the unit last applied, the conflicts and the technician's changes it reported).
-//! Kept in `<store>/profiles.db`; every SQL statement of it is in this file.
+//! Kept in `<store>/profiles.db`; every SQL statement of it is in this file, plain enough for
+//! SQLite and PostgreSQL alike (`ON CONFLICT`, no SQLite-only syntax outside the schema).
 //!
 //! A unit's effective settings of a camera are layered field by field: the profile's `"*"`
 //! entry, the profile's entry for the camera, the unit's `"*"` override, the unit's override for
@@ -508,7 +509,8 @@ impl Profiles {
         for c in changes {
             let text = serde_json::to_string(c).map_err(|e| ProfileError::Invalid(e.to_string()))?;
             let n = tx.execute(
-                "INSERT OR IGNORE INTO local_changes (unit, id, body, received_us) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO local_changes (unit, id, body, received_us) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (unit, id) DO NOTHING",
                 params![unit, c.id as i64, text, now_us],
             )?;
             if n > 0 {

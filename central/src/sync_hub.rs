@@ -291,10 +291,13 @@ impl SyncHub {
                 }
             }
         }
-        if let Some(profiles) = self.options.profiles()
-            && let Err(e) = profiles.unit_connected(unit, peer_version)
-        {
-            tracing::error!(unit, "cannot record the unit's protocol version: {e}");
+        if let Some(profiles) = self.options.profiles().cloned() {
+            let u = unit.to_owned();
+            match tokio::task::spawn_blocking(move || profiles.unit_connected(&u, peer_version)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(unit, "cannot record the unit's protocol version: {e}"),
+                Err(e) => tracing::error!(unit, "cannot record the unit's protocol version: {e}"),
+            }
         }
         if let Err(e) = self.push_settings(unit, shared).await {
             tracing::error!(unit, "cannot work out the unit's settings: {e}");
@@ -428,10 +431,19 @@ impl SyncHub {
                 }
                 CentralAction::SettingsApplied { revision, conflicts } => {
                     tracing::info!(unit = %u.name, revision, conflicts = conflicts.len(), "the unit applied its settings");
-                    if let Some(profiles) = self.options.profiles()
-                        && let Err(e) = profiles.applied(&u.name, revision, &conflicts, now_us())
-                    {
-                        tracing::error!(unit = %u.name, "cannot record the unit's settings answer: {e}");
+                    if let Some(profiles) = self.options.profiles().cloned() {
+                        let unit = u.name.clone();
+                        let kept = tokio::task::spawn_blocking(move || {
+                            profiles.applied(&unit, revision, &conflicts, now_us())
+                        })
+                        .await;
+                        match kept {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => {
+                                tracing::error!(unit = %u.name, "cannot record the unit's settings answer: {e}")
+                            }
+                            Err(e) => tracing::error!(unit = %u.name, "cannot record the unit's settings answer: {e}"),
+                        }
                     }
                 }
                 CentralAction::LocalChanges { changes } => {
