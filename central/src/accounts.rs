@@ -1,13 +1,13 @@
 //! Central's users: a name, a role, an argon2id hash of the password and, optionally, the
 //! units the user may see; and the users' bearer tokens, kept only as SHA-256 digests. Both
-//! live in `<store>/users.db`, which `central user add` and `central token create` write
-//! while central runs.
+//! live in the catalog (`<store>/users.db` when SQLite), which `central user add` and
+//! `central token create` write while central runs.
 
-use std::path::Path;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
+
+use crate::catalog::{CatalogDb, CatalogError, CatalogLocation, Migration, Row, Schema};
 
 use crate::password::{self, PasswordError};
 
@@ -70,7 +70,7 @@ impl Account {
 pub enum AccountsError {
     /// The database failed.
     #[error("users database: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(CatalogError),
     /// A stored row does not decode (written by a newer central, or damaged).
     #[error("stored user {name:?} is unreadable ({message}); add the user again with `central user add --replace`")]
     Corrupt {
@@ -92,10 +92,39 @@ pub enum AccountsError {
     Refused(String),
 }
 
+// Not `#[from]`: the message already holds the catalog's, so it is no `source` to print twice.
+impl From<CatalogError> for AccountsError {
+    fn from(e: CatalogError) -> Self {
+        AccountsError::Db(e)
+    }
+}
+
 /// The users and their tokens (see the module documentation).
 pub struct Accounts {
-    db: Mutex<Connection>,
+    db: CatalogDb,
 }
+
+/// The users' part of the catalog. Version 1 is the schema users.db always had.
+pub const SCHEMA: Schema = Schema {
+    part: "accounts",
+    sqlite_file: "users.db",
+    migrations: &[Migration {
+        sqlite: "CREATE TABLE IF NOT EXISTS users (
+                     name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL,
+                     units TEXT, created_us INTEGER NOT NULL);
+                 CREATE TABLE IF NOT EXISTS tokens (
+                     digest TEXT PRIMARY KEY,
+                     user TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+                     created_us INTEGER NOT NULL);",
+        postgres: "CREATE TABLE users (
+                       name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL,
+                       units TEXT, created_us BIGINT NOT NULL);
+                   CREATE TABLE tokens (
+                       digest TEXT PRIMARY KEY,
+                       \"user\" TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+                       created_us BIGINT NOT NULL);",
+    }],
+};
 
 /// A hash nobody's password matches, verified against when the user is unknown, so that a
 /// wrong name takes as long as a wrong password.
@@ -123,31 +152,14 @@ fn now_us() -> i64 {
 }
 
 impl Accounts {
-    /// Opens (or creates) the users database at `path`.
-    pub fn open(path: &Path) -> Result<Accounts, AccountsError> {
-        let db = Connection::open(path)?;
-        db.busy_timeout(std::time::Duration::from_secs(5))?;
-        db.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA foreign_keys = ON;
-             CREATE TABLE IF NOT EXISTS users (
-                 name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL,
-                 units TEXT, created_us INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS tokens (
-                 digest TEXT PRIMARY KEY,
-                 user TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
-                 created_us INTEGER NOT NULL);",
-        )?;
-        Ok(Accounts { db: Mutex::new(db) })
-    }
-
-    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    /// Opens (or creates) the users' part of the catalog at `at`.
+    pub fn open(at: &CatalogLocation) -> Result<Accounts, AccountsError> {
+        Ok(Accounts { db: CatalogDb::open(at, &SCHEMA)? })
     }
 
     /// How many users exist.
     pub fn count(&self) -> Result<i64, AccountsError> {
-        Ok(self.db().query_row("SELECT count(*) FROM users", [], |r| r.get(0))?)
+        Ok(self.db.query_one("SELECT count(*) FROM users", &[])?.get(0)?)
     }
 
     /// Adds user `name` (or, with `replace`, sets an existing user's role, password and units).
@@ -167,17 +179,19 @@ impl Accounts {
         }
         let hash = password::hash(password)?;
         let units = units.map(|u| serde_json::to_string(&u).unwrap_or_default());
-        let db = self.db();
-        let exists: bool = db.query_row("SELECT count(*) > 0 FROM users WHERE name = ?1", [name], |r| r.get(0))?;
-        if exists && !replace {
+        let params = [name.into(), role.as_str().into(), hash.into(), units.into(), now_us().into()];
+        // One statement either way, so that two nodes adding one name at once cannot both win.
+        let sql = if replace {
+            "INSERT INTO users (name, role, password_hash, units, created_us) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash,
+                 units = excluded.units"
+        } else {
+            "INSERT INTO users (name, role, password_hash, units, created_us) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (name) DO NOTHING"
+        };
+        if self.db.execute(sql, &params)? == 0 {
             return Err(AccountsError::Exists(name.to_owned()));
         }
-        db.execute(
-            "INSERT INTO users (name, role, password_hash, units, created_us) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash,
-                 units = excluded.units",
-            params![name, role.as_str(), hash, units, now_us()],
-        )?;
         Ok(())
     }
 
@@ -187,13 +201,9 @@ impl Accounts {
     }
 
     fn row(&self, name: &str) -> Result<Option<(Account, String)>, AccountsError> {
-        let row = self
-            .db()
-            .query_row("SELECT role, units, password_hash FROM users WHERE name = ?1", [name], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, String>(2)?))
-            })
-            .optional()?;
-        let Some((role, units, hash)) = row else { return Ok(None) };
+        let row = self.db.query_opt("SELECT role, units, password_hash FROM users WHERE name = $1", &[name.into()])?;
+        let Some(row) = row else { return Ok(None) };
+        let (role, units, hash): (String, Option<String>, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
         Ok(Some((decode(name, &role, units.as_deref())?, hash)))
     }
 
@@ -211,57 +221,68 @@ impl Accounts {
 
     /// Makes a new bearer token for user `name`; only its digest is kept.
     pub fn create_token(&self, name: &str) -> Result<String, AccountsError> {
-        if self.account(name)?.is_none() {
-            return Err(AccountsError::Refused(format!(
+        let no_user = || {
+            AccountsError::Refused(format!(
                 "no user {name:?}: add it first with `central user add --config central.toml {name} --role ROLE`"
-            )));
+            ))
+        };
+        if self.account(name)?.is_none() {
+            return Err(no_user());
         }
         let token = password::new_secret()?;
-        self.db().execute(
-            "INSERT INTO tokens (digest, user, created_us) VALUES (?1, ?2, ?3)",
-            params![password::token_digest(&token), name, now_us()],
+        // Inserted only while the user exists (another node may remove it meanwhile).
+        let added = self.db.execute(
+            "INSERT INTO tokens (digest, \"user\", created_us) SELECT $1, name, $3 FROM users WHERE name = $2",
+            &[password::token_digest(&token).into(), name.into(), now_us().into()],
         )?;
+        if added == 0 {
+            return Err(no_user());
+        }
         Ok(token)
     }
 
     /// The user whose bearer token this is, if any.
     pub fn by_token(&self, token: &str) -> Result<Option<Account>, AccountsError> {
-        let user: Option<String> = self
-            .db()
-            .query_row("SELECT user FROM tokens WHERE digest = ?1", [password::token_digest(token)], |r| r.get(0))
-            .optional()?;
-        match user {
-            Some(name) => self.account(&name),
-            None => Ok(None),
-        }
+        let row = self.db.query_opt(
+            "SELECT u.name, u.role, u.units FROM tokens t JOIN users u ON u.name = t.\"user\" WHERE t.digest = $1",
+            &[password::token_digest(token).into()],
+        )?;
+        row.as_ref().map(account_of).transpose()
     }
 
     /// Removes user `name` and its tokens (its sessions end at their next request); whether it
     /// existed.
     pub fn remove(&self, name: &str) -> Result<bool, AccountsError> {
-        let db = self.db();
-        db.execute("DELETE FROM tokens WHERE user = ?1", [name])?;
-        Ok(db.execute("DELETE FROM users WHERE name = ?1", [name])? > 0)
+        let removed = self.db.transaction(|tx| {
+            tx.execute("DELETE FROM tokens WHERE \"user\" = $1", &[name.into()])?;
+            tx.execute("DELETE FROM users WHERE name = $1", &[name.into()])
+        })?;
+        Ok(removed > 0)
     }
 
     /// Revokes every bearer token of user `name`; how many there were.
     pub fn revoke_tokens(&self, name: &str) -> Result<usize, AccountsError> {
-        Ok(self.db().execute("DELETE FROM tokens WHERE user = ?1", [name])?)
+        Ok(self.db.execute("DELETE FROM tokens WHERE \"user\" = $1", &[name.into()])? as usize)
     }
 
     /// Every user, by name.
     pub fn list(&self) -> Result<Vec<Account>, AccountsError> {
-        let db = self.db();
-        let mut stmt = db.prepare("SELECT name, role, units FROM users ORDER BY name")?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?)))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (name, role, units) = row?;
-            out.push(decode(&name, &role, units.as_deref())?);
-        }
+        let mut out = self
+            .db
+            .query("SELECT name, role, units FROM users", &[])?
+            .iter()
+            .map(account_of)
+            .collect::<Result<Vec<_>, _>>()?;
+        // Sorted here, not by the database, whose text order depends on its locale.
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
+}
+
+/// An account from a row of `name, role, units`.
+fn account_of(row: &Row) -> Result<Account, AccountsError> {
+    let (name, role, units): (String, String, Option<String>) = (row.get(0)?, row.get(1)?, row.get(2)?);
+    decode(&name, &role, units.as_deref())
 }
 
 fn decode(name: &str, role: &str, units: Option<&str>) -> Result<Account, AccountsError> {
@@ -278,11 +299,8 @@ fn decode(name: &str, role: &str, units: Option<&str>) -> Result<Account, Accoun
 mod tests {
     use super::*;
 
-    #[test]
-    fn users_log_in_with_their_password_and_tokens_are_kept_as_digests() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("users.db");
-        let a = Accounts::open(&path).unwrap();
+    fn users_log_in_with_their_password_and_tokens_are_kept_as_digests(at: &CatalogLocation) {
+        let a = Accounts::open(at).unwrap();
         assert_eq!(a.count().unwrap(), 0);
         a.add("ann", Role::Viewer, "correct horse battery", Some(vec!["bus-1".into()]), false).unwrap();
         let ann = a.login("ann", "correct horse battery").unwrap().unwrap();
@@ -293,18 +311,32 @@ mod tests {
         let token = a.create_token("ann").unwrap();
         assert_eq!(a.by_token(&token).unwrap(), Some(ann));
         assert_eq!(a.by_token("nope").unwrap(), None);
+        let stored: Vec<String> = ["SELECT digest FROM tokens", "SELECT password_hash FROM users"]
+            .iter()
+            .flat_map(|sql| a.db.query(sql, &[]).unwrap())
+            .map(|r| r.get(0).unwrap())
+            .collect();
+        assert_eq!(stored.len(), 2);
+        assert!(
+            stored.iter().all(|s| !s.contains(&token) && !s.contains("correct horse")),
+            "no secret is stored in clear"
+        );
+        if let CatalogLocation::Sqlite { dir } = at {
+            let bytes = std::fs::read(dir.join("users.db")).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains(&token) && !text.contains("correct horse"), "no secret in the file");
+        }
         drop(a);
-        let bytes = std::fs::read(&path).unwrap();
-        let text = String::from_utf8_lossy(&bytes);
-        assert!(!text.contains(&token) && !text.contains("correct horse"), "no secret is stored in clear");
-        let a = Accounts::open(&path).unwrap();
+        let a = Accounts::open(at).unwrap();
         assert!(a.by_token(&token).unwrap().is_some(), "tokens survive a restart");
     }
+    crate::on_both_backends!(
+        users_log_in_with_their_password_and_tokens_are_kept_as_digests,
+        super::users_log_in_with_their_password_and_tokens_are_kept_as_digests
+    );
 
-    #[test]
-    fn removing_a_user_or_revoking_its_tokens_stops_the_tokens() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = Accounts::open(&dir.path().join("users.db")).unwrap();
+    fn removing_a_user_or_revoking_its_tokens_stops_the_tokens(at: &CatalogLocation) {
+        let a = Accounts::open(at).unwrap();
         a.add("ann", Role::Viewer, "long enough pw", None, false).unwrap();
         let (t1, t2) = (a.create_token("ann").unwrap(), a.create_token("ann").unwrap());
         assert_eq!(a.revoke_tokens("ann").unwrap(), 2);
@@ -315,11 +347,13 @@ mod tests {
         assert_eq!(a.account("ann").unwrap(), None);
         assert!(!a.remove("ann").unwrap());
     }
+    crate::on_both_backends!(
+        removing_a_user_or_revoking_its_tokens_stops_the_tokens,
+        super::removing_a_user_or_revoking_its_tokens_stops_the_tokens
+    );
 
-    #[test]
-    fn adding_refuses_bad_names_weak_passwords_and_existing_users() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = Accounts::open(&dir.path().join("users.db")).unwrap();
+    fn adding_refuses_bad_names_weak_passwords_and_existing_users(at: &CatalogLocation) {
+        let a = Accounts::open(at).unwrap();
         assert!(a.add("bad name", Role::Viewer, "long enough pw", None, false).is_err());
         assert!(a.add("ann", Role::Viewer, "short", None, false).unwrap_err().to_string().contains("at least"));
         a.add("ann", Role::Viewer, "long enough pw", None, false).unwrap();
@@ -330,20 +364,27 @@ mod tests {
         assert!(a.login("ann", "another long pw").unwrap().is_some());
         assert!(a.create_token("bob").unwrap_err().to_string().contains("central user add"));
         assert!("root".parse::<Role>().unwrap_err().contains("administrator, operator or viewer"));
+        a.add("Zed", Role::Viewer, "long enough pw", None, false).unwrap();
+        a.add("bob", Role::Viewer, "long enough pw", None, false).unwrap();
+        let names: Vec<String> = a.list().unwrap().into_iter().map(|u| u.name).collect();
+        assert_eq!(names, ["Zed", "ann", "bob"], "the same order on every backend");
     }
+    crate::on_both_backends!(
+        adding_refuses_bad_names_weak_passwords_and_existing_users,
+        super::adding_refuses_bad_names_weak_passwords_and_existing_users
+    );
 
-    #[test]
-    fn an_unreadable_row_is_an_error_not_a_panic() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("users.db");
-        drop(Accounts::open(&path).unwrap());
-        Connection::open(&path)
-            .unwrap()
-            .execute("INSERT INTO users VALUES ('ann', 'king', 'x', NULL, 0), ('bob', 'viewer', 'x', '[1', 0)", [])
+    fn an_unreadable_row_is_an_error_not_a_panic(at: &CatalogLocation) {
+        let a = Accounts::open(at).unwrap();
+        a.db.execute("INSERT INTO users VALUES ('ann', 'king', 'x', NULL, 0), ('bob', 'viewer', 'x', '[1', 0)", &[])
             .unwrap();
-        let a = Accounts::open(&path).unwrap();
         assert!(matches!(a.account("ann"), Err(AccountsError::Corrupt { .. })));
         assert!(matches!(a.account("bob"), Err(AccountsError::Corrupt { .. })));
         assert!(a.login("ann", "whatever pw").is_err());
+        assert!(a.list().is_err());
     }
+    crate::on_both_backends!(
+        an_unreadable_row_is_an_error_not_a_panic,
+        super::an_unreadable_row_is_an_error_not_a_panic
+    );
 }

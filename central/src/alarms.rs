@@ -1,6 +1,11 @@
 //! Alarms: each event a unit sends becomes an alarm in `sync.db` (`alarm`, keyed by unit and
 //! the unit's event id), which operators take through `new` → `in_progress` → `closed`; the
 //! row keeps who changed it last, when, and their comment.
+//!
+//! Two id spaces share the key: a unit's own events have positive ids (the unit's, always at
+//! least 1), and events sent to central's generic-events ingest (`POST /api/events`) get
+//! negative ones, -1, -2, … in the order central takes them, one sequence over all units. The
+//! two can never collide, and both stay exact in JavaScript.
 
 use protocol::sync::RemoteEvent;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -47,8 +52,9 @@ impl AlarmState {
 pub struct Alarm {
     /// The unit.
     pub unit: String,
-    /// The unit's id for the event; with `unit`, the alarm's address in the API.
-    pub event_id: u64,
+    /// The unit's id for the event (positive), or central's for an ingested one (negative);
+    /// with `unit`, the alarm's address in the API.
+    pub event_id: i64,
     /// When it happened, RFC 3339.
     pub time: String,
     /// The cameras it concerns.
@@ -74,7 +80,7 @@ pub enum ChangeError {
         /// The unit.
         unit: String,
         /// The event id.
-        event_id: u64,
+        event_id: i64,
     },
     /// Alarms move forward only (a closed alarm stays closed).
     #[error("the alarm is {from}; it cannot go back to {to}", from = .from.as_str(), to = .to.as_str())]
@@ -122,7 +128,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Alarm> {
     let state: String = r.get(5)?;
     Ok(Alarm {
         unit: r.get(0)?,
-        event_id: r.get::<_, i64>(1)? as u64,
+        event_id: r.get(1)?,
         time: rfc3339(r.get(2)?),
         cameras: serde_json::from_str(&cameras).unwrap_or_default(),
         kind: serde_json::from_str(&kind).unwrap_or_default(),
@@ -133,10 +139,10 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Alarm> {
     })
 }
 
-fn get(db: &Connection, unit: &str, event_id: u64) -> rusqlite::Result<Option<Alarm>> {
+fn get(db: &Connection, unit: &str, event_id: i64) -> rusqlite::Result<Option<Alarm>> {
     db.query_row(
         &format!("SELECT {COLUMNS} FROM alarm WHERE unit = ?1 AND event_id = ?2"),
-        params![unit, event_id as i64],
+        params![unit, event_id],
         from_row,
     )
     .optional()
@@ -158,13 +164,56 @@ pub async fn add(store: &RetrievedStore, unit: &str, events: Vec<RemoteEvent>) -
                     params![unit, e.id as i64, e.time_us, cameras, kind],
                 )?;
                 if inserted == 1
-                    && let Some(a) = get(&tx, &unit, e.id)?
+                    && let Some(a) = get(&tx, &unit, e.id as i64)?
                 {
                     added.push(a);
                 }
             }
             tx.commit()?;
             Ok(added)
+        })
+        .await
+}
+
+/// An event sent to central's generic-events ingest, about to become an alarm.
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    /// The unit it is about.
+    pub unit: String,
+    /// The camera it is about, if any.
+    pub camera: Option<String>,
+    /// When it happened, µs since the Unix epoch.
+    pub time_us: i64,
+    /// What happened, in a word (`door-forced`).
+    pub name: String,
+    /// Free text.
+    pub message: String,
+}
+
+/// The alarm `kind` of an ingested event: the same shape as a unit's generic event
+/// (`{"Generic": {"name", "detail"}}`), so pages and integrations read both alike.
+pub fn ingested_kind(name: &str, message: &str) -> serde_json::Value {
+    serde_json::json!({ "Generic": { "name": name, "detail": message } })
+}
+
+/// Stores an ingested event as a new alarm with the next negative id (see the module
+/// documentation); the alarm.
+pub async fn add_ingested(store: &RetrievedStore, event: Ingested) -> Result<Alarm, RetrievedError> {
+    store
+        .query(move |db| {
+            let tx = db.transaction()?;
+            let lowest: Option<i64> =
+                tx.query_row("SELECT MIN(event_id) FROM alarm WHERE event_id < 0", [], |r| r.get(0))?;
+            let id = lowest.unwrap_or(0) - 1;
+            let cameras = serde_json::to_string(&event.camera.iter().collect::<Vec<_>>()).unwrap_or_default();
+            let kind = ingested_kind(&event.name, &event.message).to_string();
+            tx.execute(
+                "INSERT INTO alarm (unit, event_id, time_us, cameras, kind, state) VALUES (?1, ?2, ?3, ?4, ?5, 'new')",
+                params![event.unit, id, event.time_us, cameras, kind],
+            )?;
+            let alarm = get(&tx, &event.unit, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+            tx.commit()?;
+            Ok(alarm)
         })
         .await
 }
@@ -183,7 +232,7 @@ pub async fn list(store: &RetrievedStore, state: Option<AlarmState>, limit: u32)
 }
 
 /// Moves alarm (`unit`, `event_id`) to `change.state`; the alarm as it is now.
-pub async fn change(store: &RetrievedStore, unit: &str, event_id: u64, change: Change) -> Result<Alarm, ChangeError> {
+pub async fn change(store: &RetrievedStore, unit: &str, event_id: i64, change: Change) -> Result<Alarm, ChangeError> {
     let unit = unit.to_owned();
     store
         .query(move |db| {
@@ -197,7 +246,7 @@ pub async fn change(store: &RetrievedStore, unit: &str, event_id: u64, change: C
             tx.execute(
                 "UPDATE alarm SET state = ?3, changed_by = ?4, changed_us = ?5, comment = COALESCE(?6, comment)
                  WHERE unit = ?1 AND event_id = ?2",
-                params![unit, event_id as i64, change.state.as_str(), change.by, change.at_us, change.comment],
+                params![unit, event_id, change.state.as_str(), change.by, change.at_us, change.comment],
             )?;
             let after = get(&tx, &unit, event_id)?;
             tx.commit()?;
@@ -253,6 +302,34 @@ mod tests {
         assert_eq!(list(&store, Some(AlarmState::New), 10).await.unwrap().len(), 1);
         assert_eq!(list(&store, Some(AlarmState::Closed), 10).await.unwrap()[0].event_id, 1);
         assert_eq!(list(&store, None, 10).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn ingested_events_count_down_from_minus_one_and_never_meet_a_units_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RetrievedStore::open(dir.path()).unwrap();
+        add(&store, "bus", vec![event(1, 1_000_000)]).await.unwrap();
+        let ingested = |unit: &str, camera: Option<&str>| Ingested {
+            unit: unit.into(),
+            camera: camera.map(Into::into),
+            time_us: 3_000_000,
+            name: "door-forced".into(),
+            message: "rear door".into(),
+        };
+        let a = add_ingested(&store, ingested("bus", Some("front"))).await.unwrap();
+        let b = add_ingested(&store, ingested("tram", None)).await.unwrap();
+        assert_eq!((a.event_id, b.event_id), (-1, -2), "one sequence over all units");
+        assert_eq!((a.cameras, b.cameras), (vec!["front".to_owned()], vec![]));
+        assert_eq!(a.kind["Generic"]["name"], "door-forced");
+        assert_eq!((a.state, a.time.as_str()), (AlarmState::New, "1970-01-01T00:00:03Z"));
+        let closed = change(&store, "bus", -1, by(AlarmState::Closed, "olga", Some("fixed"), 4_000_000)).await.unwrap();
+        assert_eq!(closed.comment.as_deref(), Some("fixed"));
+        assert_eq!(get_state(&store, "bus", 1).await, AlarmState::New, "the unit's alarm 1 is another alarm");
+    }
+
+    async fn get_state(store: &RetrievedStore, unit: &str, id: i64) -> AlarmState {
+        let unit = unit.to_owned();
+        store.query(move |db| Ok(get(db, &unit, id)?.unwrap().state)).await.unwrap()
     }
 
     #[test]

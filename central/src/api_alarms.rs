@@ -3,7 +3,8 @@
 //! - `GET /api/alarms?state=new|in_progress|closed` → the newest alarms (of units the user may
 //!   see), newest first: `[{ "unit", "event_id", "time", "cameras", "kind", "state",
 //!   "changed_by", "changed_at", "comment" }, …]`.
-//! - `POST /api/units/{unit}/alarms/{event_id}` with `{ "state": "in_progress"|"closed",
+//! - `POST /api/units/{unit}/alarms/{event_id}` (a unit's events have positive ids, ingested
+//!   ones negative: see [`crate::alarms`]) with `{ "state": "in_progress"|"closed",
 //!   "comment"? }` → the alarm as it is now (operators; 409 when it would go back, a closed
 //!   alarm staying closed). Recorded in the audit log and pushed to open pages.
 
@@ -62,7 +63,7 @@ pub async fn list(
 pub async fn change(
     State(state): State<WebState>,
     Extension(who): Extension<Account>,
-    Path((unit, event_id)): Path<(String, u64)>,
+    Path((unit, event_id)): Path<(String, i64)>,
     Json(body): Json<ChangeBody>,
 ) -> Response {
     let to = match AlarmState::parse(&body.state) {

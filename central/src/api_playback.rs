@@ -7,7 +7,7 @@
 //!   shortened to one second.
 //! - `GET /api/units/{unit}/cameras/{camera}/export.mp4?start=…&end=…` → a standard MP4
 //!   download of the same frames (`Content-Disposition: attachment`, `X-Convoy-Frames`: how
-//!   many); it ends early where the codec parameters change (one MP4 holds one set).
+//!   many); where the codec parameters change, the track goes on under a second sample entry.
 //!
 //! `from`/`to` are accepted for `start`/`end`. Errors are JSON `{ "error": "…" }` saying what to
 //! do: 400 (bad times), 404 (unknown camera, or nothing held at central: retrieve it first),
@@ -202,8 +202,9 @@ pub async fn export(
 }
 
 /// Writes the range as a progressive MP4 into an unnamed temporary file (an MP4's index comes
-/// after its media, so it is finished before the download starts). It ends early where the
-/// parameters change (the file can describe only one set).
+/// after its media, so it is finished before the download starts). Where the codec parameters
+/// change (a camera that changed its resolution), the track goes on under a second sample entry
+/// ([`Mp4Writer::change_parameters`]), so the export covers the whole range.
 fn write_export(
     mut reader: RangeReader,
     mut frames: Vec<TimedFrame>,
@@ -215,8 +216,12 @@ fn write_export(
     'read: while !frames.is_empty() {
         for f in frames {
             if let Some(track) = track_of(&f.frame).map_err(|e| e.to_string())? {
-                match &writer {
-                    Some(w) if w.check_parameters(&track).is_err() => break 'read,
+                match &mut writer {
+                    Some(w) if w.check_parameters(&track).is_err() => {
+                        let (width, height) = (track.width, track.height);
+                        w.change_parameters(track)
+                            .map_err(|e| format!("the camera's parameters changed to {width}x{height}: {e}"))?;
+                    }
                     Some(_) => {}
                     None => writer = Some(Mp4Writer::new(&mut out, track).map_err(|e| e.to_string())?),
                 }

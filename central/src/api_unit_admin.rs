@@ -90,6 +90,55 @@ pub async fn add(
     }
 }
 
+/// The body of `PATCH /api/units/{unit}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitChange {
+    /// The name operators see (null or empty: the unit's id again).
+    name: Option<String>,
+}
+
+/// The longest name a unit may be given, in characters.
+pub const MAX_UNIT_NAME: usize = 80;
+
+/// `PATCH /api/units/{unit}`: renames a unit for operators (its id, in its certificate and on
+/// the wire, stays).
+pub async fn rename(
+    State(state): State<WebState>,
+    Extension(who): Extension<Account>,
+    Path(unit): Path<String>,
+    Json(body): Json<UnitChange>,
+) -> Response {
+    let name = body.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+    if let Some(n) = &name {
+        if n.chars().count() > MAX_UNIT_NAME || n.chars().any(char::is_control) {
+            let why = format!("a unit's name is at most {MAX_UNIT_NAME} characters, without control characters");
+            return bad(StatusCode::UNPROCESSABLE_ENTITY, why);
+        }
+    }
+    let (id, label) = (unit.clone(), name.clone());
+    let done = with_registry(&state, move |r| {
+        if !r.is_known(&id)? {
+            return Ok(false);
+        }
+        r.set_label(&id, label.as_deref()).map(|_| true)
+    })
+    .await;
+    match done {
+        Ok(Ok(true)) => {
+            let detail = match &name {
+                Some(n) => format!("renamed {n:?}"),
+                None => "name cleared (shown by its id)".to_owned(),
+            };
+            state.auth.record(audit(&who, "unit_renamed", &unit, detail)).await;
+            Json(json!({ "unit": unit, "name": name.unwrap_or_else(|| unit.clone()) })).into_response()
+        }
+        Ok(Ok(false)) => bad(StatusCode::NOT_FOUND, format!("no unit {unit:?} was ever added or enrolled here")),
+        Ok(Err(e)) => bad(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(refusal) => refusal,
+    }
+}
+
 /// `POST /api/units/{unit}/revoke`.
 pub async fn revoke(
     State(state): State<WebState>,

@@ -1,11 +1,10 @@
 //! The audit log: who logged in (or failed to), watched, played back, exported, retrieved or
-//! changed what, and when. Kept in `<store>/audit.db`; `GET /api/audit` searches it.
+//! changed what, and when. Kept in the catalog (`<store>/audit.db` when SQLite; one log for
+//! every node when PostgreSQL); `GET /api/audit` searches it.
 
-use std::path::Path;
-use std::sync::Mutex;
-
-use rusqlite::{Connection, params};
 use serde::Serialize;
+
+use crate::catalog::{CatalogDb, CatalogError, CatalogLocation, Migration, Schema};
 
 use crate::time::rfc3339;
 
@@ -14,7 +13,14 @@ use crate::time::rfc3339;
 pub enum AuditError {
     /// The database failed.
     #[error("audit log database: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(CatalogError),
+}
+
+// Not `#[from]`: the message already holds the catalog's, so it is no `source` to print twice.
+impl From<CatalogError> for AuditError {
+    fn from(e: CatalogError) -> Self {
+        AuditError::Db(e)
+    }
 }
 
 /// What happened, to be recorded.
@@ -25,9 +31,9 @@ pub struct Event {
     /// What: `login`, `login_failed`, `logout`, `live_view`, `playback`, `export`,
     /// `retrieval_requested`, `recording_options_set`, `recording_options_cleared`, `user_added`,
     /// `user_removed`, `token_created`, `tokens_revoked`, `unit_added`, `unit_revoked`,
-    /// `evidence_locked`, `alarm_acknowledged`, `alarm_closed`, `profile_set`, `profile_deleted`,
-    /// `unit_profile_set`, `unit_local_change` (a technician's change a unit reported, by
-    /// `technician@UNIT`).
+    /// `evidence_locked`, `alarm_acknowledged`, `alarm_closed`, `event_ingested`, `profile_set`,
+    /// `profile_deleted`, `unit_profile_set`, `unit_local_change` (a technician's change a unit
+    /// reported, by `technician@UNIT`).
     pub action: &'static str,
     /// The unit it was about.
     pub unit: Option<String>,
@@ -62,35 +68,41 @@ pub struct Entry {
 
 /// The audit log (see the module documentation).
 pub struct AuditLog {
-    db: Mutex<Connection>,
+    db: CatalogDb,
 }
 
+/// The audit log's part of the catalog. Version 1 is the schema audit.db always had.
+pub const SCHEMA: Schema = Schema {
+    part: "audit",
+    sqlite_file: "audit.db",
+    migrations: &[Migration {
+        sqlite: "CREATE TABLE IF NOT EXISTS audit (
+                     id INTEGER PRIMARY KEY AUTOINCREMENT, at_us INTEGER NOT NULL, user TEXT NOT NULL,
+                     action TEXT NOT NULL, unit TEXT, camera TEXT, detail TEXT NOT NULL, client TEXT);",
+        postgres: "CREATE TABLE audit (
+                       id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at_us BIGINT NOT NULL, \"user\" TEXT NOT NULL,
+                       action TEXT NOT NULL, unit TEXT, camera TEXT, detail TEXT NOT NULL, client TEXT);",
+    }],
+};
+
 impl AuditLog {
-    /// Opens (or creates) the audit log at `path`.
-    pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
-        let db = Connection::open(path)?;
-        db.busy_timeout(std::time::Duration::from_secs(5))?;
-        db.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             CREATE TABLE IF NOT EXISTS audit (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT, at_us INTEGER NOT NULL, user TEXT NOT NULL,
-                 action TEXT NOT NULL, unit TEXT, camera TEXT, detail TEXT NOT NULL, client TEXT);",
-        )?;
-        Ok(AuditLog { db: Mutex::new(db) })
+    /// Opens (or creates) the audit log's part of the catalog at `at`.
+    pub fn open(at: &CatalogLocation) -> Result<AuditLog, AuditError> {
+        Ok(AuditLog { db: CatalogDb::open(at, &SCHEMA)? })
     }
 
     /// Records `event` now.
     pub fn record(&self, event: &Event) -> Result<(), AuditError> {
-        self.db.lock().unwrap_or_else(|p| p.into_inner()).execute(
-            "INSERT INTO audit (at_us, user, action, unit, camera, detail, client) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                jiff::Timestamp::now().as_microsecond(),
-                event.user,
-                event.action,
-                event.unit,
-                event.camera,
-                event.detail,
-                event.client
+        self.db.execute(
+            "INSERT INTO audit (at_us, \"user\", action, unit, camera, detail, client) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                jiff::Timestamp::now().as_microsecond().into(),
+                (&event.user).into(),
+                event.action.into(),
+                event.unit.as_ref().into(),
+                event.camera.as_ref().into(),
+                (&event.detail).into(),
+                event.client.as_ref().into(),
             ],
         )?;
         Ok(())
@@ -100,26 +112,29 @@ impl AuditLog {
     /// contains `text` (any case; empty: every entry).
     pub fn search(&self, text: &str, limit: u32) -> Result<Vec<Entry>, AuditError> {
         let pattern = format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-        let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
-        let mut stmt = db.prepare(
-            "SELECT id, at_us, user, action, unit, camera, detail, client FROM audit
-             WHERE user LIKE ?1 ESCAPE '\\' OR action LIKE ?1 ESCAPE '\\' OR unit LIKE ?1 ESCAPE '\\'
-                OR camera LIKE ?1 ESCAPE '\\' OR detail LIKE ?1 ESCAPE '\\'
-             ORDER BY id DESC LIMIT ?2",
+        // lower() on both sides: SQLite's LIKE ignores case, PostgreSQL's does not.
+        let rows = self.db.query(
+            "SELECT id, at_us, \"user\", action, unit, camera, detail, client FROM audit
+             WHERE lower(\"user\") LIKE lower($1) ESCAPE '\\' OR lower(action) LIKE lower($1) ESCAPE '\\'
+                OR lower(unit) LIKE lower($1) ESCAPE '\\' OR lower(camera) LIKE lower($1) ESCAPE '\\'
+                OR lower(detail) LIKE lower($1) ESCAPE '\\'
+             ORDER BY id DESC LIMIT $2",
+            &[pattern.into(), limit.into()],
         )?;
-        let rows = stmt.query_map(params![pattern, limit], |r| {
-            Ok(Entry {
-                id: r.get(0)?,
-                time: rfc3339(r.get(1)?),
-                user: r.get(2)?,
-                action: r.get(3)?,
-                unit: r.get(4)?,
-                camera: r.get(5)?,
-                detail: r.get(6)?,
-                client: r.get(7)?,
+        rows.iter()
+            .map(|r| {
+                Ok(Entry {
+                    id: r.get(0)?,
+                    time: rfc3339(r.get(1)?),
+                    user: r.get(2)?,
+                    action: r.get(3)?,
+                    unit: r.get(4)?,
+                    camera: r.get(5)?,
+                    detail: r.get(6)?,
+                    client: r.get(7)?,
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect()
     }
 }
 
@@ -127,10 +142,8 @@ impl AuditLog {
 mod tests {
     use super::*;
 
-    #[test]
-    fn entries_come_newest_first_and_are_found_by_any_field() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = AuditLog::open(&dir.path().join("audit.db")).unwrap();
+    fn entries_come_newest_first_and_are_found_by_any_field(at: &CatalogLocation) {
+        let log = AuditLog::open(at).unwrap();
         log.record(&Event {
             user: "ann".into(),
             action: "login",
@@ -162,4 +175,8 @@ mod tests {
         assert_eq!(log.search("0%x", 10).unwrap().len(), 0);
         assert_eq!(log.search("", 1).unwrap().len(), 1);
     }
+    crate::on_both_backends!(
+        entries_come_newest_first_and_are_found_by_any_field,
+        super::entries_come_newest_first_and_are_found_by_any_field
+    );
 }

@@ -5,7 +5,6 @@
 //! otherwise hands the handler the user's [`Account`] as a request extension.
 
 use std::net::IpAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +18,7 @@ use serde_json::json;
 
 use crate::accounts::{Account, Accounts, AccountsError, Role};
 use crate::audit::{AuditError, AuditLog, Event};
+use crate::catalog::CatalogLocation;
 use crate::sessions::Sessions;
 use crate::web::WebState;
 
@@ -55,13 +55,9 @@ pub struct Auth {
 }
 
 impl Auth {
-    /// Opens `<dir>/users.db` and `<dir>/audit.db`.
-    pub fn open(dir: &Path) -> Result<Auth, AuthError> {
-        Ok(Auth {
-            accounts: Accounts::open(&dir.join("users.db"))?,
-            audit: AuditLog::open(&dir.join("audit.db"))?,
-            sessions: Mutex::default(),
-        })
+    /// Opens the users and the audit log in the catalog at `at`.
+    pub fn open(at: &CatalogLocation) -> Result<Auth, AuthError> {
+        Ok(Auth { accounts: Accounts::open(at)?, audit: AuditLog::open(at)?, sessions: Mutex::default() })
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {

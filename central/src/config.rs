@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use jiff::tz::TimeZone;
 use serde::Deserialize;
+
+use crate::catalog::{CatalogError, CatalogLocation, redact_url};
 use sync_core::time_profile::{TimeProfile, Window};
 
 /// The whole configuration of a central site.
@@ -18,6 +20,10 @@ pub struct CentralConfig {
     pub quic: QuicConfig,
     /// Central's own data: registry, TLS identity, retrieved video.
     pub store: StoreConfig,
+    /// `[catalog]`: where the fleet state (registry, users, audit log, recording options)
+    /// lives; absent: SQLite files in `[store] path`.
+    #[serde(default)]
+    pub catalog: CatalogConfig,
     /// Per-unit settings (`[[unit]]` tables); units not listed get the defaults.
     #[serde(default, rename = "unit")]
     pub units: Vec<UnitConfig>,
@@ -27,6 +33,9 @@ pub struct CentralConfig {
     /// `[[time_profile]]`: named weekly windows, for cameras with `"time_profile"`.
     #[serde(default, rename = "time_profile")]
     pub time_profiles: Vec<TimeProfileConfig>,
+    /// `[[webhook]]`: where central posts its events (see [`crate::webhook_config`]).
+    #[serde(default, rename = "webhook")]
+    pub webhooks: Vec<crate::webhook_config::WebhookConfig>,
 }
 
 /// `[[time_profile]]`: a named set of weekly windows (`"mon-fri 06:00-22:00"`,
@@ -73,8 +82,9 @@ pub struct CameraConfig {
     /// records), `"on_request"` (an operator may retrieve a range), `"link_gap"` (retrieve what
     /// was recorded while the link was down), `"event_window"` (retrieve a window around each
     /// event of the unit), `"time_profile"` (retrieve what the unit recorded inside the
-    /// windows of the camera's `time_profile`); `"central"` (central records the live stream)
-    /// is not yet supported and refused.
+    /// windows of the camera's `time_profile`), `"central"` (central records the camera's live
+    /// stream whenever the unit is connected, watched or not). `["remote", "central"]` records
+    /// at both sites; `["central"]` alone records at central only.
     #[serde(default = "default_recording")]
     pub recording: Vec<RecordingOption>,
     /// The `[[time_profile]]` that `"time_profile"` retrieves by.
@@ -101,6 +111,8 @@ pub enum RecordingOption {
     EventWindow,
     /// What the unit recorded inside the windows of the camera's time profile is retrieved.
     TimeProfile,
+    /// Central records the live stream while the unit is connected (`central_recording.rs`).
+    Central,
 }
 
 /// The recording options of cameras not configured otherwise.
@@ -152,6 +164,24 @@ pub struct StoreConfig {
     pub path: PathBuf,
 }
 
+/// `[catalog]`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// Absent or `"sqlite"`: SQLite files in `[store] path` (as always); `"sqlite:DIR"`: the
+    /// files in DIR; `"postgres://USER[:PASSWORD]@HOST:PORT/DATABASE"` (or `postgresql://`):
+    /// that PostgreSQL database, which several central nodes may share. Never logged with its
+    /// password.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+impl std::fmt::Debug for CatalogConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogConfig").field("url", &self.url.as_deref().map(redact_url)).finish()
+    }
+}
+
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -186,14 +216,28 @@ impl CentralConfig {
     pub fn load(path: &Path) -> Result<CentralConfig, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        let config: CentralConfig = toml::from_str(&text)
+        let mut config: CentralConfig = toml::from_str(&text)
             .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string().trim_end().to_owned() })?;
         config.check().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
+        // Secret files are named relative to this file; from here on they are whole paths.
+        let base = path.parent().unwrap_or(Path::new(""));
+        for w in &mut config.webhooks {
+            w.secret_file = w.secret_file.as_ref().map(|f| base.join(f));
+        }
+        crate::webhook_config::load(&config.webhooks, Path::new(""))
+            .map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
         Ok(config)
     }
 
-    /// Checks what the parser cannot: time zone, time profiles and the cameras that name them.
+    /// Where the catalog lives (`[catalog] url`, else SQLite in `[store] path`).
+    pub fn catalog_location(&self) -> Result<CatalogLocation, CatalogError> {
+        CatalogLocation::from_config(self.catalog.url.as_deref(), &self.store.path)
+    }
+
+    /// Checks what the parser cannot: the catalog URL, time zone, time profiles and the
+    /// cameras that name them.
     pub fn check(&self) -> Result<(), String> {
+        self.catalog_location().map_err(|e| e.to_string())?;
         self.tz()?;
         for (i, p) in self.time_profiles.iter().enumerate() {
             if self.time_profiles[..i].iter().any(|q| q.name == p.name) {
@@ -300,6 +344,32 @@ path = "/var/lib/convoy/central"
     }
 
     #[test]
+    fn the_catalog_url_is_sqlite_by_default_or_postgres_and_never_shows_its_password() {
+        let c: CentralConfig = toml::from_str(CONTRACT_EXAMPLE).unwrap();
+        let sqlite = CatalogLocation::Sqlite { dir: "/var/lib/convoy/central".into() };
+        assert_eq!(c.catalog_location().unwrap(), sqlite);
+        let with = |url: &str| -> CentralConfig {
+            toml::from_str(&format!("[catalog]\nurl = {url:?}\n{CONTRACT_EXAMPLE}")).unwrap()
+        };
+        assert_eq!(with("sqlite").catalog_location().unwrap(), sqlite);
+        assert_eq!(
+            with("sqlite:/srv/catalog").catalog_location().unwrap(),
+            CatalogLocation::Sqlite { dir: "/srv/catalog".into() }
+        );
+        let pg = with("postgres://convoy:hunter22@db.depot:5432/fleet");
+        assert_eq!(
+            pg.catalog_location().unwrap(),
+            CatalogLocation::Postgres { url: "postgres://convoy:hunter22@db.depot:5432/fleet".into() }
+        );
+        assert!(pg.check().is_ok());
+        assert!(!format!("{pg:?}").contains("hunter22"), "Debug hides the password");
+        let e = with("mysql://db/fleet").check().unwrap_err();
+        assert!(e.contains("[catalog] url") && e.contains("postgres://"), "{e}");
+        let unknown: Result<CentralConfig, _> = toml::from_str(&format!("[catalog]\nuri = \"x\"\n{CONTRACT_EXAMPLE}"));
+        assert!(unknown.is_err(), "unknown keys are refused");
+    }
+
+    #[test]
     fn units_and_recording_options_parse_with_defaults() {
         let text = format!(
             "{CONTRACT_EXAMPLE}[[unit]]\nname = \"bus-1\"\nmetered = true\nbandwidth_cap_kbit = 2000\n\
@@ -317,8 +387,33 @@ path = "/var/lib/convoy/central"
         assert_eq!(toml::from_str::<CentralConfig>(&forced_free).unwrap().unit("bus-1").unwrap().metered, Some(false));
         let reported = text.replace("metered = true\n", "");
         assert_eq!(toml::from_str::<CentralConfig>(&reported).unwrap().unit("bus-1").unwrap().metered, None);
-        let bad = text.replace("\"on_request\"]", "\"central\"]");
-        assert!(toml::from_str::<CentralConfig>(&bad).unwrap_err().to_string().contains("central"));
+        let both = text.replace("\"on_request\"]", "\"central\"]");
+        let both = toml::from_str::<CentralConfig>(&both).unwrap();
+        assert_eq!(both.camera_options("bus-1", "front").0, [RecordingOption::Remote, RecordingOption::Central]);
+        let bad = text.replace("\"on_request\"]", "\"everywhere\"]");
+        assert!(toml::from_str::<CentralConfig>(&bad).unwrap_err().to_string().contains("everywhere"));
+    }
+
+    #[test]
+    fn webhooks_are_a_contract_and_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("hook.secret"), "k\n").unwrap();
+        let text = format!(
+            "{CONTRACT_EXAMPLE}[[webhook]]\nurl = \"http://127.0.0.1:9000/convoy\"\n\
+             events = [\"alarm\", \"unit\", \"retrieval\"]\nsecret_file = \"hook.secret\"\n"
+        );
+        let path = dir.path().join("central.toml");
+        std::fs::write(&path, &text).unwrap();
+        let c = CentralConfig::load(&path).unwrap();
+        assert_eq!(c.webhooks[0].secret_file.as_deref(), Some(dir.path().join("hook.secret").as_path()));
+        let hooks = crate::webhook_config::load(&c.webhooks, Path::new("")).unwrap();
+        assert_eq!(hooks[0].secret.as_deref(), Some(&b"k"[..]));
+        std::fs::write(&path, text.replace("hook.secret", "nope.secret")).unwrap();
+        let e = CentralConfig::load(&path).unwrap_err().to_string();
+        assert!(e.contains("central.toml") && e.contains("cannot read secret_file"), "{e}");
+        std::fs::write(&path, text.replace("\"unit\"", "\"unit_online\"")).unwrap();
+        let e = CentralConfig::load(&path).unwrap_err().to_string();
+        assert!(e.contains("unknown event \"unit_online\""), "{e}");
     }
 
     #[test]

@@ -88,17 +88,17 @@ pub fn open_ca(dir: &Path) -> Result<CertificateAuthority, LinkError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::CatalogLocation;
 
     fn request(token: &EnrollmentToken, unit: &str) -> EnrollRequest {
         let (_, csr) = link::pki::unit_key_and_request(unit).unwrap();
         EnrollRequest { token_secret: token.secret.to_vec(), unit_id: unit.into(), csr }
     }
 
-    #[test]
-    fn a_token_enrolls_its_unit_once_and_revocation_withdraws_it() {
+    fn a_token_enrolls_its_unit_once_and_revocation_withdraws_it(at: &CatalogLocation) {
         let dir = tempfile::tempdir().unwrap();
         let ca = open_ca(dir.path()).unwrap();
-        let mut reg = Registry::open(&dir.path().join("central.db")).unwrap();
+        let mut reg = Registry::open(at).unwrap();
         let token = add_unit(&mut reg, &ca, "bus-7", DEFAULT_TOKEN_VALIDITY).unwrap();
         let wrong = enroll(&mut reg, &ca, &request(&token, "bus-8")).unwrap_err();
         assert!(matches!(wrong, EnrollError::Token(TokenRefused::WrongUnit { .. })), "{wrong}");
@@ -110,12 +110,15 @@ mod tests {
         assert_eq!(reg.unit_of(&fingerprint(&cert)).unwrap(), None);
         assert_eq!(reg.revoked().unwrap(), vec![fingerprint(&cert)]);
     }
+    crate::on_both_backends!(
+        a_token_enrolls_its_unit_once_and_revocation_withdraws_it,
+        super::a_token_enrolls_its_unit_once_and_revocation_withdraws_it
+    );
 
-    #[test]
-    fn expired_tokens_and_bad_requests_are_refused_without_using_the_token() {
+    fn expired_tokens_and_bad_requests_are_refused_without_using_the_token(at: &CatalogLocation) {
         let dir = tempfile::tempdir().unwrap();
         let ca = open_ca(dir.path()).unwrap();
-        let mut reg = Registry::open(&dir.path().join("central.db")).unwrap();
+        let mut reg = Registry::open(at).unwrap();
         let old = add_unit(&mut reg, &ca, "bus-1", Duration::ZERO).unwrap();
         std::thread::sleep(Duration::from_millis(2));
         assert!(matches!(
@@ -129,4 +132,30 @@ mod tests {
         assert!(enroll(&mut reg, &ca, &request(&token, "bus-1")).is_ok(), "the token survived the bad request");
         assert!(matches!(add_unit(&mut reg, &ca, " ", DEFAULT_TOKEN_VALIDITY), Err(EnrollError::BadName(_))));
     }
+    fn one_token_enrolls_once_even_through_two_nodes_at_once(at: &CatalogLocation) {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = open_ca(dir.path()).unwrap();
+        let (mut a, mut b) = (Registry::open(at).unwrap(), Registry::open(at).unwrap());
+        for round in 0..5 {
+            let unit = format!("bus-{round}");
+            let token = add_unit(&mut a, &ca, &unit, DEFAULT_TOKEN_VALIDITY).unwrap();
+            let req = request(&token, &unit);
+            let (ra, rb) = std::thread::scope(|s| {
+                let ta = s.spawn(|| enroll(&mut a, &ca, &req));
+                let tb = s.spawn(|| enroll(&mut b, &ca, &req));
+                (ta.join().unwrap(), tb.join().unwrap())
+            });
+            let refused =
+                [&ra, &rb].iter().filter(|r| matches!(r, Err(EnrollError::Token(TokenRefused::Unknown)))).count();
+            assert_eq!((ra.is_ok() as u8 + rb.is_ok() as u8, refused), (1, 1), "{ra:?} {rb:?}");
+        }
+    }
+    crate::on_both_backends!(
+        one_token_enrolls_once_even_through_two_nodes_at_once,
+        super::one_token_enrolls_once_even_through_two_nodes_at_once
+    );
+    crate::on_both_backends!(
+        expired_tokens_and_bad_requests_are_refused_without_using_the_token,
+        super::expired_tokens_and_bad_requests_are_refused_without_using_the_token
+    );
 }

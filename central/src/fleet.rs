@@ -97,6 +97,12 @@ impl Fleet {
         self.links.read().unwrap_or_else(|p| p.into_inner()).get(unit_id).cloned()
     }
 
+    /// The units connected now, each with the cameras it shares.
+    pub fn connected_cameras(&self) -> Vec<(String, Vec<String>)> {
+        let units = self.units.read().unwrap_or_else(|p| p.into_inner());
+        units.iter().map(|(id, u)| (id.clone(), u.cameras.keys().cloned().collect())).collect()
+    }
+
     /// The ids of the units connected now, sorted.
     pub fn connected(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.units.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
@@ -114,9 +120,11 @@ impl Fleet {
                 let live = units.get(&row.id);
                 UnitJson {
                     id: row.id.clone(),
+                    name: row.id.clone(),
                     connected: live.is_some(),
                     last_hello: row.last_hello,
                     link: self.link(&row.id),
+                    storage: None,
                     cameras: row
                         .cameras
                         .iter()
@@ -153,12 +161,16 @@ impl Fleet {
 pub struct UnitJson {
     /// The unit's id.
     pub id: String,
+    /// The name operators gave it (`PATCH /api/units/{unit}`), else its id.
+    pub name: String,
     /// Whether the unit is connected now.
     pub connected: bool,
     /// When the unit last connected, seconds since the Unix epoch.
     pub last_hello: i64,
     /// The unit's link as it last reported it since central started (null when it has not).
     pub link: Option<LinkJson>,
+    /// The unit's storage health (see [`crate::storage_health`]); filled in by the API.
+    pub storage: Option<crate::storage_health::StorageJson>,
     /// The cameras the unit shares.
     pub cameras: Vec<CameraJson>,
     /// Whether the unit applied central's latest camera settings (false until it did; see

@@ -9,7 +9,9 @@ use std::time::Duration;
 use link::endpoint::peer_fingerprint;
 use link::messages;
 use link::pki::CertificateAuthority;
-use protocol::interconnect::{CentralMessage, EdgeMessage, EnrollRequest, Hello, LiveHeader, LiveMessage};
+use protocol::interconnect::{
+    CentralMessage, EdgeMessage, EnrollRequest, Hello, LINK_TEST_MAX_DOWNLOAD, LinkTest, LiveHeader, LiveMessage,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::fleet::{Fleet, UnitLive};
@@ -259,7 +261,7 @@ impl Interconnect {
                     EdgeMessage::Hello(_) | EdgeMessage::Enroll(_) => {
                         return Err("unit sent a second hello".to_owned());
                     }
-                    EdgeMessage::LinkTest(_) => {
+                    EdgeMessage::LinkTest(_) | EdgeMessage::LinkTestDownload { .. } => {
                         tracing::debug!(unit = %hello.unit_id, "a link test belongs on a stream of its own")
                     }
                     EdgeMessage::LinkInfo { kind, metered } => {
@@ -284,6 +286,11 @@ impl Interconnect {
                         Ok(Some(EdgeMessage::LinkTest(t))) => {
                             let bytes = t.payload.len() as u64;
                             let _ = messages::write(&mut send, &CentralMessage::LinkTestReceived { bytes }).await;
+                            let _ = send.finish();
+                        }
+                        Ok(Some(EdgeMessage::LinkTestDownload { bytes })) if bytes <= LINK_TEST_MAX_DOWNLOAD => {
+                            let data = CentralMessage::LinkTestData(LinkTest { payload: vec![0; bytes as usize] });
+                            let _ = messages::write(&mut send, &data).await;
                             let _ = send.finish();
                         }
                         Ok(other) => tracing::debug!("unexpected message on a chunk stream: {other:?}"),

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use central::audit::Event;
 use central::auth::Auth;
+use central::catalog::CatalogLocation;
 use central::config::CentralConfig;
 use central::enrollment;
 use central::fleet::Fleet;
@@ -132,12 +133,24 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Opens central's data directory: its CA and its registry.
-fn open_site(config: &CentralConfig) -> anyhow::Result<(CertificateAuthority, Registry)> {
+/// Where the catalog is (creating the directory of SQLite files).
+fn catalog(config: &CentralConfig) -> anyhow::Result<CatalogLocation> {
     let dir = &config.store.path;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create store.path {}", dir.display()))?;
-    let ca = enrollment::open_ca(dir).context("cannot load or create central's certificate authority")?;
-    let registry = Registry::open(&dir.join("central.db")).context("cannot open the registry")?;
+    let at = config.catalog_location()?;
+    if let CatalogLocation::Sqlite { dir } = &at {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the catalog directory {}", dir.display()))?;
+    }
+    Ok(at)
+}
+
+/// Opens central's data directory and catalog: its CA and its registry.
+fn open_site(config: &CentralConfig) -> anyhow::Result<(CertificateAuthority, Registry)> {
+    let at = catalog(config)?;
+    let ca =
+        enrollment::open_ca(&config.store.path).context("cannot load or create central's certificate authority")?;
+    let registry = Registry::open(&at).context("cannot open the registry")?;
     Ok((ca, registry))
 }
 
@@ -169,9 +182,7 @@ fn unit_revoke(config_path: &Path, name: &str) -> anyhow::Result<()> {
 
 /// Opens central's users and audit log.
 fn open_auth(config: &CentralConfig) -> anyhow::Result<Auth> {
-    let dir = &config.store.path;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create store.path {}", dir.display()))?;
-    Auth::open(dir).context("cannot open central's users and audit log")
+    Auth::open(&catalog(config)?).context("cannot open central's users and audit log")
 }
 
 /// Reads one line (the password) from standard input, without its line end.
@@ -246,7 +257,14 @@ fn first_admin(auth: &Auth, dir: &Path) -> anyhow::Result<()> {
     writeln!(file, "{password}")
         .and_then(|()| file.sync_all())
         .with_context(|| format!("cannot write {}", path.display()))?;
-    auth.accounts.add("admin", central::accounts::Role::Administrator, &password, None, false)?;
+    match auth.accounts.add("admin", central::accounts::Role::Administrator, &password, None, false) {
+        // Another node sharing the catalog made it at the same moment.
+        Err(central::accounts::AccountsError::Exists(_)) => {
+            let _ = std::fs::remove_file(&path);
+            return Ok(());
+        }
+        other => other?,
+    }
     auth.audit.record(&Event {
         user: "central".into(),
         action: "user_added",
@@ -264,6 +282,8 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
     let config = CentralConfig::load(config_path)?;
     let dir = &config.store.path;
     let (ca, registry) = open_site(&config)?;
+    let at = config.catalog_location()?;
+    tracing::info!("catalog: {}", at.describe());
     let ca = Arc::new(ca);
     let auth = open_auth(&config)?;
     first_admin(&auth, dir)?;
@@ -285,12 +305,12 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         let retrieved =
             central::retrieved::RetrievedStore::open(dir).context("cannot open central's store of retrieved video")?;
         let site = Arc::new(config.clone());
-        let options = central::recording_options::RecordingOptions::open(site.clone(), &dir.join("options.db"))
+        let options = central::recording_options::RecordingOptions::open(site.clone(), &at)
             .context("cannot open the recording options")?;
         let profiles =
             central::profiles::Profiles::open(&dir.join("profiles.db")).context("cannot open the fleet profiles")?;
         let options = options.with_profiles(Arc::new(profiles));
-        let audit = central::audit::AuditLog::open(&dir.join("audit.db")).context("cannot open the audit log")?;
+        let audit = central::audit::AuditLog::open(&at).context("cannot open the audit log")?;
         let hub = Arc::new(central::sync_hub::SyncHub::new(retrieved, site, Arc::new(options)).with_audit(audit));
         let registry = Arc::new(Mutex::new(registry));
         let interconnect = Interconnect {
@@ -302,10 +322,16 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
             hub: hub.clone(),
         };
         tokio::spawn(interconnect.clone().cut_off_revoked(shutdown.clone()));
+        tokio::spawn(central::central_recording::run(fleet.clone(), relay.clone(), hub.clone(), shutdown.clone()));
         let quic = tokio::spawn(interconnect.serve(endpoint, shutdown.clone()));
         let web_shutdown = shutdown.clone();
         let live = hub.store().live().clone();
-        let state = WebState { fleet, registry, relay, hub, auth: Arc::new(auth), ca };
+        let webhooks = central::webhook_config::load(&config.webhooks, Path::new(""))
+            .map_err(|e| anyhow::anyhow!("config file {}: {e}", config_path.display()))?;
+        let webhooks =
+            Arc::new(central::webhooks::Webhooks::open(webhooks, dir).context("cannot open the webhooks' outbox")?);
+        webhooks.start(&live, fleet.clone(), shutdown.clone());
+        let state = WebState { fleet, registry, relay, hub, auth: Arc::new(auth), ca, webhooks };
         let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
         let web = axum::serve(listener, app).with_graceful_shutdown(async move { web_shutdown.cancelled().await });
         let web = tokio::spawn(web.into_future());

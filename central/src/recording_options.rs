@@ -2,16 +2,17 @@
 //! (`PUT /api/units/{unit}/cameras/{camera}/recording`, kept in `<store>/options.db`), else its
 //! fleet profile and overrides ([`crate::profiles`]), else its `[[unit.camera]]` table in
 //! central.toml, else the defaults. The sync hub asks here, so a
-//! change applies from the unit's next catalog on, without a restart.
+//! change applies from the unit's next catalog on, without a restart. On a shared PostgreSQL
+//! catalog, what another node set is read again at most [`RELOAD`] later.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 use sync_core::time_profile::TimeProfile;
 
+use crate::catalog::{Backend, CatalogDb, CatalogError, CatalogLocation, Migration, Schema};
 use crate::config::{CameraConfig, CentralConfig, RecordingOption, default_event_window, default_recording};
 
 /// Why options could not be read, stored or accepted.
@@ -19,7 +20,7 @@ use crate::config::{CameraConfig, CentralConfig, RecordingOption, default_event_
 pub enum OptionsError {
     /// The options database failed.
     #[error("recording options database: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(CatalogError),
     /// A stored row is not valid JSON of [`OptionsBody`] (written by a newer central?).
     #[error("stored recording options of {unit}/{camera} are unreadable: {message}")]
     Corrupt {
@@ -33,6 +34,13 @@ pub enum OptionsError {
     /// The options do not fit the configuration (e.g. an unknown time profile).
     #[error("{0}")]
     Invalid(String),
+}
+
+// Not `#[from]`: the message already holds the catalog's, so it is no `source` to print twice.
+impl From<CatalogError> for OptionsError {
+    fn from(e: CatalogError) -> Self {
+        OptionsError::Db(e)
+    }
 }
 
 /// A camera's options as the API shows and takes them.
@@ -66,42 +74,58 @@ pub enum OptionsSource {
 /// The recording options of every unit camera (see the module documentation).
 pub struct RecordingOptions {
     site: Arc<CentralConfig>,
-    overrides: RwLock<HashMap<(String, String), CameraConfig>>,
-    db: Mutex<Connection>,
+    overrides: RwLock<(Overrides, Instant)>,
+    db: CatalogDb,
     profiles: Option<Arc<crate::profiles::Profiles>>,
 }
 
-impl RecordingOptions {
-    /// Opens (or creates) the options database at `path`, loading what the API set before.
-    pub fn open(site: Arc<CentralConfig>, path: &Path) -> Result<RecordingOptions, OptionsError> {
-        let db = Connection::open(path)?;
-        db.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             CREATE TABLE IF NOT EXISTS camera_options (
-                 unit TEXT NOT NULL, camera TEXT NOT NULL, options TEXT NOT NULL, PRIMARY KEY (unit, camera));",
-        )?;
-        let mut overrides = HashMap::new();
-        {
-            let mut stmt = db.prepare("SELECT unit, camera, options FROM camera_options")?;
-            let rows =
-                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
-            for row in rows {
-                let (unit, camera, text) = row?;
-                let body: OptionsBody = serde_json::from_str(&text).map_err(|e| OptionsError::Corrupt {
-                    unit: unit.clone(),
-                    camera: camera.clone(),
-                    message: e.to_string(),
-                })?;
-                let c = to_camera(&camera, body);
-                // A profile removed from central.toml since: the camera retrieves by nothing
-                // until an operator sets its options again (said once, at start).
-                if let Err(e) = site.check_camera(&c) {
-                    tracing::warn!(unit, camera, "recording options set through the API no longer fit: {e}");
-                }
-                overrides.insert((unit, camera), c);
-            }
+/// What the API set, by unit and camera.
+type Overrides = HashMap<(String, String), CameraConfig>;
+
+/// How stale the options set through another node may be (shared PostgreSQL catalog only).
+pub const RELOAD: Duration = Duration::from_secs(2);
+
+/// The options' part of the catalog. Version 1 is the schema options.db always had.
+pub const SCHEMA: Schema = Schema {
+    part: "recording_options",
+    sqlite_file: "options.db",
+    migrations: &[Migration {
+        sqlite: "CREATE TABLE IF NOT EXISTS camera_options (
+                     unit TEXT NOT NULL, camera TEXT NOT NULL, options TEXT NOT NULL, PRIMARY KEY (unit, camera));",
+        postgres: "CREATE TABLE camera_options (
+                       unit TEXT NOT NULL, camera TEXT NOT NULL, options TEXT NOT NULL, PRIMARY KEY (unit, camera));",
+    }],
+};
+
+/// Every camera's options set through the API; `warn`: say which no longer fit the
+/// configuration.
+fn load(db: &CatalogDb, site: &CentralConfig, warn: bool) -> Result<Overrides, OptionsError> {
+    let mut overrides = HashMap::new();
+    for row in db.query("SELECT unit, camera, options FROM camera_options", &[])? {
+        let (unit, camera, text): (String, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        let body: OptionsBody = serde_json::from_str(&text).map_err(|e| OptionsError::Corrupt {
+            unit: unit.clone(),
+            camera: camera.clone(),
+            message: e.to_string(),
+        })?;
+        let c = to_camera(&camera, body);
+        // A profile removed from central.toml since: the camera retrieves by nothing
+        // until an operator sets its options again (said once, at start).
+        if warn && let Err(e) = site.check_camera(&c) {
+            tracing::warn!(unit, camera, "recording options set through the API no longer fit: {e}");
         }
-        Ok(RecordingOptions { site, overrides: RwLock::new(overrides), db: Mutex::new(db), profiles: None })
+        overrides.insert((unit, camera), c);
+    }
+    Ok(overrides)
+}
+
+impl RecordingOptions {
+    /// Opens (or creates) the options' part of the catalog at `at`, loading what the API set
+    /// before.
+    pub fn open(site: Arc<CentralConfig>, at: &CatalogLocation) -> Result<RecordingOptions, OptionsError> {
+        let db = CatalogDb::open(at, &SCHEMA)?;
+        let overrides = load(&db, &site, true)?;
+        Ok(RecordingOptions { site, overrides: RwLock::new((overrides, Instant::now())), db, profiles: None })
     }
 
     /// Fleet profiles set recording options too (below those set per camera through the API).
@@ -115,6 +139,23 @@ impl RecordingOptions {
         self.profiles.as_ref()
     }
 
+    /// On a shared catalog, reads again what every node set, when the last read is older
+    /// than [`RELOAD`] (a failure is logged and the last read kept).
+    fn refresh(&self) {
+        if self.db.backend() != Backend::Postgres
+            || self.overrides.read().unwrap_or_else(|p| p.into_inner()).1.elapsed() < RELOAD
+        {
+            return;
+        }
+        let loaded = load(&self.db, &self.site, false);
+        let mut overrides = self.overrides.write().unwrap_or_else(|p| p.into_inner());
+        match loaded {
+            Ok(map) => overrides.0 = map,
+            Err(e) => tracing::warn!("cannot read the recording options again (keeping the last ones): {e}"),
+        }
+        overrides.1 = Instant::now();
+    }
+
     /// Central's configuration.
     pub fn site(&self) -> &CentralConfig {
         &self.site
@@ -122,8 +163,9 @@ impl RecordingOptions {
 
     /// The effective options of `unit`'s `camera` and where they come from.
     pub fn camera(&self, unit: &str, camera: &str) -> (CameraConfig, OptionsSource) {
+        self.refresh();
         let key = (unit.to_owned(), camera.to_owned());
-        if let Some(c) = self.overrides.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        if let Some(c) = self.overrides.read().unwrap_or_else(|p| p.into_inner()).0.get(&key) {
             return (c.clone(), OptionsSource::Api);
         }
         let (mut c, source) = match self.site.camera(unit, camera) {
@@ -171,14 +213,15 @@ impl RecordingOptions {
         let c = to_camera(camera, body.clone());
         self.site.check_camera(&c).map_err(OptionsError::Invalid)?;
         let text = serde_json::to_string(&body).map_err(|e| OptionsError::Invalid(e.to_string()))?;
-        self.db.lock().unwrap_or_else(|p| p.into_inner()).execute(
-            "INSERT INTO camera_options (unit, camera, options) VALUES (?1, ?2, ?3)
+        self.db.execute(
+            "INSERT INTO camera_options (unit, camera, options) VALUES ($1, $2, $3)
              ON CONFLICT (unit, camera) DO UPDATE SET options = excluded.options",
-            params![unit, camera, text],
+            &[unit.into(), camera.into(), text.into()],
         )?;
         self.overrides
             .write()
             .unwrap_or_else(|p| p.into_inner())
+            .0
             .insert((unit.to_owned(), camera.to_owned()), c.clone());
         Ok(c)
     }
@@ -188,10 +231,8 @@ impl RecordingOptions {
     pub fn clear(&self, unit: &str, camera: &str) -> Result<bool, OptionsError> {
         let n = self
             .db
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .execute("DELETE FROM camera_options WHERE unit = ?1 AND camera = ?2", params![unit, camera])?;
-        self.overrides.write().unwrap_or_else(|p| p.into_inner()).remove(&(unit.to_owned(), camera.to_owned()));
+            .execute("DELETE FROM camera_options WHERE unit = $1 AND camera = $2", &[unit.into(), camera.into()])?;
+        self.overrides.write().unwrap_or_else(|p| p.into_inner()).0.remove(&(unit.to_owned(), camera.to_owned()));
         Ok(n > 0)
     }
 }
@@ -220,11 +261,9 @@ mod tests {
         )
     }
 
-    #[test]
-    fn api_overrides_config_overrides_defaults_and_survive_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("options.db");
-        let o = RecordingOptions::open(site(), &path).unwrap();
+    fn api_overrides_config_overrides_defaults_and_survive_a_restart(at: &CatalogLocation) {
+        let path = at;
+        let o = RecordingOptions::open(site(), path).unwrap();
         assert_eq!(o.camera("bus-1", "front").1, OptionsSource::Config);
         assert_eq!(o.camera_options("bus-1", "front").0, [RecordingOption::Remote]);
         assert_eq!(o.camera("bus-1", "rear").1, OptionsSource::Default);
@@ -238,21 +277,62 @@ mod tests {
         assert_eq!(o.camera("bus-1", "front").1, OptionsSource::Api);
         assert!(o.camera_time_profile("bus-1", "front").is_some());
         drop(o);
-        let o = RecordingOptions::open(site(), &path).unwrap();
+        let o = RecordingOptions::open(site(), path).unwrap();
         assert_eq!(o.camera_options("bus-1", "front"), (body.recording, [3, 4]), "kept across a restart");
         assert!(o.clear("bus-1", "front").unwrap());
         assert!(!o.clear("bus-1", "front").unwrap());
         assert_eq!(o.camera("bus-1", "front").1, OptionsSource::Config);
         drop(o);
-        let o = RecordingOptions::open(site(), &path).unwrap();
+        let o = RecordingOptions::open(site(), path).unwrap();
         assert_eq!(o.camera("bus-1", "front").1, OptionsSource::Config, "the clearing is durable too");
     }
+    crate::on_both_backends!(
+        api_overrides_config_overrides_defaults_and_survive_a_restart,
+        super::api_overrides_config_overrides_defaults_and_survive_a_restart
+    );
+
+    fn options_that_do_not_fit_are_refused_and_change_nothing(at: &CatalogLocation) {
+        let o = RecordingOptions::open(site(), at).unwrap();
+        for (recording, profile, says) in [
+            (vec![RecordingOption::TimeProfile], None, "no time_profile names"),
+            (vec![RecordingOption::TimeProfile], Some("days"), "no [[time_profile]] named \"days\""),
+            (vec![RecordingOption::Remote], Some("nights"), "does nothing without"),
+        ] {
+            let body = OptionsBody { recording, event_window_s: [1, 1], time_profile: profile.map(Into::into) };
+            let e = o.set("bus-1", "front", body).unwrap_err().to_string();
+            assert!(e.contains(says), "{e}");
+            assert_eq!(o.camera("bus-1", "front").1, OptionsSource::Config);
+        }
+        let unknown: Result<OptionsBody, _> = serde_json::from_str(r#"{"recording": ["remote"], "colour": 1}"#);
+        assert!(unknown.is_err(), "unknown fields are refused");
+        let central: OptionsBody = serde_json::from_str(r#"{"recording": ["central"]}"#).unwrap();
+        assert_eq!(central.recording, [RecordingOption::Central], "recording at central only");
+        let unknown: Result<OptionsBody, _> = serde_json::from_str(r#"{"recording": ["everywhere"]}"#);
+        assert!(unknown.is_err(), "an unknown option is refused");
+    }
+    crate::on_both_backends!(
+        options_that_do_not_fit_are_refused_and_change_nothing,
+        super::options_that_do_not_fit_are_refused_and_change_nothing
+    );
+
+    fn an_unreadable_stored_row_is_an_error_not_a_panic(at: &CatalogLocation) {
+        let o = RecordingOptions::open(site(), at).unwrap();
+        o.db.execute("INSERT INTO camera_options VALUES ('bus-1', 'front', '{\"recording\": 7}')", &[]).unwrap();
+        drop(o);
+        let e = RecordingOptions::open(site(), at).err().unwrap().to_string();
+        assert!(e.contains("bus-1/front"), "{e}");
+    }
+    crate::on_both_backends!(
+        an_unreadable_stored_row_is_an_error_not_a_panic,
+        super::an_unreadable_stored_row_is_an_error_not_a_panic
+    );
 
     #[test]
     fn a_fleet_profile_sets_options_below_the_api_and_above_the_config() {
         let dir = tempfile::tempdir().unwrap();
         let profiles = Arc::new(crate::profiles::Profiles::open(&dir.path().join("profiles.db")).unwrap());
-        let o = RecordingOptions::open(site(), &dir.path().join("options.db")).unwrap().with_profiles(profiles.clone());
+        let at = CatalogLocation::Sqlite { dir: dir.path().to_owned() };
+        let o = RecordingOptions::open(site(), &at).unwrap().with_profiles(profiles.clone());
         let body = serde_json::from_str(
             r#"{"cameras": {"*": {"recording": ["remote", "time_profile"], "time_profile": "nights", "event_window_s": [2, 3]}}}"#,
         )
@@ -270,35 +350,23 @@ mod tests {
     }
 
     #[test]
-    fn options_that_do_not_fit_are_refused_and_change_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let o = RecordingOptions::open(site(), &dir.path().join("options.db")).unwrap();
-        for (recording, profile, says) in [
-            (vec![RecordingOption::TimeProfile], None, "no time_profile names"),
-            (vec![RecordingOption::TimeProfile], Some("days"), "no [[time_profile]] named \"days\""),
-            (vec![RecordingOption::Remote], Some("nights"), "does nothing without"),
-        ] {
-            let body = OptionsBody { recording, event_window_s: [1, 1], time_profile: profile.map(Into::into) };
-            let e = o.set("bus-1", "front", body).unwrap_err().to_string();
-            assert!(e.contains(says), "{e}");
-            assert_eq!(o.camera("bus-1", "front").1, OptionsSource::Config);
+    fn options_set_through_another_node_apply_within_the_reload_time() {
+        let at = crate::catalog::test_cluster::fresh_database();
+        let (a, b) = (RecordingOptions::open(site(), &at).unwrap(), RecordingOptions::open(site(), &at).unwrap());
+        let body =
+            OptionsBody { recording: vec![RecordingOption::OnRequest], event_window_s: [1, 2], time_profile: None };
+        a.set("bus-1", "rear", body).unwrap();
+        let started = Instant::now();
+        while b.camera("bus-1", "rear").1 != OptionsSource::Api {
+            assert!(started.elapsed() < RELOAD * 3, "node b never saw node a's options");
+            std::thread::sleep(Duration::from_millis(50));
         }
-        let unknown: Result<OptionsBody, _> = serde_json::from_str(r#"{"recording": ["remote"], "colour": 1}"#);
-        assert!(unknown.is_err(), "unknown fields are refused");
-        let central: Result<OptionsBody, _> = serde_json::from_str(r#"{"recording": ["central"]}"#);
-        assert!(central.is_err(), "\"central\" is not supported yet");
-    }
-
-    #[test]
-    fn an_unreadable_stored_row_is_an_error_not_a_panic() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("options.db");
-        drop(RecordingOptions::open(site(), &path).unwrap());
-        Connection::open(&path)
-            .unwrap()
-            .execute("INSERT INTO camera_options VALUES ('bus-1', 'front', '{\"recording\": 7}')", [])
-            .unwrap();
-        let e = RecordingOptions::open(site(), &path).err().unwrap().to_string();
-        assert!(e.contains("bus-1/front"), "{e}");
+        assert_eq!(b.camera_options("bus-1", "rear"), (vec![RecordingOption::OnRequest], [1, 2]));
+        assert!(a.clear("bus-1", "rear").unwrap());
+        let started = Instant::now();
+        while b.camera("bus-1", "rear").1 == OptionsSource::Api {
+            assert!(started.elapsed() < RELOAD * 3, "node b never saw node a clear them");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! Live relay: central asks a unit for a camera only while someone watches it, takes one
 //! upstream per camera whatever the number of viewers, and fans it out. A viewer that cannot
-//! keep up skips to the next key frame ([`link::live`]); nothing queues without bound.
+//! keep up skips to the next key frame ([`link::live`]); nothing queues without bound. A viewer
+//! who joins a stream already flowing starts at once from the last key frame, which each
+//! channel keeps with the frames after it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,11 +19,24 @@ pub struct Relay {
 }
 
 /// One camera's relay channel.
-#[derive(Default)]
 pub struct Channel {
     hub: LiveHub,
     viewers: AtomicUsize,
     upstreams: AtomicUsize,
+}
+
+/// The most a channel keeps of the current group of pictures for viewers who join while it
+/// flows (a 2 s group at 16 Mbit/s fits).
+const GOP_CACHE_BYTES: usize = 4 << 20;
+
+impl Default for Channel {
+    fn default() -> Self {
+        Channel {
+            hub: LiveHub::with_gop_cache(GOP_CACHE_BYTES),
+            viewers: AtomicUsize::new(0),
+            upstreams: AtomicUsize::new(0),
+        }
+    }
 }
 
 impl Channel {
@@ -46,6 +61,7 @@ pub struct UpstreamGuard(Arc<Channel>);
 
 impl Drop for UpstreamGuard {
     fn drop(&mut self) {
+        self.0.hub.clear_cache();
         self.0.upstreams.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -161,12 +161,24 @@ pub struct RetrievedStore {
     live: LiveEvents,
 }
 
-struct Inner {
-    store: Store,
-    db: Connection,
+/// The store thread's state.
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) db: Connection,
     /// The last parameters written to each log and their sequence number there, so they are
     /// written again only on change.
-    last_parameters: HashMap<String, (StoredParameters, u64)>,
+    pub(crate) last_parameters: HashMap<String, (StoredParameters, u64)>,
+}
+
+/// Adds `holding.live` to a `sync.db` made before central recorded live video: 1 marks a run of
+/// frames central recorded from the live stream (`first_seq`/`end_seq` are 0 then: the unit's
+/// sequence numbers are not known), which the sync core must not count as held unit frames.
+fn add_live_column(db: &Connection) -> rusqlite::Result<()> {
+    let has: bool = db.prepare("SELECT 1 FROM pragma_table_info('holding') WHERE name = 'live'")?.exists([])?;
+    if !has {
+        db.execute_batch("ALTER TABLE holding ADD COLUMN live INTEGER NOT NULL DEFAULT 0")?;
+    }
+    Ok(())
 }
 
 /// The media store's log of a unit's camera.
@@ -184,6 +196,7 @@ impl RetrievedStore {
         db.pragma_update(None, "synchronous", "FULL")?;
         db.busy_timeout(std::time::Duration::from_secs(10))?;
         db.execute_batch(SCHEMA)?;
+        add_live_column(&db)?;
         crate::alarms::migrate(&db)?;
         let mut inner = Inner { store, db, last_parameters: HashMap::new() };
         inner.finish_pending()?;
@@ -266,7 +279,7 @@ impl RetrievedStore {
     pub async fn holdings(&self, unit: &str) -> Result<Holdings, RetrievedError> {
         let unit = unit.to_owned();
         self.query(move |db| {
-            let mut stmt = db.prepare("SELECT camera, first_seq, end_seq FROM holding WHERE unit = ?1")?;
+            let mut stmt = db.prepare("SELECT camera, first_seq, end_seq FROM holding WHERE unit = ?1 AND live = 0")?;
             let rows = stmt.query_map(params![unit], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64))
             })?;
@@ -429,6 +442,23 @@ impl RetrievedStore {
         }
     }
 
+    /// Appends a batch of frames central recorded from `unit`'s live stream of `camera`
+    /// (`central_recording.rs`) and records them as a live holding.
+    pub async fn store_live(
+        &self,
+        unit: &str,
+        camera: &str,
+        batch: Vec<crate::central_recording::LiveItem>,
+    ) -> Result<(), RetrievedError> {
+        let (unit, camera) = (unit.to_owned(), camera.to_owned());
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send(Job::Query(Box::new(move |inner: &mut Inner| {
+            let _ = reply.send(crate::central_recording::append_live(inner, &unit, &camera, batch));
+        })))
+        .await?;
+        answer.await.map_err(|_| RetrievedError::Stopped)?
+    }
+
     /// Where changes that open pages want to hear of are published.
     pub fn live(&self) -> &LiveEvents {
         &self.live
@@ -446,6 +476,7 @@ impl Inner {
         frames: &[SyncFrame],
     ) -> Result<(), RetrievedError> {
         let log = log_name(unit, camera);
+        let live_times = self.live_times(unit, camera, frames)?;
         let mut records = Vec::with_capacity(frames.len() + 1);
         let mut plan = Vec::with_capacity(frames.len() + 1);
         let (mut last, last_seq) = match self.last_parameters.get(&log) {
@@ -470,6 +501,10 @@ impl Inner {
                 }
             }
             let m = retrieved.frame;
+            if live_times.contains(&m.wall_clock_us) {
+                // Central recorded this very frame from the live stream already.
+                continue;
+            }
             records.push(Record::Frame(StoredFrame {
                 camera: log.clone(),
                 stream: 0,
@@ -518,6 +553,23 @@ impl Inner {
         )?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// The times of the frames central recorded live that a chunk of `frames` overlaps (empty,
+    /// and no read, when no live holding overlaps it: the usual case).
+    fn live_times(
+        &self,
+        unit: &str,
+        camera: &str,
+        frames: &[SyncFrame],
+    ) -> Result<std::collections::HashSet<i64>, RetrievedError> {
+        let times = frames.iter().map(|f| f.wall_clock_us);
+        match (times.clone().min(), times.max()) {
+            (Some(start), Some(end)) => {
+                crate::central_recording::held_frame_times(self, unit, camera, (start, end), true)
+            }
+            _ => Ok(Default::default()),
+        }
     }
 
     /// Turns plans a crash left behind into the holdings of the records that made it.
@@ -617,5 +669,8 @@ pub fn read_held(
         }
     }
     out.sort_by_key(|f| f.frame.wall_clock_us);
+    // A frame recorded live and also retrieved (stored before the live run was known) is
+    // the same frame: keep one.
+    out.dedup_by_key(|f| f.frame.wall_clock_us);
     Ok(out)
 }

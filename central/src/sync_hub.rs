@@ -544,6 +544,24 @@ impl SyncHub {
         }
     }
 
+    /// Queues the retrieval around an event sent to central's generic-events ingest about
+    /// `unit`'s `camera`, as for the unit's own events: when the camera has `event_window`
+    /// (runs while the unit is connected, or when it next connects).
+    pub async fn ingested_event(&self, unit: &str, camera: &str, time_us: i64) -> Result<(), RetrievedError> {
+        let u = self.unit(unit).await?;
+        let event = RemoteEvent {
+            id: 0,
+            cameras: vec![camera.to_owned()],
+            time_us,
+            kind: EventKind::Generic { name: String::new(), detail: String::new() },
+        };
+        self.event_windows(&u, &[event]).await;
+        let durable = u.core.lock().await.durable();
+        self.store.save_durable(unit, &durable).await?;
+        u.wake.notify_one();
+        Ok(())
+    }
+
     /// Queues the retrievals around events that cameras with `event_window` want.
     async fn event_windows(&self, u: &Arc<UnitSync>, events: &[RemoteEvent]) {
         let mut core = u.core.lock().await;

@@ -31,6 +31,8 @@ pub struct WebState {
     pub auth: Arc<Auth>,
     /// Central's certificate authority (for enrollment tokens).
     pub ca: Arc<link::pki::CertificateAuthority>,
+    /// Outgoing webhooks (for their status).
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 /// Unsent bytes a connection may hold in its kernel send buffer. Live video to a slow viewer
@@ -98,6 +100,7 @@ pub fn routes() -> Vec<Route> {
         route(VIEWER, Method::GET, "/api/units", api_units),
         route(ADMIN, Method::POST, "/api/units", crate::api_unit_admin::add),
         route(ADMIN, Method::POST, "/api/units/{unit}/revoke", crate::api_unit_admin::revoke),
+        route(ADMIN, Method::PATCH, "/api/units/{unit}", crate::api_unit_admin::rename),
         route(VIEWER, Method::GET, "/api/units/{unit}/cameras/{camera}/live", live),
         route(VIEWER, Method::GET, "/api/units/{unit}/cameras/{camera}/live.fmp4", live_fmp4),
         route(VIEWER, Method::GET, "/api/units/{unit}/cameras/{camera}/timeline", crate::api_retrieval::timeline),
@@ -112,6 +115,8 @@ pub fn routes() -> Vec<Route> {
         route(VIEWER, Method::GET, "/api/alarms", crate::api_alarms::list),
         route(VIEWER, Method::GET, "/api/stream", crate::api_stream::stream),
         route(OPERATOR, Method::POST, "/api/units/{unit}/alarms/{event_id}", crate::api_alarms::change),
+        route(OPERATOR, Method::POST, "/api/events", crate::api_events::ingest),
+        route(ADMIN, Method::GET, "/api/webhooks", crate::api_webhooks::list),
         route(OPERATOR, Method::POST, "/api/units/{unit}/cameras/{camera}/lock", crate::api_locks::create),
         route(VIEWER, Method::GET, "/api/locks", crate::api_locks::list),
         route(VIEWER, Method::GET, "/api/locks/{id}", crate::api_locks::get),
@@ -223,13 +228,27 @@ async fn index() -> impl IntoResponse {
     ([(header::CACHE_CONTROL, "no-cache")], Html(include_str!("web/index.html")))
 }
 
-/// `GET /api/units`: the units the user may see.
+/// `GET /api/units`: the units the user may see, with their storage health.
 async fn api_units(State(state): State<WebState>, Extension(who): Extension<Account>) -> Response {
     let registry = state.registry.clone();
-    let rows = tokio::task::spawn_blocking(move || registry.lock().unwrap_or_else(|p| p.into_inner()).units()).await;
-    match rows.map(|r| r.map(|rows| rows.into_iter().filter(|r| who.sees(&r.id)).collect::<Vec<_>>())) {
-        Ok(Ok(rows)) => {
+    let rows = tokio::task::spawn_blocking(move || {
+        let registry = registry.lock().unwrap_or_else(|p| p.into_inner());
+        Ok::<_, crate::registry::RegistryError>((registry.units()?, registry.labels()?))
+    })
+    .await;
+    match rows
+        .map(|r| r.map(|(rows, labels)| (rows.into_iter().filter(|r| who.sees(&r.id)).collect::<Vec<_>>(), labels)))
+    {
+        Ok(Ok((rows, mut labels))) => {
+            let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+            let mut storage = crate::storage_health::of_units(&state.hub, &ids).await;
             let mut units = state.fleet.units_json(&rows, &state.relay);
+            for u in &mut units {
+                u.storage = storage.remove(&u.id);
+                if let Some(name) = labels.remove(&u.id) {
+                    u.name = name;
+                }
+            }
             if let Some(profiles) = state.hub.options().profiles().cloned() {
                 match tokio::task::spawn_blocking(move || profiles.states()).await {
                     Ok(Ok(states)) => {

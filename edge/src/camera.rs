@@ -1,12 +1,13 @@
 //! One camera's ingest: RTSP over TCP or UDP with `retina`, every frame to the recorder and the live
-//! hub, reconnecting with backoff whatever the camera does.
+//! hub (video only), its AAC or G.711 audio to the recorder, reconnecting with backoff whatever
+//! the camera does.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use link::backoff::Backoff;
-use media_store::{MediaKind, Record, StoredFrame, StoredParameters};
+use media_store::{MediaKind, Record, StoredAudioParameters, StoredFrame, StoredParameters};
 use protocol::interconnect::{CameraStateKind, MediaFrame, VideoParameters};
 use retina::codec::{CodecItem, ParametersRef};
 use tokio_util::sync::CancellationToken;
@@ -20,7 +21,7 @@ use crate::recording::CameraRecording;
 use crate::recording::motion::{MotionChange, MotionDetector};
 use crate::recording::triggers::UNTIL_ENDED;
 use crate::rtsp::{self, RtspError};
-use crate::status::UnitStatus;
+use crate::status::{AudioJson, UnitStatus};
 
 /// A camera that sends no frame for this long is reconnected.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -89,7 +90,21 @@ impl CameraTask {
                 described.streams.join(", ")
             ))
         })?;
-        let mut demuxed = rtsp::play_over(described.session, video, cam.transport).await?;
+        let (audio, mut audio_reason) = match described.audio {
+            Ok(audio) => (audio, None),
+            Err(why) => (None, Some(why)),
+        };
+        let (mut demuxed, refused) = rtsp::play_over(described.session, video, audio, cam.transport).await?;
+        let audio = if refused.is_some() { None } else { audio };
+        audio_reason = refused.or(audio_reason);
+        if let Some(why) = &audio_reason {
+            tracing::warn!(camera = %cam.id, "{why}");
+        }
+        self.status.set_audio(self.index, None, audio_reason);
+        let mut audio_clock = FrameClock::new();
+        let mut have_audio_parameters = false;
+        // Audio does not keep a camera whose video stalled alive.
+        let mut video_deadline = tokio::time::Instant::now() + STALL_TIMEOUT;
         let mut have_parameters = false;
         let camera = self.config.id.clone();
         let mut gate = self.recording.gate();
@@ -99,7 +114,7 @@ impl CameraTask {
         self.status.set_mode(self.index, self.recording.mode.as_str());
         self.status.set_recording(self.index, false);
         loop {
-            let item = match tokio::time::timeout(STALL_TIMEOUT, demuxed.next()).await {
+            let item = match tokio::time::timeout_at(video_deadline, demuxed.next()).await {
                 Err(_) => return Err(RtspError::Failed(format!("no frame for {} s", STALL_TIMEOUT.as_secs()))),
                 Ok(None) => return Ok(()),
                 Ok(Some(Err(e))) => return Err(RtspError::stream(&e, &camera)),
@@ -107,7 +122,38 @@ impl CameraTask {
             };
             let frame = match item {
                 CodecItem::VideoFrame(frame) => frame,
-                CodecItem::Rtcp(rtcp) if rtcp.stream_id() == video => {
+                CodecItem::AudioFrame(frame) if Some(frame.stream_id()) == audio && have_parameters => {
+                    if !have_audio_parameters {
+                        let stream = &demuxed.streams()[frame.stream_id()];
+                        let Some(ParametersRef::Audio(p)) = stream.parameters() else { continue };
+                        let (stored, json) = audio_parameters(&camera, stream.encoding_name(), p);
+                        tracing::info!(camera = %camera, codec = stored.codec, rate = stored.sample_rate, "camera audio");
+                        self.recorder.send(self.index, Record::AudioParameters(stored));
+                        self.status.set_audio(self.index, Some(json), None);
+                        have_audio_parameters = true;
+                    }
+                    let timestamp = frame.timestamp();
+                    let clock_rate = timestamp.clock_rate().get();
+                    let stamp = audio_clock.frame(timestamp.timestamp() as u32, clock_rate, now_us());
+                    // Audio follows the video's gate: recorded while it records, never buffered.
+                    if gate.recording() {
+                        let audio_frame = StoredFrame {
+                            camera: camera.clone(),
+                            stream: 0,
+                            parameters_seq: 0,
+                            kind: MediaKind::Audio,
+                            keyframe: true,
+                            pts: timestamp.elapsed(),
+                            clock_rate,
+                            wall_clock_us: stamp.wall_clock_us,
+                            data: frame.data().to_vec(),
+                        };
+                        self.recorder.send(self.index, Record::Frame(audio_frame));
+                    }
+                    continue;
+                }
+                CodecItem::Rtcp(rtcp) if rtcp.stream_id() == video || Some(rtcp.stream_id()) == audio => {
+                    let clock = if rtcp.stream_id() == video { &mut clock } else { &mut audio_clock };
                     for packet in rtcp.pkts() {
                         if let Ok(Some(report)) = packet.as_sender_report() {
                             clock.sender_report(report.rtp_timestamp(), report.ntp_timestamp().0);
@@ -120,6 +166,7 @@ impl CameraTask {
             if frame.stream_id() != video {
                 continue;
             }
+            video_deadline = tokio::time::Instant::now() + STALL_TIMEOUT;
             if !have_parameters || frame.has_new_parameters() {
                 let Some(ParametersRef::Video(p)) = demuxed.streams()[video].parameters() else {
                     // No parameter sets yet: nothing recorded can be decoded without them.
@@ -203,6 +250,29 @@ impl CameraTask {
         self.recording.holds.hold("motion", until_us);
         self.status.events.emit_at(time_us, kind);
     }
+}
+
+/// A camera's audio parameters as the store keeps them and as `/api/status` shows them;
+/// `encoding` is the SDP's (`mpeg4-generic`, `pcmu` or `pcma`, see [`rtsp::AUDIO_ENCODINGS`]).
+pub(crate) fn audio_parameters(
+    camera: &str,
+    encoding: &str,
+    p: &retina::codec::AudioParameters,
+) -> (StoredAudioParameters, AudioJson) {
+    let (codec, name) = match encoding {
+        "pcmu" => ("ulaw".to_owned(), "pcmu"),
+        "pcma" => ("alaw".to_owned(), "pcma"),
+        _ => (p.rfc6381_codec().unwrap_or("mp4a.40.2").to_owned(), "aac"),
+    };
+    let stored = StoredAudioParameters {
+        camera: camera.to_owned(),
+        codec,
+        sample_rate: p.clock_rate(),
+        channels: p.channels().get(),
+        extra_data: p.extra_data().to_vec(),
+    };
+    let json = AudioJson { codec: name, sample_rate: stored.sample_rate, channels: stored.channels };
+    (stored, json)
 }
 
 /// Microseconds since the Unix epoch.

@@ -1,7 +1,9 @@
 //! `POST /api/link-test`: the technician's link test to central, over the unit's own QUIC
 //! connection: latency (QUIC's smoothed round-trip time, and round trips of empty test
-//! messages through central) and upload throughput (a test message of filler that central
-//! confirms once it has read it all, sized to take about two seconds).
+//! messages through central), upload throughput (a test message of filler that central
+//! confirms once it has read it all, sized to take about two seconds) and download throughput
+//! (filler central sends back when asked, sized the same way). An older central that does not
+//! know the download half leaves the download fields null and says why in `download_error`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use link::messages;
-use protocol::interconnect::{CentralMessage, EdgeMessage, LinkTest};
+use protocol::interconnect::{CentralMessage, EdgeMessage, LINK_TEST_MAX_DOWNLOAD, LinkTest};
 use serde::Serialize;
 
 use crate::central_link::CentralLink;
@@ -43,6 +45,14 @@ pub struct LinkTestJson {
     pub upload_bps: u64,
     /// Packets QUIC counted as lost on this connection so far.
     pub lost_packets: u64,
+    /// Bytes of the measured download (null when the download could not be measured).
+    pub download_bytes: Option<u64>,
+    /// How long they took to arrive after the request, s.
+    pub download_seconds: Option<f64>,
+    /// Download throughput, bits per second.
+    pub download_bps: Option<u64>,
+    /// Why the download was not measured (e.g. an older central), else null.
+    pub download_error: Option<String>,
 }
 
 /// Why the test could not run.
@@ -83,6 +93,55 @@ async fn exchange(conn: &quinn::Connection, payload_bytes: usize) -> Result<Dura
     Ok(started.elapsed())
 }
 
+/// Asks central for `bytes` of filler on a stream of its own and reads them all; the time it
+/// took from the request.
+async fn exchange_download(conn: &quinn::Connection, bytes: usize) -> Result<Duration, LinkTestError> {
+    let failed = |e: &dyn std::fmt::Display| LinkTestError::Failed(e.to_string());
+    let started = Instant::now();
+    let work = async {
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| failed(&e))?;
+        messages::write(&mut send, &EdgeMessage::LinkTestDownload { bytes: bytes as u64 })
+            .await
+            .map_err(|e| failed(&e))?;
+        send.finish().map_err(|e| failed(&e))?;
+        match messages::read::<CentralMessage>(&mut recv).await.map_err(|e| failed(&e))? {
+            Some(CentralMessage::LinkTestData(t)) if t.payload.len() == bytes => Ok(()),
+            Some(CentralMessage::LinkTestData(t)) => {
+                Err(LinkTestError::Failed(format!("central sent {} bytes of the {bytes} asked", t.payload.len())))
+            }
+            Some(other) => Err(LinkTestError::Failed(format!("central answered {other:?}"))),
+            None => Err(LinkTestError::Failed(
+                "central closed the download stream without data (an older central does not know the download test; update it)"
+                    .into(),
+            )),
+        }
+    };
+    tokio::time::timeout(EXCHANGE_TIMEOUT, work)
+        .await
+        .map_err(|_| LinkTestError::Failed(format!("no download within {EXCHANGE_TIMEOUT:?}")))??;
+    Ok(started.elapsed())
+}
+
+/// The measured download: bytes, seconds from the request, bits per second.
+async fn measure_download(conn: &quinn::Connection, ping: Duration) -> Result<(u64, f64, u64), LinkTestError> {
+    let first = exchange_download(conn, FIRST_PROBE_BYTES).await?;
+    let size = probe_size(FIRST_PROBE_BYTES, first, ping).min(LINK_TEST_MAX_DOWNLOAD as usize);
+    let took = exchange_download(conn, size).await?;
+    // The request's trip to central and the first byte's trip back are latency, not throughput.
+    let receiving = took.saturating_sub(ping).max(Duration::from_millis(1));
+    Ok((size as u64, round_ms(took), (size as f64 * 8.0 / receiving.as_secs_f64()) as u64))
+}
+
+/// The size of the measured probe: what the first probe's rate carries in [`PROBE_TARGET`].
+fn probe_size(first_bytes: usize, first: Duration, ping: Duration) -> usize {
+    let rate = first_bytes as f64 / first.saturating_sub(ping).max(Duration::from_millis(1)).as_secs_f64();
+    ((rate * PROBE_TARGET.as_secs_f64()) as usize).clamp(FIRST_PROBE_BYTES, MAX_PROBE_BYTES)
+}
+
+fn round_ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
 /// Runs the test over `conn`.
 pub async fn measure(conn: &quinn::Connection) -> Result<LinkTestJson, LinkTestError> {
     let mut ping = Duration::MAX;
@@ -91,19 +150,27 @@ pub async fn measure(conn: &quinn::Connection) -> Result<LinkTestJson, LinkTestE
     }
     // A first probe sizes the measured one (and opens the congestion window).
     let first = exchange(conn, FIRST_PROBE_BYTES).await?;
-    let rate = FIRST_PROBE_BYTES as f64 / first.saturating_sub(ping).max(Duration::from_millis(1)).as_secs_f64();
-    let size = ((rate * PROBE_TARGET.as_secs_f64()) as usize).clamp(FIRST_PROBE_BYTES, MAX_PROBE_BYTES);
+    let size = probe_size(FIRST_PROBE_BYTES, first, ping);
     let took = exchange(conn, size).await?;
     // The last byte's trip to central and the answer's trip back are latency, not throughput.
     let sending = took.saturating_sub(ping).max(Duration::from_millis(1));
+    let download = measure_download(conn, ping).await;
     let stats = conn.stats();
+    let (download_bytes, download_seconds, download_bps, download_error) = match download {
+        Ok((bytes, seconds, bps)) => (Some(bytes), Some(seconds), Some(bps), None),
+        Err(e) => (None, None, None, Some(e.to_string())),
+    };
     Ok(LinkTestJson {
         quic_rtt_ms: ms(conn.rtt()),
         ping_ms: ms(ping),
         upload_bytes: size as u64,
-        upload_seconds: (took.as_secs_f64() * 1000.0).round() / 1000.0,
+        upload_seconds: round_ms(took),
         upload_bps: (size as f64 * 8.0 / sending.as_secs_f64()) as u64,
         lost_packets: stats.path.lost_packets,
+        download_bytes,
+        download_seconds,
+        download_bps,
+        download_error,
     })
 }
 
@@ -123,6 +190,7 @@ async fn link_test(State(link): State<Arc<CentralLink>>) -> Response {
                 rtt_ms = json.quic_rtt_ms,
                 ping_ms = json.ping_ms,
                 upload_bps = json.upload_bps,
+                download_bps = json.download_bps,
                 "link test to central"
             );
             axum::Json(json).into_response()

@@ -1,11 +1,14 @@
 //! Probing a camera before it is saved: connect, read a few seconds of video, and report what
-//! the camera sends (streams, codec, picture size, frame rate, bit rate, key-frame interval).
+//! the camera sends (streams, codec, picture size, frame rate, bit rate, key-frame interval,
+//! the audio that would be recorded or why not).
 
 use std::time::Duration;
 
 use futures::StreamExt;
 use retina::codec::{CodecItem, ParametersRef};
 use serde::Serialize;
+
+use crate::status::AudioJson;
 
 /// What a probe found.
 #[derive(Debug, Serialize)]
@@ -16,6 +19,11 @@ pub struct ProbeReport {
     pub streams: Vec<String>,
     /// The video stream Convoy would record.
     pub video: Option<VideoReport>,
+    /// The audio Convoy would record beside it (as in `/api/status`), from the camera's
+    /// description.
+    pub audio: Option<AudioJson>,
+    /// Why Convoy would not record the camera's audio, when it offers some.
+    pub audio_reason: Option<String>,
 }
 
 /// The recorded video stream, measured.
@@ -45,7 +53,19 @@ pub async fn probe(url: &url::Url, creds: Option<(String, String)>, duration: Du
     };
     let agent = format!("Convoy edge {} (probe)", env!("CARGO_PKG_VERSION"));
     let described = crate::rtsp::describe(url, username, password, agent).await?;
-    let mut report = ProbeReport { url: described.url.to_string(), streams: described.streams, video: None };
+    let (audio, audio_reason) = match described.audio {
+        Ok(Some(i)) => match described.session.streams()[i].parameters() {
+            Some(ParametersRef::Audio(p)) => {
+                let encoding = described.session.streams()[i].encoding_name();
+                (Some(crate::camera::audio_parameters("", encoding, p).1), None)
+            }
+            _ => (None, None),
+        },
+        Ok(None) => (None, None),
+        Err(why) => (None, Some(why)),
+    };
+    let mut report =
+        ProbeReport { url: described.url.to_string(), streams: described.streams, video: None, audio, audio_reason };
     let Some(video) = described.video else { return Ok(report) };
     let mut demuxed = crate::rtsp::play(described.session, video).await?;
     let (mut frames, mut bytes, mut first_pts, mut last_pts) = (0u64, 0u64, None, 0i64);

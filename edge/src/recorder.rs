@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use media_store::{Record, Store};
+use media_store::{MediaKind, Record, Store};
 
 use crate::queue_share::QueueShares;
 use crate::status::UnitStatus;
@@ -227,8 +227,8 @@ fn run(
     liveness: &Liveness,
     durable: &tokio::sync::watch::Sender<Arc<Vec<media_store::by_seq::DurableLog>>>,
 ) {
-    // By camera slot; grows when cameras are added at run time.
-    let mut parameters_seq = vec![0u64; status.slots()];
+    // By camera slot (video's, audio's); grows when cameras are added at run time.
+    let mut parameters_seq = vec![[0u64; 2]; status.slots()];
     let mut next_groom = Instant::now();
     let mut disconnected = false;
     while !disconnected {
@@ -301,7 +301,7 @@ fn handle(
     store: &mut Store,
     job: Job,
     status: &UnitStatus,
-    parameters_seq: &mut Vec<u64>,
+    parameters_seq: &mut Vec<[u64; 2]>,
     durable: &tokio::sync::watch::Sender<Arc<Vec<media_store::by_seq::DurableLog>>>,
 ) {
     match job {
@@ -334,19 +334,21 @@ fn handle(
         }
         Job::Record(index, mut record) => {
             if index >= parameters_seq.len() {
-                parameters_seq.resize(index + 1, 0);
+                parameters_seq.resize(index + 1, [0; 2]);
             }
             let bytes = match &mut record {
                 Record::Frame(f) => {
-                    f.parameters_seq = parameters_seq[index];
+                    f.parameters_seq = parameters_seq[index][usize::from(f.kind == MediaKind::Audio)];
                     Some(f.data.len())
                 }
                 _ => None,
             };
             match store.append(&record) {
                 Ok(seq) => {
-                    if let Record::Parameters(_) = record {
-                        parameters_seq[index] = seq;
+                    match record {
+                        Record::Parameters(_) => parameters_seq[index][0] = seq,
+                        Record::AudioParameters(_) => parameters_seq[index][1] = seq,
+                        _ => {}
                     }
                     if let Some(bytes) = bytes {
                         status.count_recorded(index, bytes);

@@ -76,6 +76,38 @@ pub struct DescribedCamera {
     pub streams: Vec<String>,
     /// The video stream Convoy records (H.264 or H.265), if there is one.
     pub video: Option<usize>,
+    /// The audio stream Convoy records beside it (AAC or G.711), or why it records none of
+    /// the camera's audio (`Ok(None)`: the camera offers no audio).
+    pub audio: Result<Option<usize>, String>,
+}
+
+/// Audio encodings Convoy records, as SDP names them: AAC, G.711 µ-law and A-law.
+pub const AUDIO_ENCODINGS: [&str; 3] = ["mpeg4-generic", "pcmu", "pcma"];
+
+/// Chooses the audio stream to record among `streams` (`(media, encoding, parameters
+/// readable)`): the first AAC or G.711 stream retina can depacketize. `Err` says why none
+/// when the camera offers audio.
+pub fn choose_audio(streams: &[(&str, &str, bool)]) -> Result<Option<usize>, String> {
+    let audio: Vec<(usize, &str, bool)> = streams
+        .iter()
+        .enumerate()
+        .filter(|(_, (media, _, _))| *media == "audio")
+        .map(|(i, (_, encoding, ok))| (i, *encoding, *ok))
+        .collect();
+    if let Some((i, _, _)) = audio.iter().find(|(_, e, ok)| *ok && AUDIO_ENCODINGS.contains(e)) {
+        return Ok(Some(*i));
+    }
+    match audio.first() {
+        None => Ok(None),
+        Some((_, encoding, _)) if AUDIO_ENCODINGS.contains(encoding) => Err(format!(
+            "audio/{encoding} not recorded: its parameters in the camera's SDP cannot be read; recording video only"
+        )),
+        Some(_) => Err(format!(
+            "audio ({}) not recorded: Convoy records AAC (mpeg4-generic) and G.711 (PCMU, PCMA) audio; \
+             recording video only",
+            audio.iter().map(|(_, e, _)| format!("audio/{e}")).collect::<Vec<_>>().join(", ")
+        )),
+    }
 }
 
 /// DESCRIBEs `url`. Credentials come from `username`/`password`, else from the URL.
@@ -104,31 +136,46 @@ pub async fn describe(
     let streams = session.streams().iter().map(|s| format!("{}/{}", s.media(), s.encoding_name())).collect();
     let video =
         session.streams().iter().position(|s| s.media() == "video" && matches!(s.encoding_name(), "h264" | "h265"));
-    Ok(DescribedCamera { session, url: clean, streams, video })
+    let offered: Vec<(&str, &str, bool)> =
+        session.streams().iter().map(|s| (s.media(), s.encoding_name(), s.parameters().is_some())).collect();
+    let audio = choose_audio(&offered);
+    Ok(DescribedCamera { session, url: clean, streams, video, audio })
 }
 
 /// SETUPs stream `video` over TCP interleaved (MP4 framing: AVCC frames, parameters out of
 /// band) and PLAYs it.
 pub async fn play(session: Session<Described>, video: usize) -> Result<Demuxed, String> {
-    Ok(play_over(session, video, RtspTransport::Tcp).await?)
+    Ok(play_over(session, video, None, RtspTransport::Tcp).await?.0)
 }
 
-/// [`play`] with RTP over `transport`. Timestamps are taken as they come (no `rtptime` needed
-/// in PLAY's answer: relays such as rtsp-server-perl leave it out).
+/// [`play`] with RTP over `transport`, and stream `audio` too when given (MP4 framing: raw AAC
+/// access units). Timestamps are taken as they come (no `rtptime` needed in PLAY's answer:
+/// relays such as rtsp-server-perl leave it out). An audio SETUP the camera refuses does not
+/// stop the video: the second value says why audio is not played.
 pub async fn play_over(
     mut session: Session<Described>,
     video: usize,
+    audio: Option<usize>,
     transport: RtspTransport,
-) -> Result<Demuxed, RtspError> {
-    let transport = match transport {
-        RtspTransport::Tcp => Transport::Tcp(TcpTransportOptions::default()),
-        RtspTransport::Udp => Transport::Udp(UdpTransportOptions::default()),
+) -> Result<(Demuxed, Option<String>), RtspError> {
+    let setup = || {
+        let transport = match transport {
+            RtspTransport::Tcp => Transport::Tcp(TcpTransportOptions::default()),
+            RtspTransport::Udp => Transport::Udp(UdpTransportOptions::default()),
+        };
+        SetupOptions::default().transport(transport).frame_format(FrameFormat::MP4)
     };
-    let setup = SetupOptions::default().transport(transport).frame_format(FrameFormat::MP4);
-    timed("SETUP", session.setup(video, setup), true).await?;
+    timed("SETUP", session.setup(video, setup()), true).await?;
+    let mut audio_failed = None;
+    if let Some(audio) = audio
+        && let Err(e) = timed("SETUP", session.setup(audio, setup()), true).await
+    {
+        audio_failed = Some(format!("audio not recorded: the camera refused its SETUP ({e}); recording video only"));
+    }
     let options = PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive);
     let playing = timed("PLAY", session.play(options), true).await?;
-    playing.demuxed().map_err(|e| RtspError::Failed(first_line(&e)))
+    let demuxed = playing.demuxed().map_err(|e| RtspError::Failed(first_line(&e)))?;
+    Ok((demuxed, audio_failed))
 }
 
 /// Refuses what the RTSP client cannot open, saying so (retina 0.4 has no TLS).
@@ -158,6 +205,22 @@ async fn timed<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audio_is_chosen_when_retina_can_read_it_and_otherwise_says_why() {
+        let v = ("video", "h264", true);
+        assert_eq!(choose_audio(&[v]), Ok(None));
+        assert_eq!(choose_audio(&[v, ("audio", "mpeg4-generic", true)]), Ok(Some(1)));
+        assert_eq!(choose_audio(&[("audio", "pcma", true), v]), Ok(Some(0)));
+        assert_eq!(choose_audio(&[v, ("audio", "opus", false), ("audio", "pcmu", true)]), Ok(Some(2)));
+        let why = choose_audio(&[v, ("audio", "opus", false)]).unwrap_err();
+        assert!(why.contains("audio/opus") && why.contains("AAC") && why.contains("video only"), "{why}");
+        // Retina knows G.722 but Convoy does not record it.
+        let why = choose_audio(&[v, ("audio", "g722", true)]).unwrap_err();
+        assert!(why.contains("audio/g722"), "{why}");
+        let why = choose_audio(&[v, ("audio", "mpeg4-generic", false)]).unwrap_err();
+        assert!(why.contains("cannot be read"), "{why}");
+    }
 
     #[test]
     fn rtsps_is_refused_with_what_to_do() {

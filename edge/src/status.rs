@@ -92,6 +92,8 @@ impl CameraStatus {
 #[derive(Debug, Clone, Default)]
 struct StreamStats {
     codec: Option<String>,
+    audio: Option<AudioJson>,
+    audio_reason: Option<String>,
     width: u32,
     height: u32,
     last_frame_us: Option<i64>,
@@ -220,6 +222,15 @@ impl UnitStatus {
         s.codec = Some(codec.to_owned());
         s.width = width;
         s.height = height;
+    }
+
+    /// Records the audio camera `index` sends and Convoy records (`None`: none), and why
+    /// the camera's audio is not recorded, when it offers some that is not.
+    pub fn set_audio(&self, index: usize, audio: Option<AudioJson>, reason: Option<String>) {
+        let cam = self.camera(index);
+        let mut s = lock(&cam.stream);
+        s.audio = audio;
+        s.audio_reason = reason;
     }
 
     /// Accounts for a frame of `bytes` that camera `index` delivered at `wall_us`.
@@ -361,6 +372,8 @@ impl UnitStatus {
                         state: state.as_str(),
                         reason,
                         codec: stream.codec,
+                        audio: stream.audio,
+                        audio_reason: stream.audio_reason,
                         width: (stream.width > 0).then_some(stream.width),
                         height: (stream.height > 0).then_some(stream.height),
                         fps: stream.fps.filter(|_| streaming).map(|f| (f * 10.0).round() / 10.0),
@@ -429,6 +442,11 @@ pub struct CameraJson {
     pub frames_lost: u64,
     /// RFC 6381 codec of the recorded stream (e.g. `avc1.4d401e`), once known.
     pub codec: Option<String>,
+    /// The audio recorded beside the video (`{"codec":"aac","sample_rate":48000,"channels":1}`),
+    /// null when the camera sends none or none Convoy can record.
+    pub audio: Option<AudioJson>,
+    /// Why the camera's audio is not recorded (an unsupported codec, a refused SETUP), else null.
+    pub audio_reason: Option<String>,
     /// Picture width in pixels, once known.
     pub width: Option<u32>,
     /// Picture height in pixels, once known.
@@ -445,6 +463,17 @@ pub struct CameraJson {
     pub recording: bool,
     /// Why it does not record whatever happens (`"recording off: set at central"`), or null.
     pub recording_reason: Option<String>,
+}
+
+/// The audio of a camera in [`CameraJson`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AudioJson {
+    /// `aac`, `pcmu` (G.711 µ-law) or `pcma` (G.711 A-law).
+    pub codec: &'static str,
+    /// Samples per second.
+    pub sample_rate: u32,
+    /// Channels.
+    pub channels: u16,
 }
 
 fn rfc3339(us: i64) -> Option<String> {
@@ -470,6 +499,20 @@ mod tests {
         let again = &status.snapshot().cameras[1];
         assert_eq!((again.name.as_str(), again.bytes_recorded), ("Side door", 0), "with a fresh status");
         assert_eq!(status.slots(), 2);
+    }
+
+    #[test]
+    fn cameras_show_their_audio_or_why_not() {
+        let status = UnitStatus::new("u".into(), [("front".to_owned(), "Front".to_owned())]);
+        let camera = |s: &UnitStatus| serde_json::to_value(s.snapshot()).unwrap()["cameras"][0].clone();
+        let c = camera(&status);
+        assert!(c["audio"].is_null() && c["audio_reason"].is_null(), "{c}");
+        status.set_audio(0, Some(AudioJson { codec: "aac", sample_rate: 48_000, channels: 1 }), None);
+        assert_eq!(camera(&status)["audio"], serde_json::json!({"codec": "aac", "sample_rate": 48000, "channels": 1}));
+        status.set_audio(0, None, Some("audio/opus not recorded".into()));
+        let c = camera(&status);
+        assert!(c["audio"].is_null());
+        assert_eq!(c["audio_reason"], "audio/opus not recorded");
     }
 
     #[test]

@@ -192,7 +192,7 @@ pub fn export_mp4(
     key: Option<media_store::MediaKey>,
     out: &Path,
 ) -> anyhow::Result<(u64, mp4_export::ExportSummary)> {
-    let reader = media_store::read::read_range(dir, camera, start_us, end_us, key)?;
+    let reader = media_store::read::read_range_with_audio(dir, camera, start_us, end_us, key)?;
     let tmp = out.with_extension("mp4.part");
     let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let mut writer: Option<mp4_export::Mp4Writer<BufWriter<std::fs::File>>> = None;
@@ -201,9 +201,16 @@ pub fn export_mp4(
     // sample entry in the same file.
     let mut pending: Option<mp4_export::VideoTrack> = None;
     let mut timeline = Timeline::default();
+    let mut audio = ExportAudio::default();
     let mut frames = 0u64;
     for record in reader {
         match record? {
+            Record::AudioParameters(p) => audio.parameters(camera, p),
+            Record::Frame(f) if f.kind == media_store::MediaKind::Audio => {
+                if let Some(w) = writer.as_mut().filter(|_| frames > 0) {
+                    audio.frame(camera, w, &f);
+                }
+            }
             Record::Parameters(p) => {
                 if !p.rfc6381_codec.starts_with("avc1") {
                     bail!(
@@ -231,6 +238,9 @@ pub fn export_mp4(
                 }
                 let pts = timeline.map(f.pts, f.clock_rate, f.wall_clock_us);
                 w.push(mp4_export::Sample { pts, keyframe: f.keyframe, data: &f.data })?;
+                if frames == 0 {
+                    audio.video_started(f.wall_clock_us);
+                }
                 frames += 1;
             }
             _ => {}
@@ -243,6 +253,93 @@ pub fn export_mp4(
     let summary = writer.finish()?;
     std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
     Ok((frames, summary))
+}
+
+/// The audio of an export: AAC (`mp4a`) or G.711 (`ulaw`, `alaw`) goes into the file's audio
+/// track, on the video's timeline by the frames' wall clocks. Audio that cannot be written is
+/// left out with a log line (`export without audio: …`), never failing the export.
+#[derive(Default)]
+struct ExportAudio {
+    /// The AAC track to add at the first audio frame.
+    track: Option<mp4_export::AudioTrack>,
+    /// Wall clock of the file's first video sample (its time 0).
+    video_start_us: Option<i64>,
+    /// (source pts, export pts, wall µs) of the last audio sample written.
+    last: Option<(i64, i64, i64)>,
+    /// Logged once: why audio is left out.
+    left_out: bool,
+}
+
+impl ExportAudio {
+    fn parameters(&mut self, camera: &str, p: media_store::StoredAudioParameters) {
+        let codec = match p.codec.as_str() {
+            c if c.starts_with("mp4a.40") => mp4_export::AudioCodec::Aac,
+            "ulaw" => mp4_export::AudioCodec::Ulaw,
+            "alaw" => mp4_export::AudioCodec::Alaw,
+            other => {
+                self.track = None;
+                let why = format!("{other} audio stays in the store: MP4 export writes AAC and G.711 audio only");
+                return self.leave_out(camera, &why);
+            }
+        };
+        self.track = Some(mp4_export::AudioTrack {
+            codec,
+            sample_rate: p.sample_rate,
+            channels: p.channels,
+            audio_specific_config: p.extra_data,
+        });
+    }
+
+    fn video_started(&mut self, wall_us: i64) {
+        self.video_start_us = Some(wall_us);
+    }
+
+    fn leave_out(&mut self, camera: &str, why: &str) {
+        if !self.left_out {
+            tracing::info!(camera, "export without audio: {why}");
+            self.left_out = true;
+        }
+    }
+
+    /// Writes an audio frame at its place on the video's timeline (in samples).
+    fn frame<W: std::io::Write + std::io::Seek>(
+        &mut self,
+        camera: &str,
+        w: &mut mp4_export::Mp4Writer<W>,
+        f: &media_store::StoredFrame,
+    ) {
+        let (Some(track), Some(start_us)) = (&self.track, self.video_start_us) else { return };
+        let rate = i64::from(track.sample_rate);
+        if w.audio_track().is_none() {
+            if let Err(e) = w.add_audio(track.clone()) {
+                self.track = None;
+                return self.leave_out(camera, &e.to_string());
+            }
+        } else if w.audio_track() != Some(track) {
+            // New audio parameters mid-file: one sample entry only, so the rest is left out.
+            return self.leave_out(camera, "the camera's audio parameters changed");
+        }
+        let by_wall = |from_us: i64| (f.wall_clock_us - from_us) * rate / 1_000_000;
+        let pts = match self.last {
+            None => by_wall(start_us),
+            Some((src, out, wall)) => {
+                let by_pts = f.pts - src;
+                let by_wall = by_wall(wall);
+                if f.clock_rate == track.sample_rate && by_pts > 0 && (by_pts - by_wall).abs() < rate {
+                    out + by_pts
+                } else {
+                    out + by_wall.max(1)
+                }
+            }
+        };
+        if pts < 0 {
+            return;
+        }
+        match w.push_audio(mp4_export::AudioSample { pts, data: &f.data }) {
+            Ok(()) => self.last = Some((f.pts, pts, f.wall_clock_us)),
+            Err(e) => tracing::debug!(camera, "export skips an audio frame: {e}"),
+        }
+    }
 }
 
 /// Maps recorded timestamps onto one 90 kHz export timeline. Within an RTSP session the

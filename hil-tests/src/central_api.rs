@@ -39,6 +39,11 @@ impl CentralApi {
         ureq::put(url).header("authorization", self.bearer())
     }
 
+    /// `PATCH url` with the token.
+    pub fn patch(&self, url: &str) -> RequestBuilder<WithBody> {
+        ureq::patch(url).header("authorization", self.bearer())
+    }
+
     /// `GET url` with the token: the JSON answer, or an error for a failure status.
     pub fn get_json(&self, url: &str) -> anyhow::Result<serde_json::Value> {
         Ok(self.get(url).call()?.body_mut().read_json()?)

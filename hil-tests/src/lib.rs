@@ -8,6 +8,7 @@
 pub mod bench_clip;
 pub mod browser;
 pub mod central_api;
+pub mod firefox;
 pub mod media;
 pub mod netns;
 pub mod proc_stats;
@@ -19,7 +20,9 @@ pub mod services;
 pub mod sse;
 pub mod synthetic_store;
 pub mod technician;
+pub mod thin_unit;
 pub mod viewer;
+pub mod web_page;
 
 pub use central_api::CentralApi;
 pub use process::{Proc, bin_path, wait_until};

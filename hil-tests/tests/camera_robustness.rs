@@ -1,7 +1,7 @@
 //! Ingest robustness against real RTSP servers: a camera that changes resolution mid-stream,
 //! one that sends a corrupt stream, RTSP over UDP (GStreamer's server and rtsp-server-perl fed
 //! by ffmpeg), cameras that want a login (digest and basic), a camera clock jump and an RTP
-//! timestamp wrap.
+//! timestamp wrap; and central retrieving and exporting across a resolution change.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use hil_tests::{EdgeProc, Proc, bin_path, edge_config, gst_camera, sim_camera, wait_until};
+use hil_tests::{CentralProc, EdgeProc, Proc, bin_path, edge_config, gst_camera, sim_camera, wait_until};
 use media_store::{Record, SegmentReader, list_segments, log_dir};
 use serde_json::Value;
 
@@ -180,6 +180,63 @@ fn a_camera_that_changes_resolution_is_recorded_under_the_new_parameters_and_exp
         .chain(std::iter::repeat_n(format!("{},{}", runs[2].width, runs[2].height), 11))
         .collect();
     assert_eq!(decoded_sizes(&across), want);
+}
+
+#[test]
+fn central_retrieves_and_exports_across_a_resolution_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let wide = make_clip(dir.path(), "640x360", 3);
+    let small = make_clip(dir.path(), "320x240", 3);
+    let clip = dir.path().join("switching.h264");
+    std::fs::write(&clip, [std::fs::read(wide).unwrap(), std::fs::read(small).unwrap()].concat()).unwrap();
+    let (_cam, url) = sim_camera_with_clip(dir.path(), &clip);
+    let central = CentralProc::start(dir.path(), 0).unwrap();
+    let store = dir.path().join("store");
+    let config = edge_config("bus-1", &store, Some((&central.quic, &central.fingerprint)), &[("front", &url)]);
+    let mut edge = EdgeProc::start_enrolled(dir.path(), "edge", &config, "bus-1", &central).unwrap();
+    let started = now_us();
+    wait_until("the small picture", T, || (camera(&edge.status().ok()?, "front")["width"] == 320).then_some(()))
+        .unwrap();
+    wait_until("the wide one again", T, || (camera(&edge.status().ok()?, "front")["width"] == 640).then_some(()))
+        .unwrap();
+    let at_change = camera(&edge.status().unwrap(), "front")["frames_recorded"].as_u64().unwrap();
+    wait_recording(&edge, "front", at_change + 50);
+
+    // Central brings the whole stretch home, then exports across the change.
+    let time = |us: i64| jiff::Timestamp::from_microsecond(us).unwrap().to_string();
+    let retrieve = serde_json::json!({ "start": time(started - 5_000_000), "end": time(now_us() - 500_000) });
+    let answer: Value = central
+        .post(&format!("{}/api/units/bus-1/cameras/front/retrieve", central.web))
+        .send_json(retrieve)
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    let id = answer["id"].as_i64().unwrap_or_else(|| panic!("{answer}"));
+    wait_until("the retrieval is done", T, || {
+        let r = central.get_json(&format!("{}/api/retrievals/{id}", central.web)).ok()?;
+        assert_ne!(r["state"], "failed", "{r}");
+        (r["state"] == "done").then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
+    assert!(edge.proc.stop(Duration::from_secs(20)).unwrap().success());
+    let runs = runs(&store, "front");
+    assert!(runs.len() >= 3, "wide, small, wide");
+    let (from, to) = (runs[1].frames[0], runs[2].frames[10]);
+    let mut response = central
+        .get(&format!("{}/api/units/bus-1/cameras/front/export.mp4?start={}&end={}", central.web, time(from), time(to)))
+        .call()
+        .unwrap();
+    let across = dir.path().join("central-across.mp4");
+    std::fs::write(&across, response.body_mut().with_config().limit(64 << 20).read_to_vec().unwrap()).unwrap();
+    let want: Vec<String> = std::iter::repeat_n(format!("{},{}", runs[1].width, runs[1].height), runs[1].frames.len())
+        .chain(std::iter::repeat_n(format!("{},{}", runs[2].width, runs[2].height), 11))
+        .collect();
+    assert_eq!(decoded_sizes(&across), want, "every frame of both runs, each at its own size");
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64
 }
 
 /// The picture size of every frame of a file as ffmpeg decodes it (`W,H`); decoding errors fail.

@@ -26,6 +26,11 @@ fn delete(central: &CentralProc, token: &str, path: &str) -> (u16, Value) {
     answer(api.delete(&format!("{}{path}", central.web)).config().http_status_as_error(false).build().call())
 }
 
+fn patch(central: &CentralProc, token: &str, path: &str, body: Value) -> (u16, Value) {
+    let api = central.api.with_token(token);
+    answer(api.patch(&format!("{}{path}", central.web)).config().http_status_as_error(false).build().send_json(body))
+}
+
 fn get(central: &CentralProc, token: &str, path: &str) -> (u16, Value) {
     let api = central.api.with_token(token);
     answer(api.get(&format!("{}{path}", central.web)).config().http_status_as_error(false).build().call())
@@ -62,6 +67,25 @@ fn administrators_add_and_revoke_units_and_manage_users_and_tokens_over_the_api(
     edge_enroll(&config_path, &central.quic, token).unwrap();
     let edge = EdgeProc::start(dir.path(), "edge", &config).unwrap();
     wait_until("bus-9 is connected", T, || (edge.status().ok()?["central_connected"] == true).then_some(())).unwrap();
+
+    // Renamed for operators: the fleet list shows the name, the id stays; only administrators
+    // of the unit may; nonsense is refused; cleared, the id shows again.
+    let name_of = |token: &str| -> Value {
+        let (_, units) = get(&central, token, "/api/units");
+        units.as_array().unwrap().iter().find(|u| u["id"] == "bus-9").map_or(Value::Null, |u| u["name"].clone())
+    };
+    assert_eq!(name_of(&admin), "bus-9", "a unit is shown by its id until named");
+    assert_eq!(patch(&central, &olga, "/api/units/bus-9", json!({ "name": "Coach 3" })).0, 403);
+    assert_eq!(patch(&central, &adam, "/api/units/bus-9", json!({ "name": "Coach 3" })).0, 403, "not adam's unit");
+    assert_eq!(patch(&central, &admin, "/api/units/bus-77", json!({ "name": "Coach 3" })).0, 404);
+    assert_eq!(patch(&central, &admin, "/api/units/bus-9", json!({ "name": "x".repeat(81) })).0, 422);
+    assert_eq!(patch(&central, &admin, "/api/units/bus-9", json!({ "name": "a\nb" })).0, 422);
+    let (status, renamed) = patch(&central, &admin, "/api/units/bus-9", json!({ "name": " Route 7, coach 3 " }));
+    assert_eq!((status, renamed), (200, json!({ "unit": "bus-9", "name": "Route 7, coach 3" })));
+    assert_eq!(name_of(&olga), "Route 7, coach 3", "every operator sees the name");
+    assert_eq!(patch(&central, &admin, "/api/units/bus-9", json!({ "name": null })).0, 200);
+    assert_eq!(name_of(&admin), "bus-9");
+    assert_eq!(patch(&central, &admin, "/api/units/bus-9", json!({ "name": "Coach 3" })).0, 200);
 
     // Revoked over the API while connected: cut off at once, then refused.
     assert_eq!(post(&central, &olga, "/api/units/bus-9/revoke", json!({})).0, 403);
@@ -108,7 +132,7 @@ fn administrators_add_and_revoke_units_and_manage_users_and_tokens_over_the_api(
 
     // The audit log has it all, and never a token.
     let audit = central.get_json(&format!("{}/api/audit?limit=1000", central.web)).unwrap();
-    for action in ["unit_added", "unit_revoked", "token_created", "tokens_revoked", "user_removed"] {
+    for action in ["unit_added", "unit_renamed", "unit_revoked", "token_created", "tokens_revoked", "user_removed"] {
         assert!(
             audit.as_array().unwrap().iter().any(|e| e["action"] == action && e["user"] == "admin"),
             "{action}: {audit}"

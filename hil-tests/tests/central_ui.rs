@@ -3,7 +3,8 @@
 //! H.265 camera says plainly that the browser cannot play it, a range is retrieved from the
 //! timeline with a progress bar, played back with speed and seek, and exported as an MP4 that
 //! ffprobe accepts with the frames central holds. A unit's alarm appears at once (pushed over
-//! `/api/stream`) and is acknowledged on the page, which says by whom and when. The
+//! `/api/stream`) and is acknowledged on the page with a comment, which says by whom and when;
+//! the fleet overview shows each unit's storage health. The
 //! administrator logs in through the page's form, finds the audit entries, adds a viewer,
 //! makes its bearer token and adds a unit on the page; viewers see no control they cannot
 //! use, and a viewer of another unit never sees this one.
@@ -193,6 +194,15 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
         "the timeline shows what only the unit holds",
         "!!document.querySelector('#timeline .seg.remote_only')",
     );
+    // The fleet overview shows the unit's storage health and how far back its recordings reach.
+    let storage = wait_js(
+        &mut b,
+        "the fleet overview shows the unit's storage",
+        "(() => { const c = document.querySelector('#units tr[data-unit=\"bus-7\"] td.storage'); \
+         return c && c.querySelector('.oldest').textContent.includes('recordings from') ? \
+         c.querySelector('.badge').textContent : null; })()",
+    );
+    assert_eq!(storage, json!("ok"));
     b.eval(&format!(
         "document.getElementById('from').value = {}; document.getElementById('to').value = {}; \
          document.getElementById('to').dispatchEvent(new Event('change')); true",
@@ -399,6 +409,9 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
     eprintln!("alarm: listed in the page {:?} after the unit's input", raised.elapsed());
     b.eval(&format!("{fare_row}.scrollIntoView({{block: 'center'}}); true")).unwrap();
     let event = b.eval(&format!("{fare_row}.dataset.event")).unwrap();
+    // The operator's comment goes with the acknowledgement.
+    b.click(&format!("#alarms tr[data-event=\"{}\"] input.comment", event.as_str().unwrap())).unwrap();
+    b.page("Input.insertText", json!({ "text": "driver called" })).unwrap();
     b.click(&format!("#alarms tr[data-event=\"{}\"] button.ack", event.as_str().unwrap())).unwrap();
     let acked = wait_js(
         &mut b,
@@ -407,22 +420,20 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
             "(() => {{ const r = {fare_row}; return r && r.dataset.state === 'in_progress' ? \
              {{ state: r.querySelector('.state').textContent, by: r.querySelector('.by').textContent, \
              at: r.querySelector('.changed').textContent, ack: !!r.querySelector('button.ack'), \
-             close: !!r.querySelector('button.close') }} : null; }})()"
+             close: !!r.querySelector('button.close'), said: r.querySelector('.said').textContent }} : null; }})()"
         ),
     );
     assert_eq!(
-        (&acked["state"], &acked["by"], &acked["ack"], &acked["close"]),
-        (&json!("in progress"), &json!("admin"), &json!(false), &json!(true)),
+        (&acked["state"], &acked["by"], &acked["ack"], &acked["close"], &acked["said"]),
+        (&json!("in progress"), &json!("admin"), &json!(false), &json!(true), &json!("driver called")),
         "{acked}"
     );
     assert!(!acked["at"].as_str().unwrap().is_empty(), "{acked}");
     let alarms = central.get_json(&format!("{}/api/alarms?state=in_progress", central.web)).unwrap();
     assert!(
-        alarms
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["kind"]["Generic"]["name"] == "rule:fare" && a["changed_by"] == "admin"),
+        alarms.as_array().unwrap().iter().any(|a| a["kind"]["Generic"]["name"] == "rule:fare"
+            && a["changed_by"] == "admin"
+            && a["comment"] == "driver called"),
         "{alarms}"
     );
 

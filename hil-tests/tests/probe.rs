@@ -1,5 +1,5 @@
 //! `edge probe URL`: what a technician sees before adding a camera, against GStreamer's RTSP
-//! server (H.264 and H.265).
+//! server (H.264 and H.265; with AAC, G.711 or audio the unit cannot record).
 
 use std::process::Command;
 
@@ -34,6 +34,33 @@ fn probe_reports_what_the_camera_sends() {
         // The fixture asks the encoder for a key frame at least every 50 frames.
         if let Some(gop) = v["keyframe_interval_frames"].as_u64() {
             assert!((1..=50).contains(&gop), "{codec}: GOP {gop}");
+        }
+        assert!(r["audio"].is_null() && r["audio_reason"].is_null(), "no audio: {r}");
+    }
+}
+
+#[test]
+fn probe_reports_the_audio_that_would_be_recorded_or_why_not() {
+    let dir = tempfile::tempdir().unwrap();
+    for (audio, streams, expected) in [
+        ("aac", "audio/mpeg4-generic", Some(serde_json::json!({"codec": "aac", "sample_rate": 48000, "channels": 1}))),
+        ("pcma", "audio/pcma", Some(serde_json::json!({"codec": "pcma", "sample_rate": 8000, "channels": 1}))),
+        ("l24", "audio/l24", None),
+    ] {
+        let cam_dir = dir.path().join(audio);
+        std::fs::create_dir_all(&cam_dir).unwrap();
+        let (_cam, rtsp) = gst_camera(&cam_dir, &["cam"], &["--audio", audio]).unwrap();
+        let (ok, stdout, stderr) = probe(&format!("{rtsp}/cam"));
+        assert!(ok, "{stdout}{stderr}");
+        let r: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(r["streams"], serde_json::json!(["video/h264", streams]), "{r}");
+        assert_eq!(r["video"]["width"], 640, "{r}");
+        match expected {
+            Some(a) => assert_eq!((&r["audio"], &r["audio_reason"]), (&a, &Value::Null), "{r}"),
+            None => {
+                assert!(r["audio"].is_null(), "{r}");
+                assert!(r["audio_reason"].as_str().unwrap().contains("audio/l24"), "{r}");
+            }
         }
     }
 }

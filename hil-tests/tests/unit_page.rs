@@ -911,6 +911,7 @@ fn the_dashboard_shows_the_link_to_central_and_tests_it() {
     assert!(r["upload_bytes"].as_u64().unwrap() >= 128 * 1024, "{r}");
     assert!(r["upload_bps"].as_u64().unwrap() > 1_000_000, "loopback carries more than 1 Mb/s: {r}");
     assert!(r["upload_seconds"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["download_bps"].as_u64().unwrap_or(0) > 1_000_000, "loopback carries more than 1 Mb/s down: {r}");
 
     // The same from the page.
     let mut b = Browser::launch(1280, 900).unwrap();
@@ -934,6 +935,7 @@ fn the_dashboard_shows_the_link_to_central_and_tests_it() {
     assert_eq!(shown[0], "ok", "{shown}");
     let text = shown[1].as_str().unwrap();
     assert!(text.contains("Latency") && text.contains(" ms") && text.contains("Mb/s"), "{text}");
+    assert!(text.contains("download") && !text.contains("not measured"), "{text}");
 
     // Without central: said plainly.
     central.proc.kill();

@@ -109,7 +109,17 @@ pub enum EdgeMessage {
         /// Whether its traffic costs (then central retrieves only events and what operators ask).
         metered: bool,
     },
+    /// The download half of the link test, on a bidirectional stream of its own: central
+    /// answers on that stream with [`CentralMessage::LinkTestData`] carrying `bytes` of filler
+    /// (at most [`LINK_TEST_MAX_DOWNLOAD`]); an older central drops the stream.
+    LinkTestDownload {
+        /// How many filler bytes to send back.
+        bytes: u64,
+    },
 }
+
+/// The largest download a unit may ask of central in one [`EdgeMessage::LinkTestDownload`].
+pub const LINK_TEST_MAX_DOWNLOAD: u64 = 8 * 1024 * 1024;
 
 /// The kind of a unit's link to central, as [`EdgeMessage::LinkInfo`] reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +212,8 @@ pub enum CentralMessage {
         /// The payload's length as central read it.
         bytes: u64,
     },
+    /// The answer to an [`EdgeMessage::LinkTestDownload`], on its stream: the filler asked for.
+    LinkTestData(LinkTest),
 }
 
 /// The first message on a live stream.

@@ -31,7 +31,7 @@ function renderUnits(units) {
   if (!units.length) return;
   const table = el("table");
   const head = el("tr");
-  for (const t of ["Unit", "Link", "Cameras", "Live now", "Viewers", "Retrievals in progress", "Settings"]) head.append(el("th", t));
+  for (const t of ["Unit", "Link", "Storage", "Cameras", "Live now", "Viewers", "Retrievals in progress", "Settings"]) head.append(el("th", t));
   table.append(head);
   for (const u of units) {
     const tr = el("tr"); tr.dataset.unit = u.id;
@@ -39,7 +39,9 @@ function renderUnits(units) {
     link.append(el("span", u.connected ? "connected" : "offline", "badge " + (u.connected ? "up" : "down")),
       el("span", u.connected ? ` since ${since(u.last_hello)}` : ` last connected ${since(u.last_hello)}`, "muted"));
     if (u.link) link.append(el("span", ` ${u.link.kind}${u.link.metered ? " (metered)" : ""}`, "linktype"));
-    tr.append(el("td", u.id), link, el("td", u.cameras.length, "num"),
+    const named = el("td", u.name && u.name !== u.id ? `${u.name} (${u.id})` : u.id);
+    named.className = "unit-name";
+    tr.append(named, link, storageCell(u.storage), el("td", u.cameras.length, "num"),
       el("td", u.cameras.filter(c => c.live).length, "num"),
       el("td", u.cameras.reduce((n, c) => n + c.viewers, 0), "num"),
       el("td", pendingRetrievals.get(u.id) || 0, "num pending"),
@@ -48,6 +50,19 @@ function renderUnits(units) {
     table.append(tr);
   }
   $("units").replaceChildren(table);
+}
+
+// A unit's storage health: ok, warning or fault (the unit's message on hover and beside it),
+// and how far back its recordings reach.
+function storageCell(st) {
+  const td = el("td", undefined, "storage");
+  if (!st) return td;
+  const badge = el("span", st.state, "badge " + (st.state === "ok" ? "up" : st.state === "fault" ? "down" : "warn"));
+  if (st.reason) badge.title = st.reason + (st.since ? ` (since ${new Date(st.since).toLocaleString()})` : "");
+  td.append(badge);
+  if (st.reason) td.append(el("span", ` ${st.reason}`, "reason"));
+  td.append(el("span", st.oldest ? ` recordings from ${new Date(st.oldest).toLocaleString()}` : " no catalog yet", "muted oldest"));
+  return td;
 }
 
 function renderGrid(units) {
@@ -71,7 +86,7 @@ function renderGrid(units) {
       rec.onclick = () => selectCamera(u.id, c.id, c.name);
       tiles.set(key, t);
     }
-    t.name.textContent = `${u.id} · ${c.name}`;
+    t.name.textContent = `${u.name || u.id} · ${c.name}`;
     t.state.textContent = c.live ? "streaming" : (c.state || (u.connected ? "idle" : "offline"));
     t.state.className = "badge " + (c.live ? "up" : c.state === "down" ? "down" : "idle");
     t.state.title = c.reason || "";
@@ -129,6 +144,14 @@ async function refreshAlarms() {
     const alarms = await r.json();
     if (!alarms.length) return;
     const operator = me && ROLES.indexOf(me.role) >= ROLES.indexOf("operator");
+    // Comments being typed survive the refresh that a new alarm brings.
+    const typed = new Map();
+    let focused = null;
+    for (const i of document.querySelectorAll("#alarms input.comment")) {
+      const tr = i.closest("tr"), key = `${tr.dataset.unit}/${tr.dataset.event}`;
+      if (i.value) typed.set(key, i.value);
+      if (document.activeElement === i) focused = key;
+    }
     const table = el("table");
     const head = el("tr");
     for (const t of ["When", "Unit", "What", "Cameras", "State", "By", "Changed", "Comment", ""]) head.append(el("th", t));
@@ -137,15 +160,24 @@ async function refreshAlarms() {
       const tr = el("tr"); tr.dataset.unit = a.unit; tr.dataset.event = a.event_id; tr.dataset.state = a.state;
       const state = el("td", a.state.replace("_", " "), "state");
       const actions = el("td", undefined, "actions");
-      if (operator && a.state === "new") actions.append(alarmButton(a, "in_progress", "Acknowledge", "ack"));
-      if (operator && a.state !== "closed") actions.append(alarmButton(a, "closed", "Close", "close"));
+      if (operator && a.state !== "closed") {
+        const comment = el("input", undefined, "comment");
+        comment.placeholder = "comment"; comment.maxLength = 1000; comment.size = 16;
+        comment.value = typed.get(`${a.unit}/${a.event_id}`) || "";
+        actions.append(comment);
+        if (a.state === "new") actions.append(alarmButton(a, "in_progress", "Acknowledge", "ack", comment));
+        actions.append(alarmButton(a, "closed", "Close", "close", comment));
+      }
       tr.append(el("td", new Date(a.time).toLocaleString()), el("td", a.unit), el("td", alarmWhat(a.kind)),
         el("td", (a.cameras || []).join(", ")), state, el("td", a.changed_by || "", "by"),
-        el("td", a.changed_at ? new Date(a.changed_at).toLocaleString() : "", "changed"), el("td", a.comment || ""), actions);
+        el("td", a.changed_at ? new Date(a.changed_at).toLocaleString() : "", "changed"), el("td", a.comment || "", "said"), actions);
       tr.children[2].title = JSON.stringify(a.kind);
       table.append(tr);
     }
     $("alarms").replaceChildren(table);
+    if (focused) for (const tr of table.querySelectorAll("tr")) {
+      if (`${tr.dataset.unit}/${tr.dataset.event}` === focused) tr.querySelector("input.comment")?.focus();
+    }
   } catch (_) { /* shown by the fleet refresh */ }
 }
 
@@ -158,14 +190,18 @@ function alarmWhat(kind) {
   return name;
 }
 
-function alarmButton(a, state, label, cls) {
+// A button that moves alarm `a` to `state`, with what is typed in `comment` (if anything).
+function alarmButton(a, state, label, cls, comment) {
   const b = el("button", label, cls);
   b.onclick = async () => {
     b.disabled = true;
+    const body = { state };
+    if (comment && comment.value.trim()) body.comment = comment.value.trim();
     const r = await fetch(`/api/units/${enc(a.unit)}/alarms/${a.event_id}`, {
-      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ state }),
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
     }).catch(e => ({ ok: false, statusText: e.message, json: async () => ({}) }));
     if (!r.ok) { b.disabled = false; b.title = await errorText(r); b.classList.add("error"); return; }
+    if (comment) comment.value = "";
     refreshAlarms(); refreshAudit();
   };
   return b;

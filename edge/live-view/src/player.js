@@ -2,9 +2,14 @@
 // (crate live-view): fragmented MP4 over a WebSocket into Media Source Extensions.
 "use strict";
 
-// What to say instead of a picture when the browser cannot play the camera's codec.
-const cannotPlay = codec => `This browser cannot play ${codec.startsWith("hvc1") || codec.startsWith("hev1") ? "H.265" : codec} (${codec}). ` +
-  "Give the camera an H.264 stream (e.g. its sub stream) to watch it here.";
+// What to say instead of a picture when the browser cannot play the camera's codec (an RFC 6381
+// codec or a whole MIME type). A browser without H.264 is told apart: Firefox on Linux decodes
+// it with the system's FFmpeg (libavcodec) and has none when that is not installed.
+const cannotPlay = codec => /avc[13]/.test(codec)
+  ? `This browser cannot play H.264 (${codec}): it has no H.264 decoder. ` +
+    "Firefox on Linux uses the system's FFmpeg libraries (libavcodec) for it."
+  : `This browser cannot play ${/hvc1|hev1/.test(codec) ? "H.265" : codec} (${codec}). ` +
+    "Give the camera an H.264 stream (e.g. its sub stream) to watch it here.";
 
 // Appends fMP4 segments to a <video>, in order.
 class MsePlayer {

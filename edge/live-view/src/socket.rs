@@ -1,6 +1,9 @@
 //! One viewer's WebSocket: live messages in, fragmented MP4 out.
 
+use std::time::Duration;
+
 use axum::extract::ws::{Message, WebSocket};
+use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt as _, StreamExt as _};
 use link::live::LiveSubscription;
 use protocol::interconnect::LiveMessage;
@@ -18,10 +21,7 @@ pub async fn forward(socket: WebSocket, subscription: &mut LiveSubscription) {
         let msg = tokio::select! {
             msg = subscription.next() => match msg {
                 Some(msg) => msg,
-                None => {
-                    let _ = tx.send(Message::Close(None)).await;
-                    return;
-                }
+                None => return close(tx, rx).await,
             },
             incoming = rx.next() => match incoming {
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return,
@@ -37,8 +37,7 @@ pub async fn forward(socket: WebSocket, subscription: &mut LiveSubscription) {
                 };
                 let text = json!({ "type": "unsupported", "codec": codec, "message": e.to_string() }).to_string();
                 let _ = tx.send(Message::Text(text.into())).await;
-                let _ = tx.send(Message::Close(None)).await;
-                return;
+                return close(tx, rx).await;
             }
         };
         for o in out {
@@ -51,4 +50,25 @@ pub async fn forward(socket: WebSocket, subscription: &mut LiveSubscription) {
             }
         }
     }
+}
+
+/// How long [`close`] waits for the browser to answer our Close.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Ends the socket with WebSocket's closing handshake: our Close, then the browser's (or its
+/// going away, or [`CLOSE_WAIT`]). Dropping the connection right after our Close made Firefox
+/// see an unclean close, often without the messages sent just before it (an H.265 camera's
+/// `unsupported`), and the page said the stream had ended instead of why it cannot play.
+async fn close(mut tx: SplitSink<WebSocket, Message>, mut rx: SplitStream<WebSocket>) {
+    if tx.send(Message::Close(None)).await.is_err() {
+        return;
+    }
+    let answered = async {
+        while let Some(Ok(msg)) = rx.next().await {
+            if matches!(msg, Message::Close(_)) {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_WAIT, answered).await;
 }

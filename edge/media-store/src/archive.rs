@@ -18,7 +18,7 @@ use crate::StoreError;
 use crate::digest::{content_hash, content_hasher};
 use crate::index::scan_segment;
 use crate::log::sync_dir;
-use crate::record::{self, Record, ThinnedSeal};
+use crate::record::{self, MediaKind, Record, ThinnedSeal};
 use crate::segment::{self, SegmentReader};
 use crate::signing::Signer;
 use crate::store::Store;
@@ -128,7 +128,8 @@ fn write_thinned(
     put(&header, &mut hasher)?;
     while let Some((seq, record)) = reader.next_record()? {
         match record {
-            Record::Frame(f) if !f.keyframe => {}
+            // Thinned to video key frames: audio goes too.
+            Record::Frame(f) if !f.keyframe || f.kind == MediaKind::Audio => {}
             Record::Seal(original) => {
                 let content_hash = content_hash(&hasher);
                 let message = ThinnedSeal::signed_message(log, first_seq, &original.digest, &content_hash);

@@ -10,7 +10,7 @@ use crate::StoreError;
 use crate::catalog::Catalog;
 use crate::crypto::MediaKey;
 use crate::index::{GAP_US, KeyFrame, SegmentIndex};
-use crate::record::{Record, StoredFrame, StoredParameters};
+use crate::record::{MediaKind, Record, StoredFrame, StoredParameters};
 use crate::segment::SegmentReader;
 use crate::store::{catalog_path, scan_tail};
 use crate::volumes::{archive_dir, segment_path_in};
@@ -221,7 +221,8 @@ pub struct SeqFrame {
 /// What [`read_seqs`] found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SeqRead {
-    /// Every frame with `from_seq <= seq < next_seq` (`next_seq: None`: up to `to_seq`).
+    /// Every video frame with `from_seq <= seq < next_seq` (`next_seq: None`: up to `to_seq`);
+    /// audio frames are left out.
     Frames {
         /// The frames, in order.
         frames: Vec<SeqFrame>,
@@ -280,6 +281,9 @@ pub fn read_seqs(
             }
             match record {
                 Record::Parameters(p) => parameters = Some(p),
+                // Central takes video only: the sync protocol's frames carry no media kind
+                // (edge/media-store/DESIGN.md, "Audio"). Audio records are passed over.
+                Record::Frame(f) if f.kind != MediaKind::Video => {}
                 Record::Frame(f) if seq >= from_seq => {
                     if !frames.is_empty() && bytes + f.data.len() as u64 > max_bytes {
                         return Ok(SeqRead::Frames { frames, next_seq: Some(seq) });

@@ -100,6 +100,7 @@ fn payload(record: &mut Record) -> Option<&mut Vec<u8>> {
     match record {
         Record::Frame(f) => Some(&mut f.data),
         Record::Parameters(p) => Some(&mut p.extra_data),
+        Record::AudioParameters(p) => Some(&mut p.extra_data),
         _ => None,
     }
 }

@@ -7,7 +7,9 @@ use std::path::Path;
 
 use crate::StoreError;
 use crate::crypto::MediaKey;
-use crate::record::{EvidenceLock, Record, Removed, Seal, StoredParameters, ThinnedSeal};
+use crate::record::{
+    EvidenceLock, MediaKind, Record, Removed, Seal, StoredAudioParameters, StoredParameters, ThinnedSeal,
+};
 use crate::segment::SegmentReader;
 
 /// Consecutive frames further apart than this (wall clock) start a new run: a gap.
@@ -59,6 +61,8 @@ pub struct SegmentIndex {
     /// The last codec parameters recorded here (not in the catalog).
     pub last_parameters: Option<StoredParameters>,
     last_parameters_offset: u64,
+    /// The last audio codec parameters recorded here (not in the catalog).
+    pub last_audio_parameters: Option<StoredAudioParameters>,
 }
 
 impl SegmentIndex {
@@ -89,6 +93,7 @@ impl SegmentIndex {
                 self.last_parameters_offset = offset;
                 self.last_parameters = Some(p.clone());
             }
+            Record::AudioParameters(p) => self.last_audio_parameters = Some(p.clone()),
             Record::Frame(f) => {
                 self.frames += 1;
                 self.media_bytes += f.data.len() as u64;
@@ -98,7 +103,8 @@ impl SegmentIndex {
                     }
                     _ => self.runs.push((f.wall_clock_us, f.wall_clock_us)),
                 }
-                if f.keyframe {
+                // Reads start at video key frames; every audio frame is one.
+                if f.keyframe && f.kind == MediaKind::Video {
                     self.keyframes.push(KeyFrame {
                         wall_us: f.wall_clock_us,
                         seq,

@@ -28,7 +28,9 @@ mod writeback;
 
 pub use crypto::MediaKey;
 pub use error::StoreError;
-pub use record::{EvidenceLock, MediaKind, Record, Removed, Seal, StoredFrame, StoredParameters, ThinnedSeal};
+pub use record::{
+    EvidenceLock, MediaKind, Record, Removed, Seal, StoredAudioParameters, StoredFrame, StoredParameters, ThinnedSeal,
+};
 pub use retention::{GroomReport, Retention};
 pub use segment::{SegmentReader, list_segments};
 pub use store::{Recovery, Store, StoreOptions, catalog_path, list_logs, log_dir, logs_dir, scan_tail};

@@ -101,6 +101,8 @@ pub struct LogWriter {
     dir_dirty: bool,
     /// Written again at the start of each new segment, so every segment can be decoded alone.
     last_parameters: Option<Record>,
+    /// The same for audio: written after the video's.
+    last_audio_parameters: Option<Record>,
     /// Encrypts the media payloads of new segments.
     key: Option<MediaKey>,
     /// Hashes segments for their seals, off this thread.
@@ -132,6 +134,7 @@ impl LogWriter {
             prev_digest,
             dir_dirty: created,
             last_parameters: None,
+            last_audio_parameters: None,
             key,
             hasher,
         };
@@ -161,6 +164,7 @@ impl LogWriter {
             };
             let valid_len = scan.index.len;
             writer.last_parameters = scan.index.last_parameters.clone().map(Record::Parameters);
+            writer.last_audio_parameters = scan.index.last_audio_parameters.clone().map(Record::AudioParameters);
             recovery.tail_records = scan.index.records;
             writer.next_seq = scan.index.next_seq();
             if let Some(seal) = &scan.index.seal {
@@ -249,11 +253,19 @@ impl LogWriter {
                 self.write(&p)?;
                 self.last_parameters = Some(p);
             }
+            if !matches!(record, Record::AudioParameters(_))
+                && let Some(p) = self.last_audio_parameters.take()
+            {
+                self.write(&p)?;
+                self.last_audio_parameters = Some(p);
+            }
             // A new segment (new salt) or a new sequence number: encode again.
             bytes = self.encode_for_disk(record)?;
         }
-        if matches!(record, Record::Parameters(_)) {
-            self.last_parameters = Some(record.clone());
+        match record {
+            Record::Parameters(_) => self.last_parameters = Some(record.clone()),
+            Record::AudioParameters(_) => self.last_audio_parameters = Some(record.clone()),
+            _ => {}
         }
         let seq = self.write_encoded(record, bytes)?;
         Ok((seq, sealed))

@@ -9,18 +9,20 @@ use crate::StoreError;
 use crate::catalog::Catalog;
 use crate::crypto::MediaKey;
 use crate::index::KeyFrame;
-use crate::record::Record;
+use crate::record::{MediaKind, Record};
 use crate::segment::SegmentReader;
 use crate::store::{catalog_path, scan_tail};
 use crate::volumes::{archive_dir, segment_path_in};
 
-/// An iterator over the records of a range: [`Record::Parameters`] and [`Record::Frame`] only,
-/// in order, starting with parameters.
+/// An iterator over the records of a range: [`Record::Parameters`] and [`Record::Frame`]s of
+/// video only, in order, starting with parameters; with [`read_range_with_audio`] also
+/// [`Record::AudioParameters`] and audio frames.
 pub struct RangeReader {
     segments: Vec<PathBuf>,
     next_segment: usize,
     reader: Option<SegmentReader>,
-    pending: Option<Record>,
+    pending: Vec<Record>,
+    audio: bool,
     end_us: i64,
     started: bool,
     done: bool,
@@ -36,6 +38,29 @@ pub fn read_range(
     start_us: i64,
     end_us: i64,
     key: Option<MediaKey>,
+) -> Result<RangeReader, StoreError> {
+    open_range(store, camera, (start_us, end_us), key, false)
+}
+
+/// [`read_range`] with the camera's audio: audio parameters (those in force at the start
+/// first) and the audio frames from the first video frame on, interleaved as recorded. An
+/// audio frame after `end_us` is passed over; the range ends at the first video frame after it.
+pub fn read_range_with_audio(
+    store: &Path,
+    camera: &str,
+    start_us: i64,
+    end_us: i64,
+    key: Option<MediaKey>,
+) -> Result<RangeReader, StoreError> {
+    open_range(store, camera, (start_us, end_us), key, true)
+}
+
+fn open_range(
+    store: &Path,
+    camera: &str,
+    (start_us, end_us): (i64, i64),
+    key: Option<MediaKey>,
+    audio: bool,
 ) -> Result<RangeReader, StoreError> {
     if !crate::volumes::list_logs(store)?.iter().any(|l| l == camera) {
         return Err(StoreError::NoSuchCamera(camera.to_owned()));
@@ -57,7 +82,7 @@ pub fn read_range(
         .chain(tail.as_ref().and_then(|(_, t)| t.time_range().map(|r| r.1)))
         .max();
     if last_us.is_none_or(|l| l < start_us) || end_us < start_us {
-        return Ok(RangeReader::empty(end_us, key));
+        return Ok(RangeReader::empty(end_us, key, audio));
     }
     // Candidate start points: the catalog's key frame at or before the start, and the tail's.
     let mut start: Option<(u64, KeyFrame)> = match &catalog {
@@ -86,7 +111,8 @@ pub fn read_range(
         segments: segments.iter().map(|(_, p)| p.clone()).collect(),
         next_segment: 0,
         reader: None,
-        pending: None,
+        pending: Vec::new(),
+        audio,
         end_us,
         started: false,
         done: segments.is_empty(),
@@ -96,7 +122,22 @@ pub fn read_range(
         let path = reader.segments[0].clone();
         if k.parameters_offset > 0 {
             let mut p = reader.open(&path, k.parameters_offset)?;
-            reader.pending = p.next_record()?.map(|(_, r)| r);
+            reader.pending.extend(p.next_record()?.map(|(_, r)| r));
+        }
+        if audio {
+            // The catalog's key frames point at the video parameters only: the audio
+            // parameters in force are the segment's last before the key frame (normally its
+            // second record, written again at every segment's start).
+            let mut p = reader.open(&path, 0)?;
+            let mut last = None;
+            while p.offset() < k.offset {
+                match p.next_record()? {
+                    Some((_, r @ Record::AudioParameters(_))) => last = Some(r),
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            reader.pending.extend(last);
         }
         reader.reader = Some(reader.open(&path, k.offset)?);
         reader.next_segment = 1;
@@ -114,12 +155,13 @@ impl RangeReader {
         Ok(r.with_key(self.key.clone()))
     }
 
-    fn empty(end_us: i64, key: Option<MediaKey>) -> RangeReader {
+    fn empty(end_us: i64, key: Option<MediaKey>, audio: bool) -> RangeReader {
         RangeReader {
             segments: Vec::new(),
             next_segment: 0,
             reader: None,
-            pending: None,
+            pending: Vec::new(),
+            audio,
             end_us,
             started: false,
             done: true,
@@ -151,8 +193,8 @@ impl Iterator for RangeReader {
         if self.done {
             return None;
         }
-        if let Some(p) = self.pending.take() {
-            return Some(Ok(p));
+        if !self.pending.is_empty() {
+            return Some(Ok(self.pending.remove(0)));
         }
         loop {
             let record = match self.next_record() {
@@ -167,6 +209,13 @@ impl Iterator for RangeReader {
                 }
             };
             match &record {
+                Record::Frame(f) if f.kind != MediaKind::Video => {
+                    if self.audio && self.started && f.wall_clock_us <= self.end_us {
+                        return Some(Ok(record));
+                    }
+                }
+                Record::AudioParameters(_) if self.audio => return Some(Ok(record)),
+                Record::AudioParameters(_) => {}
                 Record::Frame(f) if f.wall_clock_us > self.end_us => {
                     self.done = true;
                     return None;

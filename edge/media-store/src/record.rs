@@ -17,9 +17,9 @@ pub const MAX_RECORD_LEN: usize = 64 * 1024 * 1024;
 /// What kind of media a frame carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MediaKind {
-    /// Video (H.264 for now).
+    /// Video (H.264 or H.265).
     Video,
-    /// Audio.
+    /// Audio (AAC or G.711), described by a [`Record::AudioParameters`].
     Audio,
 }
 
@@ -39,6 +39,23 @@ pub struct StoredParameters {
     pub extra_data: Vec<u8>,
 }
 
+/// Codec parameters of a camera's audio, for the audio frames that follow it. A record of its
+/// own ([`Record::AudioParameters`]), so that it never replaces the video's [`StoredParameters`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredAudioParameters {
+    /// The camera's id.
+    pub camera: String,
+    /// The codec: an RFC 6381 string for AAC (e.g. `mp4a.40.2`), `ulaw` or `alaw` for G.711.
+    pub codec: String,
+    /// Samples per second (also the clock rate of the audio frames' pts).
+    pub sample_rate: u32,
+    /// Channels.
+    pub channels: u16,
+    /// Decoder configuration: for AAC the `AudioSpecificConfig`; empty for G.711.
+    #[serde(with = "serde_bytes")]
+    pub extra_data: Vec<u8>,
+}
+
 /// One encoded frame of one camera.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredFrame {
@@ -46,7 +63,8 @@ pub struct StoredFrame {
     pub camera: String,
     /// Which of the camera's streams: 0 main, 1 sub.
     pub stream: u8,
-    /// The sequence number of the [`Record::Parameters`] that describes this frame.
+    /// The sequence number of the [`Record::Parameters`] (video) or [`Record::AudioParameters`]
+    /// (audio) that describes this frame.
     pub parameters_seq: u64,
     /// Video or audio.
     pub kind: MediaKind,
@@ -58,7 +76,8 @@ pub struct StoredFrame {
     pub clock_rate: u32,
     /// Receive time, microseconds since the Unix epoch.
     pub wall_clock_us: i64,
-    /// The encoded frame (for H.264, AVCC length-prefixed NAL units).
+    /// The encoded frame (for H.264, AVCC length-prefixed NAL units; for AAC one raw access
+    /// unit; for G.711 the samples).
     #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
 }
@@ -134,6 +153,26 @@ pub enum Record {
     /// Closes a segment that archiving thinned to key frames: the original seal (which keeps
     /// the digest chain) and a signature over what the thinned copy holds.
     ThinnedSeal(ThinnedSeal),
+    /// Audio codec parameters; written before the first audio frame and at the start of every
+    /// segment, like [`Record::Parameters`] for video. Added in store format 1 after the
+    /// others, so every record written before it keeps its bytes.
+    AudioParameters(StoredAudioParameters),
+}
+
+impl Record {
+    /// The camera of a parameters or frame record (the only records a caller appends).
+    pub fn camera(&self) -> Option<&str> {
+        match self {
+            Record::Parameters(p) => Some(&p.camera),
+            Record::AudioParameters(p) => Some(&p.camera),
+            Record::Frame(f) => Some(&f.camera),
+            Record::Seal(_)
+            | Record::ThinnedSeal(_)
+            | Record::EvidenceLock(_)
+            | Record::Cursor { .. }
+            | Record::Removed(_) => None,
+        }
+    }
 }
 
 /// The last record of a thinned (key frames only) archive copy of a sealed segment.
@@ -318,6 +357,23 @@ mod tests {
             let split = encode_frame(9, &f, Cow::Borrowed(&f.data)).unwrap();
             assert_eq!([split.head.as_slice(), &split.payload].concat(), whole, "data of {len} bytes");
         }
+    }
+
+    #[test]
+    fn audio_parameters_are_a_new_variant_after_the_old_ones() {
+        let r = Record::AudioParameters(StoredAudioParameters {
+            camera: "front".into(),
+            codec: "mp4a.40.2".into(),
+            sample_rate: 48_000,
+            channels: 2,
+            extra_data: vec![0x11, 0x90],
+        });
+        let bytes = encode(3, &r).unwrap();
+        // postcard writes the variant's index first: the seven older records keep 0..=6.
+        assert_eq!(bytes[RECORD_HEADER_LEN], 7);
+        assert_eq!(decode(&bytes).unwrap(), (3, r));
+        let frame = encode(3, &frame()).unwrap();
+        assert_eq!(frame[RECORD_HEADER_LEN], 1, "Frame is still variant 1");
     }
 
     #[test]

@@ -196,18 +196,7 @@ impl Store {
     /// Appends a parameters, frame or cursor record to its camera's log and returns its
     /// sequence number in that log. Durable once [`Store::sync`] ran (see `sync_if_due`).
     pub fn append(&mut self, record: &Record) -> Result<u64, StoreError> {
-        let camera = match record {
-            Record::Parameters(p) => &p.camera,
-            Record::Frame(f) => &f.camera,
-            Record::Seal(_)
-            | Record::ThinnedSeal(_)
-            | Record::EvidenceLock(_)
-            | Record::Cursor { .. }
-            | Record::Removed(_) => {
-                return Err(StoreError::NotAppendable);
-            }
-        };
-        let camera = camera.clone();
+        let camera = record.camera().ok_or(StoreError::NotAppendable)?.to_owned();
         self.append_to(&camera, record)
     }
 

@@ -17,6 +17,11 @@ pub enum Mp4Error {
     #[error("codec extra_data is not a usable avcC record: {0}")]
     InvalidAvcC(&'static str),
 
+    /// The audio track cannot be written (a bad `AudioSpecificConfig`, sample rate or
+    /// channel count, or audio added twice).
+    #[error("invalid audio track: {0}")]
+    InvalidAudio(&'static str),
+
     /// Width, height or timescale out of range.
     #[error("invalid video track: {0}")]
     InvalidTrack(&'static str),
@@ -76,6 +81,7 @@ impl Mp4Error {
                 | Mp4Error::InvalidSample { .. }
                 | Mp4Error::ParametersChanged(_)
                 | Mp4Error::TooLarge(_)
+                | Mp4Error::InvalidAudio(_)
         )
     }
 }

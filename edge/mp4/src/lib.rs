@@ -1,5 +1,6 @@
 //! Convoy's MP4 writer: turns recorded H.264 frames (AVCC framing, codec parameters as an
-//! AVCDecoderConfigurationRecord) into standard MP4 files that common players and ffmpeg accept.
+//! AVCDecoderConfigurationRecord), and AAC or G.711 audio beside them, into standard MP4 files
+//! that common players and ffmpeg accept.
 //!
 //! ```no_run
 //! use mp4_export::{Mp4Writer, Sample, VideoTrack};
@@ -20,10 +21,11 @@
 //!
 //! Layers, bottom up: [`boxes`] (box writer), [`avc`] (avcC record, NAL units), the sample
 //! tables (`sample_table`: compact `stts`/`stss`/`stsz`/`stsc`/`stco`), the movie boxes
-//! (`movie`: `ftyp`, `mvhd`, video `trak`), then [`Mp4Writer`] (progressive MP4) and
+//! (`movie`: `ftyp`, `mvhd`, video `trak`; `audio`: the audio `trak`), then [`Mp4Writer`] (progressive MP4) and
 //! [`FragmentWriter`] (fragmented MP4 for browsers: an init segment, the same `moov` with empty
 //! tables plus `mvex`, then `moof`/`mdat` media segments).
 
+mod audio;
 pub mod avc;
 pub mod boxes;
 mod error;
@@ -47,6 +49,41 @@ pub struct VideoTrack {
     pub avcc: Vec<u8>,
     /// Units per second of the samples' pts (the RTP clock rate, normally 90000).
     pub timescale: u32,
+}
+
+/// The codec of an [`AudioTrack`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioCodec {
+    /// AAC: an `mp4a` sample entry with the `AudioSpecificConfig` in its `esds`.
+    Aac,
+    /// G.711 µ-law: a QuickTime-style `ulaw` sample entry.
+    Ulaw,
+    /// G.711 A-law: an `alaw` sample entry.
+    Alaw,
+}
+
+/// The audio track of a progressive MP4 ([`Mp4Writer::add_audio`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioTrack {
+    /// AAC or G.711.
+    pub codec: AudioCodec,
+    /// Samples per second; also the track's timescale (1..=65535).
+    pub sample_rate: u32,
+    /// Channels.
+    pub channels: u16,
+    /// The AAC `AudioSpecificConfig` (e.g. `retina::codec::AudioParameters::extra_data()`);
+    /// empty for G.711.
+    pub audio_specific_config: Vec<u8>,
+}
+
+/// One AAC access unit (raw, no ADTS header), or a run of G.711 samples (a byte each).
+#[derive(Debug, Clone, Copy)]
+pub struct AudioSample<'a> {
+    /// Presentation time in samples from the file's start (the first video sample's time);
+    /// must increase from sample to sample.
+    pub pts: i64,
+    /// The access unit.
+    pub data: &'a [u8],
 }
 
 /// One access unit.

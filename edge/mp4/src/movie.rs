@@ -48,13 +48,13 @@ pub fn write_ftyp(b: &mut BoxBuf) -> Result<(), Mp4Error> {
 }
 
 /// Version 0 when `duration` fits 32 bits, else version 1 (64-bit times).
-fn time_version(duration: u64) -> u8 {
+pub(crate) fn time_version(duration: u64) -> u8 {
     u8::from(duration > u64::from(u32::MAX))
 }
 
 /// Writes creation time, modification time (both 0: unknown) and then `middle`, then the
 /// duration, in the width `version` asks for.
-fn times(b: &mut BoxBuf, version: u8, middle: &[u32], duration: u64) {
+pub(crate) fn times(b: &mut BoxBuf, version: u8, middle: &[u32], duration: u64) {
     if version == 1 {
         b.u64(0).u64(0);
     } else {
@@ -72,6 +72,11 @@ fn times(b: &mut BoxBuf, version: u8, middle: &[u32], duration: u64) {
 
 /// `mvhd` with the movie timescale equal to the track's, so durations need no rescaling.
 pub fn write_mvhd(b: &mut BoxBuf, timescale: u32, duration: u64) -> Result<(), Mp4Error> {
+    write_mvhd_tracks(b, timescale, duration, VIDEO_TRACK_ID + 1)
+}
+
+/// [`write_mvhd`] for a movie whose next free track id is `next_track_id` (3 with audio).
+pub fn write_mvhd_tracks(b: &mut BoxBuf, timescale: u32, duration: u64, next_track_id: u32) -> Result<(), Mp4Error> {
     let version = time_version(duration);
     b.write_full_box(*b"mvhd", version, 0, |b| {
         times(b, version, &[timescale], duration);
@@ -79,7 +84,7 @@ pub fn write_mvhd(b: &mut BoxBuf, timescale: u32, duration: u64) -> Result<(), M
         for m in UNITY_MATRIX {
             b.u32(m);
         }
-        b.zeros(6 * 4).u32(VIDEO_TRACK_ID + 1); // pre_defined, next_track_ID
+        b.zeros(6 * 4).u32(next_track_id); // pre_defined, next_track_ID
         Ok(())
     })
 }

@@ -3,11 +3,12 @@
 use std::io::{Seek, SeekFrom, Write};
 use std::time::Duration;
 
+use crate::audio::{self, AUDIO_TRACK_ID, write_audio_trak};
 use crate::avc::SampleProblem;
 use crate::boxes::{BoxBuf, MDAT_HEADER_LEN, mdat_header};
-use crate::movie::{CheckedTrack, write_ftyp, write_mvhd, write_video_trak_entries};
+use crate::movie::{CheckedTrack, write_ftyp, write_mvhd, write_mvhd_tracks, write_video_trak_entries};
 use crate::sample_table::SampleTable;
-use crate::{Mp4Error, Sample, VideoTrack};
+use crate::{AudioSample, AudioTrack, Mp4Error, Sample, VideoTrack};
 
 /// What [`Mp4Writer::finish`] wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +27,8 @@ pub struct ExportSummary {
     pub gap_ticks_removed: u64,
     /// Bytes written, from the output's position at [`Mp4Writer::new`] to the end of `moov`.
     pub bytes: u64,
+    /// Audio samples (AAC access units or G.711 runs) in the file; 0 without audio.
+    pub audio_samples: u64,
 }
 
 impl ExportSummary {
@@ -41,7 +44,9 @@ fn ticks_to_duration(ticks: u64, timescale: u32) -> Duration {
     Duration::new(ticks / ts, nanos)
 }
 
-/// Streams H.264 samples into a progressive MP4 with one video track.
+/// Streams H.264 samples into a progressive MP4 with one video track, and AAC or G.711 samples
+/// into an audio track when one is added ([`Mp4Writer::add_audio`]; media of both interleaved
+/// in the `mdat` in push order).
 ///
 /// The file is laid out `ftyp`, `mdat` (sample data in push order, written as it arrives),
 /// `moov` (written by [`Mp4Writer::finish`], which then seeks back to patch the `mdat` size).
@@ -89,6 +94,18 @@ pub struct Mp4Writer<W: Write + Seek> {
     gaps: u64,
     gap_ticks_removed: u64,
     poisoned: bool,
+    audio: Option<AudioState>,
+}
+
+/// The audio track while samples arrive.
+#[derive(Debug)]
+struct AudioState {
+    track: AudioTrack,
+    table: SampleTable,
+    /// The first sample's pts: the track starts after that much silence.
+    first_pts: Option<i64>,
+    last_pts: Option<i64>,
+    last_duration: Option<u32>,
 }
 
 impl<W: Write + Seek> Mp4Writer<W> {
@@ -118,7 +135,73 @@ impl<W: Write + Seek> Mp4Writer<W> {
             gaps: 0,
             gap_ticks_removed: 0,
             poisoned: false,
+            audio: None,
         })
+    }
+
+    /// Adds an audio track (AAC or G.711) (once, before its first [`Mp4Writer::push_audio`]).
+    pub fn add_audio(&mut self, track: AudioTrack) -> Result<(), Mp4Error> {
+        if self.audio.is_some() {
+            return Err(Mp4Error::InvalidAudio("the file has an audio track already"));
+        }
+        audio::check(&track)?;
+        self.audio = Some(AudioState {
+            track,
+            table: SampleTable::all_sync(),
+            first_pts: None,
+            last_pts: None,
+            last_duration: None,
+        });
+        Ok(())
+    }
+
+    /// The audio track, when one was added.
+    pub fn audio_track(&self) -> Option<&AudioTrack> {
+        self.audio.as_ref().map(|a| &a.track)
+    }
+
+    /// Appends one AAC access unit or run of G.711 samples. Its pts counts samples from the first video sample; the
+    /// first one's pts (not negative) becomes silence before the track starts. A pts jump of
+    /// more than a second is shortened to one second, as for video.
+    pub fn push_audio(&mut self, sample: AudioSample<'_>) -> Result<(), Mp4Error> {
+        if self.poisoned {
+            return Err(Mp4Error::Poisoned);
+        }
+        let Some(a) = self.audio.as_mut() else {
+            return Err(Mp4Error::InvalidAudio("no audio track: call add_audio first"));
+        };
+        a.table.check_room()?;
+        let index = a.table.len();
+        let delta = match a.last_pts {
+            Some(previous) if sample.pts <= previous => {
+                return Err(Mp4Error::PtsNotIncreasing { index, previous, pts: sample.pts });
+            }
+            Some(previous) => Some(i128::from(sample.pts) - i128::from(previous)),
+            None if sample.pts < 0 => {
+                return Err(Mp4Error::InvalidAudio("audio starts before the first video sample"));
+            }
+            None => None,
+        };
+        if sample.data.is_empty() {
+            return Err(Mp4Error::InvalidAudio("empty audio sample"));
+        }
+        let size = u32::try_from(sample.data.len()).map_err(|_| Mp4Error::TooLarge("sample larger than 4 GiB"))?;
+        if let Err(e) = self.out.write_all(sample.data) {
+            self.poisoned = true;
+            return Err(e.into());
+        }
+        let offset = self.pos;
+        self.pos += u64::from(size);
+        a.table.add_sample(offset, size, true)?;
+        if let Some(delta) = delta {
+            let max = i128::from(a.track.sample_rate);
+            let duration = delta.min(max) as u32; // 0 < delta, max <= 65535
+            a.table.add_duration(duration);
+            a.last_duration = Some(duration);
+        }
+        a.first_pts.get_or_insert(sample.pts);
+        a.last_pts = Some(sample.pts);
+        Ok(())
     }
 
     /// Sets the longest duration a sample may get, in timescale units (default: one second);
@@ -253,11 +336,29 @@ impl<W: Write + Seek> Mp4Writer<W> {
         self.table.add_duration(last);
         let duration = self.table.duration();
 
+        // The audio track: its last sample lasts as long as the one before (1024 samples, an
+        // AAC frame, if it is the only one); its times in the movie's timescale too.
+        let audio = self.audio.as_mut().filter(|a| !a.table.is_empty()).map(|a| {
+            a.table.add_duration(a.last_duration.unwrap_or(1024));
+            let to_movie =
+                |ticks: u64| (u128::from(ticks) * u128::from(timescale) / u128::from(a.track.sample_rate)) as u64;
+            let delay = to_movie(a.first_pts.unwrap_or(0) as u64);
+            (&*a, delay, to_movie(a.table.duration()))
+        });
+        let movie_duration = audio.as_ref().map_or(duration, |(_, delay, d)| duration.max(delay + d));
         let mut moov = BoxBuf::new();
         moov.write_box(*b"moov", |b| {
-            write_mvhd(b, timescale, duration)?;
-            write_video_trak_entries(b, &self.entries, duration, |b| self.table.write_tables(b))
+            match &audio {
+                None => write_mvhd(b, timescale, movie_duration)?,
+                Some(_) => write_mvhd_tracks(b, timescale, movie_duration, AUDIO_TRACK_ID + 1)?,
+            }
+            write_video_trak_entries(b, &self.entries, duration, |b| self.table.write_tables(b))?;
+            if let Some((a, delay, d)) = &audio {
+                write_audio_trak(b, &a.track, (*delay, *d), a.table.duration(), |b| a.table.write_tables(b))?;
+            }
+            Ok(())
         })?;
+        let audio_samples = audio.map_or(0, |(a, _, _)| a.table.len());
         let mdat_size = self.pos - self.mdat_start;
         let end = self.pos + moov.len() as u64;
         self.out.write_all(moov.as_bytes())?;
@@ -274,6 +375,7 @@ impl<W: Write + Seek> Mp4Writer<W> {
             gaps: self.gaps,
             gap_ticks_removed: self.gap_ticks_removed,
             bytes: end - self.start,
+            audio_samples,
         })
     }
 }
@@ -281,6 +383,7 @@ impl<W: Write + Seek> Mp4Writer<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::AudioCodec;
     use crate::avc::tests::{PPS, SPS, avcc, record};
     use std::io::Cursor;
 
@@ -367,6 +470,7 @@ mod tests {
                 gaps: 0,
                 gap_ticks_removed: 0,
                 bytes: bytes.len() as u64,
+                audio_samples: 0,
             }
         );
         assert_eq!(summary.duration(), Duration::from_millis(120));
@@ -389,6 +493,98 @@ mod tests {
         assert_eq!(avcc_box, record().as_slice());
         // mdhd v0: times, timescale, duration.
         assert_eq!(&words(find(moov, "mdhd").unwrap())[3..5], [90000, 3 * 3600]);
+    }
+
+    /// Every box of type `kind` anywhere in `bytes` (bodies), in order.
+    fn find_all<'a>(bytes: &'a [u8], kind: &str, out: &mut Vec<&'a [u8]>) {
+        let mut pos = 0;
+        while pos + 8 <= bytes.len() {
+            let size = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+            let k = &bytes[pos + 4..pos + 8];
+            let body = &bytes[pos + 8..pos + size];
+            if k == kind.as_bytes() {
+                out.push(body);
+            }
+            match k {
+                b"moov" | b"trak" | b"mdia" | b"minf" | b"stbl" | b"edts" => find_all(body, kind, out),
+                b"stsd" => find_all(&body[8..], kind, out),
+                _ => {}
+            }
+            pos += size;
+        }
+    }
+
+    fn aac() -> AudioTrack {
+        AudioTrack { codec: AudioCodec::Aac, sample_rate: 16_000, channels: 1, audio_specific_config: vec![0x14, 0x08] }
+    }
+
+    #[test]
+    fn an_aac_track_beside_the_video_starts_after_its_delay() {
+        let idr = avcc(&[SPS, PPS, IDR]);
+        let p = avcc(&[P]);
+        let mut buf = Cursor::new(Vec::new());
+        let mut w = Mp4Writer::new(&mut buf, track()).unwrap();
+        assert!(matches!(w.push_audio(AudioSample { pts: 0, data: &[1] }), Err(Mp4Error::InvalidAudio(_))));
+        w.add_audio(aac()).unwrap();
+        assert!(w.add_audio(aac()).is_err(), "one audio track");
+        w.push(sample(0, true, &idr)).unwrap();
+        // Audio from 0.1 s (1600 samples at 16 kHz), 1024 samples per frame.
+        for i in 0..10i64 {
+            w.push_audio(AudioSample { pts: 1600 + i * 1024, data: &[0x21, i as u8, 0x80] }).unwrap();
+            w.push(sample(3600 * (i + 1), false, &p)).unwrap();
+        }
+        let e = w.push_audio(AudioSample { pts: 1600, data: &[1] }).unwrap_err();
+        assert!(e.is_rejection(), "{e}");
+        let summary = w.finish().unwrap();
+        assert_eq!((summary.samples, summary.audio_samples), (11, 10));
+        let bytes = buf.into_inner();
+        let moov = top_level(&bytes).into_iter().find(|b| b.0 == "moov").unwrap();
+        let moov = &bytes[moov.1..moov.1 + moov.2 as usize];
+        let mut traks = Vec::new();
+        find_all(moov, "trak", &mut traks);
+        assert_eq!(traks.len(), 2);
+        // mvhd: next_track_ID 3; duration covers the audio: 0.1 s + 10 × 64 ms = 0.74 s.
+        let mvhd = words(find(moov, "mvhd").unwrap());
+        assert_eq!(mvhd[24], 3);
+        assert_eq!(mvhd[4], 66_600);
+        let audio = traks[1];
+        let hdlr = find(audio, "hdlr").unwrap();
+        assert_eq!(&hdlr[8..12], b"soun");
+        let mdhd = words(find(audio, "mdhd").unwrap());
+        assert_eq!((mdhd[3], mdhd[4]), (16_000, 10_240));
+        let mut elst = Vec::new();
+        find_all(audio, "elst", &mut elst);
+        let elst = elst[0];
+        // Version 1: an empty edit of 0.1 s (9000 at 90 kHz), then the media from 0.
+        assert_eq!(elst[0], 1);
+        assert_eq!(u64::from_be_bytes(elst[8..16].try_into().unwrap()), 9_000);
+        assert_eq!(i64::from_be_bytes(elst[16..24].try_into().unwrap()), -1);
+        assert_eq!(u64::from_be_bytes(elst[28..36].try_into().unwrap()), 57_600);
+        let mp4a = find(audio, "mp4a").unwrap();
+        assert_eq!(u16::from_be_bytes([mp4a[16], mp4a[17]]), 1, "mono");
+        assert_eq!(u32::from_be_bytes(mp4a[24..28].try_into().unwrap()) >> 16, 16_000);
+        assert!(mp4a.windows(2).any(|w| w == [0x14, 0x08]), "AudioSpecificConfig in esds");
+        // Every audio sample is a sync sample (no stss); stts one run of 1024.
+        assert!(find(audio, "stss").is_none());
+        assert_eq!(words(find(audio, "stts").unwrap()), [0, 1, 10, 1024]);
+        // Interleaved with the video: each audio sample is a chunk of its own here.
+        assert_eq!(words(find(audio, "stco").unwrap())[1], 10);
+        let stco = words(find(audio, "stco").unwrap());
+        assert_eq!(&bytes[stco[2] as usize..stco[2] as usize + 3], &[0x21, 0, 0x80]);
+    }
+
+    #[test]
+    fn audio_without_samples_leaves_the_file_video_only() {
+        let idr = avcc(&[SPS, PPS, IDR]);
+        let mut buf = Cursor::new(Vec::new());
+        let mut w = Mp4Writer::new(&mut buf, track()).unwrap();
+        w.add_audio(aac()).unwrap();
+        w.push(sample(0, true, &idr)).unwrap();
+        assert_eq!(w.finish().unwrap().audio_samples, 0);
+        let bytes = buf.into_inner();
+        let mut traks = Vec::new();
+        find_all(&bytes, "trak", &mut traks);
+        assert_eq!(traks.len(), 1);
     }
 
     #[test]

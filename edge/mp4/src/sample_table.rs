@@ -35,12 +35,20 @@ pub struct SampleTable {
     description: u32,
     /// Where the next sample must start to continue the open chunk.
     next_offset: u64,
+    /// Every sample is a sync sample (audio): sync samples do not start chunks.
+    all_sync: bool,
 }
 
 impl SampleTable {
     /// An empty table.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty table of a track whose samples are all sync samples (audio): chunks are cut
+    /// only where the samples are not contiguous or after [`MAX_CHUNK_SAMPLES`].
+    pub fn all_sync() -> Self {
+        Self { all_sync: true, ..Self::default() }
     }
 
     /// Number of samples added.
@@ -84,7 +92,7 @@ impl SampleTable {
         self.check_room()?;
         let description = self.description.max(1);
         let new_chunk = self.chunk_offsets.is_empty()
-            || sync
+            || (sync && !self.all_sync)
             || offset != self.next_offset
             || self.open_chunk_samples >= MAX_CHUNK_SAMPLES
             || description != self.open_description;

@@ -251,13 +251,14 @@ function cameraCard(c) {
   k.d.dataset.state = c.state;
   k.head.replaceChildren(el("strong", c.name + (c.name !== c.id ? " (" + c.id + ")" : "")), " ", badge(c.state));
   k.fmt.textContent = c.codec ? c.codec + " " + c.width + "×" + c.height + (c.fps ? ", " + c.fps + " fps" : "") +
-    (c.bitrate_bps ? ", " + (c.bitrate_bps / 1e6).toFixed(2) + " Mb/s" : "") : "no stream yet";
+    (c.bitrate_bps ? ", " + (c.bitrate_bps / 1e6).toFixed(2) + " Mb/s" : "") +
+    (c.audio ? ", audio " + c.audio.codec + " " + c.audio.sample_rate / 1000 + " kHz" : "") : "no stream yet";
   k.rec.textContent = c.mode + (c.recording ? ", recording" : ", not recording") + " · " +
     bytes(c.bytes_recorded) + " recorded" + (c.frames_lost ? " · " + c.frames_lost + " frames lost" : "");
   const set = centralSet.get(c.id);
   k.central.textContent = set ? set.label + ": " + set.fields.join(", ") : "";
   k.central.hidden = !set;
-  k.reason.textContent = c.recording_reason || (c.reason && c.state !== "streaming" ? c.reason : "");
+  k.reason.textContent = c.recording_reason || (c.reason && c.state !== "streaming" ? c.reason : c.audio_reason || "");
   k.reason.hidden = !k.reason.textContent;
   return k.d;
 }
@@ -331,6 +332,9 @@ $("linktest").addEventListener("click", async () => {
     const r = await api("/api/link-test", {});
     out.textContent = "Latency " + r.ping_ms.toFixed(1) + " ms (QUIC RTT " + r.quic_rtt_ms.toFixed(1) + " ms) · upload " +
       (r.upload_bps / 1e6).toFixed(2) + " Mb/s (" + bytes(r.upload_bytes) + " in " + r.upload_seconds.toFixed(2) + " s)" +
+      (r.download_bps != null
+        ? " · download " + (r.download_bps / 1e6).toFixed(2) + " Mb/s (" + bytes(r.download_bytes) + " in " + r.download_seconds.toFixed(2) + " s)"
+        : " · download not measured: " + r.download_error) +
       (r.lost_packets ? " · " + r.lost_packets + " packets lost" : "");
     out.dataset.done = "ok";
   } catch (e) { out.textContent = e.message; out.dataset.done = "error"; }

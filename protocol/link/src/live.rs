@@ -2,6 +2,11 @@
 //! the unit's live stream) and any number of subscribers (on the unit, the uplink and the local
 //! page; at central, the viewers). Publishing never blocks and memory is bounded; a
 //! subscriber that falls behind skips to the next key frame.
+//!
+//! A hub made with [`LiveHub::with_gop_cache`] (central's relay) also keeps the frames since the
+//! last key frame, so that a viewer who joins a stream already flowing starts at once from that
+//! key frame instead of waiting for the next one. The unit's hubs keep no cache: they publish
+//! whether or not anyone watches, and their memory is counted per camera.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +22,37 @@ pub struct LiveHub {
     tx: broadcast::Sender<Arc<LiveMessage>>,
     parameters: Mutex<Option<Arc<LiveMessage>>>,
     counters: Arc<Counters>,
+    /// The frames since the last key frame, when this hub keeps them (see the module docs).
+    gop: Option<Mutex<GopCache>>,
+}
+
+/// The frames of the current group of pictures, from its key frame on.
+#[derive(Default)]
+struct GopCache {
+    frames: Vec<Arc<LiveMessage>>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+impl GopCache {
+    /// Keeps `msg` (a frame) if it belongs to a group whose key frame is kept and fits.
+    fn push(&mut self, msg: &Arc<LiveMessage>) {
+        let LiveMessage::Frame(f) = &**msg else { return };
+        if f.keyframe {
+            self.frames.clear();
+            self.bytes = 0;
+        } else if self.frames.is_empty() {
+            return; // no key frame to start from
+        }
+        if self.bytes + f.data.len() > self.max_bytes {
+            // A group too large to keep: new viewers wait for the next key frame instead.
+            self.frames.clear();
+            self.bytes = 0;
+            return;
+        }
+        self.bytes += f.data.len();
+        self.frames.push(msg.clone());
+    }
 }
 
 /// What a hub has carried since it was made (atomics: publishing takes no lock for them).
@@ -41,14 +77,42 @@ pub struct LiveStats {
 
 impl Default for LiveHub {
     fn default() -> Self {
-        LiveHub { tx: broadcast::channel(CAPACITY).0, parameters: Mutex::new(None), counters: Arc::default() }
+        LiveHub {
+            tx: broadcast::channel(CAPACITY).0,
+            parameters: Mutex::new(None),
+            counters: Arc::default(),
+            gop: None,
+        }
     }
 }
 
 impl LiveHub {
+    /// A hub that keeps the frames since the last key frame (at most `max_bytes` of them) for
+    /// viewers who join while the stream flows.
+    pub fn with_gop_cache(max_bytes: usize) -> LiveHub {
+        LiveHub { gop: Some(Mutex::new(GopCache { max_bytes, ..GopCache::default() })), ..LiveHub::default() }
+    }
+
+    /// Forgets the cached frames (the stream they came from has ended: a viewer who joins
+    /// later must not start from stale pictures).
+    pub fn clear_cache(&self) {
+        if let Some(gop) = &self.gop {
+            let mut gop = gop.lock().unwrap_or_else(|p| p.into_inner());
+            gop.frames.clear();
+            gop.bytes = 0;
+        }
+    }
+
     /// Publishes new codec parameters.
     pub fn publish_parameters(&self, params: VideoParameters) {
         let msg = Arc::new(LiveMessage::Parameters(params));
+        let _gop = self.gop.as_ref().map(|g| {
+            let mut g = g.lock().unwrap_or_else(|p| p.into_inner());
+            // Frames under the old parameters cannot start a viewer under the new ones.
+            g.frames.clear();
+            g.bytes = 0;
+            g
+        });
         *self.parameters.lock().unwrap_or_else(|p| p.into_inner()) = Some(msg.clone());
         let _ = self.tx.send(msg);
     }
@@ -61,14 +125,41 @@ impl LiveHub {
     /// Publishes a frame (dropped at once when nobody watches).
     pub fn publish_frame(&self, frame: MediaFrame) {
         self.counters.published.fetch_add(1, Ordering::Relaxed);
-        let _ = self.tx.send(Arc::new(LiveMessage::Frame(frame)));
+        let msg = Arc::new(LiveMessage::Frame(frame));
+        match &self.gop {
+            None => {
+                let _ = self.tx.send(msg);
+            }
+            Some(gop) => {
+                // Sent under the cache's lock, so that a subscriber's snapshot of the cache and
+                // its place in the stream meet exactly (no frame missed or doubled).
+                let mut gop = gop.lock().unwrap_or_else(|p| p.into_inner());
+                gop.push(&msg);
+                let _ = self.tx.send(msg);
+            }
+        }
     }
 
-    /// A subscription that starts with the current parameters and the next key frame.
+    /// A subscription that starts with the current parameters and the cached frames from the
+    /// last key frame on, or else the next key frame.
     pub fn subscribe(&self) -> LiveSubscription {
-        let rx = self.tx.subscribe();
+        let (rx, backlog) = match &self.gop {
+            None => (self.tx.subscribe(), Vec::new()),
+            Some(gop) => {
+                let gop = gop.lock().unwrap_or_else(|p| p.into_inner());
+                (self.tx.subscribe(), gop.frames.clone())
+            }
+        };
         let pending = self.parameters.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        LiveSubscription { rx, pending, need_keyframe: true, lagging: false, counters: self.counters.clone() }
+        let need_keyframe = backlog.is_empty();
+        LiveSubscription {
+            rx,
+            pending,
+            backlog: backlog.into(),
+            need_keyframe,
+            lagging: false,
+            counters: self.counters.clone(),
+        }
     }
 
     /// Frames published, delivered and skipped so far.
@@ -85,6 +176,8 @@ impl LiveHub {
 pub struct LiveSubscription {
     rx: broadcast::Receiver<Arc<LiveMessage>>,
     pending: Option<Arc<LiveMessage>>,
+    /// Cached frames of the current group, delivered before the stream.
+    backlog: std::collections::VecDeque<Arc<LiveMessage>>,
     need_keyframe: bool,
     /// Fell behind and waits for a key frame: the frames it drops count as skipped.
     lagging: bool,
@@ -97,6 +190,10 @@ impl LiveSubscription {
     pub async fn next(&mut self) -> Option<Arc<LiveMessage>> {
         if let Some(p) = self.pending.take() {
             return Some(p);
+        }
+        if let Some(f) = self.backlog.pop_front() {
+            self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+            return Some(f);
         }
         loop {
             match self.rx.recv().await {
@@ -149,6 +246,38 @@ mod tests {
         hub.publish_frame(frame(3, false));
         assert!(matches!(&*sub.next().await.unwrap(), LiveMessage::Parameters(_)));
         assert!(matches!(&*sub.next().await.unwrap(), LiveMessage::Frame(f) if f.pts == 2));
+        assert!(matches!(&*sub.next().await.unwrap(), LiveMessage::Frame(f) if f.pts == 3));
+    }
+
+    #[tokio::test]
+    async fn a_gop_cache_starts_a_late_viewer_at_the_last_key_frame_without_gaps() {
+        let hub = LiveHub::with_gop_cache(1 << 20);
+        hub.publish_parameters(params());
+        for pts in 0..5 {
+            hub.publish_frame(frame(pts, pts == 2));
+        }
+        let mut sub = hub.subscribe();
+        hub.publish_frame(frame(5, false));
+        assert!(matches!(&*sub.next().await.unwrap(), LiveMessage::Parameters(_)));
+        for want in 2..=5 {
+            let next = sub.next().await.unwrap();
+            let LiveMessage::Frame(f) = &*next else { panic!("expected frame {want}") };
+            assert_eq!((f.pts, f.keyframe), (want, want == 2), "each frame once, in order, from the key frame");
+        }
+        // New parameters empty the cache: the next viewer waits for a key frame again.
+        hub.publish_parameters(params());
+        hub.publish_frame(frame(6, false));
+        let mut late = hub.subscribe();
+        hub.publish_frame(frame(7, true));
+        assert!(matches!(&*late.next().await.unwrap(), LiveMessage::Parameters(_)));
+        assert!(matches!(&*late.next().await.unwrap(), LiveMessage::Frame(f) if f.pts == 7));
+        // A group larger than the cache is not kept.
+        let small = LiveHub::with_gop_cache(5);
+        small.publish_frame(frame(0, true));
+        small.publish_frame(frame(1, false));
+        small.publish_frame(frame(2, false));
+        let mut sub = small.subscribe();
+        small.publish_frame(frame(3, true));
         assert!(matches!(&*sub.next().await.unwrap(), LiveMessage::Frame(f) if f.pts == 3));
     }
 
