@@ -4,7 +4,8 @@
 //!   "source": "api"|"config"|"default" }`
 //! - `PUT` with `{ "recording": [...], "event_window_s"?, "time_profile"? }` sets them (checked
 //!   against central.toml: a `"time_profile"` must name one of its `[[time_profile]]`s), durably;
-//!   they apply from the unit's next catalog on. Answers as `GET`.
+//!   they apply from the unit's next catalog on, and reach the unit with its settings
+//!   ([`crate::api_profiles`]). Answers as `GET`.
 //! - `DELETE` forgets what was set, so central.toml (or the defaults) apply again; 204.
 //!
 //! The unit must have shared the camera with central (404 otherwise); errors are
@@ -82,6 +83,7 @@ pub async fn put(
     match tokio::task::spawn_blocking(move || options.options().set(&u, &c, body)).await {
         Ok(Ok(_)) => {
             state.auth.record_about(&who, "recording_options_set", &unit, &camera, detail).await;
+            crate::api_profiles::push(&state, std::slice::from_ref(&unit)).await;
             show(&state, &unit, &camera)
         }
         Ok(Err(OptionsError::Invalid(e))) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
@@ -104,6 +106,7 @@ pub async fn delete(
     match tokio::task::spawn_blocking(move || options.options().clear(&u, &c)).await {
         Ok(Ok(_)) => {
             state.auth.record_about(&who, "recording_options_cleared", &unit, &camera, String::new()).await;
+            crate::api_profiles::push(&state, std::slice::from_ref(&unit)).await;
             StatusCode::NO_CONTENT.into_response()
         }
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

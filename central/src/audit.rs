@@ -31,7 +31,9 @@ pub struct Event {
     /// What: `login`, `login_failed`, `logout`, `live_view`, `playback`, `export`,
     /// `retrieval_requested`, `recording_options_set`, `recording_options_cleared`, `user_added`,
     /// `user_removed`, `token_created`, `tokens_revoked`, `unit_added`, `unit_revoked`,
-    /// `evidence_locked`, `alarm_acknowledged`, `alarm_closed`, `event_ingested`.
+    /// `evidence_locked`, `alarm_acknowledged`, `alarm_closed`, `event_ingested`, `profile_set`,
+    /// `profile_deleted`, `unit_profile_set`, `unit_local_change` (a technician's change a unit
+    /// reported, by `technician@UNIT`).
     pub action: &'static str,
     /// The unit it was about.
     pub unit: Option<String>,

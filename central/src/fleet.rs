@@ -144,6 +144,8 @@ impl Fleet {
                             }
                         })
                         .collect(),
+                    settings_up_to_date: false,
+                    settings_note: None,
                 }
             })
             .collect()
@@ -171,6 +173,11 @@ pub struct UnitJson {
     pub storage: Option<crate::storage_health::StorageJson>,
     /// The cameras the unit shares.
     pub cameras: Vec<CameraJson>,
+    /// Whether the unit applied central's latest camera settings (false until it did; see
+    /// `GET /api/units/{unit}/settings`).
+    pub settings_up_to_date: bool,
+    /// `"unit too old for settings push"` when the unit's protocol predates settings.
+    pub settings_note: Option<&'static str>,
 }
 
 /// A unit's link in [`UnitJson`].

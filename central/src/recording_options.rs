@@ -1,6 +1,7 @@
 //! Each unit camera's recording options: what an operator set through the API
 //! (`PUT /api/units/{unit}/cameras/{camera}/recording`, kept in `<store>/options.db`), else its
-//! `[[unit.camera]]` table in central.toml, else the defaults. The sync hub asks here, so a
+//! fleet profile and overrides ([`crate::profiles`]), else its `[[unit.camera]]` table in
+//! central.toml, else the defaults. The sync hub asks here, so a
 //! change applies from the unit's next catalog on, without a restart. On a shared PostgreSQL
 //! catalog, what another node set is read again at most [`RELOAD`] later.
 
@@ -62,6 +63,8 @@ pub struct OptionsBody {
 pub enum OptionsSource {
     /// Set through the API.
     Api,
+    /// The unit's fleet profile or its overrides.
+    Profile,
     /// Its `[[unit.camera]]` table.
     Config,
     /// Neither: the defaults.
@@ -73,6 +76,7 @@ pub struct RecordingOptions {
     site: Arc<CentralConfig>,
     overrides: RwLock<(Overrides, Instant)>,
     db: CatalogDb,
+    profiles: Option<Arc<crate::profiles::Profiles>>,
 }
 
 /// What the API set, by unit and camera.
@@ -121,7 +125,18 @@ impl RecordingOptions {
     pub fn open(site: Arc<CentralConfig>, at: &CatalogLocation) -> Result<RecordingOptions, OptionsError> {
         let db = CatalogDb::open(at, &SCHEMA)?;
         let overrides = load(&db, &site, true)?;
-        Ok(RecordingOptions { site, overrides: RwLock::new((overrides, Instant::now())), db })
+        Ok(RecordingOptions { site, overrides: RwLock::new((overrides, Instant::now())), db, profiles: None })
+    }
+
+    /// Fleet profiles set recording options too (below those set per camera through the API).
+    pub fn with_profiles(mut self, profiles: Arc<crate::profiles::Profiles>) -> RecordingOptions {
+        self.profiles = Some(profiles);
+        self
+    }
+
+    /// The fleet profiles, when central has them.
+    pub fn profiles(&self) -> Option<&Arc<crate::profiles::Profiles>> {
+        self.profiles.as_ref()
     }
 
     /// On a shared catalog, reads again what every node set, when the last read is older
@@ -153,7 +168,7 @@ impl RecordingOptions {
         if let Some(c) = self.overrides.read().unwrap_or_else(|p| p.into_inner()).0.get(&key) {
             return (c.clone(), OptionsSource::Api);
         }
-        match self.site.camera(unit, camera) {
+        let (mut c, source) = match self.site.camera(unit, camera) {
             Some(c) => (c.clone(), OptionsSource::Config),
             None => (
                 CameraConfig {
@@ -164,7 +179,22 @@ impl RecordingOptions {
                 },
                 OptionsSource::Default,
             ),
+        };
+        let Some(layered) = self.profiles.as_ref().map(|p| p.layered(unit, camera)) else { return (c, source) };
+        let mut from_profile = false;
+        if let Some(recording) = layered.recording {
+            c.recording = recording;
+            from_profile = true;
         }
+        if let Some(window) = layered.event_window_s {
+            c.event_window_s = window;
+            from_profile = true;
+        }
+        if let Some(name) = layered.time_profile {
+            c.time_profile = Some(name);
+            from_profile = true;
+        }
+        (c, if from_profile { OptionsSource::Profile } else { source })
     }
 
     /// The recording options and event window of `unit`'s `camera`.
@@ -296,6 +326,28 @@ mod tests {
         an_unreadable_stored_row_is_an_error_not_a_panic,
         super::an_unreadable_stored_row_is_an_error_not_a_panic
     );
+
+    #[test]
+    fn a_fleet_profile_sets_options_below_the_api_and_above_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let profiles = Arc::new(crate::profiles::Profiles::open(&dir.path().join("profiles.db")).unwrap());
+        let at = CatalogLocation::Sqlite { dir: dir.path().to_owned() };
+        let o = RecordingOptions::open(site(), &at).unwrap().with_profiles(profiles.clone());
+        let body = serde_json::from_str(
+            r#"{"cameras": {"*": {"recording": ["remote", "time_profile"], "time_profile": "nights", "event_window_s": [2, 3]}}}"#,
+        )
+        .unwrap();
+        profiles.put("buses", body).unwrap();
+        assert_eq!(o.camera("bus-1", "front").1, OptionsSource::Config, "not assigned yet");
+        let assignment = crate::profiles::Assignment { profile: Some("buses".into()), ..Default::default() };
+        profiles.assign("bus-1", assignment).unwrap();
+        let (c, source) = o.camera("bus-1", "front");
+        assert_eq!((source, c.event_window_s), (OptionsSource::Profile, [2, 3]));
+        assert!(o.camera_time_profile("bus-1", "front").is_some(), "retrieval follows the profile's rules");
+        let body = OptionsBody { recording: vec![RecordingOption::None], event_window_s: [1, 1], time_profile: None };
+        o.set("bus-1", "front", body).unwrap();
+        assert_eq!(o.camera_options("bus-1", "front").0, [RecordingOption::None], "set per camera: wins");
+    }
 
     #[test]
     fn options_set_through_another_node_apply_within_the_reload_time() {

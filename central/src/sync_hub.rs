@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use protocol::interconnect::CentralMessage;
-use protocol::sync::{EventKind, RemoteEvent, SyncFromEdge};
+use protocol::sync::{EventKind, RemoteEvent, SettingsPush, SyncFromEdge};
 use sync_core::{
     CentralAction, CentralConfig, CentralSync, LinkPolicy, Priority, Retrieval, RetrievalId, RetrievalStatus,
 };
@@ -20,6 +20,7 @@ use tokio::sync::{Mutex, Notify, mpsc};
 use crate::config::{CentralConfig as SiteConfig, RecordingOption};
 use crate::enrollment::now_us;
 use crate::evidence::{self, EvidenceLock, NewLock};
+use crate::profiles::ProfileError;
 use crate::recording_options::RecordingOptions;
 use crate::retrieved::{RetrievedError, RetrievedStore};
 use sync_core::time_profile::TimeProfile;
@@ -60,6 +61,8 @@ pub struct SyncHub {
     options: Arc<RecordingOptions>,
     units: Mutex<HashMap<String, Arc<UnitSync>>>,
     epoch: Instant,
+    /// Where the technician's changes units report are recorded.
+    audit: Option<Arc<crate::audit::AuditLog>>,
 }
 
 /// Why a retrieval could not be queued.
@@ -84,7 +87,14 @@ pub enum RequestError {
 impl SyncHub {
     /// A hub over central's store of retrieved video, retrieving by each camera's `options`.
     pub fn new(store: RetrievedStore, site: Arc<SiteConfig>, options: Arc<RecordingOptions>) -> SyncHub {
-        SyncHub { store, site, options, units: Mutex::default(), epoch: Instant::now() }
+        SyncHub { store, site, options, units: Mutex::default(), epoch: Instant::now(), audit: None }
+    }
+
+    /// The technician's changes units report go to this audit log too (action
+    /// `unit_local_change`, user `technician@UNIT`).
+    pub fn with_audit(mut self, audit: crate::audit::AuditLog) -> SyncHub {
+        self.audit = Some(Arc::new(audit));
+        self
     }
 
     /// Every unit camera's recording options.
@@ -115,6 +125,18 @@ impl SyncHub {
         };
         for lock in evidence::pending(&self.store, unit).await? {
             core.lock(lock);
+        }
+        // Central's latest settings of the unit, if it has not applied them yet.
+        if let Some(profiles) = self.options.profiles() {
+            match (profiles.last_push(unit), profiles.state(unit)) {
+                (Ok(Some(push)), Ok(state)) => {
+                    if state.and_then(|s| s.applied_revision).is_none_or(|a| a < push.revision) {
+                        core.settings(push);
+                    }
+                }
+                (Ok(None), _) => {}
+                (Err(e), _) | (_, Err(e)) => tracing::error!(unit, "cannot read the unit's settings: {e}"),
+            }
         }
         let u = Arc::new(UnitSync {
             name: unit.to_owned(),
@@ -176,6 +198,30 @@ impl SyncHub {
         u.core.lock().await.lock(made.request());
         u.wake.notify_one();
         Ok(made)
+    }
+
+    /// Works out `unit`'s effective camera settings for `cameras` (the cameras it shares), makes
+    /// them a new revision if they changed, and hands the latest revision to the unit's sync core
+    /// unless the unit applied it already (sent when a unit of protocol version 3 or later is
+    /// connected). `None` when central keeps no profiles.
+    pub async fn push_settings(&self, unit: &str, cameras: &[String]) -> Result<Option<SettingsPush>, ProfileError> {
+        let Some(profiles) = self.options.profiles().cloned() else { return Ok(None) };
+        let effective = profiles.effective(unit, cameras, |c| self.options.camera(unit, c).0.recording);
+        let wire: Vec<_> = effective.iter().map(|(c, s)| s.to_wire(c)).collect();
+        let profile = profiles.assignment(unit).profile;
+        let (p, u) = (profiles.clone(), unit.to_owned());
+        let (push, state) = tokio::task::spawn_blocking(move || {
+            let push = p.revise(&u, profile, wire, now_us())?;
+            Ok::<_, ProfileError>((push, p.state(&u)?))
+        })
+        .await
+        .map_err(|e| ProfileError::Invalid(e.to_string()))??;
+        if state.and_then(|s| s.applied_revision).is_none_or(|a| a < push.revision) {
+            let u = self.unit(unit).await.map_err(|e| ProfileError::Invalid(e.to_string()))?;
+            u.core.lock().await.settings(push.clone());
+            u.wake.notify_one();
+        }
+        Ok(Some(push))
     }
 
     /// Records the link `unit` reports (metered or not); its link policy follows at once
@@ -245,6 +291,17 @@ impl SyncHub {
                 }
             }
         }
+        if let Some(profiles) = self.options.profiles().cloned() {
+            let u = unit.to_owned();
+            match tokio::task::spawn_blocking(move || profiles.unit_connected(&u, peer_version)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(unit, "cannot record the unit's protocol version: {e}"),
+                Err(e) => tracing::error!(unit, "cannot record the unit's protocol version: {e}"),
+            }
+        }
+        if let Err(e) = self.push_settings(unit, shared).await {
+            tracing::error!(unit, "cannot work out the unit's settings: {e}");
+        }
         self.store.set_last_seen(unit, now_us()).await?;
         let mut seen_saved = now_us();
         loop {
@@ -296,6 +353,7 @@ impl SyncHub {
                         Done::Stored(camera, covers) => core.stored(&camera, covers),
                         Done::StoreFailed(camera, covers) => core.store_failed(&camera, covers),
                         Done::Events(up_to) => core.events_stored(up_to),
+                        Done::LocalChanges(up_to) => core.local_changes_stored(up_to),
                     }
                 }
                 () = u.wake.notified() => {}
@@ -370,6 +428,63 @@ impl SyncHub {
                         }
                     }
                     evidence::unit_answered(&self.store, lock_id, error, now_us()).await?;
+                }
+                CentralAction::SettingsApplied { revision, conflicts } => {
+                    tracing::info!(unit = %u.name, revision, conflicts = conflicts.len(), "the unit applied its settings");
+                    if let Some(profiles) = self.options.profiles().cloned() {
+                        let unit = u.name.clone();
+                        let kept = tokio::task::spawn_blocking(move || {
+                            profiles.applied(&unit, revision, &conflicts, now_us())
+                        })
+                        .await;
+                        match kept {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => {
+                                tracing::error!(unit = %u.name, "cannot record the unit's settings answer: {e}")
+                            }
+                            Err(e) => tracing::error!(unit = %u.name, "cannot record the unit's settings answer: {e}"),
+                        }
+                    }
+                }
+                CentralAction::LocalChanges { changes } => {
+                    let Some(profiles) = self.options.profiles().cloned() else { continue };
+                    let up_to = changes.last().map(|c| c.id);
+                    let (unit, audit, n) = (u.name.clone(), self.audit.clone(), changes.len());
+                    let stored = tokio::task::spawn_blocking(move || {
+                        let new = profiles.add_local_changes(&unit, &changes, now_us())?;
+                        for c in new.iter().filter(|_| audit.is_some()) {
+                            let event = crate::audit::Event {
+                                user: format!("technician@{unit}"),
+                                action: "unit_local_change",
+                                unit: Some(unit.clone()),
+                                camera: Some(c.camera.clone()),
+                                detail: format!(
+                                    "{} = {}{}",
+                                    c.field,
+                                    c.value,
+                                    if c.overridden { " (overridden by central)" } else { "" }
+                                ),
+                                client: None,
+                            };
+                            if let Some(Err(e)) = audit.as_ref().map(|a| a.record(&event)) {
+                                tracing::error!("cannot write the audit log: {e}");
+                            }
+                        }
+                        Ok::<_, ProfileError>(())
+                    })
+                    .await
+                    .map_err(|e| ProfileError::Invalid(e.to_string()))
+                    .and_then(|r| r);
+                    match stored {
+                        Ok(()) => {
+                            tracing::info!(unit = %u.name, changes = n, "the technician changed settings on the unit");
+                            if let Some(id) = up_to {
+                                let _ = done.send(Done::LocalChanges(id)).await;
+                            }
+                        }
+                        // Not acknowledged: the unit sends them again at its next connection.
+                        Err(e) => tracing::error!(unit = %u.name, "cannot store the unit's changes: {e}"),
+                    }
                 }
             }
         }
@@ -494,6 +609,7 @@ enum Done {
     Stored(String, std::ops::Range<u64>),
     StoreFailed(String, std::ops::Range<u64>),
     Events(u64),
+    LocalChanges(u64),
 }
 
 #[cfg(test)]

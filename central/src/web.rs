@@ -120,6 +120,11 @@ pub fn routes() -> Vec<Route> {
         route(OPERATOR, Method::POST, "/api/units/{unit}/cameras/{camera}/lock", crate::api_locks::create),
         route(VIEWER, Method::GET, "/api/locks", crate::api_locks::list),
         route(VIEWER, Method::GET, "/api/locks/{id}", crate::api_locks::get),
+        route(VIEWER, Method::GET, "/api/profiles", crate::api_profiles::list),
+        route(ADMIN, Method::PUT, "/api/profiles/{name}", crate::api_profiles::put),
+        route(ADMIN, Method::DELETE, "/api/profiles/{name}", crate::api_profiles::delete),
+        route(ADMIN, Method::PUT, "/api/units/{unit}/profile", crate::api_profiles::assign),
+        route(VIEWER, Method::GET, "/api/units/{unit}/settings", crate::api_profiles::settings),
     ]
 }
 
@@ -242,6 +247,20 @@ async fn api_units(State(state): State<WebState>, Extension(who): Extension<Acco
                 u.storage = storage.remove(&u.id);
                 if let Some(name) = labels.remove(&u.id) {
                     u.name = name;
+                }
+            }
+            if let Some(profiles) = state.hub.options().profiles().cloned() {
+                match tokio::task::spawn_blocking(move || profiles.states()).await {
+                    Ok(Ok(states)) => {
+                        for u in &mut units {
+                            if let Some(s) = states.get(&u.id) {
+                                u.settings_up_to_date = crate::api_profiles::up_to_date(s);
+                                u.settings_note = crate::api_profiles::note(s);
+                            }
+                        }
+                    }
+                    Ok(Err(e)) => tracing::error!("cannot read the units' settings: {e}"),
+                    Err(e) => tracing::error!("cannot read the units' settings: {e}"),
                 }
             }
             axum::Json(units).into_response()

@@ -10,6 +10,7 @@ pub mod board;
 pub mod camera;
 pub mod camera_supervisor;
 pub mod central_link;
+pub mod central_settings;
 pub mod config;
 pub mod enroll;
 pub mod event_config;

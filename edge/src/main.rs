@@ -208,7 +208,10 @@ fn probe(url: &url::Url, username: Option<String>, password: Option<String>, sec
 }
 
 fn run(config_path: &Path) -> anyhow::Result<()> {
-    let config = EdgeConfig::load(config_path)?;
+    let file_config = EdgeConfig::load(config_path)?;
+    // Central's camera settings (kept from its last push) over the file's.
+    let settings = Arc::new(edge::central_settings::CentralSettings::load_or_set_aside(&file_config.store.path));
+    let config = settings.effective(&file_config);
     let vehicle = edge::vehicle::VehicleSetup::load(&config)?;
     let (store, recovery) = Store::open(&config.store.path, config.store_options()?)
         .with_context(|| format!("cannot open the store at {}", config.store.path.display()))?;
@@ -272,7 +275,11 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         let hubs = LiveHubs::default();
         let cameras =
             Arc::new(CameraSupervisor::new(status.clone(), recorder_tx.clone(), hubs.clone(), shutdown.clone()));
-        let editor = edge::tech_cameras::CameraEditor::new(config_path.to_owned()).applying_to(cameras.clone());
+        settings.attach(status.clone(), cameras.clone(), config_path.to_owned());
+        settings.show_reasons(&config);
+        let editor = edge::tech_cameras::CameraEditor::new(config_path.to_owned())
+            .applying_to(cameras.clone())
+            .with_central_settings(settings.clone());
         let routes = edge::auth_web::protect(
             edge::web::router(status.clone())
                 .merge(vehicle.routes())
@@ -282,7 +289,8 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
                 .merge(diagnostics.routes())
                 .merge(edge::tech_live::routes(hubs.clone()))
                 .merge(edge::link_test::routes(central_link.clone()))
-                .merge(Arc::new(editor).routes()),
+                .merge(Arc::new(editor).routes())
+                .merge(edge::central_settings::routes(settings.clone())),
             auth,
         );
         let https = match (config.web.https_listen, certificate) {
@@ -354,6 +362,7 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
                     recorder: uplink_recorder.clone(),
                     cameras: config.cameras.iter().filter(|c| c.share).map(|c| c.id.clone()).collect(),
                     central: central_link.clone(),
+                    settings: Some(settings.clone()),
                 },
                 status: status.clone(),
                 hubs: hubs.clone(),

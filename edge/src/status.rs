@@ -54,6 +54,8 @@ pub struct CameraStatus {
     /// Down since it last streamed (a `CameraLost` event was raised).
     lost: AtomicBool,
     mode: Mutex<&'static str>,
+    /// Why the camera does not record whatever its mode (central's settings).
+    recording_reason: Mutex<Option<String>>,
     recording: AtomicBool,
     /// Removed from the configuration while the unit runs: not shown, not reported.
     removed: AtomicBool,
@@ -72,6 +74,7 @@ impl CameraStatus {
             stream: Mutex::new(StreamStats::default()),
             lost: AtomicBool::new(false),
             mode: Mutex::new("continuous"),
+            recording_reason: Mutex::new(None),
             recording: AtomicBool::new(false),
             removed: AtomicBool::new(false),
             streams_started: AtomicU64::new(0),
@@ -251,6 +254,14 @@ impl UnitStatus {
         }
     }
 
+    /// Says why the camera with id `camera` does not record (`None`: nothing keeps it from
+    /// recording by its mode).
+    pub fn set_recording_reason(&self, camera: &str, reason: Option<String>) {
+        for c in self.cameras().iter().filter(|c| c.id == camera) {
+            *lock(&c.recording_reason) = reason.clone();
+        }
+    }
+
     /// Sets camera `index`'s recording mode as shown (`continuous`, `schedule`, `event`, `off`).
     pub fn set_mode(&self, index: usize, mode: &'static str) {
         *lock(&self.camera(index).mode) = mode;
@@ -373,6 +384,7 @@ impl UnitStatus {
                         frames_lost: c.frames_lost.load(Ordering::Relaxed),
                         mode: *lock(&c.mode),
                         recording: streaming && c.recording.load(Ordering::Relaxed),
+                        recording_reason: lock(&c.recording_reason).clone(),
                     }
                 })
                 .collect(),
@@ -449,6 +461,8 @@ pub struct CameraJson {
     pub mode: &'static str,
     /// Whether its frames go to the store now (by its mode, schedule or a trigger).
     pub recording: bool,
+    /// Why it does not record whatever happens (`"recording off: set at central"`), or null.
+    pub recording_reason: Option<String>,
 }
 
 /// The audio of a camera in [`CameraJson`].

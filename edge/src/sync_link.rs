@@ -46,6 +46,8 @@ pub struct SyncSetup {
     pub cameras: Vec<String>,
     /// Where the technician's page learns what central acknowledged.
     pub central: Arc<crate::central_link::CentralLink>,
+    /// Central's camera settings and the technician's changes for central.
+    pub settings: Option<Arc<crate::central_settings::CentralSettings>>,
 }
 
 /// Inputs that come back from work done off the executor.
@@ -56,6 +58,9 @@ pub enum Completion {
     Read(u64, Result<(Vec<SyncFrame>, Option<u64>), FetchFailure>),
     /// Central's evidence lock is durable in the store (`None`) or could not be made.
     Locked(u64, Option<String>),
+    /// Central's settings of this revision are kept and applied, with these conflicts
+    /// (`Err`: they could not be kept).
+    SettingsApplied(u64, Result<Vec<protocol::sync::SettingsConflict>, String>),
 }
 
 /// The unit's sync state; lives across connections.
@@ -67,6 +72,8 @@ pub struct SyncLink {
     done_rx: mpsc::Receiver<Completion>,
     /// Added to the unit's event ids on the wire (see [`event_id_base`]).
     event_id_base: u64,
+    /// The highest technician's change handed to the core.
+    local_handed: u64,
 }
 
 /// The unit's event ids start at 1 with every start of the process; central keeps the highest
@@ -92,9 +99,16 @@ impl SyncLink {
     pub fn new(setup: SyncSetup) -> SyncLink {
         let (done_tx, done_rx) = mpsc::channel(64);
         let config = EdgeConfig { catalog_min_interval_us: 1_000_000, ..EdgeConfig::default() };
+        let mut core = EdgeSync::new(config, Vec::new());
+        if let Some(state) = setup.settings.as_ref().map(|s| s.snapshot())
+            && let Some(push) = &state.push
+        {
+            core.restore_settings(push.revision, state.conflicts.clone());
+        }
         SyncLink {
+            local_handed: 0,
             setup: Arc::new(setup),
-            core: EdgeSync::new(config, Vec::new()),
+            core,
             epoch: Instant::now(),
             done_tx,
             done_rx,
@@ -164,7 +178,27 @@ impl SyncLink {
             Completion::Read(fetch_id, Ok((frames, next_seq))) => self.core.frames_read(fetch_id, frames, next_seq),
             Completion::Read(fetch_id, Err(reason)) => self.core.read_failed(fetch_id, reason),
             Completion::Locked(lock_id, error) => self.core.lock_done(lock_id, error),
+            Completion::SettingsApplied(revision, Ok(conflicts)) => self.core.settings_applied(revision, conflicts),
+            Completion::SettingsApplied(revision, Err(e)) => {
+                tracing::error!(revision, "cannot keep central's settings: {e}; central sends them again");
+                self.core.settings_failed(revision);
+            }
         }
+    }
+
+    /// Keeps and applies central's settings off this task; the answer arrives as a
+    /// [`Completion::SettingsApplied`].
+    fn apply_settings(&self, push: protocol::sync::SettingsPush) {
+        let tx = self.done_tx.clone();
+        let revision = push.revision;
+        let Some(settings) = self.setup.settings.clone() else {
+            tracing::warn!(revision, "settings from central, but this unit keeps none");
+            return;
+        };
+        tokio::spawn(async move {
+            let result = settings.apply_central(push).await.map_err(|e| e.to_string());
+            let _ = tx.send(Completion::SettingsApplied(revision, result)).await;
+        });
     }
 
     /// Makes central's evidence lock in the store through the recorder thread (only for a camera
@@ -216,6 +250,22 @@ impl SyncLink {
                 }
                 EdgeAction::EventsAcked { up_to_id } => tracing::debug!(up_to_id, "central stored events"),
                 EdgeAction::Lock(request) => self.lock(request),
+                EdgeAction::ApplySettings(push) => self.apply_settings(push),
+                EdgeAction::LocalChangesAcked { up_to_id } => {
+                    if let Some(settings) = self.setup.settings.clone() {
+                        tokio::task::spawn_blocking(move || {
+                            if let Err(e) = settings.acknowledged(up_to_id) {
+                                tracing::warn!("cannot forget the changes central holds: {e}");
+                            }
+                        });
+                    }
+                }
+            }
+        }
+        if let Some(settings) = &self.setup.settings {
+            for change in settings.pending_after(self.local_handed) {
+                self.local_handed = change.id;
+                self.core.local_change(change);
             }
         }
         let now = self.now();

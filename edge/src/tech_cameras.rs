@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use crate::camera_supervisor::{Applied, CameraSupervisor};
+use crate::central_settings::CentralSettings;
 use crate::config::EdgeConfig;
 
 /// What can go wrong when changing the cameras.
@@ -57,6 +58,7 @@ pub struct CameraEditor {
     changed: AtomicBool,
     lock: Mutex<()>,
     supervisor: Option<Arc<CameraSupervisor>>,
+    settings: Option<Arc<CentralSettings>>,
 }
 
 /// A camera to add (the body of `POST /api/cameras`).
@@ -85,8 +87,13 @@ pub struct ConfiguredCamera {
     pub name: String,
     /// Its URL, a password in it replaced by `redacted`.
     pub url: String,
-    /// Its recording mode.
+    /// Its recording mode in the configuration file.
     pub mode: String,
+    /// The mode it runs with (central's settings may set another, or keep it from recording).
+    pub effective_mode: String,
+    /// What central's settings set of it: `{"profile", "fields", "label": "set by central
+    /// (profile NAME)", "recording_off"}`, or null.
+    pub central: Option<serde_json::Value>,
 }
 
 fn check_id(id: &str) -> Result<(), CameraEditError> {
@@ -165,7 +172,14 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
 impl CameraEditor {
     /// The editor of the configuration file at `path`.
     pub fn new(path: PathBuf) -> CameraEditor {
-        CameraEditor { path, changed: AtomicBool::new(false), lock: Mutex::new(()), supervisor: None }
+        CameraEditor { path, changed: AtomicBool::new(false), lock: Mutex::new(()), supervisor: None, settings: None }
+    }
+
+    /// Central's settings apply over the file's (the running cameras get both), and each
+    /// change is recorded for central ([`CentralSettings::technician_changed`]).
+    pub fn with_central_settings(mut self, settings: Arc<CentralSettings>) -> CameraEditor {
+        self.settings = Some(settings);
+        self
     }
 
     /// Changes are applied to the running cameras through `supervisor`.
@@ -182,13 +196,19 @@ impl CameraEditor {
             .with_state(self)
     }
 
-    /// Checks the configuration `change` makes of the file, writes it, and applies it to the
-    /// running cameras; `None` when it applies at the next start only.
+    /// Checks the configuration `change` makes of the file, writes it, records it for central
+    /// and applies it (with central's settings over it) to the running cameras; `None` when it
+    /// applies at the next start only. The second value names the fields central's settings
+    /// override (`camera.field`).
     async fn change(
         &self,
         change: impl FnOnce(&str) -> Result<String, CameraEditError>,
-    ) -> Result<Option<Applied>, CameraEditError> {
+    ) -> Result<(Option<Applied>, Vec<String>), CameraEditError> {
         let _one_at_a_time = self.lock.lock().await;
+        let _no_settings_meanwhile = match &self.settings {
+            Some(s) => Some(s.exclusive().await),
+            None => None,
+        };
         let io = |source| CameraEditError::Io { path: self.path.clone(), source };
         let text = tokio::fs::read_to_string(&self.path).await.map_err(io)?;
         let new = change(&text)?;
@@ -199,11 +219,32 @@ impl CameraEditor {
             .await
             .map_err(|e| io(std::io::Error::other(e)))?
             .map_err(io)?;
+        let mut overridden = Vec::new();
+        let running = match (&self.settings, EdgeConfig::parse(&text)) {
+            (Some(settings), Ok(old)) => {
+                let (s, c) = (settings.clone(), config.clone());
+                overridden = tokio::task::spawn_blocking(move || s.technician_changed(&old, &c))
+                    .await
+                    .map_err(|e| io(std::io::Error::other(e)))?
+                    .map_err(|e| {
+                        CameraEditError::Invalid(format!("the change is written but not recorded for central: {e}"))
+                    })?;
+                settings.effective(&config)
+            }
+            (Some(settings), Err(_)) => settings.effective(&config),
+            (None, _) => config,
+        };
         match &self.supervisor {
-            Some(supervisor) => Ok(Some(supervisor.apply(&config).await.map_err(CameraEditError::Invalid)?)),
+            Some(supervisor) => {
+                let applied = supervisor.apply(&running).await.map_err(CameraEditError::Invalid)?;
+                if let Some(settings) = &self.settings {
+                    settings.show_reasons(&running);
+                }
+                Ok((Some(applied), overridden))
+            }
             None => {
                 self.changed.store(true, Ordering::Relaxed);
-                Ok(None)
+                Ok((None, overridden))
             }
         }
     }
@@ -213,10 +254,15 @@ fn error(code: StatusCode, message: impl Into<String>) -> Response {
     (code, axum::Json(serde_json::json!({ "error": message.into() }))).into_response()
 }
 
-fn answer(result: Result<Option<Applied>, CameraEditError>, id: &str, code: StatusCode) -> Response {
+fn answer(result: Result<(Option<Applied>, Vec<String>), CameraEditError>, id: &str, code: StatusCode) -> Response {
     match result {
-        Ok(applied) => {
-            let body = serde_json::json!({ "camera": id, "restart_required": applied.is_none(), "applied": applied });
+        Ok((applied, overridden)) => {
+            let body = serde_json::json!({
+                "camera": id,
+                "restart_required": applied.is_none(),
+                "applied": applied,
+                "overridden_by_central": overridden,
+            });
             (code, axum::Json(body)).into_response()
         }
         Err(e @ CameraEditError::NoSuchCamera(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
@@ -225,17 +271,24 @@ fn answer(result: Result<Option<Applied>, CameraEditError>, id: &str, code: Stat
     }
 }
 
-/// `GET /api/cameras` → `{"cameras": [{"id", "name", "url", "mode"}], "restart_required"}`:
-/// the cameras in the configuration file now (URL passwords redacted).
+/// `GET /api/cameras` → `{"cameras": [{"id", "name", "url", "mode", "effective_mode",
+/// "central"}], "restart_required", "notices": [{"at_us", "camera", "field", "text"}]}`: the
+/// cameras in the configuration file now (URL passwords redacted), what central's settings
+/// set of each, and the notices about changes central overrode.
 async fn list(State(editor): State<Arc<CameraEditor>>) -> Response {
     let config = match EdgeConfig::load(&editor.path) {
         Ok(c) => c,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
+    let running = match &editor.settings {
+        Some(s) => s.effective(&config),
+        None => config.clone(),
+    };
     let cameras: Vec<ConfiguredCamera> = config
         .cameras
         .iter()
         .map(|c| {
+            let effective = running.cameras.iter().find(|r| r.id == c.id).unwrap_or(c);
             let mut url = c.url.clone();
             if url.password().is_some() {
                 let _ = url.set_password(Some(crate::tech_support::REDACTED_IN_URL));
@@ -245,11 +298,18 @@ async fn list(State(editor): State<Arc<CameraEditor>>) -> Response {
                 name: c.display_name().to_owned(),
                 url: url.to_string(),
                 mode: c.mode.as_str().to_owned(),
+                effective_mode: effective.mode.as_str().to_owned(),
+                central: editor.settings.as_ref().and_then(|s| s.set_by_central(&c.id)),
             }
         })
         .collect();
-    axum::Json(serde_json::json!({ "cameras": cameras, "restart_required": editor.changed.load(Ordering::Relaxed) }))
-        .into_response()
+    let notices = editor.settings.as_ref().map(|s| s.snapshot().notices).unwrap_or_default();
+    axum::Json(serde_json::json!({
+        "cameras": cameras,
+        "restart_required": editor.changed.load(Ordering::Relaxed),
+        "notices": notices,
+    }))
+    .into_response()
 }
 
 /// `POST /api/cameras` with `{"id", "name", "url", "username", "password", "mode"}` → 201
@@ -279,10 +339,13 @@ async fn remove(
     answer(result, &id, StatusCode::OK)
 }
 
-/// `PATCH /api/cameras/{id}` with any of `{"name", "url", "username", "password", "mode"}` →
-/// `{"camera", "restart_required": false, "applied"}` (the camera restarts with it at once); a
-/// field left out stays as it is, an empty one is removed (`url` cannot be). 404 when unknown,
-/// 400 with the reason when the configuration would be invalid.
+/// `PATCH /api/cameras/{id}` with any of `{"name", "url", "username", "password", "mode",
+/// "schedule", "pre_buffer_s", "post_buffer_s", "motion", "motion_sensitivity",
+/// "max_age_days"}` → `{"camera", "restart_required": false, "applied",
+/// "overridden_by_central": ["camera.field"]}` (the camera restarts with it at once unless
+/// central's settings override what changed); a field left out stays as it is, an empty
+/// string is removed (`url` cannot be). 404 when unknown, 400 with the reason when the
+/// configuration would be invalid.
 async fn edit(
     State(editor): State<Arc<CameraEditor>>,
     axum::extract::Path(id): axum::extract::Path<String>,
@@ -309,6 +372,18 @@ pub struct CameraEdit {
     pub password: Option<String>,
     /// Recording mode.
     pub mode: Option<String>,
+    /// The `[[time_profile]]` schedule mode records in (empty: removed).
+    pub schedule: Option<String>,
+    /// Seconds kept before a trigger.
+    pub pre_buffer_s: Option<f64>,
+    /// Seconds recorded after a trigger.
+    pub post_buffer_s: Option<f64>,
+    /// Motion detection.
+    pub motion: Option<bool>,
+    /// Motion sensitivity, 1–10.
+    pub motion_sensitivity: Option<u8>,
+    /// Delete recordings older than this many days.
+    pub max_age_days: Option<f64>,
 }
 
 /// `text` with the `[[camera]]` whose id is `id` changed by `fields`, checked as a whole
@@ -330,6 +405,7 @@ pub fn edit_camera(text: &str, id: &str, fields: &CameraEdit) -> Result<String, 
         ("username", &fields.username),
         ("password", &fields.password),
         ("mode", &fields.mode),
+        ("schedule", &fields.schedule),
     ] {
         match value.as_deref() {
             None => {}
@@ -338,6 +414,21 @@ pub fn edit_camera(text: &str, id: &str, fields: &CameraEdit) -> Result<String, 
             }
             Some(v) => table[key] = toml_edit::value(v),
         }
+    }
+    for (key, value) in [
+        ("pre_buffer_s", fields.pre_buffer_s),
+        ("post_buffer_s", fields.post_buffer_s),
+        ("max_age_days", fields.max_age_days),
+    ] {
+        if let Some(v) = value {
+            table[key] = toml_edit::value(v);
+        }
+    }
+    if let Some(m) = fields.motion {
+        table["motion"] = toml_edit::value(m);
+    }
+    if let Some(s) = fields.motion_sensitivity {
+        table["motion_sensitivity"] = toml_edit::value(i64::from(s));
     }
     let out = doc.to_string();
     EdgeConfig::parse(&out).map_err(|e| CameraEditError::Invalid(e.to_string()))?;
@@ -406,6 +497,19 @@ mod tests {
         assert!(matches!(edit_camera(&text, "side", &fields), Err(CameraEditError::NoSuchCamera(_))));
         let bad = CameraEdit { mode: Some("sometimes".into()), ..Default::default() };
         assert!(matches!(edit_camera(&text, "front", &bad), Err(CameraEditError::Invalid(_))));
+        let settings = CameraEdit {
+            schedule: Some(String::new()),
+            pre_buffer_s: Some(9.5),
+            motion: Some(false),
+            motion_sensitivity: Some(8),
+            max_age_days: Some(3.0),
+            ..Default::default()
+        };
+        let c = EdgeConfig::parse(&edit_camera(&text, "front", &settings).unwrap()).unwrap();
+        let c = &c.cameras[0];
+        assert_eq!((c.pre_buffer_s, c.motion, c.motion_sensitivity, c.max_age_days), (9.5, false, 8, Some(3.0)));
+        let too_sensitive = CameraEdit { motion_sensitivity: Some(11), ..Default::default() };
+        assert!(matches!(edit_camera(&text, "front", &too_sensitive), Err(CameraEditError::Invalid(_))));
         let empty = CameraEdit { url: Some(" ".into()), ..Default::default() };
         assert!(matches!(edit_camera(&text, "front", &empty), Err(CameraEditError::Invalid(_))));
     }

@@ -26,7 +26,10 @@ pub mod sync;
 /// - 2: evidence locks from central (`SyncFromCentral::Lock`, `SyncFromEdge::Locked`); the unit's
 ///   link test (`EdgeMessage::LinkTest`, answered by `CentralMessage::LinkTestReceived`); the unit's
 ///   link type (`EdgeMessage::LinkInfo`).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// - 3: camera settings from central (`SyncFromCentral::Settings`, answered by
+///   `SyncFromEdge::SettingsApplied`) and the technician's changes reported back
+///   (`SyncFromEdge::LocalChanges`, answered by `SyncFromCentral::LocalChangesAck`).
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The oldest peer protocol version this build still accepts.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;

@@ -17,6 +17,11 @@
 //! message (each message is framed, so the stream stays usable). The state machines never see
 //! it; whatever it would have answered times out and is asked again.
 //!
+//! Central also sets camera settings on a unit ([`SyncFromCentral::Settings`], protocol version
+//! 3: the latest [`SettingsPush`] revision, answered by [`SyncFromEdge::SettingsApplied`]) and
+//! hears the changes the unit's technician made ([`SyncFromEdge::LocalChanges`], acknowledged by
+//! [`SyncFromCentral::LocalChangesAck`]).
+//!
 //! Catalogs and event batches travel zstd-compressed ([`CompressedCatalog`], [`CompressedEvents`]);
 //! `sync-core` compresses them and caps the decompressed size.
 
@@ -209,6 +214,87 @@ pub enum SyncFromEdge {
         /// `None`: locked. Otherwise the unit's reason (no such camera, store failure).
         error: Option<String>,
     },
+    /// The answer to [`SyncFromCentral::Settings`] (protocol version 3): the unit applies
+    /// central's settings of this revision (durably kept, in force over its own configuration).
+    SettingsApplied {
+        /// The revision applied.
+        revision: u64,
+        /// Where the technician had changed a field that central's settings now set: central's
+        /// value is in force, the technician's is overridden.
+        conflicts: Vec<SettingsConflict>,
+    },
+    /// Changes the technician made on the unit's page (protocol version 3), sent at each
+    /// connection until central answers [`SyncFromCentral::LocalChangesAck`].
+    LocalChanges(Vec<LocalChange>),
+}
+
+/// Camera settings central sets on a unit (protocol version 3): every field is optional, and
+/// one left out keeps the unit's own value (from its configuration file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraSettings {
+    /// The camera's id, or `"*"` for every camera of the unit without an entry of its own.
+    pub camera: String,
+    /// Central's recording options of the camera (`"remote"`, `"none"`, `"on_request"` …, as
+    /// names, so an option a unit does not know is simply not acted on). Without `"remote"` the
+    /// unit does not record the camera.
+    pub recording: Option<Vec<String>>,
+    /// Recording mode: `continuous`, `schedule`, `event` or `off`.
+    pub mode: Option<String>,
+    /// The unit's `[[time_profile]]` a camera in schedule mode records in.
+    pub schedule: Option<String>,
+    /// Pre-buffer, milliseconds.
+    pub pre_buffer_ms: Option<u32>,
+    /// Post-buffer, milliseconds.
+    pub post_buffer_ms: Option<u32>,
+    /// Motion detection on or off.
+    pub motion: Option<bool>,
+    /// Motion sensitivity, 1–10.
+    pub motion_sensitivity: Option<u8>,
+    /// Delete recordings older than this many seconds.
+    pub max_age_s: Option<u64>,
+}
+
+/// Central's settings of one unit, as a whole (protocol version 3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsPush {
+    /// Central's revision of the unit's settings, rising with each change.
+    pub revision: u64,
+    /// The fleet profile they come from, if any (for the technician's page).
+    pub profile: Option<String>,
+    /// When central made this revision, microseconds since the Unix epoch.
+    pub set_at_us: i64,
+    /// The settings, a `"*"` entry first when there is one.
+    pub cameras: Vec<CameraSettings>,
+}
+
+/// A field both the technician and central changed; central's value is in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsConflict {
+    /// The camera.
+    pub camera: String,
+    /// The field, as the central API names it (`mode`, `pre_buffer_s` …).
+    pub field: String,
+    /// The technician's value (JSON text).
+    pub local: String,
+    /// Central's value, in force (JSON text).
+    pub central: String,
+}
+
+/// A change the technician made to one field of one camera on the unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalChange {
+    /// The unit's id for the change, increasing; central acknowledges up to it.
+    pub id: u64,
+    /// The camera.
+    pub camera: String,
+    /// The field, as the central API names it (`mode`, `pre_buffer_s` …).
+    pub field: String,
+    /// The new value (JSON text; `null` when removed).
+    pub value: String,
+    /// When, microseconds since the Unix epoch.
+    pub at_us: i64,
+    /// Whether central's settings set this field, so the change is not in force.
+    pub overridden: bool,
 }
 
 /// An evidence lock central asks a unit to make in its store (protocol version 2).
@@ -262,6 +348,14 @@ pub enum SyncFromCentral {
     /// Evidence-lock a range in the unit's store (protocol version 2; sent again after each
     /// reconnect until the unit answers [`SyncFromEdge::Locked`]).
     Lock(EvidenceLockRequest),
+    /// Central's camera settings of the unit (protocol version 3; the latest revision is sent
+    /// again after each reconnect until the unit answers [`SyncFromEdge::SettingsApplied`]).
+    Settings(SettingsPush),
+    /// Central durably holds the technician's changes up to and including this id.
+    LocalChangesAck {
+        /// The highest change id held.
+        up_to_id: u64,
+    },
 }
 
 #[cfg(test)]

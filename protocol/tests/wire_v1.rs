@@ -18,8 +18,9 @@ use protocol::interconnect::{
 };
 use protocol::io::{BoardMessage, Input, InputState, UnitCommand};
 use protocol::sync::{
-    CameraHoldings, CatalogSummary, Chunk, CompressedCatalog, CompressedEvents, EventBatch, EventKind,
-    EvidenceLockRequest, FetchFailure, RemoteEvent, Span, SyncFrame, SyncFromCentral, SyncFromEdge,
+    CameraHoldings, CameraSettings, CatalogSummary, Chunk, CompressedCatalog, CompressedEvents, EventBatch, EventKind,
+    EvidenceLockRequest, FetchFailure, LocalChange, RemoteEvent, SettingsConflict, SettingsPush, Span, SyncFrame,
+    SyncFromCentral, SyncFromEdge,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -267,6 +268,73 @@ fn cases_v2() -> Vec<Case> {
 #[test]
 fn version_2_additions_decode_and_encode_byte_for_byte() {
     check_frozen(FILE_V2, "CONVOY_BLESS_WIRE_V2", &cases_v2(), 7);
+}
+
+const FILE_V3: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/wire-v3.txt");
+
+/// What version 3 added (camera settings from central, the technician's changes back), frozen
+/// in `tests/wire-v3.txt` (written once by `CONVOY_BLESS_WIRE_V3=1`).
+fn cases_v3() -> Vec<Case> {
+    let all = CameraSettings {
+        camera: "*".into(),
+        recording: Some(vec!["remote".into(), "link_gap".into()]),
+        mode: Some("event".into()),
+        schedule: Some("nights".into()),
+        pre_buffer_ms: Some(5000),
+        post_buffer_ms: Some(2500),
+        motion: Some(true),
+        motion_sensitivity: Some(7),
+        max_age_s: Some(86_400),
+    };
+    let front = CameraSettings {
+        camera: "front".into(),
+        recording: Some(vec!["none".into()]),
+        mode: None,
+        schedule: None,
+        pre_buffer_ms: None,
+        post_buffer_ms: None,
+        motion: None,
+        motion_sensitivity: None,
+        max_age_s: None,
+    };
+    let push = SettingsPush {
+        revision: 7,
+        profile: Some("buses".into()),
+        set_at_us: 1_700_000_000_000_000,
+        cameras: vec![all, front],
+    };
+    let conflict = SettingsConflict {
+        camera: "front".into(),
+        field: "mode".into(),
+        local: "\"event\"".into(),
+        central: "\"off\"".into(),
+    };
+    let change = LocalChange {
+        id: 3,
+        camera: "front".into(),
+        field: "pre_buffer_s".into(),
+        value: "8".into(),
+        at_us: 1_700_000_000_500_000,
+        overridden: false,
+    };
+    vec![
+        case("central.sync.settings", CentralMessage::Sync(SyncFromCentral::Settings(push))),
+        case("central.sync.local_changes_ack", CentralMessage::Sync(SyncFromCentral::LocalChangesAck { up_to_id: 3 })),
+        case(
+            "edge.sync.settings_applied",
+            EdgeMessage::Sync(SyncFromEdge::SettingsApplied { revision: 7, conflicts: vec![conflict] }),
+        ),
+        case(
+            "edge.sync.settings_applied_clean",
+            EdgeMessage::Sync(SyncFromEdge::SettingsApplied { revision: 8, conflicts: vec![] }),
+        ),
+        case("edge.sync.local_changes", EdgeMessage::Sync(SyncFromEdge::LocalChanges(vec![change]))),
+    ]
+}
+
+#[test]
+fn version_3_additions_decode_and_encode_byte_for_byte() {
+    check_frozen(FILE_V3, "CONVOY_BLESS_WIRE_V3", &cases_v3(), 5);
 }
 
 /// Checks `cases` against the frozen `file` (written first when `bless_var` is set).

@@ -31,7 +31,7 @@ function renderUnits(units) {
   if (!units.length) return;
   const table = el("table");
   const head = el("tr");
-  for (const t of ["Unit", "Link", "Storage", "Cameras", "Live now", "Viewers", "Retrievals in progress"]) head.append(el("th", t));
+  for (const t of ["Unit", "Link", "Storage", "Cameras", "Live now", "Viewers", "Retrievals in progress", "Settings"]) head.append(el("th", t));
   table.append(head);
   for (const u of units) {
     const tr = el("tr"); tr.dataset.unit = u.id;
@@ -44,7 +44,9 @@ function renderUnits(units) {
     tr.append(named, link, storageCell(u.storage), el("td", u.cameras.length, "num"),
       el("td", u.cameras.filter(c => c.live).length, "num"),
       el("td", u.cameras.reduce((n, c) => n + c.viewers, 0), "num"),
-      el("td", pendingRetrievals.get(u.id) || 0, "num pending"));
+      el("td", pendingRetrievals.get(u.id) || 0, "num pending"),
+      el("td", u.settings_note ? u.settings_note : `settings: ${u.settings_up_to_date ? "up to date" : "pending"}`,
+        "settings " + (u.settings_up_to_date ? "up" : "pending")));
     table.append(tr);
   }
   $("units").replaceChildren(table);
@@ -458,7 +460,7 @@ function showApp() {
     e.hidden = ROLES.indexOf(me.role) < ROLES.indexOf(e.dataset.role);
   }
   if (!started) { started = true; begin(); }
-  refreshFleet(); refreshAlarms(); refreshRetrievals(); refreshAudit(); refreshUsers();
+  refreshFleet(); refreshAlarms(); refreshRetrievals(); refreshAudit(); refreshUsers(); refreshProfiles();
 }
 
 async function logIn(ev) {
@@ -542,6 +544,67 @@ function userButton(name, label, cls, method, suffix, said) {
   return b;
 }
 
+// Fleet profiles: each as editable JSON, with the units that have it; a unit's assignment.
+async function refreshProfiles() {
+  if (!me || me.role !== "administrator") return;
+  try {
+    const r = await fetch("/api/profiles", { cache: "no-store" });
+    if (!r.ok) return;
+    const { profiles } = await r.json();
+    if (!profiles.length) { $("profiles").replaceChildren(el("p", "No profile yet.", "muted")); return; }
+    const table = el("table");
+    const head = el("tr");
+    for (const t of ["Profile", "Camera settings", "Units", ""]) head.append(el("th", t));
+    table.append(head);
+    for (const p of profiles) {
+      const tr = el("tr"); tr.dataset.profile = p.name;
+      const edit = el("button", "Edit", "edit");
+      edit.onclick = () => { $("profile-name").value = p.name; $("profile-body").value = JSON.stringify({ cameras: p.cameras }, null, 1); };
+      const del = el("button", "Delete", "delete");
+      del.onclick = async () => {
+        const d = await fetch(`/api/profiles/${enc(p.name)}`, { method: "DELETE" });
+        profileSaid(d.ok ? `Deleted ${p.name}.` : await errorText(d), !d.ok);
+        refreshProfiles(); refreshAudit();
+      };
+      const actions = el("td", undefined, "actions"); actions.append(edit, del);
+      tr.append(el("td", p.name), el("td", JSON.stringify(p.cameras), "json"), el("td", p.units.join(", ")), actions);
+      table.append(tr);
+    }
+    $("profiles").replaceChildren(table);
+  } catch (_) { /* shown by the fleet refresh */ }
+}
+
+function profileSaid(text, error) {
+  $("profile-status").textContent = text; $("profile-status").className = error ? "error" : "muted";
+}
+
+function parsed(text, what) {
+  try { return JSON.parse(text); } catch (e) { profileSaid(`${what} is not JSON: ${e.message}`, true); return null; }
+}
+
+async function saveProfile(ev) {
+  ev.preventDefault();
+  const name = $("profile-name").value.trim(), body = parsed($("profile-body").value, "The camera settings");
+  if (!name || !body) return;
+  const r = await fetch(`/api/profiles/${enc(name)}`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  if (!r.ok) { profileSaid(await errorText(r), true); return; }
+  const p = await r.json();
+  profileSaid(`Saved ${p.name}; ${p.units.length} unit(s) get it when they next connect.`, false);
+  refreshProfiles(); refreshFleet(); refreshAudit();
+}
+
+async function assignProfile(ev) {
+  ev.preventDefault();
+  const unit = $("assign-unit").value.trim(), overrides = parsed($("assign-overrides").value || "{}", "The overrides");
+  if (!unit || !overrides) return;
+  const profile = $("assign-profile").value.trim() || null;
+  const r = await fetch(`/api/units/${enc(unit)}/profile`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ profile, overrides }) });
+  if (!r.ok) { profileSaid(await errorText(r), true); return; }
+  const s = await r.json();
+  profileSaid(s.note ? `${unit}: ${s.note}.` : `${unit}: revision ${s.revision}, ${s.up_to_date ? "up to date" : "pending until it connects"}.`, false);
+  refreshProfiles(); refreshFleet(); refreshAudit();
+}
+
 // Unit administration: a one-time enrollment token for a new unit, or a unit revoked.
 async function unitAction(ev, revoke) {
   ev.preventDefault();
@@ -603,7 +666,7 @@ function listen() {
 }
 
 function refreshAll() {
-  refreshFleet(); refreshAlarms(); refreshRetrievals(); refreshAudit(); refreshUsers();
+  refreshFleet(); refreshAlarms(); refreshRetrievals(); refreshAudit(); refreshUsers(); refreshProfiles();
 }
 
 // Starts the page's refreshes, once, after the first login.
@@ -622,6 +685,8 @@ $("logout").onclick = logOut;
 $("user-form").addEventListener("submit", addUser);
 $("unit-form").addEventListener("submit", ev => unitAction(ev, false));
 $("unit-revoke").onclick = ev => unitAction(ev, true);
+$("profile-form").addEventListener("submit", saveProfile);
+$("assign-form").addEventListener("submit", assignProfile);
 let searchTimer = null;
 $("audit-q").addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(refreshAudit, 250); });
 checkSession();

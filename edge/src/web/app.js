@@ -148,7 +148,8 @@ addForm.addEventListener("submit", async ev => {
       r = await res.json().catch(() => ({}));
       if (!res.ok) throw new Error(r.error || res.statusText);
     } else r = await api("/api/cameras", cameraFields());
-    $("probeout").textContent = "Camera " + r.camera + (editing ? " changed, " : " added, ") + applied(r);
+    $("probeout").textContent = "Camera " + r.camera + (editing ? " changed, " : " added, ") + applied(r) +
+      (r.overridden_by_central && r.overridden_by_central.length ? "; overridden by central: " + r.overridden_by_central.join(", ") : "");
     $("restart").hidden = !r.restart_required;
     endEdit();
     refresh();
@@ -191,7 +192,13 @@ async function refreshLogs() {
   } catch (e) { $("logs").textContent = e.message; }
 }
 async function refreshRecordings() {
-  api("/api/cameras").then(c => { $("restart").hidden = !c.restart_required; }, () => {});
+  api("/api/cameras").then(c => {
+    $("restart").hidden = !c.restart_required;
+    for (const cam of c.cameras) centralSet.set(cam.id, cam.central);
+    const notices = (c.notices || []).slice(-5).reverse();
+    $("central-notices").replaceChildren(...notices.map(n => el("li", n.text)));
+    $("central-notices").hidden = !notices.length;
+  }, () => {});
   try {
     const t = await api("/api/recordings"), now = Date.now();
     let from = now;
@@ -214,6 +221,8 @@ async function refreshRecordings() {
   } catch (e) { $("timeline").textContent = e.message; }
 }
 
+// What central's settings set of each camera (from /api/cameras), shown on its card.
+const centralSet = new Map(); // id → { profile, fields, label, recording_off } or null
 // Camera cards stay in place between refreshes, so a live view keeps playing.
 const cards = new Map(); // id → { d, head, fmt, rec, reason, view, note, live, liveBtn, snapBtn }
 function cameraCard(c) {
@@ -222,6 +231,7 @@ function cameraCard(c) {
     const d = el("div", null, "cam");
     d.dataset.camera = c.id;
     k = { d, head: el("div"), fmt: el("div", null, "muted"), rec: el("div", null, "muted"), reason: el("div", null, "reason"),
+      central: el("div", null, "central muted"),
       view: el("div", null, "view"), note: el("div", null, "note muted"), live: null };
     k.view.hidden = true;
     const buttons = el("div", null, "row");
@@ -235,7 +245,7 @@ function cameraCard(c) {
     const rm = el("button", "Remove", "small remove");
     rm.addEventListener("click", () => removeCamera(c.id));
     buttons.append(k.liveBtn, k.snapBtn, edit, rm);
-    d.append(k.head, k.fmt, k.rec, k.reason, k.view, buttons);
+    d.append(k.head, k.fmt, k.rec, k.reason, k.central, k.view, buttons);
     cards.set(c.id, k);
   }
   k.d.dataset.state = c.state;
@@ -245,7 +255,10 @@ function cameraCard(c) {
     (c.audio ? ", audio " + c.audio.codec + " " + c.audio.sample_rate / 1000 + " kHz" : "") : "no stream yet";
   k.rec.textContent = c.mode + (c.recording ? ", recording" : ", not recording") + " · " +
     bytes(c.bytes_recorded) + " recorded" + (c.frames_lost ? " · " + c.frames_lost + " frames lost" : "");
-  k.reason.textContent = c.reason && c.state !== "streaming" ? c.reason : c.audio_reason || "";
+  const set = centralSet.get(c.id);
+  k.central.textContent = set ? set.label + ": " + set.fields.join(", ") : "";
+  k.central.hidden = !set;
+  k.reason.textContent = c.recording_reason || (c.reason && c.state !== "streaming" ? c.reason : c.audio_reason || "");
   k.reason.hidden = !k.reason.textContent;
   return k.d;
 }

@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Range;
 
 use protocol::sync::{
-    CatalogSummary, Chunk, EvidenceLockRequest, FetchFailure, RemoteEvent, SyncFrame, SyncFromCentral, SyncFromEdge,
+    CatalogSummary, Chunk, EvidenceLockRequest, FetchFailure, LocalChange, RemoteEvent, SettingsConflict, SettingsPush,
+    SyncFrame, SyncFromCentral, SyncFromEdge,
 };
 use serde::{Deserialize, Serialize};
 
@@ -135,6 +136,20 @@ pub enum CentralAction {
         /// The unit's reason when it could not lock.
         error: Option<String>,
     },
+    /// The unit applied the settings revision handed to [`CentralSync::settings`] (once per
+    /// revision; an answer to an older revision than the latest is not reported).
+    SettingsApplied {
+        /// The revision.
+        revision: u64,
+        /// Fields the technician had changed that central's settings override.
+        conflicts: Vec<SettingsConflict>,
+    },
+    /// The technician's changes on the unit: store them (idempotently by `(unit, id)`: they may
+    /// come again after a reconnect), then call [`CentralSync::local_changes_stored`].
+    LocalChanges {
+        /// The changes, in increasing id.
+        changes: Vec<LocalChange>,
+    },
 }
 
 /// Counters for the status page and tests.
@@ -220,6 +235,8 @@ pub struct CentralSync {
     locks: BTreeMap<u64, EvidenceLockRequest>,
     /// The connected unit's protocol version (from its hello).
     peer_version: u16,
+    /// Central's latest settings of the unit, until the unit answers that revision.
+    settings: Option<SettingsPush>,
 }
 
 const DURABLE_FORMAT: u16 = 1;
@@ -253,6 +270,7 @@ impl CentralSync {
             stats: CentralStats::default(),
             locks: BTreeMap::new(),
             peer_version: protocol::PROTOCOL_VERSION,
+            settings: None,
         }
     }
 
@@ -293,6 +311,44 @@ impl CentralSync {
         self.catalog_fresh = false;
         if self.peer_knows_locks() {
             self.transmit.extend(self.locks.values().cloned().map(SyncFromCentral::Lock));
+        }
+        if self.peer_knows_settings()
+            && let Some(push) = &self.settings
+        {
+            self.transmit.push_back(SyncFromCentral::Settings(push.clone()));
+        }
+    }
+
+    /// Whether the connected unit's protocol knows settings (version 3). An older unit is not
+    /// sent them; they wait for it to update.
+    pub fn peer_knows_settings(&self) -> bool {
+        self.peer_version >= 3
+    }
+
+    /// Central's settings of the unit: sent now if it is connected, otherwise at the next
+    /// connection, until it answers this revision ([`CentralAction::SettingsApplied`]). Only
+    /// the latest revision matters: a newer one replaces one not yet answered, an older or
+    /// equal one is ignored. The glue keeps the unanswered revision durably and hands it here
+    /// again after a restart.
+    pub fn settings(&mut self, push: SettingsPush) {
+        if self.settings.as_ref().is_some_and(|s| s.revision >= push.revision) {
+            return;
+        }
+        if self.connected && self.peer_knows_settings() {
+            self.transmit.push_back(SyncFromCentral::Settings(push.clone()));
+        }
+        self.settings = Some(push);
+    }
+
+    /// The settings revision sent to (or waiting for) the unit and not yet answered.
+    pub fn pending_settings(&self) -> Option<&SettingsPush> {
+        self.settings.as_ref()
+    }
+
+    /// The glue durably stored the unit's changes up to `up_to_id`: acknowledged to the unit.
+    pub fn local_changes_stored(&mut self, up_to_id: u64) {
+        if self.connected {
+            self.transmit.push_back(SyncFromCentral::LocalChangesAck { up_to_id });
         }
     }
 
@@ -426,6 +482,25 @@ impl CentralSync {
                 // An answer to a lock sent twice (before and after a reconnect) comes twice.
                 if self.locks.remove(&lock_id).is_some() {
                     self.actions.push_back(CentralAction::Locked { lock_id, error });
+                }
+                Ok(())
+            }
+            SyncFromEdge::SettingsApplied { revision, conflicts } => {
+                // Answered once: the latest revision only (an answer to an older one, or a
+                // second answer, changes nothing).
+                if self.settings.as_ref().is_some_and(|s| s.revision == revision) {
+                    self.settings = None;
+                    self.actions.push_back(CentralAction::SettingsApplied { revision, conflicts });
+                }
+                Ok(())
+            }
+            SyncFromEdge::LocalChanges(changes) => {
+                if changes.windows(2).any(|w| w[0].id >= w[1].id) {
+                    self.stats.violations += 1;
+                    return Err(SyncError::Violation("local changes out of order".into()));
+                }
+                if !changes.is_empty() {
+                    self.actions.push_back(CentralAction::LocalChanges { changes });
                 }
                 Ok(())
             }

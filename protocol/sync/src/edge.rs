@@ -9,8 +9,8 @@ use std::collections::{HashMap, VecDeque};
 
 use protocol::framing::MAX_MESSAGE_LEN;
 use protocol::sync::{
-    CatalogSummary, Chunk, EventBatch, EvidenceLockRequest, FetchFailure, RemoteEvent, SyncFrame, SyncFromCentral,
-    SyncFromEdge,
+    CatalogSummary, Chunk, EventBatch, EvidenceLockRequest, FetchFailure, LocalChange, RemoteEvent, SettingsConflict,
+    SettingsPush, SyncFrame, SyncFromCentral, SyncFromEdge,
 };
 
 use crate::SyncError;
@@ -74,6 +74,18 @@ pub enum EdgeAction {
     /// [`EdgeSync::lock_done`]. Central sends a lock again after a reconnect until it has the
     /// answer, so the same `lock_id` may come more than once.
     Lock(EvidenceLockRequest),
+    /// Keep central's settings durably and apply them, then answer with
+    /// [`EdgeSync::settings_applied`] (or [`EdgeSync::settings_failed`]). Emitted once per
+    /// revision newer than the last one applied (see [`EdgeSync::restore_settings`]), one at a
+    /// time and in order (a newer revision waits for the answer; one overtaken is skipped); a
+    /// revision sent again is answered from memory.
+    ApplySettings(SettingsPush),
+    /// Central durably holds the technician's changes up to `up_to_id`: remove them from the
+    /// durable queue.
+    LocalChangesAcked {
+        /// The highest acknowledged change id.
+        up_to_id: u64,
+    },
 }
 
 /// Counters for the status page and tests.
@@ -126,6 +138,18 @@ pub struct EdgeSync {
     events_acked_up_to: Option<u64>,
     acked: HashMap<String, u64>,
     stats: EdgeStats,
+    /// The last settings revision applied and the conflicts it reported.
+    settings_applied: Option<(u64, Vec<SettingsConflict>)>,
+    /// A revision handed to the glue and not yet applied.
+    settings_applying: Option<u64>,
+    /// A newer revision that came meanwhile: handed to the glue once the one being applied is
+    /// done, so revisions are applied one at a time, in order.
+    settings_next: Option<SettingsPush>,
+    /// The technician's changes central has not acknowledged, in increasing id.
+    local_changes: VecDeque<LocalChange>,
+    /// The last id of the batch of changes sent on this connection and not yet acknowledged:
+    /// one batch at a time, like events, so batches cannot overtake each other.
+    local_outstanding: Option<u64>,
 }
 
 impl EdgeSync {
@@ -151,7 +175,70 @@ impl EdgeSync {
             events_acked_up_to: None,
             acked: HashMap::new(),
             stats: EdgeStats::default(),
+            settings_applied: None,
+            settings_applying: None,
+            settings_next: None,
+            local_changes: VecDeque::new(),
+            local_outstanding: None,
         }
+    }
+
+    /// After a restart: the settings revision the glue applied last (kept durably) and the
+    /// conflicts it reported, so a resend of it is answered without applying it again.
+    pub fn restore_settings(&mut self, revision: u64, conflicts: Vec<SettingsConflict>) {
+        self.settings_applied = Some((revision, conflicts));
+    }
+
+    /// The technician changed a field (the glue has stored the change durably); sent to
+    /// central now if connected, else at the next connection, until acknowledged. Ids must
+    /// increase; an id not above the last one is ignored.
+    pub fn local_change(&mut self, change: LocalChange) {
+        if self.local_changes.back().is_some_and(|c| c.id >= change.id) {
+            return;
+        }
+        self.local_changes.push_back(change);
+    }
+
+    /// The glue's answer to [`EdgeAction::ApplySettings`]: the revision is durable and in force.
+    pub fn settings_applied(&mut self, revision: u64, conflicts: Vec<SettingsConflict>) {
+        if self.settings_applying == Some(revision) {
+            self.settings_applying = None;
+        }
+        if self.settings_applied.as_ref().is_none_or(|(r, _)| *r <= revision) {
+            self.settings_applied = Some((revision, conflicts.clone()));
+            if self.connected {
+                self.transmit.push_back(SyncFromEdge::SettingsApplied { revision, conflicts });
+            }
+        }
+        self.apply_next_settings();
+    }
+
+    /// Hands the newer revision that waited to the glue, if nothing is being applied.
+    fn apply_next_settings(&mut self) {
+        if self.settings_applying.is_some() {
+            return;
+        }
+        let applied = self.settings_applied.as_ref().map(|(r, _)| *r);
+        if let Some(next) = self.settings_next.take()
+            && applied.is_none_or(|a| next.revision > a)
+        {
+            self.settings_applying = Some(next.revision);
+            self.actions.push_back(EdgeAction::ApplySettings(next));
+        }
+    }
+
+    /// The glue could not keep or apply settings `revision`: a later resend of it (at the next
+    /// connection) is applied again.
+    pub fn settings_failed(&mut self, revision: u64) {
+        if self.settings_applying == Some(revision) {
+            self.settings_applying = None;
+        }
+        self.apply_next_settings();
+    }
+
+    /// The technician's changes not yet acknowledged by central, oldest first.
+    pub fn unacked_local_changes(&self) -> impl Iterator<Item = &LocalChange> {
+        self.local_changes.iter()
     }
 
     /// The connection to central is up (the hello was accepted): the catalog and unacknowledged
@@ -162,6 +249,7 @@ impl EdgeSync {
         self.catalog_sent_at = None;
         self.events_outstanding = None;
         self.events_sent_up_to = None;
+        self.local_outstanding = None;
     }
 
     /// The connection is gone: pending reads are dropped (central forgets its fetches too) and
@@ -172,6 +260,7 @@ impl EdgeSync {
         self.transmit.clear();
         self.events_outstanding = None;
         self.events_sent_up_to = None;
+        self.local_outstanding = None;
     }
 
     /// The store's holdings changed (or a periodic refresh: call it at least every minute so
@@ -220,6 +309,41 @@ impl EdgeSync {
                 if self.connected {
                     self.actions.push_back(EdgeAction::Lock(request));
                 }
+            }
+            SyncFromCentral::Settings(push) => {
+                if !self.connected {
+                    return;
+                }
+                match &self.settings_applied {
+                    Some((r, conflicts)) if *r >= push.revision => {
+                        // Sent again (the answer was lost): answer again, apply nothing.
+                        let conflicts = if *r == push.revision { conflicts.clone() } else { Vec::new() };
+                        self.transmit.push_back(SyncFromEdge::SettingsApplied { revision: push.revision, conflicts });
+                    }
+                    _ if self.settings_applying.is_some_and(|r| r >= push.revision) => {}
+                    _ if self.settings_applying.is_some() => {
+                        // One at a time: the newest waits for the one being applied.
+                        if self.settings_next.as_ref().is_none_or(|n| n.revision < push.revision) {
+                            self.settings_next = Some(push);
+                        }
+                    }
+                    _ => {
+                        self.settings_applying = Some(push.revision);
+                        self.actions.push_back(EdgeAction::ApplySettings(push));
+                    }
+                }
+            }
+            SyncFromCentral::LocalChangesAck { up_to_id } => {
+                if self.local_outstanding.is_some_and(|o| o <= up_to_id) {
+                    self.local_outstanding = None;
+                }
+                if self.local_changes.front().is_none_or(|c| c.id > up_to_id) {
+                    return;
+                }
+                while self.local_changes.front().is_some_and(|c| c.id <= up_to_id) {
+                    self.local_changes.pop_front();
+                }
+                self.actions.push_back(EdgeAction::LocalChangesAcked { up_to_id });
             }
             SyncFromCentral::EventsAck { up_to_id } => {
                 if self.events_outstanding.is_some_and(|o| o <= up_to_id) {
@@ -331,6 +455,14 @@ impl EdgeSync {
             if let Ok(compressed) = compress_events(&EventBatch { events: unsent }) {
                 self.stats.event_batches += 1;
                 return Some(SyncFromEdge::Events(compressed));
+            }
+        }
+        if self.local_outstanding.is_none() {
+            let local: Vec<LocalChange> =
+                self.local_changes.iter().take(self.config.max_events_per_batch.max(1)).cloned().collect();
+            if let Some(last) = local.last() {
+                self.local_outstanding = Some(last.id);
+                return Some(SyncFromEdge::LocalChanges(local));
             }
         }
         self.transmit.pop_front()

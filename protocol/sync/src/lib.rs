@@ -25,7 +25,20 @@
 //!            ◀──────────────── EventsAck{up_to_id}
 //!  Lock → store → lock_done  ◀──── Lock{lock_id, cam, range, expires}  (again at each connect)
 //!            ── Locked{lock_id, error} ─────────▶  CentralAction::Locked (once per lock)
+//!  ApplySettings → keep, apply ◀── Settings{revision, cameras}  (latest; again at each connect)
+//!            ── SettingsApplied{revision, conflicts} ▶  CentralAction::SettingsApplied (once)
+//!  local_change() ── LocalChanges[..] ─────────▶  CentralAction::LocalChanges → local_changes_stored()
+//!  LocalChangesAcked ◀──────── LocalChangesAck{up_to_id}   (unacked changes resent at connect)
 //! ```
+//!
+//! Settings (protocol version 3) follow the evidence locks' model: central's glue keeps the
+//! latest unanswered revision durably and hands it to [`CentralSync::settings`], which sends it
+//! only to a unit whose hello says version 3 or later, at once and after every reconnect, until
+//! the unit answers that revision. The edge applies each revision once, one at a time and in
+//! order (a newer revision waits for the one being applied; one overtaken meanwhile is skipped):
+//! a revision it has applied (restored with [`EdgeSync::restore_settings`] after a restart) or is
+//! applying is answered from memory. The technician's changes go one batch at a time, like
+//! events, so batches cannot overtake each other.
 //!
 //! # Why pull-based
 //!

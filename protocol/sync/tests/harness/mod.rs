@@ -10,7 +10,10 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::ops::Range;
 
 use protocol::framing;
-use protocol::sync::{EventKind, EvidenceLockRequest, RemoteEvent, SyncFromCentral, SyncFromEdge};
+use protocol::sync::{
+    CameraSettings, EventKind, EvidenceLockRequest, LocalChange, RemoteEvent, SettingsPush, SyncFromCentral,
+    SyncFromEdge,
+};
 use sync_core::{
     CentralAction, CentralConfig, CentralDurable, CentralSync, EdgeAction, EdgeConfig, EdgeSync, Failure, LinkPolicy,
     Priority, Retrieval, RetrievalId, RetrievalState, RetrievalStatus,
@@ -150,6 +153,39 @@ enum Ev {
         inc: u64,
         id: u64,
     },
+    /// Central's settings of the unit change (a new revision).
+    Settings,
+    /// The edge kept settings `revision` durably (edge incarnation `inc`).
+    SettingsDone {
+        inc: u64,
+        revision: u64,
+    },
+    /// The technician changes a field on the unit.
+    LocalChange,
+    /// Central stored the unit's changes (central incarnation `inc`).
+    LocalStored {
+        inc: u64,
+        changes: Vec<LocalChange>,
+    },
+}
+
+/// How many settings revisions and technician changes each run makes.
+const SETTINGS_PER_RUN: u64 = 4;
+const LOCAL_CHANGES_PER_RUN: u64 = 5;
+
+fn settings_push(revision: u64) -> SettingsPush {
+    let camera = CameraSettings {
+        camera: "*".into(),
+        recording: Some(vec!["remote".into()]),
+        mode: Some(if revision.is_multiple_of(2) { "event" } else { "continuous" }.into()),
+        schedule: None,
+        pre_buffer_ms: Some(revision as u32 * 1000),
+        post_buffer_ms: None,
+        motion: None,
+        motion_sensitivity: None,
+        max_age_s: None,
+    };
+    SettingsPush { revision, profile: Some("fleet".into()), set_at_us: revision as i64, cameras: vec![camera] }
 }
 
 /// How many evidence locks each run asks for.
@@ -221,6 +257,16 @@ pub struct Sim {
     locks_made: u64,
     /// Locks the edge's store holds.
     edge_locks: HashSet<u64>,
+    /// Central's latest settings revision and, durably, the one not yet answered.
+    settings_made: u64,
+    settings_pending: Option<SettingsPush>,
+    /// The revision the edge keeps durably, and how often each revision was kept.
+    edge_settings: Option<u64>,
+    settings_applies: HashMap<u64, u32>,
+    /// The technician's changes: made, the edge's durable queue, and what central stored.
+    local_made: u64,
+    edge_local: Vec<LocalChange>,
+    central_local: BTreeMap<u64, LocalChange>,
 }
 
 /// Encodes a message body as the glue would (`framing::encode` is the same bytes behind a length
@@ -272,6 +318,13 @@ impl Sim {
             locks_pending: BTreeMap::new(),
             locks_made: 0,
             edge_locks: HashSet::new(),
+            settings_made: 0,
+            settings_pending: None,
+            edge_settings: None,
+            settings_applies: HashMap::new(),
+            local_made: 0,
+            edge_local: Vec::new(),
+            central_local: BTreeMap::new(),
             p,
         };
         sim.schedule_script();
@@ -337,6 +390,14 @@ impl Sim {
             let t = self.rng.below(f);
             self.at(t, Ev::Lock(id));
         }
+        for _ in 0..SETTINGS_PER_RUN {
+            let t = self.rng.below(f);
+            self.at(t, Ev::Settings);
+        }
+        for _ in 0..LOCAL_CHANGES_PER_RUN {
+            let t = self.rng.below(f);
+            self.at(t, Ev::LocalChange);
+        }
         if self.p.camera_downtime {
             for i in 0..self.p.cameras {
                 let t = self.rng.below(self.p.record_until);
@@ -372,6 +433,10 @@ impl Sim {
             && self.events_made == self.p.events as u64
             && self.locks_made == LOCKS_PER_RUN
             && self.locks_pending.is_empty()
+            && self.settings_made == SETTINGS_PER_RUN
+            && self.settings_pending.is_none()
+            && self.local_made == LOCAL_CHANGES_PER_RUN
+            && self.edge_local.is_empty()
             && self.requests.len() == self.p.requests
             && self.requests.iter().all(|(id, _)| self.central.retrieval(*id).is_some_and(|s| s.state.is_finished()))
     }
@@ -501,6 +566,12 @@ impl Sim {
                 self.out.restarts += 1;
                 self.edge_inc += 1;
                 self.edge = EdgeSync::new(edge_config(), self.edge_events.clone());
+                if let Some(revision) = self.edge_settings {
+                    self.edge.restore_settings(revision, Vec::new());
+                }
+                for c in self.edge_local.clone() {
+                    self.edge.local_change(c);
+                }
                 self.edge.catalog_changed(self.store.catalog(now as i64));
                 let d = self.rng.between(S / 10, 3 * S);
                 self.at(now + d, Ev::Reconnect);
@@ -521,6 +592,9 @@ impl Sim {
                 };
                 for lock in self.locks_pending.values() {
                     self.central.lock(lock.clone());
+                }
+                if let Some(push) = &self.settings_pending {
+                    self.central.settings(push.clone());
                 }
                 self.central.set_link(self.policy, now);
                 self.central_wake = None;
@@ -544,6 +618,55 @@ impl Sim {
                 if inc == self.edge_inc {
                     self.edge_locks.insert(id);
                     self.edge.lock_done(id, None);
+                }
+            }
+            Ev::Settings => {
+                self.settings_made += 1;
+                let push = settings_push(self.settings_made);
+                self.settings_pending = Some(push.clone());
+                self.central.settings(push);
+            }
+            Ev::SettingsDone { inc, revision } => {
+                if inc == self.edge_inc {
+                    assert!(
+                        self.edge_settings.is_none_or(|r| r < revision),
+                        "seed {}: settings {revision} applied after {:?}",
+                        self.p.seed,
+                        self.edge_settings
+                    );
+                    self.edge_settings = Some(revision);
+                    *self.settings_applies.entry(revision).or_default() += 1;
+                    self.edge.settings_applied(revision, Vec::new());
+                }
+            }
+            Ev::LocalChange => {
+                self.local_made += 1;
+                let change = LocalChange {
+                    id: self.local_made,
+                    camera: "cam0".into(),
+                    field: "mode".into(),
+                    value: format!("\"{}\"", self.local_made),
+                    at_us: now as i64,
+                    overridden: false,
+                };
+                self.edge_local.push(change.clone());
+                self.edge.local_change(change);
+            }
+            Ev::LocalStored { inc, changes } => {
+                if inc != self.central_inc {
+                    return;
+                }
+                self.pending_stores -= 1;
+                let last = changes.last().map(|c| c.id);
+                for c in changes {
+                    if let Some(old) = self.central_local.insert(c.id, c.clone()) {
+                        assert_eq!(old, c, "seed {}: change {} differs when sent again", self.p.seed, c.id);
+                    }
+                }
+                if let Some(last) = last
+                    && (1..=last).all(|id| self.central_local.contains_key(&id))
+                {
+                    self.central.local_changes_stored(last);
                 }
             }
             Ev::Event => {
@@ -606,6 +729,20 @@ impl Sim {
                         let inc = self.edge_inc;
                         self.at(t, Ev::LockDone { inc, id: request.lock_id });
                     }
+                    EdgeAction::ApplySettings(push) => {
+                        assert_eq!(push, settings_push(push.revision), "seed {}: settings altered", self.p.seed);
+                        let t = self.now + self.rng.below(20_000);
+                        let inc = self.edge_inc;
+                        self.at(t, Ev::SettingsDone { inc, revision: push.revision });
+                    }
+                    EdgeAction::LocalChangesAcked { up_to_id } => {
+                        assert!(
+                            (1..=up_to_id).all(|id| self.central_local.contains_key(&id)),
+                            "seed {}: changes up to {up_to_id} acknowledged before central stored them",
+                            self.p.seed
+                        );
+                        self.edge_local.retain(|c| c.id > up_to_id);
+                    }
                 }
             }
             while let Some(msg) = self.central.poll_transmit(self.now) {
@@ -656,6 +793,26 @@ impl Sim {
                             "seed {}: lock {lock_id} answered twice",
                             self.p.seed
                         );
+                    }
+                    CentralAction::SettingsApplied { revision, .. } => {
+                        assert!(
+                            self.edge_settings.is_some_and(|r| r >= revision),
+                            "seed {}: settings {revision} answered before the edge kept them",
+                            self.p.seed
+                        );
+                        let pending = self.settings_pending.take();
+                        assert_eq!(
+                            pending.map(|p| p.revision),
+                            Some(revision),
+                            "seed {}: settings {revision} answered twice or out of turn",
+                            self.p.seed
+                        );
+                    }
+                    CentralAction::LocalChanges { changes } => {
+                        self.pending_stores += 1;
+                        let t = self.now + self.rng.below(30_000);
+                        let inc = self.central_inc;
+                        self.at(t, Ev::LocalStored { inc, changes });
                     }
                     CentralAction::Persist => {
                         self.durable = Some(postcard::to_allocvec(&self.central.durable()).expect("encodes"));
@@ -713,7 +870,17 @@ impl Sim {
 
     fn final_checks(&mut self) {
         let seed = self.p.seed;
-        assert!(self.finished(), "seed {seed}: not finished by the deadline: {:?}", self.unfinished());
+        assert!(
+            self.finished(),
+            "seed {seed}: not finished by the deadline: {:?}; stores {} events {} locks {:?} settings {:?}/{:?} local {:?}",
+            self.unfinished(),
+            self.pending_stores,
+            self.edge_events.len(),
+            self.locks_pending.keys().collect::<Vec<_>>(),
+            self.settings_pending.as_ref().map(|p| p.revision),
+            self.edge_settings,
+            self.edge_local.iter().map(|c| c.id).collect::<Vec<_>>()
+        );
         let margin = (self.p.config.resolve_margin_us + 2 * S) as i64;
         for (id, r) in &self.requests {
             let status = self.central.retrieval(*id).expect("known");
@@ -756,6 +923,9 @@ impl Sim {
         }
         assert!(self.edge_events.is_empty(), "seed {seed}: events left unacked");
         assert_eq!(self.edge_locks.len() as u64, LOCKS_PER_RUN, "seed {seed}: locks missing on the edge");
+        assert_eq!(self.edge_settings, Some(SETTINGS_PER_RUN), "seed {seed}: the edge lacks the latest settings");
+        assert!(self.settings_applies.values().all(|n| *n == 1), "seed {seed}: a revision applied twice");
+        assert_eq!(self.central_local.len() as u64, LOCAL_CHANGES_PER_RUN, "seed {seed}: changes missing at central");
     }
 
     fn unfinished(&self) -> Vec<(RetrievalId, Retrieval, Option<RetrievalStatus>)> {
