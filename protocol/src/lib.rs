@@ -28,7 +28,9 @@ pub mod sync;
 ///   link type (`EdgeMessage::LinkInfo`).
 /// - 3: camera settings from central (`SyncFromCentral::Settings`, answered by
 ///   `SyncFromEdge::SettingsApplied`) and the technician's changes reported back
-///   (`SyncFromEdge::LocalChanges`, answered by `SyncFromCentral::LocalChangesAck`).
+///   (`SyncFromEdge::LocalChanges`, answered by `SyncFromCentral::LocalChangesAck`); the link
+///   test's download half (`EdgeMessage::LinkTestDownload`, answered by
+///   `CentralMessage::LinkTestData`).
 pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The oldest peer protocol version this build still accepts.

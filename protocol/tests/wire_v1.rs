@@ -329,12 +329,15 @@ fn cases_v3() -> Vec<Case> {
             EdgeMessage::Sync(SyncFromEdge::SettingsApplied { revision: 8, conflicts: vec![] }),
         ),
         case("edge.sync.local_changes", EdgeMessage::Sync(SyncFromEdge::LocalChanges(vec![change]))),
+        // The link test's download half, at the ends of their enums.
+        case("edge.link_test_download", EdgeMessage::LinkTestDownload { bytes: 131_072 }),
+        case("central.link_test_data", CentralMessage::LinkTestData(LinkTest { payload: vec![0; 3] })),
     ]
 }
 
 #[test]
 fn version_3_additions_decode_and_encode_byte_for_byte() {
-    check_frozen(FILE_V3, "CONVOY_BLESS_WIRE_V3", &cases_v3(), 5);
+    check_frozen(FILE_V3, "CONVOY_BLESS_WIRE_V3", &cases_v3(), 7);
 }
 
 /// Checks `cases` against the frozen `file` (written first when `bless_var` is set).
