@@ -307,8 +307,7 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         let site = Arc::new(config.clone());
         let options = central::recording_options::RecordingOptions::open(site.clone(), &at)
             .context("cannot open the recording options")?;
-        let profiles =
-            central::profiles::Profiles::open(&dir.join("profiles.db")).context("cannot open the fleet profiles")?;
+        let profiles = central::profiles::Profiles::open(&at).context("cannot open the fleet profiles")?;
         let options = options.with_profiles(Arc::new(profiles));
         let audit = central::audit::AuditLog::open(&at).context("cannot open the audit log")?;
         let hub = Arc::new(central::sync_hub::SyncHub::new(retrieved, site, Arc::new(options)).with_audit(audit));

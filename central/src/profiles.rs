@@ -1,8 +1,9 @@
 //! Fleet profiles: named sets of camera settings and recording options assigned to many units
 //! at once, with per-unit overrides, and each unit's settings revisions (what central last
 //! made, what the unit last applied, the conflicts and the technician's changes it reported).
-//! Kept in `<store>/profiles.db`; every SQL statement of it is in this file, plain enough for
-//! SQLite and PostgreSQL alike (`ON CONFLICT`, no SQLite-only syntax outside the schema).
+//! Kept in the catalog ([`crate::catalog`]: `profiles.db` in the store directory when SQLite,
+//! shared by every node when PostgreSQL; profiles and assignments made through another node
+//! apply here at most [`RELOAD`] later); every SQL statement of it is in this file.
 //!
 //! A unit's effective settings of a camera are layered field by field: the profile's `"*"`
 //! entry, the profile's entry for the camera, the unit's `"*"` override, the unit's override for
@@ -11,21 +12,21 @@
 //! per camera through the API still win over a profile).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-use std::sync::{Mutex, RwLock};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 use protocol::sync::{CameraSettings, LocalChange, SettingsConflict, SettingsPush};
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::{Backend, CatalogDb, CatalogError, CatalogLocation, Migration, Row, Schema};
 use crate::config::RecordingOption;
 
 /// Why profiles could not be read, stored or accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
-    /// The profiles database failed.
-    #[error("profiles database: {0}")]
-    Db(#[from] rusqlite::Error),
+    /// The profiles' part of the catalog failed.
+    #[error("fleet profiles: {0}")]
+    Db(CatalogError),
     /// A stored row is not what this central writes (written by a newer central?).
     #[error("stored {what} is unreadable: {message}")]
     Corrupt {
@@ -45,6 +46,13 @@ pub enum ProfileError {
         /// The units it is assigned to.
         units: Vec<String>,
     },
+}
+
+// Not `#[from]`: the message already holds the catalog's, so it is no `source` to print twice.
+impl From<CatalogError> for ProfileError {
+    fn from(e: CatalogError) -> Self {
+        ProfileError::Db(e)
+    }
 }
 
 /// One camera's settings as central's API takes them: every field optional (left out: the
@@ -216,52 +224,112 @@ pub struct ReportedChange {
 
 /// The fleet profiles and per-unit settings state (see the module documentation).
 pub struct Profiles {
-    db: Mutex<Connection>,
-    profiles: RwLock<BTreeMap<String, ProfileBody>>,
-    assignments: RwLock<HashMap<String, Assignment>>,
+    db: CatalogDb,
+    cache: RwLock<Cache>,
 }
+
+/// The profiles and assignments as last read, and when.
+struct Cache {
+    profiles: BTreeMap<String, ProfileBody>,
+    assignments: HashMap<String, Assignment>,
+    read: Instant,
+}
+
+/// How stale profiles and assignments made through another node may be (shared PostgreSQL
+/// catalog only).
+pub const RELOAD: Duration = Duration::from_secs(2);
+
+/// The profiles' part of the catalog. Version 1 is the schema profiles.db always had.
+pub const SCHEMA: Schema = Schema {
+    part: "profiles",
+    sqlite_file: "profiles.db",
+    migrations: &[Migration {
+        sqlite: "
+CREATE TABLE IF NOT EXISTS profiles (name TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS unit_profiles (unit TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS unit_settings (
+    unit TEXT PRIMARY KEY, revision INTEGER NOT NULL, set_at_us INTEGER NOT NULL,
+    content TEXT NOT NULL, applied_revision INTEGER, applied_at_us INTEGER,
+    conflicts TEXT NOT NULL DEFAULT '[]', unit_protocol INTEGER);
+CREATE TABLE IF NOT EXISTS local_changes (
+    unit TEXT NOT NULL, id INTEGER NOT NULL, body TEXT NOT NULL, received_us INTEGER NOT NULL,
+    PRIMARY KEY (unit, id));
+",
+        postgres: "
+CREATE TABLE profiles (name TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE unit_profiles (unit TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE unit_settings (
+    unit TEXT PRIMARY KEY, revision BIGINT NOT NULL, set_at_us BIGINT NOT NULL,
+    content TEXT NOT NULL, applied_revision BIGINT, applied_at_us BIGINT,
+    conflicts TEXT NOT NULL DEFAULT '[]', unit_protocol BIGINT);
+CREATE TABLE local_changes (
+    unit TEXT NOT NULL, id BIGINT NOT NULL, body TEXT NOT NULL, received_us BIGINT NOT NULL,
+    PRIMARY KEY (unit, id));
+",
+    }],
+};
 
 fn corrupt(what: String) -> impl FnOnce(serde_json::Error) -> ProfileError {
     move |e| ProfileError::Corrupt { what, message: e.to_string() }
 }
 
+/// Every profile and every unit's assignment, as stored.
+fn load(db: &CatalogDb) -> Result<Cache, ProfileError> {
+    let (profile_rows, assignment_rows) = db.transaction(|tx| {
+        let p = tx.query("SELECT name, body FROM profiles", &[])?;
+        let a = tx.query("SELECT unit, body FROM unit_profiles", &[])?;
+        Ok::<_, CatalogError>((p, a))
+    })?;
+    let mut profiles = BTreeMap::new();
+    for row in profile_rows {
+        let (name, text): (String, String) = (row.get(0)?, row.get(1)?);
+        let body = serde_json::from_str(&text).map_err(corrupt(format!("profile {name:?}")))?;
+        profiles.insert(name, body);
+    }
+    let mut assignments = HashMap::new();
+    for row in assignment_rows {
+        let (unit, text): (String, String) = (row.get(0)?, row.get(1)?);
+        let body = serde_json::from_str(&text).map_err(corrupt(format!("profile assignment of {unit:?}")))?;
+        assignments.insert(unit, body);
+    }
+    Ok(Cache { profiles, assignments, read: Instant::now() })
+}
+
 impl Profiles {
-    /// Opens (or creates) the profiles database at `path`.
-    pub fn open(path: &Path) -> Result<Profiles, ProfileError> {
-        let db = Connection::open(path)?;
-        db.busy_timeout(std::time::Duration::from_secs(5))?;
-        db.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             CREATE TABLE IF NOT EXISTS profiles (name TEXT PRIMARY KEY, body TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS unit_profiles (unit TEXT PRIMARY KEY, body TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS unit_settings (
-                 unit TEXT PRIMARY KEY, revision INTEGER NOT NULL, set_at_us INTEGER NOT NULL,
-                 content TEXT NOT NULL, applied_revision INTEGER, applied_at_us INTEGER,
-                 conflicts TEXT NOT NULL DEFAULT '[]', unit_protocol INTEGER);
-             CREATE TABLE IF NOT EXISTS local_changes (
-                 unit TEXT NOT NULL, id INTEGER NOT NULL, body TEXT NOT NULL, received_us INTEGER NOT NULL,
-                 PRIMARY KEY (unit, id));",
-        )?;
-        let mut profiles = BTreeMap::new();
-        for (name, text) in rows(&db, "SELECT name, body FROM profiles")? {
-            let body = serde_json::from_str(&text).map_err(corrupt(format!("profile {name:?}")))?;
-            profiles.insert(name, body);
-        }
-        let mut assignments = HashMap::new();
-        for (unit, text) in rows(&db, "SELECT unit, body FROM unit_profiles")? {
-            let body = serde_json::from_str(&text).map_err(corrupt(format!("profile assignment of {unit:?}")))?;
-            assignments.insert(unit, body);
-        }
-        Ok(Profiles { db: Mutex::new(db), profiles: RwLock::new(profiles), assignments: RwLock::new(assignments) })
+    /// Opens (or creates) the profiles' part of the catalog at `at`, loading the profiles and
+    /// assignments.
+    pub fn open(at: &CatalogLocation) -> Result<Profiles, ProfileError> {
+        let db = CatalogDb::open(at, &SCHEMA)?;
+        let cache = load(&db)?;
+        Ok(Profiles { db, cache: RwLock::new(cache) })
     }
 
-    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    /// The profiles and assignments; on a shared catalog read again when older than
+    /// [`RELOAD`] (or `now`), keeping the last read when that fails.
+    fn cache(&self, now: bool) -> RwLockReadGuard<'_, Cache> {
+        let stale = self.db.backend() == Backend::Postgres
+            && (now || self.cache.read().unwrap_or_else(|p| p.into_inner()).read.elapsed() >= RELOAD);
+        if stale {
+            let loaded = load(&self.db);
+            let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+            match loaded {
+                Ok(c) => *cache = c,
+                Err(e) => {
+                    tracing::warn!("cannot read the fleet profiles again (keeping the last ones): {e}");
+                    cache.read = Instant::now();
+                }
+            }
+        }
+        self.cache.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn cache_mut(&self) -> RwLockWriteGuard<'_, Cache> {
+        self.cache.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Every profile, by name.
     pub fn list(&self) -> BTreeMap<String, ProfileBody> {
-        self.profiles.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.cache(false).profiles.clone()
     }
 
     /// Creates or replaces profile `name`; returns the units it is assigned to.
@@ -276,38 +344,34 @@ impl Profiles {
         }
         body.check().map_err(ProfileError::Invalid)?;
         let text = serde_json::to_string(&body).map_err(|e| ProfileError::Invalid(e.to_string()))?;
-        self.db().execute(
-            "INSERT INTO profiles (name, body) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET body = excluded.body",
-            params![name, text],
+        self.db.execute(
+            "INSERT INTO profiles (name, body) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET body = excluded.body",
+            &[name.into(), text.into()],
         )?;
-        self.profiles.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_owned(), body);
+        self.cache_mut().profiles.insert(name.to_owned(), body);
         Ok(self.units_with(name))
     }
 
     /// Deletes profile `name` (false: there was none); refused while units have it.
     pub fn delete(&self, name: &str) -> Result<bool, ProfileError> {
-        let units = self.units_with(name);
+        let units = units_with(&self.cache(true), name);
         if !units.is_empty() {
             return Err(ProfileError::InUse { name: name.to_owned(), units });
         }
-        let n = self.db().execute("DELETE FROM profiles WHERE name = ?1", params![name])?;
-        self.profiles.write().unwrap_or_else(|p| p.into_inner()).remove(name);
+        let n = self.db.execute("DELETE FROM profiles WHERE name = $1", &[name.into()])?;
+        self.cache_mut().profiles.remove(name);
         Ok(n > 0)
     }
 
     /// The units profile `name` is assigned to, sorted.
     pub fn units_with(&self, name: &str) -> Vec<String> {
-        let a = self.assignments.read().unwrap_or_else(|p| p.into_inner());
-        let mut units: Vec<String> =
-            a.iter().filter(|(_, a)| a.profile.as_deref() == Some(name)).map(|(u, _)| u.clone()).collect();
-        units.sort();
-        units
+        units_with(&self.cache(false), name)
     }
 
     /// Assigns `unit` its profile and overrides (the profile must exist).
     pub fn assign(&self, unit: &str, assignment: Assignment) -> Result<(), ProfileError> {
         if let Some(p) = &assignment.profile
-            && !self.profiles.read().unwrap_or_else(|p| p.into_inner()).contains_key(p)
+            && !self.cache(true).profiles.contains_key(p)
         {
             return Err(ProfileError::Invalid(format!(
                 "there is no profile {p:?}; create it with PUT /api/profiles/{p}"
@@ -315,25 +379,25 @@ impl Profiles {
         }
         assignment.overrides.iter().try_for_each(|(c, s)| s.check(c)).map_err(ProfileError::Invalid)?;
         let text = serde_json::to_string(&assignment).map_err(|e| ProfileError::Invalid(e.to_string()))?;
-        self.db().execute(
-            "INSERT INTO unit_profiles (unit, body) VALUES (?1, ?2) ON CONFLICT (unit) DO UPDATE SET body = excluded.body",
-            params![unit, text],
+        self.db.execute(
+            "INSERT INTO unit_profiles (unit, body) VALUES ($1, $2) ON CONFLICT (unit) DO UPDATE SET body = excluded.body",
+            &[unit.into(), text.into()],
         )?;
-        self.assignments.write().unwrap_or_else(|p| p.into_inner()).insert(unit.to_owned(), assignment);
+        self.cache_mut().assignments.insert(unit.to_owned(), assignment);
         Ok(())
     }
 
     /// `unit`'s profile and overrides (empty when none was assigned).
     pub fn assignment(&self, unit: &str) -> Assignment {
-        self.assignments.read().unwrap_or_else(|p| p.into_inner()).get(unit).cloned().unwrap_or_default()
+        self.cache(false).assignments.get(unit).cloned().unwrap_or_default()
     }
 
     /// `unit`'s `camera`'s settings from its profile and overrides (see the module
     /// documentation); `camera` `"*"` gives what applies to cameras without entries of their own.
     pub fn layered(&self, unit: &str, camera: &str) -> CameraSettingsBody {
-        let a = self.assignment(unit);
-        let profiles = self.profiles.read().unwrap_or_else(|p| p.into_inner());
-        let profile = a.profile.as_ref().and_then(|p| profiles.get(p));
+        let cache = self.cache(false);
+        let a = cache.assignments.get(unit).cloned().unwrap_or_default();
+        let profile = a.profile.as_ref().and_then(|p| cache.profiles.get(p));
         let mut out = CameraSettingsBody::default();
         let mut layer = |entries: Option<&BTreeMap<String, CameraSettingsBody>>| {
             if let Some(e) = entries {
@@ -389,39 +453,37 @@ impl Profiles {
         now_us: i64,
     ) -> Result<SettingsPush, ProfileError> {
         let content = serde_json::to_string(&(&profile, &cameras)).map_err(|e| ProfileError::Invalid(e.to_string()))?;
-        let db = self.db();
-        let last: Option<(i64, i64, String)> = db
-            .query_row("SELECT revision, set_at_us, content FROM unit_settings WHERE unit = ?1", params![unit], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()?;
-        if let Some((revision, set_at_us, old)) = &last
-            && *old == content
-        {
-            return Ok(SettingsPush { revision: *revision as u64, profile, set_at_us: *set_at_us, cameras });
-        }
-        // At least the time in milliseconds: a central whose database was lost still makes
-        // revisions above those its units applied before (as long as its clock is right).
-        let revision = last.map_or(1, |l| l.0 + 1).max(now_us / 1000);
-        db.execute(
-            "INSERT INTO unit_settings (unit, revision, set_at_us, content) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (unit) DO UPDATE SET revision = excluded.revision, set_at_us = excluded.set_at_us,
-                 content = excluded.content",
-            params![unit, revision, now_us, content],
-        )?;
-        Ok(SettingsPush { revision: revision as u64, profile, set_at_us: now_us, cameras })
+        let (revision, set_at_us) = self.db.transaction(|tx| {
+            let last =
+                tx.query_opt("SELECT revision, set_at_us, content FROM unit_settings WHERE unit = $1", &[unit.into()])?;
+            let last: Option<(i64, i64, String)> = last.map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).transpose()?;
+            if let Some((revision, set_at_us, old)) = &last
+                && *old == content
+            {
+                return Ok::<_, CatalogError>((*revision, *set_at_us));
+            }
+            // At least the time in milliseconds: a central whose database was lost still makes
+            // revisions above those its units applied before (as long as its clock is right).
+            let revision = last.map_or(1, |l| l.0 + 1).max(now_us / 1000);
+            tx.execute(
+                "INSERT INTO unit_settings (unit, revision, set_at_us, content) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (unit) DO UPDATE SET revision = excluded.revision, set_at_us = excluded.set_at_us,
+                     content = excluded.content",
+                &[unit.into(), revision.into(), now_us.into(), content.as_str().into()],
+            )?;
+            Ok((revision, now_us))
+        })?;
+        Ok(SettingsPush { revision: revision as u64, profile, set_at_us, cameras })
     }
 
     /// The last revision made for `unit`, as it was sent (to hand to the unit's sync core
     /// after a restart); `None` before the first.
     pub fn last_push(&self, unit: &str) -> Result<Option<SettingsPush>, ProfileError> {
-        let row: Option<(i64, i64, String)> = self
-            .db()
-            .query_row("SELECT revision, set_at_us, content FROM unit_settings WHERE unit = ?1", params![unit], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()?;
-        let Some((revision, set_at_us, content)) = row else { return Ok(None) };
+        let row = self
+            .db
+            .query_opt("SELECT revision, set_at_us, content FROM unit_settings WHERE unit = $1", &[unit.into()])?;
+        let Some(row) = row else { return Ok(None) };
+        let (revision, set_at_us, content): (i64, i64, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
         let (profile, cameras): (Option<String>, Vec<CameraSettings>) =
             serde_json::from_str(&content).map_err(corrupt(format!("settings of {unit:?}")))?;
         Ok(Some(SettingsPush { revision: revision as u64, profile, set_at_us, cameras }))
@@ -436,63 +498,42 @@ impl Profiles {
         now_us: i64,
     ) -> Result<(), ProfileError> {
         let text = serde_json::to_string(conflicts).map_err(|e| ProfileError::Invalid(e.to_string()))?;
-        self.db().execute(
-            "UPDATE unit_settings SET applied_revision = ?2, applied_at_us = ?3, conflicts = ?4
-             WHERE unit = ?1 AND (applied_revision IS NULL OR applied_revision < ?2)",
-            params![unit, revision as i64, now_us, text],
+        self.db.execute(
+            "UPDATE unit_settings SET applied_revision = $2, applied_at_us = $3, conflicts = $4
+             WHERE unit = $1 AND (applied_revision IS NULL OR applied_revision < $2)",
+            &[unit.into(), (revision as i64).into(), now_us.into(), text.into()],
         )?;
         Ok(())
     }
 
     /// Records the protocol version `unit` connected with.
     pub fn unit_connected(&self, unit: &str, protocol: u16) -> Result<(), ProfileError> {
-        self.db().execute(
-            "INSERT INTO unit_settings (unit, revision, set_at_us, content, unit_protocol) VALUES (?1, 0, 0, '', ?2)
+        self.db.execute(
+            "INSERT INTO unit_settings (unit, revision, set_at_us, content, unit_protocol) VALUES ($1, 0, 0, '', $2)
              ON CONFLICT (unit) DO UPDATE SET unit_protocol = excluded.unit_protocol",
-            params![unit, protocol],
+            &[unit.into(), i64::from(protocol).into()],
         )?;
         Ok(())
     }
 
     /// What central knows of `unit`'s settings revisions (`None`: nothing yet).
     pub fn state(&self, unit: &str) -> Result<Option<UnitSettingsState>, ProfileError> {
-        let row: Option<StateRow> = self
-            .db()
-            .query_row(
-                "SELECT revision, set_at_us, applied_revision, applied_at_us, conflicts, unit_protocol
-                 FROM unit_settings WHERE unit = ?1",
-                params![unit],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
-            )
-            .optional()?;
-        let Some((revision, set_at_us, applied_revision, applied_at_us, conflicts, unit_protocol)) = row else {
-            return Ok(None);
-        };
-        let conflicts = serde_json::from_str(&conflicts).map_err(corrupt(format!("conflicts of {unit:?}")))?;
-        Ok(Some(UnitSettingsState {
-            revision: revision as u64,
-            set_at_us,
-            applied_revision: applied_revision.map(|r| r as u64),
-            applied_at_us,
-            conflicts,
-            unit_protocol,
-        }))
+        let row = self.db.query_opt(
+            "SELECT unit, revision, set_at_us, applied_revision, applied_at_us, conflicts, unit_protocol
+             FROM unit_settings WHERE unit = $1",
+            &[unit.into()],
+        )?;
+        row.map(|r| state_row(&r).map(|(_, s)| s)).transpose()
     }
 
     /// Every unit's state, by unit (for the fleet overview).
     pub fn states(&self) -> Result<HashMap<String, UnitSettingsState>, ProfileError> {
-        let units: Vec<String> = {
-            let db = self.db();
-            let mut stmt = db.prepare("SELECT unit FROM unit_settings")?;
-            stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
-        };
-        let mut out = HashMap::new();
-        for u in units {
-            if let Some(s) = self.state(&u)? {
-                out.insert(u, s);
-            }
-        }
-        Ok(out)
+        let rows = self.db.query(
+            "SELECT unit, revision, set_at_us, applied_revision, applied_at_us, conflicts, unit_protocol
+             FROM unit_settings",
+            &[],
+        )?;
+        rows.iter().map(state_row).collect()
     }
 
     /// Stores the technician's changes `unit` reported (a change already held is kept as is);
@@ -503,33 +544,36 @@ impl Profiles {
         changes: &[LocalChange],
         now_us: i64,
     ) -> Result<Vec<LocalChange>, ProfileError> {
-        let mut db = self.db();
-        let tx = db.transaction()?;
-        let mut new = Vec::new();
-        for c in changes {
-            let text = serde_json::to_string(c).map_err(|e| ProfileError::Invalid(e.to_string()))?;
-            let n = tx.execute(
-                "INSERT INTO local_changes (unit, id, body, received_us) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (unit, id) DO NOTHING",
-                params![unit, c.id as i64, text, now_us],
-            )?;
-            if n > 0 {
-                new.push(c.clone());
+        let texts = changes
+            .iter()
+            .map(|c| serde_json::to_string(c).map_err(|e| ProfileError::Invalid(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let new = self.db.transaction(|tx| {
+            let mut new = Vec::new();
+            for (c, text) in changes.iter().zip(texts) {
+                let n = tx.execute(
+                    "INSERT INTO local_changes (unit, id, body, received_us) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (unit, id) DO NOTHING",
+                    &[unit.into(), (c.id as i64).into(), text.into(), now_us.into()],
+                )?;
+                if n > 0 {
+                    new.push(c.clone());
+                }
             }
-        }
-        tx.commit()?;
+            Ok::<_, CatalogError>(new)
+        })?;
         Ok(new)
     }
 
     /// The newest `limit` changes `unit` reported, newest first.
     pub fn local_changes(&self, unit: &str, limit: u32) -> Result<Vec<ReportedChange>, ProfileError> {
-        let db = self.db();
-        let mut stmt =
-            db.prepare("SELECT body, received_us FROM local_changes WHERE unit = ?1 ORDER BY id DESC LIMIT ?2")?;
-        let rows = stmt.query_map(params![unit, limit], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let rows = self.db.query(
+            "SELECT body, received_us FROM local_changes WHERE unit = $1 ORDER BY id DESC LIMIT $2",
+            &[unit.into(), limit.into()],
+        )?;
         let mut out = Vec::new();
         for row in rows {
-            let (text, received_us) = row?;
+            let (text, received_us): (String, i64) = (row.get(0)?, row.get(1)?);
             let change = serde_json::from_str(&text).map_err(corrupt(format!("a change reported by {unit:?}")))?;
             out.push(ReportedChange { change, received_us });
         }
@@ -537,13 +581,35 @@ impl Profiles {
     }
 }
 
-/// A `unit_settings` row: revision, set_at_us, applied_revision, applied_at_us, conflicts,
-/// unit_protocol.
-type StateRow = (i64, i64, Option<i64>, Option<i64>, String, Option<u16>);
+/// The units `name` is assigned to in `cache`, sorted.
+fn units_with(cache: &Cache, name: &str) -> Vec<String> {
+    let mut units: Vec<String> =
+        cache.assignments.iter().filter(|(_, a)| a.profile.as_deref() == Some(name)).map(|(u, _)| u.clone()).collect();
+    units.sort();
+    units
+}
 
-fn rows(db: &Connection, sql: &str) -> Result<Vec<(String, String)>, rusqlite::Error> {
-    let mut stmt = db.prepare(sql)?;
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+/// A `unit_settings` row (unit, revision, set_at_us, applied_revision, applied_at_us,
+/// conflicts, unit_protocol) as the unit and its state.
+fn state_row(r: &Row) -> Result<(String, UnitSettingsState), ProfileError> {
+    let unit: String = r.get(0)?;
+    let (revision, set_at_us): (i64, i64) = (r.get(1)?, r.get(2)?);
+    let (applied_revision, applied_at_us): (Option<i64>, Option<i64>) = (r.get(3)?, r.get(4)?);
+    let (conflicts, unit_protocol): (String, Option<i64>) = (r.get(5)?, r.get(6)?);
+    let conflicts = serde_json::from_str(&conflicts).map_err(corrupt(format!("conflicts of {unit:?}")))?;
+    let unit_protocol = unit_protocol
+        .map(u16::try_from)
+        .transpose()
+        .map_err(|e| ProfileError::Corrupt { what: format!("protocol version of {unit:?}"), message: e.to_string() })?;
+    let state = UnitSettingsState {
+        revision: revision as u64,
+        set_at_us,
+        applied_revision: applied_revision.map(|r| r as u64),
+        applied_at_us,
+        conflicts,
+        unit_protocol,
+    };
+    Ok((unit, state))
 }
 
 #[cfg(test)]
@@ -554,11 +620,8 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
-    #[test]
-    fn profiles_and_assignments_layer_and_survive_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("profiles.db");
-        let p = Profiles::open(&path).unwrap();
+    fn profiles_and_assignments_layer_and_survive_a_restart(at: &CatalogLocation) {
+        let p = Profiles::open(at).unwrap();
         p.put(
             "buses",
             body(
@@ -570,7 +633,7 @@ mod tests {
         let overrides = serde_json::from_str(r#"{"*": {"pre_buffer_s": 2}, "front": {"motion": true}}"#).unwrap();
         p.assign("bus-1", Assignment { profile: Some("buses".into()), overrides }).unwrap();
         drop(p);
-        let p = Profiles::open(&path).unwrap();
+        let p = Profiles::open(at).unwrap();
         let front = p.layered("bus-1", "front");
         assert_eq!((front.mode.as_deref(), front.pre_buffer_s, front.motion), (Some("event"), Some(2.0), Some(true)));
         assert_eq!(p.recording_for("bus-1", "cabin"), Some(vec![RecordingOption::None]));
@@ -582,11 +645,13 @@ mod tests {
         assert!(p.delete("buses").unwrap());
         assert!(!p.delete("buses").unwrap());
     }
+    crate::on_both_backends!(
+        profiles_and_assignments_layer_and_survive_a_restart,
+        super::profiles_and_assignments_layer_and_survive_a_restart
+    );
 
-    #[test]
-    fn bad_values_and_unknown_profiles_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = Profiles::open(&dir.path().join("profiles.db")).unwrap();
+    fn bad_values_and_unknown_profiles_are_refused(at: &CatalogLocation) {
+        let p = Profiles::open(at).unwrap();
         for (json, says) in [
             (r#"{"cameras": {"*": {"mode": "sometimes"}}}"#, "mode"),
             (r#"{"cameras": {"a": {"motion_sensitivity": 11}}}"#, "motion_sensitivity"),
@@ -602,11 +667,13 @@ mod tests {
         let e = p.assign("u", Assignment { profile: Some("nope".into()), ..Default::default() }).unwrap_err();
         assert!(e.to_string().contains("no profile"), "{e}");
     }
+    crate::on_both_backends!(
+        bad_values_and_unknown_profiles_are_refused,
+        super::bad_values_and_unknown_profiles_are_refused
+    );
 
-    #[test]
-    fn a_revision_rises_only_when_the_settings_change_and_answers_are_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = Profiles::open(&dir.path().join("profiles.db")).unwrap();
+    fn a_revision_rises_only_when_the_settings_change_and_answers_are_kept(at: &CatalogLocation) {
+        let p = Profiles::open(at).unwrap();
         p.unit_connected("u", 3).unwrap();
         let one = vec![CameraSettingsBody { mode: Some("event".into()), ..Default::default() }.to_wire("*")];
         let r1 = p.revise("u", None, one.clone(), 10).unwrap();
@@ -615,7 +682,12 @@ mod tests {
         let r2 = p.revise("u", Some("buses".into()), one.clone(), 30).unwrap();
         assert_eq!((r2.revision, r2.set_at_us), (2, 30));
         // After a lost database, revisions start at the time in milliseconds.
-        let fresh = Profiles::open(&dir.path().join("fresh.db")).unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let lost = match at {
+            CatalogLocation::Sqlite { .. } => CatalogLocation::Sqlite { dir: other.path().to_owned() },
+            CatalogLocation::Postgres { .. } => crate::catalog::test_cluster::fresh_database(),
+        };
+        let fresh = Profiles::open(&lost).unwrap();
         assert_eq!(fresh.revise("u", None, one, 1_700_000_000_000_000).unwrap().revision, 1_700_000_000_000);
         assert_eq!(p.last_push("u").unwrap(), Some(r2));
         let conflict =
@@ -639,6 +711,60 @@ mod tests {
         assert!(p.add_local_changes("u", std::slice::from_ref(&change), 70).unwrap().is_empty());
         let got = p.local_changes("u", 10).unwrap();
         assert_eq!(got, vec![ReportedChange { change, received_us: 60 }], "stored once");
+        assert_eq!(p.states().unwrap().len(), 1);
+        assert_eq!(p.state("nobody").unwrap(), None);
+    }
+    crate::on_both_backends!(
+        a_revision_rises_only_when_the_settings_change_and_answers_are_kept,
+        super::a_revision_rises_only_when_the_settings_change_and_answers_are_kept
+    );
+
+    #[test]
+    fn a_profiles_db_made_before_the_catalog_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = rusqlite::Connection::open(dir.path().join("profiles.db")).unwrap();
+        // The DDL profiles.rs ran before it moved into the catalog, as it was.
+        old.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE IF NOT EXISTS profiles (name TEXT PRIMARY KEY, body TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS unit_profiles (unit TEXT PRIMARY KEY, body TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS unit_settings (
+                 unit TEXT PRIMARY KEY, revision INTEGER NOT NULL, set_at_us INTEGER NOT NULL,
+                 content TEXT NOT NULL, applied_revision INTEGER, applied_at_us INTEGER,
+                 conflicts TEXT NOT NULL DEFAULT '[]', unit_protocol INTEGER);
+             CREATE TABLE IF NOT EXISTS local_changes (
+                 unit TEXT NOT NULL, id INTEGER NOT NULL, body TEXT NOT NULL, received_us INTEGER NOT NULL,
+                 PRIMARY KEY (unit, id));
+             INSERT INTO profiles VALUES ('buses', '{\"cameras\": {\"*\": {\"mode\": \"event\"}}}');
+             INSERT INTO unit_profiles VALUES ('bus-1', '{\"profile\": \"buses\", \"overrides\": {}}');
+             INSERT INTO unit_settings VALUES ('bus-1', 7, 70, '[null, []]', 7, 71, '[]', 3);
+             INSERT INTO local_changes VALUES ('bus-1', 1, \
+                 '{\"id\": 1, \"camera\": \"a\", \"field\": \"mode\", \"value\": \"1\", \"at_us\": 1, \"overridden\": false}', 72);",
+        )
+        .unwrap();
+        // The catalog's version 1 is exactly that schema.
+        let tables = |c: &rusqlite::Connection| -> Vec<(String, String)> {
+            let mut stmt = c
+                .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name != 'catalog_schema' ORDER BY name")
+                .unwrap();
+            stmt.query_map([], |r| {
+                Ok((r.get(0)?, r.get::<_, String>(1)?.split_whitespace().collect::<Vec<_>>().join(" ")))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+        };
+        let fresh = rusqlite::Connection::open_in_memory().unwrap();
+        fresh.execute_batch(SCHEMA.migrations[0].sqlite).unwrap();
+        assert_eq!(tables(&fresh), tables(&old));
+        drop(old);
+        let p = Profiles::open(&CatalogLocation::Sqlite { dir: dir.path().to_owned() }).unwrap();
+        assert_eq!(p.units_with("buses"), ["bus-1"]);
+        assert_eq!(p.layered("bus-1", "front").mode.as_deref(), Some("event"));
+        assert_eq!(p.last_push("bus-1").unwrap().map(|s| (s.revision, s.set_at_us)), Some((7, 70)));
+        let s = p.state("bus-1").unwrap().unwrap();
+        assert_eq!((s.applied_revision, s.applied_at_us, s.unit_protocol), (Some(7), Some(71), Some(3)));
+        assert_eq!(p.local_changes("bus-1", 5).unwrap().len(), 1);
     }
 
     #[test]
@@ -652,5 +778,19 @@ mod tests {
         let w = s.to_wire("front");
         assert_eq!(w.recording, Some(vec!["remote".to_owned(), "on_request".to_owned()]));
         assert_eq!((w.pre_buffer_ms, w.max_age_s), (Some(2500), Some(129_600)));
+    }
+
+    #[test]
+    fn profiles_made_through_another_node_apply_within_the_reload_time() {
+        let at = crate::catalog::test_cluster::fresh_database();
+        let (a, b) = (Profiles::open(&at).unwrap(), Profiles::open(&at).unwrap());
+        a.put("buses", body(r#"{"cameras": {"*": {"mode": "off"}}}"#)).unwrap();
+        b.assign("bus-1", Assignment { profile: Some("buses".into()), ..Default::default() }).unwrap();
+        let started = Instant::now();
+        while a.layered("bus-1", "front").mode.as_deref() != Some("off") {
+            assert!(started.elapsed() < RELOAD * 3, "node a never saw node b's assignment");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(matches!(a.delete("buses"), Err(ProfileError::InUse { .. })), "assigned through node b");
     }
 }

@@ -330,8 +330,8 @@ mod tests {
     #[test]
     fn a_fleet_profile_sets_options_below_the_api_and_above_the_config() {
         let dir = tempfile::tempdir().unwrap();
-        let profiles = Arc::new(crate::profiles::Profiles::open(&dir.path().join("profiles.db")).unwrap());
         let at = CatalogLocation::Sqlite { dir: dir.path().to_owned() };
+        let profiles = Arc::new(crate::profiles::Profiles::open(&at).unwrap());
         let o = RecordingOptions::open(site(), &at).unwrap().with_profiles(profiles.clone());
         let body = serde_json::from_str(
             r#"{"cameras": {"*": {"recording": ["remote", "time_profile"], "time_profile": "nights", "event_window_s": [2, 3]}}}"#,

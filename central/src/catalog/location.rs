@@ -7,7 +7,7 @@ use super::CatalogError;
 /// Where the catalog lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CatalogLocation {
-    /// SQLite, one file per part (`central.db`, `users.db`, `audit.db`, `options.db`) in `dir`.
+    /// SQLite, one file per part (`central.db`, `users.db`, `audit.db`, `options.db`, `profiles.db`) in `dir`.
     Sqlite {
         /// The directory of the files.
         dir: PathBuf,

@@ -16,7 +16,8 @@ pub struct Migration {
 /// `migrations[N - 1]`; never change a released one, add another).
 #[derive(Debug, Clone, Copy)]
 pub struct Schema {
-    /// The part's name (`registry`, `accounts`, `audit`, `recording_options`).
+    /// The part's name (`registry`, `accounts`, `audit`, `recording_options`,
+    /// `profiles`).
     pub part: &'static str,
     /// Its file in the store directory when the catalog is SQLite.
     pub sqlite_file: &'static str,

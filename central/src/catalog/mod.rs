@@ -1,8 +1,8 @@
 //! The catalog: central's fleet state (units and their cameras, enrollments, certificates and
-//! revocations, users and tokens, the audit log, recording options set through the API) behind
-//! one small backend-neutral interface, on SQLite (the default: one file per part under the
-//! store directory, as always) or on PostgreSQL (`[catalog] url = "postgres://…"`: one database
-//! that several central nodes share).
+//! revocations, users and tokens, the audit log, recording options set through the API, fleet
+//! profiles) behind one small backend-neutral interface, on SQLite (the default: one file per
+//! part under the store directory, as always) or on PostgreSQL (`[catalog] url =
+//! "postgres://…"`: one database that several central nodes share).
 //!
 //! SQL is written once, in the dialect both understand: `$1` placeholders (rewritten to `?1`
 //! for SQLite), `ON CONFLICT … DO NOTHING/UPDATE`, `RETURNING`; only the schema (DDL) is written
