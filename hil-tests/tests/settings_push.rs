@@ -65,7 +65,7 @@ fn wait_up_to_date(central: &CentralProc, edge: &EdgeProc, revision_above: u64) 
     .unwrap_or_else(|e| panic!("{e}\n{}\n{}", central.proc.log_tail(), edge.proc.log_tail()))
 }
 
-/// Polls a JavaScript expression in central's page until it is neither null nor false.
+/// Polls a JavaScript expression in a page (central's or the unit's) until it is neither null nor false.
 fn wait_js(b: &mut Browser, what: &str, expression: &str) -> Value {
     wait_until(what, T, || b.eval(expression).ok().filter(|v| !v.is_null() && *v != json!(false)))
         .unwrap_or_else(|e| panic!("{e}; page: {:?}", b.eval("document.body.innerText")))
@@ -258,6 +258,18 @@ fn profiles_reach_the_unit_and_the_technicians_changes_reach_central() {
             .is_some_and(|t| t.starts_with("your change to front.mode") && t.contains("overridden by central"))),
         "{unit_side}"
     );
+
+    // The technician sees it on the unit's page: who sets each camera, and what was overridden.
+    let mut b = Browser::launch(1280, 1000).unwrap();
+    b.goto(&format!("{}/", edge.web)).unwrap();
+    let shown = wait_js(
+        &mut b,
+        "the unit's page shows central's overrides",
+        "(() => { const n = document.getElementById('central-notices'); \
+         return n && !n.hidden && n.textContent.includes('overridden by central') ? n.textContent : null; })()",
+    );
+    assert!(shown.as_str().unwrap().contains("your change to front.mode"), "{shown}");
+    drop(b);
 
     // Central's settings survive a SIGKILL of the unit: in force at once, central or not.
     central.proc.kill();
