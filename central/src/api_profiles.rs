@@ -6,6 +6,9 @@
 //! - `DELETE /api/profiles/{name}` → 204; 404 when there is none, 409 while units have it.
 //! - `PUT /api/units/{unit}/profile` with `{"profile": NAME|null, "overrides": {"*"|ID: SETTINGS}}`
 //!   → as `GET …/settings`.
+//! - `POST /api/units/{unit}/settings/copy` with `{"to": UNIT}` moves the unit's settings
+//!   (profile, overrides, recording options set through the API) to another unit → as
+//!   `GET /api/units/{to}/settings`.
 //! - `GET /api/units/{unit}/settings` → `{"unit", "profile", "overrides", "revision",
 //!   "set_at_us", "applied_revision", "applied_at_us", "up_to_date", "unit_protocol", "note",
 //!   "cameras": {"*"|ID: SETTINGS}, "conflicts": [..], "local_changes": [..]}` (working out the
@@ -234,6 +237,87 @@ pub async fn assign(
     };
     state.auth.record(event).await;
     settings(State(state), Path(unit)).await
+}
+
+/// The body of `POST /api/units/{unit}/settings/copy`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyTo {
+    /// The unit that takes the settings over.
+    to: String,
+}
+
+/// `POST /api/units/{unit}/settings/copy` with `{"to": UNIT}`: moves a unit's camera settings
+/// to another unit (a replacement box taking over a vehicle): `to` gets `unit`'s profile and
+/// overrides, and the recording options set through the API on `unit`'s cameras. Answers as
+/// `GET /api/units/{to}/settings`; `to` gets a new revision at once.
+pub async fn copy_settings(
+    State(state): State<WebState>,
+    Extension(who): Extension<Account>,
+    Path(unit): Path<String>,
+    body: Result<Json<CopyTo>, JsonRejection>,
+) -> Response {
+    let p = match profiles(&state).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let to = match body {
+        Ok(Json(CopyTo { to })) => to,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("{}; send {{\"to\": UNIT}}", e.body_text())),
+    };
+    if !who.sees(&to) {
+        return error(StatusCode::FORBIDDEN, format!("you may not change unit {to:?}"));
+    }
+    if to == unit {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "a unit's settings cannot be copied onto itself");
+    }
+    let cameras = match unit_cameras(&state, &unit).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no unit {unit:?} is known")),
+        Err(r) => return r,
+    };
+    match unit_cameras(&state, &to).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return error(StatusCode::NOT_FOUND, format!("no unit {to:?} is known; add it with POST /api/units"));
+        }
+        Err(r) => return r,
+    }
+    let assignment = p.assignment(&unit);
+    let (target, taken) = (to.clone(), assignment.clone());
+    if let Err(r) = blocking(move || p.assign(&target, taken)).await {
+        return r;
+    }
+    let options = state.hub.options();
+    let mut copied = Vec::new();
+    for camera in &cameras {
+        let (config, source) = options.camera(&unit, camera);
+        if source != crate::recording_options::OptionsSource::Api {
+            continue;
+        }
+        let body = crate::recording_options::OptionsBody {
+            recording: config.recording,
+            event_window_s: config.event_window_s,
+            time_profile: config.time_profile,
+        };
+        if let Err(e) = options.set(&to, camera, body) {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        }
+        copied.push(camera.clone());
+    }
+    let profile = assignment.profile.as_deref().unwrap_or("none");
+    let detail = format!("from {unit}: profile {profile}, its overrides, recording options of cameras {copied:?}");
+    let event = Event {
+        user: who.name.clone(),
+        action: "unit_settings_copied",
+        unit: Some(to.clone()),
+        camera: None,
+        detail,
+        client: None,
+    };
+    state.auth.record(event).await;
+    push(&state, std::slice::from_ref(&to)).await;
+    settings(State(state), Path(to)).await
 }
 
 /// `GET /api/units/{unit}/settings`.

@@ -124,6 +124,7 @@ pub fn routes() -> Vec<Route> {
         route(ADMIN, Method::PUT, "/api/profiles/{name}", crate::api_profiles::put),
         route(ADMIN, Method::DELETE, "/api/profiles/{name}", crate::api_profiles::delete),
         route(ADMIN, Method::PUT, "/api/units/{unit}/profile", crate::api_profiles::assign),
+        route(ADMIN, Method::POST, "/api/units/{unit}/settings/copy", crate::api_profiles::copy_settings),
         route(VIEWER, Method::GET, "/api/units/{unit}/settings", crate::api_profiles::settings),
     ]
 }

@@ -259,6 +259,18 @@ fn profiles_reach_the_unit_and_the_technicians_changes_reach_central() {
         "{unit_side}"
     );
 
+    // The unit's settings move to a replacement unit (added, not yet connected): the same
+    // profile and overrides; not onto itself, not to an unknown unit.
+    let (code, added) = send(&central, "POST", "/api/units", json!({ "name": "bus-2" }), None);
+    assert_eq!(code, 201, "{added}");
+    let (code, moved) = send(&central, "POST", "/api/units/bus-1/settings/copy", json!({ "to": "bus-2" }), None);
+    assert_eq!(code, 200, "{moved}");
+    let from = settings(&central);
+    assert_eq!(moved["unit"], "bus-2", "{moved}");
+    assert_eq!((&moved["profile"], &moved["overrides"]), (&from["profile"], &from["overrides"]), "{moved}");
+    assert_eq!(send(&central, "POST", "/api/units/bus-1/settings/copy", json!({ "to": "bus-1" }), None).0, 422);
+    assert_eq!(send(&central, "POST", "/api/units/bus-1/settings/copy", json!({ "to": "bus-77" }), None).0, 404);
+
     // The technician sees it on the unit's page: who sets each camera, and what was overridden.
     let mut b = Browser::launch(1280, 1000).unwrap();
     b.goto(&format!("{}/", edge.web)).unwrap();
