@@ -1,7 +1,13 @@
 //! `backfill_bench`: backfill goodput over an emulated vehicle link, side by side with a plain
-//! TCP transfer (curl over HTTP) of the same bytes through the same link, and the time from
+//! TCP transfer (a Python sender and receiver) of the same bytes through the same link, and the time from
 //! the link's return to video flowing again. Needs root (network namespaces, TUN). Prints a
 //! Markdown table.
+//!
+//! The unit's store holds twice `--seconds` of a 4 Mbit/s camera. Central retrieves two thirds
+//! of the first half alone on the link (the goodput), then the same length of the second half
+//! while a live viewer watches the unit's camera (live latency during a backfill), then
+//! the rest of the first half across an outage (resume), and the viewer watches alone. The
+//! emulator's counters of each backfill tell how busy the link was and what it dropped.
 //!
 //! `cargo build --release --workspace --bins && target/release/backfill_bench [--seconds 60]
 //! [--rate-kbit 10000] [--delay-ms 50] [--loss 1]`
@@ -9,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use hil_tests::netns::{EmulatedLink, LinkParams, Netns, unsupported_reason};
+use hil_tests::netns::{EmulatedLink, LinkCounters, LinkParams, Netns, unsupported_reason};
 use hil_tests::services::{edge_enroll_in, sim_camera_in};
 use hil_tests::synthetic_store::SyntheticCamera;
 use hil_tests::{CentralProc, EdgeProc, Proc, edge_config, wait_until};
@@ -49,7 +55,7 @@ fn main() -> anyhow::Result<()> {
     let store = dir.path().join("store");
     let (media_bytes, start, end) = hil_tests::synthetic_store::write(
         &store,
-        seconds,
+        seconds * 2,
         0,
         SyntheticCamera { gop: 25, p_frame_bytes: 15_625, seed: 7 },
     )?;
@@ -63,7 +69,9 @@ fn main() -> anyhow::Result<()> {
     // As many bytes as the first backfill below moves (two thirds of the recording).
     let blob = dir.path().join("blob");
     let segment = std::fs::read_dir(store.join("logs/front"))?.next().context("a segment")??.path();
-    let size = media_bytes * 2 / 3;
+    let size = media_bytes / 3;
+    // The first half of the store (`seconds`).
+    let half = (end - start) / 2;
     std::fs::write(&blob, &std::fs::read(segment)?[..size as usize])?;
     // A plain TCP sender (its congestion control set on the socket: the namespace's default
     // cannot be changed here) and a receiver that times the transfer from connect to EOF.
@@ -117,7 +125,7 @@ fn main() -> anyhow::Result<()> {
         (!t["remote_only"].as_array()?.is_empty()).then_some(())
     })?;
 
-    // Backfill of the whole recording, timed from the request to done.
+    // A backfill, timed from the request to done: (bytes, seconds, the link's counters).
     let request = |from: i64, to: i64| -> anyhow::Result<i64> {
         let url = format!("{web}/api/units/bus-1/cameras/front/retrieve");
         let body = json!({ "start": rfc(from), "end": rfc(to) });
@@ -127,26 +135,37 @@ fn main() -> anyhow::Result<()> {
             .context("retrieve")?;
         v["id"].as_i64().context("an id")
     };
-    // A live viewer during the backfill: live must not wait behind bulk data.
+    // Also the packets in the link unit → central (queued at the bottleneck or on their way),
+    // sampled every 100 ms.
+    let backfill = |from: i64, to: i64| -> anyhow::Result<(u64, f64, LinkCounters, Vec<u64>)> {
+        link.reset_counters()?;
+        let began = Instant::now();
+        let id = request(from, to)?;
+        let mut in_link = Vec::new();
+        let done = wait_until("the backfill finishes", Duration::from_secs(600), || {
+            if let Ok(c) = link.counters() {
+                in_link.push(c.u2c.queued);
+            }
+            let s = get(format!("/api/retrievals/{id}"))?;
+            (s["state"] == "done" || s["state"] == "failed").then_some(s)
+        })?;
+        let secs = began.elapsed().as_secs_f64();
+        in_link.sort_unstable();
+        Ok((done["bytes_total"].as_u64().unwrap_or(0), secs, link.counters()?, in_link))
+    };
+    // Alone on the link: the goodput.
+    let alone_backfill = backfill(start, start + half * 2 / 3)?;
+    // With a live viewer: live must not wait behind bulk data.
     let web_for_viewer = api.clone();
     let viewer = central_ns.call(move || hil_tests::LiveViewer::open(&web_for_viewer, "bus-1", "front"))??;
     wait_until("live video reaches the viewer", T, || (viewer.frames() > 25).then_some(()))?;
-    let began = Instant::now();
     let began_us = now_us();
-    let id = request(start, start + (end - start) * 2 / 3)?;
-    let done = wait_until("the backfill finishes", Duration::from_secs(600), || {
-        let s = get(format!("/api/retrievals/{id}"))?;
-        (s["state"] == "done" || s["state"] == "failed").then_some(s)
-    })?;
-    let secs = began.elapsed().as_secs_f64();
-    let done_us = now_us();
-    let during_backfill = live_latencies(&viewer.seen(), began_us + 1_000_000, done_us);
+    let live_backfill = backfill(start + half, start + half + half * 2 / 3)?;
+    let during_backfill = live_latencies(&viewer.seen(), began_us + 1_000_000, now_us());
     drop(viewer);
-    let bytes = done["bytes_total"].as_u64().unwrap_or(0);
-    let quic_kbit = bytes as f64 * 8.0 / secs / 1000.0;
 
     // Resume: the link fails in the middle of the last third; time from its return to progress.
-    let id = request(start + (end - start) * 2 / 3, end)?;
+    let id = request(start + half * 2 / 3, start + half)?;
     wait_until("the second backfill starts", T, || {
         (get(format!("/api/retrievals/{id}"))?["bytes_done"].as_u64()? > 0).then_some(())
     })?;
@@ -169,20 +188,25 @@ fn main() -> anyhow::Result<()> {
     let viewer = central_ns.call(move || hil_tests::LiveViewer::open(&web_for_viewer, "bus-1", "front"))??;
     wait_until("live video reaches the viewer", T, || (viewer.frames() > 25).then_some(()))?;
     let alone_from = now_us();
+    link.reset_counters()?;
     std::thread::sleep(Duration::from_secs(20));
+    let live_kbit = link.counters()?.u2c.bytes as f64 * 8.0 / 20.0 / 1000.0;
     let alone = live_latencies(&viewer.seen(), alone_from, now_us());
     drop(viewer);
     drop(camera);
 
     println!(
-        "Link: {rate_kbit} kbit/s, {delay_ms} ms each way ({} ms RTT), {loss} % loss each way; {seconds} s of a \
-         4 Mbit/s camera ({:.1} MB). QUIC congestion control: {}.\n",
+        "Link: {rate_kbit} kbit/s, {delay_ms} ms each way ({} ms RTT), {loss} % loss each way; {} s of a \
+         4 Mbit/s camera ({:.1} MB). QUIC congestion control: {}. Load: {}.\n",
         delay_ms * 2.0,
+        seconds * 2,
         media_bytes as f64 / 1e6,
         match std::env::var("CONVOY_QUIC_CONGESTION").as_deref() {
             Ok("bbr") => "quinn's BBR (CONVOY_QUIC_CONGESTION=bbr)",
-            _ => "BBR with a window of 1.2 × the paced BDP (default)",
-        }
+            Ok("lowqueue") => "BBR with a window of 1.2 × the paced BDP (CONVOY_QUIC_CONGESTION=lowqueue)",
+            _ => "BBR with a window of 1.2 × the paced BDP, bounded by the measured delivery rate (default)",
+        },
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
     );
     println!("| transfer | goodput kbit/s | × link rate | × TCP (cubic) | × TCP (bbr) |");
     println!("|---|---:|---:|---:|---:|");
@@ -194,10 +218,48 @@ fn main() -> anyhow::Result<()> {
             kbit / tcp[1].1
         )
     };
-    row(&format!("Convoy backfill over QUIC ({:.1} MB, request to done)", bytes as f64 / 1e6), quic_kbit);
+    // Only the first backfill's: a range in the middle of the recording moves more than its
+    // `bytes_total` counts (the margins around the range are estimated from the spans' averages).
+    let (bytes, secs, _, _) = &alone_backfill;
+    row(
+        &format!("Convoy backfill over QUIC ({:.1} MB, request to done)", *bytes as f64 / 1e6),
+        *bytes as f64 * 8.0 / secs / 1000.0,
+    );
     for (cc, kbit) in &tcp {
         row(&format!("plain TCP, {cc} ({:.1} MB, connect to EOF)", size as f64 / 1e6), *kbit);
     }
+    println!(
+        "\nThe link unit → central during each backfill, alone and while a viewer watched live (IP bytes \
+         delivered ÷ (link rate × time); IP bytes ÷ the retrieval's bytes, the first only; what the emulator \
+         dropped; packets in the link, sampled every 100 ms):\n"
+    );
+    println!(
+        "| backfill | link busy | wire bytes ÷ video bytes | dropped at random | dropped, queue full | packets in the \
+         link p50 | p90 | p99 |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (what, (bytes, secs, c, in_link)) in [("alone", &alone_backfill), ("during live", &live_backfill)] {
+        let pct = |p: f64| in_link.get(((in_link.len().max(1) - 1) as f64 * p) as usize).copied().unwrap_or(0);
+        let overhead = if what == "alone" {
+            format!("{:.3}", c.u2c.bytes as f64 / (*bytes).max(1) as f64)
+        } else {
+            "—".to_owned()
+        };
+        println!(
+            "| {what} | {:.3} | {overhead} | {} | {} | {} | {} | {} |",
+            c.u2c.bytes as f64 * 8.0 / secs / (rate_kbit as f64 * 1000.0),
+            c.u2c.drop_loss,
+            c.u2c.drop_queue,
+            pct(0.5),
+            pct(0.9),
+            pct(0.99)
+        );
+    }
+    println!(
+        "\n(One-way delay × link rate is {:.0} full-sized packets; the live camera alone took {live_kbit:.0} kbit/s of \
+         the link.)",
+        delay_ms / 1000.0 * rate_kbit as f64 * 1000.0 / 8.0 / 1480.0
+    );
     println!("\nTransfer resumed {resume:.2} s after a 15 s outage ended (bytes flowing again at central).");
     println!(
         "\nLive relay, camera → unit → central → one viewer over the same link. Latency: arrival at the viewer − \

@@ -11,10 +11,20 @@
 //!
 //! [`LowQueueBbr`] keeps quinn's BBR for everything it measures (bottleneck bandwidth, minimum
 //! RTT, its startup, drain and probing cycle) and replaces only the window: the pacing rate BBR
-//! asks for times the minimum RTT, times [`HEADROOM`]. In steady state that is 1.2 BDP in flight:
-//! enough to keep the link busy across delayed acknowledgements, and at most 0.2 BDP queued.
+//! asks for times the minimum RTT, times [`HEADROOM`]: 1.2 BDP in flight if BBR's estimate were
+//! the link's rate, enough to keep the link busy across delayed acknowledgements.
+//!
+//! BBR's start-up paces at 2.89 × its bandwidth estimate, and quinn's BBR estimate grows far
+//! beyond the link's rate (acknowledgements that arrive in bursts inflate it): with the window
+//! above alone, a backfill over a 10 Mbit/s, 100 ms link overflowed a one-BDP queue thousands of
+//! times. So the window is also bounded by the delivery rate this controller measures itself
+//! (bytes acknowledged per minimum-RTT interval, the largest of the last [`RATE_ROUNDS`]): at most
+//! [`STARTUP_GROWTH`] × that rate × the minimum RTT, and never below BBR's initial window
+//! (200 packets). Over that link the bound is about 1.9 BDP: no overflow, but about one BDP still
+//! queued (measurements in BENCHMARKS.md, with a tighter bound that cost goodput).
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,16 +35,86 @@ use quinn_proto::RttEstimator;
 pub const HEADROOM: f64 = 1.2;
 /// The smallest window, in packets, whatever the estimate (as RFC 9002's minimum window).
 const MIN_WINDOW_PACKETS: u64 = 4;
+/// Most the window may exceed the measured delivery rate × the minimum RTT (see the module
+/// documentation): the growth per round trip while the rate is being found.
+pub const STARTUP_GROWTH: f64 = 1.5;
+/// How many minimum-RTT intervals of delivery-rate samples are kept.
+pub const RATE_ROUNDS: usize = 10;
 
 /// Builds [`LowQueueBbr`] controllers for a `quinn::TransportConfig`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LowQueueBbrConfig {
     bbr: Arc<BbrConfig>,
+    gentle_startup: bool,
+}
+
+impl Default for LowQueueBbrConfig {
+    fn default() -> Self {
+        LowQueueBbrConfig { bbr: Arc::default(), gentle_startup: true }
+    }
+}
+
+impl LowQueueBbrConfig {
+    /// Without the window's bound by the measured delivery rate (the controller as it was
+    /// before; for side-by-side benchmarks).
+    pub fn without_gentle_startup() -> Self {
+        LowQueueBbrConfig { bbr: Arc::default(), gentle_startup: false }
+    }
 }
 
 impl ControllerFactory for LowQueueBbrConfig {
     fn build(self: Arc<Self>, now: Instant, current_mtu: u16) -> Box<dyn Controller> {
-        Box::new(LowQueueBbr::new(self.bbr.clone().build(now, current_mtu), current_mtu))
+        let mut c = LowQueueBbr::new(self.bbr.clone().build(now, current_mtu), current_mtu);
+        c.rate = self.gentle_startup.then(DeliveryRate::default);
+        Box::new(c)
+    }
+}
+
+/// The delivery rate measured from acknowledgements: bytes acknowledged per minimum-RTT
+/// interval, the largest of the last [`RATE_ROUNDS`] intervals.
+#[derive(Debug, Clone, Default)]
+struct DeliveryRate {
+    interval_start: Option<Instant>,
+    bytes: u64,
+    app_limited: bool,
+    /// Bytes per second of recent intervals, newest last.
+    samples: VecDeque<u64>,
+}
+
+impl DeliveryRate {
+    /// Counts acknowledged bytes; returns the interval's rate when one ended.
+    fn on_ack(&mut self, now: Instant, bytes: u64, app_limited: bool, min_rtt: Duration) -> Option<u64> {
+        let start = *self.interval_start.get_or_insert(now);
+        self.bytes += bytes;
+        self.app_limited |= app_limited;
+        let elapsed = now.saturating_duration_since(start);
+        if elapsed < min_rtt.max(Duration::from_millis(5)) {
+            return None;
+        }
+        let rate = (self.bytes as f64 / elapsed.as_secs_f64()) as u64;
+        // An application-limited interval says little about the link, unless it saw more.
+        if !self.app_limited || rate > self.max() {
+            self.samples.push_back(rate);
+            if self.samples.len() > RATE_ROUNDS {
+                self.samples.pop_front();
+            }
+        }
+        tracing::trace!(rate, app_limited = self.app_limited, "delivery rate interval");
+        self.interval_start = Some(now);
+        self.bytes = 0;
+        self.app_limited = false;
+        Some(rate)
+    }
+
+    /// The most the window may be for `min_rtt` ([`growth_bound`]); `None` before the first
+    /// interval.
+    fn bound(&self, min_rtt: Duration, floor: u64) -> Option<u64> {
+        (!self.samples.is_empty()).then(|| growth_bound(self.max(), min_rtt, floor))
+    }
+
+    /// Bytes per second; 0 before the first interval.
+    fn max(&self) -> u64 {
+        self.samples.iter().copied().max().unwrap_or(0)
     }
 }
 
@@ -44,13 +124,22 @@ pub struct LowQueueBbr {
     inner: Box<dyn Controller>,
     min_rtt: Option<Duration>,
     mtu: u16,
+    /// The measured delivery rate, when the window is bounded by it.
+    rate: Option<DeliveryRate>,
 }
 
 impl LowQueueBbr {
     /// Wraps `inner`, a BBR controller (any controller that reports a pacing rate works).
     pub fn new(inner: Box<dyn Controller>, mtu: u16) -> LowQueueBbr {
-        LowQueueBbr { inner, min_rtt: None, mtu }
+        LowQueueBbr { inner, min_rtt: None, mtu, rate: None }
     }
+}
+
+/// The bound [`STARTUP_GROWTH`] puts on the window for a measured delivery rate in bytes per
+/// second and a minimum RTT, never below `floor` (the initial window: the first round trip
+/// may always send that much).
+pub fn growth_bound(delivery_rate: u64, min_rtt: Duration, floor: u64) -> u64 {
+    ((delivery_rate as f64 * min_rtt.as_secs_f64() * STARTUP_GROWTH) as u64).max(floor)
 }
 
 /// The window for a pacing rate in bits per second and a minimum RTT; `None` while either is
@@ -69,6 +158,17 @@ impl Controller for LowQueueBbr {
 
     fn on_ack(&mut self, now: Instant, sent: Instant, bytes: u64, app_limited: bool, rtt: &RttEstimator) {
         self.min_rtt = Some(rtt.min());
+        if let Some(rate) = &mut self.rate
+            && rate.on_ack(now, bytes, app_limited, rtt.min()).is_some()
+        {
+            tracing::trace!(
+                min_rtt_us = rtt.min().as_micros() as u64,
+                bound = rate.bound(rtt.min(), self.inner.initial_window()),
+                paced = window_for(self.inner.metrics().pacing_rate, Some(rtt.min()), self.mtu),
+                inner = self.inner.window(),
+                "window"
+            );
+        }
         self.inner.on_ack(now, sent, bytes, app_limited, rtt);
     }
 
@@ -86,7 +186,14 @@ impl Controller for LowQueueBbr {
     }
 
     fn window(&self) -> u64 {
-        window_for(self.inner.metrics().pacing_rate, self.min_rtt, self.mtu).unwrap_or_else(|| self.inner.window())
+        let window =
+            window_for(self.inner.metrics().pacing_rate, self.min_rtt, self.mtu).unwrap_or_else(|| self.inner.window());
+        match (&self.rate, self.min_rtt) {
+            (Some(rate), Some(min_rtt)) => {
+                rate.bound(min_rtt, self.inner.initial_window()).map_or(window, |b| window.min(b))
+            }
+            _ => window,
+        }
     }
 
     fn metrics(&self) -> ControllerMetrics {
@@ -96,7 +203,12 @@ impl Controller for LowQueueBbr {
     }
 
     fn clone_box(&self) -> Box<dyn Controller> {
-        Box::new(LowQueueBbr { inner: self.inner.clone_box(), min_rtt: self.min_rtt, mtu: self.mtu })
+        Box::new(LowQueueBbr {
+            inner: self.inner.clone_box(),
+            min_rtt: self.min_rtt,
+            mtu: self.mtu,
+            rate: self.rate.clone(),
+        })
     }
 
     fn initial_window(&self) -> u64 {
@@ -130,6 +242,34 @@ mod tests {
         assert_eq!(window_for(None, Some(Duration::from_millis(50)), 1200), None);
         assert_eq!(window_for(Some(0), Some(Duration::from_millis(50)), 1200), None);
         assert_eq!(window_for(Some(1_000_000), None, 1200), None);
+    }
+
+    #[test]
+    fn growth_is_bounded_by_the_measured_rate() {
+        // 1 MB/s measured over 100 ms: 100 kB a round trip, 150 kB allowed.
+        assert_eq!(growth_bound(1_000_000, Duration::from_millis(100), 12_000), 150_000);
+        assert_eq!(growth_bound(10_000, Duration::from_millis(100), 12_000), 12_000);
+    }
+
+    #[test]
+    fn delivery_rate_keeps_the_largest_recent_interval() {
+        let t0 = Instant::now();
+        let rtt = Duration::from_millis(100);
+        let mut r = DeliveryRate::default();
+        // 10 kB acknowledged every 10 ms: 1 MB/s.
+        for i in 0..=20u64 {
+            r.on_ack(t0 + Duration::from_millis(10 * i), 10_000, false, rtt);
+        }
+        let rate = r.max();
+        assert!((900_000..=1_200_000).contains(&rate), "{rate}");
+        // A slow, application-limited interval does not lower it.
+        r.on_ack(t0 + Duration::from_millis(400), 1_000, true, rtt);
+        assert_eq!(r.max(), rate);
+        // After RATE_ROUNDS slower intervals that are not application-limited, it follows them.
+        for i in 1..=RATE_ROUNDS as u64 {
+            r.on_ack(t0 + Duration::from_millis(400 + 100 * i), 20_000, false, rtt);
+        }
+        assert!((199_000..=200_000).contains(&r.max()), "{}", r.max());
     }
 
     #[test]

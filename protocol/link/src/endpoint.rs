@@ -38,12 +38,15 @@ fn transport() -> Arc<quinn::TransportConfig> {
     // loss-based controller would collapse there; BBR follows the measured bandwidth, and its
     // window is kept near one bandwidth-delay product so live video does not wait behind a
     // queue of bulk data at the bottleneck (`congestion.rs`).
-    // `CONVOY_QUIC_CONGESTION=bbr` selects quinn's BBR unchanged, for side-by-side benchmarks.
-    if std::env::var("CONVOY_QUIC_CONGESTION").is_ok_and(|v| v == "bbr") {
-        t.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
-    } else {
-        t.congestion_controller_factory(Arc::new(crate::congestion::LowQueueBbrConfig::default()));
-    }
+    // For side-by-side benchmarks, `CONVOY_QUIC_CONGESTION=bbr` selects quinn's BBR unchanged and
+    // `=lowqueue` the low-queue window without its bound by the measured delivery rate.
+    match std::env::var("CONVOY_QUIC_CONGESTION").as_deref() {
+        Ok("bbr") => t.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default())),
+        Ok("lowqueue") => {
+            t.congestion_controller_factory(Arc::new(crate::congestion::LowQueueBbrConfig::without_gentle_startup()))
+        }
+        _ => t.congestion_controller_factory(Arc::new(crate::congestion::LowQueueBbrConfig::default())),
+    };
     // A lost handshake packet is sent again after about three initial RTTs: 100 ms (instead of
     // quinn's 333 ms) brings a unit back within a fraction of a second after a tunnel.
     t.initial_rtt(INITIAL_RTT);
