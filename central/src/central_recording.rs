@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use media_store::by_seq::{Limit, SeqRead, read_seqs};
-use media_store::{MediaKind, Record, Store, StoredFrame, StoredParameters};
+use media_store::{Record, Store};
 use protocol::interconnect::{LiveMessage, MediaFrame, VideoParameters};
 use rusqlite::params;
 use tokio_util::sync::CancellationToken;
@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::RecordingOption;
 use crate::fleet::Fleet;
 use crate::relay::Relay;
-use crate::retrieved::{Inner, RetrievedError, log_name};
+use crate::retrieved::{Inner, RetrievedError, log_name, stored_frame, stored_parameters};
 use crate::sync_hub::SyncHub;
 
 /// How often the recorder checks which cameras it should record (connections and options).
@@ -152,13 +152,7 @@ pub(crate) fn append_live(
     for item in batch {
         match item {
             LiveItem::Parameters(p) => {
-                let p = StoredParameters {
-                    camera: log.clone(),
-                    rfc6381_codec: p.rfc6381_codec,
-                    width: p.width,
-                    height: p.height,
-                    extra_data: p.extra_data,
-                };
+                let p = stored_parameters(&log, p);
                 if last.as_ref() != Some(&p) {
                     parameters_seq = inner.store.append(&Record::Parameters(p.clone()))?;
                     last = Some(p);
@@ -170,17 +164,7 @@ pub(crate) fn append_live(
                 }
                 start = start.min(f.wall_clock_us);
                 end = end.max(f.wall_clock_us);
-                inner.store.append(&Record::Frame(StoredFrame {
-                    camera: log.clone(),
-                    stream: 0,
-                    parameters_seq,
-                    kind: MediaKind::Video,
-                    keyframe: f.keyframe,
-                    pts: f.pts,
-                    clock_rate: f.clock_rate,
-                    wall_clock_us: f.wall_clock_us,
-                    data: f.data,
-                }))?;
+                inner.store.append(&Record::Frame(stored_frame(&log, parameters_seq, f)))?;
             }
         }
     }

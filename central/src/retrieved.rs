@@ -181,6 +181,33 @@ fn add_live_column(db: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Codec parameters from a unit as central's log `log` keeps them.
+pub(crate) fn stored_parameters(log: &str, p: protocol::interconnect::VideoParameters) -> StoredParameters {
+    StoredParameters {
+        camera: log.to_owned(),
+        rfc6381_codec: p.rfc6381_codec,
+        width: p.width,
+        height: p.height,
+        extra_data: p.extra_data,
+    }
+}
+
+/// A video frame from a unit as central's log `log` keeps it, under the parameters record at
+/// `parameters_seq`.
+pub(crate) fn stored_frame(log: &str, parameters_seq: u64, f: protocol::interconnect::MediaFrame) -> StoredFrame {
+    StoredFrame {
+        camera: log.to_owned(),
+        stream: 0,
+        parameters_seq,
+        kind: MediaKind::Video,
+        keyframe: f.keyframe,
+        pts: f.pts,
+        clock_rate: f.clock_rate,
+        wall_clock_us: f.wall_clock_us,
+        data: f.data,
+    }
+}
+
 /// The media store's log of a unit's camera.
 pub fn log_name(unit: &str, camera: &str) -> String {
     format!("{unit}/{camera}")
@@ -487,13 +514,7 @@ impl Inner {
             let retrieved: RetrievedFrame =
                 postcard::from_bytes(&f.payload).map_err(|e| RetrievedError::Payload(e.to_string()))?;
             if let Some(p) = retrieved.parameters {
-                let p = StoredParameters {
-                    camera: log.clone(),
-                    rfc6381_codec: p.rfc6381_codec,
-                    width: p.width,
-                    height: p.height,
-                    extra_data: p.extra_data,
-                };
+                let p = stored_parameters(&log, p);
                 if last.as_ref() != Some(&p) {
                     records.push(Record::Parameters(p.clone()));
                     plan.push(Planned::Parameters);
@@ -505,18 +526,9 @@ impl Inner {
                 // Central recorded this very frame from the live stream already.
                 continue;
             }
-            records.push(Record::Frame(StoredFrame {
-                camera: log.clone(),
-                stream: 0,
-                parameters_seq: 0,
-                kind: MediaKind::Video,
-                keyframe: m.keyframe,
-                pts: m.pts,
-                clock_rate: m.clock_rate,
-                wall_clock_us: m.wall_clock_us,
-                data: m.data,
-            }));
-            plan.push(Planned::Frame { seq: f.seq, wall_us: m.wall_clock_us });
+            let wall_us = m.wall_clock_us;
+            records.push(Record::Frame(stored_frame(&log, 0, m)));
+            plan.push(Planned::Frame { seq: f.seq, wall_us });
         }
         let base = self.store.next_seq(&log).unwrap_or(0);
         let plan_text = serde_json::to_string(&plan).map_err(|e| RetrievedError::Payload(e.to_string()))?;

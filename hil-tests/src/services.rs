@@ -339,4 +339,26 @@ impl CentralProc {
     pub fn start_with_config(dir: &Path, ns: Option<&Netns>, quic: &str, extra: &str) -> anyhow::Result<CentralProc> {
         Self::launch(dir, ns, quic, 0, extra)
     }
+
+    /// Asks central to retrieve `unit`'s `camera` between two times (µs since the Unix epoch):
+    /// `POST /api/units/{unit}/cameras/{camera}/retrieve`; the retrieval's id.
+    pub fn retrieve(&self, unit: &str, camera: &str, start_us: i64, end_us: i64) -> anyhow::Result<i64> {
+        let time = |us: i64| jiff::Timestamp::from_microsecond(us).map(|t| t.to_string());
+        let answer: serde_json::Value = self
+            .post(&format!("{}/api/units/{unit}/cameras/{camera}/retrieve", self.web))
+            .send_json(serde_json::json!({ "start": time(start_us)?, "end": time(end_us)? }))?
+            .body_mut()
+            .read_json()?;
+        answer["id"].as_i64().with_context(|| format!("central answered the retrieval with {answer}"))
+    }
+
+    /// Polls `GET /api/retrievals/{id}` until the retrieval is `done` or `failed` (or `timeout`
+    /// passes); its last status.
+    pub fn wait_retrieval(&self, id: i64, timeout: Duration) -> anyhow::Result<serde_json::Value> {
+        crate::wait_until("the retrieval finishes", timeout, || {
+            let s = self.get_json(&format!("{}/api/retrievals/{id}", self.web)).ok()?;
+            (s["state"] == "done" || s["state"] == "failed").then_some(s)
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))
+    }
 }

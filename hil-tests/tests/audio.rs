@@ -221,19 +221,8 @@ fn central_retrieves_the_video_of_a_camera_with_audio() {
     drop(viewer);
 
     let (start, end) = (t0 + 2_000_000, t0 + 7_000_000);
-    let retrieval = central
-        .post(&format!("{}/api/units/bus-7/cameras/front/retrieve", central.web))
-        .send_json(json!({ "start": rfc3339(start), "end": rfc3339(end) }))
-        .unwrap()
-        .body_mut()
-        .read_json::<Value>()
-        .unwrap();
-    let id = retrieval["id"].as_i64().unwrap();
-    let done = wait_until("the retrieval finishes", T, || {
-        let s = central.get_json(&format!("{}/api/retrievals/{id}", central.web)).ok()?;
-        (s["state"] == "done" || s["state"] == "failed").then_some(s)
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
+    let id = central.retrieve("bus-7", "front", start, end).unwrap();
+    let done = central.wait_retrieval(id, T).unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
     assert_eq!(done["state"], "done", "{done}");
     assert_eq!(done["bytes_done"], done["bytes_total"], "{done}");
 

@@ -203,26 +203,14 @@ fn central_retrieves_and_exports_across_a_resolution_change() {
     wait_recording(&edge, "front", at_change + 50);
 
     // Central brings the whole stretch home, then exports across the change.
-    let time = |us: i64| jiff::Timestamp::from_microsecond(us).unwrap().to_string();
-    let retrieve = serde_json::json!({ "start": time(started - 5_000_000), "end": time(now_us() - 500_000) });
-    let answer: Value = central
-        .post(&format!("{}/api/units/bus-1/cameras/front/retrieve", central.web))
-        .send_json(retrieve)
-        .unwrap()
-        .body_mut()
-        .read_json()
-        .unwrap();
-    let id = answer["id"].as_i64().unwrap_or_else(|| panic!("{answer}"));
-    wait_until("the retrieval is done", T, || {
-        let r = central.get_json(&format!("{}/api/retrievals/{id}", central.web)).ok()?;
-        assert_ne!(r["state"], "failed", "{r}");
-        (r["state"] == "done").then_some(())
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
+    let id = central.retrieve("bus-1", "front", started - 5_000_000, now_us() - 500_000).unwrap();
+    let done = central.wait_retrieval(id, T).unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
+    assert_eq!(done["state"], "done", "{done}");
     assert!(edge.proc.stop(Duration::from_secs(20)).unwrap().success());
     let runs = runs(&store, "front");
     assert!(runs.len() >= 3, "wide, small, wide");
     let (from, to) = (runs[1].frames[0], runs[2].frames[10]);
+    let time = |us: i64| jiff::Timestamp::from_microsecond(us).unwrap().to_string();
     let mut response = central
         .get(&format!("{}/api/units/bus-1/cameras/front/export.mp4?start={}&end={}", central.web, time(from), time(to)))
         .call()

@@ -60,20 +60,9 @@ fn central_records_the_live_stream_unwatched_and_never_stores_a_frame_twice() {
     // An operator retrieves a range that overlaps what central recorded live and reaches back
     // before it (the unit recorded from its start; live began once the unit connected).
     let (from, to) = (started - 2_000_000, now_us() - 1_000_000);
-    let answer: Value = central
-        .post(&format!("{}/api/units/bus-c/cameras/front/retrieve", central.web))
-        .send_json(serde_json::json!({ "start": rfc3339(from), "end": rfc3339(to) }))
-        .unwrap()
-        .body_mut()
-        .read_json()
-        .unwrap();
-    let id = answer["id"].as_i64().unwrap_or_else(|| panic!("{answer}"));
-    wait_until("the retrieval is done", T, || {
-        let r = central.get_json(&format!("{}/api/retrievals/{id}", central.web)).ok()?;
-        assert_ne!(r["state"], "failed", "{r}");
-        (r["state"] == "done").then_some(())
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
+    let id = central.retrieve("bus-c", "front", from, to).unwrap();
+    let done = central.wait_retrieval(id, T).unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
+    assert_eq!(done["state"], "done", "{done}");
 
     // Central's log holds each frame once, and each is the unit's frame, byte for byte.
     let (unit_frames, _) = frame_hashes(&store, "front", from, to);
