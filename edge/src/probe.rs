@@ -10,6 +10,11 @@ use serde::Serialize;
 
 use crate::status::AudioJson;
 
+/// How long a probe waits for the camera's first video frame after PLAY.
+const FIRST_FRAME_WAIT: Duration = Duration::from_secs(15);
+/// How long the video may pause during the measured window before the probe gives up.
+const STALL_WAIT: Duration = Duration::from_secs(5);
+
 /// What a probe found.
 #[derive(Debug, Serialize)]
 pub struct ProbeReport {
@@ -70,16 +75,24 @@ pub async fn probe(url: &url::Url, creds: Option<(String, String)>, duration: Du
     let mut demuxed = crate::rtsp::play(described.session, video).await?;
     let (mut frames, mut bytes, mut first_pts, mut last_pts) = (0u64, 0u64, None, 0i64);
     let (mut keyframes, mut interval) = (Vec::new(), None);
-    let deadline = tokio::time::Instant::now() + duration;
+    // The measured window starts at the first frame: a camera (or an RTSP server that starts
+    // its encoder for the first client) may take seconds to send it.
+    let first_by = tokio::time::Instant::now() + FIRST_FRAME_WAIT;
+    let mut deadline = None;
     let mut clock = 90_000u32;
-    while tokio::time::Instant::now() < deadline {
-        let item = match tokio::time::timeout_at(deadline + Duration::from_secs(5), demuxed.next()).await {
-            Err(_) => return Err("no video frame arrived".into()),
+    while deadline.is_none_or(|d| tokio::time::Instant::now() < d) {
+        let limit = deadline.map_or(first_by, |d| d + STALL_WAIT);
+        let item = match tokio::time::timeout_at(limit, demuxed.next()).await {
+            Err(_) if deadline.is_none() => {
+                return Err(format!("no video frame arrived within {} s", FIRST_FRAME_WAIT.as_secs()));
+            }
+            Err(_) => return Err(format!("the camera stopped sending video for {} s", STALL_WAIT.as_secs())),
             Ok(None) => break,
             Ok(Some(Err(e))) => return Err(e.to_string()),
             Ok(Some(Ok(item))) => item,
         };
         let CodecItem::VideoFrame(frame) = item else { continue };
+        deadline.get_or_insert_with(|| tokio::time::Instant::now() + duration);
         let ts = frame.timestamp();
         clock = ts.clock_rate().get();
         first_pts.get_or_insert(ts.elapsed());
