@@ -396,8 +396,8 @@ impl Profiles {
     /// documentation); `camera` `"*"` gives what applies to cameras without entries of their own.
     pub fn layered(&self, unit: &str, camera: &str) -> CameraSettingsBody {
         let cache = self.cache(false);
-        let a = cache.assignments.get(unit).cloned().unwrap_or_default();
-        let profile = a.profile.as_ref().and_then(|p| cache.profiles.get(p));
+        let a = cache.assignments.get(unit);
+        let profile = a.and_then(|a| a.profile.as_ref()).and_then(|p| cache.profiles.get(p));
         let mut out = CameraSettingsBody::default();
         let mut layer = |entries: Option<&BTreeMap<String, CameraSettingsBody>>| {
             if let Some(e) = entries {
@@ -412,7 +412,7 @@ impl Profiles {
             }
         };
         layer(profile.map(|p| &p.cameras));
-        layer(Some(&a.overrides));
+        layer(a.map(|a| &a.overrides));
         out
     }
 

@@ -681,8 +681,5 @@ pub fn read_held(
         }
     }
     out.sort_by_key(|f| f.frame.wall_clock_us);
-    // A frame recorded live and also retrieved (stored before the live run was known) is
-    // the same frame: keep one.
-    out.dedup_by_key(|f| f.frame.wall_clock_us);
     Ok(out)
 }

@@ -71,55 +71,57 @@ pub fn routes(link: Arc<CentralLink>) -> Router {
     Router::new().route("/api/link-test", post(link_test)).with_state(link)
 }
 
-/// Sends one test message of `payload_bytes` on a stream of its own and waits for central's
-/// confirmation; the time it took.
-async fn exchange(conn: &quinn::Connection, payload_bytes: usize) -> Result<Duration, LinkTestError> {
+/// Sends `msg` on a stream of its own and reads central's one answer there, which `check`
+/// judges; the time from the request to the whole answer. `what` names the answer and
+/// `closed` says what it means when central closes the stream without one.
+async fn exchange(
+    conn: &quinn::Connection,
+    msg: EdgeMessage,
+    what: &str,
+    closed: &str,
+    check: impl FnOnce(CentralMessage) -> Result<(), LinkTestError>,
+) -> Result<Duration, LinkTestError> {
     let failed = |e: &dyn std::fmt::Display| LinkTestError::Failed(e.to_string());
     let started = Instant::now();
     let work = async {
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| failed(&e))?;
-        let msg = EdgeMessage::LinkTest(LinkTest { payload: vec![0; payload_bytes] });
         messages::write(&mut send, &msg).await.map_err(|e| failed(&e))?;
         send.finish().map_err(|e| failed(&e))?;
         match messages::read::<CentralMessage>(&mut recv).await.map_err(|e| failed(&e))? {
-            Some(CentralMessage::LinkTestReceived { bytes }) if bytes == payload_bytes as u64 => Ok(()),
-            Some(other) => Err(LinkTestError::Failed(format!("central answered {other:?}"))),
-            None => Err(LinkTestError::Failed("central closed the test stream without an answer".into())),
+            Some(answer) => check(answer),
+            None => Err(LinkTestError::Failed(closed.to_owned())),
         }
     };
     tokio::time::timeout(EXCHANGE_TIMEOUT, work)
         .await
-        .map_err(|_| LinkTestError::Failed(format!("no answer within {EXCHANGE_TIMEOUT:?}")))??;
+        .map_err(|_| LinkTestError::Failed(format!("no {what} within {EXCHANGE_TIMEOUT:?}")))??;
     Ok(started.elapsed())
 }
 
-/// Asks central for `bytes` of filler on a stream of its own and reads them all; the time it
-/// took from the request.
+/// Sends one test message of `payload_bytes` and waits for central's confirmation; the time
+/// it took.
+async fn exchange_upload(conn: &quinn::Connection, payload_bytes: usize) -> Result<Duration, LinkTestError> {
+    let msg = EdgeMessage::LinkTest(LinkTest { payload: vec![0; payload_bytes] });
+    exchange(conn, msg, "answer", "central closed the test stream without an answer", |answer| match answer {
+        CentralMessage::LinkTestReceived { bytes } if bytes == payload_bytes as u64 => Ok(()),
+        other => Err(LinkTestError::Failed(format!("central answered {other:?}"))),
+    })
+    .await
+}
+
+/// Asks central for `bytes` of filler and reads them all; the time it took from the request.
 async fn exchange_download(conn: &quinn::Connection, bytes: usize) -> Result<Duration, LinkTestError> {
-    let failed = |e: &dyn std::fmt::Display| LinkTestError::Failed(e.to_string());
-    let started = Instant::now();
-    let work = async {
-        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| failed(&e))?;
-        messages::write(&mut send, &EdgeMessage::LinkTestDownload { bytes: bytes as u64 })
-            .await
-            .map_err(|e| failed(&e))?;
-        send.finish().map_err(|e| failed(&e))?;
-        match messages::read::<CentralMessage>(&mut recv).await.map_err(|e| failed(&e))? {
-            Some(CentralMessage::LinkTestData(t)) if t.payload.len() == bytes => Ok(()),
-            Some(CentralMessage::LinkTestData(t)) => {
-                Err(LinkTestError::Failed(format!("central sent {} bytes of the {bytes} asked", t.payload.len())))
-            }
-            Some(other) => Err(LinkTestError::Failed(format!("central answered {other:?}"))),
-            None => Err(LinkTestError::Failed(
-                "central closed the download stream without data (an older central does not know the download test; update it)"
-                    .into(),
-            )),
+    let msg = EdgeMessage::LinkTestDownload { bytes: bytes as u64 };
+    let closed = "central closed the download stream without data (an older central does not know the download \
+                  test; update it)";
+    exchange(conn, msg, "download", closed, |answer| match answer {
+        CentralMessage::LinkTestData(t) if t.payload.len() == bytes => Ok(()),
+        CentralMessage::LinkTestData(t) => {
+            Err(LinkTestError::Failed(format!("central sent {} bytes of the {bytes} asked", t.payload.len())))
         }
-    };
-    tokio::time::timeout(EXCHANGE_TIMEOUT, work)
-        .await
-        .map_err(|_| LinkTestError::Failed(format!("no download within {EXCHANGE_TIMEOUT:?}")))??;
-    Ok(started.elapsed())
+        other => Err(LinkTestError::Failed(format!("central answered {other:?}"))),
+    })
+    .await
 }
 
 /// The measured download: bytes, seconds from the request, bits per second.
@@ -146,12 +148,12 @@ fn round_ms(d: Duration) -> f64 {
 pub async fn measure(conn: &quinn::Connection) -> Result<LinkTestJson, LinkTestError> {
     let mut ping = Duration::MAX;
     for _ in 0..PINGS {
-        ping = ping.min(exchange(conn, 0).await?);
+        ping = ping.min(exchange_upload(conn, 0).await?);
     }
     // A first probe sizes the measured one (and opens the congestion window).
-    let first = exchange(conn, FIRST_PROBE_BYTES).await?;
+    let first = exchange_upload(conn, FIRST_PROBE_BYTES).await?;
     let size = probe_size(FIRST_PROBE_BYTES, first, ping);
-    let took = exchange(conn, size).await?;
+    let took = exchange_upload(conn, size).await?;
     // The last byte's trip to central and the answer's trip back are latency, not throughput.
     let sending = took.saturating_sub(ping).max(Duration::from_millis(1));
     let download = measure_download(conn, ping).await;

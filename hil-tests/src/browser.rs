@@ -4,19 +4,16 @@
 //! Needs Debian's `chromium` (`/usr/bin/chromium`, or the path in `CONVOY_CHROMIUM`); no
 //! driver binary and no npm package: CDP is JSON over the WebSocket the browser opens itself.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use base64::prelude::{BASE64_STANDARD, Engine as _};
 use serde_json::{Value, json};
-use tungstenite::{Message, WebSocket};
+use tungstenite::WebSocket;
 
-/// How long one CDP command may take.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::browser_socket::{self, COMMAND_TIMEOUT};
 
 /// The Chromium binary: `CONVOY_CHROMIUM` or `/usr/bin/chromium`.
 pub fn chromium_path() -> PathBuf {
@@ -59,26 +56,8 @@ impl Browser {
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("cannot start {} (Debian package chromium)", chromium_path().display()))?;
-        let stderr = child.stderr.take().context("no stderr")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("DevTools listening on ") {
-                    let _ = tx.send(url.trim().to_owned());
-                }
-            }
-        });
-        let url = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                bail!("Chromium did not print its DevTools address within 30 s");
-            }
-        };
-        let host = url.strip_prefix("ws://").and_then(|r| r.split('/').next()).context("DevTools URL")?;
-        let stream = TcpStream::connect(host)?;
-        stream.set_read_timeout(Some(COMMAND_TIMEOUT))?;
-        let (socket, _) = tungstenite::client(url.as_str(), stream)?;
+        let url = browser_socket::announced_url(&mut child, "DevTools listening on ", "Chromium")?;
+        let socket = browser_socket::connect(&url)?;
         let mut browser = Browser { child, socket, session: String::new(), next_id: 0, _profile: profile };
         let target = browser.call("", "Target.createTarget", json!({ "url": "about:blank" }))?;
         let target = target["targetId"].as_str().context("targetId")?.to_owned();
@@ -102,20 +81,7 @@ impl Browser {
         if !session.is_empty() {
             msg["sessionId"] = json!(session);
         }
-        self.socket.send(Message::Text(msg.to_string().into()))?;
-        let deadline = Instant::now() + COMMAND_TIMEOUT;
-        while Instant::now() < deadline {
-            let Message::Text(text) = self.socket.read()? else { continue };
-            let answer: Value = serde_json::from_str(&text)?;
-            if answer["id"] != json!(id) {
-                continue;
-            }
-            if let Some(e) = answer.get("error") {
-                bail!("{method}: {e}");
-            }
-            return Ok(answer["result"].clone());
-        }
-        bail!("{method}: no answer within {COMMAND_TIMEOUT:?}")
+        browser_socket::command(&mut self.socket, id, msg, method, |answer| answer.get("error").map(Value::to_string))
     }
 
     /// A CDP command to the page.
@@ -191,9 +157,7 @@ impl Browser {
     /// A PNG of the whole page.
     pub fn screenshot(&mut self, path: &Path) -> anyhow::Result<()> {
         let shot = self.page("Page.captureScreenshot", json!({ "format": "png", "captureBeyondViewport": true }))?;
-        let png = BASE64_STANDARD.decode(shot["data"].as_str().context("screenshot data")?)?;
-        std::fs::write(path, png)?;
-        Ok(())
+        browser_socket::write_png(&shot, path)
     }
 }
 

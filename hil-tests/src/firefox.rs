@@ -5,19 +5,16 @@
 //! geckodriver: Firefox speaks WebDriver BiDi itself on the WebSocket that
 //! `--remote-debugging-port` opens (`ws://host:port/session`).
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use base64::prelude::{BASE64_STANDARD, Engine as _};
 use serde_json::{Map, Value, json};
-use tungstenite::{Message, WebSocket};
+use tungstenite::WebSocket;
 
-/// How long one BiDi command may take.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::browser_socket;
 
 /// Preferences for a test profile: no first-run pages or update checks, video may play
 /// without a click (the page still gets `userActivation` with every script).
@@ -84,24 +81,8 @@ impl Firefox {
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("cannot start {} (Debian package firefox-esr)", firefox_path().display()))?;
-        let stderr = child.stderr.take().context("no stderr")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("WebDriver BiDi listening on ") {
-                    let _ = tx.send(url.trim().to_owned());
-                }
-            }
-        });
-        let Ok(url) = rx.recv_timeout(Duration::from_secs(30)) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("Firefox did not print its WebDriver BiDi address within 30 s");
-        };
-        let host = url.strip_prefix("ws://").context("BiDi URL")?.trim_end_matches('/');
-        let stream = TcpStream::connect(host)?;
-        stream.set_read_timeout(Some(COMMAND_TIMEOUT))?;
-        let (socket, _) = tungstenite::client(format!("ws://{host}/session").as_str(), stream)?;
+        let url = browser_socket::announced_url(&mut child, "WebDriver BiDi listening on ", "Firefox")?;
+        let socket = browser_socket::connect(&format!("{}/session", url.trim_end_matches('/')))?;
         let mut firefox =
             Firefox { child, socket, context: String::new(), version: String::new(), next_id: 0, _profile: profile };
         let session = firefox.call("session.new", json!({ "capabilities": {} }))?;
@@ -126,20 +107,9 @@ impl Firefox {
         self.next_id += 1;
         let id = self.next_id;
         let msg = json!({ "id": id, "method": method, "params": params });
-        self.socket.send(Message::Text(msg.to_string().into()))?;
-        let deadline = Instant::now() + COMMAND_TIMEOUT;
-        while Instant::now() < deadline {
-            let Message::Text(text) = self.socket.read()? else { continue };
-            let answer: Value = serde_json::from_str(&text)?;
-            if answer["id"] != json!(id) {
-                continue;
-            }
-            if answer["type"] == "error" {
-                bail!("{method}: {}: {}", answer["error"], answer["message"]);
-            }
-            return Ok(answer["result"].clone());
-        }
-        bail!("{method}: no answer within {COMMAND_TIMEOUT:?}")
+        browser_socket::command(&mut self.socket, id, msg, method, |answer| {
+            (answer["type"] == "error").then(|| format!("{}: {}", answer["error"], answer["message"]))
+        })
     }
 
     /// Opens `url` and waits until the document has loaded.
@@ -248,9 +218,7 @@ impl Firefox {
         let context = self.context.clone();
         let shot =
             self.call("browsingContext.captureScreenshot", json!({ "context": context, "origin": "document" }))?;
-        let png = BASE64_STANDARD.decode(shot["data"].as_str().context("screenshot data")?)?;
-        std::fs::write(path, png)?;
-        Ok(())
+        browser_socket::write_png(&shot, path)
     }
 }
 

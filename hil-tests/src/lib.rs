@@ -7,7 +7,9 @@
 
 pub mod bench_clip;
 pub mod browser;
+mod browser_socket;
 pub mod central_api;
+pub mod central_page;
 pub mod firefox;
 pub mod media;
 pub mod netns;

@@ -55,6 +55,16 @@ fn sim_camera_with_clip(dir: &Path, clip: &Path) -> (Proc, String) {
     (proc, url)
 }
 
+/// A `sim-camera` that changes resolution every 3 s: 3 s at 640x360, then 3 s at 320x240,
+/// looped, each change announced by a new SPS/PPS in the stream (not in the SDP).
+fn switching_camera(dir: &Path) -> (Proc, String) {
+    let wide = make_clip(dir, "640x360", 3);
+    let small = make_clip(dir, "320x240", 3);
+    let clip = dir.join("switching.h264");
+    std::fs::write(&clip, [std::fs::read(wide).unwrap(), std::fs::read(small).unwrap()].concat()).unwrap();
+    sim_camera_with_clip(dir, &clip)
+}
+
 fn ffprobe(path: &Path) -> Value {
     let out = Command::new("ffprobe")
         .args(["-v", "error", "-count_frames", "-show_streams", "-of", "json"])
@@ -124,13 +134,7 @@ fn runs(store: &Path, cam: &str) -> Vec<Run> {
 #[test]
 fn a_camera_that_changes_resolution_is_recorded_under_the_new_parameters_and_exports() {
     let dir = tempfile::tempdir().unwrap();
-    // 3 s at 640x360, then 3 s at 320x240, looped: a resolution change every 3 s, each
-    // announced by a new SPS/PPS in the stream (not in the SDP).
-    let wide = make_clip(dir.path(), "640x360", 3);
-    let small = make_clip(dir.path(), "320x240", 3);
-    let clip = dir.path().join("switching.h264");
-    std::fs::write(&clip, [std::fs::read(wide).unwrap(), std::fs::read(small).unwrap()].concat()).unwrap();
-    let (_cam, url) = sim_camera_with_clip(dir.path(), &clip);
+    let (_cam, url) = switching_camera(dir.path());
     let store = dir.path().join("store");
     let mut edge =
         EdgeProc::start(dir.path(), "edge", &edge_config("bus-1", &store, None, &[("front", &url)])).unwrap();
@@ -185,11 +189,7 @@ fn a_camera_that_changes_resolution_is_recorded_under_the_new_parameters_and_exp
 #[test]
 fn central_retrieves_and_exports_across_a_resolution_change() {
     let dir = tempfile::tempdir().unwrap();
-    let wide = make_clip(dir.path(), "640x360", 3);
-    let small = make_clip(dir.path(), "320x240", 3);
-    let clip = dir.path().join("switching.h264");
-    std::fs::write(&clip, [std::fs::read(wide).unwrap(), std::fs::read(small).unwrap()].concat()).unwrap();
-    let (_cam, url) = sim_camera_with_clip(dir.path(), &clip);
+    let (_cam, url) = switching_camera(dir.path());
     let central = CentralProc::start(dir.path(), 0).unwrap();
     let store = dir.path().join("store");
     let config = edge_config("bus-1", &store, Some((&central.quic, &central.fingerprint)), &[("front", &url)]);

@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hil_tests::browser::Browser;
+use hil_tests::central_page::{log_in, tile_video, wait_js};
 use hil_tests::{CentralProc, EdgeProc, edge_config, gst_camera, sim_camera, timeline_us, wait_until};
 use serde_json::{Value, json};
 
@@ -25,25 +26,6 @@ fn now_us() -> i64 {
 
 fn rfc3339(us: i64) -> String {
     jiff::Timestamp::from_microsecond(us).unwrap().to_string()
-}
-
-/// Polls a JavaScript expression until it returns something that is not `null`/`false`.
-fn wait_js(b: &mut Browser, what: &str, expression: &str) -> Value {
-    wait_until(what, T, || b.eval(expression).ok().filter(|v| !v.is_null() && *v != json!(false))).unwrap_or_else(|e| {
-        let page = b.eval("[document.getElementById('status').textContent, document.getElementById('grid').innerHTML]");
-        panic!("{e}; page: {page:?}")
-    })
-}
-
-/// The `<video>` of a camera tile (time, size, distance to the live edge), or what the tile
-/// says instead of video.
-fn tile_video(camera: &str) -> String {
-    format!(
-        "(() => {{ const t = document.querySelector('.tile[data-camera=\"{camera}\"]'); \
-         const u = t && t.querySelector('.screen.unsupported'); if (u) return {{ unsupported: u.textContent }}; \
-         const v = t && t.querySelector('video'); if (!v) return null; const b = v.buffered; \
-         return {{ t: v.currentTime, w: v.videoWidth, h: v.videoHeight, behind: b.length ? b.end(b.length - 1) - v.currentTime : null }}; }})()"
-    )
 }
 
 const PLAYER: &str = "(() => { const v = document.getElementById('player'); return { t: v.currentTime, w: v.videoWidth, \
@@ -67,23 +49,6 @@ fn get_answer(central: &CentralProc, url: &str) -> (u16, Value) {
 
 fn number(v: &Value) -> f64 {
     v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_f64()).unwrap_or(f64::NAN)
-}
-
-/// Logs in through the page's form, typing as a user would, and waits for the page to show
-/// who is logged in.
-fn log_in(b: &mut Browser, name: &str, password: &str) {
-    wait_js(b, "the login form", "!document.getElementById('login').hidden");
-    for (field, text) in [("#login-name", name), ("#login-password", password)] {
-        b.click(field).unwrap();
-        b.page("Input.insertText", json!({ "text": text })).unwrap();
-    }
-    b.click("#login-submit").unwrap();
-    let who = wait_js(
-        b,
-        "the page shows who is logged in",
-        "document.getElementById('login').hidden && document.getElementById('whoami').textContent",
-    );
-    assert!(who.as_str().unwrap().contains(name), "{who}");
 }
 
 #[test]

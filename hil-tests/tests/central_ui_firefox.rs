@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use hil_tests::central_page::{log_in, tile_video, wait_js};
 use hil_tests::firefox::{Firefox, download_prefs};
 use hil_tests::web_page::WebPage;
 use hil_tests::{CentralProc, EdgeProc, edge_config, gst_camera, timeline_us, wait_until};
@@ -27,26 +28,6 @@ fn rfc3339(us: i64) -> String {
     jiff::Timestamp::from_microsecond(us).unwrap().to_string()
 }
 
-/// Polls a JavaScript expression until it returns something that is not `null`/`false`.
-fn wait_js(b: &mut impl WebPage, what: &str, expression: &str) -> Value {
-    wait_until(what, T, || b.eval(expression).ok().filter(|v| !v.is_null() && *v != json!(false))).unwrap_or_else(|e| {
-        let page = b.eval("[document.getElementById('status').textContent, document.getElementById('grid').innerHTML]");
-        panic!("{e} in {}; page: {page:?}", b.browser_name())
-    })
-}
-
-/// The `<video>` of a camera tile (time, size, distance to the live edge), or what the tile
-/// says instead of video.
-fn tile_video(camera: &str) -> String {
-    format!(
-        "(() => {{ const t = document.querySelector('.tile[data-camera=\"{camera}\"]'); \
-         const u = t && t.querySelector('.screen.unsupported'); if (u) return {{ unsupported: u.textContent }}; \
-         const v = t && t.querySelector('video'); if (!v) return null; const b = v.buffered; \
-         return {{ t: v.currentTime, w: v.videoWidth, h: v.videoHeight, error: v.error && v.error.message, \
-         behind: b.length ? b.end(b.length - 1) - v.currentTime : null }}; }})()"
-    )
-}
-
 /// The first video stream of an MP4 as ffprobe reads it, frames counted.
 fn ffprobe(path: &Path) -> Value {
     let out = Command::new("ffprobe")
@@ -56,23 +37,6 @@ fn ffprobe(path: &Path) -> Value {
         .expect("ffprobe (Debian package ffmpeg)");
     assert!(out.status.success(), "ffprobe refused the export: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice::<Value>(&out.stdout).unwrap()["streams"][0].clone()
-}
-
-/// Logs in through the page's form, clicking and typing as a user would, and waits for the
-/// page to show who is logged in.
-fn log_in(b: &mut impl WebPage, name: &str, password: &str) {
-    wait_js(b, "the login form", "!document.getElementById('login').hidden");
-    for (field, text) in [("#login-name", name), ("#login-password", password)] {
-        b.click(field).unwrap();
-        b.type_text(text).unwrap();
-    }
-    b.click("#login-submit").unwrap();
-    let who = wait_js(
-        b,
-        "the page shows who is logged in",
-        "document.getElementById('login').hidden && document.getElementById('whoami').textContent",
-    );
-    assert!(who.as_str().unwrap().contains(name), "{who}");
 }
 
 #[test]

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use hil_tests::browser::Browser;
+use hil_tests::central_page::log_in;
 use hil_tests::{CentralProc, EdgeProc, edge_config, gst_camera, wait_until};
 use serde_json::{Value, json};
 
@@ -76,13 +77,7 @@ fn wait_js(b: &mut Browser, what: &str, expression: &str) -> Value {
 fn page_shows(central: &CentralProc, want: &str, profile: &str) {
     let mut b = Browser::launch(1280, 1000).unwrap();
     b.goto(&format!("{}/", central.web)).unwrap();
-    wait_js(&mut b, "the login form", "!document.getElementById('login').hidden");
-    let password = central.admin_password().unwrap();
-    for (field, text) in [("#login-name", "admin"), ("#login-password", password.as_str())] {
-        b.click(field).unwrap();
-        b.page("Input.insertText", json!({ "text": text })).unwrap();
-    }
-    b.click("#login-submit").unwrap();
+    log_in(&mut b, "admin", &central.admin_password().unwrap());
     let shown = wait_js(
         &mut b,
         "the unit's settings indicator",

@@ -3,7 +3,7 @@
 //! `alaw`) and the sound `trak`.
 
 use crate::boxes::{BoxBuf, UNITY_MATRIX};
-use crate::movie::{time_version, times};
+use crate::movie::{data_information, media_header, time_version, times};
 use crate::{AudioCodec, AudioTrack, Mp4Error};
 
 /// The audio track's id (the video's is 1).
@@ -72,26 +72,13 @@ where
         }
         b.write_box(*b"mdia", |b| {
             let version = time_version(duration);
-            b.write_full_box(*b"mdhd", version, 0, |b| {
-                times(b, version, &[track.sample_rate], duration);
-                b.u16(0x55c4).u16(0); // language "und", pre_defined
-                Ok(())
-            })?;
-            b.write_full_box(*b"hdlr", 0, 0, |b| {
-                b.u32(0).bytes(b"soun").zeros(12).bytes(b"SoundHandler\0");
-                Ok(())
-            })?;
+            media_header(b, version, track.sample_rate, duration, b"soun", b"SoundHandler\0")?;
             b.write_box(*b"minf", |b| {
                 b.write_full_box(*b"smhd", 0, 0, |b| {
                     b.u16(0).u16(0); // balance, reserved
                     Ok(())
                 })?;
-                b.write_box(*b"dinf", |b| {
-                    b.write_full_box(*b"dref", 0, 0, |b| {
-                        b.u32(1);
-                        b.write_full_box(*b"url ", 0, 1, |_| Ok(()))
-                    })
-                })?;
+                data_information(b)?;
                 b.write_box(*b"stbl", |b| {
                     b.write_full_box(*b"stsd", 0, 0, |b| {
                         b.u32(1);

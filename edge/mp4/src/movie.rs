@@ -123,27 +123,13 @@ where
             Ok(())
         })?;
         b.write_box(*b"mdia", |b| {
-            b.write_full_box(*b"mdhd", version, 0, |b| {
-                times(b, version, &[track.timescale], duration);
-                b.u16(0x55c4).u16(0); // language "und", pre_defined
-                Ok(())
-            })?;
-            b.write_full_box(*b"hdlr", 0, 0, |b| {
-                b.u32(0).bytes(b"vide").zeros(12).bytes(b"VideoHandler\0");
-                Ok(())
-            })?;
+            media_header(b, version, track.timescale, duration, b"vide", b"VideoHandler\0")?;
             b.write_box(*b"minf", |b| {
                 b.write_full_box(*b"vmhd", 0, 1, |b| {
                     b.zeros(8); // graphicsmode, opcolor
                     Ok(())
                 })?;
-                b.write_box(*b"dinf", |b| {
-                    b.write_full_box(*b"dref", 0, 0, |b| {
-                        b.u32(1);
-                        // Flag 1: the media is in this file.
-                        b.write_full_box(*b"url ", 0, 1, |_| Ok(()))
-                    })
-                })?;
+                data_information(b)?;
                 b.write_box(*b"stbl", |b| {
                     b.write_full_box(*b"stsd", 0, 0, |b| {
                         b.u32(entries.len() as u32);
@@ -152,6 +138,37 @@ where
                     stbl_tables(b)
                 })
             })
+        })
+    })
+}
+
+/// A track's `mdhd` (its timescale and duration, language "und") and `hdlr` (`handler`, and
+/// `name` with its closing NUL).
+pub(crate) fn media_header(
+    b: &mut BoxBuf,
+    version: u8,
+    timescale: u32,
+    duration: u64,
+    handler: &[u8; 4],
+    name: &[u8],
+) -> Result<(), Mp4Error> {
+    b.write_full_box(*b"mdhd", version, 0, |b| {
+        times(b, version, &[timescale], duration);
+        b.u16(0x55c4).u16(0); // language "und", pre_defined
+        Ok(())
+    })?;
+    b.write_full_box(*b"hdlr", 0, 0, |b| {
+        b.u32(0).bytes(handler).zeros(12).bytes(name);
+        Ok(())
+    })
+}
+
+/// A track's `dinf`: one `dref` entry, flag 1: the media is in this file.
+pub(crate) fn data_information(b: &mut BoxBuf) -> Result<(), Mp4Error> {
+    b.write_box(*b"dinf", |b| {
+        b.write_full_box(*b"dref", 0, 0, |b| {
+            b.u32(1);
+            b.write_full_box(*b"url ", 0, 1, |_| Ok(()))
         })
     })
 }

@@ -160,6 +160,19 @@ impl<W: Write + Seek> Mp4Writer<W> {
         self.audio.as_ref().map(|a| &a.track)
     }
 
+    /// Appends a sample's bytes to the media data; its offset in the file and its size. A
+    /// failed write poisons the writer (the file is no longer consistent).
+    fn write_media(&mut self, data: &[u8]) -> Result<(u64, u32), Mp4Error> {
+        let size = u32::try_from(data.len()).map_err(|_| Mp4Error::TooLarge("sample larger than 4 GiB"))?;
+        if let Err(e) = self.out.write_all(data) {
+            self.poisoned = true;
+            return Err(e.into());
+        }
+        let offset = self.pos;
+        self.pos += u64::from(size);
+        Ok((offset, size))
+    }
+
     /// Appends one AAC access unit or run of G.711 samples. Its pts counts samples from the first video sample; the
     /// first one's pts (not negative) becomes silence before the track starts. A pts jump of
     /// more than a second is shortened to one second, as for video.
@@ -167,9 +180,8 @@ impl<W: Write + Seek> Mp4Writer<W> {
         if self.poisoned {
             return Err(Mp4Error::Poisoned);
         }
-        let Some(a) = self.audio.as_mut() else {
-            return Err(Mp4Error::InvalidAudio("no audio track: call add_audio first"));
-        };
+        let no_track = || Mp4Error::InvalidAudio("no audio track: call add_audio first");
+        let a = self.audio.as_ref().ok_or_else(no_track)?;
         a.table.check_room()?;
         let index = a.table.len();
         let delta = match a.last_pts {
@@ -185,13 +197,8 @@ impl<W: Write + Seek> Mp4Writer<W> {
         if sample.data.is_empty() {
             return Err(Mp4Error::InvalidAudio("empty audio sample"));
         }
-        let size = u32::try_from(sample.data.len()).map_err(|_| Mp4Error::TooLarge("sample larger than 4 GiB"))?;
-        if let Err(e) = self.out.write_all(sample.data) {
-            self.poisoned = true;
-            return Err(e.into());
-        }
-        let offset = self.pos;
-        self.pos += u64::from(size);
+        let (offset, size) = self.write_media(sample.data)?;
+        let a = self.audio.as_mut().ok_or_else(no_track)?;
         a.table.add_sample(offset, size, true)?;
         if let Some(delta) = delta {
             let max = i128::from(a.track.sample_rate);
@@ -295,14 +302,7 @@ impl<W: Write + Seek> Mp4Writer<W> {
                 return Err(Mp4Error::ParametersChanged(why));
             }
         }
-        let size = u32::try_from(sample.data.len()).map_err(|_| Mp4Error::TooLarge("sample larger than 4 GiB"))?;
-
-        if let Err(e) = self.out.write_all(sample.data) {
-            self.poisoned = true;
-            return Err(e.into());
-        }
-        let offset = self.pos;
-        self.pos += u64::from(size);
+        let (offset, size) = self.write_media(sample.data)?;
         self.table.add_sample(offset, size, sample.keyframe)?;
         self.need_keyframe = false;
         if let Some(delta) = delta {

@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use hil_tests::bench_clip::camera_clip_with_gop;
 use hil_tests::browser::Browser;
+use hil_tests::central_page::log_in;
 use hil_tests::recording_media::sim_camera_with_clip;
 use hil_tests::{CentralProc, EdgeProc, LiveViewer, edge_config, wait_until};
 use serde_json::{Value, json};
@@ -86,12 +87,7 @@ fn main() -> anyhow::Result<()> {
     let _edge = EdgeProc::start_enrolled(&dir, "edge", &config, "bus-1", &central)?;
     let mut b = Browser::launch(1280, 900)?;
     b.goto(&format!("{}/", central.web))?;
-    eval_until(&mut b, "the login form", "!document.getElementById('login').hidden")?;
-    for (field, text) in [("#login-name", "admin".to_owned()), ("#login-password", central.admin_password()?)] {
-        b.click(field)?;
-        b.page("Input.insertText", json!({ "text": text }))?;
-    }
-    b.click("#login-submit")?;
+    log_in(&mut b, "admin", &central.admin_password()?);
     eval_until(&mut b, "the camera tile", "!!document.querySelector('.tile[data-camera=\"front\"] button.live')")?;
     // Until the unit records, its live stream has nothing to send.
     eval_until(
