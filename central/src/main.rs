@@ -162,6 +162,13 @@ fn unit_add(config_path: &Path, name: &str, valid_hours: f64) -> anyhow::Result<
     }
     let validity = std::time::Duration::from_secs_f64(valid_hours * 3600.0);
     let token = enrollment::add_unit(&mut registry, &ca, name, validity)?;
+    open_auth(&config)?.audit.record(&Event {
+        user: "cli".into(),
+        action: "unit_added",
+        unit: Some(name.to_owned()),
+        detail: format!("enrollment token valid {valid_hours} h"),
+        ..Default::default()
+    })?;
     println!(
         "unit {name:?} added; on the unit run `edge enroll --config EDGE.toml --central HOST:PORT --token TOKEN` \
          within {valid_hours} h. Enrollment token (one use): {token}"
@@ -176,6 +183,13 @@ fn unit_revoke(config_path: &Path, name: &str) -> anyhow::Result<()> {
         anyhow::bail!("no unit {name:?} was ever added or enrolled here");
     }
     registry.revoke(name, enrollment::now_us())?;
+    open_auth(&config)?.audit.record(&Event {
+        user: "cli".into(),
+        action: "unit_revoked",
+        unit: Some(name.to_owned()),
+        detail: "from the command line".into(),
+        ..Default::default()
+    })?;
     println!("unit {name:?} revoked: a running central cuts it off now and refuses it from now on");
     Ok(())
 }

@@ -5,16 +5,16 @@
 //! ffprobe accepts with the frames central holds. A unit's alarm appears at once (pushed over
 //! `/api/stream`) and is acknowledged on the page with a comment, which says by whom and when;
 //! the fleet overview shows each unit's storage health. The
-//! administrator logs in through the page's form, finds the audit entries, adds a viewer,
-//! makes its bearer token and adds a unit on the page; viewers see no control they cannot
-//! use, and a viewer of another unit never sees this one.
+//! administrator logs in through the page's form, finds the audit entries, saves and assigns a
+//! fleet profile, adds a viewer, makes its bearer token and adds a unit on the page; viewers
+//! see no control they cannot use, and a viewer of another unit never sees this one.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hil_tests::browser::Browser;
-use hil_tests::central_page::{log_in, tile_video, wait_js};
+use hil_tests::central_page::{administer_then_view, log_in, tile_video, wait_js};
 use hil_tests::{CentralProc, EdgeProc, edge_config, gst_camera, sim_camera, timeline_us, wait_until};
 use serde_json::{Value, json};
 
@@ -417,56 +417,7 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
     }
     b.click(".tile[data-camera=\"front\"] button.live").unwrap();
 
-    // The administrator adds a viewer on the page, logs out; the viewer logs in and sees no
-    // control it cannot use, no users and no audit log.
-    for (field, text) in [("#user-name", "vic"), ("#user-password", "vic's long password"), ("#user-units", "bus-7")] {
-        b.click(field).unwrap();
-        b.page("Input.insertText", json!({ "text": text })).unwrap();
-    }
-    b.click("#user-add").unwrap();
-    wait_js(&mut b, "the new user is listed", "!!document.querySelector('#users tr[data-user=\"vic\"]')");
-    // A bearer token for vic, made on the page, works; a unit added on the page gets its
-    // one-time enrollment token.
-    b.click("#users tr[data-user=\"vic\"] button.token").unwrap();
-    let said = wait_js(
-        &mut b,
-        "the page shows vic's new token",
-        "(() => { const t = document.getElementById('user-status').textContent; return t.startsWith('Token for vic') ? t : null; })()",
-    );
-    let token = said.as_str().unwrap().rsplit(' ').next().unwrap();
-    assert_eq!(central.api.with_token(token).get_json(&format!("{}/api/me", central.web)).unwrap()["name"], "vic");
-    b.click("#unit-name").unwrap();
-    b.page("Input.insertText", json!({ "text": "bus-8" })).unwrap();
-    b.click("#unit-add").unwrap();
-    wait_js(
-        &mut b,
-        "the page shows bus-8's enrollment token",
-        "(document.getElementById('unit-status').dataset.token || '').startsWith('cvy1-')",
-    );
-    b.click("#logout").unwrap();
-    wait_js(&mut b, "the login form again", "!document.getElementById('login').hidden");
-    log_in(&mut b, "vic", "vic's long password");
-    let hidden = b
-        .eval(
-            "['retrieve', 'export', 'users-panel', 'units-panel', 'audit-panel'].map(id => \
-             document.getElementById(id).offsetParent === null)",
-        )
-        .unwrap();
-    assert_eq!(hidden, json!([true, true, true, true, true]), "controls a viewer cannot use are hidden");
-    wait_js(&mut b, "the viewer's alarm list", "!!document.querySelector('#alarms tr[data-event]')");
-    let buttons = b.eval("document.querySelectorAll('#alarms button').length").unwrap();
-    assert_eq!(buttons, json!(0), "a viewer cannot acknowledge or close alarms");
-    wait_js(&mut b, "the viewer's page shows bus-7", "!!document.querySelector('#units tr[data-unit=\"bus-7\"]')");
-
-    // A viewer of another unit never sees bus-7, and the API refuses it to the browser.
-    central.add_user("wes", "viewer", "wes's long password", &["bus-8"]).unwrap();
-    b.click("#logout").unwrap();
-    wait_js(&mut b, "the login form again", "!document.getElementById('login').hidden");
-    log_in(&mut b, "wes", "wes's long password");
-    wait_js(&mut b, "the fleet is shown", "document.getElementById('updated').textContent.startsWith('Updated')");
-    let seen = b.eval("document.querySelectorAll('#units tr[data-unit], .tile').length").unwrap();
-    assert_eq!(seen, json!(0), "no unit and no camera of bus-7");
-    let status = b.eval("fetch('/api/units/bus-7/cameras/front/live.fmp4').then(r => r.status)").unwrap();
-    assert_eq!(status, json!(403));
+    // The administration panels, then what viewers see (shared with the Firefox test).
+    administer_then_view(&mut b, &central, "bus-7");
     eprintln!("central UI test took {:?}", started.elapsed());
 }

@@ -5,14 +5,16 @@
 //! edge, is told plainly that an H.265 camera cannot be played here, selects a range by
 //! dragging on the timeline, retrieves it, plays it back from central's store and exports it
 //! (ffprobe reads the MP4 Firefox saves), and acknowledges a unit's alarm pushed to the page. A
-//! Firefox without the system's FFmpeg (no H.264 decoder) says so in the tile. The Chromium twin
-//! is `central_ui.rs`.
+//! Firefox without the system's FFmpeg (no H.264 decoder) says so in the tile. The administrator
+//! saves and assigns a fleet profile, searches the audit log, adds a viewer with a token and a
+//! unit; viewers see no control they cannot use, and a viewer of another unit never sees the
+//! unit (the same steps as the Chromium twin, `central_ui.rs`).
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hil_tests::central_page::{log_in, tile_video, wait_js};
+use hil_tests::central_page::{administer_then_view, log_in, tile_video, wait_js};
 use hil_tests::firefox::{Firefox, download_prefs};
 use hil_tests::web_page::WebPage;
 use hil_tests::{CentralProc, EdgeProc, edge_config, gst_camera, timeline_us, wait_until};
@@ -260,5 +262,8 @@ fn the_operator_page_works_in_firefox() {
     );
     let note = front["unsupported"].as_str().unwrap_or_else(|| panic!("{front}"));
     assert!(note.contains("cannot play H.264") && note.contains("libavcodec"), "{note}");
+
+    // The administration panels, then what viewers see (shared with the Chromium test).
+    administer_then_view(&mut b, &central, "bus-7");
     eprintln!("central UI in {browser} took {:?}", started.elapsed());
 }

@@ -72,6 +72,18 @@ fn enrolled_unit_connects_with_its_certificate_and_revocation_cuts_it_off() {
     assert!(error.contains("revoked or unknown"), "{error}");
     let e = central.revoke_unit("bus-77").unwrap_err().to_string();
     assert!(e.contains("no unit \"bus-77\""), "{e}");
+    // The command line's changes are in the audit log like the API's, by "cli".
+    let audit = central.get_json(&format!("{}/api/audit?limit=1000", central.web)).unwrap();
+    for action in ["unit_added", "unit_revoked"] {
+        assert!(
+            audit
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["action"] == action && e["user"] == "cli" && e["unit"] == "bus-9"),
+            "{action} by cli in {audit}"
+        );
+    }
 }
 
 #[test]

@@ -448,6 +448,8 @@ function showLogin() {
   me = null;
   $("app").hidden = true; $("logout").hidden = true; $("whoami").textContent = "";
   $("login").hidden = false;
+  // Firefox restores form fields on the reload after a logout: start empty.
+  $("login-name").value = ""; $("login-password").value = "";
   $("login-name").focus();
 }
 
@@ -601,7 +603,7 @@ async function assignProfile(ev) {
   const r = await fetch(`/api/units/${enc(unit)}/profile`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ profile, overrides }) });
   if (!r.ok) { profileSaid(await errorText(r), true); return; }
   const s = await r.json();
-  profileSaid(s.note ? `${unit}: ${s.note}.` : `${unit}: revision ${s.revision}, ${s.up_to_date ? "up to date" : "pending until it connects"}.`, false);
+  profileSaid(s.note ? `${unit}: ${s.note}.` : `${unit}: revision ${s.revision}, ${s.up_to_date ? "up to date" : "pending until the unit applies it (at once if connected, else when it next connects)"}.`, false);
   refreshProfiles(); refreshFleet(); refreshAudit();
 }
 
