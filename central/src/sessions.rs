@@ -1,8 +1,8 @@
 //! Browser sessions (random tokens kept in memory, so a restart logs everyone out) and the
 //! login rate limit, per client address and per user name. Pure logic over explicit instants,
-//! tested without waiting.
+//! tested without waiting. The mechanics are the `web-sessions` crate's, shared with the unit's
+//! page; central's limits count per user name as well as per address.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -21,90 +21,65 @@ const MAX_SESSIONS: usize = 10_000;
 /// At most this many user names are tracked for failures (guessed names must not fill memory).
 const MAX_TRACKED_NAMES: usize = 10_000;
 
-/// One logged-in browser.
-#[derive(Debug, Clone)]
-pub struct Session {
-    /// The user name.
-    pub user: String,
-    /// When it was created.
-    pub created: Instant,
-    /// When it was last used.
-    pub last_used: Instant,
-}
+pub use web_sessions::Session;
+use web_sessions::{FailureLimit, SessionLimits, SessionTable};
 
 /// The sessions and the record of failed logins.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Sessions {
-    by_token: HashMap<String, Session>,
-    client_failures: HashMap<IpAddr, Vec<Instant>>,
-    user_failures: HashMap<String, Vec<Instant>>,
+    table: SessionTable,
+    client_failures: FailureLimit<IpAddr>,
+    user_failures: FailureLimit<String>,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions {
+            table: SessionTable::new(SessionLimits {
+                idle_timeout: IDLE_TIMEOUT,
+                max_age: MAX_AGE,
+                max_sessions: MAX_SESSIONS,
+            }),
+            client_failures: FailureLimit::new(FAILURES_PER_CLIENT, FAILURE_WINDOW, usize::MAX),
+            user_failures: FailureLimit::new(FAILURES_PER_USER, FAILURE_WINDOW, MAX_TRACKED_NAMES),
+        }
+    }
 }
 
 impl Sessions {
     /// Starts a session for `user` under `token`.
     pub fn create(&mut self, token: String, user: &str, now: Instant) {
-        self.expire(now);
-        if self.by_token.len() >= MAX_SESSIONS
-            && let Some(oldest) = self.by_token.iter().min_by_key(|(_, s)| s.created).map(|(t, _)| t.clone())
-        {
-            self.by_token.remove(&oldest);
-        }
-        self.by_token.insert(token, Session { user: user.to_owned(), created: now, last_used: now });
+        self.table.create(token, user, now);
     }
 
     /// The session of `token` if it is still valid, marking it used.
     pub fn touch(&mut self, token: &str, now: Instant) -> Option<Session> {
-        let session = self.by_token.get_mut(token)?;
-        if now.duration_since(session.last_used) > IDLE_TIMEOUT || now.duration_since(session.created) > MAX_AGE {
-            self.by_token.remove(token);
-            return None;
-        }
-        session.last_used = now;
-        Some(session.clone())
+        self.table.touch(token, now)
     }
 
     /// Ends the session of `token`; its user, if it was valid.
     pub fn remove(&mut self, token: &str) -> Option<String> {
-        self.by_token.remove(token).map(|s| s.user)
-    }
-
-    fn expire(&mut self, now: Instant) {
-        self.by_token
-            .retain(|_, s| now.duration_since(s.last_used) <= IDLE_TIMEOUT && now.duration_since(s.created) <= MAX_AGE);
-        let recent = |t: &Instant| now.duration_since(*t) < FAILURE_WINDOW;
-        self.client_failures.retain(|_, v| {
-            v.retain(recent);
-            !v.is_empty()
-        });
-        self.user_failures.retain(|_, v| {
-            v.retain(recent);
-            !v.is_empty()
-        });
+        self.table.remove(token)
     }
 
     /// How long a login as `user` from `client` must wait (`None`: it may try now).
     pub fn login_blocked(&mut self, client: IpAddr, user: &str, now: Instant) -> Option<Duration> {
-        self.expire(now);
-        let wait = |list: &[Instant], limit: usize| {
-            (list.len() >= limit).then(|| FAILURE_WINDOW.saturating_sub(now.duration_since(list[list.len() - limit])))
-        };
-        let by_client = self.client_failures.get(&client).and_then(|v| wait(v, FAILURES_PER_CLIENT));
-        let by_user = self.user_failures.get(user).and_then(|v| wait(v, FAILURES_PER_USER));
-        by_client.max(by_user).map(|d| d.max(Duration::from_secs(1)))
+        self.client_failures.expire(now);
+        self.user_failures.expire(now);
+        let by_user = self.user_failures.blocked(&user.to_owned(), now);
+        self.client_failures.blocked(&client, now).max(by_user)
     }
 
     /// Counts a failed login as `user` from `client`.
     pub fn login_failed(&mut self, client: IpAddr, user: &str, now: Instant) {
-        self.client_failures.entry(client).or_default().push(now);
-        if self.user_failures.len() < MAX_TRACKED_NAMES || self.user_failures.contains_key(user) {
-            self.user_failures.entry(user.to_owned()).or_default().push(now);
-        }
+        self.client_failures.failed(&client, now);
+        self.user_failures.failed(&user.to_owned(), now);
     }
 
     /// Forgets the failures of `client` and `user` after a successful login.
     pub fn login_succeeded(&mut self, client: IpAddr, user: &str) {
-        self.client_failures.remove(&client);
-        self.user_failures.remove(user);
+        self.client_failures.forget(&client);
+        self.user_failures.forget(&user.to_owned());
     }
 }
 

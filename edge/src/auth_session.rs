@@ -1,7 +1,8 @@
 //! Login sessions (random tokens kept in memory, so a restart logs everyone out) and the login
-//! rate limit. Pure logic over explicit instants, so that it is tested without waiting.
+//! rate limit. Pure logic over explicit instants, so that it is tested without waiting. The
+//! mechanics are the `web-sessions` crate's, shared with central's page; the unit limits failures
+//! per address and for the whole unit.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -18,95 +19,68 @@ pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// At most this many sessions at once; the oldest goes first.
 const MAX_SESSIONS: usize = 32;
 
-/// One logged-in technician.
-#[derive(Debug, Clone)]
-pub struct Session {
-    /// The user name.
-    pub user: String,
-    /// When it was created.
-    pub created: Instant,
-    /// When it was last used.
-    pub last_used: Instant,
-}
+use web_sessions::{FailureLimit, SessionLimits, SessionTable};
+pub use web_sessions::{Session, new_token};
 
 /// The sessions and the record of failed logins.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Sessions {
-    by_token: HashMap<String, Session>,
-    failures: HashMap<IpAddr, Vec<Instant>>,
-    all_failures: Vec<Instant>,
+    table: SessionTable,
+    failures: FailureLimit<IpAddr>,
+    all_failures: FailureLimit<()>,
 }
 
-/// A new random session token (256 bits, hex).
-pub fn new_token() -> Result<String, getrandom::Error> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions {
+            table: SessionTable::new(SessionLimits {
+                idle_timeout: IDLE_TIMEOUT,
+                max_age: MAX_AGE,
+                max_sessions: MAX_SESSIONS,
+            }),
+            failures: FailureLimit::new(FAILURES_PER_CLIENT, FAILURE_WINDOW, usize::MAX),
+            all_failures: FailureLimit::new(FAILURES_PER_UNIT, FAILURE_WINDOW, 1),
+        }
+    }
 }
 
 impl Sessions {
     /// Starts a session for `user` under `token`.
     pub fn create(&mut self, token: String, user: &str, now: Instant) {
-        self.expire(now);
-        if self.by_token.len() >= MAX_SESSIONS
-            && let Some(oldest) = self.by_token.iter().min_by_key(|(_, s)| s.created).map(|(t, _)| t.clone())
-        {
-            self.by_token.remove(&oldest);
-        }
-        self.by_token.insert(token, Session { user: user.to_owned(), created: now, last_used: now });
+        self.table.create(token, user, now);
     }
 
     /// The session of `token` if it is still valid, marking it used.
     pub fn touch(&mut self, token: &str, now: Instant) -> Option<Session> {
-        let session = self.by_token.get_mut(token)?;
-        if now.duration_since(session.last_used) > IDLE_TIMEOUT || now.duration_since(session.created) > MAX_AGE {
-            self.by_token.remove(token);
-            return None;
-        }
-        session.last_used = now;
-        Some(session.clone())
+        self.table.touch(token, now)
     }
 
     /// Ends the session of `token`.
     pub fn remove(&mut self, token: &str) {
-        self.by_token.remove(token);
+        self.table.remove(token);
     }
 
     /// Ends every session (after a password change).
     pub fn clear(&mut self) {
-        self.by_token.clear();
-    }
-
-    fn expire(&mut self, now: Instant) {
-        self.by_token
-            .retain(|_, s| now.duration_since(s.last_used) <= IDLE_TIMEOUT && now.duration_since(s.created) <= MAX_AGE);
-        let recent = |t: &Instant| now.duration_since(*t) < FAILURE_WINDOW;
-        self.failures.retain(|_, v| {
-            v.retain(recent);
-            !v.is_empty()
-        });
-        self.all_failures.retain(recent);
+        self.table.clear();
     }
 
     /// How long `client` must wait before it may try to log in again (`None`: it may now).
     pub fn login_blocked(&mut self, client: IpAddr, now: Instant) -> Option<Duration> {
-        self.expire(now);
-        let wait = |list: &[Instant], limit: usize| {
-            (list.len() >= limit).then(|| FAILURE_WINDOW.saturating_sub(now.duration_since(list[list.len() - limit])))
-        };
-        let client_wait = self.failures.get(&client).and_then(|v| wait(v, FAILURES_PER_CLIENT));
-        client_wait.or_else(|| wait(&self.all_failures, FAILURES_PER_UNIT)).map(|d| d.max(Duration::from_secs(1)))
+        self.failures.expire(now);
+        self.all_failures.expire(now);
+        self.failures.blocked(&client, now).max(self.all_failures.blocked(&(), now))
     }
 
     /// Counts a failed login from `client`.
     pub fn login_failed(&mut self, client: IpAddr, now: Instant) {
-        self.failures.entry(client).or_default().push(now);
-        self.all_failures.push(now);
+        self.failures.failed(&client, now);
+        self.all_failures.failed(&(), now);
     }
 
     /// Forgets `client`'s failures after it logged in.
     pub fn login_succeeded(&mut self, client: IpAddr) {
-        self.failures.remove(&client);
+        self.failures.forget(&client);
     }
 }
 
@@ -162,13 +136,6 @@ mod tests {
         let t2 = t1 + FAILURE_WINDOW;
         s.login_failed(a, t2);
         s.login_succeeded(a);
-        assert!(!s.failures.contains_key(&a));
-    }
-
-    #[test]
-    fn tokens_are_random_and_long() {
-        let (x, y) = (new_token().unwrap(), new_token().unwrap());
-        assert_eq!(x.len(), 64);
-        assert_ne!(x, y);
+        assert!(!s.failures.tracks(&a));
     }
 }

@@ -25,7 +25,7 @@ SRC_URI += "\
 # The source: the Convoy workspace this layer sits in (this file is
 # yocto/meta-convoy/recipes-convoy/convoy-edge/ in it), so the crates .inc above and Cargo.lock
 # come from one commit. The workspace's path crates (protocol, link, media-store, mp4-export,
-# live-view)
+# live-view, web-sessions)
 # are in that tree. For a release image, build from a clean checkout of the release tag.
 CONVOY_SRCDIR := "${@os.path.normpath('${THISDIR}/../../../..')}"
 inherit externalsrc
