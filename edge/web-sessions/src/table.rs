@@ -100,6 +100,29 @@ mod tests {
         SessionLimits { idle_timeout: Duration::from_secs(60), max_age: Duration::from_secs(600), max_sessions: 3 };
 
     #[test]
+    fn sessions_expire_when_idle_at_max_age_and_on_logout() {
+        let t0 = Instant::now();
+        let mut s = SessionTable::new(LIMITS);
+        s.create("a".into(), "ann", t0);
+        let idle = LIMITS.idle_timeout;
+        assert_eq!(s.touch("a", t0 + idle / 2).unwrap().user, "ann");
+        assert!(s.touch("b", t0).is_none());
+        assert!(s.touch("a", t0 + idle / 2 + idle + Duration::from_secs(1)).is_none());
+        s.create("c".into(), "ann", t0);
+        let mut t = t0;
+        while t < t0 + LIMITS.max_age {
+            t += idle / 2;
+            if t <= t0 + LIMITS.max_age {
+                assert!(s.touch("c", t).is_some(), "used every half idle timeout until its max age");
+            }
+        }
+        assert!(s.touch("c", t0 + LIMITS.max_age + Duration::from_secs(1)).is_none());
+        s.create("d".into(), "bob", t0);
+        assert_eq!(s.remove("d").as_deref(), Some("bob"));
+        assert!(s.touch("d", t0).is_none());
+    }
+
+    #[test]
     fn a_full_table_ends_the_oldest_session() {
         let t0 = Instant::now();
         let mut s = SessionTable::new(LIMITS);
