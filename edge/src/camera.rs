@@ -1,6 +1,6 @@
 //! One camera's ingest: RTSP over TCP or UDP with `retina`, every frame to the recorder and the live
-//! hub (video only), its AAC or G.711 audio to the recorder, reconnecting with backoff whatever
-//! the camera does.
+//! hub (video only), its AAC or G.711 audio and ONVIF metadata to the recorder (through the same
+//! gate, pre-buffer included), reconnecting with backoff whatever the camera does.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,6 +16,7 @@ use crate::config::CameraConfig;
 use crate::events::EventKind;
 use crate::frame_clock::FrameClock;
 use crate::live::LiveHub;
+use crate::metadata_ingest::{MetadataGuard, MetadataIngest};
 use crate::recorder::RecorderTx;
 use crate::recording::CameraRecording;
 use crate::recording::motion::{MotionChange, MotionDetector};
@@ -52,12 +53,13 @@ impl CameraTask {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         let id = self.config.id.clone();
         let mut motion = None;
+        let mut metadata_guard = MetadataGuard::default();
         // While connecting again, the status still says why the camera went down.
         let mut last_reason = None;
         loop {
             self.status.set_camera_state(self.index, CameraStateKind::Connecting, last_reason.take());
             let result = tokio::select! {
-                r = self.stream(&mut backoff, &mut motion) => r,
+                r = self.stream(&mut backoff, &mut motion, &mut metadata_guard) => r,
                 () = shutdown.cancelled() => return,
             };
             let (reason, floor) = match result {
@@ -80,7 +82,12 @@ impl CameraTask {
     }
 
     /// One RTSP session, from DESCRIBE until the stream fails. Errors are user-facing reasons.
-    async fn stream(&self, backoff: &mut Backoff, motion: &mut Option<MotionDetector>) -> Result<(), RtspError> {
+    async fn stream(
+        &self,
+        backoff: &mut Backoff,
+        motion: &mut Option<MotionDetector>,
+        metadata_guard: &mut MetadataGuard,
+    ) -> Result<(), RtspError> {
         let cam = &self.config;
         let agent = format!("Convoy edge {}", env!("CARGO_PKG_VERSION"));
         let described = rtsp::describe(&cam.url, cam.username.as_deref(), cam.password.as_deref(), agent).await?;
@@ -94,13 +101,24 @@ impl CameraTask {
             Ok(audio) => (audio, None),
             Err(why) => (None, Some(why)),
         };
-        let (mut demuxed, refused) = rtsp::play_over(described.session, video, audio, cam.transport).await?;
+        let offered = if cam.metadata { described.metadata } else { Ok(None) };
+        let (metadata, metadata_reason) = metadata_guard.session(offered);
+        let (mut demuxed, refused, metadata_refused) =
+            rtsp::play_over(described.session, video, audio, metadata, cam.transport).await?;
         let audio = if refused.is_some() { None } else { audio };
         audio_reason = refused.or(audio_reason);
         if let Some(why) = &audio_reason {
             tracing::warn!(camera = %cam.id, "{why}");
         }
         self.status.set_audio(self.index, None, audio_reason);
+        let metadata = if metadata_refused.is_some() { None } else { metadata };
+        let metadata_reason = metadata_refused.or(metadata_reason);
+        if let Some(why) = &metadata_reason {
+            tracing::warn!(camera = %cam.id, "{why}");
+        }
+        let encoding = metadata.map(|_| crate::onvif_metadata::ENCODING);
+        self.status.set_metadata(self.index, encoding, metadata_reason);
+        let mut metadata_ingest = MetadataIngest::new(cam.id.clone(), self.index);
         let mut audio_clock = FrameClock::new();
         let mut have_audio_parameters = false;
         // Audio does not keep a camera whose video stalled alive.
@@ -117,7 +135,13 @@ impl CameraTask {
             let item = match tokio::time::timeout_at(video_deadline, demuxed.next()).await {
                 Err(_) => return Err(RtspError::Failed(format!("no frame for {} s", STALL_TIMEOUT.as_secs()))),
                 Ok(None) => return Ok(()),
-                Ok(Some(Err(e))) => return Err(RtspError::stream(&e, &camera)),
+                Ok(Some(Err(e))) => {
+                    let e = RtspError::stream(&e, &camera);
+                    if metadata.is_some() {
+                        metadata_guard.failed(&e.to_string());
+                    }
+                    return Err(e);
+                }
                 Ok(Some(Ok(item))) => item,
             };
             let frame = match item {
@@ -135,20 +159,33 @@ impl CameraTask {
                     let timestamp = frame.timestamp();
                     let clock_rate = timestamp.clock_rate().get();
                     let stamp = audio_clock.frame(timestamp.timestamp() as u32, clock_rate, now_us());
-                    // Audio follows the video's gate: recorded while it records, never buffered.
-                    if gate.recording() {
-                        let audio_frame = StoredFrame {
-                            camera: camera.clone(),
-                            stream: 0,
-                            parameters_seq: 0,
-                            kind: MediaKind::Audio,
-                            keyframe: true,
-                            pts: timestamp.elapsed(),
-                            clock_rate,
-                            wall_clock_us: stamp.wall_clock_us,
-                            data: frame.data().to_vec(),
-                        };
-                        self.recorder.send(self.index, Record::Frame(audio_frame));
+                    // Audio follows the video's gate: recorded while it records, else kept in
+                    // the pre-buffer beside it.
+                    let audio_frame = StoredFrame {
+                        camera: camera.clone(),
+                        stream: 0,
+                        parameters_seq: 0,
+                        kind: MediaKind::Audio,
+                        keyframe: true,
+                        pts: timestamp.elapsed(),
+                        clock_rate,
+                        wall_clock_us: stamp.wall_clock_us,
+                        data: frame.data().to_vec(),
+                    };
+                    gate.side_frame(audio_frame, |f| self.recorder.send(self.index, Record::Frame(f)));
+                    continue;
+                }
+                CodecItem::MessageFrame(m) if Some(m.stream_id()) == metadata && have_parameters => {
+                    let f = metadata_ingest.message(m.data(), m.timestamp(), now_us(), &self.status);
+                    // Metadata follows the video's gate like audio.
+                    gate.side_frame(f, |f| self.recorder.send(self.index, Record::Frame(f)));
+                    continue;
+                }
+                CodecItem::Rtcp(rtcp) if Some(rtcp.stream_id()) == metadata => {
+                    for packet in rtcp.pkts() {
+                        if let Ok(Some(report)) = packet.as_sender_report() {
+                            metadata_ingest.sender_report(report.rtp_timestamp(), report.ntp_timestamp().0);
+                        }
                     }
                     continue;
                 }

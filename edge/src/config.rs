@@ -258,6 +258,11 @@ pub struct CameraConfig {
     /// about it only (rule alarms) with its name left out.
     #[serde(default = "default_true")]
     pub share: bool,
+    /// Record the camera's ONVIF metadata stream when it offers one (beside the video, while
+    /// the video records) and raise its ONVIF events (`OnvifEvent`, rules' `trigger =
+    /// "onvif"`). Default true.
+    #[serde(default = "default_true")]
+    pub metadata: bool,
 }
 
 /// A camera's `transport`: how its RTP packets arrive.
@@ -540,12 +545,23 @@ impl EdgeConfig {
                 _ => {}
             }
             if let Some(c) = &r.camera {
-                if !matches!(r.trigger, TriggerKind::Motion | TriggerKind::CameraLost | TriggerKind::CameraRestored) {
+                if !matches!(
+                    r.trigger,
+                    TriggerKind::Motion | TriggerKind::CameraLost | TriggerKind::CameraRestored | TriggerKind::Onvif
+                ) {
                     return Err(format!(
-                        "rule {name:?}: camera is only used with motion, camera_lost and camera_restored"
+                        "rule {name:?}: camera is only used with motion, camera_lost, camera_restored and onvif"
                     ));
                 }
                 camera(name, c)?;
+            }
+            if r.topic.is_some() && r.trigger != TriggerKind::Onvif {
+                return Err(format!("rule {name:?}: topic is only used with trigger = \"onvif\""));
+            }
+            if r.topic.as_ref().is_some_and(|t| t.trim().is_empty()) {
+                return Err(format!(
+                    "rule {name:?}: topic must not be empty (e.g. topic = \"Motion\", a part of the camera's topic)"
+                ));
             }
             if let Some(p) = &r.pattern {
                 if r.trigger != TriggerKind::Generic {
@@ -850,6 +866,41 @@ notify_central = true
         }
         let text = CONTRACT_EXAMPLE.replace("id = \"front\"", "id = \"front\"\nschedule = \"x\"");
         assert!(EdgeConfig::parse(&text).unwrap_err().to_string().contains("only used with mode"));
+    }
+
+    #[test]
+    fn camera_metadata_is_recorded_unless_turned_off() {
+        let c = EdgeConfig::parse(CONTRACT_EXAMPLE).unwrap();
+        assert!(c.cameras[0].metadata, "default true: recorded when offered");
+        let off = CONTRACT_EXAMPLE.replace("url = ", "metadata = false\nurl = ");
+        assert!(!EdgeConfig::parse(&off).unwrap().cameras[0].metadata);
+        let on = CONTRACT_EXAMPLE.replace("url = ", "metadata = true\nurl = ");
+        assert!(EdgeConfig::parse(&on).unwrap().cameras[0].metadata);
+        let e = EdgeConfig::parse(&CONTRACT_EXAMPLE.replace("url = ", "metadata = \"yes\"\nurl = ")).unwrap_err();
+        assert!(e.to_string().contains("metadata"), "{e}");
+    }
+
+    #[test]
+    fn onvif_rules_parse_and_are_checked() {
+        let rule = "[[rule]]\nname = \"cam-motion\"\ntrigger = \"onvif\"\ncamera = \"front\"\n\
+                    topic = \"CellMotionDetector/Motion\"\nrecord = [\"front\"]\n";
+        let c = EdgeConfig::parse(&format!("{CONTRACT_EXAMPLE}{rule}")).unwrap();
+        assert_eq!(c.rules[0].trigger, TriggerKind::Onvif);
+        assert_eq!(c.rules[0].topic.as_deref(), Some("CellMotionDetector/Motion"));
+        assert_eq!(c.rules[0].camera.as_deref(), Some("front"));
+        let any = rule.replace("camera = \"front\"\n", "").replace("topic = \"CellMotionDetector/Motion\"\n", "");
+        let c = EdgeConfig::parse(&format!("{CONTRACT_EXAMPLE}{any}")).unwrap();
+        assert!(c.rules[0].topic.is_none() && c.rules[0].camera.is_none(), "any topic of any camera");
+        let cases = [
+            ("trigger = \"onvif\"", "trigger = \"motion\"", "topic is only used with trigger = \"onvif\""),
+            ("topic = \"CellMotionDetector/Motion\"", "topic = \" \"", "topic must not be empty"),
+            ("camera = \"front\"", "camera = \"rear\"", "no camera \"rear\""),
+        ];
+        for (from, to, want) in cases {
+            let e =
+                EdgeConfig::parse(&format!("{CONTRACT_EXAMPLE}{}", rule.replace(from, to))).unwrap_err().to_string();
+            assert!(e.contains(want), "{from} -> {to}: {e}");
+        }
     }
 
     #[test]

@@ -68,6 +68,10 @@ pub enum TriggerKind {
     PowerWarning,
     /// The I/O companion went silent.
     IoLinkLost,
+    /// An ONVIF event in a camera's metadata stream (`camera`, or any; `topic`, or any).
+    /// Lasting when it carries a boolean data item (motion's `IsMotion`, an input's
+    /// `LogicalState`): `true` starts it, `false` ends it; otherwise instant.
+    Onvif,
 }
 
 /// `[[rule]]`: when `trigger` happens, do the actions.
@@ -84,10 +88,13 @@ pub struct RuleConfig {
     /// or a lost I/O companion link, ends it.
     #[serde(default = "default_true")]
     pub active: bool,
-    /// For `motion`, `camera_lost`, `camera_restored`: only this camera (default any).
+    /// For `motion`, `camera_lost`, `camera_restored`, `onvif`: only this camera (default any).
     pub camera: Option<String>,
     /// For `generic`: only this pattern (default any).
     pub pattern: Option<String>,
+    /// For `onvif`: only events whose topic (namespace prefixes removed, e.g.
+    /// `RuleEngine/CellMotionDetector/Motion`) contains this text, case-sensitive (default any).
+    pub topic: Option<String>,
     /// Record these cameras (in `event` or `schedule` mode; `continuous` ones record anyway),
     /// from their pre-buffer on, while the trigger lasts (or `record_for_s`), plus their
     /// `post_buffer_s`.

@@ -115,6 +115,21 @@ pub enum EventKind {
         /// What is at risk and what to do.
         message: String,
     },
+    /// A notification in a camera's ONVIF metadata stream (`tt:Event`), e.g. its own motion
+    /// detector (`RuleEngine/CellMotionDetector/Motion`, `IsMotion`) or a digital input
+    /// (`Device/Trigger/DigitalInput`, `LogicalState`).
+    OnvifEvent {
+        /// The camera's id.
+        camera: String,
+        /// The topic, namespace prefixes removed.
+        topic: String,
+        /// The property operation (`Initialized`, `Changed`, `Deleted`), if the camera gave one.
+        operation: Option<String>,
+        /// The notification's source items (name → value).
+        source: std::collections::BTreeMap<String, String>,
+        /// Its data items (name → value).
+        data: std::collections::BTreeMap<String, String>,
+    },
 }
 
 struct Ring {

@@ -338,11 +338,17 @@ fn handle(
             }
             let bytes = match &mut record {
                 Record::Frame(f) => {
-                    f.parameters_seq = parameters_seq[index][usize::from(f.kind == MediaKind::Audio)];
+                    // Metadata messages have no parameters record.
+                    f.parameters_seq = match f.kind {
+                        MediaKind::Video => parameters_seq[index][0],
+                        MediaKind::Audio => parameters_seq[index][1],
+                        MediaKind::Metadata => 0,
+                    };
                     Some(f.data.len())
                 }
                 _ => None,
             };
+            let metadata = matches!(&record, Record::Frame(f) if f.kind == MediaKind::Metadata);
             match store.append(&record) {
                 Ok(seq) => {
                     match record {
@@ -352,6 +358,9 @@ fn handle(
                     }
                     if let Some(bytes) = bytes {
                         status.count_recorded(index, bytes);
+                    }
+                    if metadata {
+                        status.count_metadata_recorded(index);
                     }
                 }
                 Err(e) => {

@@ -79,6 +79,10 @@ pub struct DescribedCamera {
     /// The audio stream Convoy records beside it (AAC or G.711), or why it records none of
     /// the camera's audio (`Ok(None)`: the camera offers no audio).
     pub audio: Result<Option<usize>, String>,
+    /// The ONVIF metadata stream Convoy records (uncompressed), or why none of the camera's
+    /// metadata is recorded (`Ok(None)`: it offers none), see
+    /// [`crate::onvif_metadata::choose_metadata`].
+    pub metadata: Result<Option<usize>, String>,
 }
 
 /// Audio encodings Convoy records, as SDP names them: AAC, G.711 µ-law and A-law.
@@ -139,25 +143,29 @@ pub async fn describe(
     let offered: Vec<(&str, &str, bool)> =
         session.streams().iter().map(|s| (s.media(), s.encoding_name(), s.parameters().is_some())).collect();
     let audio = choose_audio(&offered);
-    Ok(DescribedCamera { session, url: clean, streams, video, audio })
+    let kinds: Vec<(&str, &str)> = offered.iter().map(|(media, encoding, _)| (*media, *encoding)).collect();
+    let metadata = crate::onvif_metadata::choose_metadata(&kinds);
+    Ok(DescribedCamera { session, url: clean, streams, video, audio, metadata })
 }
 
 /// SETUPs stream `video` over TCP interleaved (MP4 framing: AVCC frames, parameters out of
 /// band) and PLAYs it.
 pub async fn play(session: Session<Described>, video: usize) -> Result<Demuxed, String> {
-    Ok(play_over(session, video, None, RtspTransport::Tcp).await?.0)
+    Ok(play_over(session, video, None, None, RtspTransport::Tcp).await?.0)
 }
 
-/// [`play`] with RTP over `transport`, and stream `audio` too when given (MP4 framing: raw AAC
-/// access units). Timestamps are taken as they come (no `rtptime` needed in PLAY's answer:
-/// relays such as rtsp-server-perl leave it out). An audio SETUP the camera refuses does not
-/// stop the video: the second value says why audio is not played.
+/// [`play`] with RTP over `transport`, and streams `audio` and `metadata` too when given (MP4
+/// framing: raw AAC access units; whole ONVIF metadata messages). Timestamps are taken as they
+/// come (no `rtptime` needed in PLAY's answer: relays such as rtsp-server-perl leave it out).
+/// An audio or metadata SETUP the camera refuses does not stop the video: the second and third
+/// values say why audio or metadata is not played.
 pub async fn play_over(
     mut session: Session<Described>,
     video: usize,
     audio: Option<usize>,
+    metadata: Option<usize>,
     transport: RtspTransport,
-) -> Result<(Demuxed, Option<String>), RtspError> {
+) -> Result<(Demuxed, Option<String>, Option<String>), RtspError> {
     let setup = || {
         let transport = match transport {
             RtspTransport::Tcp => Transport::Tcp(TcpTransportOptions::default()),
@@ -172,10 +180,17 @@ pub async fn play_over(
     {
         audio_failed = Some(format!("audio not recorded: the camera refused its SETUP ({e}); recording video only"));
     }
+    let mut metadata_failed = None;
+    if let Some(metadata) = metadata
+        && let Err(e) = timed("SETUP", session.setup(metadata, setup()), true).await
+    {
+        metadata_failed =
+            Some(format!("metadata not recorded: the camera refused its SETUP ({e}); recording video only"));
+    }
     let options = PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive);
     let playing = timed("PLAY", session.play(options), true).await?;
     let demuxed = playing.demuxed().map_err(|e| RtspError::Failed(first_line(&e)))?;
-    Ok((demuxed, audio_failed))
+    Ok((demuxed, audio_failed, metadata_failed))
 }
 
 /// Refuses what the RTSP client cannot open, saying so (retina 0.4 has no TLS).

@@ -129,6 +129,11 @@ impl Rule {
             {
                 Some(Phase::Instant)
             }
+            (TriggerKind::Onvif, EventKind::OnvifEvent { camera, topic, .. })
+                if camera_ok(camera) && c.topic.as_ref().is_none_or(|want| topic.contains(want.as_str())) =>
+            {
+                Some(onvif_phase(event))
+            }
             (TriggerKind::StorageFault, EventKind::StorageFault { .. })
             | (TriggerKind::IgnitionOff, EventKind::IgnitionOff)
             | (TriggerKind::IgnitionOn, EventKind::IgnitionOn)
@@ -172,6 +177,23 @@ impl Rule {
             out.push(Action::Output { output, on: c.output_on });
         }
         out
+    }
+}
+
+/// An ONVIF event's phase: a boolean data item makes it lasting (`true` starts, `false` or a
+/// deleted property ends), otherwise it is instant.
+fn onvif_phase(event: &EventKind) -> Phase {
+    let EventKind::OnvifEvent { operation, data, .. } = event else { return Phase::Instant };
+    let notification = crate::onvif_metadata::Notification {
+        topic: String::new(),
+        operation: operation.clone(),
+        source: Default::default(),
+        data: data.clone(),
+    };
+    match notification.state() {
+        Some(true) => Phase::Start,
+        Some(false) => Phase::End,
+        None => Phase::Instant,
     }
 }
 
@@ -333,6 +355,36 @@ mod tests {
         let lost = rule("name = \"l\"\ntrigger = \"camera_lost\"\nnotify_central = true\n");
         assert_eq!(lost.phase(&EventKind::CameraLost { camera: "x".into(), reason: "r".into() }), Some(Phase::Instant));
         assert_eq!(lost.phase(&EventKind::IgnitionOff), None);
+    }
+
+    #[test]
+    fn onvif_events_match_by_camera_and_topic() {
+        let r = rule(
+            "name = \"o\"\ntrigger = \"onvif\"\ncamera = \"front\"\ntopic = \"CellMotionDetector/Motion\"\nrecord = [\"front\"]\n",
+        );
+        let event = |camera: &str, topic: &str, op: Option<&str>, data: &[(&str, &str)]| EventKind::OnvifEvent {
+            camera: camera.into(),
+            topic: topic.into(),
+            operation: op.map(Into::into),
+            source: Default::default(),
+            data: data.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+        };
+        let motion = "RuleEngine/CellMotionDetector/Motion";
+        assert_eq!(r.phase(&event("front", motion, Some("Changed"), &[("IsMotion", "true")])), Some(Phase::Start));
+        assert_eq!(r.phase(&event("front", motion, Some("Changed"), &[("IsMotion", "false")])), Some(Phase::End));
+        assert_eq!(r.phase(&event("front", motion, Some("Deleted"), &[("IsMotion", "true")])), Some(Phase::End));
+        assert_eq!(r.phase(&event("front", motion, None, &[("Count", "3")])), Some(Phase::Instant));
+        assert_eq!(r.phase(&event("rear", motion, None, &[("IsMotion", "true")])), None, "another camera");
+        assert_eq!(r.phase(&event("front", "Device/Trigger/DigitalInput", None, &[])), None, "another topic");
+        assert_eq!(r.phase(&EventKind::MotionStarted { camera: "front".into() }), None, "the unit's own motion");
+        let any = rule("name = \"a\"\ntrigger = \"onvif\"\nnotify_central = true\n");
+        let input = event("rear", "Device/Trigger/DigitalInput", Some("Initialized"), &[("LogicalState", "true")]);
+        assert_eq!(any.phase(&input), Some(Phase::Start));
+        assert_eq!(
+            r.actions(Phase::Start, 7),
+            [Action::Hold { camera: "front".into(), until_us: UNTIL_ENDED }],
+            "recorded while the camera says there is motion"
+        );
     }
 
     #[test]

@@ -94,6 +94,8 @@ struct StreamStats {
     codec: Option<String>,
     audio: Option<AudioJson>,
     audio_reason: Option<String>,
+    metadata: Option<MetadataJson>,
+    metadata_reason: Option<String>,
     width: u32,
     height: u32,
     last_frame_us: Option<i64>,
@@ -231,6 +233,47 @@ impl UnitStatus {
         let mut s = lock(&cam.stream);
         s.audio = audio;
         s.audio_reason = reason;
+    }
+
+    /// Records whether camera `index` sends ONVIF metadata Convoy records (`encoding`: its
+    /// SDP encoding; `None`: none, and `metadata` shows null), and why not when it offers some
+    /// that is not recorded. The counts go on across the camera's sessions.
+    pub fn set_metadata(&self, index: usize, encoding: Option<&str>, reason: Option<String>) {
+        let cam = self.camera(index);
+        let mut s = lock(&cam.stream);
+        match encoding {
+            Some(encoding) => {
+                let m = s.metadata.get_or_insert_with(MetadataJson::default);
+                m.encoding = format!("application/{encoding}");
+            }
+            None => s.metadata = None,
+        }
+        s.metadata_reason = reason;
+    }
+
+    /// Camera `index` delivered a metadata message stamped `wall_us`.
+    pub fn observe_metadata(&self, index: usize, wall_us: i64) {
+        let cam = self.camera(index);
+        if let Some(m) = lock(&cam.stream).metadata.as_mut() {
+            m.messages_received += 1;
+            m.last_message = rfc3339(wall_us);
+        }
+    }
+
+    /// A metadata message of camera `index` was written to the store.
+    pub fn count_metadata_recorded(&self, index: usize) {
+        let cam = self.camera(index);
+        if let Some(m) = lock(&cam.stream).metadata.as_mut() {
+            m.messages_recorded += 1;
+        }
+    }
+
+    /// An ONVIF notification in camera `index`'s metadata became an event.
+    pub fn count_metadata_event(&self, index: usize) {
+        let cam = self.camera(index);
+        if let Some(m) = lock(&cam.stream).metadata.as_mut() {
+            m.events += 1;
+        }
     }
 
     /// Accounts for a frame of `bytes` that camera `index` delivered at `wall_us`.
@@ -374,6 +417,8 @@ impl UnitStatus {
                         codec: stream.codec,
                         audio: stream.audio,
                         audio_reason: stream.audio_reason,
+                        metadata: stream.metadata,
+                        metadata_reason: stream.metadata_reason,
                         width: (stream.width > 0).then_some(stream.width),
                         height: (stream.height > 0).then_some(stream.height),
                         fps: stream.fps.filter(|_| streaming).map(|f| (f * 10.0).round() / 10.0),
@@ -447,6 +492,13 @@ pub struct CameraJson {
     pub audio: Option<AudioJson>,
     /// Why the camera's audio is not recorded (an unsupported codec, a refused SETUP), else null.
     pub audio_reason: Option<String>,
+    /// The camera's ONVIF metadata stream, recorded beside the video (its messages while the
+    /// video records) and read for events (always); null when it offers none or `metadata =
+    /// false`.
+    pub metadata: Option<MetadataJson>,
+    /// Why the camera's metadata is not recorded (compressed, a refused SETUP, a failing
+    /// stream), else null.
+    pub metadata_reason: Option<String>,
     /// Picture width in pixels, once known.
     pub width: Option<u32>,
     /// Picture height in pixels, once known.
@@ -474,6 +526,21 @@ pub struct AudioJson {
     pub sample_rate: u32,
     /// Channels.
     pub channels: u16,
+}
+
+/// The ONVIF metadata of a camera in [`CameraJson`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MetadataJson {
+    /// The stream's media type, `application/vnd.onvif.metadata`.
+    pub encoding: String,
+    /// Messages received since the unit started.
+    pub messages_received: u64,
+    /// Messages written to the store since the unit started.
+    pub messages_recorded: u64,
+    /// When the last message arrived (its wall clock), RFC 3339; null before the first.
+    pub last_message: Option<String>,
+    /// ONVIF notifications that became events (`OnvifEvent`).
+    pub events: u64,
 }
 
 fn rfc3339(us: i64) -> Option<String> {
@@ -513,6 +580,34 @@ mod tests {
         let c = camera(&status);
         assert!(c["audio"].is_null());
         assert_eq!(c["audio_reason"], "audio/opus not recorded");
+    }
+
+    #[test]
+    fn cameras_show_their_metadata_or_why_not() {
+        let status = UnitStatus::new("u".into(), [("front".to_owned(), "Front".to_owned())]);
+        let camera = |s: &UnitStatus| serde_json::to_value(s.snapshot()).unwrap()["cameras"][0].clone();
+        let c = camera(&status);
+        assert!(c["metadata"].is_null() && c["metadata_reason"].is_null(), "{c}");
+        status.observe_metadata(0, 1_000_000);
+        assert!(camera(&status)["metadata"].is_null(), "nothing counted without a stream");
+        status.set_metadata(0, Some("vnd.onvif.metadata"), None);
+        assert_eq!(
+            camera(&status)["metadata"],
+            serde_json::json!({"encoding": "application/vnd.onvif.metadata", "messages_received": 0,
+                "messages_recorded": 0, "last_message": null, "events": 0})
+        );
+        status.observe_metadata(0, 1_764_151_200_000_000);
+        status.observe_metadata(0, 1_764_151_201_500_000);
+        status.count_metadata_recorded(0);
+        status.count_metadata_event(0);
+        status.set_metadata(0, Some("vnd.onvif.metadata"), None);
+        let m = camera(&status)["metadata"].clone();
+        assert_eq!((m["messages_received"].as_u64(), m["messages_recorded"].as_u64()), (Some(2), Some(1)), "{m}");
+        assert_eq!((m["last_message"].as_str(), m["events"].as_u64()), (Some("2025-11-26T10:00:01.5Z"), Some(1)));
+        status.set_metadata(0, None, Some("metadata not recorded".into()));
+        let c = camera(&status);
+        assert!(c["metadata"].is_null());
+        assert_eq!(c["metadata_reason"], "metadata not recorded");
     }
 
     #[test]

@@ -400,12 +400,15 @@ fn to_remote(event: &EdgeEvent) -> Option<RemoteEvent> {
         EventKind::Generic { source, text } => {
             (Vec::new(), WireEvent::Generic { name: source.clone(), detail: text.clone() })
         }
-        // An alarm a rule raised; the unit's own motion and generic messages reach central
-        // only through such rules.
+        // An alarm a rule raised; the unit's own motion, generic messages and cameras' ONVIF
+        // events reach central only through such rules.
         EventKind::RuleAlarm { rule, cameras, cause } => {
             (cameras.clone(), WireEvent::Generic { name: format!("rule:{rule}"), detail: format!("event {cause}") })
         }
-        EventKind::MotionStarted { .. } | EventKind::MotionStopped { .. } | EventKind::GenericMatched { .. } => {
+        EventKind::MotionStarted { .. }
+        | EventKind::MotionStopped { .. }
+        | EventKind::GenericMatched { .. }
+        | EventKind::OnvifEvent { .. } => {
             return None;
         }
         other => (Vec::new(), WireEvent::Generic { name: kind_name(other).to_owned(), detail: format!("{other:?}") }),
@@ -441,6 +444,7 @@ fn kind_name(kind: &EventKind) -> &'static str {
         EventKind::GenericMatched { .. } => "generic_matched",
         EventKind::RuleAlarm { .. } => "rule_alarm",
         EventKind::StorageWarning { .. } => "storage_warning",
+        EventKind::OnvifEvent { .. } => "onvif_event",
     }
 }
 

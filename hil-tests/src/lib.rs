@@ -13,6 +13,7 @@ pub mod central_page;
 pub mod firefox;
 pub mod media;
 pub mod netns;
+pub mod onvif_camera;
 pub mod proc_stats;
 pub mod process;
 pub mod prometheus;

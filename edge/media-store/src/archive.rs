@@ -128,8 +128,8 @@ fn write_thinned(
     put(&header, &mut hasher)?;
     while let Some((seq, record)) = reader.next_record()? {
         match record {
-            // Thinned to video key frames: audio goes too.
-            Record::Frame(f) if !f.keyframe || f.kind == MediaKind::Audio => {}
+            // Thinned to video key frames: audio and metadata go too.
+            Record::Frame(f) if !f.keyframe || f.kind != MediaKind::Video => {}
             Record::Seal(original) => {
                 let content_hash = content_hash(&hasher);
                 let message = ThinnedSeal::signed_message(log, first_seq, &original.digest, &content_hash);

@@ -209,8 +209,9 @@ impl Iterator for RangeReader {
                 }
             };
             match &record {
+                // Metadata (and any other kind) is never part of a video or audio read.
                 Record::Frame(f) if f.kind != MediaKind::Video => {
-                    if self.audio && self.started && f.wall_clock_us <= self.end_us {
+                    if self.audio && f.kind == MediaKind::Audio && self.started && f.wall_clock_us <= self.end_us {
                         return Some(Ok(record));
                     }
                 }

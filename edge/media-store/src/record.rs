@@ -21,6 +21,10 @@ pub enum MediaKind {
     Video,
     /// Audio (AAC or G.711), described by a [`Record::AudioParameters`].
     Audio,
+    /// One ONVIF metadata message (`application/vnd.onvif.metadata`: uncompressed XML, a
+    /// `tt:MetadataStream` document) exactly as the camera sent it. Always `keyframe`; no
+    /// parameters record. Added after the others, so stores written before it read the same.
+    Metadata,
 }
 
 /// Codec parameters for the frames of a camera that follow it.
@@ -374,6 +378,19 @@ mod tests {
         assert_eq!(decode(&bytes).unwrap(), (3, r));
         let frame = encode(3, &frame()).unwrap();
         assert_eq!(frame[RECORD_HEADER_LEN], 1, "Frame is still variant 1");
+    }
+
+    #[test]
+    fn metadata_is_a_new_media_kind_after_the_old_ones() {
+        // postcard writes a unit variant as its index: Video and Audio keep 0 and 1.
+        assert_eq!(postcard::to_allocvec(&MediaKind::Video).unwrap(), [0]);
+        assert_eq!(postcard::to_allocvec(&MediaKind::Audio).unwrap(), [1]);
+        assert_eq!(postcard::to_allocvec(&MediaKind::Metadata).unwrap(), [2]);
+        let Record::Frame(mut f) = frame() else { unreachable!() };
+        f.kind = MediaKind::Metadata;
+        f.data = b"<tt:MetadataStream/>".to_vec();
+        let bytes = encode(5, &Record::Frame(f.clone())).unwrap();
+        assert_eq!(decode(&bytes).unwrap(), (5, Record::Frame(f)));
     }
 
     #[test]

@@ -118,6 +118,16 @@ impl Gate {
         }
     }
 
+    /// Passes an audio frame or a metadata message on: written while the video records, else
+    /// kept in the pre-buffer beside the video (dropped without one).
+    pub fn side_frame(&mut self, frame: StoredFrame, mut write: impl FnMut(StoredFrame)) {
+        if self.recording {
+            write(frame);
+        } else {
+            self.buffer(frame);
+        }
+    }
+
     fn buffer(&mut self, frame: StoredFrame) {
         if let Some(b) = &mut self.buffer {
             b.push(frame);
@@ -167,6 +177,34 @@ mod tests {
         // The pre-buffer keeps at least 1 s before its newest frame (44), from a key frame: 10;
         // then live frames until the next key frame after the trigger ends.
         assert_eq!(written, (10..60).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn audio_follows_the_video_into_the_pre_buffer_and_out_with_a_trigger() {
+        use super::super::prebuffer::tests::audio;
+        let mut gate = Gate::new(Some(PreBuffer::new(1_000_000, 1 << 20)));
+        let mut written = Vec::new();
+        for i in 0..80 {
+            let want = if (45..52).contains(&i) { Want::Triggered } else { Want::Idle };
+            gate.frame(frame(i * 40, i % 10 == 0, 100), want, |f| written.push(f));
+            gate.side_frame(audio(i * 40 + 5), |f| written.push(f));
+        }
+        let video: Vec<i64> = written
+            .iter()
+            .filter(|f| f.kind == media_store::MediaKind::Video)
+            .map(|f| f.wall_clock_us / 40_000)
+            .collect();
+        assert_eq!(video, (10..60).collect::<Vec<_>>(), "as without audio");
+        let sound: Vec<i64> = written
+            .iter()
+            .filter(|f| f.kind == media_store::MediaKind::Audio)
+            .map(|f| f.wall_clock_us / 40_000)
+            .collect();
+        assert_eq!(sound, video, "each video frame's audio, from the pre-buffer on, in order");
+        let mut none = Gate::new(None);
+        let mut dropped = true;
+        none.side_frame(audio(0), |_| dropped = false);
+        assert!(dropped, "without a pre-buffer an idle gate drops audio");
     }
 
     #[test]

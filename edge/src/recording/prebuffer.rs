@@ -1,12 +1,18 @@
 //! The pre-buffer of a camera that records only around events: the last seconds of video in
-//! RAM, always starting at a key frame, bounded by time and by bytes. Whole GOPs leave from
-//! the front.
+//! RAM, with the audio and metadata that came with it, always starting at a video key frame,
+//! bounded by time and by bytes. Whole GOPs (with what arrived beside them) leave from the
+//! front.
 
 use std::collections::VecDeque;
 
-use media_store::StoredFrame;
+use media_store::{MediaKind, StoredFrame};
 
-/// The newest frames, from a key frame on.
+/// Whether a GOP starts at `frame`: a video key frame (every audio frame is a "key frame").
+fn starts_gop(frame: &StoredFrame) -> bool {
+    frame.kind == MediaKind::Video && frame.keyframe
+}
+
+/// The newest frames, from a video key frame on.
 #[derive(Debug)]
 pub struct PreBuffer {
     frames: VecDeque<StoredFrame>,
@@ -22,11 +28,11 @@ impl PreBuffer {
         PreBuffer { frames: VecDeque::new(), bytes: 0, keep_us, max_bytes }
     }
 
-    /// Adds the newest frame (dropped unless the buffer holds a key frame to start from), then
-    /// drops whole GOPs from the front while what stays still covers the time to keep, or while
-    /// over the byte cap.
+    /// Adds the newest frame (video, audio or metadata; dropped unless the buffer holds a
+    /// video key frame to start from), then drops whole GOPs from the front while what stays
+    /// still covers the time to keep, or while over the byte cap.
     pub fn push(&mut self, frame: StoredFrame) {
-        if self.frames.is_empty() && !frame.keyframe {
+        if self.frames.is_empty() && !starts_gop(&frame) {
             return;
         }
         if self.keep_us <= 0 || self.max_bytes == 0 {
@@ -36,7 +42,7 @@ impl PreBuffer {
         self.frames.push_back(frame);
         let newest = self.frames.back().map_or(0, |f| f.wall_clock_us);
         loop {
-            let Some(next_gop) = self.frames.iter().skip(1).position(|f| f.keyframe).map(|p| p + 1) else {
+            let Some(next_gop) = self.frames.iter().skip(1).position(starts_gop).map(|p| p + 1) else {
                 // One GOP only: it stays unless it alone is over the byte cap.
                 if self.bytes > self.max_bytes {
                     self.clear();
@@ -54,10 +60,13 @@ impl PreBuffer {
         }
     }
 
-    /// Takes every buffered frame, oldest first, leaving the buffer empty.
+    /// Takes every buffered frame in arrival order, leaving the buffer empty. Audio and
+    /// metadata stamped before the first video key frame (they arrived after it, their own
+    /// clocks put them before) are left out: nothing in a recording precedes its first frame.
     pub fn take(&mut self) -> Vec<StoredFrame> {
         self.bytes = 0;
-        self.frames.drain(..).collect()
+        let start_us = self.frames.front().map_or(i64::MIN, |f| f.wall_clock_us);
+        self.frames.drain(..).filter(|f| f.kind == MediaKind::Video || f.wall_clock_us >= start_us).collect()
     }
 
     /// Forgets everything (e.g. the camera's stream restarted).
@@ -125,6 +134,45 @@ pub(crate) mod tests {
         let frames = buf.take();
         assert!(frames[0].keyframe);
         assert_eq!(frames.iter().map(|f| f.data.len()).sum::<usize>(), 2 * 34_000, "the two newest whole GOPs");
+    }
+
+    /// An audio frame at `ms`.
+    pub(crate) fn audio(ms: i64) -> StoredFrame {
+        StoredFrame { kind: MediaKind::Audio, clock_rate: 48_000, pts: ms * 48, ..frame(ms, true, 200) }
+    }
+
+    #[test]
+    fn audio_and_metadata_stay_with_their_video_from_its_first_key_frame() {
+        let mut buf = PreBuffer::new(1_000_000, 1 << 30);
+        buf.push(audio(0));
+        assert!(buf.is_empty(), "no audio before the first video key frame");
+        // 25 fps video, a key frame every 10 frames; audio every ~21 ms arriving a little late
+        // (stamped 30 ms before it arrives); a metadata message every 200 ms.
+        let mut next_audio = 0;
+        for n in 0..100 {
+            let ms = n * 40;
+            buf.push(frame(ms, n % 10 == 0, 1_000));
+            while next_audio + 30 <= ms {
+                buf.push(audio(next_audio));
+                next_audio += 21;
+            }
+            if n % 5 == 2 {
+                let message = StoredFrame { kind: MediaKind::Metadata, ..frame(ms, true, 300) };
+                buf.push(message);
+            }
+        }
+        let frames = buf.take();
+        assert!(frames[0].kind == MediaKind::Video && frames[0].keyframe);
+        let start = frames[0].wall_clock_us;
+        assert!(frames.iter().all(|f| f.wall_clock_us >= start), "nothing before the first key frame");
+        let of = |k: MediaKind| frames.iter().filter(|f| f.kind == k).map(|f| f.wall_clock_us).collect::<Vec<_>>();
+        let (video, sound, metadata) = (of(MediaKind::Video), of(MediaKind::Audio), of(MediaKind::Metadata));
+        assert_eq!(video.len(), 30, "the GOPs at 2.8 s, 3.2 s and 3.6 s: at least 1 s before the newest");
+        // Every audio frame from the key frame on, none lost: consecutive, 21 ms apart.
+        assert!(sound.windows(2).all(|w| w[1] - w[0] == 21_000), "{sound:?}");
+        assert!(sound[0] - start < 21_000 && sound.len() > 50, "{} audio frames from {}", sound.len(), sound[0]);
+        assert_eq!(metadata.len(), 6, "{metadata:?}");
+        assert!(buf.is_empty() && buf.bytes() == 0);
     }
 
     #[test]

@@ -258,7 +258,7 @@ function cameraCard(c) {
   const set = centralSet.get(c.id);
   k.central.textContent = set ? set.label + ": " + set.fields.join(", ") : "";
   k.central.hidden = !set;
-  k.reason.textContent = c.recording_reason || (c.reason && c.state !== "streaming" ? c.reason : c.audio_reason || "");
+  k.reason.textContent = c.recording_reason || (c.reason && c.state !== "streaming" ? c.reason : c.audio_reason || c.metadata_reason || "");
   k.reason.hidden = !k.reason.textContent;
   return k.d;
 }
