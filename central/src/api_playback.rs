@@ -8,6 +8,8 @@
 //! - `GET /api/units/{unit}/cameras/{camera}/export.mp4?start=…&end=…` → a standard MP4
 //!   download of the same frames (`Content-Disposition: attachment`, `X-Convoy-Frames`: how
 //!   many); where the codec parameters change, the track goes on under a second sample entry.
+//!   Audio central retrieved (AAC or G.711, from units of protocol version 4) goes into an audio
+//!   track beside the video (`X-Convoy-Audio-Frames`: how many audio frames; 0 without audio).
 //!
 //! `from`/`to` are accepted for `start`/`end`. Errors are JSON `{ "error": "…" }` saying what to
 //! do: 400 (bad times), 404 (unknown camera, or nothing held at central: retrieve it first),
@@ -180,7 +182,8 @@ pub async fn export(
     state.auth.record_about(&who, "export", &unit, &camera, format!("{} to {}", q.start, q.end)).await;
     let stamp = first.first().map(|f| rfc3339(f.frame.frame.wall_clock_us)).unwrap_or_default();
     let name = format!("{unit}-{camera}-{stamp}.mp4").replace([':', '/', '"', '\\'], "-");
-    let written = tokio::task::spawn_blocking(move || write_export(reader, first)).await;
+    let audio = crate::export_audio::ExportAudio::new(state.hub.store().dir().to_owned(), &unit, &camera);
+    let written = tokio::task::spawn_blocking(move || write_export(reader, first, audio)).await;
     let (file, summary) = match written {
         Ok(Ok(w)) => w,
         Ok(Err(e)) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e),
@@ -195,7 +198,10 @@ pub async fn export(
             (header::CONTENT_LENGTH, length.to_string()),
             (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
         ],
-        [("x-convoy-frames", summary.samples.to_string())],
+        [
+            ("x-convoy-frames", summary.samples.to_string()),
+            ("x-convoy-audio-frames", summary.audio_samples.to_string()),
+        ],
         body,
     )
         .into_response()
@@ -204,17 +210,19 @@ pub async fn export(
 /// Writes the range as a progressive MP4 into an unnamed temporary file (an MP4's index comes
 /// after its media, so it is finished before the download starts). Where the codec parameters
 /// change (a camera that changed its resolution), the track goes on under a second sample entry
-/// ([`Mp4Writer::change_parameters`]), so the export covers the whole range.
+/// ([`Mp4Writer::change_parameters`]), so the export covers the whole range. Each window's
+/// audio follows its video in the file.
 fn write_export(
     mut reader: RangeReader,
     mut frames: Vec<TimedFrame>,
+    mut audio: crate::export_audio::ExportAudio,
 ) -> Result<(std::fs::File, mp4_export::ExportSummary), String> {
     use std::io::{Seek, SeekFrom};
     let mut file = tempfile::tempfile().map_err(|e| format!("cannot make a temporary file for the export: {e}"))?;
     let mut out = std::io::BufWriter::new(&mut file);
     let mut writer: Option<Mp4Writer<&mut std::io::BufWriter<&mut std::fs::File>>> = None;
     'read: while !frames.is_empty() {
-        for f in frames {
+        for f in &frames {
             if let Some(track) = track_of(&f.frame).map_err(|e| e.to_string())? {
                 match &mut writer {
                     Some(w) if w.check_parameters(&track).is_err() => {
@@ -233,6 +241,9 @@ fn write_export(
                 Err(e) if e.is_rejection() => tracing::debug!("export skips a frame: {e}"),
                 Err(e) => return Err(e.to_string()),
             }
+        }
+        if let Some(w) = &mut writer {
+            audio.window(w, &frames).map_err(|e| e.to_string())?;
         }
         frames = reader.next_window().map_err(|e| e.to_string())?;
     }

@@ -26,6 +26,7 @@ pub mod central_recording;
 pub mod config;
 pub mod enrollment;
 pub mod evidence;
+pub mod export_audio;
 pub mod fleet;
 pub mod interconnect;
 pub mod live_events;
@@ -39,6 +40,8 @@ pub mod recording_options;
 pub mod registry;
 pub mod relay;
 pub mod retrieved;
+#[cfg(test)]
+mod retrieved_audio_tests;
 pub mod sessions;
 pub mod storage_health;
 pub mod sync_hub;

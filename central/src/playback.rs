@@ -184,6 +184,7 @@ mod tests {
                 data: vec![],
             },
             parameters: None,
+            audio_parameters: None,
         }
     }
 

@@ -14,8 +14,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use media_store::{MediaKind, Record, Store, StoreOptions, StoredFrame, StoredParameters};
-use protocol::sync::{RemoteEvent, RetrievedFrame, SyncFrame};
+use media_store::{MediaKind, Record, Store, StoreOptions, StoredAudioParameters, StoredFrame, StoredParameters};
+use protocol::sync::{RemoteEvent, RetrievedMedia, SyncFrame};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use sync_core::{CentralDurable, Holdings};
@@ -168,6 +168,8 @@ pub(crate) struct Inner {
     /// The last parameters written to each log and their sequence number there, so they are
     /// written again only on change.
     pub(crate) last_parameters: HashMap<String, (StoredParameters, u64)>,
+    /// The same for audio parameters (retrieved audio, protocol version 4).
+    pub(crate) last_audio_parameters: HashMap<String, (StoredAudioParameters, u64)>,
 }
 
 /// Adds `holding.live` to a `sync.db` made before central recorded live video: 1 marks a run of
@@ -208,6 +210,17 @@ pub(crate) fn stored_frame(log: &str, parameters_seq: u64, f: protocol::intercon
     }
 }
 
+/// Audio codec parameters from a unit as central's log `log` keeps them.
+pub(crate) fn stored_audio_parameters(log: &str, p: protocol::interconnect::AudioParameters) -> StoredAudioParameters {
+    StoredAudioParameters {
+        camera: log.to_owned(),
+        codec: p.codec,
+        sample_rate: p.sample_rate,
+        channels: p.channels,
+        extra_data: p.extra_data,
+    }
+}
+
 /// The media store's log of a unit's camera.
 pub fn log_name(unit: &str, camera: &str) -> String {
     format!("{unit}/{camera}")
@@ -225,7 +238,7 @@ impl RetrievedStore {
         db.execute_batch(SCHEMA)?;
         add_live_column(&db)?;
         crate::alarms::migrate(&db)?;
-        let mut inner = Inner { store, db, last_parameters: HashMap::new() };
+        let mut inner = Inner { store, db, last_parameters: HashMap::new(), last_audio_parameters: HashMap::new() };
         inner.finish_pending()?;
         let (tx, rx) = mpsc::sync_channel::<Job>(64);
         std::thread::Builder::new()
@@ -510,24 +523,44 @@ impl Inner {
             Some((p, seq)) => (Some(p.clone()), *seq),
             None => (None, 0),
         };
+        let (mut last_audio, last_audio_seq) = match self.last_audio_parameters.get(&log) {
+            Some((p, seq)) => (Some(p.clone()), *seq),
+            None => (None, 0),
+        };
         for f in frames {
-            let retrieved: RetrievedFrame =
+            let retrieved: RetrievedMedia =
                 postcard::from_bytes(&f.payload).map_err(|e| RetrievedError::Payload(e.to_string()))?;
-            if let Some(p) = retrieved.parameters {
-                let p = stored_parameters(&log, p);
-                if last.as_ref() != Some(&p) {
-                    records.push(Record::Parameters(p.clone()));
-                    plan.push(Planned::Parameters);
-                    last = Some(p);
+            let (kind, m) = match retrieved {
+                RetrievedMedia::Video(m) => (MediaKind::Video, m),
+                RetrievedMedia::VideoWithParameters(p, m) => {
+                    let p = stored_parameters(&log, p);
+                    if last.as_ref() != Some(&p) {
+                        records.push(Record::Parameters(p.clone()));
+                        plan.push(Planned::Parameters);
+                        last = Some(p);
+                    }
+                    (MediaKind::Video, m)
                 }
-            }
-            let m = retrieved.frame;
-            if live_times.contains(&m.wall_clock_us) {
-                // Central recorded this very frame from the live stream already.
+                RetrievedMedia::Audio { parameters, frame } => {
+                    if let Some(p) = parameters.map(|p| stored_audio_parameters(&log, p))
+                        && last_audio.as_ref() != Some(&p)
+                    {
+                        records.push(Record::AudioParameters(p.clone()));
+                        plan.push(Planned::Parameters);
+                        last_audio = Some(p);
+                    }
+                    (MediaKind::Audio, frame)
+                }
+            };
+            // Central recorded this very video frame from the live stream already (the live
+            // stream carries no audio).
+            if kind == MediaKind::Video && live_times.contains(&m.wall_clock_us) {
                 continue;
             }
             let wall_us = m.wall_clock_us;
-            records.push(Record::Frame(stored_frame(&log, 0, m)));
+            let mut stored = stored_frame(&log, 0, m);
+            stored.kind = kind;
+            records.push(Record::Frame(stored));
             plan.push(Planned::Frame { seq: f.seq, wall_us });
         }
         let base = self.store.next_seq(&log).unwrap_or(0);
@@ -536,19 +569,29 @@ impl Inner {
             "INSERT INTO pending (unit, camera, base, plan) VALUES (?1, ?2, ?3, ?4)",
             params![unit, camera, base as i64, plan_text],
         )?;
-        let mut parameters_seq = last_seq;
+        let (mut parameters_seq, mut audio_parameters_seq) = (last_seq, last_audio_seq);
         for mut record in records {
             if let Record::Frame(f) = &mut record {
-                f.parameters_seq = parameters_seq;
+                f.parameters_seq = match f.kind {
+                    MediaKind::Video => parameters_seq,
+                    MediaKind::Audio => audio_parameters_seq,
+                    // Units never send ONVIF metadata.
+                    MediaKind::Metadata => 0,
+                };
             }
             let seq = self.store.append(&record)?;
-            if matches!(record, Record::Parameters(_)) {
-                parameters_seq = seq;
+            match record {
+                Record::Parameters(_) => parameters_seq = seq,
+                Record::AudioParameters(_) => audio_parameters_seq = seq,
+                _ => {}
             }
         }
         self.store.sync()?;
         if let Some(p) = last {
             self.last_parameters.insert(log.clone(), (p, parameters_seq));
+        }
+        if let Some(p) = last_audio {
+            self.last_audio_parameters.insert(log.clone(), (p, audio_parameters_seq));
         }
         let times = frames.iter().map(|f| f.wall_clock_us);
         let (start, end) = (times.clone().min(), times.max());
@@ -651,7 +694,7 @@ pub fn read_frames(
 }
 
 /// Like [`read_frames`], with each frame whole (pts, clock rate) and the codec parameters that
-/// precede it in central's log: what playback and export need.
+/// precede it in central's log: what playback and export need. Video only.
 pub fn read_held(
     dir: &Path,
     unit: &str,
@@ -659,7 +702,30 @@ pub fn read_held(
     start_us: i64,
     end_us: i64,
 ) -> Result<Vec<media_store::by_seq::SeqFrame>, RetrievedError> {
-    use media_store::by_seq::{Limit, SeqRead, read_seqs};
+    read_held_of(dir, unit, camera, (start_us, end_us), MediaKind::Video)
+}
+
+/// The audio frames of `unit`'s `camera` central holds between two times, in time order, each
+/// with its audio parameters ([`media_store::by_seq::SeqFrame::audio_parameters`]): what the
+/// export's audio track needs (retrieved from units of protocol version 4).
+pub fn read_held_audio(
+    dir: &Path,
+    unit: &str,
+    camera: &str,
+    start_us: i64,
+    end_us: i64,
+) -> Result<Vec<media_store::by_seq::SeqFrame>, RetrievedError> {
+    read_held_of(dir, unit, camera, (start_us, end_us), MediaKind::Audio)
+}
+
+fn read_held_of(
+    dir: &Path,
+    unit: &str,
+    camera: &str,
+    (start_us, end_us): (i64, i64),
+    kind: MediaKind,
+) -> Result<Vec<media_store::by_seq::SeqFrame>, RetrievedError> {
+    use media_store::by_seq::{Limit, SeqRead, read_seqs, read_seqs_with_audio};
     let db = Connection::open_with_flags(dir.join("sync.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let mut stmt = db.prepare(
         "SELECT log_first, log_end FROM holding WHERE unit = ?1 AND camera = ?2 AND start_us <= ?4 AND end_us >= ?3
@@ -670,14 +736,24 @@ pub fn read_held(
         .collect::<Result<_, _>>()?;
     let media = dir.join("media");
     let log = log_name(unit, camera);
+    let read = match kind {
+        // (Central holds no ONVIF metadata: such a read finds nothing.)
+        MediaKind::Video | MediaKind::Metadata => read_seqs,
+        MediaKind::Audio => read_seqs_with_audio,
+    };
     let mut out = Vec::new();
     for (first, end) in rows {
         if end <= first {
             continue;
         }
-        let read = read_seqs(&media, &log, (first as u64, end as u64 - 1), u64::MAX, Limit::Until(None), None)?;
-        if let SeqRead::Frames { frames, .. } = read {
-            out.extend(frames.into_iter().filter(|f| (start_us..=end_us).contains(&f.frame.wall_clock_us)));
+        if let SeqRead::Frames { frames, .. } =
+            read(&media, &log, (first as u64, end as u64 - 1), u64::MAX, Limit::Until(None), None)?
+        {
+            out.extend(
+                frames
+                    .into_iter()
+                    .filter(|f| f.frame.kind == kind && (start_us..=end_us).contains(&f.frame.wall_clock_us)),
+            );
         }
     }
     out.sort_by_key(|f| f.frame.wall_clock_us);

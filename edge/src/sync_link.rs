@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use media_store::MediaKey;
 use media_store::by_seq::{self, Limit, SeqRead};
-use protocol::interconnect::{EdgeMessage, MediaFrame, VideoParameters};
+use protocol::interconnect::{AudioParameters, EdgeMessage, MediaFrame, VideoParameters};
 use protocol::sync::{
     CameraHoldings, CatalogSummary, EventKind as WireEvent, EvidenceLockRequest, FetchFailure, RemoteEvent,
-    RetrievedFrame, Span, SyncFrame, SyncFromCentral, SyncFromEdge,
+    RetrievedMedia, Span, SyncFrame, SyncFromCentral, SyncFromEdge,
 };
 use sync_core::{EdgeAction, EdgeConfig, EdgeSync};
 use tokio::sync::mpsc;
@@ -120,8 +120,10 @@ impl SyncLink {
         self.epoch.elapsed().as_micros() as u64
     }
 
-    /// The connection to central is up.
-    pub fn connected(&mut self) {
+    /// The connection to central is up; `central_version` is the protocol version of its
+    /// welcome (audio goes only to a central that takes it).
+    pub fn connected(&mut self, central_version: u16) {
+        self.core.set_peer_version(central_version);
         self.core.connected();
         self.refresh_catalog();
     }
@@ -235,11 +237,11 @@ impl SyncLink {
     pub fn drain(&mut self) -> Vec<Outgoing> {
         while let Some(action) = self.core.poll_event() {
             match action {
-                EdgeAction::ReadFrames { fetch_id, camera, from_seq, to_seq, max_bytes } => {
+                EdgeAction::ReadFrames { fetch_id, camera, from_seq, to_seq, max_bytes, audio } => {
                     let setup = self.setup.clone();
                     let tx = self.done_tx.clone();
                     tokio::task::spawn_blocking(move || {
-                        let result = read(&setup, &camera, from_seq, to_seq, max_bytes);
+                        let result = read(&setup, &camera, (from_seq, to_seq), max_bytes, audio);
                         let _ = tx.blocking_send(Completion::Read(fetch_id, result));
                     });
                 }
@@ -318,13 +320,13 @@ fn build_catalog(setup: &SyncSetup) -> Result<CatalogSummary, media_store::Store
     Ok(CatalogSummary { as_of_us: crate::camera::now_us(), cameras })
 }
 
-/// Reads frames for a fetch, up to the durable end.
+/// Reads frames for a fetch, up to the durable end (audio frames too with `audio`).
 fn read(
     setup: &SyncSetup,
     camera: &str,
-    from_seq: u64,
-    to_seq: u64,
+    range: (u64, u64),
     max_bytes: u32,
+    audio: bool,
 ) -> Result<(Vec<SyncFrame>, Option<u64>), FetchFailure> {
     if !setup.cameras.iter().any(|c| c == camera) {
         // Not shared with central: as if the unit had no such camera.
@@ -334,47 +336,69 @@ fn read(
     let Some(log) = durable.iter().find(|d| d.log == camera) else {
         return Err(FetchFailure::UnknownCamera);
     };
-    let read = by_seq::read_seqs(
-        &setup.store,
-        camera,
-        (from_seq, to_seq),
-        u64::from(max_bytes),
-        Limit::Durable(log),
-        setup.key.clone(),
-    )
-    .map_err(|e| FetchFailure::Unreadable { detail: e.to_string() })?;
+    let read_seqs = if audio { by_seq::read_seqs_with_audio } else { by_seq::read_seqs };
+    let read = read_seqs(&setup.store, camera, range, u64::from(max_bytes), Limit::Durable(log), setup.key.clone())
+        .map_err(|e| FetchFailure::Unreadable { detail: e.to_string() })?;
     match read {
         SeqRead::Gone { available_from } => Err(FetchFailure::Gone { available_from }),
-        SeqRead::Frames { frames, next_seq } => {
-            let mut out = Vec::with_capacity(frames.len());
-            for (i, f) in frames.into_iter().enumerate() {
-                // Parameters travel with the first frame of a chunk and with key frames.
-                let parameters =
-                    (i == 0 || f.frame.keyframe).then_some(f.parameters).flatten().map(|p| VideoParameters {
-                        rfc6381_codec: p.rfc6381_codec,
-                        width: p.width,
-                        height: p.height,
-                        extra_data: p.extra_data,
-                    });
-                let frame = MediaFrame {
-                    pts: f.frame.pts,
-                    clock_rate: f.frame.clock_rate,
-                    wall_clock_us: f.frame.wall_clock_us,
-                    keyframe: f.frame.keyframe,
-                    data: f.frame.data,
-                };
-                let payload = postcard::to_allocvec(&RetrievedFrame { parameters, frame: frame.clone() })
-                    .map_err(|e| FetchFailure::Unreadable { detail: e.to_string() })?;
-                out.push(SyncFrame {
-                    seq: f.seq,
-                    wall_clock_us: frame.wall_clock_us,
-                    keyframe: frame.keyframe,
-                    payload,
-                });
-            }
-            Ok((out, next_seq))
-        }
+        SeqRead::Frames { frames, next_seq } => Ok((chunk_frames(frames)?, next_seq)),
     }
+}
+
+/// The frames of a chunk as they travel: video parameters with the chunk's first video frame
+/// and with key frames, audio parameters with its first audio frame and when they change, so
+/// that central can store each chunk on its own.
+fn chunk_frames(frames: Vec<by_seq::SeqFrame>) -> Result<Vec<SyncFrame>, FetchFailure> {
+    let mut out = Vec::with_capacity(frames.len());
+    let mut video_sent = false;
+    let mut audio_sent: Option<media_store::StoredAudioParameters> = None;
+    for f in frames {
+        let frame = MediaFrame {
+            pts: f.frame.pts,
+            clock_rate: f.frame.clock_rate,
+            wall_clock_us: f.frame.wall_clock_us,
+            keyframe: f.frame.keyframe,
+            data: f.frame.data,
+        };
+        let (wall_clock_us, keyframe) = (frame.wall_clock_us, frame.keyframe);
+        let media = match f.frame.kind {
+            media_store::MediaKind::Video => {
+                let first = !std::mem::replace(&mut video_sent, true);
+                match (first || keyframe).then_some(f.parameters).flatten() {
+                    Some(p) => RetrievedMedia::VideoWithParameters(
+                        VideoParameters {
+                            rfc6381_codec: p.rfc6381_codec,
+                            width: p.width,
+                            height: p.height,
+                            extra_data: p.extra_data,
+                        },
+                        frame,
+                    ),
+                    None => RetrievedMedia::Video(frame),
+                }
+            }
+            media_store::MediaKind::Audio => {
+                let parameters = match f.audio_parameters {
+                    Some(p) if audio_sent.as_ref() != Some(&p) => {
+                        audio_sent = Some(p.clone());
+                        Some(AudioParameters {
+                            codec: p.codec,
+                            sample_rate: p.sample_rate,
+                            channels: p.channels,
+                            extra_data: p.extra_data,
+                        })
+                    }
+                    _ => None,
+                };
+                RetrievedMedia::Audio { parameters, frame }
+            }
+            // ONVIF metadata stays on the unit (`by_seq` never reads it).
+            media_store::MediaKind::Metadata => continue,
+        };
+        let payload = postcard::to_allocvec(&media).map_err(|e| FetchFailure::Unreadable { detail: e.to_string() })?;
+        out.push(SyncFrame { seq: f.seq, wall_clock_us, keyframe, payload });
+    }
+    Ok(out)
 }
 
 /// `event` with the cameras not shared with central left out; `None` when it concerned only
@@ -488,6 +512,82 @@ mod tests {
         assert!(only_shared(alarm(&[]), &shared).is_some(), "about the unit, not a camera");
         let lost = to_remote(&event(EventKind::CameraLost { camera: "cab".into(), reason: "eof".into() })).unwrap();
         assert!(only_shared(lost, &shared).is_none());
+    }
+
+    /// A chunk for a central of protocol version 4: video parameters with the first video frame
+    /// and key frames, audio parameters with the first audio frame and where they change, each
+    /// frame's kind, sequence number, time and bytes kept.
+    #[test]
+    fn chunk_frames_carry_each_kind_with_its_parameters_where_needed() {
+        use media_store::by_seq::SeqFrame;
+        use media_store::{MediaKind, StoredAudioParameters, StoredFrame, StoredParameters};
+        let video_p = StoredParameters {
+            camera: "front".into(),
+            rfc6381_codec: "avc1.42c01e".into(),
+            width: 320,
+            height: 240,
+            extra_data: vec![1, 2],
+        };
+        let audio_p = |codec: &str| StoredAudioParameters {
+            camera: "front".into(),
+            codec: codec.into(),
+            sample_rate: 8000,
+            channels: 1,
+            extra_data: vec![],
+        };
+        let frame = |seq: u64, kind: MediaKind, keyframe: bool, audio: Option<&str>| SeqFrame {
+            seq,
+            frame: StoredFrame {
+                camera: "front".into(),
+                stream: 0,
+                parameters_seq: 0,
+                kind,
+                keyframe,
+                pts: seq as i64,
+                clock_rate: 90_000,
+                wall_clock_us: 1000 + seq as i64,
+                data: vec![seq as u8; 3],
+            },
+            parameters: Some(video_p.clone()),
+            audio_parameters: audio.map(audio_p),
+        };
+        let frames = vec![
+            frame(10, MediaKind::Audio, true, Some("ulaw")),
+            frame(11, MediaKind::Video, false, None),
+            frame(12, MediaKind::Audio, true, Some("ulaw")),
+            frame(13, MediaKind::Video, true, None),
+            frame(14, MediaKind::Video, false, None),
+            frame(15, MediaKind::Audio, true, Some("alaw")),
+        ];
+        let out = chunk_frames(frames.clone()).unwrap();
+        let decoded: Vec<RetrievedMedia> = out.iter().map(|f| postcard::from_bytes(&f.payload).unwrap()).collect();
+        let shape: Vec<(&str, Option<&str>)> = decoded
+            .iter()
+            .map(|m| match m {
+                RetrievedMedia::Video(_) => ("video", None),
+                RetrievedMedia::VideoWithParameters(p, _) => ("video", Some(p.rfc6381_codec.as_str())),
+                RetrievedMedia::Audio { parameters, .. } => ("audio", parameters.as_ref().map(|p| p.codec.as_str())),
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                ("audio", Some("ulaw")),
+                ("video", Some("avc1.42c01e")),
+                ("audio", None),
+                ("video", Some("avc1.42c01e")),
+                ("video", None),
+                ("audio", Some("alaw")),
+            ]
+        );
+        for ((sent, media), read) in out.iter().zip(&decoded).zip(&frames) {
+            assert_eq!(
+                (sent.seq, sent.wall_clock_us, sent.keyframe),
+                (read.seq, read.frame.wall_clock_us, read.frame.keyframe)
+            );
+            assert_eq!(media.frame().data, read.frame.data);
+            assert_eq!(media.is_audio(), read.frame.kind == MediaKind::Audio);
+        }
     }
 
     #[test]

@@ -209,9 +209,10 @@ impl Uplink {
         let (msg_tx, mut msg_rx) = mpsc::channel(16);
         let reader = tokio::spawn(read_loop(recv, msg_tx));
         let _reader_guard = AbortOnDrop(reader);
-        match msg_rx.recv().await {
+        let central_version = match msg_rx.recv().await {
             Some(Ok(CentralMessage::Welcome { protocol_version })) => {
                 tracing::info!(central = %self.config.address, protocol_version, "connected to central");
+                protocol_version
             }
             Some(Ok(CentralMessage::Refused { reason })) => {
                 return Err(format!("central refused this unit: {reason}"));
@@ -219,7 +220,7 @@ impl Uplink {
             Some(Ok(other)) => return Err(format!("central sent {other:?} before welcome")),
             Some(Err(e)) => return Err(e),
             None => return Err("central closed the connection during the handshake".into()),
-        }
+        };
         self.status.set_central(true, None);
         self.sync.central.set_connection(Some(conn.clone()));
         // The link type before any catalog, so that central's policy follows it from the start.
@@ -239,7 +240,7 @@ impl Uplink {
         for event in self.status.events.since(0) {
             sync.event(&event);
         }
-        sync.connected();
+        sync.connected(central_version);
         let mut catalog_timer = tokio::time::interval(CATALOG_REFRESH);
         loop {
             for out in sync.drain() {

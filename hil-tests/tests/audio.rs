@@ -189,10 +189,10 @@ fn rfc3339(us: i64) -> String {
     jiff::Timestamp::from_microsecond(us).unwrap().to_string()
 }
 
-/// Central takes the video of a camera with audio (the live and sync protocols carry video only;
-/// the unit passes its audio over): live video reaches a viewer, a retrieval finishes, central's
-/// frames are the unit's video frames byte for byte, and central's export of them is a valid
-/// H.264 MP4.
+/// Central takes the video of a camera with audio (the live stream carries video only; retrieval
+/// brings audio too, see `central_audio.rs`): live video reaches a viewer, a retrieval finishes,
+/// central's frames are the unit's video frames byte for byte, and central's export of them is a
+/// valid H.264 MP4 with the audio beside it.
 #[test]
 fn central_retrieves_the_video_of_a_camera_with_audio() {
     use hil_tests::media::{central_frame_hashes, compare, frame_hashes};
@@ -249,8 +249,9 @@ fn central_retrieves_the_video_of_a_camera_with_audio() {
     std::fs::write(&mp4, bytes).unwrap();
     let probe = ffprobe(&mp4);
     let streams = probe["streams"].as_array().unwrap();
-    assert_eq!(streams.len(), 1, "{probe:#}");
+    assert_eq!(streams.len(), 2, "{probe:#}");
     assert_eq!(streams[0]["codec_name"], "h264");
+    assert_eq!(streams[1]["codec_name"], "aac", "{probe:#}");
     // From the key frame at or before the start (one every 2 s) to the end.
     let d = number(&streams[0]["duration"]);
     assert!((4.5..=7.5).contains(&d), "{d} s: {probe:#}");

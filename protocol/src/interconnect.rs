@@ -237,7 +237,23 @@ pub struct VideoParameters {
     pub extra_data: Vec<u8>,
 }
 
-/// One encoded video frame (an access unit).
+/// Codec parameters of a camera's audio, needed to decode the audio frames that follow them
+/// (protocol version 4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudioParameters {
+    /// The codec: an RFC 6381 string for AAC (e.g. `mp4a.40.2`), `ulaw` or `alaw` for G.711.
+    pub codec: String,
+    /// Samples per second (also the clock rate of the audio frames' `pts`).
+    pub sample_rate: u32,
+    /// Channels.
+    pub channels: u16,
+    /// Decoder configuration: for AAC the `AudioSpecificConfig`; empty for G.711.
+    #[serde(with = "serde_bytes")]
+    pub extra_data: Vec<u8>,
+}
+
+/// One encoded video frame (an access unit); from protocol version 4 also an audio frame
+/// (then `data` is one raw AAC access unit or G.711 samples, and `keyframe` is true).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MediaFrame {
     /// Presentation timestamp in units of `clock_rate`, monotonic within a stream.

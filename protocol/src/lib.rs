@@ -31,7 +31,13 @@ pub mod sync;
 ///   (`SyncFromEdge::LocalChanges`, answered by `SyncFromCentral::LocalChangesAck`); the link
 ///   test's download half (`EdgeMessage::LinkTestDownload`, answered by
 ///   `CentralMessage::LinkTestData`).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// - 4: audio in retrieval: a unit sends its cameras' audio frames in chunks, as
+///   `sync::RetrievedMedia::Audio` payloads with `interconnect::AudioParameters`, only to a central
+///   of version 4 or later (video payloads keep their bytes, see `sync::RetrievedMedia`).
+pub const PROTOCOL_VERSION: u16 = 4;
+
+/// The first protocol version whose chunks carry audio frames (`sync::RetrievedMedia::Audio`).
+pub const AUDIO_PROTOCOL_VERSION: u16 = 4;
 
 /// The oldest peer protocol version this build still accepts.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;

@@ -397,13 +397,63 @@ mod tests {
     }
 }
 
-/// The payload of a [`SyncFrame`] between Convoy's edge and central: the frame and, where it
-/// starts a chunk or is a key frame, the codec parameters it needs (so that every chunk can be
-/// decoded and stored on its own).
+/// The payload of a [`SyncFrame`] between Convoy's edge and central up to protocol version 3
+/// (video only): the frame and, where it starts a chunk or is a key frame, the codec parameters
+/// it needs (so that every chunk can be decoded and stored on its own). Its bytes are those of a
+/// video [`RetrievedMedia`], which central decodes every payload as.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetrievedFrame {
     /// The codec parameters in force for this frame, when sent with it.
     pub parameters: Option<crate::interconnect::VideoParameters>,
     /// The frame as the unit recorded it.
     pub frame: crate::interconnect::MediaFrame,
+}
+
+/// The payload of a [`SyncFrame`] from protocol version 4 on: a video frame or an audio frame,
+/// with the codec parameters it needs where it starts a chunk, is a key frame or follows a
+/// change of parameters.
+///
+/// The two video variants encode to exactly the bytes of a [`RetrievedFrame`] (postcard writes
+/// an `Option` as a 0 or 1 tag, and these variants' indexes are 0 and 1), so a payload from a
+/// unit of any version decodes as a `RetrievedMedia`, and a v4 unit's video payloads are what a
+/// v3 central expects. [`RetrievedMedia::Audio`] (tag 2) goes only to a central whose version is
+/// [`crate::AUDIO_PROTOCOL_VERSION`] or later: an older one would fail to decode it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RetrievedMedia {
+    /// A video frame sent without parameters (those before it in the chunk apply).
+    Video(crate::interconnect::MediaFrame),
+    /// A video frame with the parameters in force for it.
+    VideoWithParameters(crate::interconnect::VideoParameters, crate::interconnect::MediaFrame),
+    /// An audio frame (protocol version 4).
+    Audio {
+        /// The audio parameters in force for it, when sent with it (always with a chunk's first
+        /// audio frame and after a change).
+        parameters: Option<crate::interconnect::AudioParameters>,
+        /// The frame as the unit recorded it.
+        frame: crate::interconnect::MediaFrame,
+    },
+}
+
+impl From<RetrievedFrame> for RetrievedMedia {
+    fn from(r: RetrievedFrame) -> RetrievedMedia {
+        match r.parameters {
+            Some(p) => RetrievedMedia::VideoWithParameters(p, r.frame),
+            None => RetrievedMedia::Video(r.frame),
+        }
+    }
+}
+
+impl RetrievedMedia {
+    /// The frame, whatever its kind.
+    pub fn frame(&self) -> &crate::interconnect::MediaFrame {
+        match self {
+            RetrievedMedia::Video(f) | RetrievedMedia::VideoWithParameters(_, f) => f,
+            RetrievedMedia::Audio { frame, .. } => frame,
+        }
+    }
+
+    /// True for an audio frame.
+    pub fn is_audio(&self) -> bool {
+        matches!(self, RetrievedMedia::Audio { .. })
+    }
 }

@@ -12,10 +12,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use protocol::framing::{self, FramingError, MAX_MESSAGE_LEN, PREFIX_LEN};
 use protocol::interconnect::{
-    CameraInfo, CameraState, CameraStateKind, CentralMessage, EdgeMessage, Hello, LiveHeader, LiveMessage, MediaFrame,
-    VideoParameters,
+    AudioParameters, CameraInfo, CameraState, CameraStateKind, CentralMessage, EdgeMessage, Hello, LiveHeader,
+    LiveMessage, MediaFrame, VideoParameters,
 };
 use protocol::io::{BoardMessage, Input, UnitCommand};
+use protocol::sync::RetrievedMedia;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -145,7 +146,8 @@ fn all_stream_decoders(bytes: &[u8]) -> usize {
     let mut decoded = usize::from(decode_checked::<EdgeMessage>(bytes))
         + usize::from(decode_checked::<CentralMessage>(bytes))
         + usize::from(decode_checked::<LiveHeader>(bytes))
-        + usize::from(decode_checked::<LiveMessage>(bytes));
+        + usize::from(decode_checked::<LiveMessage>(bytes))
+        + usize::from(decode_checked::<RetrievedMedia>(bytes));
     let mut rest = bytes;
     while let Some((prefix, after)) = rest.split_first_chunk::<PREFIX_LEN>() {
         let Ok(len) = framing::body_len(*prefix) else {
@@ -212,7 +214,26 @@ fn stream_seeds() -> Vec<Vec<u8>> {
         keyframe: true,
         data: (0..200u8).collect(),
     });
+    // Chunk payloads (protocol version 4): an audio frame with its parameters, a video frame.
+    let audio = RetrievedMedia::Audio {
+        parameters: Some(AudioParameters {
+            codec: "mp4a.40.2".into(),
+            sample_rate: 48_000,
+            channels: 2,
+            extra_data: vec![0x11, 0x90],
+        }),
+        frame: MediaFrame { pts: 1024, clock_rate: 48_000, wall_clock_us: 5, keyframe: true, data: vec![0x21; 40] },
+    };
+    let video = RetrievedMedia::Video(MediaFrame {
+        pts: 3600,
+        clock_rate: 90_000,
+        wall_clock_us: 7,
+        keyframe: false,
+        data: vec![0, 0, 0, 2, 0x41, 0x9a],
+    });
     vec![
+        body(&audio),
+        body(&video),
         body(&hello),
         body(&state),
         body(&streaming),
@@ -254,7 +275,7 @@ fn board_seeds() -> Vec<Vec<u8>> {
 
 /// Proves that thousands of seeded mutations of valid edge ↔ central message bodies (and of a
 /// framed live stream) never make `framing::decode` panic for `EdgeMessage`, `CentralMessage`,
-/// `LiveHeader` or `LiveMessage`, that walking the bytes as a framed stream with
+/// `LiveHeader`, `LiveMessage` or a chunk's `RetrievedMedia` payload, that walking the bytes as a framed stream with
 /// `framing::body_len` never panics or accepts a length above the limit, and that whatever
 /// does decode is a well-formed value that encodes and decodes back to itself.
 #[test]
@@ -274,7 +295,8 @@ fn mutated_stream_messages_decode_to_errors_not_panics() {
         let ok = framing::decode::<EdgeMessage>(seed).is_ok()
             || framing::decode::<CentralMessage>(seed).is_ok()
             || framing::decode::<LiveHeader>(seed).is_ok()
-            || framing::decode::<LiveMessage>(seed).is_ok();
+            || framing::decode::<LiveMessage>(seed).is_ok()
+            || framing::decode::<RetrievedMedia>(seed).is_ok();
         assert!(ok, "seed {seed:02x?} is valid");
     }
 }
@@ -305,7 +327,8 @@ fn every_truncation_of_a_valid_body_is_an_error() {
         let checked = check::<EdgeMessage>(seed)
             || check::<CentralMessage>(seed)
             || check::<LiveHeader>(seed)
-            || check::<LiveMessage>(seed);
+            || check::<LiveMessage>(seed)
+            || check::<RetrievedMedia>(seed);
         assert!(checked, "seed {seed:02x?} decodes as some message");
     }
 }

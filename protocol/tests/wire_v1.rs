@@ -13,14 +13,14 @@ use std::fmt::Debug;
 
 use protocol::framing;
 use protocol::interconnect::{
-    CameraInfo, CameraState, CameraStateKind, CentralMessage, EdgeMessage, EnrollRequest, Hello, LinkKind, LinkTest,
-    LiveHeader, LiveMessage, MediaFrame, VideoParameters,
+    AudioParameters, CameraInfo, CameraState, CameraStateKind, CentralMessage, EdgeMessage, EnrollRequest, Hello,
+    LinkKind, LinkTest, LiveHeader, LiveMessage, MediaFrame, VideoParameters,
 };
 use protocol::io::{BoardMessage, Input, InputState, UnitCommand};
 use protocol::sync::{
     CameraHoldings, CameraSettings, CatalogSummary, Chunk, CompressedCatalog, CompressedEvents, EventBatch, EventKind,
-    EvidenceLockRequest, FetchFailure, LocalChange, RemoteEvent, SettingsConflict, SettingsPush, Span, SyncFrame,
-    SyncFromCentral, SyncFromEdge,
+    EvidenceLockRequest, FetchFailure, LocalChange, RemoteEvent, RetrievedFrame, RetrievedMedia, SettingsConflict,
+    SettingsPush, Span, SyncFrame, SyncFromCentral, SyncFromEdge,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -338,6 +338,89 @@ fn cases_v3() -> Vec<Case> {
 #[test]
 fn version_3_additions_decode_and_encode_byte_for_byte() {
     check_frozen(FILE_V3, "CONVOY_BLESS_WIRE_V3", &cases_v3(), 7);
+}
+
+const FILE_V4: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/wire-v4.txt");
+
+fn aac() -> AudioParameters {
+    AudioParameters { codec: "mp4a.40.2".into(), sample_rate: 48_000, channels: 1, extra_data: vec![0x11, 0x88] }
+}
+
+fn audio_frame() -> MediaFrame {
+    MediaFrame {
+        pts: 96_000,
+        clock_rate: 48_000,
+        wall_clock_us: 1_700_000_000_200_000,
+        keyframe: true,
+        data: vec![0x21, 0x10, 0x04],
+    }
+}
+
+fn video_frame() -> MediaFrame {
+    MediaFrame {
+        pts: 3600,
+        clock_rate: 90_000,
+        wall_clock_us: 1_700_000_000_040_000,
+        keyframe: false,
+        data: vec![0, 0, 0, 1, 0x41],
+    }
+}
+
+fn video_parameters() -> VideoParameters {
+    VideoParameters { rfc6381_codec: "avc1.64001f".into(), width: 640, height: 360, extra_data: vec![1, 0x64, 0, 0x1f] }
+}
+
+/// What version 4 added (audio in retrieval chunks), frozen in `tests/wire-v4.txt` (written once
+/// by `CONVOY_BLESS_WIRE_V4=1`). These are `SyncFrame` payloads: the frame payloads of a chunk.
+fn cases_v4() -> Vec<Case> {
+    let g711 = AudioParameters { codec: "ulaw".into(), sample_rate: 8000, channels: 1, extra_data: vec![] };
+    vec![
+        case("interconnect.audio_parameters", aac()),
+        case(
+            "sync.retrieved_media.audio_with_parameters",
+            RetrievedMedia::Audio { parameters: Some(aac()), frame: audio_frame() },
+        ),
+        case("sync.retrieved_media.audio", RetrievedMedia::Audio { parameters: None, frame: audio_frame() }),
+        case(
+            "sync.retrieved_media.audio_g711",
+            RetrievedMedia::Audio { parameters: Some(g711), frame: MediaFrame { clock_rate: 8000, ..audio_frame() } },
+        ),
+        case("sync.retrieved_media.video", RetrievedMedia::Video(video_frame())),
+        case(
+            "sync.retrieved_media.video_with_parameters",
+            RetrievedMedia::VideoWithParameters(video_parameters(), video_frame()),
+        ),
+        case(
+            "edge.hello_v4",
+            EdgeMessage::Hello(Hello { protocol_version: 4, unit_id: "bus-42".into(), cameras: vec![] }),
+        ),
+        case("central.welcome_v4", CentralMessage::Welcome { protocol_version: 4 }),
+    ]
+}
+
+#[test]
+fn version_4_additions_decode_and_encode_byte_for_byte() {
+    check_frozen(FILE_V4, "CONVOY_BLESS_WIRE_V4", &cases_v4(), 8);
+}
+
+/// A video payload is the same bytes whether a unit of version 1–3 wrote it as a
+/// `RetrievedFrame` or a unit of version 4 as a `RetrievedMedia`, both ways, so central decodes
+/// every payload as `RetrievedMedia` and a version 3 central reads a version 4 unit's video.
+#[test]
+fn video_payloads_keep_their_bytes_across_versions() {
+    for parameters in [None, Some(video_parameters())] {
+        let old = RetrievedFrame { parameters: parameters.clone(), frame: video_frame() };
+        let new = RetrievedMedia::from(old.clone());
+        let old_bytes = postcard::to_allocvec(&old).expect("encodes");
+        let new_bytes = postcard::to_allocvec(&new).expect("encodes");
+        assert_eq!(old_bytes, new_bytes, "parameters {}", parameters.is_some());
+        assert_eq!(postcard::from_bytes::<RetrievedMedia>(&old_bytes).expect("decodes"), new);
+        assert_eq!(postcard::from_bytes::<RetrievedFrame>(&new_bytes).expect("decodes"), old);
+    }
+    // An audio payload is not a video payload to an older central: a clean decode error.
+    let audio = postcard::to_allocvec(&RetrievedMedia::Audio { parameters: Some(aac()), frame: audio_frame() })
+        .expect("encodes");
+    assert!(postcard::from_bytes::<RetrievedFrame>(&audio).is_err());
 }
 
 /// Checks `cases` against the frozen `file` (written first when `bless_var` is set).

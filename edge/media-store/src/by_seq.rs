@@ -10,7 +10,7 @@ use crate::StoreError;
 use crate::catalog::Catalog;
 use crate::crypto::MediaKey;
 use crate::index::{GAP_US, KeyFrame, SegmentIndex};
-use crate::record::{MediaKind, Record, StoredFrame, StoredParameters};
+use crate::record::{MediaKind, Record, StoredAudioParameters, StoredFrame, StoredParameters};
 use crate::segment::SegmentReader;
 use crate::store::{catalog_path, scan_tail};
 use crate::volumes::{archive_dir, segment_path_in};
@@ -214,15 +214,18 @@ pub struct SeqFrame {
     pub seq: u64,
     /// The frame.
     pub frame: StoredFrame,
-    /// The parameters that precede it in the log.
+    /// The (video) parameters that precede it in the log.
     pub parameters: Option<StoredParameters>,
+    /// For an audio frame (read by [`read_seqs_with_audio`]), the audio parameters that
+    /// describe it; `None` for video.
+    pub audio_parameters: Option<StoredAudioParameters>,
 }
 
 /// What [`read_seqs`] found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SeqRead {
     /// Every video frame with `from_seq <= seq < next_seq` (`next_seq: None`: up to `to_seq`);
-    /// audio frames are left out.
+    /// audio frames are left out, unless read by [`read_seqs_with_audio`].
     Frames {
         /// The frames, in order.
         frames: Vec<SeqFrame>,
@@ -236,15 +239,41 @@ pub enum SeqRead {
     },
 }
 
-/// Reads the frames of `log` with `from_seq <= seq <= to_seq`, stopping after `max_bytes` of
-/// frame data (a single larger frame still whole) and at `limit`.
+/// Reads the video frames of `log` with `from_seq <= seq <= to_seq`, stopping after `max_bytes`
+/// of frame data (a single larger frame still whole) and at `limit`.
 pub fn read_seqs(
+    store: &Path,
+    log: &str,
+    range: (u64, u64),
+    max_bytes: u64,
+    limit: Limit<'_>,
+    key: Option<MediaKey>,
+) -> Result<SeqRead, StoreError> {
+    read_seqs_of(store, log, range, max_bytes, limit, key, false)
+}
+
+/// Like [`read_seqs`], with the range's audio frames too, in log order, each with the audio
+/// parameters that describe it ([`SeqFrame::audio_parameters`]): what a central that takes audio
+/// is sent.
+pub fn read_seqs_with_audio(
+    store: &Path,
+    log: &str,
+    range: (u64, u64),
+    max_bytes: u64,
+    limit: Limit<'_>,
+    key: Option<MediaKey>,
+) -> Result<SeqRead, StoreError> {
+    read_seqs_of(store, log, range, max_bytes, limit, key, true)
+}
+
+fn read_seqs_of(
     store: &Path,
     log: &str,
     (from_seq, to_seq): (u64, u64),
     max_bytes: u64,
     limit: Limit<'_>,
     key: Option<MediaKey>,
+    with_audio: bool,
 ) -> Result<SeqRead, StoreError> {
     let segs = segments(store, log, limit)?;
     let end = limit.end().unwrap_or(u64::MAX).min(to_seq.saturating_add(1));
@@ -262,6 +291,7 @@ pub fn read_seqs(
     for seg in &segs[start..] {
         // Start at the last key frame at or before `from_seq` (its parameters with it).
         let kf = seg.keyframes.iter().rev().find(|k| k.seq <= from_seq);
+        let mut audio = AudioTrack::new(seg, with_audio && kf.is_some_and(|k| k.offset > 0), &key)?;
         let mut reader = match kf {
             Some(k) => {
                 if k.parameters_offset > 0 {
@@ -281,15 +311,22 @@ pub fn read_seqs(
             }
             match record {
                 Record::Parameters(p) => parameters = Some(p),
-                // Central takes video only: the sync protocol's frames carry no media kind
-                // (edge/media-store/DESIGN.md, "Audio"). Audio records are passed over.
-                Record::Frame(f) if f.kind != MediaKind::Video => {}
+                Record::AudioParameters(p) => audio.observe(seq, p),
+                // Video only unless asked (a central older than protocol version 4 cannot
+                // take audio; edge/media-store/DESIGN.md, "Audio"): audio records passed over.
+                // ONVIF metadata stays on the unit: never sent.
+                Record::Frame(f) if f.kind == MediaKind::Metadata => {}
+                Record::Frame(f) if f.kind == MediaKind::Audio && !with_audio => {}
                 Record::Frame(f) if seq >= from_seq => {
                     if !frames.is_empty() && bytes + f.data.len() as u64 > max_bytes {
                         return Ok(SeqRead::Frames { frames, next_seq: Some(seq) });
                     }
                     bytes += f.data.len() as u64;
-                    frames.push(SeqFrame { seq, frame: f, parameters: parameters.clone() });
+                    let audio_parameters = match f.kind {
+                        MediaKind::Audio => audio.parameters_of(&f, &key)?,
+                        MediaKind::Video | MediaKind::Metadata => None,
+                    };
+                    frames.push(SeqFrame { seq, frame: f, parameters: parameters.clone(), audio_parameters });
                 }
                 _ => {}
             }
@@ -299,6 +336,76 @@ pub fn read_seqs(
     let held_end = segs.last().map_or(from_seq, |s| s.end_seq).max(from_seq);
     let next = (held_end <= to_seq).then_some(held_end);
     Ok(SeqRead::Frames { frames, next_seq: next })
+}
+
+/// The audio parameters records of one segment as a read meets them. A read that starts at a
+/// key frame in the middle of a segment has not met the segment's opening records, where the
+/// writer repeats the audio parameters in force: those are read first (a few records). An
+/// audio frame whose `parameters_seq` names a record of this segment the read has not met (the
+/// camera's audio changed between the segment's start and the key frame: rare) makes one scan
+/// of the segment's records up to it.
+struct AudioTrack<'a> {
+    seg: &'a Seg,
+    /// The records met, by sequence number.
+    seen: Vec<(u64, StoredAudioParameters)>,
+    /// Whether the whole segment before the read's start has been scanned.
+    scanned: bool,
+}
+
+/// Records read at a segment's start to find the audio parameters the writer repeats there.
+const SEGMENT_HEAD_RECORDS: usize = 8;
+
+impl<'a> AudioTrack<'a> {
+    fn new(seg: &'a Seg, read_head: bool, key: &Option<MediaKey>) -> Result<AudioTrack<'a>, StoreError> {
+        let mut track = AudioTrack { seg, seen: Vec::new(), scanned: false };
+        if read_head {
+            let mut head = open(&seg.path, 0, key)?;
+            for _ in 0..SEGMENT_HEAD_RECORDS {
+                match head.next_record()? {
+                    Some((_, Record::Frame(_))) | None => break,
+                    Some((seq, Record::AudioParameters(p))) => track.observe(seq, p),
+                    Some(_) => {}
+                }
+            }
+        }
+        Ok(track)
+    }
+
+    fn observe(&mut self, seq: u64, p: StoredAudioParameters) {
+        if self.seen.last().is_none_or(|(s, _)| *s < seq) {
+            self.seen.push((seq, p));
+        }
+    }
+
+    /// The parameters of audio frame `f`: the record its `parameters_seq` names when that is in
+    /// this segment, else the last one met (the segment's opening copy of an earlier record).
+    fn parameters_of(
+        &mut self,
+        f: &StoredFrame,
+        key: &Option<MediaKey>,
+    ) -> Result<Option<StoredAudioParameters>, StoreError> {
+        let named = f.parameters_seq >= self.seg.first_seq && f.parameters_seq < self.seg.end_seq;
+        if named && !self.scanned && !self.seen.iter().any(|(s, _)| *s == f.parameters_seq) {
+            self.scanned = true;
+            let mut all = open(&self.seg.path, 0, key)?;
+            while let Some((seq, record)) = all.next_record()? {
+                if seq > f.parameters_seq {
+                    break;
+                }
+                if let Record::AudioParameters(p) = record
+                    && !self.seen.iter().any(|(s, _)| *s == seq)
+                {
+                    self.seen.push((seq, p));
+                }
+            }
+            self.seen.sort_by_key(|(s, _)| *s);
+        }
+        let found = match named {
+            true => self.seen.iter().find(|(s, _)| *s == f.parameters_seq).or(self.seen.last()),
+            false => self.seen.last(),
+        };
+        Ok(found.map(|(_, p)| p.clone()))
+    }
 }
 
 fn open(path: &Path, offset: u64, key: &Option<MediaKey>) -> Result<SegmentReader, StoreError> {

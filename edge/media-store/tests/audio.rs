@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use media_store::by_seq::{Limit, SeqRead, read_seqs};
+use media_store::by_seq::{Limit, SeqRead, read_seqs, read_seqs_with_audio};
 use media_store::read::{read_range, read_range_with_audio};
 use media_store::{MediaKind, Record, Store, StoredAudioParameters, StoredFrame};
 
@@ -183,4 +183,85 @@ fn audio_in_an_encrypted_store_comes_back_with_the_key_only() {
         .collect();
     assert!(audio.len() > 50);
     assert!(audio.iter().enumerate().all(|(i, d)| d == &[0x21, i as u8, 0x55]), "decrypted as written");
+}
+
+/// Reads for a central that takes audio: every audio frame of the range once, in log order
+/// between the video frames, each with the audio parameters in force, also when the read starts
+/// at a key frame in the middle of a segment and when the camera's audio changed mid-segment.
+#[test]
+fn reads_by_sequence_number_with_audio_carry_each_audio_frame_and_its_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = Store::open(dir.path(), opts(30_000)).unwrap();
+    write_av(&mut s, 200);
+    // The camera comes back with 8 kHz G.711: new parameters in the middle of a segment.
+    let g711 = StoredAudioParameters {
+        camera: "front".into(),
+        codec: "ulaw".into(),
+        sample_rate: 8000,
+        channels: 1,
+        extra_data: vec![],
+    };
+    let changed_at = s.append(&Record::AudioParameters(g711.clone())).unwrap();
+    for i in 200..260 {
+        s.append(&frame("front", i)).unwrap();
+        if i % 2 == 0 {
+            let mut f = audio_frame("front", 1000 + i);
+            if let Record::Frame(f) = &mut f {
+                f.parameters_seq = changed_at;
+                f.clock_rate = 8000;
+            }
+            s.append(&f).unwrap();
+        }
+    }
+    s.sync().unwrap();
+    let log = read_log(dir.path(), "front");
+    let all_audio: Vec<u64> = log
+        .iter()
+        .filter(|(_, r)| matches!(r, Record::Frame(f) if f.kind == MediaKind::Audio))
+        .map(|(q, _)| *q)
+        .collect();
+    let last = log.last().unwrap().0;
+
+    // In small fetches from every start: the pieces together hold each audio frame once.
+    let mut got = Vec::new();
+    let mut from = 0;
+    loop {
+        let SeqRead::Frames { frames, next_seq } =
+            read_seqs_with_audio(dir.path(), "front", (from, last), 2_000, Limit::Until(None), None).unwrap()
+        else {
+            panic!("gone")
+        };
+        for f in &frames {
+            if f.frame.kind == MediaKind::Audio {
+                let p = f.audio_parameters.as_ref().unwrap_or_else(|| panic!("audio {} without parameters", f.seq));
+                let expected = if f.seq > changed_at { "ulaw" } else { "mp4a.40.2" };
+                assert_eq!(p.codec, expected, "audio frame {}", f.seq);
+                assert_eq!(p.sample_rate, f.frame.clock_rate);
+                got.push(f.seq);
+            } else {
+                assert!(f.audio_parameters.is_none());
+            }
+        }
+        assert!(frames.windows(2).all(|w| w[0].seq < w[1].seq));
+        match next_seq {
+            Some(n) => from = n,
+            None => break,
+        }
+    }
+    assert_eq!(got, all_audio, "each audio frame once, in order");
+    assert!(all_audio.len() > 100);
+
+    // A read that starts at a key frame mid-segment, after the change: the changed parameters.
+    let start = log
+        .iter()
+        .find(|(q, r)| *q > changed_at + 20 && matches!(r, Record::Frame(f) if f.kind == MediaKind::Audio))
+        .unwrap()
+        .0;
+    let SeqRead::Frames { frames, .. } =
+        read_seqs_with_audio(dir.path(), "front", (start, start), u64::MAX, Limit::Until(None), None).unwrap()
+    else {
+        panic!("gone")
+    };
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].audio_parameters, Some(g711));
 }

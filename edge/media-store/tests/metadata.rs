@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use media_store::archive::ArchiveOptions;
-use media_store::by_seq::{Limit, SeqRead, read_seqs};
+use media_store::by_seq::{Limit, SeqRead, read_seqs, read_seqs_with_audio};
 use media_store::read::{read_range, read_range_with_audio};
 use media_store::verify::verify;
 use media_store::volumes::volume_log_dir;
@@ -122,6 +122,15 @@ fn messages_are_kept_as_written_and_media_readers_pass_them_over() {
     };
     assert_eq!(frames.len(), 400);
     assert!(frames.iter().all(|f| f.frame.kind == MediaKind::Video));
+    // A central of protocol version 4 takes audio too, never metadata.
+    let SeqRead::Frames { frames, .. } =
+        read_seqs_with_audio(dir.path(), "front", (0, 100_000), u64::MAX, Limit::Until(None), None).unwrap()
+    else {
+        panic!("gone")
+    };
+    assert!(frames.iter().any(|f| f.frame.kind == MediaKind::Audio), "audio read");
+    assert_eq!(frames.iter().filter(|f| f.frame.kind == MediaKind::Video).count(), 400);
+    assert!(frames.iter().all(|f| f.frame.kind != MediaKind::Metadata), "metadata stays on the unit");
 }
 
 #[test]

@@ -45,6 +45,9 @@ pub enum EdgeAction {
     /// are gathered, a single larger frame still whole) or [`EdgeSync::read_failed`]
     /// ([`FetchFailure::Gone`] when retention removed `from_seq`). Serve only frames that are
     /// durable in the store, so that a power cut cannot reuse a sequence number central holds.
+    /// With `audio`, the answer holds the range's audio frames too, as
+    /// [`protocol::sync::RetrievedMedia::Audio`] payloads; without it, video frames only (a
+    /// central older than [`protocol::AUDIO_PROTOCOL_VERSION`] cannot decode audio).
     ReadFrames {
         /// The fetch to answer.
         fetch_id: u64,
@@ -56,6 +59,8 @@ pub enum EdgeAction {
         to_seq: u64,
         /// Payload budget.
         max_bytes: u32,
+        /// Whether central's protocol takes audio frames (see [`EdgeSync::set_peer_version`]).
+        audio: bool,
     },
     /// Central durably holds every frame of `camera` up to `up_to_seq`: persist it and let
     /// retention remove those frames first. Emitted only when it rises within this `EdgeSync`.
@@ -150,6 +155,8 @@ pub struct EdgeSync {
     /// The last id of the batch of changes sent on this connection and not yet acknowledged:
     /// one batch at a time, like events, so batches cannot overtake each other.
     local_outstanding: Option<u64>,
+    /// Central's protocol version (from its welcome).
+    peer_version: u16,
 }
 
 impl EdgeSync {
@@ -180,7 +187,20 @@ impl EdgeSync {
             settings_next: None,
             local_changes: VecDeque::new(),
             local_outstanding: None,
+            peer_version: protocol::PROTOCOL_VERSION,
         }
+    }
+
+    /// Central's protocol version, from its welcome; call before [`connected`](Self::connected).
+    /// Fetches from a central older than [`protocol::AUDIO_PROTOCOL_VERSION`] are answered with
+    /// video frames only, as before audio travelled.
+    pub fn set_peer_version(&mut self, version: u16) {
+        self.peer_version = version;
+    }
+
+    /// Whether central's protocol takes audio frames in chunks.
+    pub fn peer_takes_audio(&self) -> bool {
+        self.peer_version >= protocol::AUDIO_PROTOCOL_VERSION
     }
 
     /// After a restart: the settings revision the glue applied last (kept durably) and the
@@ -296,7 +316,8 @@ impl EdgeSync {
                     return;
                 }
                 self.reads.insert(fetch_id, PendingRead { camera: camera.clone(), from_seq, to_seq });
-                self.actions.push_back(EdgeAction::ReadFrames { fetch_id, camera, from_seq, to_seq, max_bytes });
+                let audio = self.peer_takes_audio();
+                self.actions.push_back(EdgeAction::ReadFrames { fetch_id, camera, from_seq, to_seq, max_bytes, audio });
             }
             SyncFromCentral::Stored { camera, up_to_seq } => {
                 if self.acked.get(&camera).is_some_and(|&a| a >= up_to_seq) {

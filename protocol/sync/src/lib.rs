@@ -40,6 +40,14 @@
 //! applying is answered from memory. The technician's changes go one batch at a time, like
 //! events, so batches cannot overtake each other.
 //!
+//! Audio (protocol version 4) needs no message of its own: audio frames have sequence numbers in
+//! the camera's log like video frames, so fetches, chunks, holdings and acknowledgements cover
+//! them unchanged. The edge's glue tells [`EdgeSync::set_peer_version`] central's version from its
+//! welcome, and each [`EdgeAction::ReadFrames`] says whether to read audio too (`audio`: only for
+//! a central of version 4 or later); the payloads are `protocol::sync::RetrievedMedia`, whose
+//! video variants keep the bytes of the older `RetrievedFrame`. Against an older central the
+//! unit sends video only, exactly as before, and central acknowledges the range as before.
+//!
 //! # Why pull-based
 //!
 //! Central decides what to fetch and when, so the priority order (event, manual, rule, backfill),

@@ -36,7 +36,14 @@ fn fetch_read_chunk() {
     e.handle(fetch(7, 10, 20));
     assert_eq!(
         actions(&mut e),
-        vec![EdgeAction::ReadFrames { fetch_id: 7, camera: "cam".into(), from_seq: 10, to_seq: 20, max_bytes: 1000 }]
+        vec![EdgeAction::ReadFrames {
+            fetch_id: 7,
+            camera: "cam".into(),
+            from_seq: 10,
+            to_seq: 20,
+            max_bytes: 1000,
+            audio: true
+        }]
     );
     let frames: Vec<SyncFrame> = (10..14).map(frame).collect();
     e.frames_read(7, frames.clone(), Some(14));
@@ -165,4 +172,24 @@ fn catalog_goes_at_connect_and_then_rate_limited() {
     e.disconnected();
     e.connected();
     assert_eq!(drain(&mut e, 1_200).len(), 1);
+}
+
+/// Audio goes only to a central whose welcome says it takes it (protocol version 4): against a
+/// version 3 central the unit reads video only, as before; a reconnect to a newer central
+/// changes that.
+#[test]
+fn audio_is_read_only_for_a_central_that_takes_it() {
+    let audio_of = |e: &mut EdgeSync| match actions(e).as_slice() {
+        [EdgeAction::ReadFrames { audio, .. }] => *audio,
+        other => panic!("{other:?}"),
+    };
+    let mut e = EdgeSync::new(EdgeConfig::default(), vec![]);
+    for (version, expected) in [(3, false), (1, false), (4, true), (3, false), (5, true)] {
+        e.disconnected();
+        e.set_peer_version(version);
+        e.connected();
+        assert_eq!(e.peer_takes_audio(), expected, "version {version}");
+        e.handle(fetch(u64::from(version), 10, 20));
+        assert_eq!(audio_of(&mut e), expected, "version {version}");
+    }
 }

@@ -5,7 +5,9 @@
 //! byte-identical to the edge's and that progress never goes back; and at the end that every
 //! retrieval finished, with everything the unit still has of its range stored, `Done` only when
 //! nothing was lost (and then `bytes_done == bytes_total`), `Failed` only with a real loss, and
-//! every remote event delivered.
+//! every remote event delivered. Cameras record audio frames between their video frames: a
+//! central of protocol version 4 gets each of them exactly once like video, one of version 3
+//! none (and everything else as before).
 //!
 //! `SYNC_SIM_SEEDS=n` runs more seeds; `SYNC_SIM_SEED=n` runs one.
 
@@ -33,6 +35,9 @@ fn random_runs_keep_every_invariant() {
         total.timeouts += out.timeouts;
         total.restarts += out.restarts;
         total.acks += out.acks;
+        total.audio_stored += out.audio_stored;
+        total.audio_runs += out.audio_runs;
+        total.video_only_runs += out.video_only_runs;
     }
     eprintln!("{total:?}");
     // The runs exercised what they are meant to.
@@ -40,5 +45,7 @@ fn random_runs_keep_every_invariant() {
         assert!(total.done > 100 && total.failed > 5, "{total:?}");
         assert!(total.digest_mismatches > 0 && total.timeouts > 0 && total.restarts > 50, "{total:?}");
         assert!(total.acks > 100, "{total:?}");
+        // Both a central that takes audio and one that does not (protocol version 3).
+        assert!(total.audio_stored > 1000 && total.audio_runs > 50 && total.video_only_runs > 20, "{total:?}");
     }
 }

@@ -70,6 +70,8 @@ pub struct Params {
     pub stall_chance: f64,
     pub corrupt_chance: f64,
     pub camera_downtime: bool,
+    /// Central's protocol version: 4 takes audio frames, 3 does not.
+    pub central_version: u16,
     pub config: CentralConfig,
 }
 
@@ -102,6 +104,7 @@ impl Params {
             stall_chance: if rng.chance(0.3) { 0.01 } else { 0.0 },
             corrupt_chance: if rng.chance(0.3) { 0.02 } else { 0.0 },
             camera_downtime: rng.chance(0.5),
+            central_version: if rng.chance(0.7) { 4 } else { 3 },
             config,
         }
     }
@@ -124,6 +127,7 @@ enum Ev {
         from: u64,
         to: u64,
         max_bytes: u32,
+        audio: bool,
     },
     StoreDone {
         inc: u64,
@@ -218,6 +222,9 @@ pub struct Outcome {
     pub timeouts: u64,
     pub restarts: usize,
     pub acks: u64,
+    pub audio_stored: u64,
+    pub audio_runs: usize,
+    pub video_only_runs: usize,
 }
 
 pub struct Sim {
@@ -421,6 +428,11 @@ impl Sim {
             }
         }
         self.final_checks();
+        if self.takes_audio() {
+            self.out.audio_runs += 1;
+        } else {
+            self.out.video_only_runs += 1;
+        }
         self.out.digest_mismatches += self.central.stats().digest_mismatches;
         self.out.timeouts += self.central.stats().fetch_timeouts;
         self.out
@@ -450,6 +462,11 @@ impl Sim {
                         let jitter = self.rng.below(self.store.cams[i].interval_us / 5) as i64;
                         let meta = self.store.record(i, now as i64 + jitter, &mut self.rng);
                         self.shadow[i].insert(meta.seq, Shadow { meta, groomed: false });
+                        if self.store.cams[i].audio {
+                            let wall = now as i64 + jitter + 1 + self.rng.below(10_000) as i64;
+                            let meta = self.store.record_audio(i, wall, &mut self.rng);
+                            self.shadow[i].insert(meta.seq, Shadow { meta, groomed: false });
+                        }
                     }
                     let next = now + self.store.cams[i].interval_us;
                     self.at(next, Ev::Record(i));
@@ -488,11 +505,11 @@ impl Sim {
                     self.edge.handle(msg);
                 }
             }
-            Ev::Read { inc, fetch_id, camera, from, to, max_bytes } => {
+            Ev::Read { inc, fetch_id, camera, from, to, max_bytes, audio } => {
                 if inc != self.edge_inc {
                     return;
                 }
-                match self.store.read(&camera, from, to, max_bytes) {
+                match self.store.read(&camera, (from, to), max_bytes, audio) {
                     Ok((frames, next)) => self.edge.frames_read(fetch_id, frames, next),
                     Err(reason) => self.edge.read_failed(fetch_id, reason),
                 }
@@ -510,9 +527,15 @@ impl Sim {
                     *n += 1;
                     assert_eq!(*n, 1, "seed {}: {camera}/{seq} stored twice", self.p.seed);
                     self.out.frames_stored += 1;
+                    if shadow.meta.audio {
+                        assert!(self.takes_audio(), "seed {}: audio {camera}/{seq} sent to a v3 central", self.p.seed);
+                        self.out.audio_stored += 1;
+                    }
                 }
-                // The range holds every frame the edge ever had in it.
-                for seq in self.shadow[i].range(covers.clone()).map(|(seq, _)| seq) {
+                // The range holds every frame the edge ever had in it (audio too, when central
+                // takes it).
+                let carried = |s: &Shadow| self.takes_audio() || !s.meta.audio;
+                for seq in self.shadow[i].range(covers.clone()).filter(|(_, s)| carried(s)).map(|(seq, _)| seq) {
                     assert!(
                         self.cstore.holds(&camera, *seq),
                         "seed {}: {camera} covers {covers:?} but lacks {seq}",
@@ -557,6 +580,7 @@ impl Sim {
                 if self.partitioned == 0 && !self.connected {
                     self.connected = true;
                     self.conn += 1;
+                    self.edge.set_peer_version(self.p.central_version);
                     self.edge.connected();
                     self.central.connected();
                 }
@@ -716,10 +740,11 @@ impl Sim {
             while let Some(a) = self.edge.poll_event() {
                 busy = true;
                 match a {
-                    EdgeAction::ReadFrames { fetch_id, camera, from_seq, to_seq, max_bytes } => {
+                    EdgeAction::ReadFrames { fetch_id, camera, from_seq, to_seq, max_bytes, audio } => {
+                        assert_eq!(audio, self.takes_audio(), "seed {}: audio negotiated wrong", self.p.seed);
                         let t = self.now + self.rng.below(10_000);
                         let inc = self.edge_inc;
-                        self.at(t, Ev::Read { inc, fetch_id, camera, from: from_seq, to: to_seq, max_bytes });
+                        self.at(t, Ev::Read { inc, fetch_id, camera, from: from_seq, to: to_seq, max_bytes, audio });
                     }
                     EdgeAction::Acknowledged { .. } => self.out.acks += 1,
                     EdgeAction::EventsAcked { up_to_id } => self.edge_events.retain(|e| e.id > up_to_id),
@@ -839,10 +864,17 @@ impl Sim {
         }
     }
 
-    /// An acknowledgement never claims a frame central does not durably hold.
+    /// Whether central's protocol takes audio frames.
+    fn takes_audio(&self) -> bool {
+        self.p.central_version >= protocol::AUDIO_PROTOCOL_VERSION
+    }
+
+    /// An acknowledgement never claims a frame central does not durably hold (audio frames
+    /// only when central takes them).
     fn check_ack(&self, camera: &str, up_to: u64, when: &str) {
         let i = self.store.index(camera).expect("known camera");
-        for f in self.store.cams[i].frames.iter().take_while(|f| f.seq <= up_to) {
+        let carried = |f: &&FrameMeta| self.takes_audio() || !f.audio;
+        for f in self.store.cams[i].frames.iter().take_while(|f| f.seq <= up_to).filter(carried) {
             assert!(
                 self.cstore.holds(camera, f.seq),
                 "seed {}: Stored {camera} up to {up_to} ({when}) but central lacks {}",
@@ -890,7 +922,9 @@ impl Sim {
                 continue;
             }
             let i = self.store.index(&r.camera).expect("known camera");
-            let in_window = |s: &&Shadow| s.meta.wall >= r.start_us && s.meta.wall < r.end_us;
+            let takes_audio = self.takes_audio();
+            let in_window =
+                |s: &&Shadow| s.meta.wall >= r.start_us && s.meta.wall < r.end_us && (takes_audio || !s.meta.audio);
             // Everything still on the unit is at central, byte-identical (checked when stored).
             for s in self.shadow[i].values().filter(in_window).filter(|s| !s.groomed) {
                 assert!(self.cstore.holds(&r.camera, s.meta.seq), "seed {seed}: {id:?} {r:?} lacks {}", s.meta.seq);

@@ -17,6 +17,8 @@ pub struct FrameMeta {
     pub key: bool,
     pub len: u32,
     pub salt: u8,
+    /// An audio frame (sent only to a central that takes audio).
+    pub audio: bool,
 }
 
 /// The payload of a frame: cheap to make, distinct per camera, seq and salt.
@@ -24,6 +26,7 @@ pub fn payload(camera: usize, f: &FrameMeta) -> Vec<u8> {
     let mut p = vec![f.salt; f.len as usize];
     p[..8].copy_from_slice(&f.seq.to_le_bytes());
     p[8] = camera as u8;
+    p[9] = u8::from(f.audio);
     let last = p.len() - 1;
     p[last] = f.salt ^ 0x5a;
     p
@@ -42,6 +45,8 @@ pub struct EdgeCamera {
     pub removed: Vec<Span>,
     pub count: u64,
     pub interval_us: u64,
+    /// The camera records audio beside its video.
+    pub audio: bool,
 }
 
 pub struct EdgeStore {
@@ -62,6 +67,7 @@ impl EdgeStore {
                 removed: Vec::new(),
                 count: 0,
                 interval_us: 200_000 + rng.below(400_000),
+                audio: rng.chance(0.6),
             })
             .collect();
         EdgeStore { cams, bytes: 0, budget }
@@ -84,9 +90,27 @@ impl EdgeStore {
             key: cam.count.is_multiple_of(25),
             len: 2_000 + rng.below(58_000) as u32,
             salt: rng.next() as u8,
+            audio: false,
         };
         cam.next_seq += 1;
         cam.count += 1;
+        cam.frames.push_back(meta);
+        self.bytes += u64::from(meta.len);
+        meta
+    }
+
+    /// Appends an audio frame to camera `i` at `wall` (every audio frame is a key frame).
+    pub fn record_audio(&mut self, i: usize, wall: i64, rng: &mut Rng) -> FrameMeta {
+        let cam = &mut self.cams[i];
+        let meta = FrameMeta {
+            seq: cam.next_seq,
+            wall,
+            key: true,
+            len: 100 + rng.below(700) as u32,
+            salt: rng.next() as u8,
+            audio: true,
+        };
+        cam.next_seq += 1;
         cam.frames.push_back(meta);
         self.bytes += u64::from(meta.len);
         meta
@@ -127,13 +151,13 @@ impl EdgeStore {
         CatalogSummary { as_of_us, cameras }
     }
 
-    /// Serves a fetch as the glue would.
+    /// Serves a fetch as the glue would: audio frames only with `audio`.
     pub fn read(
         &self,
         camera: &str,
-        from: u64,
-        to: u64,
+        (from, to): (u64, u64),
         max_bytes: u32,
+        audio: bool,
     ) -> Result<(Vec<SyncFrame>, Option<u64>), FetchFailure> {
         let Some(i) = self.index(camera) else { return Err(FetchFailure::UnknownCamera) };
         let cam = &self.cams[i];
@@ -144,7 +168,7 @@ impl EdgeStore {
         let start = cam.frames.partition_point(|f| f.seq < from);
         let mut out = Vec::new();
         let mut total = 0u64;
-        for f in cam.frames.iter().skip(start).take_while(|f| f.seq <= to) {
+        for f in cam.frames.iter().skip(start).take_while(|f| f.seq <= to).filter(|f| audio || !f.audio) {
             if !out.is_empty() && total + u64::from(f.len) > u64::from(max_bytes) {
                 return Ok((out, Some(f.seq)));
             }
