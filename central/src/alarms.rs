@@ -110,7 +110,8 @@ pub struct Change {
 
 const COLUMNS: &str = "unit, event_id, time_us, cameras, kind, state, changed_by, changed_us, comment";
 
-/// Adds the workflow's columns to an `alarm` table made before them.
+/// Adds the workflow's columns to an `alarm` table made before them, and the indexes that let
+/// the newest alarms (of one state) be read without sorting the whole table.
 pub fn migrate(db: &Connection) -> rusqlite::Result<()> {
     let mut stmt = db.prepare("SELECT name FROM pragma_table_info('alarm')")?;
     let have: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
@@ -119,7 +120,10 @@ pub fn migrate(db: &Connection) -> rusqlite::Result<()> {
             db.execute_batch(&format!("ALTER TABLE alarm ADD COLUMN {column} {ty}"))?;
         }
     }
-    Ok(())
+    db.execute_batch(
+        "CREATE INDEX IF NOT EXISTS alarm_by_time ON alarm (time_us);
+         CREATE INDEX IF NOT EXISTS alarm_by_state_time ON alarm (state, time_us);",
+    )
 }
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Alarm> {
@@ -151,25 +155,24 @@ fn get(db: &Connection, unit: &str, event_id: i64) -> rusqlite::Result<Option<Al
 /// Stores a unit's events as new alarms (idempotent by event id); the alarms that are new.
 pub async fn add(store: &RetrievedStore, unit: &str, events: Vec<RemoteEvent>) -> Result<Vec<Alarm>, RetrievedError> {
     let unit = unit.to_owned();
+    // One savepoint of the store's next group commit: all of the batch or none.
     store
-        .query(move |db| {
-            let tx = db.transaction()?;
+        .write(move |db| {
             let mut added = Vec::new();
             for e in &events {
                 let kind = serde_json::to_string(&e.kind).unwrap_or_default();
                 let cameras = serde_json::to_string(&e.cameras).unwrap_or_default();
-                let inserted = tx.execute(
+                let inserted = db.execute(
                     "INSERT OR IGNORE INTO alarm (unit, event_id, time_us, cameras, kind, state)
                      VALUES (?1, ?2, ?3, ?4, ?5, 'new')",
                     params![unit, e.id as i64, e.time_us, cameras, kind],
                 )?;
                 if inserted == 1
-                    && let Some(a) = get(&tx, &unit, e.id as i64)?
+                    && let Some(a) = get(db, &unit, e.id as i64)?
                 {
                     added.push(a);
                 }
             }
-            tx.commit()?;
             Ok(added)
         })
         .await
@@ -218,17 +221,23 @@ pub async fn add_ingested(store: &RetrievedStore, event: Ingested) -> Result<Ala
         .await
 }
 
-/// The newest `limit` alarms, newest first, all or only those in `state`.
+/// The newest `limit` alarms, newest first, all or only those in `state` (read beside the
+/// store's writer, see [`crate::sync_reads`]).
 pub async fn list(store: &RetrievedStore, state: Option<AlarmState>, limit: u32) -> Result<Vec<Alarm>, RetrievedError> {
     store
-        .query(move |db| {
-            let mut stmt = db.prepare(&format!(
-                "SELECT {COLUMNS} FROM alarm WHERE ?1 IS NULL OR state = ?1 ORDER BY time_us DESC LIMIT ?2"
-            ))?;
+        .read(move |db| {
+            let mut stmt = db.prepare_cached(&list_sql(state.is_some()))?;
             let rows = stmt.query_map(params![state.map(AlarmState::as_str), limit], from_row)?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
+}
+
+/// The statement of [`list`], with or without a state (`?1`); limit `?2`. Two statements, so
+/// that each walks its index (`?1 IS NULL OR state = ?1` would use neither and sort the table).
+fn list_sql(in_state: bool) -> String {
+    let filter = if in_state { "state = ?1" } else { "?1 IS NULL" };
+    format!("SELECT {COLUMNS} FROM alarm WHERE {filter} ORDER BY time_us DESC LIMIT ?2")
 }
 
 /// Moves alarm (`unit`, `event_id`) to `change.state`; the alarm as it is now.
@@ -330,6 +339,20 @@ mod tests {
     async fn get_state(store: &RetrievedStore, unit: &str, id: i64) -> AlarmState {
         let unit = unit.to_owned();
         store.query(move |db| Ok(get(db, &unit, id)?.unwrap().state)).await.unwrap()
+    }
+
+    #[test]
+    fn the_newest_alarms_are_read_through_an_index_without_sorting() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(RetrievedStore::open(dir.path()).unwrap());
+        let db = Connection::open(dir.path().join("sync.db")).unwrap();
+        for (in_state, index) in [(true, "alarm_by_state_time"), (false, "alarm_by_time")] {
+            let mut stmt = db.prepare(&format!("EXPLAIN QUERY PLAN {}", list_sql(in_state))).unwrap();
+            let plan: Vec<String> =
+                stmt.query_map(params!["new", 500], |r| r.get(3)).unwrap().collect::<Result<_, _>>().unwrap();
+            assert!(plan.iter().any(|p| p.contains(index)), "{plan:?}");
+            assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "sorted: {plan:?}");
+        }
     }
 
     #[test]

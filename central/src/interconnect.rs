@@ -45,6 +45,8 @@ pub struct Interconnect {
     pub relay: Arc<Relay>,
     /// Retrieval of recordings.
     pub hub: Arc<SyncHub>,
+    /// Records hellos in the registry, group-committed on a connection of their own.
+    pub hellos: crate::hellos::Hellos,
 }
 
 impl Interconnect {
@@ -183,12 +185,7 @@ impl Interconnect {
         recv: quinn::RecvStream,
         shutdown: CancellationToken,
     ) -> Result<(), String> {
-        let registry = self.registry.clone();
-        let h = hello.clone();
-        tokio::task::spawn_blocking(move || registry.lock().unwrap_or_else(|p| p.into_inner()).record_hello(&h))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        self.hellos.record(hello.clone()).await?;
         let unit = self.fleet.connect(&hello);
         let _traffic = self.fleet.traffic.open(&hello.unit_id, conn);
         tracing::info!(unit = %hello.unit_id, cameras = hello.cameras.len(), remote = %conn.remote_address(), "unit connected");

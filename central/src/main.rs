@@ -333,6 +333,8 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
             connections: Default::default(),
             relay: relay.clone(),
             hub: hub.clone(),
+            hellos: central::hellos::Hellos::start(Registry::open(&at).context("cannot open the registry")?)
+                .context("cannot start the registry's hello writer")?,
         };
         tokio::spawn(interconnect.clone().cut_off_revoked(shutdown.clone()));
         tokio::spawn(central::central_recording::run(fleet.clone(), relay.clone(), hub.clone(), shutdown.clone()));

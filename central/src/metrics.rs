@@ -40,12 +40,25 @@ pub fn route_class(path: &str) -> &'static str {
     }
 }
 
+/// An API answer slower than this is logged (at debug: `RUST_LOG=central=debug`), to find
+/// where a slow request waited.
+const SLOW: std::time::Duration = std::time::Duration::from_millis(100);
+
 async fn count_request(request: Request, next: Next) -> Response {
     let class = route_class(request.uri().path());
     if let Some(i) = CLASSES.iter().position(|c| *c == class) {
         REQUESTS[i].fetch_add(1, Ordering::Relaxed);
     }
-    next.run(request).await
+    if class != "api" {
+        return next.run(request).await;
+    }
+    let (started, path) = (std::time::Instant::now(), request.uri().path().to_owned());
+    let response = next.run(request).await;
+    let took = started.elapsed();
+    if took >= SLOW {
+        tracing::debug!(path, ms = took.as_millis() as u64, "slow API answer");
+    }
+    response
 }
 
 /// Whether the request came from this machine.

@@ -156,20 +156,46 @@ impl Registry {
 
     /// Records a unit's hello: the unit and exactly the cameras it shares now.
     pub fn record_hello(&mut self, hello: &Hello) -> Result<(), RegistryError> {
+        self.record_hellos(std::slice::from_ref(hello))
+    }
+
+    /// Records several units' hellos in one transaction (one commit, one fsync), in order: each
+    /// unit's `last_hello`, and its cameras where they differ from those recorded (a hello
+    /// that shares the same cameras as before rewrites none).
+    pub fn record_hellos(&self, hellos: &[Hello]) -> Result<(), RegistryError> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        // Units in one order, so two nodes' batches lock their rows in the same order; the
+        // last hello of a unit counts.
+        let mut latest: std::collections::BTreeMap<&str, &Hello> = std::collections::BTreeMap::new();
+        for h in hellos {
+            latest.insert(&h.unit_id, h);
+        }
         self.db.transaction(|tx| {
-            // The upsert locks the unit's row first, so two nodes' hellos of one unit take turns.
-            tx.execute(
-                "INSERT INTO unit (id, first_hello, last_hello) VALUES ($1, $2, $2)
-                 ON CONFLICT (id) DO UPDATE SET last_hello = excluded.last_hello",
-                &[(&hello.unit_id).into(), now.into()],
-            )?;
-            tx.execute("DELETE FROM camera WHERE unit_id = $1", &[(&hello.unit_id).into()])?;
-            for (position, cam) in hello.cameras.iter().enumerate() {
+            for hello in latest.values() {
+                // The upsert locks the unit's row first, so two nodes' hellos of one unit take turns.
                 tx.execute(
-                    "INSERT INTO camera (unit_id, id, name, position) VALUES ($1, $2, $3, $4)",
-                    &[(&hello.unit_id).into(), (&cam.id).into(), (&cam.name).into(), (position as i64).into()],
+                    "INSERT INTO unit (id, first_hello, last_hello) VALUES ($1, $2, $2)
+                     ON CONFLICT (id) DO UPDATE SET last_hello = excluded.last_hello",
+                    &[(&hello.unit_id).into(), now.into()],
                 )?;
+                let recorded = tx.query(
+                    "SELECT id, name FROM camera WHERE unit_id = $1 ORDER BY position",
+                    &[(&hello.unit_id).into()],
+                )?;
+                let same = recorded.len() == hello.cameras.len()
+                    && recorded.iter().zip(&hello.cameras).all(|(r, c)| {
+                        r.get::<String>(0).is_ok_and(|id| id == c.id) && r.get::<String>(1).is_ok_and(|n| n == c.name)
+                    });
+                if same {
+                    continue;
+                }
+                tx.execute("DELETE FROM camera WHERE unit_id = $1", &[(&hello.unit_id).into()])?;
+                for (position, cam) in hello.cameras.iter().enumerate() {
+                    tx.execute(
+                        "INSERT INTO camera (unit_id, id, name, position) VALUES ($1, $2, $3, $4)",
+                        &[(&hello.unit_id).into(), (&cam.id).into(), (&cam.name).into(), (position as i64).into()],
+                    )?;
+                }
             }
             Ok::<_, CatalogError>(())
         })?;
@@ -289,7 +315,7 @@ impl Registry {
 
     /// Every unit, by id, with its cameras.
     pub fn units(&self) -> Result<Vec<UnitRow>, RegistryError> {
-        let (units, cameras) = self.db.transaction(|tx| {
+        let (units, cameras) = self.db.read_transaction(|tx| {
             let units = tx.query("SELECT id, last_hello FROM unit", &[])?;
             let cameras = tx.query("SELECT unit_id, id, name FROM camera ORDER BY unit_id, position", &[])?;
             Ok::<_, CatalogError>((units, cameras))

@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use sync_core::{CentralDurable, Holdings};
 
 use crate::live_events::{LiveEvent, LiveEvents};
+use crate::sync_reads::SyncReads;
+use crate::sync_writes::SyncWrites;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS holding (
@@ -159,6 +161,10 @@ pub struct RetrievedStore {
     tx: mpsc::SyncSender<Job>,
     dir: PathBuf,
     live: LiveEvents,
+    /// `sync.db`'s read connections, for the API (see [`crate::sync_reads`]).
+    reads: SyncReads,
+    /// Small writes, group-committed (see [`crate::sync_writes`]).
+    writes: SyncWrites,
 }
 
 /// The store thread's state.
@@ -254,7 +260,12 @@ impl RetrievedStore {
                 }
             })
             .map_err(|_| RetrievedError::Stopped)?;
-        Ok(RetrievedStore { tx, dir: dir.to_owned(), live: LiveEvents::default() })
+        let store_tx = tx.clone();
+        let writes =
+            SyncWrites::start(Box::new(move |f| store_tx.send(Job::Query(Box::new(|i| f(&mut i.db)))).is_ok()))
+                .map_err(|_| RetrievedError::Stopped)?;
+        let reads = SyncReads::new(dir.join("sync.db"));
+        Ok(RetrievedStore { tx, dir: dir.to_owned(), live: LiveEvents::default(), reads, writes })
     }
 
     /// The store's directory (`media/`, `sync.db`), for [`read_held`].
@@ -307,6 +318,24 @@ impl RetrievedStore {
         answer.await.map_err(|_| RetrievedError::Stopped)?
     }
 
+    /// Runs `f` on one of `sync.db`'s read connections, beside the store thread (for reads
+    /// that must not wait behind its writes).
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, RetrievedError> + Send + 'static,
+    ) -> Result<T, RetrievedError> {
+        self.reads.read(f).await
+    }
+
+    /// Runs the small write `f` in the store thread's next group commit; its result once that
+    /// is durable.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, RetrievedError> + Send + 'static,
+    ) -> Result<T, RetrievedError> {
+        self.writes.write(f).await
+    }
+
     async fn send(&self, job: Job) -> Result<(), RetrievedError> {
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || tx.send(job))
@@ -336,7 +365,7 @@ impl RetrievedStore {
     /// The time ranges of `unit`'s `camera` central holds, one per stored chunk, by start.
     pub async fn held_times(&self, unit: &str, camera: &str) -> Result<Vec<HeldTime>, RetrievedError> {
         let (unit, camera) = (unit.to_owned(), camera.to_owned());
-        self.query(move |db| {
+        self.read(move |db| {
             let mut stmt = db.prepare(
                 "SELECT start_us, end_us FROM holding WHERE unit = ?1 AND camera = ?2 AND start_us IS NOT NULL
                  ORDER BY start_us",
@@ -351,7 +380,7 @@ impl RetrievedStore {
     /// When `unit` was last seen connected (saved every few seconds while it is), if ever.
     pub async fn last_seen(&self, unit: &str) -> Result<Option<i64>, RetrievedError> {
         let unit = unit.to_owned();
-        self.query(move |db| {
+        self.read(move |db| {
             Ok(db.query_row("SELECT last_seen_us FROM link WHERE unit = ?1", params![unit], |r| r.get(0)).optional()?)
         })
         .await
@@ -360,7 +389,7 @@ impl RetrievedStore {
     /// Records that `unit` is connected at `us`.
     pub async fn set_last_seen(&self, unit: &str, us: i64) -> Result<(), RetrievedError> {
         let unit = unit.to_owned();
-        self.query(move |db| {
+        self.write(move |db| {
             db.execute(
                 "INSERT INTO link (unit, last_seen_us) VALUES (?1, ?2)
                  ON CONFLICT (unit) DO UPDATE SET last_seen_us = excluded.last_seen_us",
@@ -374,7 +403,7 @@ impl RetrievedStore {
     /// The saved sync state of `unit`.
     pub async fn durable(&self, unit: &str) -> Result<Option<CentralDurable>, RetrievedError> {
         let unit = unit.to_owned();
-        self.query(move |db| {
+        self.read(move |db| {
             let text: Option<String> = db
                 .query_row("SELECT durable FROM unit_state WHERE unit = ?1", params![unit], |r| r.get(0))
                 .optional()?;
@@ -387,7 +416,7 @@ impl RetrievedStore {
     pub async fn save_durable(&self, unit: &str, durable: &CentralDurable) -> Result<(), RetrievedError> {
         let unit = unit.to_owned();
         let text = serde_json::to_string(durable).map_err(|e| RetrievedError::Payload(e.to_string()))?;
-        self.query(move |db| {
+        self.write(move |db| {
             db.execute(
                 "INSERT INTO unit_state (unit, durable) VALUES (?1, ?2)
                  ON CONFLICT (unit) DO UPDATE SET durable = excluded.durable",
@@ -420,7 +449,7 @@ impl RetrievedStore {
 
     /// An operator's retrieval by API id.
     pub async fn retrieval(&self, id: i64) -> Result<Option<RetrievalRow>, RetrievedError> {
-        self.query(move |db| {
+        self.read(move |db| {
             Ok(db
                 .query_row("SELECT id, unit, core_id FROM retrieval WHERE id = ?1", params![id], |r| {
                     Ok(RetrievalRow { id: r.get(0)?, unit: r.get(1)?, core_id: r.get::<_, i64>(2)? as u64 })
@@ -432,7 +461,7 @@ impl RetrievedStore {
 
     /// The newest `limit` retrievals, newest first.
     pub async fn recent_retrievals(&self, limit: u32) -> Result<Vec<RetrievalListing>, RetrievedError> {
-        self.query(move |db| {
+        self.read(move |db| {
             let mut stmt = db.prepare(
                 "SELECT id, unit, camera, start_us, end_us, created_us FROM retrieval ORDER BY id DESC LIMIT ?1",
             )?;

@@ -112,9 +112,11 @@ impl SyncHub {
     }
 
     /// The sync state of `unit`, restored from the store at first use.
+    /// The map is not held while a unit is restored (reads of the store), so a reconnect
+    /// storm's restores do not hold up the units already known; of two restores of one unit
+    /// at once, the first kept wins (nothing changes a unit's state before it is kept).
     pub async fn unit(&self, unit: &str) -> Result<Arc<UnitSync>, RetrievedError> {
-        let mut units = self.units.lock().await;
-        if let Some(u) = units.get(unit) {
+        if let Some(u) = self.units.lock().await.get(unit) {
             return Ok(u.clone());
         }
         let holdings = self.store.holdings(unit).await?;
@@ -146,8 +148,7 @@ impl SyncHub {
             rule_until: Mutex::default(),
             reported_metered: std::sync::Mutex::default(),
         });
-        units.insert(unit.to_owned(), u.clone());
-        Ok(u)
+        Ok(self.units.lock().await.entry(unit.to_owned()).or_insert(u).clone())
     }
 
     /// For `/metrics`: retrievals by state over every unit central has sync state for, and by
@@ -243,10 +244,14 @@ impl SyncHub {
         Ok(core.retrieval(RetrievalId(row.core_id)))
     }
 
-    /// The unit's latest catalog, if it sent one since central started.
+    /// The unit's latest catalog, if it sent one since central started (a unit whose sync
+    /// state is not restored yet has sent none: nothing is read from the store for it).
     pub async fn catalog(&self, unit: &str) -> Result<Option<protocol::sync::CatalogSummary>, RetrievedError> {
-        let u = self.unit(unit).await?;
-        Ok(u.core.lock().await.catalog().cloned())
+        let u = self.units.lock().await.get(unit).cloned();
+        match u {
+            Some(u) => Ok(u.core.lock().await.catalog().cloned()),
+            None => Ok(None),
+        }
     }
 
     /// Drives `unit`'s sync while its connection `session` (whose hello said `peer_version`) is

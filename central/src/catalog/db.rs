@@ -158,6 +158,16 @@ impl CatalogDb {
         self.run(true, f)
     }
 
+    /// Runs the reads in `f` in one transaction, one snapshot of the catalog; on SQLite without
+    /// taking the write lock, so it never waits for another connection's writer.
+    pub fn read_transaction<T, E>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E> + Send) -> Result<T, E>
+    where
+        T: Send,
+        E: From<CatalogError> + Send,
+    {
+        self.run(false, f)
+    }
+
     /// [`CatalogDb::transaction`]; `writes`: on SQLite, take the write lock at the start (so a
     /// read-then-write transaction never fails to upgrade), else only when writing.
     fn run<T, E>(&self, writes: bool, f: impl FnOnce(&mut Tx<'_>) -> Result<T, E> + Send) -> Result<T, E>
