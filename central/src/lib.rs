@@ -41,6 +41,7 @@ pub mod relay;
 pub mod retrieved;
 pub mod sessions;
 pub mod storage_health;
+pub mod sub_streams;
 pub mod sync_hub;
 pub mod time;
 pub mod unit_traffic;
