@@ -132,6 +132,8 @@ impl Fleet {
                             let cam = live.and_then(|u| u.cameras.get(id));
                             let state = cam.and_then(|c| c.state.lock().unwrap_or_else(|p| p.into_inner()).clone());
                             let channel = relay.existing(&row.id, id);
+                            let (sub_stream, sub_of) =
+                                crate::sub_streams::relations(id, row.cameras.iter().map(|(id, _)| id.as_str()));
                             CameraJson {
                                 id: id.clone(),
                                 name: name.clone(),
@@ -141,6 +143,8 @@ impl Fleet {
                                 reason: state.and_then(|s| s.1),
                                 viewers: channel.as_ref().map_or(0, |c| c.viewers()),
                                 upstreams: channel.as_ref().map_or(0, |c| c.upstreams()),
+                                sub_stream,
+                                sub_of,
                             }
                         })
                         .collect(),
@@ -206,6 +210,10 @@ pub struct CameraJson {
     pub reason: Option<String>,
     /// Viewers watching it live at central now.
     pub viewers: usize,
+    /// The id of the camera's sub stream, when its unit shares one (`front.sub`), else null.
+    pub sub_stream: Option<String>,
+    /// For a sub stream, the id of its camera, else null.
+    pub sub_of: Option<String>,
     /// Live streams from the unit for it now: 1 while watched (whatever the number of
     /// viewers), 0 otherwise.
     pub upstreams: usize,

@@ -45,6 +45,7 @@ pub mod retrieved;
 mod retrieved_audio_tests;
 pub mod sessions;
 pub mod storage_health;
+pub mod sub_streams;
 pub mod sync_hub;
 pub mod sync_reads;
 pub mod sync_writes;

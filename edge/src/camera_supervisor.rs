@@ -1,7 +1,9 @@
 //! The running cameras: one task per camera, and a new list of cameras applied while the unit
 //! runs (from the technician's page). A camera whose configuration did not change keeps its
 //! task, its RTSP session and its recording untouched; a removed camera stops; a changed one
-//! restarts; an added one starts. Everything new is checked before anything stops.
+//! restarts; an added one starts. Everything new is checked before anything stops. A camera's
+//! sub stream (`sub_url`) runs as a camera of its own ([`crate::sub_stream`]) sharing its
+//! camera's holds.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,8 +19,10 @@ use crate::recorder::RecorderTx;
 use crate::recording::CameraRecording;
 use crate::recording::triggers::Holds;
 use crate::status::UnitStatus;
+use crate::sub_stream::{self, Stream};
 
-/// What applying a configuration did, by camera id.
+/// What applying a configuration did, by camera id (a camera whose sub stream alone changed is
+/// `changed`; a removed camera's sub stream is `removed` by its own id, `front.sub`).
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct Applied {
     /// Cameras started.
@@ -60,20 +64,51 @@ impl CameraSupervisor {
     }
 
     /// Starts the configured cameras at start-up, camera `i` in status slot `i`, with the
-    /// recordings (and so the holds) the rule engine was given.
+    /// recordings (and so the holds) the rule engine was given; then their sub streams.
     pub async fn start(&self, config: &EdgeConfig, recordings: Vec<CameraRecording>) {
         let mut running = self.running.lock().await;
         for ((index, cam), recording) in config.cameras.iter().enumerate().zip(recordings) {
             let hub = self.hubs.create(&cam.id);
-            let r = self.spawn(cam.clone(), index, recording, hub);
+            let r = self.spawn(sub_stream::main_stream(cam), index, recording, hub);
             running.insert(cam.id.clone(), r);
         }
+        for stream in sub_stream::streams(&config.cameras) {
+            let Some(main) = &stream.sub_of else { continue };
+            let Some(holds) = running.get(main).map(|r| r.holds.clone()) else { continue };
+            match CameraRecording::new(config, &stream.config) {
+                Ok(recording) => self.start_sub(&mut running, stream, recording, holds, false),
+                Err(e) => tracing::error!(camera = main, "sub stream not started: {e}"),
+            }
+        }
+    }
+
+    /// Starts a sub stream with its camera's holds: in the status slot made at start-up, or
+    /// (`fresh`, or there is none) in a fresh one.
+    fn start_sub(
+        &self,
+        running: &mut HashMap<String, Running>,
+        stream: Stream,
+        mut recording: CameraRecording,
+        holds: Arc<Holds>,
+        fresh: bool,
+    ) {
+        let Stream { config: cam, sub_of: Some(main) } = stream else { return };
+        recording.holds = holds;
+        let hub = self.hubs.get(&cam.id).unwrap_or_else(|| self.hubs.create(&cam.id));
+        let index = match self.status.index_of(&cam.id).filter(|_| !fresh) {
+            Some(index) => index,
+            None => self.status.add_sub_stream(&main, &cam.id, cam.display_name()),
+        };
+        let id = cam.id.clone();
+        let r = self.spawn(cam, index, recording, hub);
+        running.insert(id, r);
     }
 
     /// Checks the cameras of `config` that would start or restart (their recording mode and
     /// schedule), without changing anything.
     pub fn check(config: &EdgeConfig) -> Result<(), String> {
-        for cam in &config.cameras {
+        for stream in sub_stream::streams(&config.cameras) {
+            let cam = &stream.config;
             CameraRecording::new(config, cam).map_err(|e| format!("camera {:?}: {e}", cam.id))?;
         }
         Ok(())
@@ -84,16 +119,22 @@ impl CameraSupervisor {
     pub async fn apply(&self, config: &EdgeConfig) -> Result<Applied, String> {
         let mut running = self.running.lock().await;
         let mut plan = Vec::new();
-        for cam in &config.cameras {
+        let mut sub_plan = Vec::new();
+        let streams = sub_stream::streams(&config.cameras);
+        for stream in &streams {
+            let cam = &stream.config;
             if running.get(&cam.id).is_some_and(|r| r.config == *cam) {
                 continue;
             }
             let recording = CameraRecording::new(config, cam).map_err(|e| format!("camera {:?}: {e}", cam.id))?;
-            plan.push((cam.clone(), recording));
+            match stream.sub_of {
+                None => plan.push((cam.clone(), recording)),
+                Some(_) => sub_plan.push((stream.clone(), recording)),
+            }
         }
         let mut applied = Applied::default();
         let gone: Vec<String> =
-            running.keys().filter(|id| !config.cameras.iter().any(|c| &c.id == *id)).cloned().collect();
+            running.keys().filter(|id| !streams.iter().any(|s| &s.config.id == *id)).cloned().collect();
         for id in gone {
             if let Some(r) = running.remove(&id) {
                 stop(r.stop, r.task).await;
@@ -121,6 +162,18 @@ impl CameraSupervisor {
             let index = self.status.add_camera(&id, cam.display_name());
             let r = self.spawn(cam, index, recording, hub);
             running.insert(id, r);
+        }
+        for (stream, recording) in sub_plan {
+            let Some(main) = stream.sub_of.clone() else { continue };
+            if let Some(old) = running.remove(&stream.config.id) {
+                stop(old.stop, old.task).await;
+            }
+            let Some(holds) = running.get(&main).map(|r| r.holds.clone()) else { continue };
+            tracing::info!(camera = main, "sub stream (re)started with its new configuration");
+            if !applied.changed.contains(&main) && !applied.added.contains(&main) {
+                applied.changed.push(main);
+            }
+            self.start_sub(&mut running, stream, recording, holds, true);
         }
         Ok(applied)
     }

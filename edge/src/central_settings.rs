@@ -166,6 +166,10 @@ pub fn apply_entry(cam: &CameraConfig, entry: &CameraSettings) -> Result<CameraC
     }
     if recording_off(entry) {
         c.mode = RecordingMode::Off;
+        // Not recorded on the unit: neither stream.
+        if c.sub_url.is_some() {
+            c.sub_mode = Some(RecordingMode::Off);
+        }
     }
     Ok(c)
 }
@@ -179,7 +183,15 @@ pub fn merge(file: &EdgeConfig, push: Option<&SettingsPush>) -> (EdgeConfig, Vec
     let Some(push) = push else { return (out, rejected) };
     for cam in &mut out.cameras {
         let Some(entry) = entry_for(push, &cam.id) else { continue };
-        match apply_entry(cam, entry).and_then(|c| CameraRecording::new(file, &c).map(|_| c)) {
+        let runs = |c: CameraConfig| {
+            CameraRecording::new(file, &c)?;
+            // Its sub stream takes the schedule and buffers too.
+            if let Some(sub) = crate::sub_stream::sub_stream(&c) {
+                CameraRecording::new(file, &sub).map_err(|e| format!("its sub stream: {e}"))?;
+            }
+            Ok(c)
+        };
+        match apply_entry(cam, entry).and_then(runs) {
             Ok(c) => *cam = c,
             Err(e) => rejected.push((cam.id.clone(), e)),
         }
@@ -291,6 +303,10 @@ impl CentralSettings {
         for cam in &config.cameras {
             let off = state.push.as_ref().and_then(|p| entry_for(p, &cam.id)).is_some_and(recording_off);
             status.set_recording_reason(&cam.id, off.then(|| OFF_BY_CENTRAL.to_owned()));
+            if cam.sub_url.is_some() {
+                let sub = crate::sub_stream::sub_stream_id(&cam.id);
+                status.set_recording_reason(&sub, off.then(|| OFF_BY_CENTRAL.to_owned()));
+            }
         }
     }
 
@@ -555,6 +571,22 @@ mod tests {
         assert_eq!(cabin.pre_buffer_s, 5.0, "a camera's own entry replaces \"*\"");
         let unknown = CameraSettings { recording: Some(vec!["central".into(), "remote".into()]), ..entry("front") };
         assert!(!recording_off(&unknown), "an option the unit does not know is not acted on");
+    }
+
+    #[test]
+    fn recording_off_at_central_turns_off_both_streams_and_a_schedule_reaches_the_sub_stream() {
+        let text = BASE.replace("url = \"rtsp://h/b\"", "url = \"rtsp://h/b\"\nsub_url = \"rtsp://h/b-sub\"");
+        let file = EdgeConfig::parse(&text).unwrap();
+        let off = CameraSettings { recording: Some(vec!["none".into()]), ..entry("cabin") };
+        let (config, _) = merge(&file, Some(&push(1, vec![off])));
+        let sub = crate::sub_stream::sub_stream(&config.cameras[1]).unwrap();
+        assert_eq!((config.cameras[1].mode, sub.mode), (RecordingMode::Off, RecordingMode::Off));
+        let scheduled = text.replace("sub_url", "sub_mode = \"schedule\"\nschedule = \"nights\"\nsub_url");
+        let file = EdgeConfig::parse(&scheduled).unwrap();
+        let unknown = CameraSettings { schedule: Some("days".into()), ..entry("cabin") };
+        let (config, rejected) = merge(&file, Some(&push(2, vec![unknown])));
+        assert_eq!(config.cameras[1], file.cameras[1], "a schedule the unit lacks: its file settings stay");
+        assert!(rejected[0].1.contains("its sub stream") && rejected[0].1.contains("\"days\""), "{rejected:?}");
     }
 
     #[test]

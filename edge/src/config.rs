@@ -263,6 +263,21 @@ pub struct CameraConfig {
     /// "onvif"`). Default true.
     #[serde(default = "default_true")]
     pub metadata: bool,
+    /// The camera's sub stream (a second RTSP URL, usually smaller and H.264), recorded into
+    /// a log of its own ([`crate::sub_stream::sub_stream_id`]). Without it the camera has one
+    /// stream, as before.
+    pub sub_url: Option<url::Url>,
+    /// RTSP user name for the sub stream (default: `username`).
+    pub sub_username: Option<String>,
+    /// RTSP password for the sub stream (default: `password`).
+    pub sub_password: Option<String>,
+    /// How the sub stream's RTP arrives (default: `transport`).
+    pub sub_transport: Option<RtspTransport>,
+    /// What of the sub stream is recorded: `continuous` (default), `schedule`, `event` or
+    /// `off`, with the camera's `schedule`, pre-/post-buffer and triggers; `mode` stays the
+    /// main stream's. `mode = "event"` with `sub_mode = "continuous"`: sub stream always, main
+    /// stream around events.
+    pub sub_mode: Option<RecordingMode>,
 }
 
 /// A camera's `transport`: how its RTP packets arrive.
@@ -357,8 +372,14 @@ impl EdgeConfig {
                     .cameras
                     .iter()
                     .filter_map(|c| {
-                        Some((c.id.clone(), std::time::Duration::from_secs_f64(c.max_age_days? * 86_400.0)))
+                        let max_age = std::time::Duration::from_secs_f64(c.max_age_days? * 86_400.0);
+                        Some(
+                            crate::sub_stream::streams(std::slice::from_ref(c))
+                                .into_iter()
+                                .map(move |s| (s.config.id, max_age)),
+                        )
                     })
+                    .flatten()
                     .collect(),
                 prefer_covered_by: self.store.keep_unretrieved.then(|| crate::sync_link::CENTRAL_CURSOR.to_owned()),
             },
@@ -400,6 +421,7 @@ impl EdgeConfig {
                 )));
             }
         }
+        crate::sub_stream::check(&self.cameras).map_err(invalid)?;
         for cam in &self.cameras {
             if cam.max_age_days.is_some_and(|d| !(d > 0.0 && d.is_finite())) {
                 return Err(invalid(format!("camera {:?}: max_age_days must be a positive number", cam.id)));
@@ -496,10 +518,19 @@ impl EdgeConfig {
         }
         for cam in &self.cameras {
             let id = &cam.id;
-            if cam.schedule.is_some() && cam.mode != RecordingMode::Schedule {
-                return Err(format!("camera {id:?}: schedule is only used with mode = \"schedule\""));
+            let schedules = [Some(cam.mode), cam.sub_mode].contains(&Some(RecordingMode::Schedule));
+            if cam.schedule.is_some() && !schedules {
+                return Err(format!(
+                    "camera {id:?}: schedule is only used with mode = \"schedule\" (or sub_mode = \"schedule\")"
+                ));
             }
             self.camera_profile(cam)?;
+            if let Some(sub) = crate::sub_stream::sub_stream(cam) {
+                self.camera_profile(&sub).map_err(|e| {
+                    e.replace(&format!("camera {:?}", sub.id), &format!("camera {id:?}"))
+                        .replace("mode = ", "sub_mode = ")
+                })?;
+            }
             if !(0.0..=60.0).contains(&cam.pre_buffer_s) {
                 return Err(format!("camera {id:?}: pre_buffer_s must be between 0 and 60"));
             }
@@ -901,6 +932,99 @@ notify_central = true
                 EdgeConfig::parse(&format!("{CONTRACT_EXAMPLE}{}", rule.replace(from, to))).unwrap_err().to_string();
             assert!(e.contains(want), "{from} -> {to}: {e}");
         }
+    }
+
+    #[test]
+    fn a_sub_stream_is_one_more_stream_with_the_cameras_settings() {
+        let plain = EdgeConfig::parse(CONTRACT_EXAMPLE).unwrap();
+        assert!(crate::sub_stream::sub_stream(&plain.cameras[0]).is_none(), "no sub_url: one stream, as before");
+        assert_eq!(crate::sub_stream::log_ids(&plain.cameras), ["front"]);
+        let text = CONTRACT_EXAMPLE.replace(
+            "url = ",
+            "mode = \"event\"\npre_buffer_s = 2\nmotion = true\nusername = \"u\"\npassword = \"p\"\n\
+             transport = \"udp\"\nmax_age_days = 3\nsub_url = \"rtsp://127.0.0.1:8554/front-sub\"\nurl = ",
+        );
+        let c = EdgeConfig::parse(&text).unwrap();
+        let cam = &c.cameras[0];
+        assert_eq!(cam.mode, RecordingMode::Event, "mode stays the main stream's");
+        let sub = crate::sub_stream::sub_stream(cam).unwrap();
+        assert_eq!(sub.id, "front.sub");
+        assert_eq!(sub.url.as_str(), "rtsp://127.0.0.1:8554/front-sub");
+        assert_eq!(sub.mode, RecordingMode::Continuous, "sub_mode defaults to continuous");
+        assert_eq!((sub.username.as_deref(), sub.password.as_deref()), (Some("u"), Some("p")));
+        assert_eq!(sub.transport, RtspTransport::Udp);
+        assert_eq!(sub.pre_buffer_s, 2.0);
+        assert!(!sub.motion, "the main stream's motion holds both");
+        assert_eq!(crate::sub_stream::log_ids(&c.cameras), ["front", "front.sub"]);
+        let ages = c.store_options().unwrap().retention.max_age;
+        assert_eq!(ages.get("front.sub"), ages.get("front"), "the sub stream's log ages like its camera's");
+        assert!(ages.contains_key("front"));
+        let own = text.replace(
+            "sub_url",
+            "sub_username = \"viewer\"\nsub_password = \"secret\"\nsub_transport = \"tcp\"\nsub_mode = \"off\"\nsub_url",
+        );
+        let sub = crate::sub_stream::sub_stream(&EdgeConfig::parse(&own).unwrap().cameras[0]).unwrap();
+        assert_eq!((sub.username.as_deref(), sub.password.as_deref()), (Some("viewer"), Some("secret")));
+        assert_eq!((sub.transport, sub.mode), (RtspTransport::Tcp, RecordingMode::Off));
+        let main = crate::sub_stream::main_stream(&EdgeConfig::parse(&own).unwrap().cameras[0]);
+        assert_eq!(main, crate::sub_stream::main_stream(&c.cameras[0]), "sub keys do not change the main stream");
+    }
+
+    #[test]
+    fn a_sub_stream_on_a_schedule_uses_the_cameras_time_profile() {
+        let base = recording_example();
+        let text = base.replacen(
+            "mode = \"schedule\"",
+            "mode = \"event\"\nsub_url = \"rtsp://h/door-sub\"\nsub_mode = \"schedule\"",
+            1,
+        );
+        let c = EdgeConfig::parse(&text).unwrap();
+        let door = &c.cameras[1];
+        assert!(c.camera_profile(door).unwrap().is_none(), "the main stream is in event mode");
+        let sub = crate::sub_stream::sub_stream(door).unwrap();
+        assert!(c.camera_profile(&sub).unwrap().is_some());
+        let e = EdgeConfig::parse(&text.replacen("schedule = \"service\"", "", 1)).unwrap_err().to_string();
+        assert!(e.contains("camera \"door\": sub_mode = \"schedule\" needs schedule"), "{e}");
+        let main_only = base.replacen("mode = \"schedule\"", "mode = \"schedule\"\nsub_url = \"rtsp://h/door-sub\"", 1);
+        let c = EdgeConfig::parse(&main_only).unwrap();
+        let sub = crate::sub_stream::sub_stream(&c.cameras[1]).unwrap();
+        assert_eq!((sub.mode, sub.schedule.as_deref()), (RecordingMode::Continuous, None));
+    }
+
+    #[test]
+    fn sub_stream_mistakes_are_refused_with_what_to_do() {
+        let with_sub = CONTRACT_EXAMPLE.replace("url = ", "sub_url = \"rtsp://127.0.0.1:8554/front-sub\"\nurl = ");
+        let cases = [
+            (CONTRACT_EXAMPLE.replace("url = ", "sub_mode = \"event\"\nurl = "), "sub_mode is only used with sub_url"),
+            (
+                CONTRACT_EXAMPLE.replace("url = ", "sub_password = \"x\"\nurl = "),
+                "sub_password is only used with sub_url",
+            ),
+            (
+                with_sub.replace("rtsp://127.0.0.1:8554/front-sub", "http://h/x"),
+                "sub_url http://h/x must start with rtsp://",
+            ),
+            (with_sub.replace("8554/front-sub", "8554/front"), "sub_url is the same as url"),
+            (with_sub.replace("sub_url", "sub_mode = \"sometimes\"\nsub_url"), "unknown variant"),
+            (
+                with_sub.replace("sub_url", "schedule = \"x\"\nsub_url"),
+                "only used with mode = \"schedule\" (or sub_mode",
+            ),
+            (
+                format!("{with_sub}[[camera]]\nid = \"front.sub\"\nurl = \"rtsp://h/other\"\n"),
+                "camera id \"front.sub\" is the id of camera \"front\"'s sub stream",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = EdgeConfig::parse(&text).unwrap_err().to_string();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        let e = EdgeConfig::parse(&format!("{with_sub}[[camera]]\nid = \"front.sub\"\nurl = \"rtsp://h/o\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("rename camera \"front.sub\"") && e.contains("or remove sub_url"), "{e}");
+        let no_sub = format!("{CONTRACT_EXAMPLE}[[camera]]\nid = \"front.sub\"\nurl = \"rtsp://h/other\"\n");
+        assert!(EdgeConfig::parse(&no_sub).is_ok(), "such an id is fine while front has no sub stream");
     }
 
     #[test]

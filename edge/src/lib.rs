@@ -35,6 +35,7 @@ pub mod rules;
 pub mod sd_notify;
 pub mod status;
 pub mod store_cli;
+pub mod sub_stream;
 pub mod sync_link;
 pub mod tech_cameras;
 pub mod tech_dashboard;

@@ -233,6 +233,12 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         config.unit_id.clone(),
         config.cameras.iter().map(|c| (c.id.clone(), c.display_name().to_owned())),
     ));
+    // Sub streams get their slots now, so the recorder's queue counts them.
+    for stream in edge::sub_stream::streams(&config.cameras) {
+        if let Some(main) = &stream.sub_of {
+            status.add_sub_stream(main, &stream.config.id, stream.config.display_name());
+        }
+    }
     let (recorder, recorder_tx) =
         Recorder::start(store, status.clone(), edge::recorder::RetentionSchedule::from_config(&config.store))
             .context("cannot start the recorder thread")?;
@@ -262,7 +268,7 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         let auth = Arc::new(edge::auth_web::Auth::new(&config.store.path, false));
         let recordings = Arc::new(edge::tech_recordings::Recordings::new(
             config.store.path.clone(),
-            config.cameras.iter().map(|c| c.id.clone()).collect(),
+            edge::sub_stream::log_ids(&config.cameras),
             config.store_options()?.encryption_key,
             Some(recorder_tx.clone()),
         ));
@@ -360,7 +366,7 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
                     key: config.store_options()?.encryption_key,
                     durable: durable_logs.clone(),
                     recorder: uplink_recorder.clone(),
-                    cameras: config.cameras.iter().filter(|c| c.share).map(|c| c.id.clone()).collect(),
+                    cameras: edge::sub_stream::shared_ids(&config.cameras),
                     central: central_link.clone(),
                     settings: Some(settings.clone()),
                 },

@@ -399,7 +399,7 @@ impl RetentionSchedule {
 fn groom(store: &mut Store, status: &UnitStatus, warn_within: Option<Duration>) {
     let report = store.groom(crate::camera::now_us());
     if let (Some(horizon), Ok(r)) = (warn_within, &report) {
-        let rate_bps: u64 = status.snapshot().cameras.iter().filter_map(|c| c.bitrate_bps).sum();
+        let rate_bps: u64 = status.cameras().iter().filter_map(|c| c.bitrate_bps()).sum();
         status.set_store_warning(crate::retention_warning::unretrieved(r, rate_bps, horizon));
     }
     match report {

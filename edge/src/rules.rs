@@ -251,13 +251,17 @@ impl RuleEngine {
                 }
             }
             Action::Lock { camera, start_us, end_us, expires_us } => {
-                let recorder = self.recorder.clone();
-                let reason = format!("rule {} (event {})", rule.name(), event.id);
-                tokio::spawn(async move {
-                    if let Err(e) = recorder.lock(&camera, start_us, end_us, expires_us, &reason).await {
-                        tracing::error!(camera, "rules: cannot lock recordings: {e}");
-                    }
-                });
+                // A camera's sub stream is its video too.
+                let sub = self.status.sub_stream_of(&camera);
+                for camera in std::iter::once(camera).chain(sub) {
+                    let recorder = self.recorder.clone();
+                    let reason = format!("rule {} (event {})", rule.name(), event.id);
+                    tokio::spawn(async move {
+                        if let Err(e) = recorder.lock(&camera, start_us, end_us, expires_us, &reason).await {
+                            tracing::error!(camera, "rules: cannot lock recordings: {e}");
+                        }
+                    });
+                }
             }
             Action::Notify { cameras } => {
                 self.status.events.emit(EventKind::RuleAlarm {

@@ -46,6 +46,8 @@ pub struct CameraStatus {
     pub id: String,
     /// The camera's display name.
     pub name: String,
+    /// For a camera's sub stream, the camera's id (the stream shows under it in `/api/status`).
+    pub sub_of: Option<String>,
     health: Mutex<(CameraStateKind, Option<String>)>,
     frames_recorded: AtomicU64,
     bytes_recorded: AtomicU64,
@@ -67,6 +69,7 @@ impl CameraStatus {
         CameraStatus {
             id,
             name,
+            sub_of: None,
             health: Mutex::new((CameraStateKind::Connecting, None)),
             frames_recorded: AtomicU64::new(0),
             bytes_recorded: AtomicU64::new(0),
@@ -79,6 +82,12 @@ impl CameraStatus {
             removed: AtomicBool::new(false),
             streams_started: AtomicU64::new(0),
         }
+    }
+
+    /// Bits per second of video, measured over the last two seconds while streaming.
+    pub fn bitrate_bps(&self) -> Option<u64> {
+        let streaming = lock(&self.health).0 == CameraStateKind::Streaming;
+        lock(&self.stream).bitrate_bps.filter(|_| streaming)
     }
 
     /// How often the camera started streaming since the unit started (its reconnects are
@@ -162,6 +171,27 @@ impl UnitStatus {
                 all.len() - 1
             }
         }
+    }
+
+    /// A camera's sub stream (re)started: like [`Self::add_camera`], shown under camera
+    /// `main` as its `sub`; returns the index.
+    pub fn add_sub_stream(&self, main: &str, id: &str, name: &str) -> usize {
+        let index = self.add_camera(id, name);
+        let mut all = self.cameras.write().unwrap_or_else(|p| p.into_inner());
+        let mut fresh = CameraStatus::new(id.to_owned(), name.to_owned());
+        fresh.sub_of = Some(main.to_owned());
+        all[index] = Arc::new(fresh);
+        index
+    }
+
+    /// The slot of the stream with this id, if it has one.
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.cameras.read().unwrap_or_else(|p| p.into_inner()).iter().position(|c| c.id == id)
+    }
+
+    /// The id of camera `camera`'s running sub stream, if it has one.
+    pub fn sub_stream_of(&self, camera: &str) -> Option<String> {
+        self.cameras().into_iter().find(|c| c.sub_of.as_deref() == Some(camera)).map(|c| c.id.clone())
     }
 
     /// Camera `index` was removed from the configuration: it is no longer shown.
@@ -402,38 +432,46 @@ impl UnitStatus {
             io: lock(&self.io).clone(),
             power: lock(&self.power).clone(),
             link: self.link.borrow().map(UnitLink::json),
-            cameras: self
-                .cameras()
-                .iter()
-                .map(|c| {
-                    let (state, reason) = lock(&c.health).clone();
-                    let stream = lock(&c.stream).clone();
-                    let streaming = state == CameraStateKind::Streaming;
-                    CameraJson {
-                        id: c.id.clone(),
-                        name: c.name.clone(),
-                        state: state.as_str(),
-                        reason,
-                        codec: stream.codec,
-                        audio: stream.audio,
-                        audio_reason: stream.audio_reason,
-                        metadata: stream.metadata,
-                        metadata_reason: stream.metadata_reason,
-                        width: (stream.width > 0).then_some(stream.width),
-                        height: (stream.height > 0).then_some(stream.height),
-                        fps: stream.fps.filter(|_| streaming).map(|f| (f * 10.0).round() / 10.0),
-                        bitrate_bps: stream.bitrate_bps.filter(|_| streaming),
-                        last_frame: stream.last_frame_us.and_then(rfc3339),
-                        frames_recorded: c.frames_recorded.load(Ordering::Relaxed),
-                        bytes_recorded: c.bytes_recorded.load(Ordering::Relaxed),
-                        frames_lost: c.frames_lost.load(Ordering::Relaxed),
-                        mode: *lock(&c.mode),
-                        recording: streaming && c.recording.load(Ordering::Relaxed),
-                        recording_reason: lock(&c.recording_reason).clone(),
-                    }
-                })
-                .collect(),
+            cameras: {
+                let all = self.cameras();
+                let sub =
+                    |main: &str| all.iter().find(|c| c.sub_of.as_deref() == Some(main)).map(|c| camera_json(c).into());
+                all.iter()
+                    .filter(|c| c.sub_of.is_none())
+                    .map(|c| CameraJson { sub: sub(&c.id), ..camera_json(c) })
+                    .collect()
+            },
         }
+    }
+}
+
+/// One stream's status as `/api/status` shows it (without its sub stream).
+fn camera_json(c: &CameraStatus) -> CameraJson {
+    let (state, reason) = lock(&c.health).clone();
+    let stream = lock(&c.stream).clone();
+    let streaming = state == CameraStateKind::Streaming;
+    CameraJson {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        state: state.as_str(),
+        reason,
+        codec: stream.codec,
+        audio: stream.audio,
+        audio_reason: stream.audio_reason,
+        metadata: stream.metadata,
+        metadata_reason: stream.metadata_reason,
+        width: (stream.width > 0).then_some(stream.width),
+        height: (stream.height > 0).then_some(stream.height),
+        fps: stream.fps.filter(|_| streaming).map(|f| (f * 10.0).round() / 10.0),
+        bitrate_bps: stream.bitrate_bps.filter(|_| streaming),
+        last_frame: stream.last_frame_us.and_then(rfc3339),
+        frames_recorded: c.frames_recorded.load(Ordering::Relaxed),
+        bytes_recorded: c.bytes_recorded.load(Ordering::Relaxed),
+        frames_lost: c.frames_lost.load(Ordering::Relaxed),
+        mode: *lock(&c.mode),
+        recording: streaming && c.recording.load(Ordering::Relaxed),
+        recording_reason: lock(&c.recording_reason).clone(),
+        sub: None,
     }
 }
 
@@ -515,6 +553,71 @@ pub struct CameraJson {
     pub recording: bool,
     /// Why it does not record whatever happens (`"recording off: set at central"`), or null.
     pub recording_reason: Option<String>,
+    /// The camera's sub stream (`sub_url`), null without one.
+    pub sub: Option<SubStreamJson>,
+}
+
+/// A camera's sub stream in [`CameraJson`]: the same per-stream fields as its camera.
+#[derive(Debug, Serialize)]
+pub struct SubStreamJson {
+    /// The sub stream's id: its log in the store and its camera id at central (`front.sub`).
+    pub id: String,
+    /// `connecting`, `streaming` or `down`.
+    pub state: &'static str,
+    /// Why it is down (or why it last went down while connecting again).
+    pub reason: Option<String>,
+    /// Frames written to the store since the unit started.
+    pub frames_recorded: u64,
+    /// Bytes of media written to the store since the unit started.
+    pub bytes_recorded: u64,
+    /// Frames received but not recorded.
+    pub frames_lost: u64,
+    /// RFC 6381 codec, once known.
+    pub codec: Option<String>,
+    /// The audio recorded beside its video, or null.
+    pub audio: Option<AudioJson>,
+    /// Why its audio is not recorded, else null.
+    pub audio_reason: Option<String>,
+    /// Picture width in pixels, once known.
+    pub width: Option<u32>,
+    /// Picture height in pixels, once known.
+    pub height: Option<u32>,
+    /// Frames per second while streaming.
+    pub fps: Option<f64>,
+    /// Bits per second of video while streaming.
+    pub bitrate_bps: Option<u64>,
+    /// When the last frame arrived, RFC 3339.
+    pub last_frame: Option<String>,
+    /// Its recording mode (`sub_mode`).
+    pub mode: &'static str,
+    /// Whether its frames go to the store now.
+    pub recording: bool,
+    /// Why it does not record whatever happens, or null.
+    pub recording_reason: Option<String>,
+}
+
+impl From<CameraJson> for SubStreamJson {
+    fn from(c: CameraJson) -> SubStreamJson {
+        SubStreamJson {
+            id: c.id,
+            state: c.state,
+            reason: c.reason,
+            frames_recorded: c.frames_recorded,
+            bytes_recorded: c.bytes_recorded,
+            frames_lost: c.frames_lost,
+            codec: c.codec,
+            audio: c.audio,
+            audio_reason: c.audio_reason,
+            width: c.width,
+            height: c.height,
+            fps: c.fps,
+            bitrate_bps: c.bitrate_bps,
+            last_frame: c.last_frame,
+            mode: c.mode,
+            recording: c.recording,
+            recording_reason: c.recording_reason,
+        }
+    }
 }
 
 /// The audio of a camera in [`CameraJson`].
@@ -608,6 +711,39 @@ mod tests {
         let c = camera(&status);
         assert!(c["metadata"].is_null());
         assert_eq!(c["metadata_reason"], "metadata not recorded");
+    }
+
+    #[test]
+    fn a_sub_stream_shows_under_its_camera() {
+        let status = UnitStatus::new("u".into(), [("front".to_owned(), "Front".to_owned())]);
+        let json = |s: &UnitStatus| serde_json::to_value(s.snapshot()).unwrap()["cameras"].clone();
+        assert!(json(&status)[0]["sub"].is_null(), "null without a sub stream");
+        let sub = status.add_sub_stream("front", "front.sub", "Front (sub stream)");
+        status.set_mode(sub, "continuous");
+        status.set_mode(0, "event");
+        status.set_stream_format(sub, "avc1.64001e", 320, 180);
+        status.set_camera_state(sub, CameraStateKind::Streaming, None);
+        status.count_recorded(sub, 1000);
+        let cameras = json(&status);
+        assert_eq!(cameras.as_array().unwrap().len(), 1, "not a camera of its own: {cameras}");
+        let (main, sub_json) = (&cameras[0], &cameras[0]["sub"]);
+        assert_eq!((main["mode"].as_str(), main["state"].as_str()), (Some("event"), Some("connecting")));
+        assert_eq!(main["bytes_recorded"], 0, "the camera's fields describe its main stream");
+        assert_eq!(sub_json["id"], "front.sub");
+        assert_eq!((sub_json["state"].as_str(), sub_json["mode"].as_str()), (Some("streaming"), Some("continuous")));
+        assert_eq!((sub_json["width"].as_u64(), sub_json["height"].as_u64()), (Some(320), Some(180)));
+        assert_eq!((sub_json["frames_recorded"].as_u64(), sub_json["bytes_recorded"].as_u64()), (Some(1), Some(1000)));
+        for key in ["reason", "codec", "fps", "bitrate_bps", "last_frame", "frames_lost", "recording"] {
+            assert!(sub_json.get(key).is_some(), "{key} in {sub_json}");
+        }
+        let states = status.camera_states();
+        assert_eq!(states.len(), 2, "central hears of the sub stream as a camera");
+        assert_eq!(
+            (status.sub_stream_of("front").as_deref(), status.sub_stream_of("front.sub")),
+            (Some("front.sub"), None)
+        );
+        status.remove_camera(sub);
+        assert!(json(&status)[0]["sub"].is_null());
     }
 
     #[test]

@@ -63,7 +63,7 @@ impl Dashboard {
             started: Instant::now(),
             https_fingerprint: None,
             link: None,
-            shared: config.cameras.iter().filter(|c| c.share).map(|c| c.id.clone()).collect(),
+            shared: crate::sub_stream::shared_ids(&config.cameras),
             pending: std::sync::Mutex::new(None),
             disk: std::sync::Mutex::new(None),
         }
@@ -258,7 +258,8 @@ pub struct DiskFigures {
 
 fn storage(d: &Dashboard, status: &StatusJson) -> StorageJson {
     let DiskFigures { fs, used_bytes, oldest_us: oldest, errors } = d.disk_figures();
-    let recording_bps = status.cameras.iter().filter_map(|c| c.bitrate_bps).sum();
+    let recording_bps =
+        status.cameras.iter().flat_map(|c| [c.bitrate_bps, c.sub.as_ref().and_then(|s| s.bitrate_bps)]).flatten().sum();
     StorageJson {
         path: d.store.display().to_string(),
         fs_size_bytes: fs.map(|f| f.0),

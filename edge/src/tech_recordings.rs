@@ -154,8 +154,44 @@ fn build_timeline(r: &Recordings) -> Result<TimelineJson, media_store::StoreErro
     Ok(TimelineJson { cameras })
 }
 
-async fn timeline(State(r): State<Arc<Recordings>>) -> Response {
-    match tokio::task::spawn_blocking(move || build_timeline(&r)).await {
+/// The query of the timeline: `stream=sub` lists the sub streams' recordings under their
+/// cameras' ids, `stream=main` the cameras' own; without it every log in the store.
+#[derive(Debug, Default, Deserialize)]
+pub struct TimelineQuery {
+    /// `main` or `sub`.
+    pub stream: Option<String>,
+}
+
+/// Keeps the timeline's entries of one stream (`sub`: true for sub streams, renamed from
+/// `front.sub` to `front`; false for the cameras' own; `None`: every log).
+fn pick_stream(json: TimelineJson, configured: &[String], sub: Option<bool>) -> TimelineJson {
+    let Some(sub) = sub else { return json };
+    let main_of = |id: &str| {
+        let main = id.strip_suffix(crate::sub_stream::SUB_STREAM_SUFFIX)?;
+        configured.iter().any(|c| c == main).then(|| main.to_owned())
+    };
+    let cameras = json
+        .cameras
+        .into_iter()
+        .filter_map(|mut c| match (main_of(&c.id), sub) {
+            (Some(main), true) => {
+                c.id = main;
+                Some(c)
+            }
+            (None, false) => Some(c),
+            _ => None,
+        })
+        .collect();
+    TimelineJson { cameras }
+}
+
+async fn timeline(State(r): State<Arc<Recordings>>, Query(q): Query<TimelineQuery>) -> Response {
+    let sub = match q.stream.as_deref().map(|s| crate::sub_stream::wants_sub(Some(s))).transpose() {
+        Ok(sub) => sub,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    let picked = tokio::task::spawn_blocking(move || build_timeline(&r).map(|json| pick_stream(json, &r.cameras, sub)));
+    match picked.await {
         Ok(Ok(json)) => axum::Json(json).into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read the store: {e}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -169,6 +205,9 @@ pub struct ExportQuery {
     pub start: String,
     /// End, RFC 3339.
     pub end: String,
+    /// `sub`: the camera's sub stream; `main` (the default): the camera's own.
+    #[serde(default)]
+    pub stream: Option<String>,
 }
 
 /// Parses `start` and `end` (RFC 3339) to µs, refusing a reversed or empty range.
@@ -206,6 +245,10 @@ async fn export(
     if !camera.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) || camera.starts_with('.') {
         return error(StatusCode::BAD_REQUEST, format!("{camera:?} is not a camera id"));
     }
+    let camera = match crate::sub_stream::resolve(&camera, q.stream.as_deref()) {
+        Ok(id) => id,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
     let Ok(_one_at_a_time) = r.exporting.try_acquire() else {
         return error(StatusCode::TOO_MANY_REQUESTS, "another export is running: try again when it is done");
     };
@@ -319,7 +362,7 @@ mod tests {
 
     #[test]
     fn ranges_are_checked() {
-        let q = |s: &str, e: &str| ExportQuery { start: s.into(), end: e.into() };
+        let q = |s: &str, e: &str| ExportQuery { start: s.into(), end: e.into(), stream: None };
         let (s, e) = parse_range(&q("2026-11-25T08:00:00Z", "2026-11-25T08:00:10Z")).unwrap();
         assert_eq!(e - s, 10_000_000);
         assert!(parse_range(&q("2026-11-25T08:00:10Z", "2026-11-25T08:00:00Z")).unwrap_err().contains("after"));

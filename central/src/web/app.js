@@ -76,16 +76,18 @@ function renderGrid(units) {
       h.append(name, state);
       const screen = el("div", "Press Live to watch", "screen");
       const note = el("div", "", "note muted");
+      const stream = el("div", "", "note muted stream");
       const live = el("button", "Live"); live.className = "live";
       const rec = el("button", "Recordings"); rec.className = "recordings";
       const buttons = el("div", undefined, "row"); buttons.append(live, rec);
-      tile.append(h, screen, note, buttons);
+      tile.append(h, screen, note, stream, buttons);
       $("grid").append(tile);
-      t = { tile, name, state, screen, note, live: null, button: live };
+      t = { tile, name, state, screen, note, stream, live: null, button: live };
       live.onclick = () => toggleLive(u.id, c.id, t);
       rec.onclick = () => selectCamera(u.id, c.id, c.name);
       tiles.set(key, t);
     }
+    t.sub = c.sub_stream || null;
     t.name.textContent = `${u.name || u.id} · ${c.name}`;
     t.state.textContent = c.live ? "streaming" : (c.state || (u.connected ? "idle" : "offline"));
     t.state.className = "badge " + (c.live ? "up" : c.state === "down" ? "down" : "idle");
@@ -98,16 +100,26 @@ function toggleLive(unit, camera, t) {
     t.live.stop(); t.live = null;
     const screen = el("div", "Press Live to watch", "screen");
     t.tile.querySelector(".screen, video").replaceWith(screen);
-    t.note.textContent = ""; t.note.classList.remove("error");
+    t.note.textContent = ""; t.note.classList.remove("error"); t.stream.textContent = "";
     t.button.textContent = "Live";
     return;
   }
+  startLive(unit, camera, t, null);
+  t.button.textContent = "Stop";
+}
+
+// Plays `camera` live in tile `t`. A camera whose codec this browser cannot play (H.265) and
+// whose unit shares its sub stream plays that instead (`mainCodec`: the codec it replaces).
+function startLive(unit, camera, t, mainCodec) {
   const video = el("video"); video.muted = true; video.autoplay = true; video.playsInline = true;
   t.tile.querySelector(".screen, video").replaceWith(video);
   t.note.classList.remove("error");
+  t.tile.dataset.stream = mainCodec ? "sub" : "main";
+  t.stream.textContent = mainCodec ? `Sub stream: this browser cannot play the main stream (${mainCodec}).` : "";
   t.live = new LivePlayer(`${camPath(unit, camera)}/live.fmp4`, video, t.note);
   t.live.onFail = () => { t.live = null; t.button.textContent = "Live"; };
-  t.button.textContent = "Stop";
+  const sub = t.sub;
+  if (!mainCodec && sub) t.live.onUnplayable = codec => { startLive(unit, sub, t, codec); return true; };
 }
 
 async function refreshFleet() {

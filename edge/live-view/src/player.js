@@ -54,6 +54,9 @@ class MsePlayer {
 
 // A camera's live video from the WebSocket at `path` (same host), kept at the live edge;
 // `note` shows the format or what went wrong. `onFail` is called when it cannot play.
+// `onUnplayable(codec)`, if set, is asked first when the browser cannot play the codec: when it
+// returns true (the page plays something else, e.g. the camera's H.264 sub stream) this
+// player just stops.
 class LivePlayer {
   constructor(path, video, note) {
     this.video = video; this.note = note;
@@ -70,12 +73,16 @@ class LivePlayer {
     if (typeof data !== "string") { if (!this.failed) this.mse.append(data); return; }
     const m = JSON.parse(data);
     if (m.type === "init") {
-      if (!window.MediaSource || !MediaSource.isTypeSupported(m.mime)) return this.fail(cannotPlay(m.codec));
+      if (!window.MediaSource || !MediaSource.isTypeSupported(m.mime)) return this.unplayable(m.codec);
       this.mse.setType(m.mime).then(() => this.mse.pump());
       this.note.textContent = `${m.width}×${m.height} ${m.codec}`;
     } else if (m.type === "unsupported") {
-      this.fail(m.codec ? cannotPlay(m.codec) : m.message);
+      if (m.codec) this.unplayable(m.codec); else this.fail(m.message);
     }
+  }
+  unplayable(codec) {
+    if (this.onUnplayable && this.onUnplayable(codec)) { this.failed = true; this.stop(); return; }
+    this.fail(cannotPlay(codec));
   }
   keepLive() {
     const v = this.video, end = this.mse.bufferedEnd(), b = v.buffered;

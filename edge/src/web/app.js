@@ -231,6 +231,7 @@ function cameraCard(c) {
     const d = el("div", null, "cam");
     d.dataset.camera = c.id;
     k = { d, head: el("div"), fmt: el("div", null, "muted"), rec: el("div", null, "muted"), reason: el("div", null, "reason"),
+      sub: el("div", null, "sub muted"), subText: el("span"),
       central: el("div", null, "central muted"),
       view: el("div", null, "view"), note: el("div", null, "note muted"), live: null };
     k.view.hidden = true;
@@ -245,7 +246,10 @@ function cameraCard(c) {
     const rm = el("button", "Remove", "small remove");
     rm.addEventListener("click", () => removeCamera(c.id));
     buttons.append(k.liveBtn, k.snapBtn, edit, rm);
-    d.append(k.head, k.fmt, k.rec, k.reason, k.central, k.view, buttons);
+    k.subBtn = el("button", "Live", "small live-sub");
+    k.subBtn.addEventListener("click", () => toggleLive(c.id, true));
+    k.sub.append(k.subText, " ", k.subBtn);
+    d.append(k.head, k.fmt, k.rec, k.reason, k.sub, k.central, k.view, buttons);
     cards.set(c.id, k);
   }
   k.d.dataset.state = c.state;
@@ -260,7 +264,19 @@ function cameraCard(c) {
   k.central.hidden = !set;
   k.reason.textContent = c.recording_reason || (c.reason && c.state !== "streaming" ? c.reason : c.audio_reason || c.metadata_reason || "");
   k.reason.hidden = !k.reason.textContent;
+  drawSub(k, c.sub);
   return k.d;
+}
+// A camera's sub stream (sub_url): its state, format and recording, on the camera's card, and
+// a button to watch it live there.
+function drawSub(k, s) {
+  k.sub.hidden = !s;
+  if (!s) return;
+  k.sub.dataset.state = s.state;
+  const fmt = s.codec ? ` ${s.codec} ${s.width}×${s.height}` + (s.fps ? `, ${s.fps} fps` : "") : "";
+  const rec = ` · ${s.mode}${s.recording ? ", recording" : ", not recording"} · ${bytes(s.bytes_recorded)} recorded`;
+  const why = s.reason && s.state !== "streaming" ? ` · ${s.reason}` : "";
+  k.subText.replaceChildren("Sub stream ", badge(s.state), fmt + rec + why);
 }
 function drawCameras(list) {
   const ids = new Set(list.map(c => c.id));
@@ -273,18 +289,23 @@ function stopLive(k) {
   if (k.live) k.live.stop();
   k.live = null;
   k.view.replaceChildren(); k.view.hidden = true;
-  k.liveBtn.textContent = "Live"; k.snapBtn.hidden = true;
+  k.liveBtn.textContent = "Live"; k.snapBtn.hidden = true; k.subBtn.textContent = "Live";
 }
-function toggleLive(id) {
+// Starts or stops a camera's live view (`sub`: its sub stream's) on its card.
+function toggleLive(id, sub) {
   const k = cards.get(id);
   if (!k) return;
-  if (k.live) { stopLive(k); return; }
+  const was = k.live && k.liveSub;
+  if (k.live) { stopLive(k); if (was === !!sub) return; }
   const video = el("video");
   video.muted = true; video.autoplay = true; video.playsInline = true;
   k.view.replaceChildren(video, k.note); k.view.hidden = false;
-  k.live = new LivePlayer("/api/cameras/" + encodeURIComponent(id) + "/live.fmp4", video, k.note);
-  k.live.onFail = () => { k.live = null; k.liveBtn.textContent = "Live"; k.snapBtn.hidden = true; };
-  k.liveBtn.textContent = "Stop"; k.snapBtn.hidden = false;
+  k.liveSub = !!sub;
+  k.view.dataset.stream = sub ? "sub" : "main";
+  const path = "/api/cameras/" + encodeURIComponent(id) + "/live.fmp4" + (sub ? "?stream=sub" : "");
+  k.live = new LivePlayer(path, video, k.note);
+  k.live.onFail = () => { k.live = null; k.liveBtn.textContent = "Live"; k.subBtn.textContent = "Live"; k.snapBtn.hidden = true; };
+  (sub ? k.subBtn : k.liveBtn).textContent = "Stop"; k.snapBtn.hidden = false;
 }
 function snapshot(id) {
   const k = cards.get(id), video = k && k.view.querySelector("video");
