@@ -214,9 +214,19 @@ impl Recorder {
 }
 
 /// After a batch the thread naps this long (at most) before it looks at the queue again, so
-/// that the records arriving meanwhile are taken in one go instead of each waking it: with
-/// many cameras, a wake-up per frame cost more CPU than writing the frame.
-const NAP: Duration = Duration::from_millis(10);
+/// that the records arriving meanwhile are taken in one go instead of each waking it: a
+/// wake-up costs more CPU than writing a frame. 50 ms is a few frames of each camera, far
+/// below the queue's depth (at least [`QUEUE_PER_CAMERA`] records per camera).
+const NAP: Duration = Duration::from_millis(50);
+
+/// The nap is also at most this share of the durability window: a frame waits in the queue
+/// before its append starts the window's clock, and the group commit must still come in time.
+const NAP_SHARE_OF_WINDOW: u32 = 20;
+
+/// How long the thread naps after a batch with the store's durability window `window`.
+fn nap_limit(window: Duration) -> Duration {
+    NAP.min(window / NAP_SHARE_OF_WINDOW)
+}
 
 fn run(
     mut store: Store,
@@ -231,6 +241,7 @@ fn run(
     let mut parameters_seq = vec![[0u64; 2]; status.slots()];
     let mut next_groom = Instant::now();
     let mut disconnected = false;
+    let nap_limit = nap_limit(store.fsync_interval());
     while !disconnected {
         liveness.beat();
         if Instant::now() >= next_groom {
@@ -270,7 +281,7 @@ fn run(
                 status.set_store_error(Some(e.to_string()));
             }
         }
-        let nap = NAP.min(until(next_due(&store, next_groom)));
+        let nap = nap_limit.min(until(next_due(&store, next_groom)));
         if !disconnected && !nap.is_zero() {
             std::thread::sleep(nap);
         }
@@ -416,5 +427,18 @@ fn groom(store: &mut Store, status: &UnitStatus, warn_within: Option<Duration>) 
             tracing::error!("retention: {e}");
             status.set_store_error(Some(format!("retention: {e}")));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nap_leaves_the_group_commit_most_of_a_short_window() {
+        assert_eq!(nap_limit(Duration::from_secs(1)), NAP);
+        assert_eq!(nap_limit(Duration::from_secs(10)), NAP);
+        assert_eq!(nap_limit(Duration::from_millis(100)), Duration::from_millis(5));
+        assert_eq!(nap_limit(Duration::ZERO), Duration::ZERO);
     }
 }

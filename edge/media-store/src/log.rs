@@ -15,12 +15,11 @@ use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::StoreError;
 use crate::crypto::MediaKey;
 use crate::digest::{ContentHasher, chain_digest, content_hasher};
-use crate::hasher::{BackgroundHasher, HAND_OVER_BYTES};
+use crate::hasher::SegmentHasher;
 use crate::index::{SegmentIndex, scan_segment_with_key};
 use crate::record::{self, Encoded, Record, Seal};
 use crate::segment::{self, SEGMENT_HEADER_LEN, torn_bytes, trailing_garbage};
@@ -76,13 +75,11 @@ pub struct LogRecovery {
 
 /// The open segment being appended to.
 struct Tail {
-    file: Arc<File>,
+    file: File,
     path: PathBuf,
     index: SegmentIndex,
-    /// The segment's id with the background hasher.
-    hash_id: u64,
-    /// Bytes handed to the background hasher so far.
-    hashed_to: u64,
+    /// BLAKE3 of the segment's bytes so far, for its seal.
+    hash: SegmentHasher,
     dirty: bool,
     /// Set for an encrypted segment.
     salt: Option<[u8; 16]>,
@@ -105,8 +102,6 @@ pub struct LogWriter {
     last_audio_parameters: Option<Record>,
     /// Encrypts the media payloads of new segments.
     key: Option<MediaKey>,
-    /// Hashes segments for their seals, off this thread.
-    hasher: Arc<BackgroundHasher>,
 }
 
 impl LogWriter {
@@ -120,7 +115,6 @@ impl LogWriter {
         segment_bytes: u64,
         (prev_digest, next_seq): ([u8; 32], u64),
         key: Option<MediaKey>,
-        hasher: Arc<BackgroundHasher>,
     ) -> Result<(LogWriter, LogRecovery, Option<SegmentIndex>), StoreError> {
         let created = !dir.exists();
         std::fs::create_dir_all(dir).map_err(StoreError::io("create", dir))?;
@@ -136,7 +130,6 @@ impl LogWriter {
             last_parameters: None,
             last_audio_parameters: None,
             key,
-            hasher,
         };
         // Sequence numbers in a spare file must stay below every new record's.
         if let Some((floor, _)) = spare(dir)? {
@@ -196,15 +189,11 @@ impl LogWriter {
             if scan.salt.is_some() && writer.key.is_none() {
                 return Err(StoreError::NeedKey(path));
             }
-            let file = Arc::new(file);
-            let hash_id = crate::hasher::new_id();
-            writer.hasher.begin(hash_id, content, file.clone(), path.clone());
             writer.tail = Some(Tail {
                 file,
                 path,
                 index: scan.index,
-                hash_id,
-                hashed_to: valid_len,
+                hash: SegmentHasher::new(content, valid_len),
                 dirty: false,
                 salt: scan.salt,
                 recycled: scan.recycled,
@@ -317,10 +306,8 @@ impl LogWriter {
         write_all_at(&t.file, [&bytes.head, &bytes.payload, &segment::ZEROS[..fill]], offset)
             .map_err(StoreError::io("write", &t.path))?;
         t.index.observe(seq, offset, bytes.len() as u64, record);
-        if t.index.len - t.hashed_to >= HAND_OVER_BYTES {
-            self.hasher.hash(t.hash_id, t.hashed_to, t.index.len);
-            t.hashed_to = t.index.len;
-        }
+        t.hash.update(&bytes.head);
+        t.hash.update(&bytes.payload);
         t.dirty = true;
         self.next_seq += 1;
         Ok(seq)
@@ -330,8 +317,7 @@ impl LogWriter {
     /// durable. Returns the sealed segment's index. The next append starts a new segment.
     pub fn seal(&mut self, signer: &Signer) -> Result<SegmentIndex, StoreError> {
         let mut t = self.tail.take().expect("seal needs an open segment");
-        self.hasher.hash(t.hash_id, t.hashed_to, t.index.len);
-        let content_hash = self.hasher.finish(t.hash_id)?;
+        let content_hash = t.hash.finish();
         let digest = chain_digest(&self.prev_digest, &content_hash);
         let seq = self.next_seq;
         let message = Seal::signed_message(&self.name, t.index.first_seq, seq, &digest);
@@ -398,12 +384,7 @@ impl LogWriter {
     pub(crate) fn synced(&mut self) {
         self.dir_dirty = false;
         if let Some(t) = &mut self.tail {
-            if t.dirty {
-                t.dirty = false;
-                // Durable bytes go to the hasher now, so a seal rarely waits for it.
-                self.hasher.hash(t.hash_id, t.hashed_to, t.index.len);
-                t.hashed_to = t.index.len;
-            }
+            t.dirty = false;
             crate::sync_journal::record(&t.path, t.index.len);
         }
     }
@@ -467,22 +448,11 @@ impl LogWriter {
         let mut content = content_hasher();
         content.update(&header);
         let index = SegmentIndex::new(self.next_seq, header.len() as u64);
-        let file = Arc::new(file);
-        let hash_id = crate::hasher::new_id();
-        self.hasher.begin(hash_id, content, file.clone(), path.clone());
-        let hashed_to = header.len() as u64;
+        let hash = SegmentHasher::new(content, header.len() as u64);
         let recycled = spare.is_some();
-        self.tail = Some(Tail { file, path, index, hash_id, hashed_to, dirty: true, salt, recycled });
+        self.tail = Some(Tail { file, path, index, hash, dirty: true, salt, recycled });
         self.dir_dirty = true;
         Ok(())
-    }
-}
-
-impl Drop for LogWriter {
-    fn drop(&mut self) {
-        if let Some(t) = &self.tail {
-            self.hasher.forget(t.hash_id);
-        }
     }
 }
 

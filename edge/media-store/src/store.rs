@@ -10,14 +10,12 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::StoreError;
 use crate::archive::{ArchiveOptions, ArchiveReport};
 use crate::catalog::Catalog;
 use crate::crypto::MediaKey;
-use crate::hasher::BackgroundHasher;
 use crate::index::{SegmentIndex, scan_segment};
 use crate::log::{LogWriter, dir_name, sync_dir};
 use crate::record::{EvidenceLock, Record};
@@ -87,7 +85,6 @@ pub struct Store {
     pub(crate) logs: BTreeMap<String, LogWriter>,
     dirty_since: Option<Instant>,
     logs_dir_dirty: bool,
-    hasher: Arc<BackgroundHasher>,
     /// The store directory, open for `syncfs`.
     dir_handle: File,
     _lock: File,
@@ -126,11 +123,10 @@ impl Store {
         }
         let mut catalog = Catalog::open(&catalog_path(dir))?;
         let signer = Signer::load_or_create(&dir.join("keys"))?;
-        let hasher = BackgroundHasher::start()?;
         let mut recovery = Recovery::default();
         let mut logs = BTreeMap::new();
         for name in list_logs(dir)? {
-            let writer = open_log(dir, &name, &opts, &mut catalog, &mut recovery, hasher.clone())?;
+            let writer = open_log(dir, &name, &opts, &mut catalog, &mut recovery)?;
             logs.insert(name, writer);
         }
         recovery.logs = logs.len();
@@ -142,7 +138,6 @@ impl Store {
             logs,
             dirty_since: None,
             logs_dir_dirty: true,
-            hasher,
             dir_handle: File::open(dir).map_err(StoreError::io("open", dir))?,
             _lock: lock,
         };
@@ -196,8 +191,8 @@ impl Store {
     /// Appends a parameters, frame or cursor record to its camera's log and returns its
     /// sequence number in that log. Durable once [`Store::sync`] ran (see `sync_if_due`).
     pub fn append(&mut self, record: &Record) -> Result<u64, StoreError> {
-        let camera = record.camera().ok_or(StoreError::NotAppendable)?.to_owned();
-        self.append_to(&camera, record)
+        let camera = record.camera().ok_or(StoreError::NotAppendable)?;
+        self.append_to(camera, record)
     }
 
     pub(crate) fn append_to(&mut self, log: &str, record: &Record) -> Result<u64, StoreError> {
@@ -207,8 +202,7 @@ impl Store {
         if !self.logs.contains_key(log) {
             let dir = log_dir(&self.dir, log);
             let key = self.opts.encryption_key.clone();
-            let hasher = self.hasher.clone();
-            let (writer, _, _) = LogWriter::open(log, &dir, self.opts.segment_bytes, ([0; 32], 0), key, hasher)?;
+            let (writer, _, _) = LogWriter::open(log, &dir, self.opts.segment_bytes, ([0; 32], 0), key)?;
             self.logs.insert(log.to_owned(), writer);
             self.logs_dir_dirty = true;
         }
@@ -246,6 +240,11 @@ impl Store {
         let seq = self.append_to(camera, &Record::Cursor { name: name.to_owned(), value })?;
         self.catalog.put_cursor(camera, name, value, seq)?;
         Ok(())
+    }
+
+    /// The durability window the store was opened with (`StoreOptions::fsync_interval`).
+    pub fn fsync_interval(&self) -> Duration {
+        self.opts.fsync_interval
     }
 
     /// When the next group commit is due, if anything is waiting for one. Syncing starts when
@@ -361,7 +360,6 @@ fn open_log(
     opts: &StoreOptions,
     catalog: &mut Catalog,
     recovery: &mut Recovery,
-    hasher: Arc<BackgroundHasher>,
 ) -> Result<LogWriter, StoreError> {
     let log_dir = log_dir(dir, name);
     if let Some(archive) = crate::volumes::archive_dir(dir) {
@@ -409,7 +407,7 @@ fn open_log(
         .map(|(_, _, r)| (r.end_seq, r.digest));
     let newest = sealed.chain(removed).max_by_key(|(end, _)| *end).map_or(([0; 32], 0), |(end, digest)| (digest, end));
     let (writer, log_recovery, sealed_tail) =
-        LogWriter::open(name, &log_dir, opts.segment_bytes, newest, opts.encryption_key.clone(), hasher)?;
+        LogWriter::open(name, &log_dir, opts.segment_bytes, newest, opts.encryption_key.clone())?;
     if let Some(index) = sealed_tail {
         catalog.insert_segment(name, &index)?;
     }
