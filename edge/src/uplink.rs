@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use link::LinkError;
 use link::backoff::Backoff;
 use link::endpoint;
+use link::live_window::LiveStreams;
 use link::messages;
 use link::pki::UnitIdentity;
 use protocol::interconnect::{CameraInfo, CentralMessage, EdgeMessage, Hello, LinkKind, LiveHeader, LiveMessage};
@@ -130,7 +131,11 @@ impl Uplink {
     ) -> Result<(), String> {
         let addr = resolve(&self.config.address).await?;
         let identity = self.identity()?;
-        let endpoint = endpoint::client(addr, &identity).map_err(|e| e.to_string())?;
+        // Live streams open on this endpoint's connection: while any is, its congestion window
+        // keeps the bottleneck's queue short, so live frames do not wait behind retrieved video.
+        let live_streams = LiveStreams::default();
+        let endpoint =
+            endpoint::client_sending_live(addr, &identity, Some(&live_streams)).map_err(|e| e.to_string())?;
         let conn = tokio::select! {
             c = self.connect(&endpoint, addr, fast_until) => c?,
             () = shutdown.cancelled() => return Ok(()),
@@ -138,8 +143,10 @@ impl Uplink {
         self.status.uplink.opened(&conn);
         // When central closed the connection, say why it did (e.g. "unit revoked") rather than
         // what the first stream to notice saw ("connection lost").
-        let result =
-            self.serve(&conn, sync, shutdown).await.map_err(|e| conn.close_reason().map_or(e, |r| r.to_string()));
+        let result = self
+            .serve(&conn, &live_streams, sync, shutdown)
+            .await
+            .map_err(|e| conn.close_reason().map_or(e, |r| r.to_string()));
         self.sync.central.set_connection(None);
         conn.close(0u32.into(), b"bye");
         self.status.uplink.closed();
@@ -189,6 +196,7 @@ impl Uplink {
     async fn serve(
         &self,
         conn: &quinn::Connection,
+        live_streams: &LiveStreams,
         sync: &mut SyncLink,
         shutdown: &CancellationToken,
     ) -> Result<(), String> {
@@ -279,7 +287,7 @@ impl Uplink {
                         if let Some(old) = live.insert(camera.clone(), stop.clone()) {
                             old.cancel();
                         }
-                        tokio::spawn(send_live(conn.clone(), camera, hub, stop));
+                        tokio::spawn(send_live(conn.clone(), camera, hub, live_streams.clone(), stop));
                     }
                     Some(Ok(CentralMessage::StopLive { camera })) => {
                         if let Some(stop) = live.remove(&camera) {
@@ -352,8 +360,16 @@ async fn send_chunk(conn: quinn::Connection, msg: EdgeMessage) {
     }
 }
 
-/// Sends one camera's live frames on a stream of their own until `stop` or the link fails.
-async fn send_live(conn: quinn::Connection, camera: String, hub: Arc<LiveHub>, stop: CancellationToken) {
+/// Sends one camera's live frames on a stream of their own until `stop` or the link fails,
+/// counted in `open` meanwhile.
+async fn send_live(
+    conn: quinn::Connection,
+    camera: String,
+    hub: Arc<LiveHub>,
+    open: LiveStreams,
+    stop: CancellationToken,
+) {
+    let _open = open.open();
     let result: Result<(), LinkError> = async {
         let mut sub = hub.subscribe();
         let mut stream = conn.open_uni().await.map_err(|e| LinkError::Endpoint(e.to_string()))?;

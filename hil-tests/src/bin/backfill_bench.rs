@@ -10,7 +10,9 @@
 //! emulator's counters of each backfill tell how busy the link was and what it dropped.
 //!
 //! `cargo build --release --workspace --bins && target/release/backfill_bench [--seconds 60]
-//! [--rate-kbit 10000] [--delay-ms 50] [--loss 1]`
+//! [--rate-kbit 10000] [--delay-ms 50] [--loss 1]`; for side-by-side runs the unit's
+//! controller follows `CONVOY_QUIC_CONGESTION` and `CONVOY_QUIC_LIVE_QUEUE_MS` (`0`: no live
+//! window), which the table's heading names.
 
 use std::time::{Duration, Instant};
 
@@ -41,6 +43,18 @@ fn live_latencies(seen: &hil_tests::viewer::Seen, from_us: i64, to_us: i64) -> V
         .filter(|(_, (wall, _))| (from_us..to_us).contains(wall))
         .map(|(f, (_, bytes))| (f.2, *bytes))
         .collect()
+}
+
+/// What `CONVOY_QUIC_LIVE_QUEUE_MS` makes of the window while live is open.
+fn live_window_label() -> String {
+    match std::env::var("CONVOY_QUIC_LIVE_QUEUE_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
+        Some(0) => "no live bound (CONVOY_QUIC_LIVE_QUEUE_MS=0)".to_owned(),
+        Some(ms) => format!("while live is open, a queue of {ms} ms (CONVOY_QUIC_LIVE_QUEUE_MS={ms})"),
+        None => format!(
+            "while live is open, a queue of {} ms (default)",
+            link::live_window::DEFAULT_LIVE_QUEUE_TARGET.as_millis()
+        ),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -197,7 +211,7 @@ fn main() -> anyhow::Result<()> {
 
     println!(
         "Link: {rate_kbit} kbit/s, {delay_ms} ms each way ({} ms RTT), {loss} % loss each way; {} s of a \
-         4 Mbit/s camera ({:.1} MB). QUIC congestion control: {}. Load: {}.\n",
+         4 Mbit/s camera ({:.1} MB). QUIC congestion control: {}; {}. Load: {}.\n",
         delay_ms * 2.0,
         seconds * 2,
         media_bytes as f64 / 1e6,
@@ -206,6 +220,7 @@ fn main() -> anyhow::Result<()> {
             Ok("lowqueue") => "BBR with a window of 1.2 × the paced BDP (CONVOY_QUIC_CONGESTION=lowqueue)",
             _ => "BBR with a window of 1.2 × the paced BDP, bounded by the measured delivery rate (default)",
         },
+        live_window_label(),
         std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
     );
     println!("| transfer | goodput kbit/s | × link rate | × TCP (cubic) | × TCP (bbr) |");
@@ -234,10 +249,10 @@ fn main() -> anyhow::Result<()> {
          dropped; packets in the link, sampled every 100 ms):\n"
     );
     println!(
-        "| backfill | link busy | wire bytes ÷ video bytes | dropped at random | dropped, queue full | packets in the \
-         link p50 | p90 | p99 |"
+        "| backfill | seconds | link busy | wire bytes ÷ video bytes | dropped at random | dropped, queue full | \
+         packets in the link p50 | p90 | p99 |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (what, (bytes, secs, c, in_link)) in [("alone", &alone_backfill), ("during live", &live_backfill)] {
         let pct = |p: f64| in_link.get(((in_link.len().max(1) - 1) as f64 * p) as usize).copied().unwrap_or(0);
         let overhead = if what == "alone" {
@@ -246,7 +261,7 @@ fn main() -> anyhow::Result<()> {
             "—".to_owned()
         };
         println!(
-            "| {what} | {:.3} | {overhead} | {} | {} | {} | {} | {} |",
+            "| {what} | {secs:.2} | {:.3} | {overhead} | {} | {} | {} | {} | {} |",
             c.u2c.bytes as f64 * 8.0 / secs / (rate_kbit as f64 * 1000.0),
             c.u2c.drop_loss,
             c.u2c.drop_queue,
@@ -255,6 +270,17 @@ fn main() -> anyhow::Result<()> {
             pct(0.99)
         );
     }
+    // The second backfill moves more than its `bytes_total` (see above): compare how busy the
+    // link was with bulk data, less what the live camera took.
+    let busy = |(_, secs, c, _): &(u64, f64, LinkCounters, Vec<u64>)| {
+        c.u2c.bytes as f64 * 8.0 / secs / (rate_kbit as f64 * 1000.0)
+    };
+    println!(
+        "\nWhile a viewer watched, backfill had {:.3} of the link (busy less the live camera's share), {:.2} × \
+         its share alone.",
+        busy(&live_backfill) - live_kbit / rate_kbit as f64,
+        (busy(&live_backfill) - live_kbit / rate_kbit as f64) / busy(&alone_backfill)
+    );
     println!(
         "\n(One-way delay × link rate is {:.0} full-sized packets; the live camera alone took {live_kbit:.0} kbit/s of \
          the link.)",

@@ -22,6 +22,15 @@
 //! [`STARTUP_GROWTH`] × that rate × the minimum RTT, and never below BBR's initial window
 //! (200 packets). Over that link the bound is about 1.9 BDP: no overflow, but about one BDP still
 //! queued (measurements in BENCHMARKS.md, with a tighter bound that cost goodput).
+//!
+//! While the sender has a live stream open, the window is also held to the measured rate × the
+//! minimum RTT × a gain that keeps the standing queue near a target delay
+//! ([`crate::live_window`]), so live frames do not wait behind that BDP of bulk data.
+//!
+//! While live is open, a delivery-rate interval counts only if the window filled during it (or
+//! its rate is the highest yet): live video alone sends paced bursts that quinn does not call
+//! application-limited, and their low rates would otherwise replace the link's rate within
+//! [`RATE_ROUNDS`] key frames, leaving a live window too small for a transfer that starts.
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -30,6 +39,8 @@ use std::time::{Duration, Instant};
 
 use quinn::congestion::{BbrConfig, Controller, ControllerFactory, ControllerMetrics};
 use quinn_proto::RttEstimator;
+
+use crate::live_window::{LiveStreams, LiveWindow};
 
 /// In-flight bytes allowed above the bandwidth-delay product that BBR's pacing rate implies.
 pub const HEADROOM: f64 = 1.2;
@@ -40,17 +51,22 @@ const MIN_WINDOW_PACKETS: u64 = 4;
 pub const STARTUP_GROWTH: f64 = 1.5;
 /// How many minimum-RTT intervals of delivery-rate samples are kept.
 pub const RATE_ROUNDS: usize = 10;
+/// The window counts as full when the bytes in flight came this many packets near it (quinn
+/// stops a packet short of it).
+const WINDOW_FULL_SLACK_PACKETS: u64 = 3;
 
 /// Builds [`LowQueueBbr`] controllers for a `quinn::TransportConfig`.
 #[derive(Debug)]
 pub struct LowQueueBbrConfig {
     bbr: Arc<BbrConfig>,
     gentle_startup: bool,
+    /// The sender's open live streams and the queue delay to aim at while any is open.
+    live: Option<(LiveStreams, Duration)>,
 }
 
 impl Default for LowQueueBbrConfig {
     fn default() -> Self {
-        LowQueueBbrConfig { bbr: Arc::default(), gentle_startup: true }
+        LowQueueBbrConfig { bbr: Arc::default(), gentle_startup: true, live: None }
     }
 }
 
@@ -58,7 +74,14 @@ impl LowQueueBbrConfig {
     /// Without the window's bound by the measured delivery rate (the controller as it was
     /// before; for side-by-side benchmarks).
     pub fn without_gentle_startup() -> Self {
-        LowQueueBbrConfig { bbr: Arc::default(), gentle_startup: false }
+        LowQueueBbrConfig { bbr: Arc::default(), gentle_startup: false, live: None }
+    }
+
+    /// Keeps the bottleneck's queue near `target` (a delay) while any of `streams` is open
+    /// ([`crate::live_window`]). Needs the bound by the measured delivery rate (the default).
+    pub fn with_live(mut self, streams: LiveStreams, target: Duration) -> Self {
+        self.live = Some((streams, target));
+        self
     }
 }
 
@@ -66,6 +89,7 @@ impl ControllerFactory for LowQueueBbrConfig {
     fn build(self: Arc<Self>, now: Instant, current_mtu: u16) -> Box<dyn Controller> {
         let mut c = LowQueueBbr::new(self.bbr.clone().build(now, current_mtu), current_mtu);
         c.rate = self.gentle_startup.then(DeliveryRate::default);
+        c.live = self.live.clone().filter(|_| self.gentle_startup).map(|(s, target)| LiveWindow::new(s, target));
         Box::new(c)
     }
 }
@@ -126,12 +150,30 @@ pub struct LowQueueBbr {
     mtu: u16,
     /// The measured delivery rate, when the window is bounded by it.
     rate: Option<DeliveryRate>,
+    /// The window while live streams are open, when the sender has any.
+    live: Option<LiveWindow>,
+    /// Bytes in flight as last reported, plus those sent since.
+    in_flight: u64,
+    /// The most bytes in flight since the current delivery-rate interval began.
+    peak_in_flight: u64,
 }
 
 impl LowQueueBbr {
     /// Wraps `inner`, a BBR controller (any controller that reports a pacing rate works).
     pub fn new(inner: Box<dyn Controller>, mtu: u16) -> LowQueueBbr {
-        LowQueueBbr { inner, min_rtt: None, mtu, rate: None }
+        LowQueueBbr { inner, min_rtt: None, mtu, rate: None, live: None, in_flight: 0, peak_in_flight: 0 }
+    }
+
+    /// The window without the live bound.
+    fn bulk_window(&self) -> u64 {
+        let window =
+            window_for(self.inner.metrics().pacing_rate, self.min_rtt, self.mtu).unwrap_or_else(|| self.inner.window());
+        match (&self.rate, self.min_rtt) {
+            (Some(rate), Some(min_rtt)) => {
+                rate.bound(min_rtt, self.inner.initial_window()).map_or(window, |b| window.min(b))
+            }
+            _ => window,
+        }
     }
 }
 
@@ -153,19 +195,35 @@ pub fn window_for(pacing_rate_bits: Option<u64>, min_rtt: Option<Duration>, mtu:
 
 impl Controller for LowQueueBbr {
     fn on_sent(&mut self, now: Instant, bytes: u64, last_packet_number: u64) {
+        self.in_flight += bytes;
+        self.peak_in_flight = self.peak_in_flight.max(self.in_flight);
         self.inner.on_sent(now, bytes, last_packet_number);
     }
 
     fn on_ack(&mut self, now: Instant, sent: Instant, bytes: u64, app_limited: bool, rtt: &RttEstimator) {
         self.min_rtt = Some(rtt.min());
+        if let Some(live) = &mut self.live {
+            live.on_ack(now, sent, rtt.min());
+        }
+        // While live is open, an interval in which the window never filled says little about
+        // the link either, even when quinn did not call it application-limited (a paced burst:
+        // a key frame of live video alone): its low rate must not shrink the live window below
+        // what a transfer needs. (Without live, every interval counts, as before: the window's
+        // floor is the initial window there, and fresher samples let an inflated one expire.)
+        let live = self.live.as_ref().is_some_and(LiveWindow::active);
+        let window_full =
+            !live || self.peak_in_flight + WINDOW_FULL_SLACK_PACKETS * u64::from(self.mtu) >= self.window();
         if let Some(rate) = &mut self.rate
-            && rate.on_ack(now, bytes, app_limited, rtt.min()).is_some()
+            && rate.on_ack(now, bytes, app_limited || (live && !window_full), rtt.min()).is_some()
         {
+            self.peak_in_flight = self.in_flight;
             tracing::trace!(
                 min_rtt_us = rtt.min().as_micros() as u64,
                 bound = rate.bound(rtt.min(), self.inner.initial_window()),
                 paced = window_for(self.inner.metrics().pacing_rate, Some(rtt.min()), self.mtu),
                 inner = self.inner.window(),
+                live_queue_us = self.live.as_ref().map(|l| l.queue().as_micros() as u64),
+                window = self.window(),
                 "window"
             );
         }
@@ -173,6 +231,7 @@ impl Controller for LowQueueBbr {
     }
 
     fn on_end_acks(&mut self, now: Instant, in_flight: u64, app_limited: bool, largest_packet_num_acked: Option<u64>) {
+        self.in_flight = in_flight;
         self.inner.on_end_acks(now, in_flight, app_limited, largest_packet_num_acked);
     }
 
@@ -186,13 +245,13 @@ impl Controller for LowQueueBbr {
     }
 
     fn window(&self) -> u64 {
-        let window =
-            window_for(self.inner.metrics().pacing_rate, self.min_rtt, self.mtu).unwrap_or_else(|| self.inner.window());
-        match (&self.rate, self.min_rtt) {
-            (Some(rate), Some(min_rtt)) => {
-                rate.bound(min_rtt, self.inner.initial_window()).map_or(window, |b| window.min(b))
+        let bulk = self.bulk_window();
+        match (&self.live, &self.rate, self.min_rtt) {
+            (Some(live), Some(rate), Some(min_rtt)) if live.active() => {
+                let measured = (!rate.samples.is_empty()).then(|| rate.max());
+                live.window(measured, min_rtt, self.mtu).map_or(bulk, |w| w.min(bulk))
             }
-            _ => window,
+            _ => bulk,
         }
     }
 
@@ -208,6 +267,9 @@ impl Controller for LowQueueBbr {
             min_rtt: self.min_rtt,
             mtu: self.mtu,
             rate: self.rate.clone(),
+            live: self.live.clone(),
+            in_flight: self.in_flight,
+            peak_in_flight: self.peak_in_flight,
         })
     }
 

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::LinkError;
 use crate::identity::fingerprint;
+use crate::live_window::LiveStreams;
 use crate::pki::{ServerIdentity, UnitIdentity};
 
 /// How often an idle connection is pinged, so NAT bindings stay open and loss is noticed.
@@ -30,7 +31,18 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn transport() -> Arc<quinn::TransportConfig> {
+/// The queue delay a sender's window aims at while it has a live stream open: `target` unless
+/// `CONVOY_QUIC_LIVE_QUEUE_MS` sets another (for benchmarks; `0` turns the live bound off, as
+/// before it existed).
+fn live_queue_target() -> Option<Duration> {
+    match std::env::var("CONVOY_QUIC_LIVE_QUEUE_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
+        Some(0) => None,
+        Some(ms) => Some(Duration::from_millis(ms)),
+        None => Some(crate::live_window::DEFAULT_LIVE_QUEUE_TARGET),
+    }
+}
+
+fn transport(live: Option<&LiveStreams>) -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.keep_alive_interval(Some(KEEP_ALIVE));
     t.max_idle_timeout(Some(IDLE_TIMEOUT.try_into().expect("idle timeout fits a VarInt")));
@@ -45,7 +57,15 @@ fn transport() -> Arc<quinn::TransportConfig> {
         Ok("lowqueue") => {
             t.congestion_controller_factory(Arc::new(crate::congestion::LowQueueBbrConfig::without_gentle_startup()))
         }
-        _ => t.congestion_controller_factory(Arc::new(crate::congestion::LowQueueBbrConfig::default())),
+        _ => {
+            let mut config = crate::congestion::LowQueueBbrConfig::default();
+            // While this side sends live video, the window also keeps the bottleneck's queue
+            // short (`live_window.rs`).
+            if let (Some(streams), Some(target)) = (live, live_queue_target()) {
+                config = config.with_live(streams.clone(), target);
+            }
+            t.congestion_controller_factory(Arc::new(config))
+        }
     };
     // A lost handshake packet is sent again after about three initial RTTs: 100 ms (instead of
     // quinn's 333 ms) brings a unit back within a fraction of a second after a tunnel.
@@ -69,13 +89,24 @@ pub fn server(addr: SocketAddr, identity: &ServerIdentity) -> Result<quinn::Endp
     tls.alpn_protocols = vec![protocol::ALPN.to_vec()];
     let crypto = QuicServerConfig::try_from(tls).map_err(|e| LinkError::Endpoint(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    config.transport_config(transport());
+    config.transport_config(transport(None));
     quinn::Endpoint::server(config, addr).map_err(|e| LinkError::Endpoint(format!("cannot listen on {addr}: {e}")))
 }
 
 /// An enrolled unit's client endpoint: it presents its certificate and accepts only a server
 /// certificate for [`SERVER_NAME`] issued by its central's CA.
 pub fn client(peer: SocketAddr, unit: &UnitIdentity) -> Result<quinn::Endpoint, LinkError> {
+    client_sending_live(peer, unit, None)
+}
+
+/// [`client`] for a unit that sends live video on its connections: while any of `live` is
+/// open, the congestion window keeps the bottleneck's queue short ([`crate::live_window`]).
+/// Use one [`LiveStreams`] per endpoint (its connections share it).
+pub fn client_sending_live(
+    peer: SocketAddr,
+    unit: &UnitIdentity,
+    live: Option<&LiveStreams>,
+) -> Result<quinn::Endpoint, LinkError> {
     let mut roots = RootCertStore::empty();
     roots.add(unit.ca.clone())?;
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
@@ -83,7 +114,7 @@ pub fn client(peer: SocketAddr, unit: &UnitIdentity) -> Result<quinn::Endpoint, 
         .with_root_certificates(roots)
         .with_client_auth_cert(vec![unit.identity.cert.clone()], unit.identity.key.clone_key())?;
     tls.alpn_protocols = vec![protocol::ALPN.to_vec()];
-    client_endpoint(peer, tls)
+    client_endpoint(peer, tls, live)
 }
 
 /// A unit's endpoint for enrolling, before it has a certificate: it accepts central only if
@@ -97,13 +128,17 @@ pub fn enrolling_client(peer: SocketAddr, ca_digest_prefix: [u8; 16]) -> Result<
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     tls.alpn_protocols = vec![protocol::ALPN.to_vec()];
-    client_endpoint(peer, tls)
+    client_endpoint(peer, tls, None)
 }
 
-fn client_endpoint(peer: SocketAddr, tls: rustls::ClientConfig) -> Result<quinn::Endpoint, LinkError> {
+fn client_endpoint(
+    peer: SocketAddr,
+    tls: rustls::ClientConfig,
+    live: Option<&LiveStreams>,
+) -> Result<quinn::Endpoint, LinkError> {
     let crypto = QuicClientConfig::try_from(tls).map_err(|e| LinkError::Endpoint(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(transport());
+    config.transport_config(transport(live));
     let local: SocketAddr =
         if peer.is_ipv4() { (Ipv4Addr::UNSPECIFIED, 0).into() } else { (Ipv6Addr::UNSPECIFIED, 0).into() };
     let mut endpoint =

@@ -9,6 +9,7 @@ pub mod durable;
 pub mod endpoint;
 pub mod identity;
 pub mod live;
+pub mod live_window;
 pub mod messages;
 pub mod pki;
 pub mod prometheus;
