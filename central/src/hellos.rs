@@ -78,15 +78,7 @@ fn record(registry: &Registry, batch: Vec<(Hello, Reply)>) {
 mod tests {
     use super::*;
     use crate::catalog::CatalogLocation;
-    use protocol::interconnect::CameraInfo;
-
-    fn hello(unit: &str, cams: &[&str]) -> Hello {
-        Hello {
-            protocol_version: 1,
-            unit_id: unit.into(),
-            cameras: cams.iter().map(|c| CameraInfo { id: (*c).into(), name: c.to_uppercase() }).collect(),
-        }
-    }
+    use crate::registry::tests::hello;
 
     fn many_hellos_at_once_are_all_recorded_with_their_latest_cameras(at: &CatalogLocation) {
         let hellos = Hellos::start(Registry::open(at).unwrap()).unwrap();

@@ -337,11 +337,12 @@ impl Registry {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use protocol::interconnect::CameraInfo;
 
-    fn hello(unit: &str, cams: &[&str]) -> Hello {
+    /// A hello of `unit` with cameras `cams` (names: the ids in capitals).
+    pub(crate) fn hello(unit: &str, cams: &[&str]) -> Hello {
         Hello {
             protocol_version: 1,
             unit_id: unit.into(),

@@ -37,19 +37,19 @@ pub fn exposition(d: &Dashboard) -> String {
             "convoy_edge_camera_frames_recorded_total",
             Kind::Counter,
             "Frames written to the store since the unit started.",
-            |c| c.frames_recorded as f64,
+            |c| c.stream.frames_recorded as f64,
         ),
         (
             "convoy_edge_camera_recorded_bytes_total",
             Kind::Counter,
             "Bytes of media written to the store since the unit started.",
-            |c| c.bytes_recorded as f64,
+            |c| c.stream.bytes_recorded as f64,
         ),
         (
             "convoy_edge_camera_frames_lost_total",
             Kind::Counter,
             "Frames received but not recorded (the store could not keep up or failed to write).",
-            |c| c.frames_lost as f64,
+            |c| c.stream.frames_lost as f64,
         ),
     ];
     for (name, kind, help, read) in per_camera {
@@ -69,12 +69,12 @@ pub fn exposition(d: &Dashboard) -> String {
     let mut f = e.family("convoy_edge_camera_state", Kind::Gauge, "1 for the camera's state now, 0 for the others.");
     for c in &status.cameras {
         for state in ["connecting", "streaming", "down"] {
-            f.sample(&[("camera", &c.id), ("state", state)], f64::from(u8::from(c.state == state)));
+            f.sample(&[("camera", &c.id), ("state", state)], f64::from(u8::from(c.stream.state == state)));
         }
     }
     let mut f = e.family("convoy_edge_camera_recording", Kind::Gauge, "1 while the camera's frames go to the store.");
     for c in &status.cameras {
-        f.sample(&[("camera", &c.id)], f64::from(u8::from(c.recording)));
+        f.sample(&[("camera", &c.id)], f64::from(u8::from(c.stream.recording)));
     }
     let disk = d.disk_figures();
     let (fs, used, oldest) = (disk.fs, disk.used_bytes, disk.oldest_us);

@@ -434,25 +434,31 @@ impl UnitStatus {
             link: self.link.borrow().map(UnitLink::json),
             cameras: {
                 let all = self.cameras();
-                let sub =
-                    |main: &str| all.iter().find(|c| c.sub_of.as_deref() == Some(main)).map(|c| camera_json(c).into());
+                let sub = |main: &str| {
+                    all.iter()
+                        .find(|c| c.sub_of.as_deref() == Some(main))
+                        .map(|c| SubStreamJson { id: c.id.clone(), stream: stream_json(c) })
+                };
                 all.iter()
                     .filter(|c| c.sub_of.is_none())
-                    .map(|c| CameraJson { sub: sub(&c.id), ..camera_json(c) })
+                    .map(|c| CameraJson {
+                        id: c.id.clone(),
+                        name: c.name.clone(),
+                        stream: stream_json(c),
+                        sub: sub(&c.id),
+                    })
                     .collect()
             },
         }
     }
 }
 
-/// One stream's status as `/api/status` shows it (without its sub stream).
-fn camera_json(c: &CameraStatus) -> CameraJson {
+/// One stream's status as `/api/status` shows it.
+fn stream_json(c: &CameraStatus) -> StreamJson {
     let (state, reason) = lock(&c.health).clone();
     let stream = lock(&c.stream).clone();
     let streaming = state == CameraStateKind::Streaming;
-    CameraJson {
-        id: c.id.clone(),
-        name: c.name.clone(),
+    StreamJson {
         state: state.as_str(),
         reason,
         codec: stream.codec,
@@ -471,7 +477,6 @@ fn camera_json(c: &CameraStatus) -> CameraJson {
         mode: *lock(&c.mode),
         recording: streaming && c.recording.load(Ordering::Relaxed),
         recording_reason: lock(&c.recording_reason).clone(),
-        sub: None,
     }
 }
 
@@ -506,13 +511,33 @@ pub struct StatusJson {
     pub link: Option<LinkJson>,
 }
 
-/// One camera in [`StatusJson`].
+/// One camera in [`StatusJson`]: its main stream's figures, and its sub stream's.
 #[derive(Debug, Serialize)]
 pub struct CameraJson {
     /// The camera's id.
     pub id: String,
     /// Its display name.
     pub name: String,
+    /// The main stream (its fields appear in the camera object itself).
+    #[serde(flatten)]
+    pub stream: StreamJson,
+    /// The camera's sub stream (`sub_url`), null without one.
+    pub sub: Option<SubStreamJson>,
+}
+
+/// A camera's sub stream in [`CameraJson`]: its id and the same per-stream fields.
+#[derive(Debug, Serialize)]
+pub struct SubStreamJson {
+    /// The sub stream's id: its log in the store and its camera id at central (`front.sub`).
+    pub id: String,
+    /// Its figures.
+    #[serde(flatten)]
+    pub stream: StreamJson,
+}
+
+/// What `/api/status` says of one stream of a camera.
+#[derive(Debug, Serialize)]
+pub struct StreamJson {
     /// `connecting`, `streaming` or `down`.
     pub state: &'static str,
     /// Why the camera is down (or why it last went down while connecting again).
@@ -553,71 +578,6 @@ pub struct CameraJson {
     pub recording: bool,
     /// Why it does not record whatever happens (`"recording off: set at central"`), or null.
     pub recording_reason: Option<String>,
-    /// The camera's sub stream (`sub_url`), null without one.
-    pub sub: Option<SubStreamJson>,
-}
-
-/// A camera's sub stream in [`CameraJson`]: the same per-stream fields as its camera.
-#[derive(Debug, Serialize)]
-pub struct SubStreamJson {
-    /// The sub stream's id: its log in the store and its camera id at central (`front.sub`).
-    pub id: String,
-    /// `connecting`, `streaming` or `down`.
-    pub state: &'static str,
-    /// Why it is down (or why it last went down while connecting again).
-    pub reason: Option<String>,
-    /// Frames written to the store since the unit started.
-    pub frames_recorded: u64,
-    /// Bytes of media written to the store since the unit started.
-    pub bytes_recorded: u64,
-    /// Frames received but not recorded.
-    pub frames_lost: u64,
-    /// RFC 6381 codec, once known.
-    pub codec: Option<String>,
-    /// The audio recorded beside its video, or null.
-    pub audio: Option<AudioJson>,
-    /// Why its audio is not recorded, else null.
-    pub audio_reason: Option<String>,
-    /// Picture width in pixels, once known.
-    pub width: Option<u32>,
-    /// Picture height in pixels, once known.
-    pub height: Option<u32>,
-    /// Frames per second while streaming.
-    pub fps: Option<f64>,
-    /// Bits per second of video while streaming.
-    pub bitrate_bps: Option<u64>,
-    /// When the last frame arrived, RFC 3339.
-    pub last_frame: Option<String>,
-    /// Its recording mode (`sub_mode`).
-    pub mode: &'static str,
-    /// Whether its frames go to the store now.
-    pub recording: bool,
-    /// Why it does not record whatever happens, or null.
-    pub recording_reason: Option<String>,
-}
-
-impl From<CameraJson> for SubStreamJson {
-    fn from(c: CameraJson) -> SubStreamJson {
-        SubStreamJson {
-            id: c.id,
-            state: c.state,
-            reason: c.reason,
-            frames_recorded: c.frames_recorded,
-            bytes_recorded: c.bytes_recorded,
-            frames_lost: c.frames_lost,
-            codec: c.codec,
-            audio: c.audio,
-            audio_reason: c.audio_reason,
-            width: c.width,
-            height: c.height,
-            fps: c.fps,
-            bitrate_bps: c.bitrate_bps,
-            last_frame: c.last_frame,
-            mode: c.mode,
-            recording: c.recording,
-            recording_reason: c.recording_reason,
-        }
-    }
 }
 
 /// The audio of a camera in [`CameraJson`].
@@ -667,7 +627,7 @@ mod tests {
         status.count_recorded(side, 10); // a frame still queued for the recorder: no panic
         assert_eq!(status.add_camera("side", "Side door"), side, "the same id comes back to its slot");
         let again = &status.snapshot().cameras[1];
-        assert_eq!((again.name.as_str(), again.bytes_recorded), ("Side door", 0), "with a fresh status");
+        assert_eq!((again.name.as_str(), again.stream.bytes_recorded), ("Side door", 0), "with a fresh status");
         assert_eq!(status.slots(), 2);
     }
 

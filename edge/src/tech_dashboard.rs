@@ -258,8 +258,10 @@ pub struct DiskFigures {
 
 fn storage(d: &Dashboard, status: &StatusJson) -> StorageJson {
     let DiskFigures { fs, used_bytes, oldest_us: oldest, errors } = d.disk_figures();
-    let recording_bps =
-        status.cameras.iter().flat_map(|c| [c.bitrate_bps, c.sub.as_ref().and_then(|s| s.bitrate_bps)]).flatten().sum();
+    // Every stream: each camera's main stream and its sub stream.
+    let streams =
+        || status.cameras.iter().flat_map(|c| std::iter::once(&c.stream).chain(c.sub.as_ref().map(|s| &s.stream)));
+    let recording_bps = streams().filter_map(|s| s.bitrate_bps).sum();
     StorageJson {
         path: d.store.display().to_string(),
         fs_size_bytes: fs.map(|f| f.0),
@@ -267,7 +269,7 @@ fn storage(d: &Dashboard, status: &StatusJson) -> StorageJson {
         used_bytes,
         max_bytes: d.max_bytes,
         oldest_recording: oldest.and_then(rfc3339),
-        frames_lost: status.cameras.iter().map(|c| c.frames_lost).sum(),
+        frames_lost: streams().map(|s| s.frames_lost).sum(),
         store_error: status.store_error.clone(),
         recording_bps,
         estimated_retention_days: fs.and_then(|(_, free)| {

@@ -72,3 +72,20 @@ pub fn try_central_frame_hashes(
     let frames = central::retrieved::read_frames(central, unit, camera, start_us, end_us).map_err(|e| e.to_string())?;
     Ok(hashes(frames.iter().map(|f| (f.wall_clock_us, f.keyframe, f.data.as_slice()))))
 }
+
+/// ffprobe's JSON for a media file: every stream with its frames counted (`-count_frames
+/// -show_streams -show_format`). Panics, with ffprobe's words, on a file it refuses.
+pub fn ffprobe(path: &Path) -> serde_json::Value {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-show_streams", "-show_format", "-of", "json"])
+        .arg(path)
+        .output()
+        .expect("ffprobe (Debian package ffmpeg, installed by ./dev setup)");
+    assert!(out.status.success(), "ffprobe refused {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("ffprobe writes JSON")
+}
+
+/// A number in ffprobe's JSON, which writes many as strings (`"duration": "10.0"`); NaN if none.
+pub fn ffprobe_number(v: &serde_json::Value) -> f64 {
+    v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_f64()).unwrap_or(f64::NAN)
+}

@@ -4,9 +4,9 @@
 //! exports carry the audio (checked by ffprobe, a reader we did not write).
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
+use hil_tests::media::{ffprobe, ffprobe_number};
 use hil_tests::{EdgeProc, Proc, edge_config, gst_camera, wait_until};
 use media_store::read::read_range_with_audio;
 use media_store::{MediaKind, Record};
@@ -25,20 +25,6 @@ fn camera(dir: &Path, mount: &str, audio: &str) -> (Proc, String) {
 
 fn cam<'a>(status: &'a Value, id: &str) -> &'a Value {
     status["cameras"].as_array().and_then(|a| a.iter().find(|c| c["id"] == id)).unwrap_or(&Value::Null)
-}
-
-fn ffprobe(path: &Path) -> Value {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-show_streams", "-show_format", "-of", "json"])
-        .arg(path)
-        .output()
-        .expect("ffprobe is installed by ./dev setup");
-    assert!(out.status.success(), "ffprobe refused the file: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn number(v: &Value) -> f64 {
-    v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_f64()).unwrap_or(f64::NAN)
 }
 
 /// `GET /api/recordings/{camera}/export.mp4` over the camera's whole recording, into `out`.
@@ -149,14 +135,14 @@ fn aac_and_g711_are_recorded_beside_video_and_exported() {
         (&audio["codec_name"], &audio["sample_rate"], &audio["channels"]),
         (&json!("aac"), &json!("48000"), &json!(1))
     );
-    let (vd, ad) = (number(&video["duration"]), number(&audio["duration"]));
+    let (vd, ad) = (ffprobe_number(&video["duration"]), ffprobe_number(&audio["duration"]));
     assert!((vd - seconds).abs() < 1.5, "video {vd} s of a {seconds} s recording");
-    let audio_end = number(&audio["start_time"]) + ad;
+    let audio_end = ffprobe_number(&audio["start_time"]) + ad;
     assert!((audio_end - vd).abs() < 1.0 && ad > vd - 2.0, "audio {ad} s (ends at {audio_end}) beside video {vd} s");
-    assert!(number(&audio["nb_read_frames"]) > 0.0);
+    assert!(ffprobe_number(&audio["nb_read_frames"]) > 0.0);
     println!(
         "front: recording {seconds:.2} s, export video {vd:.3} s, audio {ad:.3} s from {:.3} s",
-        number(&audio["start_time"])
+        ffprobe_number(&audio["start_time"])
     );
 
     // G.711 exports as it was recorded: `ulaw`/`alaw` sample entries ffprobe reads.
@@ -170,9 +156,9 @@ fn aac_and_g711_are_recorded_beside_video_and_exported() {
         let (video, audio) = (kind("video"), kind("audio"));
         assert_eq!(video["codec_name"], "h264");
         assert_eq!((&audio["codec_name"], &audio["sample_rate"]), (&json!(name), &json!("8000")), "{probe:#}");
-        let (vd, ad) = (number(&video["duration"]), number(&audio["duration"]));
+        let (vd, ad) = (ffprobe_number(&video["duration"]), ffprobe_number(&audio["duration"]));
         assert!((vd - seconds).abs() < 1.5, "{camera}: video {vd} s of a {seconds} s recording");
-        let audio_end = number(&audio["start_time"]) + ad;
+        let audio_end = ffprobe_number(&audio["start_time"]) + ad;
         assert!(
             (audio_end - vd).abs() < 1.0 && ad > vd - 2.0,
             "{camera}: audio {ad} s (ends at {audio_end}) beside video {vd} s"
@@ -253,6 +239,6 @@ fn central_retrieves_the_video_of_a_camera_with_audio() {
     assert_eq!(streams[0]["codec_name"], "h264");
     assert_eq!(streams[1]["codec_name"], "aac", "{probe:#}");
     // From the key frame at or before the start (one every 2 s) to the end.
-    let d = number(&streams[0]["duration"]);
+    let d = ffprobe_number(&streams[0]["duration"]);
     assert!((4.5..=7.5).contains(&d), "{d} s: {probe:#}");
 }

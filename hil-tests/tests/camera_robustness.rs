@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use hil_tests::media::ffprobe;
 use hil_tests::{CentralProc, EdgeProc, Proc, bin_path, edge_config, gst_camera, sim_camera, wait_until};
 use media_store::{Record, SegmentReader, list_segments, log_dir};
 use serde_json::Value;
@@ -63,16 +64,6 @@ fn switching_camera(dir: &Path) -> (Proc, String) {
     let clip = dir.join("switching.h264");
     std::fs::write(&clip, [std::fs::read(wide).unwrap(), std::fs::read(small).unwrap()].concat()).unwrap();
     sim_camera_with_clip(dir, &clip)
-}
-
-fn ffprobe(path: &Path) -> Value {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-show_streams", "-of", "json"])
-        .arg(path)
-        .output()
-        .expect("ffprobe is installed by ./dev setup");
-    assert!(out.status.success(), "ffprobe refused {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// `edge store export STORE --camera CAMERA --start … --end … -o OUT`: success and output.

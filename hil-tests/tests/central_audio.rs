@@ -6,13 +6,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
+use hil_tests::media::{ffprobe, ffprobe_number};
 use hil_tests::{CentralProc, EdgeProc, edge_config, gst_camera, wait_until};
 use media_store::read::read_range_with_audio;
 use media_store::{MediaKind, Record};
-use serde_json::Value;
 use sha2::Digest;
 
 const T: Duration = Duration::from_secs(90);
@@ -63,20 +62,6 @@ fn central_audio(central: &Path, unit: &str, camera: &str, start_us: i64, end_us
         assert!(!p.extra_data.is_empty(), "AudioSpecificConfig kept");
     }
     hashes(frames.iter().map(|f| (f.frame.wall_clock_us, f.frame.pts, f.frame.data.as_slice())))
-}
-
-fn ffprobe(path: &Path) -> Value {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-show_streams", "-of", "json"])
-        .arg(path)
-        .output()
-        .expect("ffprobe is installed by ./dev setup");
-    assert!(out.status.success(), "ffprobe refused the file: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn number(v: &Value) -> f64 {
-    v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_f64()).unwrap_or(f64::NAN)
 }
 
 #[test]
@@ -157,9 +142,9 @@ fn central_retrieves_a_cameras_aac_audio_byte_for_byte_and_exports_it() {
     );
     // The export starts at the key frame at or before the start: at least the range's frames.
     assert!(audio_frames as usize >= held.len(), "{audio_frames} audio frames exported, {} held", held.len());
-    assert_eq!(number(&audio["nb_read_frames"]) as u64, audio_frames, "{probe:#}");
-    let (vd, ad) = (number(&video["duration"]), number(&audio["duration"]));
-    let audio_end = number(&audio["start_time"]) + ad;
+    assert_eq!(ffprobe_number(&audio["nb_read_frames"]) as u64, audio_frames, "{probe:#}");
+    let (vd, ad) = (ffprobe_number(&video["duration"]), ffprobe_number(&audio["duration"]));
+    let audio_end = ffprobe_number(&audio["start_time"]) + ad;
     assert!((audio_end - vd).abs() < 1.0 && ad > vd - 1.5, "audio {ad} s (ends at {audio_end}) beside video {vd} s");
     println!(
         "central holds {} audio frames of the range like the unit; export: video {vd:.3} s, audio {ad:.3} s, {audio_frames} AAC frames",

@@ -9,12 +9,11 @@
 //! fleet profile, adds a viewer, makes its bearer token and adds a unit on the page; viewers
 //! see no control they cannot use, and a viewer of another unit never sees this one.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hil_tests::browser::Browser;
 use hil_tests::central_page::{administer_then_view, log_in, tile_video, wait_js};
+use hil_tests::media::{ffprobe, ffprobe_number};
 use hil_tests::{CentralProc, EdgeProc, edge_config, gst_camera, sim_camera, timeline_us, wait_until};
 use serde_json::{Value, json};
 
@@ -31,24 +30,10 @@ fn rfc3339(us: i64) -> String {
 const PLAYER: &str = "(() => { const v = document.getElementById('player'); return { t: v.currentTime, w: v.videoWidth, \
                       rate: v.playbackRate, origin: Number(v.dataset.origin || 0), asked: Number(v.dataset.asked || 0) }; })()";
 
-fn ffprobe(path: &Path) -> Value {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-show_streams", "-show_format", "-of", "json"])
-        .arg(path)
-        .output()
-        .expect("ffprobe (Debian package ffmpeg)");
-    assert!(out.status.success(), "ffprobe refused the export: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 /// GET as central's administrator: status and JSON body, whatever the status.
 fn get_answer(central: &CentralProc, url: &str) -> (u16, Value) {
     let mut r = central.get(url).config().http_status_as_error(false).build().call().unwrap();
     (r.status().as_u16(), r.body_mut().read_json().unwrap_or(Value::Null))
-}
-
-fn number(v: &Value) -> f64 {
-    v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_f64()).unwrap_or(f64::NAN)
 }
 
 #[test]
@@ -285,11 +270,11 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
     let probe = ffprobe(&file);
     let stream = &probe["streams"][0];
     assert_eq!(stream["codec_name"], "h264", "{probe:#}");
-    assert_eq!(number(&stream["nb_read_frames"]) as u64, frames, "{probe:#}");
+    assert_eq!(ffprobe_number(&stream["nb_read_frames"]) as u64, frames, "{probe:#}");
     // The camera's clock: first to last frame, and the last one lasts as long as the one before.
     let (first, last, before) = (want[0], want[want.len() - 1], want[want.len() - 2]);
     let span = ((last.pts - first.pts) + (last.pts - before.pts)) as f64 / f64::from(first.clock_rate);
-    let duration = number(&probe["format"]["duration"]);
+    let duration = ffprobe_number(&probe["format"]["duration"]);
     assert!((duration - span).abs() < 0.05, "duration {duration} s for {span} s of video");
 
     // Stopping the tile ends the unit's live stream when nobody else watches.

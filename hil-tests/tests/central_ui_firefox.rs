@@ -11,11 +11,11 @@
 //! unit (the same steps as the Chromium twin, `central_ui.rs`).
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hil_tests::central_page::{administer_then_view, log_in, tile_video, wait_js};
 use hil_tests::firefox::{Firefox, download_prefs};
+use hil_tests::media::ffprobe;
 use hil_tests::web_page::WebPage;
 use hil_tests::{CentralProc, EdgeProc, edge_config, gst_camera, timeline_us, wait_until};
 use serde_json::{Value, json};
@@ -31,14 +31,13 @@ fn rfc3339(us: i64) -> String {
 }
 
 /// The first video stream of an MP4 as ffprobe reads it, frames counted.
-fn ffprobe(path: &Path) -> Value {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_streams", "-of", "json"])
-        .arg(path)
-        .output()
-        .expect("ffprobe (Debian package ffmpeg)");
-    assert!(out.status.success(), "ffprobe refused the export: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice::<Value>(&out.stdout).unwrap()["streams"][0].clone()
+fn ffprobe_video(path: &Path) -> Value {
+    let all = ffprobe(path);
+    all["streams"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["codec_type"] == "video"))
+        .cloned()
+        .unwrap_or(Value::Null)
 }
 
 #[test]
@@ -206,7 +205,7 @@ fn the_operator_page_works_in_firefox() {
         Some(entry.path())
     })
     .unwrap();
-    let probe = ffprobe(&file);
+    let probe = ffprobe_video(&file);
     assert_eq!(probe["codec_name"], "h264", "{probe:#}");
     assert_eq!(probe["nb_read_frames"].as_str().and_then(|n| n.parse::<u64>().ok()), Some(frames), "{probe:#}");
 

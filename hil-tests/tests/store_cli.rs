@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use hil_tests::media::ffprobe;
 use hil_tests::{EdgeProc, bin_path, edge_config, gst_camera, sim_camera, wait_until};
 
 fn edge_store(args: &[&str], store: &Path) -> (bool, String, String) {
@@ -30,16 +31,6 @@ fn record(dir: &Path, store: &Path, cams: &[(&str, &str)], frames: u64, segment_
     })
     .unwrap();
     assert!(edge.proc.stop(Duration::from_secs(20)).unwrap().success());
-}
-
-fn ffprobe(path: &Path) -> serde_json::Value {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-show_streams", "-show_format", "-of", "json"])
-        .arg(path)
-        .output()
-        .expect("ffprobe is installed by ./dev setup");
-    assert!(out.status.success(), "ffprobe refused the file: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
