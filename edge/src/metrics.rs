@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use link::prometheus::{CONTENT_TYPE, Exposition, Kind};
 
+use crate::status::StreamJson;
 use crate::tech_dashboard::Dashboard;
 
 /// `GET /metrics` (the store's figures come from the dashboard's, reused for up to 10 s).
@@ -31,31 +32,39 @@ async fn metrics(State(d): State<Arc<Dashboard>>, extensions: axum::http::Extens
 /// The text exposition (walks the store at most every 10 s: call off the async executor).
 pub fn exposition(d: &Dashboard) -> String {
     let status = d.status.snapshot();
+    // Every stream by its id: each camera's main stream, and its sub stream (`front.sub`).
+    let streams: Vec<(&str, &StreamJson)> = status
+        .cameras
+        .iter()
+        .flat_map(|c| {
+            std::iter::once((c.id.as_str(), &c.stream)).chain(c.sub.as_ref().map(|s| (s.id.as_str(), &s.stream)))
+        })
+        .collect();
     let mut e = Exposition::new();
     let per_camera: [CameraFigure; 3] = [
         (
             "convoy_edge_camera_frames_recorded_total",
             Kind::Counter,
             "Frames written to the store since the unit started.",
-            |c| c.stream.frames_recorded as f64,
+            |s| s.frames_recorded as f64,
         ),
         (
             "convoy_edge_camera_recorded_bytes_total",
             Kind::Counter,
             "Bytes of media written to the store since the unit started.",
-            |c| c.stream.bytes_recorded as f64,
+            |s| s.bytes_recorded as f64,
         ),
         (
             "convoy_edge_camera_frames_lost_total",
             Kind::Counter,
             "Frames received but not recorded (the store could not keep up or failed to write).",
-            |c| c.stream.frames_lost as f64,
+            |s| s.frames_lost as f64,
         ),
     ];
     for (name, kind, help, read) in per_camera {
         let mut f = e.family(name, kind, help);
-        for c in &status.cameras {
-            f.sample(&[("camera", &c.id)], read(c));
+        for (id, stream) in &streams {
+            f.sample(&[("camera", id)], read(stream));
         }
     }
     let mut f = e.family(
@@ -67,14 +76,14 @@ pub fn exposition(d: &Dashboard) -> String {
         f.sample(&[("camera", &c.id)], c.streams_started() as f64);
     }
     let mut f = e.family("convoy_edge_camera_state", Kind::Gauge, "1 for the camera's state now, 0 for the others.");
-    for c in &status.cameras {
+    for (id, stream) in &streams {
         for state in ["connecting", "streaming", "down"] {
-            f.sample(&[("camera", &c.id), ("state", state)], f64::from(u8::from(c.stream.state == state)));
+            f.sample(&[("camera", id), ("state", state)], f64::from(u8::from(stream.state == state)));
         }
     }
     let mut f = e.family("convoy_edge_camera_recording", Kind::Gauge, "1 while the camera's frames go to the store.");
-    for c in &status.cameras {
-        f.sample(&[("camera", &c.id)], f64::from(u8::from(c.stream.recording)));
+    for (id, stream) in &streams {
+        f.sample(&[("camera", id)], f64::from(u8::from(stream.recording)));
     }
     let disk = d.disk_figures();
     let (fs, used, oldest) = (disk.fs, disk.used_bytes, disk.oldest_us);
@@ -147,5 +156,5 @@ pub fn exposition(d: &Dashboard) -> String {
     e.finish()
 }
 
-/// A family read from each camera: name, type, help, and how to read it.
-type CameraFigure = (&'static str, Kind, &'static str, fn(&crate::status::CameraJson) -> f64);
+/// A family read from each camera's streams: name, type, help, and how to read it.
+type CameraFigure = (&'static str, Kind, &'static str, fn(&StreamJson) -> f64);

@@ -104,6 +104,14 @@ fn the_sub_stream_records_always_and_the_main_stream_around_an_event() {
         (cam["recording"] == false && cam["sub"]["recording"] == true && now_us() > t + 6_000_000).then_some(())
     });
 
+    // /metrics has the sub stream's series beside its camera's, by its id.
+    let m = hil_tests::prometheus::scrape(&format!("{}/metrics", edge.web)).unwrap();
+    for camera in ["front", "front.sub"] {
+        let frames = m.get("convoy_edge_camera_frames_recorded_total", &[("camera", camera)]);
+        assert!(frames.is_some_and(|f| f > 0.0), "{camera}: {frames:?}");
+    }
+    assert_eq!(m.get("convoy_edge_camera_recording", &[("camera", "front.sub")]), Some(1.0));
+
     // The unit's API gives the sub stream with stream=sub; the rule locked both streams.
     let timeline = wait_until("both streams locked", T, || {
         let sub = get_json(&format!("{}/api/recordings?stream=sub", edge.web)).ok()?;
