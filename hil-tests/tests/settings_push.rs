@@ -109,7 +109,7 @@ fn profiles_reach_the_unit_and_the_technicians_changes_reach_central() {
     // Without a profile the unit gets central's recording options (the defaults: it records).
     let first = wait_up_to_date(&central, &edge, 0);
     assert_eq!(first["profile"], Value::Null, "{first}");
-    assert_eq!(first["unit_protocol"], 3, "{first}");
+    assert_eq!(first["unit_protocol"], protocol::PROTOCOL_VERSION, "the unit's own version: {first}");
     assert_eq!(first["note"], Value::Null, "{first}");
     assert_eq!(fleet_says_up_to_date(&central), true);
     let first_revision = first["revision"].as_u64().unwrap();
