@@ -30,14 +30,7 @@ impl Hellos {
     pub fn start(registry: Registry) -> std::io::Result<Hellos> {
         let (tx, rx) = mpsc::channel::<(Hello, Reply)>();
         std::thread::Builder::new().name("hellos".into()).spawn(move || {
-            while let Ok(first) = rx.recv() {
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(h) => batch.push(h),
-                        Err(_) => break,
-                    }
-                }
+            while let Some(batch) = crate::batches::next_batch(&rx, MAX_BATCH) {
                 record(&registry, batch);
             }
         })?;

@@ -21,6 +21,7 @@ pub mod api_user_admin;
 pub mod api_webhooks;
 pub mod audit;
 pub mod auth;
+mod batches;
 pub mod catalog;
 pub mod central_recording;
 pub mod config;

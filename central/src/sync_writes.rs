@@ -40,14 +40,7 @@ impl SyncWrites {
     pub(crate) fn start(submit: Submit) -> std::io::Result<SyncWrites> {
         let (tx, rx) = mpsc::channel::<Write>();
         std::thread::Builder::new().name("sync-writes".into()).spawn(move || {
-            while let Ok(first) = rx.recv() {
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(w) => batch.push(w),
-                        Err(_) => break,
-                    }
-                }
+            while let Some(batch) = crate::batches::next_batch(&rx, MAX_BATCH) {
                 let (done_tx, done_rx) = mpsc::channel::<()>();
                 let sent = submit(Box::new(move |db: &mut Connection| {
                     run_batch(db, batch);

@@ -50,12 +50,7 @@ pub fn sub_stream(camera: &CameraConfig) -> Option<CameraConfig> {
         mode,
         schedule: camera.schedule.clone().filter(|_| mode == RecordingMode::Schedule),
         motion: false,
-        sub_url: None,
-        sub_username: None,
-        sub_password: None,
-        sub_transport: None,
-        sub_mode: None,
-        ..camera.clone()
+        ..main_stream(camera)
     })
 }
 
