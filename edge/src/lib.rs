@@ -13,6 +13,7 @@ pub mod central_link;
 pub mod central_settings;
 pub mod config;
 pub mod enroll;
+pub mod event_budget;
 pub mod event_config;
 pub mod events;
 pub mod frame_clock;

@@ -5,6 +5,7 @@
 
 use media_store::{MediaKind, StoredFrame};
 
+use crate::event_budget::EventBudget;
 use crate::events::EventKind;
 use crate::frame_clock::FrameClock;
 use crate::onvif_metadata::{self, MetadataError};
@@ -16,12 +17,21 @@ pub struct MetadataIngest {
     index: usize,
     clock: FrameClock,
     bad_messages: u64,
+    budget: EventBudget,
+    dropped_events: u64,
 }
 
 impl MetadataIngest {
     /// The metadata stream of camera `camera` (status slot `index`).
     pub fn new(camera: String, index: usize) -> MetadataIngest {
-        MetadataIngest { camera, index, clock: FrameClock::new(), bad_messages: 0 }
+        MetadataIngest {
+            camera,
+            index,
+            clock: FrameClock::new(),
+            bad_messages: 0,
+            budget: EventBudget::default(),
+            dropped_events: 0,
+        }
     }
 
     /// An RTCP sender report of the metadata stream: maps its RTP time to the camera's clock.
@@ -46,6 +56,10 @@ impl MetadataIngest {
         match onvif_metadata::notifications(data) {
             Ok(found) => {
                 for n in found {
+                    if !self.budget.admit(received_us, &n) {
+                        self.dropped(status);
+                        continue;
+                    }
                     status.count_metadata_event(self.index);
                     let kind = EventKind::OnvifEvent {
                         camera: self.camera.clone(),
@@ -70,6 +84,22 @@ impl MetadataIngest {
             wall_clock_us,
             data: data.to_vec(),
         }
+    }
+
+    /// A notification over the camera's event budget: counted, logged the first time and then
+    /// every thousandth.
+    fn dropped(&mut self, status: &UnitStatus) {
+        status.count_metadata_event_dropped(self.index);
+        if self.dropped_events.is_multiple_of(1000) {
+            tracing::warn!(
+                camera = %self.camera,
+                count = self.dropped_events + 1,
+                "ONVIF metadata: the camera sends more notifications than {} a second; the excess is \
+                 recorded but not raised as events (changes of a state always are)",
+                crate::event_budget::PER_SECOND
+            );
+        }
+        self.dropped_events += 1;
     }
 
     /// A message that cannot be read is still recorded; the first one and then every
@@ -147,5 +177,25 @@ mod tests {
         let json = serde_json::to_value(status.snapshot()).unwrap();
         let m = &json["cameras"][0]["metadata"];
         assert_eq!((m["messages_received"].as_u64(), m["events"].as_u64()), (Some(2), Some(1)), "{m}");
+    }
+
+    #[test]
+    fn a_chattering_camera_is_held_to_its_event_budget_and_every_message_is_still_recorded() {
+        let status = UnitStatus::new("u".into(), [("front".to_owned(), "Front".to_owned())]);
+        status.set_metadata(0, Some(onvif_metadata::ENCODING), None);
+        let mut ingest = MetadataIngest::new("front".into(), 0);
+        let tamper = br#"<tt:MetadataStream xmlns:tt="x"><tt:Event><wsnt:NotificationMessage xmlns:wsnt="y"><wsnt:Topic>tns1:VideoSource/GlobalSceneChange/ImagingService</wsnt:Topic><wsnt:Message><tt:Message><tt:Data><tt:SimpleItem Name="Level" Value="7"/></tt:Data></tt:Message></wsnt:Message></wsnt:NotificationMessage></tt:Event></tt:MetadataStream>"#;
+        let at = |rtp: i64| retina::Timestamp::new(rtp, std::num::NonZeroU32::new(90_000).unwrap(), 0).unwrap();
+        // 500 notifications in half a second.
+        let recorded = (0..500)
+            .map(|i| ingest.message(tamper, at(90_000 + i * 90), 1_700_000_000_000_000 + i * 1_000, &status))
+            .filter(|f| f.data.as_slice() == &tamper[..])
+            .count();
+        assert_eq!(recorded, 500);
+        let json = serde_json::to_value(status.snapshot()).unwrap();
+        let m = &json["cameras"][0]["metadata"];
+        let (raised, dropped) = (m["events"].as_u64().unwrap(), m["events_dropped"].as_u64().unwrap());
+        assert_eq!(raised + dropped, 500, "{m}");
+        assert!((20..=30).contains(&raised), "a burst of 20 and 10 a second for 0.5 s: {m}");
     }
 }

@@ -306,6 +306,15 @@ impl UnitStatus {
         }
     }
 
+    /// An ONVIF notification in camera `index`'s metadata was over the camera's event budget
+    /// (`event_budget.rs`) and raised no event.
+    pub fn count_metadata_event_dropped(&self, index: usize) {
+        let cam = self.camera(index);
+        if let Some(m) = lock(&cam.stream).metadata.as_mut() {
+            m.events_dropped += 1;
+        }
+    }
+
     /// Accounts for a frame of `bytes` that camera `index` delivered at `wall_us`.
     pub fn observe_frame(&self, index: usize, wall_us: i64, bytes: usize) {
         let cam = self.camera(index);
@@ -604,6 +613,10 @@ pub struct MetadataJson {
     pub last_message: Option<String>,
     /// ONVIF notifications that became events (`OnvifEvent`).
     pub events: u64,
+    /// ONVIF notifications that raised no event because the camera sent more than its budget
+    /// (a burst of 20, then 10 a second; a change of a `true`/`false` state always counts as an
+    /// event unless the camera flips it without pause). The messages are recorded all the same.
+    pub events_dropped: u64,
 }
 
 fn rfc3339(us: i64) -> Option<String> {
@@ -657,7 +670,7 @@ mod tests {
         assert_eq!(
             camera(&status)["metadata"],
             serde_json::json!({"encoding": "application/vnd.onvif.metadata", "messages_received": 0,
-                "messages_recorded": 0, "last_message": null, "events": 0})
+                "messages_recorded": 0, "last_message": null, "events": 0, "events_dropped": 0})
         );
         status.observe_metadata(0, 1_764_151_200_000_000);
         status.observe_metadata(0, 1_764_151_201_500_000);
