@@ -76,6 +76,18 @@ pub struct NewCamera {
     pub password: Option<String>,
     /// Recording mode (`continuous` by default).
     pub mode: Option<String>,
+    /// The camera's sub stream, recorded as camera `<id>.sub` (none by default).
+    #[serde(default)]
+    pub sub_url: Option<String>,
+    /// The sub stream's recording mode (`continuous` by default).
+    #[serde(default)]
+    pub sub_mode: Option<String>,
+    /// The sub stream's RTSP user name (the camera's by default).
+    #[serde(default)]
+    pub sub_username: Option<String>,
+    /// The sub stream's RTSP password (the camera's by default).
+    #[serde(default)]
+    pub sub_password: Option<String>,
 }
 
 /// One camera in `GET /api/cameras`.
@@ -94,6 +106,10 @@ pub struct ConfiguredCamera {
     /// What central's settings set of it: `{"profile", "fields", "label": "set by central
     /// (profile NAME)", "recording_off"}`, or null.
     pub central: Option<serde_json::Value>,
+    /// Its sub stream's URL (a password in it redacted), or null without one.
+    pub sub_url: Option<String>,
+    /// Its sub stream's recording mode in the configuration file, or null without a sub stream.
+    pub sub_mode: Option<String>,
 }
 
 fn check_id(id: &str) -> Result<(), CameraEditError> {
@@ -123,6 +139,16 @@ pub fn add_camera(text: &str, camera: &NewCamera) -> Result<String, CameraEditEr
     }
     if let Some(mode) = camera.mode.as_deref().filter(|m| !m.is_empty()) {
         table["mode"] = toml_edit::value(mode);
+    }
+    for (key, value) in [
+        ("sub_url", &camera.sub_url),
+        ("sub_mode", &camera.sub_mode),
+        ("sub_username", &camera.sub_username),
+        ("sub_password", &camera.sub_password),
+    ] {
+        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+            table[key] = toml_edit::value(v);
+        }
     }
     let cameras = doc
         .entry("camera")
@@ -271,8 +297,17 @@ fn answer(result: Result<(Option<Applied>, Vec<String>), CameraEditError>, id: &
     }
 }
 
+/// A URL as the page shows it: a password in it replaced by `redacted`.
+fn redacted(url: &url::Url) -> String {
+    let mut url = url.clone();
+    if url.password().is_some() {
+        let _ = url.set_password(Some(crate::tech_support::REDACTED_IN_URL));
+    }
+    url.to_string()
+}
+
 /// `GET /api/cameras` → `{"cameras": [{"id", "name", "url", "mode", "effective_mode",
-/// "central"}], "restart_required", "notices": [{"at_us", "camera", "field", "text"}]}`: the
+/// "central", "sub_url", "sub_mode"}], "restart_required", "notices": [{"at_us", "camera", "field", "text"}]}`: the
 /// cameras in the configuration file now (URL passwords redacted), what central's settings
 /// set of each, and the notices about changes central overrode.
 async fn list(State(editor): State<Arc<CameraEditor>>) -> Response {
@@ -289,17 +324,15 @@ async fn list(State(editor): State<Arc<CameraEditor>>) -> Response {
         .iter()
         .map(|c| {
             let effective = running.cameras.iter().find(|r| r.id == c.id).unwrap_or(c);
-            let mut url = c.url.clone();
-            if url.password().is_some() {
-                let _ = url.set_password(Some(crate::tech_support::REDACTED_IN_URL));
-            }
             ConfiguredCamera {
                 id: c.id.clone(),
                 name: c.display_name().to_owned(),
-                url: url.to_string(),
+                url: redacted(&c.url),
                 mode: c.mode.as_str().to_owned(),
                 effective_mode: effective.mode.as_str().to_owned(),
                 central: editor.settings.as_ref().and_then(|s| s.set_by_central(&c.id)),
+                sub_url: c.sub_url.as_ref().map(redacted),
+                sub_mode: c.sub_url.as_ref().map(|_| c.sub_mode.unwrap_or_default().as_str().to_owned()),
             }
         })
         .collect();
@@ -312,7 +345,8 @@ async fn list(State(editor): State<Arc<CameraEditor>>) -> Response {
     .into_response()
 }
 
-/// `POST /api/cameras` with `{"id", "name", "url", "username", "password", "mode"}` → 201
+/// `POST /api/cameras` with `{"id", "name", "url", "username", "password", "mode", "sub_url",
+/// "sub_mode", "sub_username", "sub_password"}` (all but `id` and `url` optional) → 201
 /// `{"camera", "restart_required": false, "applied": {"added", "changed", "removed"}}` (the
 /// camera starts at once); 400 with the reason when the configuration would be invalid (a
 /// duplicate id, a bad URL or mode …).
@@ -341,7 +375,8 @@ async fn remove(
 
 /// `PATCH /api/cameras/{id}` with any of `{"name", "url", "username", "password", "mode",
 /// "schedule", "pre_buffer_s", "post_buffer_s", "motion", "motion_sensitivity",
-/// "max_age_days"}` → `{"camera", "restart_required": false, "applied",
+/// "max_age_days", "sub_url", "sub_mode", "sub_username", "sub_password"}` (an empty `sub_url`
+/// removes the sub stream with its other `sub_` keys) → `{"camera", "restart_required": false, "applied",
 /// "overridden_by_central": ["camera.field"]}` (the camera restarts with it at once unless
 /// central's settings override what changed); a field left out stays as it is, an empty
 /// string is removed (`url` cannot be). 404 when unknown, 400 with the reason when the
@@ -384,6 +419,14 @@ pub struct CameraEdit {
     pub motion_sensitivity: Option<u8>,
     /// Delete recordings older than this many days.
     pub max_age_days: Option<f64>,
+    /// The sub stream's RTSP URL (empty: no sub stream, its other `sub_` keys removed too).
+    pub sub_url: Option<String>,
+    /// The sub stream's recording mode.
+    pub sub_mode: Option<String>,
+    /// The sub stream's RTSP user name.
+    pub sub_username: Option<String>,
+    /// The sub stream's RTSP password.
+    pub sub_password: Option<String>,
 }
 
 /// `text` with the `[[camera]]` whose id is `id` changed by `fields`, checked as a whole
@@ -406,6 +449,10 @@ pub fn edit_camera(text: &str, id: &str, fields: &CameraEdit) -> Result<String, 
         ("password", &fields.password),
         ("mode", &fields.mode),
         ("schedule", &fields.schedule),
+        ("sub_url", &fields.sub_url),
+        ("sub_mode", &fields.sub_mode),
+        ("sub_username", &fields.sub_username),
+        ("sub_password", &fields.sub_password),
     ] {
         match value.as_deref() {
             None => {}
@@ -422,6 +469,20 @@ pub fn edit_camera(text: &str, id: &str, fields: &CameraEdit) -> Result<String, 
     ] {
         if let Some(v) = value {
             table[key] = toml_edit::value(v);
+        }
+    }
+    if fields.sub_url.as_deref() == Some("") {
+        // No sub stream: the keys that only go with one go too, unless given anew (then the
+        // check below says they need a sub_url).
+        for (key, given) in [
+            ("sub_mode", &fields.sub_mode),
+            ("sub_username", &fields.sub_username),
+            ("sub_password", &fields.sub_password),
+            ("sub_transport", &None),
+        ] {
+            if given.as_deref().is_none_or(str::is_empty) {
+                table.remove(key);
+            }
         }
     }
     if let Some(m) = fields.motion {
@@ -449,6 +510,10 @@ mod tests {
             username: None,
             password: None,
             mode: None,
+            sub_url: None,
+            sub_mode: None,
+            sub_username: None,
+            sub_password: None,
         }
     }
 
@@ -524,5 +589,32 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "unit_id = \"v\"\n");
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o640);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+    }
+
+    #[test]
+    fn a_sub_stream_is_added_edited_and_removed_with_its_keys() {
+        let mut with_sub = cam("rear", "rtsp://10.0.0.6/main");
+        with_sub.sub_url = Some("rtsp://10.0.0.6/sub".into());
+        with_sub.sub_username = Some("viewer".into());
+        with_sub.sub_password = Some("pw".into());
+        let out = add_camera(BASE, &with_sub).unwrap();
+        let c = EdgeConfig::parse(&out).unwrap();
+        let rear = &c.cameras[1];
+        assert_eq!(rear.sub_url.as_ref().map(url::Url::as_str), Some("rtsp://10.0.0.6/sub"));
+        assert_eq!((rear.sub_username.as_deref(), rear.sub_mode), (Some("viewer"), None));
+        let same = CameraEdit { sub_url: Some("rtsp://10.0.0.6/main".into()), ..Default::default() };
+        let e = edit_camera(&out, "rear", &same).unwrap_err().to_string();
+        assert!(e.contains("sub_url is the same as url"), "checked as a whole: {e}");
+        let event = CameraEdit { sub_mode: Some("event".into()), ..Default::default() };
+        let c = EdgeConfig::parse(&edit_camera(&out, "rear", &event).unwrap()).unwrap();
+        assert_eq!(c.cameras[1].sub_mode.map(|m| m.as_str()), Some("event"));
+        let none = CameraEdit { sub_url: Some(String::new()), ..Default::default() };
+        let removed = edit_camera(&out, "rear", &none).unwrap();
+        assert!(!removed.contains("sub_"), "every sub_ key went with the sub stream:\n{removed}");
+        let c = EdgeConfig::parse(&removed).unwrap();
+        assert!(c.cameras[1].sub_url.is_none() && c.cameras[1].username.is_none());
+        let orphan = CameraEdit { sub_mode: Some("event".into()), ..Default::default() };
+        let e = edit_camera(&removed, "rear", &orphan).unwrap_err().to_string();
+        assert!(e.contains("sub_mode is only used with sub_url"), "{e}");
     }
 }

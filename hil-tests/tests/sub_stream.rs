@@ -362,6 +362,26 @@ fn a_change_restarts_only_the_stream_it_concerns() {
         (s["cameras"][0]["sub"]["state"] == "streaming" && sub_frames(s)? > 0).then_some(())
     });
 
+    // The technician's API lists the sub stream; an empty sub_url removes it (only it stops:
+    // the main stream records on), and a new one adds it again.
+    let listed = get_json(&format!("{}/api/cameras", edge.web)).unwrap();
+    assert_eq!(listed["cameras"][0]["sub_url"], format!("{rtsp}/sub"), "{listed}");
+    assert_eq!(listed["cameras"][0]["sub_mode"], "continuous", "{listed}");
+    let answer = change(&edge, "PATCH", Some(serde_json::json!({ "sub_url": "" })));
+    let only_the_sub = serde_json::json!({ "added": [], "changed": [], "removed": ["front.sub"] });
+    assert_eq!(answer["applied"], only_the_sub, "{answer}");
+    wait_status(&edge, "no sub stream", |s| s["cameras"][0]["sub"].is_null().then_some(()));
+    let listed = get_json(&format!("{}/api/cameras", edge.web)).unwrap();
+    assert!(listed["cameras"][0]["sub_url"].is_null() && listed["cameras"][0]["sub_mode"].is_null(), "{listed}");
+    let answer =
+        change(&edge, "PATCH", Some(serde_json::json!({ "sub_url": format!("{rtsp}/sub"), "sub_mode": "event" })));
+    // A camera whose sub stream alone changed is reported `changed` (its main stream runs on).
+    assert_eq!(answer["applied"]["changed"], serde_json::json!(["front"]), "{answer}");
+    wait_status(&edge, "the sub stream back, in event mode", |s| {
+        let sub = &s["cameras"][0]["sub"];
+        (sub["mode"] == "event" && sub["state"] == "streaming").then_some(())
+    });
+
     // Removing the camera stops both streams; their recordings stay.
     let answer = change(&edge, "DELETE", None);
     let removed = answer["applied"]["removed"].as_array().unwrap();

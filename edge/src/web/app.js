@@ -143,6 +143,8 @@ addForm.addEventListener("submit", async ev => {
     if (editing) {
       const f = cameraFields();
       delete f.id;
+      // A sub stream shown and then emptied is removed (other empty fields stay as they are).
+      if (addForm.dataset.sub && !f.sub_url) f.sub_url = "";
       const res = await fetch("/api/cameras/" + encodeURIComponent(editing), { method: "PATCH",
         headers: { "Content-Type": "application/json" }, body: JSON.stringify(f) });
       r = await res.json().catch(() => ({}));
@@ -157,6 +159,7 @@ addForm.addEventListener("submit", async ev => {
 });
 function endEdit() {
   delete addForm.dataset.edit;
+  delete addForm.dataset.sub;
   addForm.reset();
   addForm.elements.id.readOnly = false;
   addForm.elements.url.required = true;
@@ -173,6 +176,10 @@ async function editCamera(id) {
     // A password in the URL is shown redacted: leave the URL empty to keep it as it is.
     f.url.value = c.url.includes("redacted@") ? "" : c.url;
     f.url.required = false;
+    // A redacted sub stream URL is left empty too, and kept; removing it needs the page that
+    // shows it (edge.toml) or PATCH {"sub_url": ""}.
+    f.sub_url.value = c.sub_url && !c.sub_url.includes("redacted@") ? c.sub_url : "";
+    if (f.sub_url.value) addForm.dataset.sub = "1";
     $("addcam").open = true;
     $("addcam").querySelector("summary").textContent = "Edit camera " + id + " (empty fields stay as they are)";
     $("probeout").textContent = "";
