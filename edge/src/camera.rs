@@ -1,5 +1,6 @@
-//! One camera's ingest: RTSP over TCP or UDP with `retina`, every frame to the recorder and the live
-//! hub (video only), its AAC or G.711 audio and ONVIF metadata to the recorder (through the same
+//! One camera's ingest: RTSP over TCP or UDP with `retina`, every frame to the recorder and then
+//! the live hub (video only; in that order, so that a live start can read the recorded frames,
+//! `live_start.rs`), its AAC or G.711 audio and ONVIF metadata to the recorder (through the same
 //! gate, pre-buffer included), reconnecting with backoff whatever the camera does.
 
 use std::sync::Arc;
@@ -217,15 +218,17 @@ impl CameraTask {
                     height,
                     extra_data: p.extra_data().to_vec(),
                 };
-                self.live.publish_parameters(VideoParameters {
+                let live = VideoParameters {
                     rfc6381_codec: stored.rfc6381_codec.clone(),
                     width,
                     height,
                     extra_data: stored.extra_data.clone(),
-                });
+                };
                 // Buffered frames belong to the old parameters.
                 gate.restart();
+                // Recorded before published, like frames (see below).
                 self.recorder.send(self.index, Record::Parameters(stored));
+                self.live.publish_parameters(live);
                 self.status.set_stream_format(self.index, p.rfc6381_codec(), width, height);
                 if !have_parameters {
                     tracing::info!(camera = %camera, codec = p.rfc6381_codec(), width, height, "camera streaming");
@@ -248,30 +251,37 @@ impl CameraTask {
             let wall_clock_us = stamp.wall_clock_us;
             let data = frame.into_data();
             self.status.observe_frame(self.index, wall_clock_us, data.len());
-            if self.live.is_watched() {
-                let data = data.clone();
-                self.live.publish_frame(MediaFrame { pts, clock_rate, wall_clock_us, keyframe, data });
-            }
             if let Some(change) = motion.as_mut().and_then(|m| m.frame(data.len(), keyframe, wall_clock_us)) {
                 self.motion(change, wall_clock_us);
             }
             let want = self.recording.want(wall_clock_us);
-            gate.frame(
-                StoredFrame {
-                    camera: camera.clone(),
-                    stream: 0,
-                    // Filled in by the recorder, which knows the parameters' sequence number.
-                    parameters_seq: 0,
-                    kind: MediaKind::Video,
-                    keyframe,
-                    pts,
-                    clock_rate,
-                    wall_clock_us,
-                    data,
-                },
-                want,
-                |f| self.recorder.send(self.index, Record::Frame(f)),
-            );
+            // Queued to the recorder before it is published live: a live subscription that
+            // begins meanwhile starts from the recordings, which then hold it (`live_start.rs`).
+            let live_data = {
+                let passing = self.live.begin_frame();
+                let live_data = passing.watched().then(|| data.clone());
+                gate.frame(
+                    StoredFrame {
+                        camera: camera.clone(),
+                        stream: 0,
+                        // Filled in by the recorder, which knows the parameters' sequence number.
+                        parameters_seq: 0,
+                        kind: MediaKind::Video,
+                        keyframe,
+                        pts,
+                        clock_rate,
+                        wall_clock_us,
+                        data,
+                    },
+                    want,
+                    |f| self.recorder.send(self.index, Record::Frame(f)),
+                );
+                passing.passed(wall_clock_us);
+                live_data
+            };
+            if let Some(data) = live_data {
+                self.live.publish_frame(MediaFrame { pts, clock_rate, wall_clock_us, keyframe, data });
+            }
             self.status.set_recording(self.index, gate.recording());
         }
     }

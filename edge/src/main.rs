@@ -278,7 +278,7 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
             store: config.store.path.clone(),
             io: vehicle.io().cloned(),
         });
-        let hubs = LiveHubs::default();
+        let hubs = LiveHubs::with_recorder(recorder_tx.clone());
         let cameras =
             Arc::new(CameraSupervisor::new(status.clone(), recorder_tx.clone(), hubs.clone(), shutdown.clone()));
         settings.attach(status.clone(), cameras.clone(), config_path.to_owned());

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use media_store::key_frame_tail::KeyFrameTail;
 use media_store::{MediaKind, Record, Store};
 
 use crate::queue_share::QueueShares;
@@ -34,6 +35,9 @@ enum Job {
     SetCursor(String, &'static str, u64),
     /// Evidence-lock a window of a camera's recordings, then answer.
     Lock(LockRequest, tokio::sync::oneshot::Sender<Result<u64, String>>),
+    /// Say where a camera's frames since its last key frame lie (after appending everything
+    /// queued before this request).
+    KeyFrameTail(String, tokio::sync::oneshot::Sender<Option<KeyFrameTail>>),
 }
 
 /// An evidence lock to write.
@@ -116,6 +120,18 @@ impl RecorderTx {
             LockRequest { camera: camera.to_owned(), start_us, end_us, expires_us, reason: reason.to_owned() };
         self.send_job(Job::Lock(request, reply)).await?;
         answer.await.map_err(|_| RecorderError::Stopped)?.map_err(RecorderError::Store)
+    }
+
+    /// Where `camera`'s frames since its last video key frame lie in its open segment, once
+    /// every record queued before this call is appended (`None`: no key frame there, or the
+    /// queue is full; a live start then waits for the camera's next key frame instead).
+    pub async fn key_frame_tail(&self, camera: &str) -> Result<Option<KeyFrameTail>, RecorderError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        match self.tx.try_send(Job::KeyFrameTail(camera.to_owned(), reply)) {
+            Ok(()) => answer.await.map_err(|_| RecorderError::Stopped),
+            Err(TrySendError::Full(_)) => Ok(None),
+            Err(TrySendError::Disconnected(_)) => Err(RecorderError::Stopped),
+        }
     }
 
     async fn send_job(&self, job: Job) -> Result<(), RecorderError> {
@@ -337,6 +353,9 @@ fn handle(
                 Err(e) => tracing::error!(camera = l.camera, "store: evidence lock: {e}"),
             }
             let _ = reply.send(result);
+        }
+        Job::KeyFrameTail(camera, reply) => {
+            let _ = reply.send(store.key_frame_tail(&camera));
         }
         Job::SetCursor(camera, name, value) => {
             if let Err(e) = store.set_cursor(&camera, name, value) {

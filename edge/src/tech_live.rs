@@ -2,7 +2,8 @@
 //! WebSocket as fragmented MP4, fed from the unit's own live hub (no central involved). The
 //! messages and the page's player are central's (crate `live-view`): only H.264 plays, an
 //! H.265 camera gets an `unsupported` message that the page shows instead of the picture.
-//! `?stream=sub` picks the camera's sub stream (`sub_url`).
+//! `?stream=sub` picks the camera's sub stream (`sub_url`). The video starts at the camera's last
+//! key frame, read back from the recordings when it can (`live_start.rs`).
 
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
@@ -48,7 +49,8 @@ async fn live(
             return (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({ "error": message }))).into_response();
         }
     };
-    let Some(mut subscription) = hubs.subscribe(&id) else {
+    // From the last key frame the unit recorded, when it can (`live_start.rs`).
+    let Some(mut subscription) = crate::live_start::subscribe_from_key_frame(&hubs, &id).await else {
         let what =
             if id == camera { format!("no camera {id:?}") } else { format!("no sub stream of camera {camera:?}") };
         let body = serde_json::json!({ "error": format!("{what} is running on this unit") });

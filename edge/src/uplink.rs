@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::CentralConfig;
 use crate::live::{LiveHub, LiveHubs};
+use crate::recorder::RecorderTx;
 use crate::status::UnitStatus;
 use crate::sync_link::{CATALOG_REFRESH, CHUNK_PRIORITY, Outgoing, SyncLink, SyncSetup};
 
@@ -287,7 +288,8 @@ impl Uplink {
                         if let Some(old) = live.insert(camera.clone(), stop.clone()) {
                             old.cancel();
                         }
-                        tokio::spawn(send_live(conn.clone(), camera, hub, live_streams.clone(), stop));
+                        let recorder = self.hubs.recorder().cloned();
+                        tokio::spawn(send_live(conn.clone(), camera, hub, recorder, live_streams.clone(), stop));
                     }
                     Some(Ok(CentralMessage::StopLive { camera })) => {
                         if let Some(stop) = live.remove(&camera) {
@@ -366,12 +368,14 @@ async fn send_live(
     conn: quinn::Connection,
     camera: String,
     hub: Arc<LiveHub>,
+    recorder: Option<RecorderTx>,
     open: LiveStreams,
     stop: CancellationToken,
 ) {
     let _open = open.open();
     let result: Result<(), LinkError> = async {
-        let mut sub = hub.subscribe();
+        // From the last key frame the unit recorded, when it can (`live_start.rs`).
+        let (mut sub, _) = crate::live_start::subscribe(&hub, recorder.as_ref(), &camera).await;
         let mut stream = conn.open_uni().await.map_err(|e| LinkError::Endpoint(e.to_string()))?;
         messages::write(&mut stream, &LiveHeader { camera: camera.clone() }).await?;
         loop {

@@ -89,7 +89,11 @@ class LivePlayer {
     if (!b.length) return;
     if (v.paused && v.readyState >= 2) v.play().catch(() => {});
     // Jump to the live edge when more than a second behind; keep ~10 s in the buffer.
-    if (end - v.currentTime > 1.0) v.currentTime = Math.max(b.start(b.length - 1), end - 0.2);
+    const behind = end - v.currentTime;
+    if (behind > 1.0) v.currentTime = Math.max(b.start(b.length - 1), end - 0.2);
+    // Less behind (a start from a past key frame, a short stall): catch up at 1.5× until near.
+    else if (behind > 0.5) v.playbackRate = 1.5;
+    else if (behind < 0.25) v.playbackRate = 1.0;
     if (end - b.start(0) > 15 && !this.mse.sb.updating) this.mse.sb.remove(0, end - 10);
   }
   fail(text) {

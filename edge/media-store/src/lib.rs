@@ -14,6 +14,7 @@ mod durable;
 mod error;
 mod hasher;
 pub mod index;
+pub mod key_frame_tail;
 pub mod log;
 pub mod read;
 mod record;

@@ -183,6 +183,11 @@ impl Store {
         self.logs.get(log).and_then(|w| w.tail_index())
     }
 
+    /// The key new segments are encrypted with, if the store encrypts.
+    pub(crate) fn encryption_key(&self) -> Option<crate::crypto::MediaKey> {
+        self.opts.encryption_key.clone()
+    }
+
     /// The unit's public signing key.
     pub fn public_key(&self) -> [u8; 32] {
         self.signer.public_key()

@@ -9,6 +9,7 @@ pub mod durable;
 pub mod endpoint;
 pub mod identity;
 pub mod live;
+mod live_splice;
 pub mod live_window;
 pub mod messages;
 pub mod pki;
