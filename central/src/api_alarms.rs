@@ -6,7 +6,10 @@
 //! - `POST /api/units/{unit}/alarms/{event_id}` (a unit's events have positive ids, ingested
 //!   ones negative: see [`crate::alarms`]) with `{ "state": "in_progress"|"closed",
 //!   "comment"? }` → the alarm as it is now (operators; 409 when it would go back, a closed
-//!   alarm staying closed). Recorded in the audit log and pushed to open pages.
+//!   alarm staying closed, and when another operator set that state already: of two
+//!   acknowledging at once, through one node or two, one wins and the other is told who did
+//!   it; the same operator may set it again to change the comment). Recorded in the audit log
+//!   and pushed to open pages, at every node sharing the catalog.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -15,7 +18,7 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 
 use crate::accounts::Account;
-use crate::alarms::{self, AlarmState, Change, ChangeError};
+use crate::alarms::{AlarmState, Change, ChangeError};
 use crate::api_retrieval::bad;
 use crate::audit::Event;
 use crate::enrollment::now_us;
@@ -53,7 +56,7 @@ pub async fn list(
         Some(Ok(s)) => Some(s),
         Some(Err(s)) => return bad(StatusCode::BAD_REQUEST, format!("state {s:?} is not new, in_progress or closed")),
     };
-    match alarms::list(state.hub.store(), wanted, LIMIT).await {
+    match state.hub.alarms().list(wanted, LIMIT).await {
         Ok(a) => Json(a.into_iter().filter(|a| who.sees(&a.unit)).collect::<Vec<_>>()).into_response(),
         Err(e) => bad(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
@@ -75,7 +78,7 @@ pub async fn change(
         return bad(StatusCode::BAD_REQUEST, format!("comment is longer than {MAX_COMMENT} bytes"));
     }
     let change = Change { state: to, by: who.name.clone(), comment: comment.clone(), at_us: now_us() };
-    match alarms::change(state.hub.store(), &unit, event_id, change).await {
+    match state.hub.alarms().change(&unit, event_id, change).await {
         Ok(alarm) => {
             let action = if to == AlarmState::Closed { "alarm_closed" } else { "alarm_acknowledged" };
             let detail = match &comment {
@@ -95,7 +98,9 @@ pub async fn change(
             Json(alarm).into_response()
         }
         Err(e @ ChangeError::NotFound { .. }) => bad(StatusCode::NOT_FOUND, e.to_string()),
-        Err(e @ ChangeError::Backwards { .. }) => bad(StatusCode::CONFLICT, e.to_string()),
+        Err(e @ (ChangeError::Backwards { .. } | ChangeError::Taken { .. })) => {
+            bad(StatusCode::CONFLICT, e.to_string())
+        }
         Err(e) => bad(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

@@ -28,7 +28,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::accounts::Account;
-use crate::alarms::{self, Ingested};
+use crate::alarms::Ingested;
 use crate::api_retrieval::bad;
 use crate::audit::Event;
 use crate::auth::unit_refusal;
@@ -128,7 +128,7 @@ pub async fn ingest(State(state): State<WebState>, Extension(who): Extension<Acc
         message: body.message.unwrap_or_default(),
     };
     let store = state.hub.store();
-    let alarm = match alarms::add_ingested(store, event.clone()).await {
+    let alarm = match state.hub.alarms().add_ingested(event.clone()).await {
         Ok(a) => a,
         Err(e) => return bad(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };

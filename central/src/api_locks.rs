@@ -1,14 +1,16 @@
 //! The evidence-lock API:
 //!
 //! - `POST /api/units/{unit}/cameras/{camera}/lock` with `{ "start", "end", "reason"?,
-//!   "keep_days"? }` → 201 and the lock: locked at once in central's store, and in the unit's
-//!   store when the unit is next connected.
+//!   "keep_days"? }` → 201 and the lock: locked at once in this central's store, in the other
+//!   nodes' stores when they next look at the shared catalog (within a second), and in the
+//!   unit's store when the unit is next connected, to any node.
 //! - `GET /api/locks?unit=U&limit=N` → `{ "locks": [lock, …] }`, newest first.
 //! - `GET /api/locks/{id}` → the lock.
 //!
 //! A lock is `{ "id", "unit", "camera", "start", "end", "expires", "reason", "created",
 //! "central": { "state", "error" }, "unit_store": { "state", "error", "at" } }` with states
-//! `"pending"`, `"locked"` or `"failed"`.
+//! `"pending"`, `"locked"` or `"failed"`. Every node lists every lock (the catalog's);
+//! `central` is the answering node's own store.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -21,7 +23,7 @@ use crate::accounts::Account;
 use crate::api_retrieval::{bad, target};
 use crate::auth::unit_refusal;
 use crate::enrollment::now_us;
-use crate::evidence::{self, EvidenceLock, NewLock};
+use crate::evidence::{EvidenceLock, NewLock};
 use crate::sync_hub::RequestError;
 use crate::time::rfc3339;
 use crate::web::WebState;
@@ -112,7 +114,7 @@ pub async fn list(
     if let Some(refusal) = q.unit.as_deref().and_then(|u| unit_refusal(&who, u)) {
         return refusal;
     }
-    match evidence::list(state.hub.store(), q.unit, limit).await {
+    match state.hub.locks_listed(q.unit, limit).await {
         Ok(locks) => {
             let shown: Vec<Value> = locks.iter().filter(|l| who.sees(&l.unit)).map(lock_json).collect();
             Json(json!({ "locks": shown })).into_response()
@@ -123,7 +125,7 @@ pub async fn list(
 
 /// `GET /api/locks/{id}` (403 when the user may not see its unit).
 pub async fn get(State(state): State<WebState>, Extension(who): Extension<Account>, Path(id): Path<u64>) -> Response {
-    match evidence::get(state.hub.store(), id).await {
+    match state.hub.lock_by_id(id).await {
         Ok(Some(l)) => match unit_refusal(&who, &l.unit) {
             Some(refusal) => refusal,
             None => Json(lock_json(&l)).into_response(),

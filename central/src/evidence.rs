@@ -1,11 +1,16 @@
 //! Evidence locks set at central: a range of a unit camera's video kept from retention, both
-//! in central's store of retrieved video (locked at once, whether or not central holds the
-//! video yet) and in the unit's own store (sent over the sync protocol, again at each
-//! connection until the unit answers). Rows live in `sync.db` (`evidence_lock`), written on the
-//! store thread together with the media store's lock record.
+//! in each central node's store of retrieved video (locked at once, whether or not the node
+//! holds the video yet) and in the unit's own store (sent over the sync protocol, again at each
+//! connection until the unit answers). The lock itself and the unit's answer are in the
+//! catalog ([`crate::lock_catalog`], shared by the nodes); here is each node's own record of
+//! it in `sync.db` (`evidence_lock`, same id), written on the store thread together with the
+//! media store's lock record, so the two never disagree after a crash.
+
+use std::collections::HashMap;
+use std::path::Path;
 
 use protocol::sync::EvidenceLockRequest;
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use serde::Serialize;
 
 use crate::retrieved::{RetrievedError, RetrievedStore, log_name};
@@ -23,7 +28,8 @@ pub enum LockState {
 }
 
 impl LockState {
-    fn as_str(self) -> &'static str {
+    /// As stored: `pending`, `locked`, `failed`.
+    pub fn as_str(self) -> &'static str {
         match self {
             LockState::Pending => "pending",
             LockState::Locked => "locked",
@@ -31,7 +37,8 @@ impl LockState {
         }
     }
 
-    fn parse(s: &str) -> LockState {
+    /// The state stored as `s` (anything unknown reads as pending).
+    pub fn parse(s: &str) -> LockState {
         match s {
             "locked" => LockState::Locked,
             "failed" => LockState::Failed,
@@ -123,17 +130,36 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<EvidenceLock> {
     })
 }
 
-/// Records the lock and locks central's own store (durable when this returns). A failure of
-/// central's store is recorded in the row, not returned: the unit's lock still goes ahead.
-pub async fn create(store: &RetrievedStore, lock: NewLock, now_us: i64) -> Result<EvidenceLock, RetrievedError> {
+/// Applies catalog lock `lock` to this node's store, once: the node's record (same id) and
+/// the media store's lock in one step on the store thread; a lock already recorded is left as
+/// it is. Central's side as it stands. A failure of the media store is recorded, not returned.
+pub async fn apply(store: &RetrievedStore, lock: &EvidenceLock) -> Result<(LockState, Option<String>), RetrievedError> {
+    let lock = lock.clone();
     store
         .with_store(move |media, db| {
+            let id = lock.id as i64;
+            let known = db
+                .query_row("SELECT central_state, central_error FROM evidence_lock WHERE id = ?1", [id], |r| {
+                    Ok((LockState::parse(&r.get::<_, String>(0)?), r.get::<_, Option<String>>(1)?))
+                })
+                .optional()?;
+            if let Some(known) = known {
+                return Ok(known);
+            }
             db.execute(
-                "INSERT INTO evidence_lock (unit, camera, start_us, end_us, expires_us, reason, created_us,
-                     central_state, unit_state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', 'pending')",
-                params![lock.unit, lock.camera, lock.start_us, lock.end_us, lock.expires_us, lock.reason, now_us],
+                "INSERT INTO evidence_lock (id, unit, camera, start_us, end_us, expires_us, reason, created_us,
+                     central_state, unit_state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 'pending')",
+                params![
+                    id,
+                    lock.unit,
+                    lock.camera,
+                    lock.start_us,
+                    lock.end_us,
+                    lock.expires_us,
+                    lock.reason,
+                    lock.created_us
+                ],
             )?;
-            let id = db.last_insert_rowid();
             let reason = format!("central lock {id}: {}", lock.reason);
             let log = log_name(&lock.unit, &lock.camera);
             let (state, error) = match media.lock(&log, lock.start_us, lock.end_us, lock.expires_us, &reason) {
@@ -147,12 +173,43 @@ pub async fn create(store: &RetrievedStore, lock: NewLock, now_us: i64) -> Resul
                 "UPDATE evidence_lock SET central_state = ?2, central_error = ?3 WHERE id = ?1",
                 params![id, state.as_str(), error],
             )?;
-            Ok(db.query_row(&format!("SELECT {COLUMNS} FROM evidence_lock WHERE id = ?1"), [id], from_row)?)
+            Ok((state, error))
         })
         .await
 }
 
-/// Records the unit's answer to lock `id` (`error` is `None`: locked).
+/// This node's side of locks `ids` (those it has applied), read beside the store's writer.
+pub async fn central_states(
+    store: &RetrievedStore,
+    ids: Vec<u64>,
+) -> Result<HashMap<u64, (LockState, Option<String>)>, RetrievedError> {
+    store
+        .read(move |db| {
+            let mut stmt = db.prepare_cached("SELECT central_state, central_error FROM evidence_lock WHERE id = ?1")?;
+            let mut states = HashMap::new();
+            for id in ids {
+                let found = stmt
+                    .query_row([id as i64], |r| Ok((LockState::parse(&r.get::<_, String>(0)?), r.get(1)?)))
+                    .optional()?;
+                if let Some(state) = found {
+                    states.insert(id, state);
+                }
+            }
+            Ok(states)
+        })
+        .await
+}
+
+/// `lock` with this node's side from `states` (pending when the node has not applied it yet).
+pub fn with_central(mut lock: EvidenceLock, states: &HashMap<u64, (LockState, Option<String>)>) -> EvidenceLock {
+    if let Some((state, error)) = states.get(&lock.id) {
+        lock.central = *state;
+        lock.central_error = error.clone();
+    }
+    lock
+}
+
+/// Records in this node's record the unit's answer to lock `id` (`error` is `None`: locked).
 pub async fn unit_answered(
     store: &RetrievedStore,
     id: u64,
@@ -161,7 +218,7 @@ pub async fn unit_answered(
 ) -> Result<(), RetrievedError> {
     let state = if error.is_none() { LockState::Locked } else { LockState::Failed };
     store
-        .query(move |db| {
+        .write(move |db| {
             db.execute(
                 "UPDATE evidence_lock SET unit_state = ?2, unit_error = ?3, unit_done_us = ?4 WHERE id = ?1",
                 params![id as i64, state.as_str(), error, now_us],
@@ -171,46 +228,23 @@ pub async fn unit_answered(
         .await
 }
 
-/// `unit`'s locks it has not answered yet, oldest first (handed to its sync core at start).
-pub async fn pending(store: &RetrievedStore, unit: &str) -> Result<Vec<EvidenceLockRequest>, RetrievedError> {
-    let unit = unit.to_owned();
-    store
-        .query(move |db| {
-            let mut stmt = db.prepare(&format!(
-                "SELECT {COLUMNS} FROM evidence_lock WHERE unit = ?1 AND unit_state = 'pending' ORDER BY id"
-            ))?;
-            let rows = stmt.query_map([unit], from_row)?.collect::<Result<Vec<_>, _>>()?;
-            Ok(rows.iter().map(EvidenceLock::request).collect())
-        })
-        .await
-}
-
-/// Lock `id`, if it exists.
-pub async fn get(store: &RetrievedStore, id: u64) -> Result<Option<EvidenceLock>, RetrievedError> {
-    store
-        .query(move |db| {
-            Ok(db
-                .query_row(&format!("SELECT {COLUMNS} FROM evidence_lock WHERE id = ?1"), [id as i64], from_row)
-                .optional()?)
-        })
-        .await
-}
-
-/// The newest `limit` locks, of one unit or of all.
-pub async fn list(
-    store: &RetrievedStore,
-    unit: Option<String>,
-    limit: u32,
-) -> Result<Vec<EvidenceLock>, RetrievedError> {
-    store
-        .query(move |db| {
-            let mut stmt = db.prepare(&format!(
-                "SELECT {COLUMNS} FROM evidence_lock WHERE ?1 IS NULL OR unit = ?1 ORDER BY id DESC LIMIT ?2"
-            ))?;
-            let rows = stmt.query_map(params![unit, limit], from_row)?.collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
-        .await
+/// Every lock recorded in the `sync.db` at `path` (none if it has no such table), for the
+/// catalog to adopt those made before locks were shared.
+pub fn read_local(path: &Path) -> rusqlite::Result<Vec<EvidenceLock>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let db = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    db.busy_timeout(std::time::Duration::from_secs(10))?;
+    let table: Option<String> = db
+        .query_row("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'evidence_lock'", [], |r| r.get(0))
+        .optional()?;
+    if table.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut stmt = db.prepare(&format!("SELECT {COLUMNS} FROM evidence_lock ORDER BY id"))?;
+    let rows = stmt.query_map([], from_row)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
 
 #[cfg(test)]
@@ -218,38 +252,43 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_lock_is_kept_at_central_and_waits_for_the_unit() {
+    async fn a_catalog_lock_is_applied_to_centrals_store_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = RetrievedStore::open(dir.path()).unwrap();
-        let new = NewLock {
+        let lock = EvidenceLock {
+            id: 7,
             unit: "bus".into(),
             camera: "front".into(),
             start_us: 1_000_000,
             end_us: 9_000_000,
             expires_us: i64::MAX,
             reason: "incident 7".into(),
+            created_us: 42,
+            central: LockState::Pending,
+            central_error: None,
+            unit_state: LockState::Pending,
+            unit_error: None,
+            unit_done_us: None,
         };
-        let lock = create(&store, new, 42).await.unwrap();
-        assert_eq!((lock.central, lock.unit_state, lock.created_us), (LockState::Locked, LockState::Pending, 42));
-        assert_eq!(pending(&store, "bus").await.unwrap(), vec![lock.request()]);
-        assert!(pending(&store, "tram").await.unwrap().is_empty());
-        unit_answered(&store, lock.id, None, 50).await.unwrap();
-        assert!(pending(&store, "bus").await.unwrap().is_empty());
-        let after = get(&store, lock.id).await.unwrap().unwrap();
-        assert_eq!((after.unit_state, after.unit_done_us), (LockState::Locked, Some(50)));
-        assert_eq!(list(&store, None, 10).await.unwrap(), vec![after.clone()]);
-        assert!(list(&store, Some("tram".into()), 10).await.unwrap().is_empty());
+        assert_eq!(apply(&store, &lock).await.unwrap(), (LockState::Locked, None));
+        assert_eq!(apply(&store, &lock).await.unwrap(), (LockState::Locked, None), "applied again: nothing new");
+        let states = central_states(&store, vec![7, 8]).await.unwrap();
+        assert_eq!(states.len(), 1, "lock 8 was never applied here");
+        assert_eq!(with_central(lock.clone(), &states).central, LockState::Locked);
+        unit_answered(&store, 7, None, 50).await.unwrap();
         drop(store);
+        let local = read_local(&dir.path().join("sync.db")).unwrap();
+        assert_eq!((local.len(), local[0].id, local[0].unit_state), (1, 7, LockState::Locked));
 
-        // The lock is in central's media store, where retention will honour it.
+        // The lock is in central's media store once, where retention will honour it.
         let catalog =
             media_store::catalog::Catalog::open_read_only(&media_store::catalog_path(&dir.path().join("media")))
                 .unwrap();
         let locks = catalog.locks().unwrap();
         assert_eq!(locks.len(), 1, "{locks:?}");
         assert_eq!(
-            (locks[0].log.as_str(), locks[0].lock.start_us, locks[0].lock.end_us),
-            ("bus/front", 1_000_000, 9_000_000)
+            (locks[0].log.as_str(), locks[0].lock.start_us, locks[0].lock.end_us, locks[0].lock.reason.as_str()),
+            ("bus/front", 1_000_000, 9_000_000, "central lock 7: incident 7")
         );
     }
 }

@@ -5,6 +5,9 @@
 //! ARCHITECTURE.md.
 
 pub mod accounts;
+pub mod alarm_carry;
+pub mod alarm_poll;
+mod alarm_writes;
 pub mod alarms;
 pub mod api_alarms;
 pub mod api_auth;
@@ -34,6 +37,8 @@ pub mod interconnect;
 pub mod live_events;
 pub mod live_fmp4;
 pub mod live_ws;
+pub mod lock_apply;
+pub mod lock_catalog;
 pub mod metrics;
 pub mod password;
 pub mod playback;

@@ -65,25 +65,44 @@ impl LiveEvent {
 /// The publisher (cheap to clone; every clone publishes to the same subscribers).
 #[derive(Clone)]
 pub struct LiveEvents {
+    /// Everything: this node's changes and those of other nodes sharing the catalog (pages).
     tx: broadcast::Sender<LiveEvent>,
+    /// This node's own changes only (webhooks: each change is delivered by the node that made it).
+    local: broadcast::Sender<LiveEvent>,
     closed: CancellationToken,
 }
 
 impl Default for LiveEvents {
     fn default() -> LiveEvents {
-        LiveEvents { tx: broadcast::channel(BACKLOG).0, closed: CancellationToken::new() }
+        LiveEvents {
+            tx: broadcast::channel(BACKLOG).0,
+            local: broadcast::channel(BACKLOG).0,
+            closed: CancellationToken::new(),
+        }
     }
 }
 
 impl LiveEvents {
-    /// Tells every subscriber (nobody listening is fine).
+    /// Tells every subscriber of a change made at this node (nobody listening is fine).
     pub fn publish(&self, event: LiveEvent) {
+        let _ = self.local.send(event.clone());
         let _ = self.tx.send(event);
     }
 
-    /// A new subscriber, hearing of what is published from now on.
+    /// Tells the subscribers of [`LiveEvents::subscribe`] (pages) of a change another node
+    /// sharing the catalog made (see [`crate::alarm_poll`]).
+    pub fn publish_from_peer(&self, event: LiveEvent) {
+        let _ = self.tx.send(event);
+    }
+
+    /// A new subscriber, hearing of what is published from now on, at this node or another.
     pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
         self.tx.subscribe()
+    }
+
+    /// A new subscriber to this node's own changes only.
+    pub fn subscribe_local(&self) -> broadcast::Receiver<LiveEvent> {
+        self.local.subscribe()
     }
 
     /// Ends every subscriber's stream (central is shutting down: open event streams would
@@ -112,5 +131,17 @@ mod tests {
         assert_eq!((got.name(), got.unit()), ("unit", "bus"));
         assert_eq!(got.data(), json!({ "unit": "bus", "online": false }));
         assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn another_nodes_changes_reach_pages_but_not_local_subscribers() {
+        let live = LiveEvents::default();
+        let (mut pages, mut local) = (live.subscribe(), live.subscribe_local());
+        live.publish_from_peer(LiveEvent::Unit { unit: "far".into(), online: true });
+        live.publish(LiveEvent::Unit { unit: "near".into(), online: true });
+        assert_eq!(pages.try_recv().unwrap().unit(), "far");
+        assert_eq!(pages.try_recv().unwrap().unit(), "near");
+        assert_eq!(local.try_recv().unwrap().unit(), "near", "only this node's own change");
+        assert!(local.try_recv().is_err());
     }
 }

@@ -324,7 +324,19 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         let profiles = central::profiles::Profiles::open(&at).context("cannot open the fleet profiles")?;
         let options = options.with_profiles(Arc::new(profiles));
         let audit = central::audit::AuditLog::open(&at).context("cannot open the audit log")?;
-        let hub = Arc::new(central::sync_hub::SyncHub::new(retrieved, site, Arc::new(options)).with_audit(audit));
+        let sync_db = dir.join("sync.db");
+        let alarms = Arc::new(
+            central::alarms::Alarms::open(&at, &sync_db, &central::alarms::node_name())
+                .context("cannot open the alarms")?,
+        );
+        let locks =
+            central::lock_catalog::LockCatalog::open(&at, &sync_db).context("cannot open the evidence locks")?;
+        let hub = Arc::new(
+            central::sync_hub::SyncHub::new(retrieved, site, Arc::new(options), alarms.clone(), locks)
+                .with_audit(audit),
+        );
+        tokio::spawn(central::alarm_poll::run(alarms, hub.store().live().clone(), shutdown.clone()));
+        tokio::spawn(central::lock_apply::run(hub.clone(), shutdown.clone()));
         let registry = Arc::new(Mutex::new(registry));
         let interconnect = Interconnect {
             fleet: fleet.clone(),

@@ -1,7 +1,8 @@
 //! Central's store of what it retrieved from units: the frames in a media store of its own
 //! (one log per unit camera, `UNIT/CAMERA`), and in SQLite (`sync.db`) which of each unit's
 //! sequence numbers it holds, the sync state that must survive a restart, the operator's
-//! retrievals and the units' events (alarms).
+//! retrievals and this node's record of evidence locks. (Alarms are in the catalog,
+//! [`crate::alarms`]; an older store's `alarm` table is carried over there once.)
 //!
 //! A chunk is never stored twice, even when central dies in the middle of storing it: before
 //! appending, the plan (which records go where) is written to SQLite; the frames are appended
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use media_store::{MediaKind, Record, Store, StoreOptions, StoredAudioParameters, StoredFrame, StoredParameters};
-use protocol::sync::{RemoteEvent, RetrievedMedia, SyncFrame};
+use protocol::sync::{RetrievedMedia, SyncFrame};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use sync_core::{CentralDurable, Holdings};
@@ -76,15 +77,6 @@ CREATE TABLE IF NOT EXISTS evidence_lock (
     unit_done_us INTEGER
 ) STRICT;
 CREATE INDEX IF NOT EXISTS evidence_lock_pending ON evidence_lock (unit, unit_state);
-CREATE TABLE IF NOT EXISTS alarm (
-    unit TEXT NOT NULL,
-    event_id INTEGER NOT NULL,
-    time_us INTEGER NOT NULL,
-    cameras TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    state TEXT NOT NULL,
-    PRIMARY KEY (unit, event_id)
-) STRICT;
 ";
 
 /// Why storing failed.
@@ -102,6 +94,9 @@ pub enum RetrievedError {
     /// The store thread is gone.
     #[error("the retrieved-video store has stopped")]
     Stopped,
+    /// The catalog failed (the evidence locks and alarms shared with other nodes).
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
 }
 
 /// One planned record of a chunk: a frame (its unit sequence number and time) or parameters.
@@ -243,7 +238,6 @@ impl RetrievedStore {
         db.busy_timeout(std::time::Duration::from_secs(10))?;
         db.execute_batch(SCHEMA)?;
         add_live_column(&db)?;
-        crate::alarms::migrate(&db)?;
         let mut inner = Inner { store, db, last_parameters: HashMap::new(), last_audio_parameters: HashMap::new() };
         inner.finish_pending()?;
         let (tx, rx) = mpsc::sync_channel::<Job>(64);
@@ -478,15 +472,6 @@ impl RetrievedStore {
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
-    }
-
-    /// Stores a unit's events as new alarms (idempotent by event id, see [`crate::alarms`]) and
-    /// tells open pages about the new ones.
-    pub async fn add_alarms(&self, unit: &str, events: Vec<RemoteEvent>) -> Result<(), RetrievedError> {
-        for alarm in crate::alarms::add(self, unit, events).await? {
-            self.live.publish(LiveEvent::Alarm(alarm));
-        }
-        Ok(())
     }
 
     /// Tells open pages that `unit`'s retrieval `core_id` (its sync core's id) finished.

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::alarms::{self, Alarm, AlarmState};
+use crate::alarms::{Alarm, AlarmState};
 use crate::sync_hub::SyncHub;
 use crate::time::rfc3339;
 
@@ -78,7 +78,7 @@ fn message_of(detail: &str) -> String {
 pub async fn of_units(hub: &SyncHub, units: &[String]) -> HashMap<String, StorageJson> {
     let mut open: Vec<Alarm> = Vec::new();
     for state in [AlarmState::New, AlarmState::InProgress] {
-        match alarms::list(hub.store(), Some(state), LOOKED_AT).await {
+        match hub.alarms().list(Some(state), LOOKED_AT).await {
             Ok(a) => open.extend(a),
             Err(e) => tracing::error!("cannot read the alarms for storage health: {e}"),
         }

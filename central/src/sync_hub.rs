@@ -17,9 +17,12 @@ use sync_core::{
 };
 use tokio::sync::{Mutex, Notify, mpsc};
 
+use crate::alarms::Alarms;
 use crate::config::{CentralConfig as SiteConfig, RecordingOption};
 use crate::enrollment::now_us;
 use crate::evidence::{self, EvidenceLock, NewLock};
+use crate::live_events::LiveEvent;
+use crate::lock_catalog::LockCatalog;
 use crate::profiles::ProfileError;
 use crate::recording_options::RecordingOptions;
 use crate::retrieved::{RetrievedError, RetrievedStore};
@@ -63,6 +66,10 @@ pub struct SyncHub {
     epoch: Instant,
     /// Where the technician's changes units report are recorded.
     audit: Option<Arc<crate::audit::AuditLog>>,
+    /// Every unit's alarms (in the catalog, shared by the nodes).
+    alarms: Arc<Alarms>,
+    /// Every evidence lock (in the catalog; each node's own record is in its store).
+    locks: LockCatalog,
 }
 
 /// Why a retrieval could not be queued.
@@ -85,9 +92,27 @@ pub enum RequestError {
 }
 
 impl SyncHub {
-    /// A hub over central's store of retrieved video, retrieving by each camera's `options`.
-    pub fn new(store: RetrievedStore, site: Arc<SiteConfig>, options: Arc<RecordingOptions>) -> SyncHub {
-        SyncHub { store, site, options, units: Mutex::default(), epoch: Instant::now(), audit: None }
+    /// A hub over central's store of retrieved video, retrieving by each camera's `options`,
+    /// raising the units' events as `alarms` and keeping evidence locks in `locks`.
+    pub fn new(
+        store: RetrievedStore,
+        site: Arc<SiteConfig>,
+        options: Arc<RecordingOptions>,
+        alarms: Arc<Alarms>,
+        locks: LockCatalog,
+    ) -> SyncHub {
+        SyncHub { store, site, options, units: Mutex::default(), epoch: Instant::now(), audit: None, alarms, locks }
+    }
+
+    /// Every unit's alarms.
+    pub fn alarms(&self) -> &Arc<Alarms> {
+        &self.alarms
+    }
+
+    /// Every evidence lock, as the catalog has it (see [`SyncHub::locks_listed`] for this
+    /// node's side of each).
+    pub fn locks(&self) -> &LockCatalog {
+        &self.locks
     }
 
     /// The technician's changes units report go to this audit log too (action
@@ -125,9 +150,6 @@ impl SyncHub {
             Some(durable) => CentralSync::restore(config, durable, holdings),
             None => CentralSync::new(config, holdings),
         };
-        for lock in evidence::pending(&self.store, unit).await? {
-            core.lock(lock);
-        }
         // Central's latest settings of the unit, if it has not applied them yet.
         if let Some(profiles) = self.options.profiles() {
             match (profiles.last_push(unit), profiles.state(unit)) {
@@ -149,6 +171,23 @@ impl SyncHub {
             reported_metered: std::sync::Mutex::default(),
         });
         Ok(self.units.lock().await.entry(unit.to_owned()).or_insert(u).clone())
+    }
+
+    /// Hands `u`'s unanswered evidence locks from the catalog to its sync core (those it has
+    /// not got yet), at each connection: those made through other nodes before it connected
+    /// (later ones [`crate::lock_apply`] hands over), also after a failed read.
+    async fn hand_pending_locks(&self, u: &UnitSync) {
+        match self.locks.pending(&u.name).await {
+            Ok(pending) => {
+                let mut core = u.core.lock().await;
+                for lock in pending {
+                    if !core.pending_locks().any(|l| l.lock_id == lock.id) {
+                        core.lock(lock.request());
+                    }
+                }
+            }
+            Err(e) => tracing::error!(unit = %u.name, "cannot read the unit's evidence locks: {e}"),
+        }
     }
 
     /// For `/metrics`: retrievals by state over every unit central has sync state for, and by
@@ -188,17 +227,55 @@ impl SyncHub {
         Ok(self.store.add_retrieval(unit, core_id.0, camera, start_us, end_us).await?)
     }
 
-    /// Evidence-locks a range of `unit`'s `camera` until `expires_us`: at once in central's
-    /// store, and in the unit's store when it is next connected (see [`crate::evidence`]).
+    /// Evidence-locks a range of `unit`'s `camera` until `expires_us`: in the catalog, at
+    /// once in this node's store, in the other nodes' stores within their next look at the
+    /// catalog, and in the unit's store when it is next connected, to whichever node (see
+    /// [`crate::evidence`], [`crate::lock_apply`]).
     pub async fn lock(&self, lock: NewLock) -> Result<EvidenceLock, RequestError> {
         if lock.end_us <= lock.start_us {
             return Err(RequestError::EmptyRange);
         }
         let u = self.unit(&lock.unit).await?;
-        let made = evidence::create(&self.store, lock, now_us()).await?;
+        let mut made = self.locks.create(lock, now_us()).await.map_err(RetrievedError::from)?;
+        // Had this node stopped here, its next look at the catalog would apply the lock.
+        (made.central, made.central_error) = evidence::apply(&self.store, &made).await?;
         u.core.lock().await.lock(made.request());
         u.wake.notify_one();
         Ok(made)
+    }
+
+    /// Applies catalog lock `lock` to this node (idempotent): its store, and, while the unit
+    /// has not answered, the unit's sync core if this node has it loaded (a unit this node
+    /// loads later gets its unanswered locks from the catalog then).
+    pub async fn apply_lock(&self, lock: &EvidenceLock) -> Result<(), RetrievedError> {
+        evidence::apply(&self.store, lock).await?;
+        if lock.unit_state != evidence::LockState::Pending {
+            return Ok(());
+        }
+        let u = self.units.lock().await.get(&lock.unit).cloned();
+        if let Some(u) = u {
+            let mut core = u.core.lock().await;
+            if !core.pending_locks().any(|l| l.lock_id == lock.id) {
+                core.lock(lock.request());
+                drop(core);
+                u.wake.notify_one();
+            }
+        }
+        Ok(())
+    }
+
+    /// The newest `limit` evidence locks (of `unit`, or all), each with this node's side.
+    pub async fn locks_listed(&self, unit: Option<String>, limit: u32) -> Result<Vec<EvidenceLock>, RetrievedError> {
+        let locks = self.locks.list(unit, limit).await?;
+        let states = evidence::central_states(&self.store, locks.iter().map(|l| l.id).collect()).await?;
+        Ok(locks.into_iter().map(|l| evidence::with_central(l, &states)).collect())
+    }
+
+    /// Evidence lock `id` with this node's side, if it exists.
+    pub async fn lock_by_id(&self, id: u64) -> Result<Option<EvidenceLock>, RetrievedError> {
+        let Some(lock) = self.locks.get(id).await? else { return Ok(None) };
+        let states = evidence::central_states(&self.store, vec![id]).await?;
+        Ok(Some(evidence::with_central(lock, &states)))
     }
 
     /// Works out `unit`'s effective camera settings for `cameras` (the cameras it shares), makes
@@ -269,6 +346,7 @@ impl SyncHub {
         use std::sync::atomic::Ordering;
         let u = self.unit(unit).await?;
         u.session.store(session, Ordering::SeqCst);
+        self.hand_pending_locks(&u).await;
         let (done_tx, mut done_rx) = mpsc::channel::<Done>(64);
         // The unit's bulk windows, parsed once for the session (the loop asks every wake-up).
         let bulk = self.site.bulk_time_profile(unit);
@@ -409,9 +487,17 @@ impl SyncHub {
                 CentralAction::Events { events } => {
                     let up_to = events.last().map(|e| e.id);
                     self.event_windows(u, &events).await;
-                    self.store.add_alarms(&u.name, events).await?;
-                    if let Some(id) = up_to {
-                        let _ = done.send(Done::Events(id)).await;
+                    match self.alarms.add(&u.name, events).await {
+                        Ok(added) => {
+                            for alarm in added {
+                                self.store.live().publish(LiveEvent::Alarm(alarm));
+                            }
+                            if let Some(id) = up_to {
+                                let _ = done.send(Done::Events(id)).await;
+                            }
+                        }
+                        // Not acknowledged: the unit sends them again at its next connection.
+                        Err(e) => tracing::error!(unit = %u.name, "cannot store the unit's events as alarms: {e}"),
                     }
                 }
                 CentralAction::Finished { retrieval, status } => {
@@ -432,6 +518,7 @@ impl SyncHub {
                             tracing::warn!(unit = %u.name, lock = lock_id, "the unit refused the evidence lock: {e}")
                         }
                     }
+                    self.locks.unit_answered(lock_id, error.clone(), now_us()).await?;
                     evidence::unit_answered(&self.store, lock_id, error, now_us()).await?;
                 }
                 CentralAction::SettingsApplied { revision, conflicts } => {

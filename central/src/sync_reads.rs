@@ -1,7 +1,7 @@
 //! Reads of `sync.db` on connections of their own, beside the retrieved-video store's thread
 //! (its one writer). `sync.db` is in WAL mode, so a reader sees every transaction committed
-//! before it began and never waits for the writer: the API's lists (alarms, retrievals,
-//! timelines) no longer queue behind the stores, events and sync state of a busy fleet.
+//! before it began and never waits for the writer: the API's lists (retrievals,
+//! timelines, locks' central side) no longer queue behind the stores, events and sync state of a busy fleet.
 //!
 //! Connections are opened read-only when first needed and kept for reuse (a few; more are
 //! opened while many reads run at once and closed after). Each read runs off the async

@@ -1,5 +1,6 @@
 //! Group commit of small writes to `sync.db`: each unit's sync state, when it was last seen and
-//! its events as alarms. A busy fleet makes hundreds of these a second, and as separate
+//! its answers to evidence locks (its events as alarms go to the catalog in groups of their own,
+//! `alarm_writes.rs`). A busy fleet makes hundreds of these a second, and as separate
 //! transactions each waited for its own fsync on the store's one thread, in front of everything
 //! else there. Here the writes that arrive while one batch is being committed go together into
 //! the next: one transaction, one fsync.

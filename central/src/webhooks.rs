@@ -201,7 +201,7 @@ impl Webhooks {
         if self.hooks.is_empty() {
             return;
         }
-        tokio::spawn(self.clone().produce(live.subscribe(), fleet, shutdown.clone()));
+        tokio::spawn(self.clone().produce(live.subscribe_local(), fleet, shutdown.clone()));
         for i in 0..self.hooks.len() {
             tokio::spawn(self.clone().work(i, shutdown.clone()));
         }

@@ -72,4 +72,18 @@ pub enum CatalogError {
         /// The newest version this build knows.
         known: i64,
     },
+    /// The blocking task that ran a call was cancelled (central is shutting down).
+    #[error("catalog {part}: the call was cancelled because central is shutting down")]
+    Stopped {
+        /// The catalog part.
+        part: &'static str,
+    },
+    /// A thread of the catalog's could not be started.
+    #[error("catalog {part}: cannot start its writer thread: {message}; the system may be out of threads or memory")]
+    Thread {
+        /// The catalog part.
+        part: &'static str,
+        /// The system's message.
+        message: String,
+    },
 }

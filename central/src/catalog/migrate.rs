@@ -17,7 +17,7 @@ pub struct Migration {
 #[derive(Debug, Clone, Copy)]
 pub struct Schema {
     /// The part's name (`registry`, `accounts`, `audit`, `recording_options`,
-    /// `profiles`).
+    /// `profiles`, `alarms`, `evidence_locks`).
     pub part: &'static str,
     /// Its file in the store directory when the catalog is SQLite.
     pub sqlite_file: &'static str,

@@ -1,14 +1,16 @@
 //! The catalog: central's fleet state (units and their cameras, enrollments, certificates and
 //! revocations, users and tokens, the audit log, recording options set through the API, fleet
-//! profiles) behind one small backend-neutral interface, on SQLite (the default: one file per
+//! profiles, alarms, evidence locks) behind one small backend-neutral interface, on SQLite (the default: one file per
 //! part under the store directory, as always) or on PostgreSQL (`[catalog] url =
 //! "postgres://…"`: one database that several central nodes share).
 //!
 //! SQL is written once, in the dialect both understand: `$1` placeholders (rewritten to `?1`
 //! for SQLite), `ON CONFLICT … DO NOTHING/UPDATE`, `RETURNING`; only the schema (DDL) is written
-//! per backend, as numbered [`Migration`]s applied at open. What is not here stays with each
-//! node: `sync.db` (retrievals, holdings, alarms, evidence locks) is transactional with that
-//! node's own media store. See central/DESIGN.md, "The catalog".
+//! per backend, as numbered [`Migration`]s applied at open. Alarms (`crate::alarms`) and
+//! evidence locks (`crate::lock_catalog`) are parts too, so nodes sharing a catalog share them.
+//! What is not here stays with each node: `sync.db` (retrievals, holdings, and the node's record
+//! of each lock in its media store) is transactional with that node's own media store. See
+//! central/DESIGN.md, "The catalog".
 
 mod db;
 mod error;
