@@ -21,6 +21,7 @@ pub mod io_link;
 pub mod link_test;
 pub mod link_type;
 pub mod live;
+pub mod live_datagrams;
 pub mod metadata_ingest;
 pub mod metrics;
 pub mod onvif_metadata;
