@@ -15,6 +15,7 @@ use protocol::interconnect::{
 use tokio_util::sync::CancellationToken;
 
 use crate::fleet::{Fleet, UnitLive};
+use crate::live_datagrams::DatagramLive;
 use crate::registry::Registry;
 use crate::relay::Relay;
 use crate::sync_hub::SyncHub;
@@ -222,14 +223,23 @@ impl Interconnect {
         let mut demand = self.relay.demand(&hello.unit_id);
         let shared: BTreeSet<String> = hello.cameras.iter().map(|c| c.id.clone()).collect();
         let live_tx = ctl_tx.clone();
+        // Live frames as datagrams with parity for a unit that can (protocol version 5).
+        let datagram_live = crate::live_datagrams::wanted(hello, conn).then(|| Arc::new(DatagramLive::default()));
         let live_demand = async {
             let mut streaming = BTreeSet::new();
             loop {
                 let wanted: BTreeSet<String> = demand.borrow_and_update().intersection(&shared).cloned().collect();
                 for camera in wanted.difference(&streaming) {
-                    let _ = live_tx.send(CentralMessage::StartLive { camera: camera.clone() }).await;
+                    let start = match &datagram_live {
+                        Some(d) => d.start(camera),
+                        None => CentralMessage::StartLive { camera: camera.clone() },
+                    };
+                    let _ = live_tx.send(start).await;
                 }
                 for camera in streaming.difference(&wanted) {
+                    if let Some(d) = &datagram_live {
+                        d.stop(camera);
+                    }
                     let _ = live_tx.send(CentralMessage::StopLive { camera: camera.clone() }).await;
                 }
                 streaming = wanted;
@@ -302,11 +312,18 @@ impl Interconnect {
                 let unit = unit.clone();
                 let unit_id = hello.unit_id.clone();
                 let relay = self.relay.clone();
+                let datagrams = datagram_live.clone().map(|d| (d, ctl_tx.clone()));
                 tokio::spawn(async move {
-                    if let Err(e) = receive_live(stream, &unit_id, &unit, &relay).await {
+                    if let Err(e) = receive_live(stream, &unit_id, &unit, &relay, datagrams).await {
                         tracing::debug!(unit = %unit_id, "live stream ended: {e}");
                     }
                 });
+            }
+        };
+        let datagrams = async {
+            match &datagram_live {
+                Some(d) => d.read(conn).await,
+                None => std::future::pending().await,
             }
         };
         let cameras: Vec<String> = hello.cameras.iter().map(|c| c.id.clone()).collect();
@@ -322,6 +339,7 @@ impl Interconnect {
             r = live_demand => r,
             r = writer => r,
             r = chunks => r,
+            r = datagrams => r,
             r = sync => r,
             () = shutdown.cancelled() => Ok(()),
         };
@@ -358,12 +376,15 @@ fn check_hello(hello: &Hello) -> Result<(), String> {
     Ok(())
 }
 
-/// Receives one camera's live stream from the unit and publishes it to the camera's viewers.
+/// Receives one camera's live stream from the unit and publishes it to the camera's viewers;
+/// its frames come as datagrams when central asked for them on a slot (`datagrams`: the
+/// connection's slots and the control stream's writer).
 async fn receive_live(
     mut stream: quinn::RecvStream,
     unit_id: &str,
     unit: &UnitLive,
     relay: &Relay,
+    datagrams: Option<(Arc<DatagramLive>, mpsc::Sender<CentralMessage>)>,
 ) -> Result<(), link::LinkError> {
     let Some(header) = messages::read::<LiveHeader>(&mut stream).await? else {
         return Ok(());
@@ -373,6 +394,11 @@ async fn receive_live(
         return Ok(());
     };
     let (channel, _upstream) = relay.upstream(unit_id, &header.camera);
+    if let Some((slots, control)) = datagrams
+        && let Some((slot, rx)) = slots.take(&header.camera)
+    {
+        return crate::live_datagrams::receive(stream, slot, rx, &channel, camera, control).await;
+    }
     while let Some(msg) = messages::read::<LiveMessage>(&mut stream).await? {
         match msg {
             LiveMessage::Frame(frame) => {

@@ -34,6 +34,7 @@ pub mod export_audio;
 pub mod fleet;
 pub mod hellos;
 pub mod interconnect;
+pub mod live_datagrams;
 pub mod live_events;
 pub mod live_fmp4;
 pub mod live_ws;

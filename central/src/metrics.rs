@@ -123,7 +123,7 @@ async fn metrics(State(state): State<WebState>, extensions: axum::http::Extensio
 /// The live relay's figures, by camera.
 fn live(e: &mut Exposition, state: &WebState) {
     let channels = state.relay.channels();
-    let families: [ChannelFigure; 5] = [
+    let families: [ChannelFigure; 10] = [
         ("convoy_central_live_viewers", Kind::Gauge, "Viewers watching the camera live now.", |c| c.viewers() as u64),
         (
             "convoy_central_live_upstreams",
@@ -148,6 +148,36 @@ fn live(e: &mut Exposition, state: &WebState) {
             Kind::Counter,
             "Live frames viewers missed because they fell behind (skipped to the next key frame), summed over viewers.",
             |c| c.hub().stats().frames_skipped,
+        ),
+        (
+            "convoy_central_live_datagrams_received_total",
+            Kind::Counter,
+            "Live datagrams received from the unit for the camera (protocol version 5).",
+            |c| c.datagrams().datagrams.load(Ordering::Relaxed),
+        ),
+        (
+            "convoy_central_live_datagrams_bad_total",
+            Kind::Counter,
+            "Live datagrams that did not decode or did not fit their frame.",
+            |c| c.datagrams().bad.load(Ordering::Relaxed),
+        ),
+        (
+            "convoy_central_live_fragments_rebuilt_total",
+            Kind::Counter,
+            "Lost live datagram fragments rebuilt from parity, without waiting for the unit.",
+            |c| c.datagrams().rebuilt.load(Ordering::Relaxed),
+        ),
+        (
+            "convoy_central_live_nacks_total",
+            Kind::Counter,
+            "Live frames asked of the unit again because parity could not rebuild them.",
+            |c| c.datagrams().nacks.load(Ordering::Relaxed),
+        ),
+        (
+            "convoy_central_live_frames_given_up_total",
+            Kind::Counter,
+            "Live frames given up (not rebuilt in time, or skipped until the next key frame after one).",
+            |c| c.datagrams().given_up.load(Ordering::Relaxed),
         ),
     ];
     for (name, kind, help, read) in families {

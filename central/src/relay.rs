@@ -23,6 +23,7 @@ pub struct Channel {
     hub: LiveHub,
     viewers: AtomicUsize,
     upstreams: AtomicUsize,
+    datagrams: crate::live_datagrams::DatagramCounters,
 }
 
 /// The most a channel keeps of the current group of pictures for viewers who join while it
@@ -35,6 +36,7 @@ impl Default for Channel {
             hub: LiveHub::with_gop_cache(GOP_CACHE_BYTES),
             viewers: AtomicUsize::new(0),
             upstreams: AtomicUsize::new(0),
+            datagrams: Default::default(),
         }
     }
 }
@@ -48,6 +50,11 @@ impl Channel {
     /// Viewers watching now.
     pub fn viewers(&self) -> usize {
         self.viewers.load(Ordering::Relaxed)
+    }
+
+    /// What live datagrams (protocol version 5) brought this camera.
+    pub fn datagrams(&self) -> &crate::live_datagrams::DatagramCounters {
+        &self.datagrams
     }
 
     /// Live streams from the unit open now (1 while watched and connected; never more).

@@ -22,6 +22,7 @@ pub mod io_link;
 pub mod link_test;
 pub mod link_type;
 pub mod live;
+pub mod live_datagrams;
 pub mod live_start;
 pub mod metadata_ingest;
 pub mod metrics;

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::CentralConfig;
 use crate::live::{LiveHub, LiveHubs};
+use crate::live_datagrams::{LiveNack, LiveStart, send_live_datagrams};
 use crate::recorder::RecorderTx;
 use crate::status::UnitStatus;
 use crate::sync_link::{CATALOG_REFRESH, CHUNK_PRIORITY, Outgoing, SyncLink, SyncSetup};
@@ -243,6 +244,8 @@ impl Uplink {
             messages::write(&mut send, &EdgeMessage::CameraState(state)).await.map_err(|e| e.to_string())?;
         }
         let mut live: HashMap<String, CancellationToken> = HashMap::new();
+        // Where central's requests to resend live datagrams go, by slot.
+        let mut live_nacks: HashMap<u32, mpsc::Sender<LiveNack>> = HashMap::new();
         let live_stop = shutdown.child_token();
         let _live_guard = live_stop.clone().drop_guard();
         let mut events = self.status.events.subscribe();
@@ -290,6 +293,28 @@ impl Uplink {
                         }
                         let recorder = self.hubs.recorder().cloned();
                         tokio::spawn(send_live(conn.clone(), camera, hub, recorder, live_streams.clone(), stop));
+                    }
+                    Some(Ok(CentralMessage::StartLiveDatagrams { camera, slot })) => {
+                        let Some(hub) = self.hubs.get(&camera).filter(|_| self.shared(&camera)) else {
+                            tracing::warn!("central asked for unknown camera {camera:?}");
+                            continue;
+                        };
+                        let stop = live_stop.child_token();
+                        if let Some(old) = live.insert(camera.clone(), stop.clone()) {
+                            old.cancel();
+                        }
+                        let (nack_tx, nack_rx) = mpsc::channel(64);
+                        live_nacks.retain(|_, tx| !tx.is_closed());
+                        live_nacks.insert(slot, nack_tx);
+                        let (conn, open) = (conn.clone(), live_streams.clone());
+                        let recorder = self.hubs.recorder().cloned();
+                        let start = LiveStart { camera, slot, hub, recorder };
+                        tokio::spawn(send_live_datagrams(conn, start, open, stop, nack_rx));
+                    }
+                    Some(Ok(CentralMessage::LiveNack { slot, frame, fragments })) => {
+                        if let Some(tx) = live_nacks.get(&slot) {
+                            let _ = tx.try_send(LiveNack { frame, fragments });
+                        }
                     }
                     Some(Ok(CentralMessage::StopLive { camera })) => {
                         if let Some(stop) = live.remove(&camera) {

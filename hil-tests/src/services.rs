@@ -102,12 +102,29 @@ impl CentralProc {
         Self::launch(dir, Some(ns), quic, 0, "")
     }
 
+    /// Starts central on loopback with `env` set in its environment (e.g.
+    /// `CONVOY_LIVE_DATAGRAMS=0`).
+    pub fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> anyhow::Result<CentralProc> {
+        Self::launch_with_env(dir, None, "127.0.0.1:0", 0, "", env)
+    }
+
     fn launch(
         dir: &Path,
         ns: Option<&Netns>,
         quic: &str,
         web_port: u16,
         settings: &str,
+    ) -> anyhow::Result<CentralProc> {
+        Self::launch_with_env(dir, ns, quic, web_port, settings, &[])
+    }
+
+    fn launch_with_env(
+        dir: &Path,
+        ns: Option<&Netns>,
+        quic: &str,
+        web_port: u16,
+        settings: &str,
+        env: &[(&str, &str)],
     ) -> anyhow::Result<CentralProc> {
         let config = dir.join("central.toml");
         std::fs::write(
@@ -119,7 +136,7 @@ impl CentralProc {
             ),
         )?;
         let mut cmd = command_in(bin_path("central")?, ns);
-        cmd.arg("run").arg("--config").arg(&config);
+        cmd.arg("run").arg("--config").arg(&config).envs(env.iter().copied());
         let mut proc = Proc::spawn("central", cmd, &dir.join("central.log"))?;
         let fingerprint = last_word(&proc.wait_line("CA fingerprint", START_TIMEOUT)?);
         let quic = last_word(&proc.wait_line("QUIC listening on", START_TIMEOUT)?);

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use hil_tests::prometheus::{Samples, scrape};
 use hil_tests::{CentralProc, EdgeProc, LiveViewer, edge_config, sim_camera, wait_until};
 use serde_json::Value;
 
@@ -23,8 +24,13 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 
 /// A camera, central, and unit `bus-50` recording it, enrolled and connected.
 fn connected_unit(dir: &std::path::Path) -> (hil_tests::Proc, CentralProc, EdgeProc) {
+    connected_unit_with(dir, &[])
+}
+
+/// [`connected_unit`] with `env` in central's environment.
+fn connected_unit_with(dir: &std::path::Path, env: &[(&str, &str)]) -> (hil_tests::Proc, CentralProc, EdgeProc) {
     let (cam, rtsp) = sim_camera(dir, &["front"], 0).unwrap();
-    let central = CentralProc::start(dir, 0).unwrap();
+    let central = CentralProc::start_with_env(dir, env).unwrap();
     let config = edge_config(
         "bus-50",
         &dir.join("store"),
@@ -105,4 +111,55 @@ fn a_stalled_viewer_skips_to_a_key_frame_and_never_holds_up_the_others() {
     for i in jumps {
         assert!(frames[i].1, "after skipping, the viewer resumed at pts {} which is not a key frame", frames[i].0);
     }
+}
+
+/// Watches `bus-50`'s camera until 100 frames arrived; checks they came in order from a key
+/// frame with no frame missing; central's live datagram counters afterwards.
+fn watch_in_order(central: &CentralProc) -> Samples {
+    let viewer = LiveViewer::open(&central.api, "bus-50", "front").unwrap();
+    wait_until("the viewer gets 100 frames", T, || (viewer.frames() >= 100).then_some(()))
+        .unwrap_or_else(|e| panic!("{e}\n{}", central.proc.log_tail()));
+    let seen = viewer.seen();
+    assert_eq!(seen.parameters, 1);
+    assert!(seen.frames[0].1, "starts on a key frame");
+    for pair in seen.frames.windows(2) {
+        let step = pair[1].0 - pair[0].0;
+        assert!(
+            step > 0 && step <= FRAME_TICKS * 3 / 2,
+            "frames in order, none missing: pts {} then {}",
+            pair[0].0,
+            pair[1].0
+        );
+    }
+    scrape(&format!("{}/metrics", central.web)).expect("/metrics parses")
+}
+
+fn figure(samples: &Samples, name: &str) -> f64 {
+    samples.get(name, &[("unit", "bus-50"), ("camera", "front")]).unwrap_or_else(|| panic!("{name} is exposed"))
+}
+
+/// A unit of protocol version 5 sends live frames as datagrams with parity: viewers get every
+/// frame in order, and central's `/metrics` counts the datagrams (on loopback nothing is lost,
+/// so nothing is rebuilt, asked again or given up).
+#[test]
+fn live_video_reaches_viewers_over_datagrams() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cam, central, _edge) = connected_unit(dir.path());
+    let samples = watch_in_order(&central);
+    let datagrams = figure(&samples, "convoy_central_live_datagrams_received_total");
+    let frames = figure(&samples, "convoy_central_live_frames_received_total");
+    assert!(frames >= 100.0 && datagrams >= 2.0 * frames, "at least two datagrams a frame: {datagrams} for {frames}");
+    assert_eq!(figure(&samples, "convoy_central_live_datagrams_bad_total"), 0.0);
+    assert_eq!(figure(&samples, "convoy_central_live_frames_given_up_total"), 0.0);
+}
+
+/// With `CONVOY_LIVE_DATAGRAMS=0` central asks for the live stream only, as an older central
+/// does: frames come on it, in order, and no datagram is sent.
+#[test]
+fn the_live_stream_still_carries_frames_when_datagrams_are_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cam, central, _edge) = connected_unit_with(dir.path(), &[("CONVOY_LIVE_DATAGRAMS", "0")]);
+    let samples = watch_in_order(&central);
+    assert!(figure(&samples, "convoy_central_live_frames_received_total") >= 100.0);
+    assert_eq!(figure(&samples, "convoy_central_live_datagrams_received_total"), 0.0);
 }

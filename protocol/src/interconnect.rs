@@ -6,7 +6,9 @@
 //!   [`CentralMessage::Refused`]; then either side sends updates and requests.
 //! - **live** (unidirectional edge → central, one per camera while central wants it): a
 //!   [`LiveHeader`], then [`LiveMessage`]s; the edge finishes the stream on
-//!   [`CentralMessage::StopLive`].
+//!   [`CentralMessage::StopLive`]. After [`CentralMessage::StartLiveDatagrams`] (protocol
+//!   version 5) the stream carries the header and parameters only, and the frames travel as
+//!   QUIC datagrams ([`crate::live_datagram`]).
 //! - **chunk** (bidirectional, opened by the edge after the control stream, one per
 //!   [`crate::sync::Chunk`] of retrieved video): one [`EdgeMessage::Sync`] carrying the chunk,
 //!   then the edge finishes its side; central sends nothing on it.
@@ -214,6 +216,26 @@ pub enum CentralMessage {
     },
     /// The answer to an [`EdgeMessage::LinkTestDownload`], on its stream: the filler asked for.
     LinkTestData(LinkTest),
+    /// Start sending live frames of this camera (protocol version 5, only to a unit of version 5
+    /// or later whose connection allows datagrams): a live stream with the header and the
+    /// parameters as for [`CentralMessage::StartLive`], the frames as datagrams
+    /// ([`crate::live_datagram`]) labelled with `slot`. Stopped by [`CentralMessage::StopLive`].
+    StartLiveDatagrams {
+        /// The camera's id.
+        camera: String,
+        /// The number the frames' datagrams carry, unique within the connection.
+        slot: u32,
+    },
+    /// Send these data fragments of a live frame again (protocol version 5): parity could not
+    /// rebuild them. The unit resends what it still keeps and ignores the rest.
+    LiveNack {
+        /// The slot of [`CentralMessage::StartLiveDatagrams`].
+        slot: u32,
+        /// The frame's number.
+        frame: u32,
+        /// The data fragments missing; empty when none of the frame arrived (then all of them).
+        fragments: Vec<u16>,
+    },
 }
 
 /// The first message on a live stream.

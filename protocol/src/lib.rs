@@ -18,6 +18,8 @@ pub mod framing;
 pub mod interconnect;
 pub mod io;
 #[cfg(feature = "alloc")]
+pub mod live_datagram;
+#[cfg(feature = "alloc")]
 pub mod sync;
 
 /// The protocol version this build speaks. Bumped on any incompatible change.
@@ -34,7 +36,14 @@ pub mod sync;
 /// - 4: audio in retrieval: a unit sends its cameras' audio frames in chunks, as
 ///   `sync::RetrievedMedia::Audio` payloads with `interconnect::AudioParameters`, only to a central
 ///   of version 4 or later (video payloads keep their bytes, see `sync::RetrievedMedia`).
-pub const PROTOCOL_VERSION: u16 = 4;
+/// - 5: live frames as QUIC datagrams with parity ([`live_datagram`]): central asks a unit of
+///   version 5 whose connection allows datagrams with `CentralMessage::StartLiveDatagrams` and
+///   asks for lost fragments again with `CentralMessage::LiveNack`; parameters stay on the live
+///   stream. Older units get `StartLive` only, as before.
+pub const PROTOCOL_VERSION: u16 = 5;
+
+/// The first protocol version whose units send live frames as datagrams ([`live_datagram`]).
+pub const DATAGRAM_LIVE_PROTOCOL_VERSION: u16 = 5;
 
 /// The first protocol version whose chunks carry audio frames (`sync::RetrievedMedia::Audio`).
 pub const AUDIO_PROTOCOL_VERSION: u16 = 4;

@@ -17,6 +17,7 @@ use protocol::interconnect::{
     LinkKind, LinkTest, LiveHeader, LiveMessage, MediaFrame, VideoParameters,
 };
 use protocol::io::{BoardMessage, Input, InputState, UnitCommand};
+use protocol::live_datagram::{DatagramHeader, FragmentKind};
 use protocol::sync::{
     CameraHoldings, CameraSettings, CatalogSummary, Chunk, CompressedCatalog, CompressedEvents, EventBatch, EventKind,
     EvidenceLockRequest, FetchFailure, LocalChange, RemoteEvent, RetrievedFrame, RetrievedMedia, SettingsConflict,
@@ -401,6 +402,42 @@ fn cases_v4() -> Vec<Case> {
 #[test]
 fn version_4_additions_decode_and_encode_byte_for_byte() {
     check_frozen(FILE_V4, "CONVOY_BLESS_WIRE_V4", &cases_v4(), 8);
+}
+
+const FILE_V5: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/wire-v5.txt");
+
+/// What version 5 added (live frames as datagrams with parity), frozen in `tests/wire-v5.txt`
+/// (written once by `CONVOY_BLESS_WIRE_V5=1`). The datagram header is bare postcard (a datagram
+/// has no length prefix: its fragment follows the header).
+fn cases_v5() -> Vec<Case> {
+    let data = DatagramHeader {
+        slot: 3,
+        frame: 1000,
+        parameters: 2,
+        keyframe: true,
+        frame_len: 5000,
+        fragment_size: 1171,
+        group: 4,
+        kind: FragmentKind::Data,
+        index: 3,
+    };
+    vec![
+        case("central.start_live_datagrams", CentralMessage::StartLiveDatagrams { camera: "front".into(), slot: 3 }),
+        case("central.live_nack", CentralMessage::LiveNack { slot: 3, frame: 1000, fragments: vec![1, 2] }),
+        case("central.live_nack.whole_frame", CentralMessage::LiveNack { slot: 3, frame: 7, fragments: vec![] }),
+        board("live_datagram.header.data", data),
+        board("live_datagram.header.parity", DatagramHeader { kind: FragmentKind::Parity, index: 1, ..data }),
+        case(
+            "edge.hello_v5",
+            EdgeMessage::Hello(Hello { protocol_version: 5, unit_id: "bus-42".into(), cameras: vec![] }),
+        ),
+        case("central.welcome_v5", CentralMessage::Welcome { protocol_version: 5 }),
+    ]
+}
+
+#[test]
+fn version_5_additions_decode_and_encode_byte_for_byte() {
+    check_frozen(FILE_V5, "CONVOY_BLESS_WIRE_V5", &cases_v5(), 7);
 }
 
 /// A video payload is the same bytes whether a unit of version 1–3 wrote it as a

@@ -12,7 +12,8 @@
 //! `cargo build --release --workspace --bins && target/release/backfill_bench [--seconds 60]
 //! [--rate-kbit 10000] [--delay-ms 50] [--loss 1]`; for side-by-side runs the unit's
 //! controller follows `CONVOY_QUIC_CONGESTION` and `CONVOY_QUIC_LIVE_QUEUE_MS` (`0`: no live
-//! window), which the table's heading names.
+//! window), and `CONVOY_LIVE_DATAGRAMS=0` keeps live frames on the live stream instead of
+//! datagrams with parity, which the table's heading names.
 
 use std::time::{Duration, Instant};
 
@@ -211,7 +212,7 @@ fn main() -> anyhow::Result<()> {
 
     println!(
         "Link: {rate_kbit} kbit/s, {delay_ms} ms each way ({} ms RTT), {loss} % loss each way; {} s of a \
-         4 Mbit/s camera ({:.1} MB). QUIC congestion control: {}; {}. Load: {}.\n",
+         4 Mbit/s camera ({:.1} MB). QUIC congestion control: {}; {}. Live frames: {}. Load: {}.\n",
         delay_ms * 2.0,
         seconds * 2,
         media_bytes as f64 / 1e6,
@@ -221,6 +222,11 @@ fn main() -> anyhow::Result<()> {
             _ => "BBR with a window of 1.2 × the paced BDP, bounded by the measured delivery rate (default)",
         },
         live_window_label(),
+        if std::env::var("CONVOY_LIVE_DATAGRAMS").is_ok_and(|v| v == "0") {
+            "on the live stream (CONVOY_LIVE_DATAGRAMS=0)"
+        } else {
+            "datagrams with parity (default)"
+        },
         std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
     );
     println!("| transfer | goodput kbit/s | × link rate | × TCP (cubic) | × TCP (bbr) |");
@@ -312,6 +318,20 @@ fn main() -> anyhow::Result<()> {
             pct(&added, 0.99)
         );
     }
+    // What the live datagrams went through (protocol version 5), from central's `/metrics`.
+    let metrics_url = format!("{web}/metrics");
+    let samples = central_ns.call(move || hil_tests::prometheus::scrape(&metrics_url))??;
+    let figure = |name: &str| samples.get(name, &[("unit", "bus-1"), ("camera", "front")]).unwrap_or(0.0);
+    println!(
+        "\nLive at central over the whole run: {} frames received; {} datagrams, {} bad, {} fragments rebuilt by \
+         parity, {} frames asked again, {} given up.",
+        figure("convoy_central_live_frames_received_total"),
+        figure("convoy_central_live_datagrams_received_total"),
+        figure("convoy_central_live_datagrams_bad_total"),
+        figure("convoy_central_live_fragments_rebuilt_total"),
+        figure("convoy_central_live_nacks_total"),
+        figure("convoy_central_live_frames_given_up_total"),
+    );
     drop(central);
     Ok(())
 }

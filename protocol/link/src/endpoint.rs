@@ -27,6 +27,9 @@ pub const INITIAL_RTT: Duration = Duration::from_millis(100);
 /// How long without any packet before a connection counts as lost.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Bytes of datagrams each end buffers, sending and receiving.
+pub const DATAGRAM_BUFFER_BYTES: usize = 2 * 1024 * 1024;
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -70,6 +73,11 @@ fn transport(live: Option<&LiveStreams>) -> Arc<quinn::TransportConfig> {
     // A lost handshake packet is sent again after about three initial RTTs: 100 ms (instead of
     // quinn's 333 ms) brings a unit back within a fraction of a second after a tunnel.
     t.initial_rtt(INITIAL_RTT);
+    // Live frames travel as datagrams to a central that asks for them (`live_datagram`): both
+    // ends accept them; a unit's send buffer holds about a second of a 16 Mbit/s camera (quinn
+    // drops the oldest when it overflows, which the receiver then asks for again or skips).
+    t.datagram_receive_buffer_size(Some(DATAGRAM_BUFFER_BYTES));
+    t.datagram_send_buffer_size(DATAGRAM_BUFFER_BYTES);
     Arc::new(t)
 }
 

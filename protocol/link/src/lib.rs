@@ -9,6 +9,8 @@ pub mod durable;
 pub mod endpoint;
 pub mod identity;
 pub mod live;
+pub mod live_reassembly;
+pub mod live_sender;
 mod live_splice;
 pub mod live_window;
 pub mod messages;
