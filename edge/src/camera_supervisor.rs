@@ -3,7 +3,8 @@
 //! task, its RTSP session and its recording untouched; a removed camera stops; a changed one
 //! restarts; an added one starts. Everything new is checked before anything stops. A camera's
 //! sub stream (`sub_url`) runs as a camera of its own ([`crate::sub_stream`]) sharing its
-//! camera's holds.
+//! camera's holds. Camera tasks run on the ingest threads ([`IngestRuntimes`]) when the
+//! supervisor has them, else on the caller's runtime.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::camera::CameraTask;
 use crate::config::{CameraConfig, EdgeConfig};
+use crate::ingest_runtimes::IngestRuntimes;
 use crate::live::{LiveHub, LiveHubs};
 use crate::recorder::RecorderTx;
 use crate::recording::CameraRecording;
@@ -50,6 +52,7 @@ pub struct CameraSupervisor {
     hubs: LiveHubs,
     shutdown: CancellationToken,
     running: tokio::sync::Mutex<HashMap<String, Running>>,
+    ingest: Option<Arc<IngestRuntimes>>,
 }
 
 impl CameraSupervisor {
@@ -60,7 +63,20 @@ impl CameraSupervisor {
         hubs: LiveHubs,
         shutdown: CancellationToken,
     ) -> CameraSupervisor {
-        CameraSupervisor { status, recorder, hubs, shutdown, running: tokio::sync::Mutex::new(HashMap::new()) }
+        CameraSupervisor {
+            status,
+            recorder,
+            hubs,
+            shutdown,
+            running: tokio::sync::Mutex::new(HashMap::new()),
+            ingest: None,
+        }
+    }
+
+    /// Runs the camera tasks on `ingest`'s threads instead of the caller's runtime.
+    pub fn on_ingest_threads(mut self, ingest: Arc<IngestRuntimes>) -> CameraSupervisor {
+        self.ingest = Some(ingest);
+        self
     }
 
     /// Starts the configured cameras at start-up, camera `i` in status slot `i`, with the
@@ -190,7 +206,10 @@ impl CameraSupervisor {
             live,
             recording,
         };
-        let task = tokio::spawn(task.run(stop.clone()));
+        let task = match &self.ingest {
+            Some(ingest) => ingest.spawn(task.run(stop.clone())),
+            None => tokio::spawn(task.run(stop.clone())),
+        };
         Running { config, index, holds, stop, task }
     }
 

@@ -18,6 +18,7 @@ pub mod event_config;
 pub mod events;
 pub mod frame_clock;
 pub mod generic_events;
+pub mod ingest_runtimes;
 pub mod io_link;
 pub mod link_test;
 pub mod link_type;

@@ -246,6 +246,8 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
     let durable_logs = recorder.durable_logs();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    // Camera ingest runs on threads of its own, apart from the uplink and the web pages.
+    let ingest = Arc::new(edge::ingest_runtimes::IngestRuntimes::new());
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let mut signals = link::signals::ShutdownSignals::install().context("cannot install signal handlers")?;
@@ -279,8 +281,10 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
             io: vehicle.io().cloned(),
         });
         let hubs = LiveHubs::with_recorder(recorder_tx.clone());
-        let cameras =
-            Arc::new(CameraSupervisor::new(status.clone(), recorder_tx.clone(), hubs.clone(), shutdown.clone()));
+        let cameras = Arc::new(
+            CameraSupervisor::new(status.clone(), recorder_tx.clone(), hubs.clone(), shutdown.clone())
+                .on_ingest_threads(ingest.clone()),
+        );
         settings.attach(status.clone(), cameras.clone(), config_path.to_owned());
         settings.show_reasons(&config);
         let editor = edge::tech_cameras::CameraEditor::new(config_path.to_owned())
@@ -399,8 +403,10 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     });
-    // Camera tasks are gone, so every recorder sender is dropped: the thread drains and syncs.
+    // Camera tasks are gone (a task still on an ingest thread after an early error goes with
+    // it), so every recorder sender is dropped: the thread drains and syncs.
     drop(runtime);
+    ingest.shutdown();
     recorder.join();
     result
 }
