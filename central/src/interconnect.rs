@@ -11,6 +11,7 @@ use link::messages;
 use link::pki::CertificateAuthority;
 use protocol::interconnect::{
     CentralMessage, EdgeMessage, EnrollRequest, Hello, LINK_TEST_MAX_DOWNLOAD, LinkTest, LiveHeader, LiveMessage,
+    LiveSlot,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -393,12 +394,19 @@ async fn receive_live(
         tracing::warn!(camera = %header.camera, "live stream for a camera the unit did not share");
         return Ok(());
     };
-    let (channel, _upstream) = relay.upstream(unit_id, &header.camera);
-    if let Some((slots, control)) = datagrams
-        && let Some((slot, rx)) = slots.take(&header.camera)
-    {
+    if let Some((slots, control)) = datagrams {
+        // Central asked for datagrams: the stream names the request it answers.
+        let Some(LiveSlot { slot }) = messages::read::<LiveSlot>(&mut stream).await? else {
+            return Ok(());
+        };
+        let Some(rx) = slots.take(&header.camera, slot) else {
+            tracing::debug!(camera = %header.camera, slot, "live stream of an older request; not bound");
+            return Ok(());
+        };
+        let (channel, _upstream) = relay.upstream(unit_id, &header.camera);
         return crate::live_datagrams::receive(stream, slot, rx, &channel, camera, control).await;
     }
+    let (channel, _upstream) = relay.upstream(unit_id, &header.camera);
     while let Some(msg) = messages::read::<LiveMessage>(&mut stream).await? {
         match msg {
             LiveMessage::Frame(frame) => {

@@ -39,32 +39,42 @@ pub struct DatagramLive {
     next_slot: AtomicU32,
     /// Where each open slot's datagrams go.
     slots: Mutex<HashMap<u32, mpsc::Sender<Bytes>>>,
-    /// Slots asked for whose live stream has not arrived yet, by camera.
-    pending: Mutex<HashMap<String, (u32, mpsc::Receiver<Bytes>)>>,
+    /// Each camera's newest slot: asked for (with the receiver its stream's task takes when the
+    /// stream arrives, naming the slot in its `LiveSlot`) or streaming (`None`: taken).
+    newest: Mutex<HashMap<String, NewestSlot>>,
 }
 
+/// A camera's newest slot, and its datagrams until its stream's task takes them.
+type NewestSlot = (u32, Option<mpsc::Receiver<Bytes>>);
+
 impl DatagramLive {
-    /// The request for `camera`'s live video on a new slot.
+    /// The request for `camera`'s live video on a new slot. An older slot of the camera is
+    /// closed: its datagrams are dropped, and its stream, if it still arrives, is not bound.
     pub fn start(&self, camera: &str) -> CentralMessage {
         let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(SLOT_QUEUE);
-        lock(&self.slots).insert(slot, tx);
-        if let Some((old, _)) = lock(&self.pending).insert(camera.to_owned(), (slot, rx)) {
-            lock(&self.slots).remove(&old);
+        let mut slots = lock(&self.slots);
+        slots.insert(slot, tx);
+        if let Some((old, _)) = lock(&self.newest).insert(camera.to_owned(), (slot, Some(rx))) {
+            slots.remove(&old);
         }
         CentralMessage::StartLiveDatagrams { camera: camera.to_owned(), slot }
     }
 
-    /// Forgets a slot of `camera` whose live stream has not arrived (live was stopped).
+    /// Live of `camera` was stopped: its slot is closed (a stream still on its way is not bound).
     pub fn stop(&self, camera: &str) {
-        if let Some((slot, _)) = lock(&self.pending).remove(camera) {
+        if let Some((slot, _)) = lock(&self.newest).remove(camera) {
             lock(&self.slots).remove(&slot);
         }
     }
 
-    /// The slot and datagrams of `camera`'s newest request, once its live stream arrived.
-    pub fn take(&self, camera: &str) -> Option<(u32, mpsc::Receiver<Bytes>)> {
-        lock(&self.pending).remove(camera)
+    /// The datagrams of `camera`'s `slot`, when its stream arrives and the slot is still the
+    /// camera's newest request; `None` for a stream that answers an older one.
+    pub fn take(&self, camera: &str, slot: u32) -> Option<mpsc::Receiver<Bytes>> {
+        match lock(&self.newest).get_mut(camera) {
+            Some((newest, rx)) if *newest == slot => rx.take(),
+            _ => None,
+        }
     }
 
     /// Hands `datagram` to its slot's task; unknown slots and a full queue drop it.
@@ -203,5 +213,65 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datagram(slot: u32) -> Bytes {
+        let header = protocol::live_datagram::DatagramHeader {
+            slot,
+            frame: 0,
+            parameters: 0,
+            keyframe: true,
+            frame_len: 1,
+            fragment_size: 1,
+            group: 1,
+            kind: protocol::live_datagram::FragmentKind::Data,
+            index: 0,
+        };
+        let mut bytes = postcard::to_allocvec(&header).unwrap();
+        bytes.push(0);
+        Bytes::from(bytes)
+    }
+
+    fn slot_of(msg: CentralMessage) -> u32 {
+        match msg {
+            CentralMessage::StartLiveDatagrams { slot, .. } => slot,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_stream_binds_only_to_its_own_request_when_a_viewer_leaves_and_one_comes_at_once() {
+        let live = DatagramLive::default();
+        let first = slot_of(live.start("front"));
+        live.stop("front");
+        let second = slot_of(live.start("front"));
+        // The unit answers both, in either order: only the newest request's stream is bound.
+        assert!(live.take("front", first).is_none(), "the stopped request's stream is not bound");
+        let mut rx = live.take("front", second).expect("the newest request's stream is bound");
+        assert!(live.take("front", second).is_none(), "once");
+        live.dispatch(datagram(first));
+        live.dispatch(datagram(second));
+        let got = rx.try_recv().expect("the newest slot's datagram");
+        assert_eq!(protocol::live_datagram::decode(&got).unwrap().0.slot, second);
+        assert!(rx.try_recv().is_err(), "the old slot's datagrams go nowhere");
+    }
+
+    #[test]
+    fn a_new_request_closes_the_streaming_slot_of_the_camera() {
+        let live = DatagramLive::default();
+        let first = slot_of(live.start("front"));
+        let mut old = live.take("front", first).unwrap();
+        let second = slot_of(live.start("front"));
+        live.dispatch(datagram(first));
+        assert!(old.try_recv().is_err(), "the older stream gets no more datagrams");
+        let mut new = live.take("front", second).unwrap();
+        live.dispatch(datagram(second));
+        assert!(new.try_recv().is_ok());
+        assert!(live.take("rear", second).is_none(), "a slot belongs to its camera");
     }
 }

@@ -10,7 +10,7 @@ use link::LinkError;
 use link::live_sender::{DEFAULT_GROUP, DEFAULT_RESEND_BYTES, LiveSender};
 use link::live_window::LiveStreams;
 use link::messages;
-use protocol::interconnect::{LiveHeader, LiveMessage};
+use protocol::interconnect::{LiveHeader, LiveMessage, LiveSlot};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -54,6 +54,8 @@ pub async fn send_live_datagrams(
         let (mut sub, _) = crate::live_start::subscribe(&hub, recorder.as_ref(), &camera).await;
         let mut stream = conn.open_uni().await.map_err(|e| LinkError::Endpoint(e.to_string()))?;
         messages::write(&mut stream, &LiveHeader { camera: camera.clone() }).await?;
+        // Which request this stream answers (central may have asked again meanwhile).
+        messages::write(&mut stream, &LiveSlot { slot }).await?;
         let mut sender = LiveSender::new(slot, DEFAULT_GROUP, DEFAULT_RESEND_BYTES);
         loop {
             tokio::select! {

@@ -245,6 +245,16 @@ pub struct LiveHeader {
     pub camera: String,
 }
 
+/// The second message on a live stream that central asked for as datagrams
+/// ([`CentralMessage::StartLiveDatagrams`], protocol version 5): the slot it answers, so that
+/// central binds the stream to that request and not to a newer one for the same camera (a
+/// viewer who leaves and one who comes within a round trip make two requests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveSlot {
+    /// The slot of the `StartLiveDatagrams` this stream answers.
+    pub slot: u32,
+}
+
 /// Codec parameters needed to decode the frames that follow them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VideoParameters {

@@ -38,8 +38,9 @@ pub mod sync;
 ///   of version 4 or later (video payloads keep their bytes, see `sync::RetrievedMedia`).
 /// - 5: live frames as QUIC datagrams with parity ([`live_datagram`]): central asks a unit of
 ///   version 5 whose connection allows datagrams with `CentralMessage::StartLiveDatagrams` and
-///   asks for lost fragments again with `CentralMessage::LiveNack`; parameters stay on the live
-///   stream. Older units get `StartLive` only, as before.
+///   asks for lost fragments again with `CentralMessage::LiveNack`; the live stream carries the
+///   `LiveHeader`, then `interconnect::LiveSlot` (the request it answers), then the parameters.
+///   Older units get `StartLive` only, as before.
 pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The first protocol version whose units send live frames as datagrams ([`live_datagram`]).

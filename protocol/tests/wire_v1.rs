@@ -14,7 +14,7 @@ use std::fmt::Debug;
 use protocol::framing;
 use protocol::interconnect::{
     AudioParameters, CameraInfo, CameraState, CameraStateKind, CentralMessage, EdgeMessage, EnrollRequest, Hello,
-    LinkKind, LinkTest, LiveHeader, LiveMessage, MediaFrame, VideoParameters,
+    LinkKind, LinkTest, LiveHeader, LiveMessage, LiveSlot, MediaFrame, VideoParameters,
 };
 use protocol::io::{BoardMessage, Input, InputState, UnitCommand};
 use protocol::live_datagram::{DatagramHeader, FragmentKind};
@@ -432,12 +432,13 @@ fn cases_v5() -> Vec<Case> {
             EdgeMessage::Hello(Hello { protocol_version: 5, unit_id: "bus-42".into(), cameras: vec![] }),
         ),
         case("central.welcome_v5", CentralMessage::Welcome { protocol_version: 5 }),
+        case("edge.live_slot", LiveSlot { slot: 3 }),
     ]
 }
 
 #[test]
 fn version_5_additions_decode_and_encode_byte_for_byte() {
-    check_frozen(FILE_V5, "CONVOY_BLESS_WIRE_V5", &cases_v5(), 7);
+    check_frozen(FILE_V5, "CONVOY_BLESS_WIRE_V5", &cases_v5(), 8);
 }
 
 /// A video payload is the same bytes whether a unit of version 1–3 wrote it as a
