@@ -37,6 +37,10 @@ inherit cargo systemd useradd
 
 # Build only the edge package of the workspace (still resolved against the root Cargo.lock).
 CARGO_SRC_DIR = "edge"
+# The unit's build: release with fat link-time optimisation and one codegen unit, the settings
+# of the workspace's [profile.unit] (less resident code and CPU per camera; BENCHMARKS.md).
+export CARGO_PROFILE_RELEASE_LTO = "fat"
+export CARGO_PROFILE_RELEASE_CODEGEN_UNITS = "1"
 CARGO_LOCK_PATH = "${S}/Cargo.lock"
 
 # "1" (the default): convoy-edge.service runs as Type=notify with its watchdog; the edge sends
