@@ -41,30 +41,22 @@ impl EventBudget {
     /// backwards by much; a step back refills nothing), becomes an event.
     pub fn admit(&mut self, now_us: i64, n: &Notification) -> bool {
         self.refill(now_us);
-        if let Some(state) = n.state() {
-            let key = state_key(n);
-            let known = self.states.get(&key).copied();
-            if known != Some(state) && (known.is_some() || self.states.len() < MAX_STATES) {
-                // A change: passes while the debt stays within one more burst.
-                if self.tokens > -BURST {
-                    self.tokens -= 1.0;
-                    self.states.insert(key, state);
-                    return true;
-                }
-                return false;
-            }
-        }
-        if self.tokens >= 1.0 {
+        // A lasting state this budget remembers (or has room to), with what it was.
+        let state = n
+            .state()
+            .map(|state| (state_key(n), state))
+            .map(|(key, state)| (self.states.get(&key).copied(), key, state))
+            .filter(|(known, ..)| known.is_some() || self.states.len() < MAX_STATES);
+        let changes = state.as_ref().is_some_and(|(known, _, state)| *known != Some(*state));
+        // A change passes while the debt stays within one more burst; anything else needs a token.
+        let admitted = if changes { self.tokens > -BURST } else { self.tokens >= 1.0 };
+        if admitted {
             self.tokens -= 1.0;
-            if let Some(state) = n.state() {
-                let key = state_key(n);
-                if self.states.contains_key(&key) || self.states.len() < MAX_STATES {
-                    self.states.insert(key, state);
-                }
+            if let Some((_, key, state)) = state {
+                self.states.insert(key, state);
             }
-            return true;
         }
-        false
+        admitted
     }
 
     fn refill(&mut self, now_us: i64) {

@@ -4,8 +4,6 @@
 //! ([`link::live_sender::LiveSender`]), and the fragments central asks for again
 //! ([`LiveNack`]) are sent again while the unit still keeps them.
 
-use std::sync::Arc;
-
 use link::LinkError;
 use link::live_sender::{DEFAULT_GROUP, DEFAULT_RESEND_BYTES, LiveSender};
 use link::live_window::LiveStreams;
@@ -14,7 +12,7 @@ use protocol::interconnect::{LiveHeader, LiveMessage, LiveSlot};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::live::LiveHub;
+use crate::live_start::LiveSource;
 
 /// Central's request to send fragments of a frame again (`CentralMessage::LiveNack`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,33 +23,20 @@ pub struct LiveNack {
     pub fragments: Vec<u16>,
 }
 
-/// What a datagram live stream sends: `camera`'s hub, on `slot`, started from the recordings
-/// through `recorder` when it can (`live_start.rs`).
-pub struct LiveStart {
-    /// The camera's id.
-    pub camera: String,
-    /// The slot central gave the stream (in every datagram's header).
-    pub slot: u32,
-    /// The camera's live hub.
-    pub hub: Arc<LiveHub>,
-    /// The recorder, to start from the last recorded key frame.
-    pub recorder: Option<crate::recorder::RecorderTx>,
-}
-
-/// Sends `camera`'s live video on `slot` until `stop` or the link fails, counted in `open`
+/// Sends `source`'s live video on `slot` until `stop` or the link fails, counted in `open`
 /// meanwhile; answers the requests that arrive on `nacks`.
 pub async fn send_live_datagrams(
     conn: quinn::Connection,
-    start: LiveStart,
+    source: LiveSource,
+    slot: u32,
     open: LiveStreams,
     stop: CancellationToken,
     mut nacks: mpsc::Receiver<LiveNack>,
 ) {
-    let LiveStart { camera, slot, hub, recorder } = start;
+    let camera = source.camera.clone();
     let _open = open.open();
     let result: Result<(), LinkError> = async {
-        // From the last key frame the unit recorded, when it can (`live_start.rs`).
-        let (mut sub, _) = crate::live_start::subscribe(&hub, recorder.as_ref(), &camera).await;
+        let mut sub = source.subscribe().await;
         let mut stream = conn.open_uni().await.map_err(|e| LinkError::Endpoint(e.to_string()))?;
         messages::write(&mut stream, &LiveHeader { camera: camera.clone() }).await?;
         // Which request this stream answers (central may have asked again meanwhile).

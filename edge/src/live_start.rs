@@ -42,11 +42,33 @@ pub enum LiveStart {
     NextKeyFrame(&'static str),
 }
 
+/// A camera's live video as one of the unit's live streams takes it: its hub, and the
+/// recorder to start from the last recorded key frame.
+pub struct LiveSource {
+    /// The camera's id.
+    pub camera: String,
+    /// The camera's live hub.
+    pub hub: Arc<LiveHub>,
+    /// The recorder (none in tests without one: then the next key frame).
+    pub recorder: Option<RecorderTx>,
+}
+
+impl LiveSource {
+    /// `camera`'s live video in `hubs`; `None` when no such camera runs.
+    pub fn of(hubs: &LiveHubs, camera: &str) -> Option<LiveSource> {
+        Some(LiveSource { camera: camera.to_owned(), hub: hubs.get(camera)?, recorder: hubs.recorder().cloned() })
+    }
+
+    /// A subscription that starts at the last key frame when the recordings allow it.
+    pub async fn subscribe(&self) -> LiveSubscription {
+        subscribe(&self.hub, self.recorder.as_ref(), &self.camera).await.0
+    }
+}
+
 /// A subscription to `camera`'s live messages that starts at its last key frame when the
 /// recordings allow it; `None` when no such camera runs.
 pub async fn subscribe_from_key_frame(hubs: &LiveHubs, camera: &str) -> Option<LiveSubscription> {
-    let hub = hubs.get(camera)?;
-    Some(subscribe(&hub, hubs.recorder(), camera).await.0)
+    Some(LiveSource::of(hubs, camera)?.subscribe().await)
 }
 
 /// Subscribes to `hub` (camera `camera`) and starts the subscription from `recorder`'s last key

@@ -20,9 +20,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::CentralConfig;
-use crate::live::{LiveHub, LiveHubs};
-use crate::live_datagrams::{LiveNack, LiveStart, send_live_datagrams};
-use crate::recorder::RecorderTx;
+use crate::live::LiveHubs;
+use crate::live_datagrams::{LiveNack, send_live_datagrams};
+use crate::live_start::LiveSource;
 use crate::status::UnitStatus;
 use crate::sync_link::{CATALOG_REFRESH, CHUNK_PRIORITY, Outgoing, SyncLink, SyncSetup};
 
@@ -93,6 +93,25 @@ impl Uplink {
                 () = shutdown.cancelled() => return,
             }
         }
+    }
+
+    /// The live video central asks for, with a stop token that replaces the camera's running
+    /// stream's (cancelled); `None` (logged) for a camera not shared or not running.
+    fn start_live(
+        &self,
+        camera: &str,
+        live: &mut HashMap<String, CancellationToken>,
+        parent: &CancellationToken,
+    ) -> Option<(LiveSource, CancellationToken)> {
+        let Some(source) = LiveSource::of(&self.hubs, camera).filter(|_| self.shared(camera)) else {
+            tracing::warn!("central asked for unknown camera {camera:?}");
+            return None;
+        };
+        let stop = parent.child_token();
+        if let Some(old) = live.insert(camera.to_owned(), stop.clone()) {
+            old.cancel();
+        }
+        Some((source, stop))
     }
 
     /// Whether `camera` is shared with central (`share` in its `[[camera]]`).
@@ -283,33 +302,16 @@ impl Uplink {
                 msg = msg_rx.recv() => match msg {
                     Some(Ok(CentralMessage::Sync(m))) => sync.handle(m),
                     Some(Ok(CentralMessage::StartLive { camera })) => {
-                        let Some(hub) = self.hubs.get(&camera).filter(|_| self.shared(&camera)) else {
-                            tracing::warn!("central asked for unknown camera {camera:?}");
-                            continue;
-                        };
-                        let stop = live_stop.child_token();
-                        if let Some(old) = live.insert(camera.clone(), stop.clone()) {
-                            old.cancel();
-                        }
-                        let recorder = self.hubs.recorder().cloned();
-                        tokio::spawn(send_live(conn.clone(), camera, hub, recorder, live_streams.clone(), stop));
+                        let Some((source, stop)) = self.start_live(&camera, &mut live, &live_stop) else { continue };
+                        tokio::spawn(send_live(conn.clone(), source, live_streams.clone(), stop));
                     }
                     Some(Ok(CentralMessage::StartLiveDatagrams { camera, slot })) => {
-                        let Some(hub) = self.hubs.get(&camera).filter(|_| self.shared(&camera)) else {
-                            tracing::warn!("central asked for unknown camera {camera:?}");
-                            continue;
-                        };
-                        let stop = live_stop.child_token();
-                        if let Some(old) = live.insert(camera.clone(), stop.clone()) {
-                            old.cancel();
-                        }
+                        let Some((source, stop)) = self.start_live(&camera, &mut live, &live_stop) else { continue };
                         let (nack_tx, nack_rx) = mpsc::channel(64);
                         live_nacks.retain(|_, tx| !tx.is_closed());
                         live_nacks.insert(slot, nack_tx);
                         let (conn, open) = (conn.clone(), live_streams.clone());
-                        let recorder = self.hubs.recorder().cloned();
-                        let start = LiveStart { camera, slot, hub, recorder };
-                        tokio::spawn(send_live_datagrams(conn, start, open, stop, nack_rx));
+                        tokio::spawn(send_live_datagrams(conn, source, slot, open, stop, nack_rx));
                     }
                     Some(Ok(CentralMessage::LiveNack { slot, frame, fragments })) => {
                         if let Some(tx) = live_nacks.get(&slot) {
@@ -389,18 +391,12 @@ async fn send_chunk(conn: quinn::Connection, msg: EdgeMessage) {
 
 /// Sends one camera's live frames on a stream of their own until `stop` or the link fails,
 /// counted in `open` meanwhile.
-async fn send_live(
-    conn: quinn::Connection,
-    camera: String,
-    hub: Arc<LiveHub>,
-    recorder: Option<RecorderTx>,
-    open: LiveStreams,
-    stop: CancellationToken,
-) {
+async fn send_live(conn: quinn::Connection, source: LiveSource, open: LiveStreams, stop: CancellationToken) {
+    let camera = source.camera.clone();
     let _open = open.open();
     let result: Result<(), LinkError> = async {
         // From the last key frame the unit recorded, when it can (`live_start.rs`).
-        let (mut sub, _) = crate::live_start::subscribe(&hub, recorder.as_ref(), &camera).await;
+        let mut sub = source.subscribe().await;
         let mut stream = conn.open_uni().await.map_err(|e| LinkError::Endpoint(e.to_string()))?;
         messages::write(&mut stream, &LiveHeader { camera: camera.clone() }).await?;
         loop {

@@ -32,8 +32,9 @@ pub struct LiveHub {
     counters: Arc<Counters>,
     /// The frames since the last key frame, when this hub keeps them (see the module docs).
     gop: Option<Mutex<GopCache>>,
-    /// The wall clock of the last frame the publisher passed on ([`LiveHub::begin_frame`] or
-    /// [`LiveHub::publish_frame`]); its lock orders passing against subscribing.
+    /// The wall clock of the last frame the publisher passed on ([`LiveHub::begin_frame`]; a
+    /// publisher that only publishes, like central's relay, leaves it `None`); its lock orders
+    /// passing against subscribing.
     last_passed_us: Mutex<Option<i64>>,
 }
 
@@ -148,10 +149,6 @@ impl LiveHub {
     /// Publishes a frame (dropped at once when nobody watches).
     pub fn publish_frame(&self, frame: MediaFrame) {
         self.counters.published.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut last = self.last_passed_us.lock().unwrap_or_else(|p| p.into_inner());
-            *last = Some(last.map_or(frame.wall_clock_us, |l| l.max(frame.wall_clock_us)));
-        }
         let msg = Arc::new(LiveMessage::Frame(frame));
         match &self.gop {
             None => {
