@@ -122,8 +122,12 @@ impl CameraTask {
         let mut metadata_ingest = MetadataIngest::new(cam.id.clone(), self.index);
         let mut audio_clock = FrameClock::new();
         let mut have_audio_parameters = false;
-        // Audio does not keep a camera whose video stalled alive.
-        let mut video_deadline = tokio::time::Instant::now() + STALL_TIMEOUT;
+        // Audio does not keep a camera whose video stalled alive. One timer per session, moved
+        // on only when it fires early (not re-armed per frame, which cost a timer-wheel
+        // insertion and removal for every item).
+        let mut last_video = tokio::time::Instant::now();
+        let stall = tokio::time::sleep_until(last_video + STALL_TIMEOUT);
+        tokio::pin!(stall);
         let mut have_parameters = false;
         let camera = self.config.id.clone();
         let mut gate = self.recording.gate();
@@ -133,17 +137,28 @@ impl CameraTask {
         self.status.set_mode(self.index, self.recording.mode.as_str());
         self.status.set_recording(self.index, false);
         loop {
-            let item = match tokio::time::timeout_at(video_deadline, demuxed.next()).await {
-                Err(_) => return Err(RtspError::Failed(format!("no frame for {} s", STALL_TIMEOUT.as_secs()))),
-                Ok(None) => return Ok(()),
-                Ok(Some(Err(e))) => {
+            let next = tokio::select! {
+                biased;
+                next = demuxed.next() => next,
+                () = &mut stall => {
+                    let deadline = last_video + STALL_TIMEOUT;
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(RtspError::Failed(format!("no frame for {} s", STALL_TIMEOUT.as_secs())));
+                    }
+                    stall.as_mut().reset(deadline);
+                    continue;
+                }
+            };
+            let item = match next {
+                None => return Ok(()),
+                Some(Err(e)) => {
                     let e = RtspError::stream(&e, &camera);
                     if metadata.is_some() {
                         metadata_guard.failed(&e.to_string());
                     }
                     return Err(e);
                 }
-                Ok(Some(Ok(item))) => item,
+                Some(Ok(item)) => item,
             };
             let frame = match item {
                 CodecItem::VideoFrame(frame) => frame,
@@ -204,7 +219,7 @@ impl CameraTask {
             if frame.stream_id() != video {
                 continue;
             }
-            video_deadline = tokio::time::Instant::now() + STALL_TIMEOUT;
+            last_video = tokio::time::Instant::now();
             if !have_parameters || frame.has_new_parameters() {
                 let Some(ParametersRef::Video(p)) = demuxed.streams()[video].parameters() else {
                     // No parameter sets yet: nothing recorded can be decoded without them.
@@ -250,7 +265,9 @@ impl CameraTask {
             }
             let wall_clock_us = stamp.wall_clock_us;
             let data = frame.into_data();
-            self.status.observe_frame(self.index, wall_clock_us, data.len());
+            if let Some(bps) = self.status.observe_frame(self.index, wall_clock_us, data.len()) {
+                crate::ingest_runtimes::camera_rate(bps);
+            }
             if let Some(change) = motion.as_mut().and_then(|m| m.frame(data.len(), keyframe, wall_clock_us)) {
                 self.motion(change, wall_clock_us);
             }
@@ -280,6 +297,7 @@ impl CameraTask {
                 live_data
             };
             if let Some(data) = live_data {
+                crate::ingest_runtimes::watched_live();
                 self.live.publish_frame(MediaFrame { pts, clock_rate, wall_clock_us, keyframe, data });
             }
             self.status.set_recording(self.index, gate.recording());

@@ -4,12 +4,17 @@
 //! camera; on a thread of its own that wake-up polls the task in place, where the shared
 //! multi-thread runtime often hands the readable socket to another worker (a second wake-up).
 //!
+//! While none of its cameras is watched live, a thread naps up to [`LONGEST_NAP`] each time it
+//! has handled all that was ready, so that one wake-up reads what every camera sent meanwhile.
+//!
 //! Threads start lazily: a camera goes to the thread with the fewest cameras, and a new thread
 //! starts when every thread already has [`CAMERAS_PER_THREAD`] cameras, up to one per core.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
@@ -32,23 +37,25 @@ pub struct IngestRuntimes {
     threads: Mutex<Vec<IngestThread>>,
     max_threads: usize,
     per_thread: usize,
+    nap: Duration,
 }
 
 impl IngestRuntimes {
     /// Up to one thread per core, each taking [`CAMERAS_PER_THREAD`] cameras before the next
-    /// starts.
-    pub fn new() -> IngestRuntimes {
+    /// starts, napping up to `nap` (see [`longest_nap`]).
+    pub fn new(nap: Duration) -> IngestRuntimes {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        IngestRuntimes::with_limits(cores, CAMERAS_PER_THREAD)
+        IngestRuntimes::with_limits(cores, CAMERAS_PER_THREAD, nap)
     }
 
     /// Up to `max_threads` threads, each taking `per_thread` cameras before the next starts
-    /// (both at least 1).
-    pub fn with_limits(max_threads: usize, per_thread: usize) -> IngestRuntimes {
+    /// (both at least 1), napping up to `nap`.
+    pub fn with_limits(max_threads: usize, per_thread: usize, nap: Duration) -> IngestRuntimes {
         IngestRuntimes {
             threads: Mutex::new(Vec::new()),
             max_threads: max_threads.max(1),
             per_thread: per_thread.max(1),
+            nap,
         }
     }
 
@@ -80,7 +87,7 @@ impl IngestRuntimes {
         let chosen = match least {
             Some(t) if t.cameras.load(Ordering::Relaxed) < self.per_thread || threads.len() >= self.max_threads => t,
             _ => {
-                let thread = IngestThread::start(threads.len())?;
+                let thread = IngestThread::start(threads.len(), self.nap)?;
                 threads.push(thread);
                 &threads[threads.len() - 1]
             }
@@ -119,8 +126,9 @@ impl IngestRuntimes {
 }
 
 impl Default for IngestRuntimes {
+    /// Napping [`LONGEST_NAP`].
     fn default() -> Self {
-        IngestRuntimes::new()
+        IngestRuntimes::new(LONGEST_NAP)
     }
 }
 
@@ -131,10 +139,15 @@ impl Drop for IngestRuntimes {
 }
 
 impl IngestThread {
-    /// Starts thread `n` with its current-thread runtime, running until told to stop.
-    fn start(n: usize) -> std::io::Result<IngestThread> {
+    /// Starts thread `n` with its current-thread runtime, running until told to stop, napping
+    /// up to `nap` between turns.
+    fn start(n: usize, nap: Duration) -> std::io::Result<IngestThread> {
         let name = format!("camera-ingest-{n}");
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().thread_name(&name).build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name(&name)
+            .on_thread_park(move || nap_unless_watched(nap))
+            .build()?;
         let handle = runtime.handle().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new().name(name).spawn(move || {
@@ -144,6 +157,98 @@ impl IngestThread {
             drop(runtime);
         })?;
         Ok(IngestThread { handle, cameras: Arc::new(AtomicUsize::new(0)), stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+/// The longest an ingest thread naps before it waits for its sockets again, after it has
+/// handled everything that was ready, while no one watches one of its cameras live. Bytes
+/// arriving meanwhile wait in the sockets' receive buffers, and the next wake-up reads what every
+/// camera sent meanwhile, in larger reads: fewer wake-ups, `epoll_wait`s and `readv`s per byte (a
+/// wake-up costs far more than reading a frame; BENCHMARKS.md, "Recording CPU: ingest naps").
+/// Recording gains nothing from reading sooner. At most 1/10 of the store's durability window
+/// (see [`longest_nap`]); `CONVOY_INGEST_NAP_MS` sets another length (`0`: never nap), for A/B
+/// benchmarks.
+pub const LONGEST_NAP: Duration = Duration::from_millis(100);
+
+/// The nap is also at most this share of the store's durability window (`fsync_interval_ms`):
+/// what waits in a socket is not yet in the store.
+const NAP_SHARE_OF_WINDOW: u32 = 10;
+
+/// The nap is cut so that the fastest camera on the thread sends at most this much meanwhile,
+/// well inside a TCP receive window (64 KiB and more on Linux by default) and a UDP receive
+/// buffer: a fast camera is never held back by a full window.
+const NAP_BYTES: u64 = 48 * 1024;
+
+/// After a frame someone watched live, the camera's thread does not nap for this long: live
+/// frames go out as they come.
+const LIVE_HOLD: Duration = Duration::from_secs(1);
+
+/// A camera's bit rate counts for the nap this long after its task last reported it.
+const RATE_HOLD: Duration = Duration::from_secs(2);
+
+thread_local! {
+    /// Until when the ingest thread this is does not nap (a camera on it is watched live).
+    static AWAKE_UNTIL: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// The highest bit rate a camera on this thread reported lately, and when.
+    static FASTEST: Cell<Option<(u64, Instant)>> = const { Cell::new(None) };
+}
+
+/// Tells the ingest thread the calling camera task runs on that a frame was just published to
+/// a live viewer: the thread stops napping for [`LIVE_HOLD`]. (On any other thread, it does
+/// nothing that matters.)
+pub fn watched_live() {
+    AWAKE_UNTIL.with(|until| until.set(Some(Instant::now() + LIVE_HOLD)));
+}
+
+/// Tells the ingest thread the calling camera task runs on how fast its camera sends (bits per
+/// second), so that its naps stay short enough for the fastest camera on it.
+pub fn camera_rate(bits_per_second: u64) {
+    let now = Instant::now();
+    FASTEST.with(|fastest| {
+        let keep = fastest.get().is_some_and(|(bps, at)| bps > bits_per_second && now < at + RATE_HOLD);
+        if !keep {
+            fastest.set(Some((bits_per_second, now)));
+        }
+    });
+}
+
+/// The longest nap for a store whose durability window is `window`: [`LONGEST_NAP`], at most
+/// 1/10 of the window; `CONVOY_INGEST_NAP_MS`, when set, instead.
+pub fn longest_nap(window: Duration) -> Duration {
+    let default = LONGEST_NAP.min(window / NAP_SHARE_OF_WINDOW);
+    match std::env::var("CONVOY_INGEST_NAP_MS") {
+        Ok(v) => match v.parse::<u64>() {
+            Ok(ms) => Duration::from_millis(ms),
+            Err(_) => {
+                tracing::warn!("CONVOY_INGEST_NAP_MS={v:?} is not a number of milliseconds; napping {default:?}");
+                default
+            }
+        },
+        Err(_) => default,
+    }
+}
+
+/// Runs as the ingest thread is about to wait for its sockets: naps unless a camera on it is
+/// watched live.
+fn nap_unless_watched(longest: Duration) {
+    let now = Instant::now();
+    let fastest = FASTEST.with(Cell::get).filter(|(_, at)| now < *at + RATE_HOLD).map(|(bps, _)| bps);
+    let nap = nap_length(longest, AWAKE_UNTIL.with(Cell::get), fastest, now);
+    if !nap.is_zero() {
+        std::thread::sleep(nap);
+    }
+}
+
+/// How long a thread naps at `now`: not at all while kept awake (until `awake_until`), else
+/// `longest`, cut so that a camera sending `fastest` bits per second sends at most
+/// [`NAP_BYTES`] meanwhile.
+fn nap_length(longest: Duration, awake_until: Option<Instant>, fastest: Option<u64>, now: Instant) -> Duration {
+    if awake_until.is_some_and(|t| now < t) {
+        return Duration::ZERO;
+    }
+    match fastest {
+        Some(bps) if bps > 0 => longest.min(Duration::from_secs_f64(NAP_BYTES as f64 * 8.0 / bps as f64)),
+        _ => longest,
     }
 }
 
@@ -161,15 +266,44 @@ impl Drop for CountedTask {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn thread_name() -> String {
         std::thread::current().name().unwrap_or("").to_owned()
     }
 
+    #[test]
+    fn a_thread_naps_unless_watched_live_and_no_longer_than_the_fastest_camera_allows() {
+        let now = Instant::now();
+        let longest = Duration::from_millis(100);
+        assert_eq!(nap_length(longest, None, None, now), longest);
+        // Watched live within the last second: no nap.
+        assert_eq!(nap_length(longest, Some(now + LIVE_HOLD), None, now), Duration::ZERO);
+        assert_eq!(nap_length(longest, Some(now), None, now), longest);
+        // 4 Mbit/s sends 48 KiB in 98 ms; 16 Mbit/s in 24.6 ms; a sub stream never cuts it.
+        assert_eq!(nap_length(longest, None, Some(4_000_000), now), Duration::from_secs_f64(0.098304));
+        assert_eq!(nap_length(longest, None, Some(16_000_000), now).as_micros(), 24_576);
+        assert_eq!(nap_length(longest, None, Some(256_000), now), longest);
+        assert_eq!(nap_length(longest, None, Some(0), now), longest);
+        // The store's window bounds it too.
+        assert_eq!(LONGEST_NAP.min(Duration::from_millis(300) / NAP_SHARE_OF_WINDOW), Duration::from_millis(30));
+    }
+
+    #[test]
+    fn watching_and_rates_are_per_thread_and_the_fastest_camera_counts() {
+        watched_live();
+        assert!(AWAKE_UNTIL.with(Cell::get).is_some_and(|t| Instant::now() < t));
+        let other = std::thread::spawn(|| AWAKE_UNTIL.with(Cell::get)).join().unwrap();
+        assert!(other.is_none());
+        camera_rate(4_000_000);
+        camera_rate(1_000_000);
+        assert_eq!(FASTEST.with(Cell::get).map(|(bps, _)| bps), Some(4_000_000));
+        camera_rate(8_000_000);
+        assert_eq!(FASTEST.with(Cell::get).map(|(bps, _)| bps), Some(8_000_000));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn tasks_run_on_named_ingest_threads_spread_by_load() {
-        let pool = IngestRuntimes::with_limits(2, 2);
+        let pool = IngestRuntimes::with_limits(2, 2, LONGEST_NAP);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let stop = tokio_util::sync::CancellationToken::new();
         let mut tasks = Vec::new();
@@ -204,7 +338,7 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_drops_tasks_still_running() {
-        let pool = IngestRuntimes::with_limits(1, 8);
+        let pool = IngestRuntimes::with_limits(1, 8, Duration::ZERO);
         let held = Arc::new(());
         let in_task = held.clone();
         let (started_tx, started) = oneshot::channel();
@@ -223,7 +357,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_finished_task_leaves_its_thread_free() {
-        let pool = IngestRuntimes::with_limits(2, 1);
+        let pool = IngestRuntimes::with_limits(2, 1, Duration::ZERO);
         pool.spawn(async {}).await.unwrap();
         // The first thread is empty again, so the next camera goes there, not to a new thread.
         let (tx, rx) = oneshot::channel();

@@ -231,13 +231,15 @@ impl Recorder {
 
 /// After a batch the thread naps this long (at most) before it looks at the queue again, so
 /// that the records arriving meanwhile are taken in one go instead of each waking it: a
-/// wake-up costs more CPU than writing a frame. 50 ms is a few frames of each camera, far
-/// below the queue's depth (at least [`QUEUE_PER_CAMERA`] records per camera).
-const NAP: Duration = Duration::from_millis(50);
+/// wake-up costs more CPU than writing a frame. 100 ms is a few frames of each camera, far
+/// below the queue's depth (at least [`QUEUE_PER_CAMERA`] records per camera); the camera
+/// threads nap as long (`ingest_runtimes.rs`), so frames come in batches of that size anyway.
+const NAP: Duration = Duration::from_millis(100);
 
 /// The nap is also at most this share of the durability window: a frame waits in the queue
-/// before its append starts the window's clock, and the group commit must still come in time.
-const NAP_SHARE_OF_WINDOW: u32 = 20;
+/// before its append starts the window's clock, and the group commit (due when the oldest
+/// record is ¾ of the window old) must still come in time.
+const NAP_SHARE_OF_WINDOW: u32 = 10;
 
 /// How long the thread naps after a batch with the store's durability window `window`.
 fn nap_limit(window: Duration) -> Duration {
@@ -457,7 +459,8 @@ mod tests {
     fn the_nap_leaves_the_group_commit_most_of_a_short_window() {
         assert_eq!(nap_limit(Duration::from_secs(1)), NAP);
         assert_eq!(nap_limit(Duration::from_secs(10)), NAP);
-        assert_eq!(nap_limit(Duration::from_millis(100)), Duration::from_millis(5));
+        assert_eq!(nap_limit(Duration::from_millis(500)), Duration::from_millis(50));
+        assert_eq!(nap_limit(Duration::from_millis(100)), Duration::from_millis(10));
         assert_eq!(nap_limit(Duration::ZERO), Duration::ZERO);
     }
 }

@@ -315,8 +315,9 @@ impl UnitStatus {
         }
     }
 
-    /// Accounts for a frame of `bytes` that camera `index` delivered at `wall_us`.
-    pub fn observe_frame(&self, index: usize, wall_us: i64, bytes: usize) {
+    /// Accounts for a frame of `bytes` that camera `index` delivered at `wall_us`; returns the
+    /// camera's bit rate as last measured (`None` before a whole window has passed).
+    pub fn observe_frame(&self, index: usize, wall_us: i64, bytes: usize) -> Option<u64> {
         let cam = self.camera(index);
         let mut s = lock(&cam.stream);
         s.last_frame_us = Some(wall_us);
@@ -334,6 +335,7 @@ impl UnitStatus {
             s.window_bytes = bytes as u64;
             s.window_start_us = wall_us;
         }
+        s.bitrate_bps
     }
 
     /// Says why the camera with id `camera` does not record (`None`: nothing keeps it from
