@@ -265,9 +265,8 @@ impl CameraTask {
             }
             let wall_clock_us = stamp.wall_clock_us;
             let data = frame.into_data();
-            if let Some(bps) = self.status.observe_frame(self.index, wall_clock_us, data.len()) {
-                crate::ingest_runtimes::camera_rate(bps);
-            }
+            let bits_per_second = self.status.observe_frame(self.index, wall_clock_us, data.len());
+            crate::ingest_runtimes::camera_rate(bits_per_second);
             if let Some(change) = motion.as_mut().and_then(|m| m.frame(data.len(), keyframe, wall_clock_us)) {
                 self.motion(change, wall_clock_us);
             }

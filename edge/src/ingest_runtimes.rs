@@ -201,8 +201,11 @@ pub fn watched_live() {
 }
 
 /// Tells the ingest thread the calling camera task runs on how fast its camera sends (bits per
-/// second), so that its naps stay short enough for the fastest camera on it.
-pub fn camera_rate(bits_per_second: u64) {
+/// second), so that its naps stay short enough for the fastest camera on it. `None`: not
+/// measured yet (a camera's first seconds), and the thread does not nap meanwhile: over UDP
+/// a fast camera could overrun the socket's receive buffer (TCP would only hold it back).
+pub fn camera_rate(bits_per_second: Option<u64>) {
+    let bits_per_second = bits_per_second.unwrap_or(u64::MAX);
     let now = Instant::now();
     FASTEST.with(|fastest| {
         let keep = fastest.get().is_some_and(|(bps, at)| bps > bits_per_second && now < at + RATE_HOLD);
@@ -294,11 +297,15 @@ mod tests {
         assert!(AWAKE_UNTIL.with(Cell::get).is_some_and(|t| Instant::now() < t));
         let other = std::thread::spawn(|| AWAKE_UNTIL.with(Cell::get)).join().unwrap();
         assert!(other.is_none());
-        camera_rate(4_000_000);
-        camera_rate(1_000_000);
+        camera_rate(Some(4_000_000));
+        camera_rate(Some(1_000_000));
         assert_eq!(FASTEST.with(Cell::get).map(|(bps, _)| bps), Some(4_000_000));
-        camera_rate(8_000_000);
+        camera_rate(Some(8_000_000));
         assert_eq!(FASTEST.with(Cell::get).map(|(bps, _)| bps), Some(8_000_000));
+        // A camera whose rate is not measured yet keeps the thread from napping.
+        camera_rate(None);
+        let fastest = FASTEST.with(Cell::get).map(|(bps, _)| bps);
+        assert_eq!(nap_length(LONGEST_NAP, None, fastest, Instant::now()), Duration::ZERO);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
