@@ -49,8 +49,18 @@ pub fn motion_burst_clip(dir: &Path, still_s: u32, moving_s: u32) -> anyhow::Res
 
 /// Starts `sim-camera` looping `clip` on `mounts`; returns it with its base URL.
 pub fn sim_camera_with_clip(dir: &Path, clip: &Path, mounts: &[&str]) -> anyhow::Result<(Proc, String)> {
+    sim_camera_with_clip_args(dir, clip, mounts, &[])
+}
+
+/// [`sim_camera_with_clip`] with more `sim-camera` arguments (such as `--stagger`).
+pub fn sim_camera_with_clip_args(
+    dir: &Path,
+    clip: &Path,
+    mounts: &[&str],
+    args: &[&str],
+) -> anyhow::Result<(Proc, String)> {
     let mut cmd = Command::new(bin_path("sim-camera")?);
-    cmd.arg("--listen").arg("127.0.0.1:0").arg("--clip").arg(clip);
+    cmd.arg("--listen").arg("127.0.0.1:0").arg("--clip").arg(clip).args(args);
     for m in mounts {
         cmd.arg("--mount").arg(format!("/{m}"));
     }

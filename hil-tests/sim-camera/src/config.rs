@@ -24,11 +24,20 @@ pub struct ServerConfig {
     /// Session timeout (whole seconds, default 60): a connection that sends
     /// nothing for this long, not even a keepalive, is closed.
     pub session_timeout: Duration,
+    /// Start each session's frames at a random point of the first frame time, as independent
+    /// cameras would be, instead of right after its PLAY (sessions played together then send
+    /// in step).
+    pub stagger: bool,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { mounts: BTreeMap::new(), frame_rate: DEFAULT_FRAME_RATE, session_timeout: DEFAULT_SESSION_TIMEOUT }
+        Self {
+            mounts: BTreeMap::new(),
+            frame_rate: DEFAULT_FRAME_RATE,
+            session_timeout: DEFAULT_SESSION_TIMEOUT,
+            stagger: false,
+        }
     }
 }
 
@@ -47,6 +56,13 @@ impl ServerConfig {
     /// Sets the frame rate.
     pub fn with_frame_rate(mut self, frame_rate: u32) -> Self {
         self.frame_rate = frame_rate;
+        self
+    }
+
+    /// Starts each session's frames at a random point of the first frame time (see
+    /// [`ServerConfig::stagger`]).
+    pub fn with_stagger(mut self, stagger: bool) -> Self {
+        self.stagger = stagger;
         self
     }
 

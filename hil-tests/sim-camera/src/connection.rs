@@ -362,8 +362,10 @@ impl Connection {
     fn start_playing(&mut self) {
         let period = self.shared.frame_period;
         if let Some(s) = self.session.as_mut() {
-            // The first tick completes at once, so the first frame follows the PLAY response.
-            let mut ticker = tokio::time::interval(period);
+            // The first tick completes at once, so the first frame follows the PLAY response;
+            // staggered, it comes at a random point of the first frame time instead.
+            let first = if self.shared.config.stagger { period.mul_f64(rand::random::<f64>()) } else { Duration::ZERO };
+            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + first, period);
             // A client that fell behind gets the next frame at the next slot,
             // never a burst faster than real time.
             ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);

@@ -25,6 +25,10 @@ struct Args {
     /// Frames per second sent to each client.
     #[arg(long, default_value_t = sim_camera::config::DEFAULT_FRAME_RATE)]
     fps: u32,
+    /// Start each session's frames at a random point of the first frame time, as independent
+    /// cameras would (without it, sessions played together send in step).
+    #[arg(long)]
+    stagger: bool,
 }
 
 #[tokio::main]
@@ -38,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
 
     let clip = Arc::new(Clip::from_file(&args.clip).with_context(|| format!("loading clip {}", args.clip.display()))?);
     let mounts = if args.mounts.is_empty() { vec!["/cam".to_owned()] } else { args.mounts };
-    let mut config = ServerConfig::new().with_frame_rate(args.fps);
+    let mut config = ServerConfig::new().with_frame_rate(args.fps).with_stagger(args.stagger);
     for mount in &mounts {
         config = config.with_mount(mount, clip.clone());
     }

@@ -6,7 +6,11 @@
 //! not send because the recorder did not read), and prints a Markdown table.
 //!
 //! `cargo build --release -p edge -p sim-camera -p hil-tests --bins && target/release/record_bench
-//! [--cameras 4,16,64] [--seconds 60] [--recorders edge,ffmpeg] [--dir /var/tmp/record_bench]`
+//! [--cameras 4,16,64] [--seconds 60] [--recorders edge,ffmpeg] [--dir /var/tmp/record_bench]
+//! [--stagger]`
+//!
+//! `--stagger`: each camera starts its frames at a random point of the first frame time, as
+//! independent cameras would; without it the cameras, played together, send in step.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use hil_tests::bench_clip::camera_clip;
 use hil_tests::proc_stats::{self, Memory};
-use hil_tests::recording_media::sim_camera_with_clip;
+use hil_tests::recording_media::sim_camera_with_clip_args;
 use hil_tests::{EdgeProc, Proc, wait_until};
 
 /// Store segments of 32 MiB (a minute of one camera): each camera seals one in a 60 s run.
@@ -95,6 +99,7 @@ fn main() -> anyhow::Result<()> {
             other => bail!("unknown recorder {other:?} (edge, ffmpeg)"),
         })
         .collect::<anyhow::Result<_>>()?;
+    let stagger = std::env::args().any(|a| a == "--stagger");
     let dir = PathBuf::from(arg("--dir").unwrap_or_else(|| "/var/tmp/record_bench".into()));
     std::fs::create_dir_all(&dir)?;
     let (clip, kbit) = camera_clip(&dir, 1280, 720, 4000, 10)?;
@@ -104,7 +109,7 @@ fn main() -> anyhow::Result<()> {
     for &k in &cameras {
         for &recorder in &recorders {
             eprintln!("record_bench: {k} cameras, {recorder:?}, {seconds} s (load {})", load_average());
-            let m = run_phase(recorder, k, seconds, &clip, &dir)
+            let m = run_phase(recorder, k, seconds, stagger, &clip, &dir)
                 .with_context(|| format!("{recorder:?} recording {k} cameras"))?;
             eprintln!(
                 "record_bench: {:.0} CPU s per camera-hour, {:.1} MB RSS, {} frames lost",
@@ -115,12 +120,19 @@ fn main() -> anyhow::Result<()> {
             rows.push(m);
         }
     }
-    print_table(&rows, seconds, kbit, &started_load);
+    print_table(&rows, seconds, kbit, stagger, &started_load);
     Ok(())
 }
 
 /// One phase: serve `k` cameras, record them, measure over `seconds`, stop the cameras, count.
-fn run_phase(recorder: Recorder, k: usize, seconds: u64, clip: &Path, base: &Path) -> anyhow::Result<Measured> {
+fn run_phase(
+    recorder: Recorder,
+    k: usize,
+    seconds: u64,
+    stagger: bool,
+    clip: &Path,
+    base: &Path,
+) -> anyhow::Result<Measured> {
     let dir = base.join(format!("{recorder:?}-{k}").to_lowercase());
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
@@ -128,7 +140,8 @@ fn run_phase(recorder: Recorder, k: usize, seconds: u64, clip: &Path, base: &Pat
     std::fs::create_dir_all(&dir)?;
     let ids: Vec<String> = (0..k).map(|i| format!("cam{i:03}")).collect();
     let mounts: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let (mut camera, url) = sim_camera_with_clip(&dir, clip, &mounts)?;
+    let args: &[&str] = if stagger { &["--stagger"] } else { &[] };
+    let (mut camera, url) = sim_camera_with_clip_args(&dir, clip, &mounts, args)?;
     let settle = Duration::from_secs(30) + Duration::from_millis(200 * k as u64);
 
     let running = match recorder {
@@ -295,11 +308,12 @@ fn served(log: &Path) -> anyhow::Result<(u64, u64, u64)> {
     Ok((field("frames_written=")?, field("frames_skipped=")?, field("slow_writes=")?))
 }
 
-fn print_table(rows: &[Measured], seconds: u64, kbit: f64, load: &str) {
+fn print_table(rows: &[Measured], seconds: u64, kbit: f64, stagger: bool, load: &str) {
     let mb = |kib: u64| kib as f64 / 1024.0;
+    let phase = if stagger { "cameras staggered" } else { "cameras in step" };
     println!(
-        "{} s per phase, 1280x720 25 fps H.264 at {kbit:.0} kbit/s (GOP 2 s) from sim-camera on loopback; load \
-         average (1, 5, 15 min) at the start: {load}.\n",
+        "{} s per phase, 1280x720 25 fps H.264 at {kbit:.0} kbit/s (GOP 2 s) from sim-camera on loopback, {phase}; \
+         load average (1, 5, 15 min) at the start: {load}.\n",
         seconds
     );
     println!(
