@@ -42,11 +42,11 @@ impl EventBudget {
     pub fn admit(&mut self, now_us: i64, n: &Notification) -> bool {
         self.refill(now_us);
         // A lasting state this budget remembers (or has room to), with what it was.
-        let state = n
-            .state()
-            .map(|state| (state_key(n), state))
-            .map(|(key, state)| (self.states.get(&key).copied(), key, state))
-            .filter(|(known, ..)| known.is_some() || self.states.len() < MAX_STATES);
+        let state = n.state().and_then(|state| {
+            let key = state_key(n);
+            let known = self.states.get(&key).copied();
+            (known.is_some() || self.states.len() < MAX_STATES).then_some((known, key, state))
+        });
         let changes = state.as_ref().is_some_and(|(known, _, state)| *known != Some(*state));
         // A change passes while the debt stays within one more burst; anything else needs a token.
         let admitted = if changes { self.tokens > -BURST } else { self.tokens >= 1.0 };

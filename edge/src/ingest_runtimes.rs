@@ -4,7 +4,7 @@
 //! camera; on a thread of its own that wake-up polls the task in place, where the shared
 //! multi-thread runtime often hands the readable socket to another worker (a second wake-up).
 //!
-//! While none of its cameras is watched live, a thread naps up to [`LONGEST_NAP`] each time it
+//! While none of its cameras is watched live, a thread naps (see [`longest_nap`]) each time it
 //! has handled all that was ready, so that one wake-up reads what every camera sent meanwhile.
 //!
 //! Threads start lazily: a camera goes to the thread with the fewest cameras, and a new thread
@@ -125,13 +125,6 @@ impl IngestRuntimes {
     }
 }
 
-impl Default for IngestRuntimes {
-    /// Napping [`LONGEST_NAP`].
-    fn default() -> Self {
-        IngestRuntimes::new(LONGEST_NAP)
-    }
-}
-
 impl Drop for IngestRuntimes {
     fn drop(&mut self) {
         self.shutdown();
@@ -159,20 +152,6 @@ impl IngestThread {
         Ok(IngestThread { handle, cameras: Arc::new(AtomicUsize::new(0)), stop: Some(stop), thread: Some(thread) })
     }
 }
-
-/// The longest an ingest thread naps before it waits for its sockets again, after it has
-/// handled everything that was ready, while no one watches one of its cameras live. Bytes
-/// arriving meanwhile wait in the sockets' receive buffers, and the next wake-up reads what every
-/// camera sent meanwhile, in larger reads: fewer wake-ups, `epoll_wait`s and `readv`s per byte (a
-/// wake-up costs far more than reading a frame; BENCHMARKS.md, "Recording CPU: ingest naps").
-/// Recording gains nothing from reading sooner. At most 1/10 of the store's durability window
-/// (see [`longest_nap`]); `CONVOY_INGEST_NAP_MS` sets another length (`0`: never nap), for A/B
-/// benchmarks.
-pub const LONGEST_NAP: Duration = Duration::from_millis(100);
-
-/// The nap is also at most this share of the store's durability window (`fsync_interval_ms`):
-/// what waits in a socket is not yet in the store.
-const NAP_SHARE_OF_WINDOW: u32 = 10;
 
 /// The nap is cut so that the fastest camera on the thread sends at most this much meanwhile,
 /// well inside a TCP receive window (64 KiB and more on Linux by default) and a UDP receive
@@ -215,10 +194,18 @@ pub fn camera_rate(bits_per_second: Option<u64>) {
     });
 }
 
-/// The longest nap for a store whose durability window is `window`: [`LONGEST_NAP`], at most
-/// 1/10 of the window; `CONVOY_INGEST_NAP_MS`, when set, instead.
+/// The longest an ingest thread naps, for a store whose durability window is `window`: as long
+/// as the recorder naps ([`crate::recorder::nap_limit`]: 100 ms, at most 1/10 of the window;
+/// what waits in a socket is not yet in the store); `CONVOY_INGEST_NAP_MS`, when set, instead
+/// (`0`: never nap), for A/B benchmarks.
+///
+/// A thread naps after it has handled everything that was ready, while no one watches one of
+/// its cameras live. Bytes arriving meanwhile wait in the sockets' receive buffers, and the next
+/// wake-up reads what every camera sent meanwhile, in larger reads: fewer wake-ups,
+/// `epoll_wait`s and `readv`s per byte (a wake-up costs far more than reading a frame;
+/// BENCHMARKS.md, "Recording CPU: naps"). Recording gains nothing from reading sooner.
 pub fn longest_nap(window: Duration) -> Duration {
-    let default = LONGEST_NAP.min(window / NAP_SHARE_OF_WINDOW);
+    let default = crate::recorder::nap_limit(window);
     match std::env::var("CONVOY_INGEST_NAP_MS") {
         Ok(v) => match v.parse::<u64>() {
             Ok(ms) => Duration::from_millis(ms),
@@ -288,7 +275,7 @@ mod tests {
         assert_eq!(nap_length(longest, None, Some(256_000), now), longest);
         assert_eq!(nap_length(longest, None, Some(0), now), longest);
         // The store's window bounds it too.
-        assert_eq!(LONGEST_NAP.min(Duration::from_millis(300) / NAP_SHARE_OF_WINDOW), Duration::from_millis(30));
+        assert_eq!(crate::recorder::nap_limit(Duration::from_millis(300)), Duration::from_millis(30));
     }
 
     #[test]
@@ -305,12 +292,12 @@ mod tests {
         // A camera whose rate is not measured yet keeps the thread from napping.
         camera_rate(None);
         let fastest = FASTEST.with(Cell::get).map(|(bps, _)| bps);
-        assert_eq!(nap_length(LONGEST_NAP, None, fastest, Instant::now()), Duration::ZERO);
+        assert_eq!(nap_length(Duration::from_millis(100), None, fastest, Instant::now()), Duration::ZERO);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn tasks_run_on_named_ingest_threads_spread_by_load() {
-        let pool = IngestRuntimes::with_limits(2, 2, LONGEST_NAP);
+        let pool = IngestRuntimes::with_limits(2, 2, Duration::from_millis(100));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let stop = tokio_util::sync::CancellationToken::new();
         let mut tasks = Vec::new();

@@ -241,8 +241,9 @@ const NAP: Duration = Duration::from_millis(100);
 /// record is ¾ of the window old) must still come in time.
 const NAP_SHARE_OF_WINDOW: u32 = 10;
 
-/// How long the thread naps after a batch with the store's durability window `window`.
-fn nap_limit(window: Duration) -> Duration {
+/// How long the thread naps after a batch with the store's durability window `window`; the
+/// camera-ingest threads nap as long (`ingest_runtimes::longest_nap`).
+pub fn nap_limit(window: Duration) -> Duration {
     NAP.min(window / NAP_SHARE_OF_WINDOW)
 }
 
