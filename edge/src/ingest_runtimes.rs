@@ -144,6 +144,7 @@ impl IngestThread {
         let handle = runtime.handle().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new().name(name).spawn(move || {
+            parks();
             // A dropped sender (the pool gone) stops the thread too.
             let _ = runtime.block_on(stopped);
             // Dropping the runtime drops the tasks still on it.
@@ -170,6 +171,23 @@ thread_local! {
     static AWAKE_UNTIL: Cell<Option<Instant>> = const { Cell::new(None) };
     /// The highest bit rate a camera on this thread reported lately, and when.
     static FASTEST: Cell<Option<(u64, Instant)>> = const { Cell::new(None) };
+    /// When the ingest thread this is last began to wait for its sockets, and the time before.
+    static PARKED: Cell<Option<(Instant, Instant)>> = const { Cell::new(None) };
+}
+
+/// Runs as the ingest thread begins to wait for its sockets (and as it starts).
+fn parks() {
+    let now = Instant::now();
+    PARKED.with(|parked| parked.set(Some((now, parked.get().map_or(now, |(last, _)| last)))));
+}
+
+/// The earliest the bytes the calling camera task reads now can have arrived: when its ingest
+/// thread began to wait the time before last. Whatever had arrived by then, that wait reported,
+/// and the turn after it read (the thread waits again only when nothing is ready). The
+/// recorder counts the durability window from then (`Store::append_arrived`), so a nap costs
+/// no durability. Off an ingest thread: now.
+pub fn arrived_since() -> Instant {
+    PARKED.with(Cell::get).map_or_else(Instant::now, |(_, before)| before)
 }
 
 /// Tells the ingest thread the calling camera task runs on that a frame was just published to
@@ -196,8 +214,8 @@ pub fn camera_rate(bits_per_second: Option<u64>) {
 
 /// The longest an ingest thread naps, for a store whose durability window is `window`: as long
 /// as the recorder naps ([`crate::recorder::nap_limit`]: 100 ms, at most 1/10 of the window;
-/// what waits in a socket is not yet in the store); `CONVOY_INGEST_NAP_MS`, when set, instead
-/// (`0`: never nap), for A/B benchmarks.
+/// the window counts from the turn before, see [`arrived_since`]); `CONVOY_INGEST_NAP_MS`,
+/// when set, instead (`0`: never nap), for A/B benchmarks.
 ///
 /// A thread naps after it has handled everything that was ready, while no one watches one of
 /// its cameras live. Bytes arriving meanwhile wait in the sockets' receive buffers, and the next
@@ -221,6 +239,7 @@ pub fn longest_nap(window: Duration) -> Duration {
 /// Runs as the ingest thread is about to wait for its sockets: naps unless a camera on it is
 /// watched live.
 fn nap_unless_watched(longest: Duration) {
+    parks();
     let now = Instant::now();
     let fastest = FASTEST.with(Cell::get).filter(|(_, at)| now < *at + RATE_HOLD).map(|(bps, _)| bps);
     let nap = nap_length(longest, AWAKE_UNTIL.with(Cell::get), fastest, now);
@@ -276,6 +295,29 @@ mod tests {
         assert_eq!(nap_length(longest, None, Some(0), now), longest);
         // The store's window bounds it too.
         assert_eq!(crate::recorder::nap_limit(Duration::from_millis(300)), Duration::from_millis(30));
+    }
+
+    #[tokio::test]
+    async fn bytes_read_now_arrived_no_earlier_than_the_wait_before_last() {
+        let before = Instant::now();
+        // Off an ingest thread: now.
+        assert!(arrived_since() >= before);
+        let pool = IngestRuntimes::with_limits(1, 8, Duration::from_millis(20));
+        let started = Instant::now();
+        let (tx, rx) = oneshot::channel();
+        pool.spawn(async move {
+            let read_before_wait = Instant::now();
+            // The thread has nothing else to do: it parks (and naps), then wakes.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            let _ = tx.send((arrived_since(), read_before_wait, Instant::now()));
+        });
+        let (since, read_before_wait, woke) = rx.await.unwrap();
+        // Not before the thread started; and at least one whole wait (with its 20 ms nap)
+        // before the read: the wait after which the task ran began after `since`.
+        assert!(since >= started);
+        assert!(read_before_wait >= started);
+        assert!(woke.duration_since(since) >= Duration::from_millis(20), "{since:?} {woke:?}");
+        pool.shutdown();
     }
 
     #[test]

@@ -27,8 +27,8 @@ const BEAT: Duration = Duration::from_millis(250);
 
 /// What the recorder thread is asked to do, in order.
 enum Job {
-    /// Append a record of camera `.0`.
-    Record(usize, Record),
+    /// Append a record of camera `.0`, whose bytes arrived no earlier than `.2`.
+    Record(usize, Record, Instant),
     /// Seal every open segment, then answer.
     SealAll(tokio::sync::oneshot::Sender<Result<(), String>>),
     /// Record a named cursor in a camera's log (e.g. what central acknowledged).
@@ -70,6 +70,8 @@ pub struct RecorderTx {
     status: Arc<UnitStatus>,
     /// Frames each camera has queued: one camera may not take the whole queue.
     shares: Arc<QueueShares>,
+    /// The recorder thread, woken from its nap for requests someone awaits.
+    thread: std::thread::Thread,
 }
 
 impl RecorderTx {
@@ -82,13 +84,14 @@ impl RecorderTx {
             self.status.count_lost(index);
             return;
         }
-        let result = self.tx.try_send(Job::Record(index, record));
+        let arrived = crate::ingest_runtimes::arrived_since();
+        let result = self.tx.try_send(Job::Record(index, record, arrived));
         if frame && result.is_err() {
             self.shares.give_back(index);
         }
         match result {
             Ok(()) => {}
-            Err(TrySendError::Full(Job::Record(i, Record::Frame(_)))) => self.status.count_lost(i),
+            Err(TrySendError::Full(Job::Record(i, Record::Frame(_), _))) => self.status.count_lost(i),
             Err(TrySendError::Full(_)) => {
                 tracing::warn!("recorder queue full; codec parameters not recorded");
             }
@@ -128,14 +131,19 @@ impl RecorderTx {
     pub async fn key_frame_tail(&self, camera: &str) -> Result<Option<KeyFrameTail>, RecorderError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         match self.tx.try_send(Job::KeyFrameTail(camera.to_owned(), reply)) {
-            Ok(()) => answer.await.map_err(|_| RecorderError::Stopped),
+            Ok(()) => {
+                // A live start waits for this: not for the rest of the recorder's nap.
+                self.thread.unpark();
+                answer.await.map_err(|_| RecorderError::Stopped)
+            }
             Err(TrySendError::Full(_)) => Ok(None),
             Err(TrySendError::Disconnected(_)) => Err(RecorderError::Stopped),
         }
     }
 
+    /// Queues a request someone awaits, and wakes the thread from its nap for it.
     async fn send_job(&self, job: Job) -> Result<(), RecorderError> {
-        match self.tx.try_send(job) {
+        let sent = match self.tx.try_send(job) {
             Ok(()) => Ok(()),
             Err(TrySendError::Disconnected(_)) => Err(RecorderError::Stopped),
             Err(TrySendError::Full(job)) => {
@@ -143,7 +151,9 @@ impl RecorderTx {
                 let sent = tokio::task::spawn_blocking(move || tx.send(job).is_ok()).await;
                 if sent.unwrap_or(false) { Ok(()) } else { Err(RecorderError::Stopped) }
             }
-        }
+        };
+        self.thread.unpark();
+        sent
     }
 
     /// Seals every open segment (after the records queued before this call are written) and
@@ -208,7 +218,8 @@ impl Recorder {
         let thread = std::thread::Builder::new()
             .name("recorder".into())
             .spawn(move || run(store, rx, &thread_status, &thread_shares, &retention, &thread_liveness, &durable_tx))?;
-        Ok((Recorder { thread, liveness, durable }, RecorderTx { tx, status, shares }))
+        let handle = thread.thread().clone();
+        Ok((Recorder { thread, liveness, durable }, RecorderTx { tx, status, shares, thread: handle }))
     }
 
     /// The logs as durable after each group commit.
@@ -232,13 +243,14 @@ impl Recorder {
 /// After a batch the thread naps this long (at most) before it looks at the queue again, so
 /// that the records arriving meanwhile are taken in one go instead of each waking it: a
 /// wake-up costs more CPU than writing a frame. 100 ms is a few frames of each camera, far
-/// below the queue's depth (at least [`QUEUE_PER_CAMERA`] records per camera); the camera
-/// threads nap as long (`ingest_runtimes.rs`), so frames come in batches of that size anyway.
+/// below the queue's depth (at least [`QUEUE_PER_CAMERA`] records per camera). Requests
+/// someone awaits (a live start's key frame tail, an evidence lock, sealing) wake it at once.
 const NAP: Duration = Duration::from_millis(100);
 
-/// The nap is also at most this share of the durability window: a frame waits in the queue
-/// before its append starts the window's clock, and the group commit (due when the oldest
-/// record is ¾ of the window old) must still come in time.
+/// The nap is also at most this share of the durability window. The window counts from when a
+/// frame arrived (`Store::append_arrived`), not from its append, so what it waited in a socket
+/// (the ingest thread's nap, as long) and in the queue (this nap) comes out of the ¾ of the
+/// window before the group commit is due: two naps of 1/10 leave it 11/20.
 const NAP_SHARE_OF_WINDOW: u32 = 10;
 
 /// How long the thread naps after a batch with the store's durability window `window`; the
@@ -302,7 +314,8 @@ fn run(
         }
         let nap = nap_limit.min(until(next_due(&store, next_groom)));
         if !disconnected && !nap.is_zero() {
-            std::thread::sleep(nap);
+            // Woken early (`unpark`) for a request someone awaits.
+            std::thread::park_timeout(nap);
         }
     }
     if let Err(e) = store.sync() {
@@ -312,7 +325,7 @@ fn run(
 
 /// A frame left the queue: its camera's place is free again.
 fn give_back(shares: &QueueShares, job: &Job) {
-    if let Job::Record(index, Record::Frame(_)) = job {
+    if let Job::Record(index, Record::Frame(_), _) = job {
         shares.give_back(*index);
     }
 }
@@ -365,7 +378,7 @@ fn handle(
                 tracing::warn!(camera, name, "store: cannot record cursor: {e}");
             }
         }
-        Job::Record(index, mut record) => {
+        Job::Record(index, mut record, arrived) => {
             if index >= parameters_seq.len() {
                 parameters_seq.resize(index + 1, [0; 2]);
             }
@@ -382,7 +395,7 @@ fn handle(
                 _ => None,
             };
             let metadata = matches!(&record, Record::Frame(f) if f.kind == MediaKind::Metadata);
-            match store.append(&record) {
+            match store.append_arrived(&record, arrived) {
                 Ok(seq) => {
                     match record {
                         Record::Parameters(_) => parameters_seq[index][0] = seq,
@@ -463,5 +476,14 @@ mod tests {
         assert_eq!(nap_limit(Duration::from_millis(500)), Duration::from_millis(50));
         assert_eq!(nap_limit(Duration::from_millis(100)), Duration::from_millis(10));
         assert_eq!(nap_limit(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_frame_napped_in_its_socket_and_in_the_queue_is_appended_before_its_commit_is_due() {
+        for ms in [1, 10, 100, 500, 1000, 2000, 60_000] {
+            let window = Duration::from_millis(ms);
+            // The ingest thread naps at most as long as the recorder.
+            assert!(2 * nap_limit(window) < window * 3 / 4, "window {window:?}");
+        }
     }
 }

@@ -200,6 +200,15 @@ impl Store {
         self.append_to(camera, record)
     }
 
+    /// Appends like [`Store::append`] a record whose bytes arrived at `arrived`, before now
+    /// (they waited in a socket or a queue): the durability window counts from then, so the
+    /// group commit comes no later for the wait.
+    pub fn append_arrived(&mut self, record: &Record, arrived: Instant) -> Result<u64, StoreError> {
+        let seq = self.append(record)?;
+        self.dirty_since = self.dirty_since.map(|t| t.min(arrived));
+        Ok(seq)
+    }
+
     pub(crate) fn append_to(&mut self, log: &str, record: &Record) -> Result<u64, StoreError> {
         if log.is_empty() {
             return Err(StoreError::NotAppendable);

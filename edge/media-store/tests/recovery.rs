@@ -169,6 +169,24 @@ fn sync_is_due_within_the_window() {
 }
 
 #[test]
+fn the_window_counts_from_when_a_record_arrived() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = Store::open(dir.path(), opts(1 << 20)).unwrap();
+    let arrived = std::time::Instant::now() - Duration::from_millis(60);
+    // Waited 60 ms (in a socket, in the queue): due ¾ of the 100 ms window after it arrived.
+    s.append_arrived(&params("front"), arrived).unwrap();
+    assert_eq!(s.sync_due(), Some(arrived + Duration::from_millis(75)));
+    // A record that arrived later does not move the commit later.
+    s.append(&frame("front", 0)).unwrap();
+    assert_eq!(s.sync_due(), Some(arrived + Duration::from_millis(75)));
+    // One that arrived even earlier moves it sooner.
+    s.append_arrived(&frame("front", 1), arrived - Duration::from_millis(10)).unwrap();
+    assert_eq!(s.sync_due(), Some(arrived + Duration::from_millis(65)));
+    assert!(s.sync_if_due(arrived + Duration::from_millis(65)).unwrap());
+    assert_eq!(s.sync_due(), None);
+}
+
+#[test]
 fn a_second_writer_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let _first = Store::open(dir.path(), opts(1 << 20)).unwrap();
