@@ -39,9 +39,15 @@ fn hashes<'a>(frames: impl IntoIterator<Item = (i64, i64, &'a [u8])>) -> (AudioH
     (out, duplicates)
 }
 
+/// How far past a range's end the unit's log is read for the range's audio frames.
+const READ_PAST_US: i64 = 2_000_000;
+
 /// The unit's audio frames of `camera` between two times.
 fn unit_audio(store: &Path, camera: &str, start_us: i64, end_us: i64) -> (AudioHashes, usize) {
-    let frames: Vec<_> = read_range_with_audio(store, camera, start_us, end_us, None)
+    // Read past the end: the reader stops at the first video frame after `end_us`, and an
+    // audio frame of the range can be logged after it (audio and video arrive apart);
+    // the filter below keeps exactly the range.
+    let frames: Vec<_> = read_range_with_audio(store, camera, start_us, end_us.saturating_add(READ_PAST_US), None)
         .unwrap()
         .map(Result::unwrap)
         .filter_map(|r| match r {
