@@ -154,9 +154,12 @@ impl IngestThread {
     }
 }
 
-/// The nap is cut so that the fastest camera on the thread sends at most this much meanwhile,
-/// well inside a TCP receive window (64 KiB and more on Linux by default) and a UDP receive
-/// buffer: a fast camera is never held back by a full window.
+/// The nap is cut so that the fastest camera on the thread sends at most this much meanwhile
+/// on average, inside a new connection's TCP receive window (about 64 KiB on Linux by default)
+/// and a UDP receive buffer: each turn can read all a camera sent, so the recording keeps up
+/// (a key frame larger than the window waits for the next turn). A larger budget stalls the
+/// camera instead: the window fills every nap and Linux does not grow it (BENCHMARKS.md,
+/// "what is fixed at 4 cameras").
 const NAP_BYTES: u64 = 48 * 1024;
 
 /// After a frame someone watched live, the camera's thread does not nap for this long: live
