@@ -163,6 +163,7 @@ impl CameraTask {
             let frame = match item {
                 CodecItem::VideoFrame(frame) => frame,
                 CodecItem::AudioFrame(frame) if Some(frame.stream_id()) == audio && have_parameters => {
+                    self.status.count_packets_lost(self.index, frame.loss());
                     if !have_audio_parameters {
                         let stream = &demuxed.streams()[frame.stream_id()];
                         let Some(ParametersRef::Audio(p)) = stream.parameters() else { continue };
@@ -192,6 +193,7 @@ impl CameraTask {
                     continue;
                 }
                 CodecItem::MessageFrame(m) if Some(m.stream_id()) == metadata && have_parameters => {
+                    self.status.count_packets_lost(self.index, m.loss());
                     let f = metadata_ingest.message(m.data(), m.timestamp(), now_us(), &self.status);
                     // Metadata follows the video's gate like audio.
                     gate.side_frame(f, |f| self.recorder.send(self.index, Record::Frame(f)));
@@ -220,6 +222,7 @@ impl CameraTask {
                 continue;
             }
             last_video = tokio::time::Instant::now();
+            self.status.count_packets_lost(self.index, frame.loss());
             if !have_parameters || frame.has_new_parameters() {
                 let Some(ParametersRef::Video(p)) = demuxed.streams()[video].parameters() else {
                     // No parameter sets yet: nothing recorded can be decoded without them.

@@ -41,7 +41,7 @@ pub fn exposition(d: &Dashboard) -> String {
         })
         .collect();
     let mut e = Exposition::new();
-    let per_camera: [CameraFigure; 3] = [
+    let per_camera: [CameraFigure; 4] = [
         (
             "convoy_edge_camera_frames_recorded_total",
             Kind::Counter,
@@ -59,6 +59,12 @@ pub fn exposition(d: &Dashboard) -> String {
             Kind::Counter,
             "Frames received but not recorded (the store could not keep up or failed to write).",
             |s| s.frames_lost as f64,
+        ),
+        (
+            "convoy_edge_camera_rtp_packets_lost_total",
+            Kind::Counter,
+            "RTP packets the camera sent that never arrived (gaps in their sequence numbers).",
+            |s| s.packets_lost as f64,
         ),
     ];
     for (name, kind, help, read) in per_camera {

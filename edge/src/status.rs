@@ -52,6 +52,7 @@ pub struct CameraStatus {
     frames_recorded: AtomicU64,
     bytes_recorded: AtomicU64,
     frames_lost: AtomicU64,
+    packets_lost: AtomicU64,
     stream: Mutex<StreamStats>,
     /// Down since it last streamed (a `CameraLost` event was raised).
     lost: AtomicBool,
@@ -74,6 +75,7 @@ impl CameraStatus {
             frames_recorded: AtomicU64::new(0),
             bytes_recorded: AtomicU64::new(0),
             frames_lost: AtomicU64::new(0),
+            packets_lost: AtomicU64::new(0),
             stream: Mutex::new(StreamStats::default()),
             lost: AtomicBool::new(false),
             mode: Mutex::new("continuous"),
@@ -361,6 +363,14 @@ impl UnitStatus {
         self.camera(index).frames_lost.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts `packets` RTP packets camera `index` sent that never arrived (gaps in their
+    /// sequence numbers, as `retina` reports them with the next frame).
+    pub fn count_packets_lost(&self, index: usize, packets: u16) {
+        if packets > 0 {
+            self.camera(index).packets_lost.fetch_add(u64::from(packets), Ordering::Relaxed);
+        }
+    }
+
     /// Records whether the link to central is up, and the last error if it is not.
     pub fn set_central(&self, connected: bool, error: Option<String>) {
         self.central_connected.store(connected, Ordering::Relaxed);
@@ -485,6 +495,7 @@ fn stream_json(c: &CameraStatus) -> StreamJson {
         frames_recorded: c.frames_recorded.load(Ordering::Relaxed),
         bytes_recorded: c.bytes_recorded.load(Ordering::Relaxed),
         frames_lost: c.frames_lost.load(Ordering::Relaxed),
+        packets_lost: c.packets_lost.load(Ordering::Relaxed),
         mode: *lock(&c.mode),
         recording: streaming && c.recording.load(Ordering::Relaxed),
         recording_reason: lock(&c.recording_reason).clone(),
@@ -559,6 +570,10 @@ pub struct StreamJson {
     pub bytes_recorded: u64,
     /// Frames received but not recorded (the store could not keep up or failed).
     pub frames_lost: u64,
+    /// RTP packets the camera sent that never arrived (gaps in their sequence numbers: a
+    /// lossy network, or over UDP a full receive buffer). A frame missing a packet is not
+    /// recorded; the frames after it may show damage until the next key frame.
+    pub packets_lost: u64,
     /// RFC 6381 codec of the recorded stream (e.g. `avc1.4d401e`), once known.
     pub codec: Option<String>,
     /// The audio recorded beside the video (`{"codec":"aac","sample_rate":48000,"channels":1}`),
@@ -647,6 +662,17 @@ mod tests {
     }
 
     #[test]
+    fn packets_lost_add_up_per_camera() {
+        let status = UnitStatus::new("u".into(), [("front".to_owned(), "Front".to_owned())]);
+        let lost = |s: &UnitStatus| serde_json::to_value(s.snapshot()).unwrap()["cameras"][0]["packets_lost"].clone();
+        assert_eq!(lost(&status), 0);
+        status.count_packets_lost(0, 0);
+        status.count_packets_lost(0, 3);
+        status.count_packets_lost(0, u16::MAX);
+        assert_eq!(lost(&status), 3 + 65_535);
+    }
+
+    #[test]
     fn cameras_show_their_audio_or_why_not() {
         let status = UnitStatus::new("u".into(), [("front".to_owned(), "Front".to_owned())]);
         let camera = |s: &UnitStatus| serde_json::to_value(s.snapshot()).unwrap()["cameras"][0].clone();
@@ -708,7 +734,7 @@ mod tests {
         assert_eq!((sub_json["state"].as_str(), sub_json["mode"].as_str()), (Some("streaming"), Some("continuous")));
         assert_eq!((sub_json["width"].as_u64(), sub_json["height"].as_u64()), (Some(320), Some(180)));
         assert_eq!((sub_json["frames_recorded"].as_u64(), sub_json["bytes_recorded"].as_u64()), (Some(1), Some(1000)));
-        for key in ["reason", "codec", "fps", "bitrate_bps", "last_frame", "frames_lost", "recording"] {
+        for key in ["reason", "codec", "fps", "bitrate_bps", "last_frame", "frames_lost", "packets_lost", "recording"] {
             assert!(sub_json.get(key).is_some(), "{key} in {sub_json}");
         }
         let states = status.camera_states();

@@ -29,7 +29,7 @@ pub mod web_page;
 
 pub use central_api::CentralApi;
 pub use process::{Proc, bin_path, wait_until};
-pub use services::{CentralProc, EdgeProc, edge_config, edge_enroll, gst_camera, sim_camera};
+pub use services::{CentralProc, EdgeProc, edge_config, edge_enroll, gst_camera, sim_camera, sim_camera_with};
 pub use viewer::LiveViewer;
 
 /// GETs a JSON document.

@@ -34,8 +34,19 @@ pub fn sim_camera(dir: &Path, mounts: &[&str], port: u16) -> anyhow::Result<(Pro
 
 /// [`sim_camera`] inside a network namespace (its loopback) when `ns` is given.
 pub fn sim_camera_in(dir: &Path, mounts: &[&str], port: u16, ns: Option<&Netns>) -> anyhow::Result<(Proc, String)> {
+    sim_camera_with(dir, mounts, port, ns, &[])
+}
+
+/// [`sim_camera_in`] with more of `sim-camera`'s options (e.g. `--drop-every 50`).
+pub fn sim_camera_with(
+    dir: &Path,
+    mounts: &[&str],
+    port: u16,
+    ns: Option<&Netns>,
+    extra_args: &[&str],
+) -> anyhow::Result<(Proc, String)> {
     let mut cmd = command_in(bin_path("sim-camera")?, ns);
-    cmd.arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--clip").arg(clip_path());
+    cmd.arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--clip").arg(clip_path()).args(extra_args);
     for m in mounts {
         cmd.arg("--mount").arg(format!("/{m}"));
     }

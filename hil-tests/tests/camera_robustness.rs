@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hil_tests::media::ffprobe;
-use hil_tests::{CentralProc, EdgeProc, Proc, bin_path, edge_config, gst_camera, sim_camera, wait_until};
+use hil_tests::{
+    CentralProc, EdgeProc, Proc, bin_path, edge_config, gst_camera, sim_camera, sim_camera_with, wait_until,
+};
 use media_store::{Record, SegmentReader, list_segments, log_dir};
 use serde_json::Value;
 
@@ -378,6 +380,7 @@ fn a_camera_sending_a_corrupt_stream_is_down_with_a_reason_recovers_and_stops_no
     }
     let good = wait_recording(&edge, "good", 0);
     assert_eq!(good["frames_lost"], 0, "{good}");
+    assert_eq!(good["packets_lost"], 0, "nothing lost on loopback: {good}");
     assert!(good["reason"].is_null(), "the good camera never went down: {good}");
     assert!(edge.proc.stop(Duration::from_secs(20)).unwrap().success());
 
@@ -593,4 +596,43 @@ fn a_camera_clock_jump_and_an_rtp_timestamp_wrap_keep_one_timeline() {
     let duration: f64 = probe["streams"][0]["duration"].as_str().unwrap().parse().unwrap();
     let recorded = (last - first) as f64 / 1e6;
     assert!((duration - recorded).abs() < 1.0, "{duration} s exported of {recorded} s recorded");
+}
+
+/// A camera whose RTP packets do not all arrive (`sim-camera --drop-every 40`: one in 40 left
+/// out, sequence numbers used all the same): `/api/status` counts the packets lost, the camera
+/// stays up and recording goes on with the frames that arrived whole.
+#[test]
+fn a_lossy_camera_shows_its_lost_packets_and_keeps_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cam, rtsp) = sim_camera_with(dir.path(), &["lossy"], 0, None, &["--drop-every", "40"]).unwrap();
+    let store = dir.path().join("store");
+    let config = edge_config("bus-1", &store, None, &[("lossy", &format!("{rtsp}/lossy"))]);
+    let edge = EdgeProc::start(dir.path(), "edge", &config).unwrap();
+    let first = wait_until("the lossy camera's lost packets show", T, || {
+        let c = camera(&edge.status().ok()?, "lossy");
+        (c["packets_lost"].as_u64()? >= 5 && c["frames_recorded"].as_u64()? > 25).then_some(c)
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", edge.proc.log_tail()));
+    let later = wait_recording(&edge, "lossy", first["frames_recorded"].as_u64().unwrap() + 50);
+    assert!(later["reason"].is_null(), "loss alone does not take the camera down: {later}");
+    assert_eq!(later["frames_lost"], 0, "every frame that arrived whole was recorded: {later}");
+    let metrics = ureq::get(&format!("{}/metrics", edge.web)).call().unwrap().body_mut().read_to_string().unwrap();
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("convoy_edge_camera_rtp_packets_lost_total{camera=\"lossy\"} ") && !l.ends_with(" 0")
+        ),
+        "{metrics}"
+    );
+    // Never more than the camera left out (it says at the end of its session).
+    let lost = camera(&edge.status().unwrap(), "lossy")["packets_lost"].as_u64().unwrap();
+    drop(edge);
+    let log = dir.path().join("sim-camera.log");
+    let dropped: u64 = wait_until("the camera's session ends", T, || {
+        let text = std::fs::read_to_string(&log).ok()?;
+        let ended = text.lines().find(|l| l.contains("session ended"))?;
+        ended.split("packets_dropped=").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    })
+    .unwrap();
+    assert!(lost <= dropped, "the edge counted {lost} lost, the camera left out {dropped}");
+    eprintln!("lossy camera: {lost} packets counted lost of {dropped} left out; {later}");
 }

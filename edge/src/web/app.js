@@ -265,7 +265,8 @@ function cameraCard(c) {
     (c.bitrate_bps ? ", " + (c.bitrate_bps / 1e6).toFixed(2) + " Mb/s" : "") +
     (c.audio ? ", audio " + c.audio.codec + " " + c.audio.sample_rate / 1000 + " kHz" : "") : "no stream yet";
   k.rec.textContent = c.mode + (c.recording ? ", recording" : ", not recording") + " · " +
-    bytes(c.bytes_recorded) + " recorded" + (c.frames_lost ? " · " + c.frames_lost + " frames lost" : "");
+    bytes(c.bytes_recorded) + " recorded" + (c.frames_lost ? " · " + c.frames_lost + " frames lost" : "") +
+    (c.packets_lost ? " · " + c.packets_lost + " packets lost on the way" : "");
   const set = centralSet.get(c.id);
   k.central.textContent = set ? set.label + ": " + set.fields.join(", ") : "";
   k.central.hidden = !set;

@@ -28,6 +28,9 @@ pub struct ServerConfig {
     /// cameras would be, instead of right after its PLAY (sessions played together then send
     /// in step).
     pub stagger: bool,
+    /// Leave out every Nth RTP packet of each session (its sequence number is used all the
+    /// same), as a lossy network would: `None` sends every packet.
+    pub drop_every: Option<u32>,
 }
 
 impl Default for ServerConfig {
@@ -37,6 +40,7 @@ impl Default for ServerConfig {
             frame_rate: DEFAULT_FRAME_RATE,
             session_timeout: DEFAULT_SESSION_TIMEOUT,
             stagger: false,
+            drop_every: None,
         }
     }
 }
@@ -63,6 +67,13 @@ impl ServerConfig {
     /// [`ServerConfig::stagger`]).
     pub fn with_stagger(mut self, stagger: bool) -> Self {
         self.stagger = stagger;
+        self
+    }
+
+    /// Leaves out every `n`th RTP packet of each session (see [`ServerConfig::drop_every`]);
+    /// `None` or `Some(0)` sends every packet.
+    pub fn with_drop_every(mut self, n: Option<u32>) -> Self {
+        self.drop_every = n.filter(|&n| n > 0);
         self
     }
 
@@ -122,6 +133,13 @@ mod tests {
         assert_eq!(normalize_mount("front"), "/front");
         assert_eq!(normalize_mount("/front/"), "/front");
         assert_eq!(normalize_mount("/cams/rear"), "/cams/rear");
+    }
+
+    #[test]
+    fn dropping_every_zeroth_packet_drops_none() {
+        assert_eq!(ServerConfig::new().with_drop_every(Some(0)).drop_every, None);
+        assert_eq!(ServerConfig::new().with_drop_every(Some(40)).drop_every, Some(40));
+        assert_eq!(ServerConfig::new().drop_every, None);
     }
 
     #[test]

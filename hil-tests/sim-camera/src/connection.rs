@@ -43,6 +43,10 @@ struct Session {
     ticker: Option<Interval>,
     /// Frames due and written, for the server's totals.
     pace: SessionPace,
+    /// RTP packets made so far (sent or, with `--drop-every`, left out).
+    packets: u64,
+    /// RTP packets left out (`--drop-every`).
+    dropped: u64,
 }
 
 /// What to do after a batch of input has been handled.
@@ -316,6 +320,8 @@ impl Connection {
                     streamer: ClipStreamer::with_random_ids(clip, self.shared.config.frame_rate),
                     ticker: None,
                     pace: SessionPace::new(self.shared.frame_period),
+                    packets: 0,
+                    dropped: 0,
                 });
             }
         }
@@ -382,7 +388,13 @@ impl Connection {
         let frame = s.streamer.next_frame();
         let total: usize = frame.packets.iter().map(|p| p.len() + 4).sum();
         let mut out = BytesMut::with_capacity(total);
+        let drop_every = self.shared.config.drop_every.map(u64::from);
         for packet in &frame.packets {
+            s.packets += 1;
+            if drop_every.is_some_and(|n| s.packets % n == 0) {
+                s.dropped += 1;
+                continue;
+            }
             let len = u16::try_from(packet.len())
                 .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "RTP packet too big"))?;
             out.put_u8(b'$');
@@ -402,7 +414,7 @@ impl Connection {
     /// Logs an ending session and adds its counts to the server's totals.
     fn end_session(&self, s: Session) {
         let (written, skipped, slow) = (s.pace.frames_written(), s.pace.skipped(), s.pace.slow_writes());
-        info!(peer = %self.peer, session = %s.id, frames_written = written, frames_skipped = skipped, slow_writes = slow, "session ended");
+        info!(peer = %self.peer, session = %s.id, frames_written = written, frames_skipped = skipped, slow_writes = slow, packets_dropped = s.dropped, "session ended");
         self.shared.served.add(&s.pace);
     }
 

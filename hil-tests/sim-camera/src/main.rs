@@ -29,6 +29,10 @@ struct Args {
     /// cameras would (without it, sessions played together send in step).
     #[arg(long)]
     stagger: bool,
+    /// Leave out every Nth RTP packet of each session, as a lossy network would (the
+    /// receiver sees gaps in the sequence numbers).
+    #[arg(long, value_name = "N")]
+    drop_every: Option<u32>,
 }
 
 #[tokio::main]
@@ -42,7 +46,8 @@ async fn main() -> anyhow::Result<()> {
 
     let clip = Arc::new(Clip::from_file(&args.clip).with_context(|| format!("loading clip {}", args.clip.display()))?);
     let mounts = if args.mounts.is_empty() { vec!["/cam".to_owned()] } else { args.mounts };
-    let mut config = ServerConfig::new().with_frame_rate(args.fps).with_stagger(args.stagger);
+    let mut config =
+        ServerConfig::new().with_frame_rate(args.fps).with_stagger(args.stagger).with_drop_every(args.drop_every);
     for mount in &mounts {
         config = config.with_mount(mount, clip.clone());
     }
