@@ -64,16 +64,18 @@ fn aac_and_g711_are_recorded_beside_video_and_exported() {
     // /api/status: the audio each camera sends, or why it is not recorded. (Its
     // `frames_recorded` counts audio frames too, so the store is asked for the video: cameras
     // start at different times under load.)
+    let counts = std::cell::RefCell::new(Vec::new());
     let status = wait_until("every camera records 8 s of video and knows its audio", T, || {
         let s = edge.status().ok()?;
-        let recorded = ["front", "cab", "side", "rear"].iter().all(|c| video_frames(&store, c) >= 120);
+        *counts.borrow_mut() = ["front", "cab", "side", "rear"].map(|c| (c, video_frames(&store, c))).to_vec();
+        let recorded = counts.borrow().iter().all(|(_, n)| n.as_ref().is_ok_and(|n| *n >= 120));
         let known = cam(&s, "front")["audio"].is_object()
             && cam(&s, "cab")["audio"].is_object()
             && cam(&s, "side")["audio"].is_object()
             && cam(&s, "rear")["audio_reason"].is_string();
         (recorded && known).then_some(s)
     })
-    .unwrap_or_else(|e| panic!("{e}\n{}", edge.proc.log_tail()));
+    .unwrap_or_else(|e| panic!("{e}; video frames in the store: {:?}\n{}", counts.borrow(), edge.proc.log_tail()));
     assert_eq!(
         cam(&status, "front")["audio"],
         json!({"codec": "aac", "sample_rate": 48000, "channels": 1}),
@@ -168,11 +170,18 @@ fn aac_and_g711_are_recorded_beside_video_and_exported() {
     }
 }
 
-/// Video frames of `camera` in the store so far (none while it has no log yet).
-fn video_frames(store: &Path, camera: &str) -> usize {
-    read_range_with_audio(store, camera, 0, i64::MAX, None).map_or(0, |r| {
-        r.map_while(Result::ok).filter(|r| matches!(r, Record::Frame(f) if f.kind == MediaKind::Video)).count()
-    })
+/// Video frames of `camera` in the store so far (none while it has no log yet), or why they
+/// cannot be read.
+fn video_frames(store: &Path, camera: &str) -> Result<usize, String> {
+    let mut n = 0;
+    for r in read_range_with_audio(store, camera, 0, i64::MAX, None).map_err(|e| e.to_string())? {
+        match r {
+            Ok(Record::Frame(f)) if f.kind == MediaKind::Video => n += 1,
+            Ok(_) => {}
+            Err(e) => return Err(format!("after {n} video frames: {e}")),
+        }
+    }
+    Ok(n)
 }
 
 fn now_us() -> i64 {
