@@ -79,7 +79,7 @@ pub async fn subscribe(hub: &LiveHub, recorder: Option<&RecorderTx>, camera: &st
         None => LiveStart::NextKeyFrame("no recorder"),
         Some(recorder) => start_from_recordings(&mut sub, recorder, camera).await,
     };
-    tracing::debug!(camera, ?start, "live subscription");
+    tracing::info!(camera, ?start, "live subscription");
     (sub, start)
 }
 

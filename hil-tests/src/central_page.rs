@@ -23,6 +23,18 @@ pub fn wait_js(b: &mut impl WebPage, what: &str, expression: &str) -> Value {
         })
 }
 
+/// [`wait_js`], and on timeout also the last lines of `procs`' logs (the unit's and central's),
+/// for waits that cross them (a live tile).
+pub fn wait_js_logs(b: &mut impl WebPage, what: &str, expression: &str, procs: &[&crate::Proc]) -> Value {
+    wait_until(what, PAGE_WAIT, || b.eval(expression).ok().filter(|v| !v.is_null() && *v != json!(false)))
+        .unwrap_or_else(|e| {
+            let page =
+                b.eval("[document.getElementById('status').textContent, document.getElementById('grid').innerHTML]");
+            let logs: Vec<String> = procs.iter().map(|p| p.log_tail()).collect();
+            panic!("{e} in {}; page: {page:?}\n{}", b.browser_name(), logs.join("\n"))
+        })
+}
+
 /// Logs in through the page's form, clicking and typing as a user would, and waits for the
 /// page to show who is logged in.
 pub fn log_in(b: &mut impl WebPage, name: &str, password: &str) {

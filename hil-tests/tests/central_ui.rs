@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use hil_tests::browser::Browser;
-use hil_tests::central_page::{administer_then_view, log_in, tile_video, wait_js};
+use hil_tests::central_page::{administer_then_view, log_in, tile_video, wait_js, wait_js_logs};
 use hil_tests::media::{ffprobe, ffprobe_number};
 use hil_tests::{CentralProc, EdgeProc, edge_config, gst_camera, sim_camera, timeline_us, wait_until};
 use serde_json::{Value, json};
@@ -73,18 +73,20 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
     assert_eq!(units[0]["cameras"][0]["upstreams"], 0, "no live stream before anyone watches: {units}");
     b.click(".tile[data-camera=\"front\"] button.live").unwrap();
     let clicked = Instant::now();
-    let first = wait_js(
+    let first = wait_js_logs(
         &mut b,
         "the live tile plays",
         &format!("(() => {{ const s = {}; return s && s.t > 1 && s.w > 0 ? s : null; }})()", tile_video("front")),
+        &[&edge.proc, &central.proc],
     );
     let to_first_second = clicked.elapsed();
     assert_eq!((first["w"].as_u64(), first["h"].as_u64()), (Some(640), Some(360)), "{first}");
     let t1 = first["t"].as_f64().unwrap();
-    let later = wait_js(
+    let later = wait_js_logs(
         &mut b,
         "live video keeps advancing",
         &format!("(() => {{ const s = {}; return s.t > {} ? s : null; }})()", tile_video("front"), t1 + 2.0),
+        &[&edge.proc, &central.proc],
     );
     assert!(later["behind"].as_f64().unwrap() < 1.5, "the tile stays near the live edge: {later}");
     eprintln!(
@@ -97,10 +99,11 @@ fn the_operator_page_plays_live_retrieves_plays_back_and_exports() {
 
     // H.265: said plainly, not a black box.
     b.click(".tile[data-camera=\"cab\"] button.live").unwrap();
-    let cab = wait_js(
+    let cab = wait_js_logs(
         &mut b,
         "the H.265 tile explains itself",
         &format!("(() => {{ const s = {}; return s && s.unsupported ? s : null; }})()", tile_video("cab")),
+        &[&edge.proc, &central.proc],
     );
     let note = cab["unsupported"].as_str().unwrap();
     assert!(note.contains("cannot play H.265") && note.contains("H.264"), "{note}");

@@ -13,7 +13,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hil_tests::central_page::{administer_then_view, log_in, tile_video, wait_js};
+use hil_tests::central_page::{administer_then_view, log_in, tile_video, wait_js, wait_js_logs};
 use hil_tests::firefox::{Firefox, download_prefs};
 use hil_tests::media::ffprobe;
 use hil_tests::web_page::WebPage;
@@ -84,21 +84,23 @@ fn the_operator_page_works_in_firefox() {
     assert_eq!(mime, json!(true), "{browser} cannot decode H.264 in MSE: is libavcodec installed (Debian ffmpeg)?");
     b.click(".tile[data-camera=\"front\"] button.live").unwrap();
     let clicked = Instant::now();
-    let first = wait_js(
+    let first = wait_js_logs(
         &mut b,
         "the live tile plays",
         &format!(
             "(() => {{ const s = {}; return s && (s.unsupported || s.error || (s.t > 1 && s.w > 0)) ? s : null; }})()",
             tile_video("front")
         ),
+        &[&edge.proc, &central.proc],
     );
     assert_eq!((first["w"].as_u64(), first["h"].as_u64()), (Some(640), Some(360)), "{browser}: {first}");
     let to_first_second = clicked.elapsed();
     let t1 = first["t"].as_f64().unwrap();
-    let later = wait_js(
+    let later = wait_js_logs(
         &mut b,
         "live video keeps advancing",
         &format!("(() => {{ const s = {}; return s.t > {} ? s : null; }})()", tile_video("front"), t1 + 2.0),
+        &[&edge.proc, &central.proc],
     );
     assert!(later["behind"].as_f64().unwrap() < 1.5, "the tile stays near the live edge: {later}");
     eprintln!(
@@ -113,7 +115,7 @@ fn the_operator_page_works_in_firefox() {
         // The previous attempt's message is marked, so only a new one counts.
         b.eval(&format!("{cab_tile}.querySelectorAll('.screen').forEach(s => s.dataset.old = '1'); true")).unwrap();
         b.click(".tile[data-camera=\"cab\"] button.live").unwrap();
-        let cab = wait_js(
+        let cab = wait_js_logs(
             &mut b,
             "the H.265 tile explains itself",
             &format!(
@@ -122,6 +124,7 @@ fn the_operator_page_works_in_firefox() {
                  if (u) return {{ unsupported: u.textContent }}; \
                  return v && (v.error || v.currentTime > 1 || note.includes('ended')) ? {{ note, t: v.currentTime }} : null; }})()"
             ),
+            &[&edge.proc, &central.proc],
         );
         let note = cab["unsupported"].as_str().unwrap_or_else(|| panic!("{browser}, attempt {attempt}: {cab}"));
         assert!(note.contains("cannot play H.265") && note.contains("H.264"), "{note}");
