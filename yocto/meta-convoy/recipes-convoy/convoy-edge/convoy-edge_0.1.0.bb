@@ -20,6 +20,7 @@ SRC_URI += "\
     file://convoy-edge.service \
     file://no-sd-notify.conf \
     file://edge.toml \
+    file://90-convoy-camera-udp.conf \
 "
 
 # The source: the Convoy workspace this layer sits in (this file is
@@ -64,6 +65,10 @@ do_install:append() {
         install -d ${D}${systemd_system_unitdir}/convoy-edge.service.d
         install -m 0644 ${WORKDIR}/no-sd-notify.conf ${D}${systemd_system_unitdir}/convoy-edge.service.d/
     fi
+
+    # Room in UDP receive buffers for a camera's key frame (systemd-sysctl applies it at boot).
+    install -d ${D}${sysconfdir}/sysctl.d
+    install -m 0644 ${WORKDIR}/90-convoy-camera-udp.conf ${D}${sysconfdir}/sysctl.d/
 
     # The data partition's mount point: the root file system is read-only at run time.
     install -d ${D}${localstatedir}/lib/convoy
