@@ -85,9 +85,7 @@ pub struct Viewer {
 
 impl Drop for Viewer {
     fn drop(&mut self) {
-        if self.channel.viewers.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.relay.set_demand(&self.unit, &self.camera, false);
-        }
+        self.relay.count_viewer(&self.unit, &self.camera, &self.channel, false);
     }
 }
 
@@ -119,9 +117,7 @@ impl Relay {
     pub fn watch(self: &Arc<Self>, unit: &str, camera: &str) -> Viewer {
         let channel = self.channel(unit, camera);
         let subscription = channel.hub.subscribe();
-        if channel.viewers.fetch_add(1, Ordering::AcqRel) == 0 {
-            self.set_demand(unit, camera, true);
-        }
+        self.count_viewer(unit, camera, &channel, true);
         Viewer { subscription, relay: self.clone(), unit: unit.to_owned(), camera: camera.to_owned(), channel }
     }
 
@@ -142,11 +138,24 @@ impl Relay {
         (channel.clone(), UpstreamGuard(channel))
     }
 
-    fn set_demand(&self, unit: &str, camera: &str, wanted: bool) {
+    /// Counts a viewer of `channel` in (`joins`) or out, and keeps `unit`'s demand in step with
+    /// the count. Both happen under the demand's lock: counted apart, a viewer leaving as
+    /// another arrived could clear the demand after the newcomer set it, and the camera was
+    /// then watched but never asked for (a live tile waiting for ever).
+    fn count_viewer(&self, unit: &str, camera: &str, channel: &Channel, joins: bool) {
         let mut demand = self.demand.lock().unwrap_or_else(|p| p.into_inner());
+        let before = if joins {
+            channel.viewers.fetch_add(1, Ordering::AcqRel)
+        } else {
+            channel.viewers.fetch_sub(1, Ordering::AcqRel)
+        };
+        let wanted = if joins { before == 0 } else { before == 1 };
+        if !wanted {
+            return;
+        }
         let tx = demand.entry(unit.to_owned()).or_insert_with(|| watch::channel(BTreeSet::new()).0);
         tx.send_modify(|set| {
-            if wanted {
+            if joins {
                 set.insert(camera.to_owned());
             } else {
                 set.remove(camera);
@@ -175,5 +184,24 @@ mod tests {
         assert_eq!(channel.upstreams(), 1);
         drop(guard);
         assert_eq!(channel.upstreams(), 0);
+    }
+
+    #[test]
+    fn a_viewer_leaving_as_another_arrives_leaves_the_camera_wanted() {
+        // Viewers come and go on two threads at once; whatever the interleaving, the camera is
+        // wanted exactly while one of them watches.
+        let relay = Arc::new(Relay::default());
+        let demand = relay.demand("bus-1");
+        for _ in 0..200 {
+            let first = relay.watch("bus-1", "front");
+            let r = relay.clone();
+            let leaving = std::thread::spawn(move || drop(first));
+            let arriving = std::thread::spawn(move || r.watch("bus-1", "front"));
+            leaving.join().unwrap();
+            let second = arriving.join().unwrap();
+            assert_eq!(*demand.borrow(), BTreeSet::from(["front".to_owned()]), "watched, so wanted");
+            drop(second);
+            assert!(demand.borrow().is_empty());
+        }
     }
 }
