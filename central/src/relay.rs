@@ -149,8 +149,8 @@ impl Relay {
         } else {
             channel.viewers.fetch_sub(1, Ordering::AcqRel)
         };
-        let wanted = if joins { before == 0 } else { before == 1 };
-        if !wanted {
+        let first_or_last = if joins { before == 0 } else { before == 1 };
+        if !first_or_last {
             return;
         }
         let tx = demand.entry(unit.to_owned()).or_insert_with(|| watch::channel(BTreeSet::new()).0);

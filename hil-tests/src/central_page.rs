@@ -15,12 +15,7 @@ pub const PAGE_WAIT: Duration = Duration::from_secs(45);
 /// Polls a JavaScript expression in central's page until it returns something that is not
 /// `null`/`false`; on timeout, panics with the page's status line and camera grid.
 pub fn wait_js(b: &mut impl WebPage, what: &str, expression: &str) -> Value {
-    wait_until(what, PAGE_WAIT, || b.eval(expression).ok().filter(|v| !v.is_null() && *v != json!(false)))
-        .unwrap_or_else(|e| {
-            let page =
-                b.eval("[document.getElementById('status').textContent, document.getElementById('grid').innerHTML]");
-            panic!("{e} in {}; page: {page:?}", b.browser_name())
-        })
+    wait_js_logs(b, what, expression, &[])
 }
 
 /// [`wait_js`], and on timeout also the last lines of `procs`' logs (the unit's and central's),
@@ -30,8 +25,8 @@ pub fn wait_js_logs(b: &mut impl WebPage, what: &str, expression: &str, procs: &
         .unwrap_or_else(|e| {
             let page =
                 b.eval("[document.getElementById('status').textContent, document.getElementById('grid').innerHTML]");
-            let logs: Vec<String> = procs.iter().map(|p| p.log_tail()).collect();
-            panic!("{e} in {}; page: {page:?}\n{}", b.browser_name(), logs.join("\n"))
+            let logs: String = procs.iter().map(|p| format!("\n{}", p.log_tail())).collect();
+            panic!("{e} in {}; page: {page:?}{logs}", b.browser_name())
         })
 }
 

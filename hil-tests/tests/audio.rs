@@ -64,18 +64,18 @@ fn aac_and_g711_are_recorded_beside_video_and_exported() {
     // /api/status: the audio each camera sends, or why it is not recorded. (Its
     // `frames_recorded` counts audio frames too, so the store is asked for the video: cameras
     // start at different times under load.)
-    let counts = std::cell::RefCell::new(Vec::new());
+    let mut counts = Vec::new();
     let status = wait_until("every camera records 8 s of video and knows its audio", T, || {
         let s = edge.status().ok()?;
-        *counts.borrow_mut() = ["front", "cab", "side", "rear"].map(|c| (c, video_frames(&store, c))).to_vec();
-        let recorded = counts.borrow().iter().all(|(_, n)| n.as_ref().is_ok_and(|n| *n >= 120));
+        counts = ["front", "cab", "side", "rear"].map(|c| (c, video_frames(&store, c))).to_vec();
+        let recorded = counts.iter().all(|(_, n)| n.as_ref().is_ok_and(|n| *n >= 120));
         let known = cam(&s, "front")["audio"].is_object()
             && cam(&s, "cab")["audio"].is_object()
             && cam(&s, "side")["audio"].is_object()
             && cam(&s, "rear")["audio_reason"].is_string();
         (recorded && known).then_some(s)
     })
-    .unwrap_or_else(|e| panic!("{e}; video frames in the store: {:?}\n{}", counts.borrow(), edge.proc.log_tail()));
+    .unwrap_or_else(|e| panic!("{e}; video frames in the store: {:?}\n{}", counts, edge.proc.log_tail()));
     assert_eq!(
         cam(&status, "front")["audio"],
         json!({"codec": "aac", "sample_rate": 48000, "channels": 1}),

@@ -45,8 +45,6 @@ struct Session {
     pace: SessionPace,
     /// RTP packets made so far (sent or, with `--drop-every`, left out).
     packets: u64,
-    /// RTP packets left out (`--drop-every`).
-    dropped: u64,
 }
 
 /// What to do after a batch of input has been handled.
@@ -321,7 +319,6 @@ impl Connection {
                     ticker: None,
                     pace: SessionPace::new(self.shared.frame_period),
                     packets: 0,
-                    dropped: 0,
                 });
             }
         }
@@ -392,7 +389,6 @@ impl Connection {
         for packet in &frame.packets {
             s.packets += 1;
             if drop_every.is_some_and(|n| s.packets % n == 0) {
-                s.dropped += 1;
                 continue;
             }
             let len = u16::try_from(packet.len())
@@ -414,7 +410,8 @@ impl Connection {
     /// Logs an ending session and adds its counts to the server's totals.
     fn end_session(&self, s: Session) {
         let (written, skipped, slow) = (s.pace.frames_written(), s.pace.skipped(), s.pace.slow_writes());
-        info!(peer = %self.peer, session = %s.id, frames_written = written, frames_skipped = skipped, slow_writes = slow, packets_dropped = s.dropped, "session ended");
+        let dropped = self.shared.config.drop_every.map_or(0, |n| s.packets / u64::from(n));
+        info!(peer = %self.peer, session = %s.id, frames_written = written, frames_skipped = skipped, slow_writes = slow, packets_dropped = dropped, "session ended");
         self.shared.served.add(&s.pace);
     }
 
