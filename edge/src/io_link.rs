@@ -492,9 +492,11 @@ impl Link {
         }
     }
 
+    /// `/api/status` first, then the watchers: a caller that `set_output` answered reads the
+    /// confirmed state in the status too.
     fn publish(&self) {
-        self.state.send_replace(self.s.clone());
         self.status.set_io(Some(self.s.json(&self.config)));
+        self.state.send_replace(self.s.clone());
     }
 }
 
