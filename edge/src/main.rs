@@ -193,6 +193,27 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// How long each step of the shutdown may take before the unit gives up on it and goes on: the
+/// steps together stay well inside systemd's `TimeoutStopSec=30s` (its kill would lose what
+/// the recorder has not yet written). A step given up on is dropped with the runtime.
+const SHUTDOWN_STEP_LIMIT: Duration = Duration::from_secs(8);
+
+/// Awaits one step of the shutdown for at most [`SHUTDOWN_STEP_LIMIT`]; `None` (logged, naming
+/// the step) when it took longer.
+async fn shutdown_step<F: std::future::Future>(what: &str, step: F) -> Option<F::Output> {
+    let started = std::time::Instant::now();
+    match tokio::time::timeout(SHUTDOWN_STEP_LIMIT, step).await {
+        Ok(out) => {
+            tracing::debug!("shutting down: {what} took {:?}", started.elapsed());
+            Some(out)
+        }
+        Err(_) => {
+            tracing::error!("shutting down: gave up waiting for {what} after {SHUTDOWN_STEP_LIMIT:?}");
+            None
+        }
+    }
+}
+
 fn probe(url: &url::Url, username: Option<String>, password: Option<String>, seconds: f64) -> anyhow::Result<()> {
     if !matches!(url.scheme(), "rtsp" | "rtsps") {
         anyhow::bail!("{url} is not an rtsp:// or rtsps:// URL");
@@ -390,17 +411,21 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         vehicle.stopping();
         shutdown.cancel();
-        cameras.stop_all().await;
+        shutdown_step("the cameras to stop", cameras.stop_all()).await;
         for t in tasks {
-            let _ = t.await;
+            shutdown_step("the link to central to close", t).await;
         }
         if power_off {
             // The cameras have stopped: seal what they recorded, then exit 0.
-            vehicle.seal_for_power_off().await;
+            shutdown_step("the seal", vehicle.seal_for_power_off()).await;
         }
-        web.await.ok().transpose().context("web server")?;
-        if let Some(https) = https {
-            https.await.ok().transpose().context("https web server")?;
+        if let Some(served) = shutdown_step("the web page's open requests", web).await {
+            served.ok().transpose().context("web server")?;
+        }
+        if let Some(https) = https
+            && let Some(served) = shutdown_step("the web page's open requests over https", https).await
+        {
+            served.ok().transpose().context("https web server")?;
         }
         anyhow::Ok(())
     });
@@ -409,5 +434,6 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
     drop(runtime);
     ingest.shutdown();
     recorder.join();
+    tracing::info!("stopped: what the cameras sent is written and synced");
     result
 }

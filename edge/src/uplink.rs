@@ -221,7 +221,10 @@ impl Uplink {
         sync: &mut SyncLink,
         shutdown: &CancellationToken,
     ) -> Result<(), String> {
-        let (mut send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        let (mut send, recv) = tokio::select! {
+            s = conn.open_bi() => s.map_err(|e| e.to_string())?,
+            () = shutdown.cancelled() => return Ok(()),
+        };
         let hello = EdgeMessage::Hello(Hello {
             protocol_version: protocol::PROTOCOL_VERSION,
             unit_id: self.status.unit_id.clone(),
@@ -238,7 +241,11 @@ impl Uplink {
         let (msg_tx, mut msg_rx) = mpsc::channel(16);
         let reader = tokio::spawn(read_loop(recv, msg_tx));
         let _reader_guard = AbortOnDrop(reader);
-        let central_version = match msg_rx.recv().await {
+        let welcome = tokio::select! {
+            m = msg_rx.recv() => m,
+            () = shutdown.cancelled() => return Ok(()),
+        };
+        let central_version = match welcome {
             Some(Ok(CentralMessage::Welcome { protocol_version })) => {
                 tracing::info!(central = %self.config.address, protocol_version, "connected to central");
                 protocol_version
@@ -256,11 +263,11 @@ impl Uplink {
         let mut link = self.status.subscribe_link();
         if link.borrow_and_update().is_some() {
             let info = link_info(*link.borrow());
-            messages::write(&mut send, &info).await.map_err(|e| e.to_string())?;
+            write_control(&mut send, &info, shutdown).await?;
         }
         let mut changes = self.status.subscribe();
         for state in self.status.camera_states().into_iter().filter(|s| self.shared(&s.camera)) {
-            messages::write(&mut send, &EdgeMessage::CameraState(state)).await.map_err(|e| e.to_string())?;
+            write_control(&mut send, &EdgeMessage::CameraState(state), shutdown).await?;
         }
         let mut live: HashMap<String, CancellationToken> = HashMap::new();
         // Where central's requests to resend live datagrams go, by slot.
@@ -276,7 +283,7 @@ impl Uplink {
         loop {
             for out in sync.drain() {
                 match out {
-                    Outgoing::Control(msg) => messages::write(&mut send, &msg).await.map_err(|e| e.to_string())?,
+                    Outgoing::Control(msg) => write_control(&mut send, &msg, shutdown).await?,
                     Outgoing::Chunk(msg) => {
                         tokio::spawn(send_chunk(conn.clone(), msg));
                     }
@@ -329,21 +336,52 @@ impl Uplink {
                 },
                 change = changes.recv() => match change {
                     Ok(state) if !self.shared(&state.camera) => {}
-                    Ok(state) => messages::write(&mut send, &EdgeMessage::CameraState(state)).await.map_err(|e| e.to_string())?,
+                    Ok(state) => write_control(&mut send, &EdgeMessage::CameraState(state), shutdown).await?,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         for state in self.status.camera_states().into_iter().filter(|s| self.shared(&s.camera)) {
-                            messages::write(&mut send, &EdgeMessage::CameraState(state)).await.map_err(|e| e.to_string())?;
+                            write_control(&mut send, &EdgeMessage::CameraState(state), shutdown).await?;
                         }
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
                 },
                 Ok(()) = link.changed() => {
                     let info = link_info(*link.borrow_and_update());
-                    messages::write(&mut send, &info).await.map_err(|e| e.to_string())?;
+                    write_control(&mut send, &info, shutdown).await?;
                 }
                 e = conn.closed() => return Err(e.to_string()),
                 () = shutdown.cancelled() => return Ok(()),
             }
+        }
+    }
+}
+
+/// How long central may leave a control message untaken before the unit says so.
+const SLOW_CONTROL_WRITE: Duration = Duration::from_secs(5);
+
+/// Writes `msg` on the control stream. While central does not take it (its flow control holds
+/// the stream), the session's loop waits here and reads nothing from central (a live request
+/// waits too): after [`SLOW_CONTROL_WRITE`] that is logged. Gives up at `shutdown` (the
+/// connection closes then, so a message cut short does not matter).
+async fn write_control(
+    send: &mut quinn::SendStream,
+    msg: &EdgeMessage,
+    shutdown: &CancellationToken,
+) -> Result<(), String> {
+    let started = Instant::now();
+    let write = messages::write(send, msg);
+    tokio::pin!(write);
+    loop {
+        tokio::select! {
+            r = &mut write => {
+                if started.elapsed() >= SLOW_CONTROL_WRITE {
+                    tracing::info!("central took a control message after {:.1?}", started.elapsed());
+                }
+                return r.map_err(|e| e.to_string());
+            }
+            () = tokio::time::sleep(SLOW_CONTROL_WRITE) => {
+                tracing::warn!("central has not taken a control message for {:.0?}", started.elapsed());
+            }
+            () = shutdown.cancelled() => return Err("the unit is shutting down".into()),
         }
     }
 }
@@ -430,5 +468,59 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use link::identity::Identity;
+    use link::pki::{CertificateAuthority, unit_key_and_request};
+    use protocol::interconnect::LinkTest;
+
+    use super::*;
+
+    /// A control stream central stops reading holds the session's writes (its flow control
+    /// fills); the shutdown still ends them at once, where a plain write would wait for ever.
+    #[tokio::test]
+    async fn a_control_message_central_does_not_take_gives_way_to_the_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, _) = CertificateAuthority::load_or_create(dir.path()).unwrap();
+        let server =
+            endpoint::server("127.0.0.1:0".parse().unwrap(), &ca.server_identity(dir.path()).unwrap()).unwrap();
+        let addr = server.local_addr().unwrap();
+        let (key, csr) = unit_key_and_request("bus-1").unwrap();
+        let unit = UnitIdentity {
+            identity: Identity { cert: ca.issue_unit(&csr, "bus-1").unwrap(), key },
+            ca: ca.cert().clone(),
+        };
+        let (done_tx, done) = tokio::sync::oneshot::channel::<()>();
+        // Central accepts the control stream and never reads it.
+        let central = tokio::spawn(async move {
+            let conn = server.accept().await.unwrap().await.unwrap();
+            let _stream = conn.accept_bi().await.unwrap();
+            let _ = done.await;
+        });
+        let client = endpoint::client(addr, &unit).unwrap();
+        let conn = client.connect(addr, link::identity::SERVER_NAME).unwrap().await.unwrap();
+        let (mut send, _recv) = conn.open_bi().await.unwrap();
+        let shutdown = CancellationToken::new();
+        // 2 MiB: more than a stream's receive window (quinn's default, 1.25 MB).
+        let big = EdgeMessage::LinkTest(LinkTest { payload: vec![0; 256 * 1024] });
+        let stop = shutdown.clone();
+        let mut writes = tokio::spawn(async move {
+            for _ in 0..8 {
+                write_control(&mut send, &big, &stop).await?;
+            }
+            Ok::<(), String>(())
+        });
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), &mut writes).await.is_err(),
+            "central read nothing, yet 2 MiB went through"
+        );
+        shutdown.cancel();
+        let ended = tokio::time::timeout(Duration::from_secs(5), writes).await.expect("the shutdown ends the write");
+        assert_eq!(ended.unwrap(), Err("the unit is shutting down".to_owned()));
+        let _ = done_tx.send(());
+        central.await.unwrap();
     }
 }
