@@ -231,6 +231,7 @@ impl Interconnect {
             loop {
                 let wanted: BTreeSet<String> = demand.borrow_and_update().intersection(&shared).cloned().collect();
                 for camera in wanted.difference(&streaming) {
+                    tracing::info!(unit = %hello.unit_id, camera = %camera, "asking the unit for live video");
                     let start = match &datagram_live {
                         Some(d) => d.start(camera),
                         None => CentralMessage::StartLive { camera: camera.clone() },

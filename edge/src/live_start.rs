@@ -12,7 +12,9 @@
 //! event, schedule off, a full queue, a store fault), and the hub's frames already read are
 //! dropped at the seam ([`LiveSubscription::start_from`]). Otherwise, or when the last key frame
 //! is not in the camera's open segment, or more than [`MAX_START_BYTES`] ago, the subscription
-//! waits for the camera's next key frame as before.
+//! waits for the camera's next key frame as before. So it does when the recorder thread and the
+//! read back take longer than [`MAX_START_WAIT`]: a disk busy with a long `fdatasync` (flash
+//! under write load, seconds) must not hold the picture back longer than the next key frame.
 
 use std::sync::Arc;
 
@@ -29,6 +31,11 @@ pub const MAX_START_BYTES: u64 = 4 << 20;
 /// The last frame passed must be this recent for a start from the recordings: a camera that
 /// has sent nothing for longer is down, and its last picture is no live view.
 pub const MAX_START_AGE_US: i64 = 5_000_000;
+
+/// The longest a start waits for the recorder thread's answer and the read back; then it
+/// starts at the camera's next key frame instead (the recorder answers within its nap, 100 ms,
+/// unless the disk holds it).
+pub const MAX_START_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// How a subscription started.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,22 +97,13 @@ async fn start_from_recordings(sub: &mut LiveSubscription, recorder: &RecorderTx
     if crate::camera::now_us().saturating_sub(passed_us) > MAX_START_AGE_US {
         return LiveStart::NextKeyFrame("the camera has sent nothing lately");
     }
-    let tail = match recorder.key_frame_tail(camera).await {
-        Ok(Some(tail)) => tail,
-        Ok(None) => return LiveStart::NextKeyFrame("no key frame in the camera's open segment"),
-        Err(_) => return LiveStart::NextKeyFrame("the recorder has stopped"),
-    };
-    if tail.bytes() > MAX_START_BYTES {
-        return LiveStart::NextKeyFrame("the last group of pictures is too large");
-    }
-    let read = tokio::task::spawn_blocking(move || tail.read()).await;
-    let records = match read {
+    let records = match tokio::time::timeout(MAX_START_WAIT, recorded_key_frame_tail(recorder, camera)).await {
         Ok(Ok(records)) => records,
-        Ok(Err(e)) => {
-            tracing::warn!(camera, "live start: cannot read the recordings: {e}");
-            return LiveStart::NextKeyFrame("the recordings could not be read");
+        Ok(Err(why)) => return LiveStart::NextKeyFrame(why),
+        Err(_) => {
+            tracing::warn!(camera, "live start: the recorder did not answer within {MAX_START_WAIT:?} (a slow disk?)");
+            return LiveStart::NextKeyFrame("the recorder is busy");
         }
-        Err(_) => return LiveStart::NextKeyFrame("the recordings could not be read"),
     };
     let messages = live_messages(records);
     let frames = messages.iter().filter(|m| matches!(***m, LiveMessage::Frame(_))).count();
@@ -113,6 +111,27 @@ async fn start_from_recordings(sub: &mut LiveSubscription, recorder: &RecorderTx
         LiveStart::Recorded { frames }
     } else {
         LiveStart::NextKeyFrame("the recordings stop before the live stream")
+    }
+}
+
+/// The camera's records from its last key frame on, as the recorder has them; why not, when
+/// it cannot give them.
+async fn recorded_key_frame_tail(recorder: &RecorderTx, camera: &str) -> Result<Vec<Record>, &'static str> {
+    let tail = match recorder.key_frame_tail(camera).await {
+        Ok(Some(tail)) => tail,
+        Ok(None) => return Err("no key frame in the camera's open segment"),
+        Err(_) => return Err("the recorder has stopped"),
+    };
+    if tail.bytes() > MAX_START_BYTES {
+        return Err("the last group of pictures is too large");
+    }
+    match tokio::task::spawn_blocking(move || tail.read()).await {
+        Ok(Ok(records)) => Ok(records),
+        Ok(Err(e)) => {
+            tracing::warn!(camera, "live start: cannot read the recordings: {e}");
+            Err("the recordings could not be read")
+        }
+        Err(_) => Err("the recordings could not be read"),
     }
 }
 
@@ -159,6 +178,20 @@ mod tests {
             wall_clock_us: wall,
             data: vec![wall as u8; 3],
         })
+    }
+
+    /// A recorder the disk holds up (a long `fdatasync`) does not hold the live picture back:
+    /// the start gives up on the recordings and waits for the camera's next key frame.
+    #[tokio::test(start_paused = true)]
+    async fn a_recorder_that_does_not_answer_in_time_leaves_the_start_to_the_next_key_frame() {
+        let status = Arc::new(crate::status::UnitStatus::new("bus-1".into(), [("front".into(), "Front".into())]));
+        let (recorder, _queue) = RecorderTx::unanswered(status);
+        let hub = LiveHub::default();
+        hub.begin_frame().passed(crate::camera::now_us());
+        let began = tokio::time::Instant::now();
+        let (_sub, start) = subscribe(&hub, Some(&recorder), "front").await;
+        assert_eq!(start, LiveStart::NextKeyFrame("the recorder is busy"));
+        assert_eq!(began.elapsed(), MAX_START_WAIT);
     }
 
     #[test]

@@ -433,6 +433,7 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
     // it), so every recorder sender is dropped: the thread drains and syncs.
     drop(runtime);
     ingest.shutdown();
+    tracing::info!("shutting down: the recorder writes and syncs what is queued");
     recorder.join();
     tracing::info!("stopped: what the cameras sent is written and synced");
     result

@@ -40,6 +40,10 @@ enum Job {
     KeyFrameTail(String, tokio::sync::oneshot::Sender<Option<KeyFrameTail>>),
 }
 
+/// The queue of a [`RecorderTx::unanswered`] handle.
+#[cfg(test)]
+pub(crate) struct UnansweredQueue(#[allow(dead_code)] Receiver<Job>);
+
 /// An evidence lock to write.
 struct LockRequest {
     camera: String,
@@ -139,6 +143,16 @@ impl RecorderTx {
             Err(TrySendError::Full(_)) => Ok(None),
             Err(TrySendError::Disconnected(_)) => Err(RecorderError::Stopped),
         }
+    }
+
+    /// A handle whose requests queue but are never answered, as while the recorder thread is
+    /// held up by the disk (for tests of what waits on it); the queue lives as long as the
+    /// returned guard.
+    #[cfg(test)]
+    pub(crate) fn unanswered(status: Arc<UnitStatus>) -> (RecorderTx, UnansweredQueue) {
+        let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
+        let shares = Arc::new(QueueShares::new(status.slots(), QUEUE_DEPTH));
+        (RecorderTx { tx, status, shares, thread: std::thread::current() }, UnansweredQueue(rx))
     }
 
     /// Queues a request someone awaits, and wakes the thread from its nap for it.

@@ -103,6 +103,7 @@ impl Uplink {
         live: &mut HashMap<String, CancellationToken>,
         parent: &CancellationToken,
     ) -> Option<(LiveSource, CancellationToken)> {
+        tracing::info!(camera, "central asks for live video");
         let Some(source) = LiveSource::of(&self.hubs, camera).filter(|_| self.shared(camera)) else {
             tracing::warn!("central asked for unknown camera {camera:?}");
             return None;
