@@ -5,6 +5,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::{CatalogError, CatalogLocation, Row, Schema, Value, migrate, pg, redact_url, sqlite};
 
+/// How long a failed call's check that its PostgreSQL connection still answers may take.
+const PG_VALID_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Which backend a [`CatalogDb`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -199,15 +202,27 @@ impl CatalogDb {
                     pg::off_runtime(move || drop(lost));
                     *client = Some(pg::connect(url)?);
                 }
-                let Some(client) = client.as_mut() else { unreachable!("connected just now") };
-                pg::off_runtime(move || {
-                    let tx = client.transaction().map_err(|e| Tx::fail_pg(part, &shown, &e))?;
-                    let mut tx = Tx::Postgres { tx, part, url: shown.clone() };
-                    let out = f(&mut tx)?;
-                    let Tx::Postgres { tx, .. } = tx else { unreachable!("a PostgreSQL transaction") };
-                    tx.commit().map_err(|e| Tx::fail_pg(part, &shown, &e))?;
-                    Ok(out)
-                })
+                let Some(live) = client.as_mut() else { unreachable!("connected just now") };
+                let (out, broken) = pg::off_runtime(move || {
+                    let out = (|| {
+                        let tx = live.transaction().map_err(|e| Tx::fail_pg(part, &shown, &e))?;
+                        let mut tx = Tx::Postgres { tx, part, url: shown.clone() };
+                        let out = f(&mut tx)?;
+                        let Tx::Postgres { tx, .. } = tx else { unreachable!("a PostgreSQL transaction") };
+                        tx.commit().map_err(|e| Tx::fail_pg(part, &shown, &e))?;
+                        Ok(out)
+                    })();
+                    // A call that failed may have met a connection the server had just ended
+                    // (its last message read, its close not yet): ask, so that the next call
+                    // connects again rather than writing into the closed socket.
+                    let broken = out.is_err() && live.is_valid(PG_VALID_TIMEOUT).is_err();
+                    (out, broken)
+                });
+                if broken {
+                    let lost = client.take();
+                    pg::off_runtime(move || drop(lost));
+                }
+                out
             }
         }
     }

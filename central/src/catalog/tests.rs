@@ -145,9 +145,11 @@ fn a_lost_postgres_connection_is_made_again_at_the_next_call() {
     let at = test_cluster::fresh_database();
     let db = CatalogDb::open(&at, &SCHEMA_1).unwrap();
     let other = CatalogDb::open(&at, &SCHEMA_1).unwrap();
+    // With a timeout, pg_terminate_backend returns once the backend has exited (PostgreSQL 14
+    // and later); without, it only signals it, and db's next call could still be answered.
     let killed = other
         .query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity
              WHERE datname = current_database() AND pid <> pg_backend_pid()",
             &[],
         )
