@@ -144,7 +144,7 @@ impl IngestThread {
         let handle = runtime.handle().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new().name(name).spawn(move || {
-            parks();
+            parks(Instant::now());
             // A dropped sender (the pool gone) stops the thread too.
             let _ = runtime.block_on(stopped);
             // Dropping the runtime drops the tasks still on it.
@@ -178,9 +178,8 @@ thread_local! {
     static PARKED: Cell<Option<(Instant, Instant)>> = const { Cell::new(None) };
 }
 
-/// Runs as the ingest thread begins to wait for its sockets (and as it starts).
-fn parks() {
-    let now = Instant::now();
+/// Runs as the ingest thread begins to wait for its sockets at `now` (and as it starts).
+fn parks(now: Instant) {
     PARKED.with(|parked| parked.set(Some((now, parked.get().map_or(now, |(last, _)| last)))));
 }
 
@@ -242,8 +241,8 @@ pub fn longest_nap(window: Duration) -> Duration {
 /// Runs as the ingest thread is about to wait for its sockets: naps unless a camera on it is
 /// watched live.
 fn nap_unless_watched(longest: Duration) {
-    parks();
     let now = Instant::now();
+    parks(now);
     let fastest = FASTEST.with(Cell::get).filter(|(_, at)| now < *at + RATE_HOLD).map(|(bps, _)| bps);
     let nap = nap_length(longest, AWAKE_UNTIL.with(Cell::get), fastest, now);
     if !nap.is_zero() {

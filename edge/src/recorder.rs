@@ -134,12 +134,9 @@ impl RecorderTx {
     /// queue is full; a live start then waits for the camera's next key frame instead).
     pub async fn key_frame_tail(&self, camera: &str) -> Result<Option<KeyFrameTail>, RecorderError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        match self.tx.try_send(Job::KeyFrameTail(camera.to_owned(), reply)) {
-            Ok(()) => {
-                // A live start waits for this: not for the rest of the recorder's nap.
-                self.thread.unpark();
-                answer.await.map_err(|_| RecorderError::Stopped)
-            }
+        // A live start waits for this: when the queue is full it does not wait for room.
+        match self.try_request(Job::KeyFrameTail(camera.to_owned(), reply)) {
+            Ok(()) => answer.await.map_err(|_| RecorderError::Stopped),
             Err(TrySendError::Full(_)) => Ok(None),
             Err(TrySendError::Disconnected(_)) => Err(RecorderError::Stopped),
         }
@@ -155,19 +152,26 @@ impl RecorderTx {
         (RecorderTx { tx, status, shares, thread: std::thread::current() }, UnansweredQueue(rx))
     }
 
-    /// Queues a request someone awaits, and wakes the thread from its nap for it.
+    /// Queues a request someone awaits if there is room, and wakes the thread from its nap
+    /// for it. A full queue hands the job back, as `SyncSender::try_send` does.
+    #[allow(clippy::result_large_err)]
+    fn try_request(&self, job: Job) -> Result<(), TrySendError<Job>> {
+        self.tx.try_send(job).inspect(|()| self.thread.unpark())
+    }
+
+    /// Queues a request someone awaits, waiting for room off the executor, and wakes the
+    /// thread from its nap for it.
     async fn send_job(&self, job: Job) -> Result<(), RecorderError> {
-        let sent = match self.tx.try_send(job) {
+        match self.try_request(job) {
             Ok(()) => Ok(()),
             Err(TrySendError::Disconnected(_)) => Err(RecorderError::Stopped),
             Err(TrySendError::Full(job)) => {
                 let tx = self.tx.clone();
                 let sent = tokio::task::spawn_blocking(move || tx.send(job).is_ok()).await;
+                self.thread.unpark();
                 if sent.unwrap_or(false) { Ok(()) } else { Err(RecorderError::Stopped) }
             }
-        };
-        self.thread.unpark();
-        sent
+        }
     }
 
     /// Seals every open segment (after the records queued before this call are written) and
