@@ -58,6 +58,21 @@ fn unit_audio(store: &Path, camera: &str, start_us: i64, end_us: i64) -> (AudioH
     hashes(frames.iter().map(|f| (f.wall_clock_us, f.pts, f.data.as_slice())))
 }
 
+/// The wall clock of the unit's last video frame of `camera` between two times.
+fn unit_last_video(store: &Path, camera: &str, start_us: i64, end_us: i64) -> i64 {
+    read_range_with_audio(store, camera, start_us, end_us, None)
+        .unwrap()
+        .map(Result::unwrap)
+        .filter_map(|r| match r {
+            Record::Frame(f) if f.kind == MediaKind::Video && (start_us..=end_us).contains(&f.wall_clock_us) => {
+                Some(f.wall_clock_us)
+            }
+            _ => None,
+        })
+        .max()
+        .expect("video in the range")
+}
+
 /// Central's audio frames of `unit`'s `camera` between two times, checking each carries the
 /// camera's AAC parameters.
 fn central_audio(central: &Path, unit: &str, camera: &str, start_us: i64, end_us: i64) -> (AudioHashes, usize) {
@@ -146,8 +161,15 @@ fn central_retrieves_a_cameras_aac_audio_byte_for_byte_and_exports_it() {
         (&audio["codec_name"], &audio["sample_rate"], &audio["channels"]),
         (&"aac".into(), &"48000".into(), &1.into())
     );
-    // The export starts at the key frame at or before the start: at least the range's frames.
-    assert!(audio_frames as usize >= held.len(), "{audio_frames} audio frames exported, {} held", held.len());
+    // The export starts at the key frame at or before the start, and its audio ends with its
+    // last video frame: at least the range's audio frames up to that frame.
+    let last_video = unit_last_video(&store, "front", start, end);
+    let up_to_last_video = held.keys().filter(|&&wall| wall <= last_video).count();
+    assert!(
+        audio_frames as usize >= up_to_last_video,
+        "{audio_frames} audio frames exported, {up_to_last_video} held up to the last video frame ({} in the range)",
+        held.len()
+    );
     assert_eq!(ffprobe_number(&audio["nb_read_frames"]) as u64, audio_frames, "{probe:#}");
     let (vd, ad) = (ffprobe_number(&video["duration"]), ffprobe_number(&audio["duration"]));
     let audio_end = ffprobe_number(&audio["start_time"]) + ad;
