@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One camera over RTP/UDP recorded by an edge: GStreamer's RTSP server (the test fixture) sends
 # 1280x720 noise at 4 Mbit/s; after SECONDS the edge's `packets_lost` (/api/status) and the
-# kernel's drop count of its UDP sockets (/proc/PID/net/udp) are printed.
+# kernel's drop count of its UDP sockets (/proc/PID/net/udp) are printed, and the edge's advice
+# about net.core.rmem_default if it logged one.
 #
 #   scripts/udp_camera_loss.sh EDGE_BINARY SECONDS [VAR=VALUE ...]   (e.g. CONVOY_INGEST_NAP_MS=0)
 set -euo pipefail
@@ -21,3 +22,5 @@ sleep $secs
 inodes=$(ls -l /proc/$ep/fd 2>/dev/null | grep -o 'socket:\[[0-9]*\]' | tr -dc '0-9\n' | sort -u)
 drops=$(awk -v inodes="$inodes" 'BEGIN{n=split(inodes,a,"\n"); for(i=1;i<=n;i++) want[a[i]]=1} NR>1 && ($10 in want) {d+=$NF} END{print d+0}' /proc/$ep/net/udp)
 curl -s 127.0.0.1:$port/api/status | python3 -c "import json,sys; s=json.load(sys.stdin); c=s['cameras'][0]; print('env=${*:-default}', 'state', c['state'], 'frames', c.get('frames_recorded'), 'packets_lost', c.get('packets_lost'), 'Mbit/s', (c.get('bitrate_bps') or 0)/1e6, 'socket drops', $drops)"
+# The edge's advice, when it gave one (a UDP camera that lost packets at a small rmem_default).
+grep -m1 -o 'RTP packets lost over UDP.*' $w/edge.log || echo "no advice in the edge's log"

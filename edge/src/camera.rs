@@ -13,7 +13,7 @@ use protocol::interconnect::{CameraStateKind, MediaFrame, VideoParameters};
 use retina::codec::{CodecItem, ParametersRef};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::CameraConfig;
+use crate::config::{CameraConfig, RtspTransport};
 use crate::events::EventKind;
 use crate::frame_clock::FrameClock;
 use crate::live::LiveHub;
@@ -129,6 +129,9 @@ impl CameraTask {
         let stall = tokio::time::sleep_until(last_video + STALL_TIMEOUT);
         tokio::pin!(stall);
         let mut have_parameters = false;
+        let mut h265 = false;
+        // Said once a session: the socket buffer is the likely cause of UDP loss.
+        let mut udp_advised = false;
         let camera = self.config.id.clone();
         let mut gate = self.recording.gate();
         let mut clock = FrameClock::new();
@@ -223,6 +226,12 @@ impl CameraTask {
             }
             last_video = tokio::time::Instant::now();
             self.status.count_packets_lost(self.index, frame.loss());
+            if frame.loss() > 0 && cam.transport == RtspTransport::Udp && !udp_advised {
+                udp_advised = true;
+                if let Some(advice) = crate::udp_buffer::advice(crate::udp_buffer::rmem_default()) {
+                    tracing::warn!(camera = %camera, "{advice}");
+                }
+            }
             if !have_parameters || frame.has_new_parameters() {
                 let Some(ParametersRef::Video(p)) = demuxed.streams()[video].parameters() else {
                     // No parameter sets yet: nothing recorded can be decoded without them.
@@ -248,6 +257,7 @@ impl CameraTask {
                 self.recorder.send(self.index, Record::Parameters(stored));
                 self.live.publish_parameters(live);
                 self.status.set_stream_format(self.index, p.rfc6381_codec(), width, height);
+                h265 = p.rfc6381_codec().starts_with("hvc1") || p.rfc6381_codec().starts_with("hev1");
                 if !have_parameters {
                     tracing::info!(camera = %camera, codec = p.rfc6381_codec(), width, height, "camera streaming");
                     self.status.set_camera_state(self.index, CameraStateKind::Streaming, None);
@@ -257,7 +267,8 @@ impl CameraTask {
                 }
                 have_parameters = true;
             }
-            let keyframe = frame.is_random_access_point();
+            // retina marks only IDR pictures of H.265 as random access (`h265_key_frames`).
+            let keyframe = crate::h265_key_frames::is_key_frame(&frame, h265);
             let timestamp = frame.timestamp();
             let pts = timestamp.elapsed();
             let clock_rate = timestamp.clock_rate().get();

@@ -97,7 +97,8 @@ pub async fn probe(url: &url::Url, creds: Option<(String, String)>, duration: Du
         clock = ts.clock_rate().get();
         first_pts.get_or_insert(ts.elapsed());
         last_pts = ts.elapsed();
-        if frame.is_random_access_point() {
+        let h265 = demuxed.streams()[video].encoding_name() == "h265";
+        if crate::h265_key_frames::is_key_frame(&frame, h265) {
             keyframes.push(frames);
             if keyframes.len() >= 2 {
                 interval = Some(keyframes[keyframes.len() - 1] - keyframes[keyframes.len() - 2]);

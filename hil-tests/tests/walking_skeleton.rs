@@ -181,7 +181,9 @@ fn an_h265_camera_is_recorded_with_its_codec() {
     let store = dir.path().join("store");
     let config = edge_config("bus-8", &store, None, &[("cab", &format!("{rtsp}/cab"))]);
     let mut edge = EdgeProc::start(dir.path(), "edge", &config).unwrap();
-    let n = edge_counter_above(&edge, "cab", "frames_recorded", 25);
+    // 5 s: the camera's first key frame (an IDR picture) and two more (CRA pictures, x265's
+    // open groups of pictures), 2 s apart.
+    let n = edge_counter_above(&edge, "cab", "frames_recorded", 125);
     let cab = camera(&edge.status().unwrap(), "cab").unwrap().clone();
     let codec = cab["codec"].as_str().unwrap();
     assert!(codec.starts_with("hvc1") || codec.starts_with("hev1"), "{codec}");
@@ -198,4 +200,16 @@ fn an_h265_camera_is_recorded_with_its_codec() {
     assert!(ok, "{stdout}");
     let v: Value = serde_json::from_str(&stdout).unwrap();
     assert!(v["cameras"]["cab"]["frames"].as_u64().unwrap() >= n);
+    // Every key frame counts, not only the first: live views and playback start at them.
+    let frames: Vec<_> = media_store::read::read_range_with_audio(&store, "cab", 0, i64::MAX, None)
+        .unwrap()
+        .map(Result::unwrap)
+        .filter_map(|r| match r {
+            Record::Frame(f) if f.kind == media_store::MediaKind::Video => Some(f.keyframe),
+            _ => None,
+        })
+        .collect();
+    let keys: Vec<usize> = frames.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| i).collect();
+    assert!(keys.len() >= 3 && keys[0] == 0, "key frames at {keys:?} of {} frames", frames.len());
+    assert!(keys.windows(2).all(|w| w[1] - w[0] <= 50), "a key frame at least every 50 frames: {keys:?}");
 }
