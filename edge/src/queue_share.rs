@@ -29,6 +29,11 @@ impl QueueShares {
         true
     }
 
+    /// Records queued by all cameras now.
+    pub fn queued(&self) -> usize {
+        self.queued.iter().map(|q| q.load(Ordering::Acquire)).sum()
+    }
+
     /// Gives back a place of camera `index` (its record left the queue, or was never queued).
     pub fn give_back(&self, index: usize) {
         if let Some(queued) = self.queued.get(index) {
@@ -48,7 +53,9 @@ mod tests {
         let taken = (0..1000).filter(|_| shares.take(0)).count();
         assert_eq!(taken, 50);
         assert!((0..50).all(|_| shares.take(1) || shares.take(2)), "the rest is left for the others");
+        assert_eq!(shares.queued(), 100);
         shares.give_back(0);
+        assert_eq!(shares.queued(), 99);
         assert!(shares.take(0), "a place given back can be taken again");
         assert!(!shares.take(0));
     }

@@ -216,7 +216,14 @@ pub struct Recorder {
     thread: JoinHandle<()>,
     liveness: Liveness,
     durable: DurableLogs,
+    /// Frames queued per camera (for what [`Recorder::join`] says while it waits).
+    shares: Arc<QueueShares>,
+    /// Disconnected when the thread ends.
+    ended: Receiver<()>,
 }
+
+/// While [`Recorder::join`] waits longer than this, it says how much is still queued.
+const JOIN_WORD: Duration = Duration::from_secs(5);
 
 impl Recorder {
     /// Starts the recorder thread on an opened store; retention runs on `retention`'s schedule.
@@ -233,11 +240,14 @@ impl Recorder {
         let liveness = Liveness::new();
         let thread_liveness = liveness.clone();
         let (durable_tx, durable) = tokio::sync::watch::channel(Arc::new(store.durable_logs()));
-        let thread = std::thread::Builder::new()
-            .name("recorder".into())
-            .spawn(move || run(store, rx, &thread_status, &thread_shares, &retention, &thread_liveness, &durable_tx))?;
+        let (ended_tx, ended) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new().name("recorder".into()).spawn(move || {
+            let _ended = ended_tx;
+            run(store, rx, &thread_status, &thread_shares, &retention, &thread_liveness, &durable_tx)
+        })?;
         let handle = thread.thread().clone();
-        Ok((Recorder { thread, liveness, durable }, RecorderTx { tx, status, shares, thread: handle }))
+        let recorder = Recorder { thread, liveness, durable, shares: shares.clone(), ended };
+        Ok((recorder, RecorderTx { tx, status, shares, thread: handle }))
     }
 
     /// The logs as durable after each group commit.
@@ -250,8 +260,18 @@ impl Recorder {
         self.liveness.clone()
     }
 
-    /// Waits for the thread to write what is queued and sync, after every sender is dropped.
+    /// Waits for the thread to write what is queued and sync, after every sender is dropped;
+    /// says every [`JOIN_WORD`] how many frames are still queued (a disk that syncs slowly
+    /// under other writes can take many seconds).
     pub fn join(self) {
+        let started = Instant::now();
+        while let Err(RecvTimeoutError::Timeout) = self.ended.recv_timeout(JOIN_WORD) {
+            tracing::warn!(
+                "the recorder is still writing after {:.0?}: {} frames queued",
+                started.elapsed(),
+                self.shares.queued()
+            );
+        }
         if self.thread.join().is_err() {
             tracing::error!("recorder thread panicked");
         }
