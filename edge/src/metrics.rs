@@ -153,6 +153,12 @@ pub fn exposition(d: &Dashboard) -> String {
         uplink.received_bytes as f64,
     );
     e.single(
+        "convoy_edge_store_group_commits_total",
+        Kind::Counter,
+        "Group commits (fdatasync of the open segments) since the unit started.",
+        d.status.group_commits() as f64,
+    );
+    e.single(
         "convoy_edge_uptime_seconds",
         Kind::Gauge,
         "Seconds since `edge run` started.",

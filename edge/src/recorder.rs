@@ -278,6 +278,10 @@ impl Recorder {
     }
 }
 
+/// The most records the thread takes from the queue between two looks at the group commit
+/// and retention.
+const BATCH: usize = 1024;
+
 /// After a batch the thread naps this long (at most) before it looks at the queue again, so
 /// that the records arriving meanwhile are taken in one go instead of each waking it: a
 /// wake-up costs more CPU than writing a frame. 100 ms is a few frames of each camera, far
@@ -310,6 +314,8 @@ fn run(
     let mut parameters_seq = vec![[0u64; 2]; status.slots()];
     let mut next_groom = Instant::now();
     let mut disconnected = false;
+    // The last batch stopped with records still queued: no nap before the next.
+    let mut backlog = false;
     let nap_limit = nap_limit(store.fsync_interval());
     while !disconnected {
         liveness.beat();
@@ -321,15 +327,24 @@ fn run(
             Ok(job) => {
                 give_back(shares, &job);
                 handle(&mut store, job, status, &mut parameters_seq, durable);
-                // Whatever else is queued, without sleeping again (but never past the group
-                // commit or retention: the queue may never run empty).
-                while next_due(&store, next_groom) > Instant::now() {
+                // Whatever else is queued, without sleeping again, up to a batch (the queue
+                // may never run empty: the group commit and retention come after each batch).
+                // Not cut short when the group commit is already overdue: after a slow sync
+                // the queued records all are, and syncing after each one (a sync and a nap per
+                // record) let the recorder fall further behind for ever.
+                let mut taken = 1;
+                backlog = true;
+                while taken < BATCH {
                     match rx.try_recv() {
                         Ok(job) => {
                             give_back(shares, &job);
                             handle(&mut store, job, status, &mut parameters_seq, durable);
+                            taken += 1;
                         }
-                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Empty) => {
+                            backlog = false;
+                            break;
+                        }
                         Err(TryRecvError::Disconnected) => {
                             disconnected = true;
                             break;
@@ -337,11 +352,12 @@ fn run(
                     }
                 }
             }
-            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Timeout) => backlog = false,
             Err(RecvTimeoutError::Disconnected) => disconnected = true,
         }
         match store.sync_if_due(Instant::now()) {
             Ok(true) => {
+                status.count_group_commit();
                 durable.send_replace(Arc::new(store.durable_logs()));
             }
             Ok(false) => {}
@@ -351,7 +367,7 @@ fn run(
             }
         }
         let nap = nap_limit.min(until(next_due(&store, next_groom)));
-        if !disconnected && !nap.is_zero() {
+        if !disconnected && !backlog && !nap.is_zero() {
             // Woken early (`unpark`) for a request someone awaits.
             std::thread::park_timeout(nap);
         }
@@ -514,6 +530,54 @@ mod tests {
         assert_eq!(nap_limit(Duration::from_millis(500)), Duration::from_millis(50));
         assert_eq!(nap_limit(Duration::from_millis(100)), Duration::from_millis(10));
         assert_eq!(nap_limit(Duration::ZERO), Duration::ZERO);
+    }
+
+    /// After a slow sync every queued record is already past its group commit. The thread
+    /// still appends the whole backlog and syncs once a batch, not once a record (which, with
+    /// a nap each time, made it fall behind for ever: CI's recordings crawled and shutdowns
+    /// took minutes).
+    #[test]
+    fn a_backlog_past_its_group_commit_is_written_in_batches_with_one_sync_each() {
+        use media_store::{StoreOptions, StoredFrame, StoredParameters};
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions { fsync_interval: Duration::from_millis(100), ..StoreOptions::default() };
+        let (store, _) = Store::open(dir.path(), options).unwrap();
+        let status = UnitStatus::new("bus-1".into(), [("front".into(), "Front".into())]);
+        let records = 3000;
+        let (tx, rx) = mpsc::sync_channel(records + 1);
+        // Arrived long ago: the group commit is overdue from the first record on.
+        let arrived = Instant::now() - Duration::from_secs(10);
+        let parameters = StoredParameters {
+            camera: "front".into(),
+            rfc6381_codec: "avc1.4d401e".into(),
+            width: 640,
+            height: 360,
+            extra_data: vec![1, 2, 3],
+        };
+        tx.send(Job::Record(0, Record::Parameters(parameters), arrived)).unwrap();
+        for i in 0..records as i64 {
+            let frame = StoredFrame {
+                camera: "front".into(),
+                stream: 0,
+                parameters_seq: 0,
+                kind: MediaKind::Video,
+                keyframe: i % 25 == 0,
+                pts: i * 3600,
+                clock_rate: 90_000,
+                wall_clock_us: 1_000_000_000 + i * 40_000,
+                data: vec![i as u8; 100],
+            };
+            tx.send(Job::Record(0, Record::Frame(frame), arrived)).unwrap();
+        }
+        drop(tx);
+        let shares = QueueShares::new(1, records + 1);
+        let retention = RetentionSchedule { interval: Duration::from_secs(3600), unretrieved_warning: None };
+        let (durable, _) = tokio::sync::watch::channel(Arc::new(Vec::new()));
+        run(store, rx, &status, &shares, &retention, &Liveness::new(), &durable);
+        let recorded = status.snapshot().cameras[0].stream.frames_recorded;
+        assert_eq!(recorded, records as u64, "every queued frame is written");
+        let commits = status.group_commits();
+        assert!(commits <= (records / BATCH + 1) as u64, "{commits} group commits for {records} overdue records");
     }
 
     #[test]

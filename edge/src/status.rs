@@ -27,6 +27,8 @@ pub struct UnitStatus {
     central_error: Mutex<Option<String>>,
     central_last_connected_us: Mutex<Option<i64>>,
     store_error: Mutex<Option<String>>,
+    /// Group commits (syncs of the store) since the unit started.
+    group_commits: std::sync::atomic::AtomicU64,
     store_warning: Mutex<Option<StoreWarning>>,
     changes: broadcast::Sender<CameraState>,
     /// The unit's events (camera lost and restored, store faults, the I/O companion's …).
@@ -131,6 +133,7 @@ impl UnitStatus {
             central_error: Mutex::new(None),
             central_last_connected_us: Mutex::new(None),
             store_error: Mutex::new(None),
+            group_commits: std::sync::atomic::AtomicU64::new(0),
             store_warning: Mutex::new(None),
             changes,
             events: EventLog::default(),
@@ -401,6 +404,16 @@ impl UnitStatus {
     /// Follows the unit's link type (the uplink reports each change to central).
     pub fn subscribe_link(&self) -> watch::Receiver<Option<UnitLink>> {
         self.link.subscribe()
+    }
+
+    /// Counts a group commit of the store.
+    pub fn count_group_commit(&self) {
+        self.group_commits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Group commits of the store since the unit started.
+    pub fn group_commits(&self) -> u64 {
+        self.group_commits.load(Ordering::Relaxed)
     }
 
     /// Records a store failure (or its end, with `None`).

@@ -53,6 +53,7 @@ fn central_and_edge_metrics_parse_and_move() {
     assert!(s.get("convoy_edge_central_sent_bytes_total", &[]).unwrap() > 0.0);
     assert!(s.get("convoy_edge_store_fs_free_bytes", &[]).unwrap() > 0.0);
     assert!(s.get("convoy_edge_store_used_bytes", &[]).is_some());
+    assert_eq!(s.kind("convoy_edge_store_group_commits_total"), Some("counter"));
     assert_eq!(s.get("convoy_edge_store_failing", &[]), Some(0.0));
     assert!(s.get("process_resident_memory_bytes", &[]).unwrap() > 0.0);
 
