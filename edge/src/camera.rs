@@ -129,7 +129,8 @@ impl CameraTask {
         let stall = tokio::time::sleep_until(last_video + STALL_TIMEOUT);
         tokio::pin!(stall);
         let mut have_parameters = false;
-        let mut h265 = false;
+        // retina marks only IDR pictures of H.265 as random access (`h265_key_frames`).
+        let h265 = demuxed.streams()[video].encoding_name() == "h265";
         // Said once a session: the socket buffer is the likely cause of UDP loss.
         let mut udp_advised = false;
         let camera = self.config.id.clone();
@@ -257,7 +258,6 @@ impl CameraTask {
                 self.recorder.send(self.index, Record::Parameters(stored));
                 self.live.publish_parameters(live);
                 self.status.set_stream_format(self.index, p.rfc6381_codec(), width, height);
-                h265 = p.rfc6381_codec().starts_with("hvc1") || p.rfc6381_codec().starts_with("hev1");
                 if !have_parameters {
                     tracing::info!(camera = %camera, codec = p.rfc6381_codec(), width, height, "camera streaming");
                     self.status.set_camera_state(self.index, CameraStateKind::Streaming, None);
@@ -267,7 +267,6 @@ impl CameraTask {
                 }
                 have_parameters = true;
             }
-            // retina marks only IDR pictures of H.265 as random access (`h265_key_frames`).
             let keyframe = crate::h265_key_frames::is_key_frame(&frame, h265);
             let timestamp = frame.timestamp();
             let pts = timestamp.elapsed();

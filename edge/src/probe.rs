@@ -73,6 +73,7 @@ pub async fn probe(url: &url::Url, creds: Option<(String, String)>, duration: Du
         ProbeReport { url: described.url.to_string(), streams: described.streams, video: None, audio, audio_reason };
     let Some(video) = described.video else { return Ok(report) };
     let mut demuxed = crate::rtsp::play(described.session, video).await?;
+    let h265 = demuxed.streams()[video].encoding_name() == "h265";
     let (mut frames, mut bytes, mut first_pts, mut last_pts) = (0u64, 0u64, None, 0i64);
     let (mut keyframes, mut interval) = (Vec::new(), None);
     // The measured window starts at the first frame: a camera (or an RTSP server that starts
@@ -97,7 +98,6 @@ pub async fn probe(url: &url::Url, creds: Option<(String, String)>, duration: Du
         clock = ts.clock_rate().get();
         first_pts.get_or_insert(ts.elapsed());
         last_pts = ts.elapsed();
-        let h265 = demuxed.streams()[video].encoding_name() == "h265";
         if crate::h265_key_frames::is_key_frame(&frame, h265) {
             keyframes.push(frames);
             if keyframes.len() >= 2 {

@@ -314,8 +314,6 @@ fn run(
     let mut parameters_seq = vec![[0u64; 2]; status.slots()];
     let mut next_groom = Instant::now();
     let mut disconnected = false;
-    // The last batch stopped with records still queued: no nap before the next.
-    let mut backlog = false;
     let nap_limit = nap_limit(store.fsync_interval());
     while !disconnected {
         liveness.beat();
@@ -323,7 +321,8 @@ fn run(
             groom(&mut store, status, retention.unretrieved_warning);
             next_groom = Instant::now() + retention.interval;
         }
-        match rx.recv_timeout(until(next_due(&store, next_groom)).min(BEAT)) {
+        // The batch stopped with records still queued: no nap before the next.
+        let backlog = match rx.recv_timeout(until(next_due(&store, next_groom)).min(BEAT)) {
             Ok(job) => {
                 give_back(shares, &job);
                 handle(&mut store, job, status, &mut parameters_seq, durable);
@@ -333,7 +332,6 @@ fn run(
                 // the queued records all are, and syncing after each one (a sync and a nap per
                 // record) let the recorder fall further behind for ever.
                 let mut taken = 1;
-                backlog = true;
                 while taken < BATCH {
                     match rx.try_recv() {
                         Ok(job) => {
@@ -341,20 +339,21 @@ fn run(
                             handle(&mut store, job, status, &mut parameters_seq, durable);
                             taken += 1;
                         }
-                        Err(TryRecvError::Empty) => {
-                            backlog = false;
-                            break;
-                        }
+                        Err(TryRecvError::Empty) => break,
                         Err(TryRecvError::Disconnected) => {
                             disconnected = true;
                             break;
                         }
                     }
                 }
+                taken == BATCH
             }
-            Err(RecvTimeoutError::Timeout) => backlog = false,
-            Err(RecvTimeoutError::Disconnected) => disconnected = true,
-        }
+            Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => {
+                disconnected = true;
+                false
+            }
+        };
         match store.sync_if_due(Instant::now()) {
             Ok(true) => {
                 status.count_group_commit();
