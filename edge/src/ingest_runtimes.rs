@@ -37,20 +37,45 @@ pub struct IngestRuntimes {
     threads: Mutex<Vec<IngestThread>>,
     max_threads: usize,
     per_thread: usize,
-    nap: Duration,
+    nap: Nap,
+}
+
+/// How long an ingest thread naps: at most `longest` (see [`longest_nap`]), and no longer than
+/// its fastest camera takes to send `budget_bytes` (see
+/// [`ReceiveBuffers::nap_budget`](crate::receive_buffers::ReceiveBuffers::nap_budget)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Nap {
+    /// The longest nap.
+    pub longest: Duration,
+    /// What the fastest camera may send meanwhile, on average.
+    pub budget_bytes: u64,
+}
+
+impl Nap {
+    /// No nap at all.
+    pub const NONE: Nap = Nap { longest: Duration::ZERO, budget_bytes: 0 };
+
+    /// The naps for a store whose durability window is `window`, on this system's receive
+    /// buffers.
+    pub fn for_window(window: Duration) -> Nap {
+        let buffers = crate::receive_buffers::ReceiveBuffers::of_this_system();
+        let nap = Nap { longest: longest_nap(window), budget_bytes: buffers.nap_budget() };
+        tracing::debug!(?buffers, ?nap, "camera ingest naps");
+        nap
+    }
 }
 
 impl IngestRuntimes {
     /// Up to one thread per core, each taking [`CAMERAS_PER_THREAD`] cameras before the next
-    /// starts, napping up to `nap` (see [`longest_nap`]).
-    pub fn new(nap: Duration) -> IngestRuntimes {
+    /// starts, napping as `nap` allows.
+    pub fn new(nap: Nap) -> IngestRuntimes {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         IngestRuntimes::with_limits(cores, CAMERAS_PER_THREAD, nap)
     }
 
     /// Up to `max_threads` threads, each taking `per_thread` cameras before the next starts
-    /// (both at least 1), napping up to `nap`.
-    pub fn with_limits(max_threads: usize, per_thread: usize, nap: Duration) -> IngestRuntimes {
+    /// (both at least 1), napping as `nap` allows.
+    pub fn with_limits(max_threads: usize, per_thread: usize, nap: Nap) -> IngestRuntimes {
         IngestRuntimes {
             threads: Mutex::new(Vec::new()),
             max_threads: max_threads.max(1),
@@ -133,8 +158,8 @@ impl Drop for IngestRuntimes {
 
 impl IngestThread {
     /// Starts thread `n` with its current-thread runtime, running until told to stop, napping
-    /// up to `nap` between turns.
-    fn start(n: usize, nap: Duration) -> std::io::Result<IngestThread> {
+    /// between turns as `nap` allows.
+    fn start(n: usize, nap: Nap) -> std::io::Result<IngestThread> {
         let name = format!("camera-ingest-{n}");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -154,14 +179,6 @@ impl IngestThread {
     }
 }
 
-/// The nap is cut so that the fastest camera on the thread sends at most this much meanwhile
-/// on average, inside a new connection's TCP receive window (about 64 KiB on Linux by default)
-/// and a UDP receive buffer: each turn can read all a camera sent, so the recording keeps up
-/// (a key frame larger than the window waits for the next turn). A larger budget stalls the
-/// camera instead: the window fills every nap and Linux does not grow it (BENCHMARKS.md,
-/// "what is fixed at 4 cameras").
-const NAP_BYTES: u64 = 48 * 1024;
-
 /// After a frame someone watched live, the camera's thread does not nap for this long: live
 /// frames go out as they come.
 const LIVE_HOLD: Duration = Duration::from_secs(1);
@@ -176,6 +193,11 @@ thread_local! {
     static FASTEST: Cell<Option<(u64, Instant)>> = const { Cell::new(None) };
     /// When the ingest thread this is last began to wait for its sockets, and the time before.
     static PARKED: Cell<Option<(Instant, Instant)>> = const { Cell::new(None) };
+}
+
+/// Whether the calling thread is an ingest thread.
+pub fn on_ingest_thread() -> bool {
+    PARKED.with(Cell::get).is_some()
 }
 
 /// Runs as the ingest thread begins to wait for its sockets at `now` (and as it starts).
@@ -214,10 +236,19 @@ pub fn camera_rate(bits_per_second: Option<u64>) {
     });
 }
 
-/// The longest an ingest thread naps, for a store whose durability window is `window`: as long
-/// as the recorder naps ([`crate::recorder::nap_limit`]: 100 ms, at most 1/10 of the window;
-/// the window counts from the turn before, see [`arrived_since`]); `CONVOY_INGEST_NAP_MS`,
-/// when set, instead (`0`: never nap), for A/B benchmarks.
+/// The longest an ingest thread naps, whatever the receive buffers allow.
+pub const LONGEST_NAP: Duration = Duration::from_millis(250);
+
+/// The longest nap is also at most this share of the durability window. The window counts from
+/// the wait before last ([`arrived_since`]), so a frame can have waited two naps before it is
+/// queued (the recorder takes it as the turn that queued it ends): half the window at most,
+/// inside the ¾ before the group commit is due.
+const NAP_SHARE_OF_WINDOW: u32 = 4;
+
+/// The longest an ingest thread naps, for a store whose durability window is `window`:
+/// [`LONGEST_NAP`], at most 1/4 of the window; `CONVOY_INGEST_NAP_MS`, when set, instead (`0`:
+/// never nap), for A/B benchmarks. How fast its cameras send cuts it further
+/// ([`Nap::budget_bytes`]): on Linux's default receive buffers to 98 ms for a 4 Mbit/s camera.
 ///
 /// A thread naps after it has handled everything that was ready, while no one watches one of
 /// its cameras live. Bytes arriving meanwhile wait in the sockets' receive buffers, and the next
@@ -225,7 +256,7 @@ pub fn camera_rate(bits_per_second: Option<u64>) {
 /// `epoll_wait`s and `readv`s per byte (a wake-up costs far more than reading a frame;
 /// BENCHMARKS.md, "Recording CPU: naps"). Recording gains nothing from reading sooner.
 pub fn longest_nap(window: Duration) -> Duration {
-    let default = crate::recorder::nap_limit(window);
+    let default = LONGEST_NAP.min(window / NAP_SHARE_OF_WINDOW);
     match std::env::var("CONVOY_INGEST_NAP_MS") {
         Ok(v) => match v.parse::<u64>() {
             Ok(ms) => Duration::from_millis(ms),
@@ -240,26 +271,27 @@ pub fn longest_nap(window: Duration) -> Duration {
 
 /// Runs as the ingest thread is about to wait for its sockets: naps unless a camera on it is
 /// watched live.
-fn nap_unless_watched(longest: Duration) {
+fn nap_unless_watched(nap: Nap) {
+    crate::recorder::turn_ended();
     let now = Instant::now();
     parks(now);
     let fastest = FASTEST.with(Cell::get).filter(|(_, at)| now < *at + RATE_HOLD).map(|(bps, _)| bps);
-    let nap = nap_length(longest, AWAKE_UNTIL.with(Cell::get), fastest, now);
+    let nap = nap_length(nap, AWAKE_UNTIL.with(Cell::get), fastest, now);
     if !nap.is_zero() {
         std::thread::sleep(nap);
     }
 }
 
 /// How long a thread naps at `now`: not at all while kept awake (until `awake_until`), else
-/// `longest`, cut so that a camera sending `fastest` bits per second sends at most
-/// [`NAP_BYTES`] meanwhile.
-fn nap_length(longest: Duration, awake_until: Option<Instant>, fastest: Option<u64>, now: Instant) -> Duration {
+/// `nap.longest`, cut so that a camera sending `fastest` bits per second sends at most
+/// `nap.budget_bytes` meanwhile.
+fn nap_length(nap: Nap, awake_until: Option<Instant>, fastest: Option<u64>, now: Instant) -> Duration {
     if awake_until.is_some_and(|t| now < t) {
         return Duration::ZERO;
     }
     match fastest {
-        Some(bps) if bps > 0 => longest.min(Duration::from_secs_f64(NAP_BYTES as f64 * 8.0 / bps as f64)),
-        _ => longest,
+        Some(bps) if bps > 0 => nap.longest.min(Duration::from_secs_f64(nap.budget_bytes as f64 * 8.0 / bps as f64)),
+        _ => nap.longest,
     }
 }
 
@@ -277,6 +309,7 @@ impl Drop for CountedTask {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::receive_buffers::ReceiveBuffers;
 
     fn thread_name() -> String {
         std::thread::current().name().unwrap_or("").to_owned()
@@ -285,18 +318,26 @@ mod tests {
     #[test]
     fn a_thread_naps_unless_watched_live_and_no_longer_than_the_fastest_camera_allows() {
         let now = Instant::now();
-        let longest = Duration::from_millis(100);
-        assert_eq!(nap_length(longest, None, None, now), longest);
+        let longest = LONGEST_NAP;
+        // On Linux's default receive buffers.
+        let nap = Nap { longest, budget_bytes: ReceiveBuffers::LINUX_DEFAULT.nap_budget() };
+        assert_eq!(nap_length(nap, None, None, now), longest);
         // Watched live within the last second: no nap.
-        assert_eq!(nap_length(longest, Some(now + LIVE_HOLD), None, now), Duration::ZERO);
-        assert_eq!(nap_length(longest, Some(now), None, now), longest);
+        assert_eq!(nap_length(nap, Some(now + LIVE_HOLD), None, now), Duration::ZERO);
+        assert_eq!(nap_length(nap, Some(now), None, now), longest);
         // 4 Mbit/s sends 48 KiB in 98 ms; 16 Mbit/s in 24.6 ms; a sub stream never cuts it.
-        assert_eq!(nap_length(longest, None, Some(4_000_000), now), Duration::from_secs_f64(0.098304));
-        assert_eq!(nap_length(longest, None, Some(16_000_000), now).as_micros(), 24_576);
-        assert_eq!(nap_length(longest, None, Some(256_000), now), longest);
-        assert_eq!(nap_length(longest, None, Some(0), now), longest);
+        assert_eq!(nap_length(nap, None, Some(4_000_000), now), Duration::from_secs_f64(0.098304));
+        assert_eq!(nap_length(nap, None, Some(16_000_000), now).as_micros(), 24_576);
+        assert_eq!(nap_length(nap, None, Some(256_000), now), longest);
+        assert_eq!(nap_length(nap, None, Some(0), now), longest);
+        // On the image's: a 4 Mbit/s camera lets it nap the longest; 16 Mbit/s 196.6 ms.
+        let nap = Nap { longest, budget_bytes: ReceiveBuffers::IMAGE.nap_budget() };
+        assert_eq!(nap_length(nap, None, Some(4_000_000), now), longest);
+        assert_eq!(nap_length(nap, None, Some(16_000_000), now).as_micros(), 196_608);
+        assert_eq!(nap_length(Nap::NONE, None, Some(4_000_000), now), Duration::ZERO);
         // The store's window bounds it too.
-        assert_eq!(crate::recorder::nap_limit(Duration::from_millis(300)), Duration::from_millis(30));
+        assert_eq!(longest_nap(Duration::from_secs(1)), LONGEST_NAP);
+        assert_eq!(longest_nap(Duration::from_millis(300)), Duration::from_millis(75));
     }
 
     #[tokio::test]
@@ -304,7 +345,8 @@ mod tests {
         let before = Instant::now();
         // Off an ingest thread: now.
         assert!(arrived_since() >= before);
-        let pool = IngestRuntimes::with_limits(1, 8, Duration::from_millis(20));
+        let nap = Nap { longest: Duration::from_millis(20), budget_bytes: u64::MAX };
+        let pool = IngestRuntimes::with_limits(1, 8, nap);
         let started = Instant::now();
         let (tx, rx) = oneshot::channel();
         pool.spawn(async move {
@@ -336,12 +378,14 @@ mod tests {
         // A camera whose rate is not measured yet keeps the thread from napping.
         camera_rate(None);
         let fastest = FASTEST.with(Cell::get).map(|(bps, _)| bps);
-        assert_eq!(nap_length(Duration::from_millis(100), None, fastest, Instant::now()), Duration::ZERO);
+        let nap = Nap { longest: Duration::from_millis(100), budget_bytes: ReceiveBuffers::IMAGE.nap_budget() };
+        assert_eq!(nap_length(nap, None, fastest, Instant::now()), Duration::ZERO);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn tasks_run_on_named_ingest_threads_spread_by_load() {
-        let pool = IngestRuntimes::with_limits(2, 2, Duration::from_millis(100));
+        let nap = Nap { longest: Duration::from_millis(100), budget_bytes: u64::MAX };
+        let pool = IngestRuntimes::with_limits(2, 2, nap);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let stop = tokio_util::sync::CancellationToken::new();
         let mut tasks = Vec::new();
@@ -376,7 +420,7 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_drops_tasks_still_running() {
-        let pool = IngestRuntimes::with_limits(1, 8, Duration::ZERO);
+        let pool = IngestRuntimes::with_limits(1, 8, Nap::NONE);
         let held = Arc::new(());
         let in_task = held.clone();
         let (started_tx, started) = oneshot::channel();
@@ -395,7 +439,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_finished_task_leaves_its_thread_free() {
-        let pool = IngestRuntimes::with_limits(2, 1, Duration::ZERO);
+        let pool = IngestRuntimes::with_limits(2, 1, Nap::NONE);
         pool.spawn(async {}).await.unwrap();
         // The first thread is empty again, so the next camera goes there, not to a new thread.
         let (tx, rx) = oneshot::channel();

@@ -32,6 +32,7 @@ pub mod onvif_metadata;
 pub mod power;
 pub mod probe;
 pub mod queue_share;
+pub mod receive_buffers;
 pub mod recorder;
 pub mod recording;
 pub mod retention_warning;

@@ -33,8 +33,8 @@ pub const MAX_START_BYTES: u64 = 4 << 20;
 pub const MAX_START_AGE_US: i64 = 5_000_000;
 
 /// The longest a start waits for the recorder thread's answer and the read back; then it
-/// starts at the camera's next key frame instead (the recorder answers within its nap, 100 ms,
-/// unless the disk holds it).
+/// starts at the camera's next key frame instead (the request wakes the recorder, which answers
+/// at once unless the disk holds it).
 pub const MAX_START_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// How a subscription started.

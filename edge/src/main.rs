@@ -269,7 +269,7 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     // Camera ingest runs on threads of its own, apart from the uplink and the web pages.
     let window = std::time::Duration::from_millis(config.store.fsync_interval_ms);
-    let ingest = Arc::new(edge::ingest_runtimes::IngestRuntimes::new(edge::ingest_runtimes::longest_nap(window)));
+    let ingest = Arc::new(edge::ingest_runtimes::IngestRuntimes::new(edge::ingest_runtimes::Nap::for_window(window)));
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let mut signals = link::signals::ShutdownSignals::install().context("cannot install signal handlers")?;

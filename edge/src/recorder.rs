@@ -2,6 +2,7 @@
 //! through a bounded channel; it appends them and runs the group commit on time. Blocking
 //! file I/O and fsync never run on the async executor.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, OnceLock};
@@ -74,7 +75,7 @@ pub struct RecorderTx {
     status: Arc<UnitStatus>,
     /// Frames each camera has queued: one camera may not take the whole queue.
     shares: Arc<QueueShares>,
-    /// The recorder thread, woken from its nap for requests someone awaits.
+    /// The recorder thread, woken for records and for requests someone awaits.
     thread: std::thread::Thread,
 }
 
@@ -94,12 +95,26 @@ impl RecorderTx {
             self.shares.give_back(index);
         }
         match result {
-            Ok(()) => {}
+            Ok(()) => self.wake_for_record(),
             Err(TrySendError::Full(Job::Record(i, Record::Frame(_), _))) => self.status.count_lost(i),
             Err(TrySendError::Full(_)) => {
                 tracing::warn!("recorder queue full; codec parameters not recorded");
             }
             Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// The thread takes a queued record when the ingest thread that queued it ends its turn
+    /// ([`turn_ended`]): one wake-up for all that the turn queued. Off an ingest thread (a
+    /// test, a camera on the main runtime), now.
+    fn wake_for_record(&self) {
+        if crate::ingest_runtimes::on_ingest_thread() {
+            WAKE_AT_TURN_END.with(|wake| {
+                let recorder = wake.take().unwrap_or_else(|| self.thread.clone());
+                wake.set(Some(recorder));
+            });
+        } else {
+            self.thread.unpark();
         }
     }
 
@@ -152,7 +167,7 @@ impl RecorderTx {
         (RecorderTx { tx, status, shares, thread: std::thread::current() }, UnansweredQueue(rx))
     }
 
-    /// Queues a request someone awaits if there is room, and wakes the thread from its nap
+    /// Queues a request someone awaits if there is room, and wakes the thread
     /// for it. A full queue hands the job back, as `SyncSender::try_send` does.
     #[allow(clippy::result_large_err)]
     fn try_request(&self, job: Job) -> Result<(), TrySendError<Job>> {
@@ -160,7 +175,7 @@ impl RecorderTx {
     }
 
     /// Queues a request someone awaits, waiting for room off the executor, and wakes the
-    /// thread from its nap for it.
+    /// thread for it.
     async fn send_job(&self, job: Job) -> Result<(), RecorderError> {
         match self.try_request(job) {
             Ok(()) => Ok(()),
@@ -181,6 +196,29 @@ impl RecorderTx {
         // A full queue: wait for room off the executor; this request must not be lost.
         self.send_job(Job::SealAll(reply)).await?;
         answer.await.map_err(|_| RecorderError::Stopped)?.map_err(RecorderError::Store)
+    }
+}
+
+impl Drop for RecorderTx {
+    /// The thread sees at once when the last handle is gone (it drains, syncs and ends).
+    fn drop(&mut self) {
+        self.thread.unpark();
+    }
+}
+
+thread_local! {
+    /// On an ingest thread: the recorder to wake when the thread ends its turn, for the records
+    /// the turn queued.
+    static WAKE_AT_TURN_END: Cell<Option<std::thread::Thread>> = const { Cell::new(None) };
+}
+
+/// Runs as an ingest thread ends its turn (before it naps and waits for its sockets): wakes the
+/// recorder for the records the turn queued, if it queued any. The recorder otherwise sleeps
+/// until its group commit or retention is due, so at 4 cameras it wakes about 4 times a second
+/// (the ingest threads' turns) instead of 10 (a nap of its own) or once per frame.
+pub fn turn_ended() {
+    if let Some(recorder) = WAKE_AT_TURN_END.take() {
+        recorder.unpark();
     }
 }
 
@@ -282,25 +320,6 @@ impl Recorder {
 /// and retention.
 const BATCH: usize = 1024;
 
-/// After a batch the thread naps this long (at most) before it looks at the queue again, so
-/// that the records arriving meanwhile are taken in one go instead of each waking it: a
-/// wake-up costs more CPU than writing a frame. 100 ms is a few frames of each camera, far
-/// below the queue's depth (at least [`QUEUE_PER_CAMERA`] records per camera). Requests
-/// someone awaits (a live start's key frame tail, an evidence lock, sealing) wake it at once.
-const NAP: Duration = Duration::from_millis(100);
-
-/// The nap is also at most this share of the durability window. The window counts from when a
-/// frame arrived (`Store::append_arrived`), not from its append, so what it waited in a socket
-/// (the ingest thread's nap, as long) and in the queue (this nap) comes out of the ¾ of the
-/// window before the group commit is due: two naps of 1/10 leave it 11/20.
-const NAP_SHARE_OF_WINDOW: u32 = 10;
-
-/// How long the thread naps after a batch with the store's durability window `window`; the
-/// camera-ingest threads nap as long (`ingest_runtimes::longest_nap`).
-pub fn nap_limit(window: Duration) -> Duration {
-    NAP.min(window / NAP_SHARE_OF_WINDOW)
-}
-
 fn run(
     mut store: Store,
     rx: Receiver<Job>,
@@ -314,46 +333,33 @@ fn run(
     let mut parameters_seq = vec![[0u64; 2]; status.slots()];
     let mut next_groom = Instant::now();
     let mut disconnected = false;
-    let nap_limit = nap_limit(store.fsync_interval());
     while !disconnected {
         liveness.beat();
         if Instant::now() >= next_groom {
             groom(&mut store, status, retention.unretrieved_warning);
             next_groom = Instant::now() + retention.interval;
         }
-        // The batch stopped with records still queued: no nap before the next.
-        let backlog = match rx.recv_timeout(until(next_due(&store, next_groom)).min(BEAT)) {
-            Ok(job) => {
-                give_back(shares, &job);
-                handle(&mut store, job, status, &mut parameters_seq, durable);
-                // Whatever else is queued, without sleeping again, up to a batch (the queue
-                // may never run empty: the group commit and retention come after each batch).
-                // Not cut short when the group commit is already overdue: after a slow sync
-                // the queued records all are, and syncing after each one (a sync and a nap per
-                // record) let the recorder fall further behind for ever.
-                let mut taken = 1;
-                while taken < BATCH {
-                    match rx.try_recv() {
-                        Ok(job) => {
-                            give_back(shares, &job);
-                            handle(&mut store, job, status, &mut parameters_seq, durable);
-                            taken += 1;
-                        }
-                        Err(TryRecvError::Empty) => break,
-                        Err(TryRecvError::Disconnected) => {
-                            disconnected = true;
-                            break;
-                        }
-                    }
+        // What is queued, up to a batch (the queue may never run empty: the group commit and
+        // retention come after each batch). Not cut short when the group commit is already
+        // overdue: after a slow sync the queued records all are, and syncing after each one
+        // (a sync and a nap per record) let the recorder fall further behind for ever.
+        let mut taken = 0;
+        while taken < BATCH {
+            match rx.try_recv() {
+                Ok(job) => {
+                    give_back(shares, &job);
+                    handle(&mut store, job, status, &mut parameters_seq, durable);
+                    taken += 1;
                 }
-                taken == BATCH
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    disconnected = true;
+                    break;
+                }
             }
-            Err(RecvTimeoutError::Timeout) => false,
-            Err(RecvTimeoutError::Disconnected) => {
-                disconnected = true;
-                false
-            }
-        };
+        }
+        // The batch stopped with records still queued: no sleep before the next.
+        let backlog = taken == BATCH;
         match store.sync_if_due(Instant::now()) {
             Ok(true) => {
                 status.count_group_commit();
@@ -365,10 +371,12 @@ fn run(
                 status.set_store_error(Some(e.to_string()));
             }
         }
-        let nap = nap_limit.min(until(next_due(&store, next_groom)));
-        if !disconnected && !backlog && !nap.is_zero() {
-            // Woken early (`unpark`) for a request someone awaits.
-            std::thread::park_timeout(nap);
+        let sleep = until(next_due(&store, next_groom)).min(BEAT);
+        if !disconnected && !backlog && !sleep.is_zero() {
+            // Until the group commit or retention is due, unless woken (`unpark`) for records
+            // an ingest thread's turn queued (`turn_ended`), a request someone awaits, or the
+            // last handle dropped.
+            std::thread::park_timeout(sleep);
         }
     }
     if let Err(e) = store.sync() {
@@ -522,15 +530,6 @@ fn groom(store: &mut Store, status: &UnitStatus, warn_within: Option<Duration>) 
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_nap_leaves_the_group_commit_most_of_a_short_window() {
-        assert_eq!(nap_limit(Duration::from_secs(1)), NAP);
-        assert_eq!(nap_limit(Duration::from_secs(10)), NAP);
-        assert_eq!(nap_limit(Duration::from_millis(500)), Duration::from_millis(50));
-        assert_eq!(nap_limit(Duration::from_millis(100)), Duration::from_millis(10));
-        assert_eq!(nap_limit(Duration::ZERO), Duration::ZERO);
-    }
-
     /// After a slow sync every queued record is already past its group commit. The thread
     /// still appends the whole backlog and syncs once a batch, not once a record (which, with
     /// a nap each time, made it fall behind for ever: CI's recordings crawled and shutdowns
@@ -583,8 +582,10 @@ mod tests {
     fn a_frame_napped_in_its_socket_and_in_the_queue_is_appended_before_its_commit_is_due() {
         for ms in [1, 10, 100, 500, 1000, 2000, 60_000] {
             let window = Duration::from_millis(ms);
-            // The ingest thread naps at most as long as the recorder.
-            assert!(2 * nap_limit(window) < window * 3 / 4, "window {window:?}");
+            // Its arrival counts from the ingest thread's wait before last: two naps before it
+            // is queued; the recorder takes it when that turn ends.
+            let waited = 2 * crate::ingest_runtimes::longest_nap(window);
+            assert!(waited < window * 3 / 4, "window {window:?}: {waited:?}");
         }
     }
 }

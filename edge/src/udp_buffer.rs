@@ -2,7 +2,7 @@
 //! receive buffer is small. retina opens a UDP camera's sockets itself, so their buffer is
 //! `net.core.rmem_default`; Linux's 208 KB overflows in a 4 Mbit/s 720p camera's key-frame
 //! burst (BENCHMARKS.md, "Cameras over UDP"). The unit's image raises it to 2 MiB (Yocto:
-//! `90-convoy-camera-udp.conf`); elsewhere the log says what to do.
+//! `90-convoy-camera-receive-buffers.conf`); elsewhere the log says what to do.
 
 /// The default socket receive buffer the unit's image sets, and below which a UDP camera that
 /// loses packets gets the advice.

@@ -311,10 +311,12 @@ fn served(log: &Path) -> anyhow::Result<(u64, u64, u64)> {
 fn print_table(rows: &[Measured], seconds: u64, kbit: f64, stagger: bool, load: &str) {
     let mb = |kib: u64| kib as f64 / 1024.0;
     let phase = if stagger { "cameras staggered" } else { "cameras in step" };
+    let buffers = edge::receive_buffers::ReceiveBuffers::of_this_system();
     println!(
         "{} s per phase, 1280x720 25 fps H.264 at {kbit:.0} kbit/s (GOP 2 s) from sim-camera on loopback, {phase}; \
-         load average (1, 5, 15 min) at the start: {load}.\n",
-        seconds
+         load average (1, 5, 15 min) at the start: {load}; default receive buffers: TCP {} bytes \
+         (net.ipv4.tcp_rmem), UDP {} bytes (net.core.rmem_default).\n",
+        seconds, buffers.tcp, buffers.udp
     );
     println!(
         "| cameras | recorder | CPU s per camera-hour | × ffmpeg | RSS MB (peak) | RSS MB per camera | frames \

@@ -20,7 +20,7 @@ SRC_URI += "\
     file://convoy-edge.service \
     file://no-sd-notify.conf \
     file://edge.toml \
-    file://90-convoy-camera-udp.conf \
+    file://90-convoy-camera-receive-buffers.conf \
 "
 
 # The source: the Convoy workspace this layer sits in (this file is
@@ -68,7 +68,7 @@ do_install:append() {
 
     # Room in UDP receive buffers for a camera's key frame (systemd-sysctl applies it at boot).
     install -d ${D}${sysconfdir}/sysctl.d
-    install -m 0644 ${WORKDIR}/90-convoy-camera-udp.conf ${D}${sysconfdir}/sysctl.d/
+    install -m 0644 ${WORKDIR}/90-convoy-camera-receive-buffers.conf ${D}${sysconfdir}/sysctl.d/
 
     # The data partition's mount point: the root file system is read-only at run time.
     install -d ${D}${localstatedir}/lib/convoy
