@@ -53,7 +53,7 @@ pid_b=${pids[-1]}
 sleep $((12 + k / 4)) # every camera streaming, rates measured, naps on
 
 # Nanoseconds on CPU and time slices, summed over PID's threads.
-usage() { cat /proc/"$1"/task/*/schedstat | awk '{ns += $1; slices += $3} END {print ns, slices}'; }
+usage() { cat /proc/"$1"/task/*/schedstat | awk '{ns += $1; slices += $3} END {printf "%.0f %.0f\n", ns, slices}'; }
 
 echo "| time (UTC) | cameras | A: CPU ms / slices in 20 s | B: CPU ms / slices in 20 s | B / A |"
 echo "|---|---:|---:|---:|---:|"

@@ -578,6 +578,58 @@ mod tests {
         assert!(commits <= (records / BATCH + 1) as u64, "{commits} group commits for {records} overdue records");
     }
 
+    fn frame(i: i64) -> Record {
+        Record::Frame(media_store::StoredFrame {
+            camera: "front".into(),
+            stream: 0,
+            parameters_seq: 0,
+            kind: MediaKind::Video,
+            keyframe: true,
+            pts: i * 3600,
+            clock_rate: 90_000,
+            wall_clock_us: 1_000_000_000 + i * 40_000,
+            data: vec![1; 100],
+        })
+    }
+
+    /// Whether this thread holds a recorder to wake at its turn's end, and which.
+    fn held_for_turn_end() -> Option<std::thread::ThreadId> {
+        WAKE_AT_TURN_END.with(|wake| {
+            let held = wake.take();
+            let id = held.as_ref().map(std::thread::Thread::id);
+            wake.set(held);
+            id
+        })
+    }
+
+    /// On an ingest thread a queued record does not wake the recorder by itself: the thread's
+    /// turn does, as it ends, once for all it queued. Elsewhere a record wakes it at once.
+    #[tokio::test]
+    async fn records_queued_in_an_ingest_turn_wake_the_recorder_once_as_the_turn_ends() {
+        use crate::ingest_runtimes::{IngestRuntimes, Nap};
+        let status = Arc::new(UnitStatus::new("bus-1".into(), [("front".into(), "Front".into())]));
+        let (tx, _queue) = RecorderTx::unanswered(status);
+        let recorder = std::thread::current().id();
+        tx.send(0, frame(0));
+        assert_eq!(held_for_turn_end(), None, "off an ingest thread: woken at once");
+        let pool = IngestRuntimes::with_limits(1, 1, Nap::NONE);
+        let (seen_tx, seen) = tokio::sync::oneshot::channel();
+        pool.spawn(async move {
+            let before = held_for_turn_end();
+            tx.send(0, frame(1));
+            tx.send(0, frame(2));
+            let queued = held_for_turn_end();
+            turn_ended();
+            let after = held_for_turn_end();
+            let _ = seen_tx.send((before, queued, after));
+        });
+        let (before, queued, after) = seen.await.unwrap();
+        assert_eq!(before, None);
+        assert_eq!(queued, Some(recorder), "the turn holds the recorder to wake");
+        assert_eq!(after, None, "woken as the turn ended");
+        pool.shutdown();
+    }
+
     #[test]
     fn a_frame_napped_in_its_socket_and_in_the_queue_is_appended_before_its_commit_is_due() {
         for ms in [1, 10, 100, 500, 1000, 2000, 60_000] {
