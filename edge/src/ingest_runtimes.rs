@@ -241,8 +241,9 @@ pub const LONGEST_NAP: Duration = Duration::from_millis(250);
 
 /// The longest nap is also at most this share of the durability window. The window counts from
 /// the wait before last ([`arrived_since`]), so a frame can have waited two naps before it is
-/// queued (the recorder takes it as the turn that queued it ends): half the window at most,
-/// inside the ¾ before the group commit is due.
+/// queued: half the window at most. The recorder takes it as the turn that queued it ends
+/// (`recorder::turn_ended`), or, from a thread too busy to park between turns (it then does not
+/// nap either), within a quarter of the window: inside the ¾ before the group commit is due.
 const NAP_SHARE_OF_WINDOW: u32 = 4;
 
 /// The longest an ingest thread naps, for a store whose durability window is `window`:
@@ -256,7 +257,7 @@ const NAP_SHARE_OF_WINDOW: u32 = 4;
 /// `epoll_wait`s and `readv`s per byte (a wake-up costs far more than reading a frame;
 /// BENCHMARKS.md, "Recording CPU: naps"). Recording gains nothing from reading sooner.
 pub fn longest_nap(window: Duration) -> Duration {
-    let default = LONGEST_NAP.min(window / NAP_SHARE_OF_WINDOW);
+    let default = window_nap(window);
     match std::env::var("CONVOY_INGEST_NAP_MS") {
         Ok(v) => match v.parse::<u64>() {
             Ok(ms) => Duration::from_millis(ms),
@@ -267,6 +268,11 @@ pub fn longest_nap(window: Duration) -> Duration {
         },
         Err(_) => default,
     }
+}
+
+/// The longest nap a durability window of `window` allows: [`LONGEST_NAP`], at most 1/4 of it.
+pub fn window_nap(window: Duration) -> Duration {
+    LONGEST_NAP.min(window / NAP_SHARE_OF_WINDOW)
 }
 
 /// Runs as the ingest thread is about to wait for its sockets: naps unless a camera on it is
@@ -336,8 +342,8 @@ mod tests {
         assert_eq!(nap_length(nap, None, Some(16_000_000), now).as_micros(), 196_608);
         assert_eq!(nap_length(Nap::NONE, None, Some(4_000_000), now), Duration::ZERO);
         // The store's window bounds it too.
-        assert_eq!(longest_nap(Duration::from_secs(1)), LONGEST_NAP);
-        assert_eq!(longest_nap(Duration::from_millis(300)), Duration::from_millis(75));
+        assert_eq!(window_nap(Duration::from_secs(1)), LONGEST_NAP);
+        assert_eq!(window_nap(Duration::from_millis(300)), Duration::from_millis(75));
     }
 
     #[tokio::test]

@@ -75,8 +75,26 @@ pub struct RecorderTx {
     status: Arc<UnitStatus>,
     /// Frames each camera has queued: one camera may not take the whole queue.
     shares: Arc<QueueShares>,
-    /// The recorder thread, woken for records and for requests someone awaits.
-    thread: std::thread::Thread,
+    /// The recorder thread, woken for records and for requests someone awaits, and as a handle
+    /// is dropped. Declared after `tx`, so that its sender is gone by then: the thread sees at
+    /// once when the last handle is gone (it drains, syncs and ends).
+    thread: RecorderThread,
+}
+
+/// The recorder thread's handle in a [`RecorderTx`]; wakes the thread when dropped.
+#[derive(Clone)]
+struct RecorderThread(std::thread::Thread);
+
+impl RecorderThread {
+    fn unpark(&self) {
+        self.0.unpark();
+    }
+}
+
+impl Drop for RecorderThread {
+    fn drop(&mut self) {
+        self.0.unpark();
+    }
 }
 
 impl RecorderTx {
@@ -110,7 +128,8 @@ impl RecorderTx {
     fn wake_for_record(&self) {
         if crate::ingest_runtimes::on_ingest_thread() {
             WAKE_AT_TURN_END.with(|wake| {
-                let recorder = wake.take().unwrap_or_else(|| self.thread.clone());
+                // The unit runs one recorder: the turn wakes the first it queued for.
+                let recorder = wake.take().unwrap_or_else(|| self.thread.0.clone());
                 wake.set(Some(recorder));
             });
         } else {
@@ -121,8 +140,9 @@ impl RecorderTx {
     /// Records `value` as `camera`'s cursor `name`, durable with the next group commit (dropped
     /// with a warning when the queue is full: cursors are only ever raised again).
     pub fn set_cursor(&self, camera: &str, name: &'static str, value: u64) {
-        if self.tx.try_send(Job::SetCursor(camera.to_owned(), name, value)).is_err() {
-            tracing::warn!(camera, name, "recorder queue full; cursor not recorded this time");
+        match self.tx.try_send(Job::SetCursor(camera.to_owned(), name, value)) {
+            Ok(()) => self.wake_for_record(),
+            Err(_) => tracing::warn!(camera, name, "recorder queue full; cursor not recorded this time"),
         }
     }
 
@@ -164,7 +184,7 @@ impl RecorderTx {
     pub(crate) fn unanswered(status: Arc<UnitStatus>) -> (RecorderTx, UnansweredQueue) {
         let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
         let shares = Arc::new(QueueShares::new(status.slots(), QUEUE_DEPTH));
-        (RecorderTx { tx, status, shares, thread: std::thread::current() }, UnansweredQueue(rx))
+        (RecorderTx { tx, status, shares, thread: RecorderThread(std::thread::current()) }, UnansweredQueue(rx))
     }
 
     /// Queues a request someone awaits if there is room, and wakes the thread
@@ -199,13 +219,6 @@ impl RecorderTx {
     }
 }
 
-impl Drop for RecorderTx {
-    /// The thread sees at once when the last handle is gone (it drains, syncs and ends).
-    fn drop(&mut self) {
-        self.thread.unpark();
-    }
-}
-
 thread_local! {
     /// On an ingest thread: the recorder to wake when the thread ends its turn, for the records
     /// the turn queued.
@@ -213,9 +226,11 @@ thread_local! {
 }
 
 /// Runs as an ingest thread ends its turn (before it naps and waits for its sockets): wakes the
-/// recorder for the records the turn queued, if it queued any. The recorder otherwise sleeps
-/// until its group commit or retention is due, so at 4 cameras it wakes about 4 times a second
-/// (the ingest threads' turns) instead of 10 (a nap of its own) or once per frame.
+/// recorder for the records the turn queued, if it queued any, so that one wake-up takes them
+/// all: at 4 cameras about 4 times a second on the image's receive buffers (10 on Linux's
+/// defaults), where the recorder's own 100 ms nap and the first frame of each turn woke it
+/// more often. A thread busy enough not to park between turns does not get here; the recorder
+/// then takes its records when it wakes on its own, a quarter of the window later at most.
 pub fn turn_ended() {
     if let Some(recorder) = WAKE_AT_TURN_END.take() {
         recorder.unpark();
@@ -285,7 +300,7 @@ impl Recorder {
         })?;
         let handle = thread.thread().clone();
         let recorder = Recorder { thread, liveness, durable, shares: shares.clone(), ended };
-        Ok((recorder, RecorderTx { tx, status, shares, thread: handle }))
+        Ok((recorder, RecorderTx { tx, status, shares, thread: RecorderThread(handle) }))
     }
 
     /// The logs as durable after each group commit.
@@ -316,6 +331,9 @@ impl Recorder {
     }
 }
 
+/// The shortest the thread sleeps on its own (with a durability window of a few milliseconds).
+const MIN_SLEEP: Duration = Duration::from_millis(1);
+
 /// The most records the thread takes from the queue between two looks at the group commit
 /// and retention.
 const BATCH: usize = 1024;
@@ -333,6 +351,9 @@ fn run(
     let mut parameters_seq = vec![[0u64; 2]; status.slots()];
     let mut next_groom = Instant::now();
     let mut disconnected = false;
+    // Records an ingest thread queued without waking the thread (one too busy to park between
+    // turns) wait at most a quarter of the durability window (`longest_sleep`).
+    let longest_sleep = BEAT.min(store.fsync_interval() / 4).max(MIN_SLEEP);
     while !disconnected {
         liveness.beat();
         if Instant::now() >= next_groom {
@@ -360,18 +381,22 @@ fn run(
         }
         // The batch stopped with records still queued: no sleep before the next.
         let backlog = taken == BATCH;
-        match store.sync_if_due(Instant::now()) {
+        let sync_failed = match store.sync_if_due(Instant::now()) {
             Ok(true) => {
                 status.count_group_commit();
                 durable.send_replace(Arc::new(store.durable_logs()));
+                false
             }
-            Ok(false) => {}
+            Ok(false) => false,
             Err(e) => {
                 tracing::error!("store: {e}");
                 status.set_store_error(Some(e.to_string()));
+                true
             }
-        }
-        let sleep = until(next_due(&store, next_groom)).min(BEAT);
+        };
+        // A failed sync is tried again a beat later, not at once in a loop.
+        let due = if sync_failed { BEAT } else { until(next_due(&store, next_groom)) };
+        let sleep = due.min(longest_sleep);
         if !disconnected && !backlog && !sleep.is_zero() {
             // Until the group commit or retention is due, unless woken (`unpark`) for records
             // an ingest thread's turn queued (`turn_ended`), a request someone awaits, or the
@@ -630,13 +655,62 @@ mod tests {
         pool.shutdown();
     }
 
+    /// End to end on a real ingest thread: the record's turn wakes the recorder when the thread
+    /// parks (its park hook, not a call by hand), while the handle lives on; a record queued off
+    /// an ingest thread wakes it at once.
+    #[tokio::test]
+    async fn an_ingest_turn_that_queued_a_record_wakes_the_recorder_as_the_thread_parks() {
+        use crate::ingest_runtimes::{IngestRuntimes, Nap};
+        // Stand-ins for the recorder thread: each says when it is woken.
+        let parked = || {
+            let (woken_tx, woken) = mpsc::channel::<()>();
+            let thread = std::thread::spawn(move || {
+                std::thread::park();
+                let _ = woken_tx.send(());
+            });
+            (thread, woken)
+        };
+        let status = Arc::new(UnitStatus::new("bus-1".into(), [("front".into(), "Front".into())]));
+        let handle = |thread: &std::thread::JoinHandle<()>| {
+            let (sender, queue) = mpsc::sync_channel(16);
+            let shares = Arc::new(QueueShares::new(1, 16));
+            let tx = RecorderTx {
+                tx: sender,
+                status: status.clone(),
+                shares,
+                thread: RecorderThread(thread.thread().clone()),
+            };
+            (tx, queue)
+        };
+        let (recorder, woken) = parked();
+        let (tx, _queue) = handle(&recorder);
+        let pool = IngestRuntimes::with_limits(1, 1, Nap::NONE);
+        let (_keep, kept) = tokio::sync::oneshot::channel::<()>();
+        pool.spawn(async move {
+            tx.send(0, frame(1));
+            // The handle lives on (dropping it would wake the recorder too).
+            let _ = kept.await;
+            drop(tx);
+        });
+        woken.recv_timeout(Duration::from_secs(10)).expect("the turn's end woke the recorder");
+        recorder.join().unwrap();
+
+        let (recorder, woken) = parked();
+        let (tx, _queue) = handle(&recorder);
+        tx.send(0, frame(2));
+        woken.recv_timeout(Duration::from_secs(10)).expect("a record off an ingest thread woke it");
+        recorder.join().unwrap();
+        drop(tx);
+        pool.shutdown();
+    }
+
     #[test]
     fn a_frame_napped_in_its_socket_and_in_the_queue_is_appended_before_its_commit_is_due() {
         for ms in [1, 10, 100, 500, 1000, 2000, 60_000] {
             let window = Duration::from_millis(ms);
             // Its arrival counts from the ingest thread's wait before last: two naps before it
             // is queued; the recorder takes it when that turn ends.
-            let waited = 2 * crate::ingest_runtimes::longest_nap(window);
+            let waited = 2 * crate::ingest_runtimes::window_nap(window);
             assert!(waited < window * 3 / 4, "window {window:?}: {waited:?}");
         }
     }
