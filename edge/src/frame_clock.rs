@@ -7,9 +7,8 @@
 pub const JUMP_US: i64 = 2_000_000;
 
 /// Sender-report capture times are trusted when they fall this far before the receive time at
-/// most: a second of network and camera buffering, plus an ingest thread's nap (the receive
-/// time is when the frame was read, up to a nap after its packets arrived) …
-const REPORT_EARLY_US: i64 = 1_000_000 + crate::ingest_runtimes::LONGEST_NAP.as_micros() as i64;
+/// most (network and buffering delay) …
+const REPORT_EARLY_US: i64 = 1_000_000;
 
 /// … and at most this far after it (the two clocks are never exactly equal).
 const REPORT_LATE_US: i64 = 100_000;
@@ -247,12 +246,6 @@ mod tests {
         for (i, s) in stamps.iter().enumerate() {
             assert!((s.wall_clock_us - (T0 + i as i64 * FRAME_US)).abs() <= 1, "capture time, not receive time");
         }
-        // Read 1.2 s after capture (a camera that buffers 0.95 s, then an ingest thread's nap):
-        // still the capture times.
-        let mut clock = FrameClock::new();
-        clock.sender_report(7_000, ntp(T0));
-        let stamps = feed(&mut clock, 7_000, T0 + 1_200_000, 25, |_| 0);
-        assert_eq!(stamps[0].wall_clock_us, T0, "capture time, not receive time");
         // A camera whose clock is a day off: its reports are ignored.
         let mut clock = FrameClock::new();
         clock.sender_report(7_000, ntp(T0 - 86_400_000_000));
