@@ -22,7 +22,7 @@ impl ReceiveBuffers {
     pub const LINUX_DEFAULT: ReceiveBuffers = ReceiveBuffers { tcp: 131_072, udp: 212_992 };
 
     /// What the image sets (`90-convoy-camera-receive-buffers.conf`).
-    pub const IMAGE: ReceiveBuffers = ReceiveBuffers { tcp: 1_048_576, udp: 2_097_152 };
+    pub const IMAGE: ReceiveBuffers = ReceiveBuffers { tcp: 1_048_576, udp: crate::udp_buffer::ADVISED_RMEM_DEFAULT };
 
     /// This system's defaults; Linux's for any that cannot be read.
     pub fn of_this_system() -> ReceiveBuffers {
@@ -47,13 +47,11 @@ impl ReceiveBuffers {
 
 /// The middle of `net.ipv4.tcp_rmem`'s three values (min, default, max).
 fn tcp_rmem_default(text: &str) -> Option<u64> {
-    let mut values = text.split_whitespace().map(str::parse::<u64>);
-    let (Some(Ok(_min)), Some(Ok(default)), Some(Ok(_max)), None) =
-        (values.next(), values.next(), values.next(), values.next())
-    else {
-        return None;
-    };
-    Some(default)
+    let values: Vec<u64> = text.split_whitespace().map(str::parse).collect::<Result<_, _>>().ok()?;
+    match values[..] {
+        [_min, default, _max] => Some(default),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -228,8 +228,9 @@ thread_local! {
 /// Runs as an ingest thread ends its turn (before it naps and waits for its sockets): wakes the
 /// recorder for the records the turn queued, if it queued any, so that one wake-up takes them
 /// all: at 4 cameras about 10 times a second, where the recorder's own 100 ms nap and the first
-/// frame of each turn woke it more often. A thread busy enough not to park between turns does not get here; the recorder
-/// then takes its records when it wakes on its own, a quarter of the window later at most.
+/// frame of each turn woke it more often. A thread busy enough not to park between turns does
+/// not get here; the recorder then takes its records when it wakes on its own, a quarter of the
+/// window later at most.
 pub fn turn_ended() {
     if let Some(recorder) = WAKE_AT_TURN_END.take() {
         recorder.unpark();
@@ -560,7 +561,7 @@ mod tests {
     /// took minutes).
     #[test]
     fn a_backlog_past_its_group_commit_is_written_in_batches_with_one_sync_each() {
-        use media_store::{StoreOptions, StoredFrame, StoredParameters};
+        use media_store::{StoreOptions, StoredParameters};
         let dir = tempfile::tempdir().unwrap();
         let options = StoreOptions { fsync_interval: Duration::from_millis(100), ..StoreOptions::default() };
         let (store, _) = Store::open(dir.path(), options).unwrap();
@@ -578,18 +579,7 @@ mod tests {
         };
         tx.send(Job::Record(0, Record::Parameters(parameters), arrived)).unwrap();
         for i in 0..records as i64 {
-            let frame = StoredFrame {
-                camera: "front".into(),
-                stream: 0,
-                parameters_seq: 0,
-                kind: MediaKind::Video,
-                keyframe: i % 25 == 0,
-                pts: i * 3600,
-                clock_rate: 90_000,
-                wall_clock_us: 1_000_000_000 + i * 40_000,
-                data: vec![i as u8; 100],
-            };
-            tx.send(Job::Record(0, Record::Frame(frame), arrived)).unwrap();
+            tx.send(Job::Record(0, video_frame(i, i % 25 == 0, i as u8), arrived)).unwrap();
         }
         drop(tx);
         let shares = QueueShares::new(1, records + 1);
@@ -602,18 +592,23 @@ mod tests {
         assert!(commits <= (records / BATCH + 1) as u64, "{commits} group commits for {records} overdue records");
     }
 
-    fn frame(i: i64) -> Record {
+    /// Camera "front"'s video frame `i` at 25 fps: 100 bytes of `fill`.
+    fn video_frame(i: i64, keyframe: bool, fill: u8) -> Record {
         Record::Frame(media_store::StoredFrame {
             camera: "front".into(),
             stream: 0,
             parameters_seq: 0,
             kind: MediaKind::Video,
-            keyframe: true,
+            keyframe,
             pts: i * 3600,
             clock_rate: 90_000,
             wall_clock_us: 1_000_000_000 + i * 40_000,
-            data: vec![1; 100],
+            data: vec![fill; 100],
         })
+    }
+
+    fn frame(i: i64) -> Record {
+        video_frame(i, true, 1)
     }
 
     /// Whether this thread holds a recorder to wake at its turn's end, and which.

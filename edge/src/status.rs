@@ -28,7 +28,7 @@ pub struct UnitStatus {
     central_last_connected_us: Mutex<Option<i64>>,
     store_error: Mutex<Option<String>>,
     /// Group commits (syncs of the store) since the unit started.
-    group_commits: std::sync::atomic::AtomicU64,
+    group_commits: AtomicU64,
     store_warning: Mutex<Option<StoreWarning>>,
     changes: broadcast::Sender<CameraState>,
     /// The unit's events (camera lost and restored, store faults, the I/O companion's …).
@@ -133,7 +133,7 @@ impl UnitStatus {
             central_error: Mutex::new(None),
             central_last_connected_us: Mutex::new(None),
             store_error: Mutex::new(None),
-            group_commits: std::sync::atomic::AtomicU64::new(0),
+            group_commits: AtomicU64::new(0),
             store_warning: Mutex::new(None),
             changes,
             events: EventLog::default(),
