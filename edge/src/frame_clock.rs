@@ -1,21 +1,37 @@
 //! One camera's frames on the unit's wall clock: a timeline that never goes back, spaced by the
-//! camera's RTP timestamps (unwrapped across 2³² wraps), following the receive clock, set to
-//! the camera's capture times when its RTCP sender reports agree with the unit's clock, and
-//! re-anchored when the camera's clock jumps. Pure logic: the caller passes every time in.
+//! camera's RTP timestamps (unwrapped across 2³² wraps), following the earliest times frames
+//! were read (a frame can be read late, never early), set to the camera's capture times when
+//! its RTCP sender reports agree with the unit's clock, and re-anchored when the camera's clock
+//! jumps. Pure logic: the caller passes every time in.
+//!
+//! Frames are often read late: a camera's first second can arrive in one burst (GStreamer sends
+//! what it encoded before PLAY at once, 0.7 s of it in a test), and an ingest thread that naps
+//! reads what came meanwhile at once. Following the average read time made the timeline slew by
+//! those delays, and again when a sender report replaced read times by capture times. Following
+//! the earliest read times instead needs no slew in steady state, and the slew that remains (the
+//! first frame of a burst was read late) runs at most [`MAX_SLEW_PER_MILLE`] of the camera's pace.
 
 /// A camera clock that disagrees with the receive clock by more than this has jumped.
 pub const JUMP_US: i64 = 2_000_000;
 
-/// Sender-report capture times are trusted when they fall this far before the receive time at
-/// most (network and buffering delay) …
+/// Sender-report capture times are trusted when they fall this far before the earliest read
+/// time at most (network and buffering delay) …
 const REPORT_EARLY_US: i64 = 1_000_000;
 
 /// … and at most this far after it (the two clocks are never exactly equal).
 const REPORT_LATE_US: i64 = 100_000;
 
-/// Each frame moves the anchor this fraction of the way to the target time: slow enough to
-/// smooth network jitter, fast enough to follow a camera clock that runs fast or slow.
+/// Each frame moves the anchor this fraction of the way to the target time …
 const SLEW: i64 = 32;
+
+/// … but by at most this many thousandths of the camera's own step: frames keep their pace
+/// within 5 % (a 25 fps camera reads 23.8 to 26.3 fps while the timeline catches up), and a
+/// camera clock that runs fast or slow by less than that is followed.
+pub const MAX_SLEW_PER_MILLE: i64 = 50;
+
+/// The earliest read time rises towards a later one by this fraction a frame: slowly, so that
+/// read delays barely lift it, yet it follows a camera clock that runs slow.
+const FLOOR_RISE: i64 = 256;
 
 /// Maps one camera's RTP timestamps to wall-clock microseconds since the Unix epoch.
 #[derive(Debug, Default)]
@@ -29,6 +45,8 @@ pub struct FrameClock {
     last: Option<(i64, i64, i64)>,
     /// The latest sender report: RTP timestamp and the camera's wall time for it (µs).
     report: Option<(u32, i64)>,
+    /// Read time minus RTP time (µs), at its earliest: when frames arrive, by the RTP clock.
+    floor: Option<i64>,
     /// The output runs ahead of the target (the target went back): one jump, not one a frame.
     ahead: bool,
 }
@@ -53,8 +71,8 @@ impl FrameClock {
         self.report = ntp_to_unix_us(ntp).map(|us| (rtp, us));
     }
 
-    /// Places a frame with raw RTP timestamp `rtp` (at `clock_rate` Hz), received at
-    /// `received_us` by the unit's wall clock.
+    /// Places a frame with raw RTP timestamp `rtp` (at `clock_rate` Hz), read at `received_us`
+    /// by the unit's wall clock.
     pub fn frame(&mut self, rtp: u32, clock_rate: u32, received_us: i64) -> Stamp {
         let clock_rate = clock_rate.max(1);
         if clock_rate != self.clock_rate {
@@ -62,9 +80,11 @@ impl FrameClock {
             self.clock_rate = clock_rate;
             self.unwrap = None;
             self.anchor = None;
+            self.floor = None;
         }
         let ext = self.unwrap(rtp);
-        let target = self.capture_time(rtp, received_us).unwrap_or(received_us);
+        let arrived = self.arrival(ext, received_us);
+        let target = self.capture_time(rtp, arrived).unwrap_or(arrived);
         let mut jumped = false;
         let out = match (self.anchor, self.last) {
             (Some((anchor_ext, anchor_us)), Some((last_out, last_received, last_ext))) => {
@@ -85,7 +105,8 @@ impl FrameClock {
                     out
                 } else {
                     self.ahead = false;
-                    let anchor_us = anchor_us + error / SLEW;
+                    let most = self.micros(ext - last_ext).abs() * MAX_SLEW_PER_MILLE / 1000;
+                    let anchor_us = anchor_us + (error / SLEW).clamp(-most, most);
                     self.anchor = Some((anchor_ext, anchor_us));
                     anchor_us + self.micros(ext - anchor_ext)
                 }
@@ -103,6 +124,26 @@ impl FrameClock {
         Stamp { wall_clock_us: out, jumped }
     }
 
+    /// When a frame at unwrapped RTP time `ext`, read at `received_us`, arrived: its RTP time
+    /// plus the earliest read-minus-RTP time seen. That falls at once to an earlier read, rises
+    /// slowly towards a later one, and starts over when either clock jumps.
+    fn arrival(&mut self, ext: i64, received_us: i64) -> i64 {
+        let rtp_us = self.micros(ext);
+        let offset = received_us - rtp_us;
+        let floor = match self.floor {
+            Some(floor) if (offset - floor).abs() <= JUMP_US => {
+                if offset < floor {
+                    offset
+                } else {
+                    floor + (offset - floor) / FLOOR_RISE
+                }
+            }
+            _ => offset,
+        };
+        self.floor = Some(floor);
+        rtp_us + floor
+    }
+
     /// Unwraps a 32-bit RTP timestamp: steps of less than 2³¹ either way are taken as such.
     fn unwrap(&mut self, rtp: u32) -> i64 {
         let ext = match self.unwrap {
@@ -113,11 +154,12 @@ impl FrameClock {
         ext
     }
 
-    /// The capture time by the latest sender report, if the camera's clock agrees with ours.
-    fn capture_time(&self, rtp: u32, received_us: i64) -> Option<i64> {
+    /// The capture time by the latest sender report, if the camera's clock agrees with ours:
+    /// shortly before the frame `arrived`.
+    fn capture_time(&self, rtp: u32, arrived: i64) -> Option<i64> {
         let (report_rtp, report_us) = self.report?;
         let capture = report_us + self.micros(i64::from(rtp.wrapping_sub(report_rtp) as i32));
-        (received_us - REPORT_EARLY_US..=received_us + REPORT_LATE_US).contains(&capture).then_some(capture)
+        (arrived - REPORT_EARLY_US..=arrived + REPORT_LATE_US).contains(&capture).then_some(capture)
     }
 
     fn micros(&self, ticks: i64) -> i64 {
@@ -251,6 +293,69 @@ mod tests {
         clock.sender_report(7_000, ntp(T0 - 86_400_000_000));
         let stamps = feed(&mut clock, 7_000, T0 + 300_000, 25, |_| 0);
         assert_eq!(stamps[0].wall_clock_us, T0 + 300_000, "receive time");
+    }
+
+    /// Every step between stamps is the camera's 40 ms, give or take the slew's 5 %.
+    fn keeps_the_camera_pace(stamps: &[Stamp]) {
+        let most = FRAME_US / 20 + 1;
+        for (i, w) in stamps.windows(2).enumerate() {
+            let step = w[1].wall_clock_us - w[0].wall_clock_us;
+            assert!((FRAME_US - most..=FRAME_US + most).contains(&step), "step {i}: {step} µs");
+        }
+    }
+
+    #[test]
+    fn a_burst_read_late_keeps_the_camera_pace_and_settles_on_the_earliest_reads() {
+        // GStreamer sends what it encoded before PLAY at once: 18 frames (0.68 s) read within
+        // 2 ms, then one every 40 ms as captured.
+        let mut clock = FrameClock::new();
+        let burst = 17 * FRAME_US;
+        let stamps =
+            feed(
+                &mut clock,
+                0,
+                T0,
+                600,
+                |i| if i < 18 { burst - i64::from(i) * FRAME_US + i64::from(i) * 100 } else { 0 },
+            );
+        assert!(stamps.iter().all(|s| !s.jumped));
+        keeps_the_camera_pace(&stamps);
+        assert_eq!(stamps[0].wall_clock_us, T0 + burst, "the first frame as read");
+        // 0.68 s at 2 ms a frame at most, then 1/32 of what remains: on the capture times within 20 s.
+        for (i, s) in stamps.iter().enumerate().skip(25 * 20) {
+            let capture = T0 + i as i64 * FRAME_US;
+            assert!((s.wall_clock_us - capture).abs() <= 1_000, "frame {i}: {} µs off", s.wall_clock_us - capture);
+        }
+    }
+
+    #[test]
+    fn reads_delayed_by_naps_leave_the_timeline_on_the_arrival_times() {
+        // Frames arrive every 40 ms. After two seconds the thread naps 250 ms between reads:
+        // a frame waits until the next wake-up. A sender report at frame 200 gives the capture
+        // times, 3 ms before arrival; the stamps barely move.
+        const NAP_US: i64 = 250_000;
+        let ntp = |us: i64| {
+            (((us / 1_000_000) as u64 + 2_208_988_800) << 32) | ((((us % 1_000_000) as u64) << 32) / 1_000_000)
+        };
+        let mut clock = FrameClock::new();
+        let mut stamps = Vec::new();
+        for i in 0..750u32 {
+            let arrived = T0 + i64::from(i) * FRAME_US;
+            let read = if i < 50 { arrived } else { arrived + (NAP_US - (arrived - T0 + 30_000) % NAP_US) % NAP_US };
+            if i == 200 {
+                clock.sender_report(i * FRAME_TICKS, ntp(arrived - 3_000));
+            }
+            stamps.push(clock.frame(i * FRAME_TICKS, 90_000, read));
+        }
+        keeps_the_camera_pace(&stamps);
+        for (i, s) in stamps.iter().enumerate() {
+            // Within 8 ms of arrival (6.5 ms at worst, as the earliest read creeps up between
+            // timely ones); following the average read time it was 125 ms late.
+            let off = s.wall_clock_us - (T0 + i as i64 * FRAME_US);
+            assert!((-8_000..=8_000).contains(&off), "frame {i}: {off} µs from its arrival");
+        }
+        let last = stamps.last().unwrap().wall_clock_us - (T0 + 749 * FRAME_US);
+        assert!((-3_100..=-2_900).contains(&last), "on the capture times at last: {last} µs");
     }
 
     #[test]

@@ -236,22 +236,20 @@ pub fn camera_rate(bits_per_second: Option<u64>) {
     });
 }
 
-/// The longest an ingest thread naps, whatever the receive buffers allow. Longer naps (250 ms
-/// were measured: a third less CPU at 4 cameras on the image's buffers) delay when frames are
-/// read by more, and `frame_clock`'s stamps, which follow the read times until a sender report
-/// gives capture times, then slew by that much: a camera's measured frame rate read 32 fps for
-/// 25 in CI (BENCHMARKS.md, "Recording CPU: naps as long as the receive buffers allow").
-pub const LONGEST_NAP: Duration = Duration::from_millis(100);
+/// The longest an ingest thread naps, whatever the receive buffers allow. A frame may wait this
+/// long to be read; `frame_clock` stamps frames by the earliest read times, which such delays
+/// do not move.
+pub const LONGEST_NAP: Duration = Duration::from_millis(250);
 
 /// The longest nap is also at most this share of the durability window. The window counts from
 /// the wait before last ([`arrived_since`]), so a frame can have waited two naps before it is
-/// queued: a fifth of the window at most. The recorder takes it as the turn that queued it ends
+/// queued: half the window at most. The recorder takes it as the turn that queued it ends
 /// (`recorder::turn_ended`), or, from a thread too busy to park between turns (it then does not
 /// nap either), within a quarter of the window: inside the ¾ before the group commit is due.
-const NAP_SHARE_OF_WINDOW: u32 = 10;
+const NAP_SHARE_OF_WINDOW: u32 = 4;
 
 /// The longest an ingest thread naps, for a store whose durability window is `window`:
-/// [`LONGEST_NAP`], at most 1/10 of the window; `CONVOY_INGEST_NAP_MS`, when set, instead (`0`:
+/// [`LONGEST_NAP`], at most 1/4 of the window; `CONVOY_INGEST_NAP_MS`, when set, instead (`0`:
 /// never nap), for A/B benchmarks. How fast its cameras send cuts it further
 /// ([`Nap::budget_bytes`]): on Linux's default receive buffers to 98 ms for a 4 Mbit/s camera.
 ///
@@ -274,7 +272,7 @@ pub fn longest_nap(window: Duration) -> Duration {
     }
 }
 
-/// The longest nap a durability window of `window` allows: [`LONGEST_NAP`], at most 1/10 of it.
+/// The longest nap a durability window of `window` allows: [`LONGEST_NAP`], at most 1/4 of it.
 pub fn window_nap(window: Duration) -> Duration {
     LONGEST_NAP.min(window / NAP_SHARE_OF_WINDOW)
 }
@@ -340,16 +338,14 @@ mod tests {
         assert_eq!(nap_length(nap, None, Some(16_000_000), now).as_micros(), 24_576);
         assert_eq!(nap_length(nap, None, Some(256_000), now), longest);
         assert_eq!(nap_length(nap, None, Some(0), now), longest);
-        // On the image's: a 4 Mbit/s camera lets it nap the longest, and so does 16 Mbit/s
-        // (384 KiB in 196.6 ms); 64 Mbit/s cuts it to 49.2 ms.
+        // On the image's: a 4 Mbit/s camera lets it nap the longest; 16 Mbit/s 196.6 ms.
         let nap = Nap { longest, budget_bytes: ReceiveBuffers::IMAGE.nap_budget() };
         assert_eq!(nap_length(nap, None, Some(4_000_000), now), longest);
-        assert_eq!(nap_length(nap, None, Some(16_000_000), now), longest);
-        assert_eq!(nap_length(nap, None, Some(64_000_000), now).as_micros(), 49_152);
+        assert_eq!(nap_length(nap, None, Some(16_000_000), now).as_micros(), 196_608);
         assert_eq!(nap_length(Nap::NONE, None, Some(4_000_000), now), Duration::ZERO);
         // The store's window bounds it too.
         assert_eq!(window_nap(Duration::from_secs(1)), LONGEST_NAP);
-        assert_eq!(window_nap(Duration::from_millis(300)), Duration::from_millis(30));
+        assert_eq!(window_nap(Duration::from_millis(300)), Duration::from_millis(75));
     }
 
     #[tokio::test]

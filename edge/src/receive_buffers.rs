@@ -2,9 +2,9 @@
 //! while its ingest thread naps. `retina` opens the sockets itself, so their buffers are the
 //! system's defaults: `net.ipv4.tcp_rmem` (its middle value: a new TCP connection's buffer)
 //! and `net.core.rmem_default` (a UDP socket's). The unit's image raises both (Yocto:
-//! `90-convoy-camera-receive-buffers.conf`), so that a fast camera does not cut an ingest
-//! thread's nap short (on Linux's defaults a camera above 4 Mbit/s does): fewer, larger reads
-//! cost less CPU (BENCHMARKS.md, "Recording CPU: naps as long as the receive buffers allow").
+//! `90-convoy-camera-receive-buffers.conf`), which lets the ingest threads nap longer between
+//! reads: fewer, larger reads cost less CPU (BENCHMARKS.md, "Recording CPU: naps as long as
+//! the receive buffers allow").
 
 const TCP_RMEM_PATH: &str = "/proc/sys/net/ipv4/tcp_rmem";
 
