@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{CameraConfig, RtspTransport};
 use crate::events::EventKind;
+use crate::first_burst::FirstBurst;
 use crate::frame_clock::FrameClock;
 use crate::live::LiveHub;
 use crate::metadata_ingest::{MetadataGuard, MetadataIngest};
@@ -140,29 +141,41 @@ impl CameraTask {
         *motion = self.recording.motion.map(MotionDetector::new);
         self.status.set_mode(self.index, self.recording.mode.as_str());
         self.status.set_recording(self.index, false);
+        // The session's first burst waits until it has been read whole (`first_burst.rs`).
+        let mut first_burst = FirstBurst::new();
         loop {
-            let next = tokio::select! {
-                biased;
-                next = demuxed.next() => next,
-                () = &mut stall => {
-                    let deadline = last_video + STALL_TIMEOUT;
-                    if tokio::time::Instant::now() >= deadline {
-                        return Err(RtspError::Failed(format!("no frame for {} s", STALL_TIMEOUT.as_secs())));
+            let (item, received_us) = match first_burst.release() {
+                Some(held) => held,
+                None => {
+                    let next = tokio::select! {
+                        biased;
+                        next = demuxed.next() => next,
+                        () = &mut stall => {
+                            let deadline = last_video + STALL_TIMEOUT;
+                            if tokio::time::Instant::now() >= deadline {
+                                return Err(RtspError::Failed(format!("no frame for {} s", STALL_TIMEOUT.as_secs())));
+                            }
+                            stall.as_mut().reset(deadline);
+                            continue;
+                        }
+                    };
+                    let item = match next {
+                        None => return Ok(()),
+                        Some(Err(e)) => {
+                            let e = RtspError::stream(&e, &camera);
+                            if metadata.is_some() {
+                                metadata_guard.failed(&e.to_string());
+                            }
+                            return Err(e);
+                        }
+                        Some(Ok(item)) => item,
+                    };
+                    if !first_burst.is_over() {
+                        first_burst.hold(item, now_us(), (video, &mut clock), (audio, &mut audio_clock));
+                        continue;
                     }
-                    stall.as_mut().reset(deadline);
-                    continue;
+                    (item, now_us())
                 }
-            };
-            let item = match next {
-                None => return Ok(()),
-                Some(Err(e)) => {
-                    let e = RtspError::stream(&e, &camera);
-                    if metadata.is_some() {
-                        metadata_guard.failed(&e.to_string());
-                    }
-                    return Err(e);
-                }
-                Some(Ok(item)) => item,
             };
             let frame = match item {
                 CodecItem::VideoFrame(frame) => frame,
@@ -179,7 +192,7 @@ impl CameraTask {
                     }
                     let timestamp = frame.timestamp();
                     let clock_rate = timestamp.clock_rate().get();
-                    let stamp = audio_clock.frame(timestamp.timestamp() as u32, clock_rate, now_us());
+                    let stamp = audio_clock.frame(timestamp.timestamp() as u32, clock_rate, received_us);
                     // Audio follows the video's gate: recorded while it records, else kept in
                     // the pre-buffer beside it.
                     let audio_frame = StoredFrame {
@@ -198,7 +211,7 @@ impl CameraTask {
                 }
                 CodecItem::MessageFrame(m) if Some(m.stream_id()) == metadata && have_parameters => {
                     self.status.count_packets_lost(self.index, m.loss());
-                    let f = metadata_ingest.message(m.data(), m.timestamp(), now_us(), &self.status);
+                    let f = metadata_ingest.message(m.data(), m.timestamp(), received_us, &self.status);
                     // Metadata follows the video's gate like audio.
                     gate.side_frame(f, |f| self.recorder.send(self.index, Record::Frame(f)));
                     continue;
@@ -272,7 +285,7 @@ impl CameraTask {
             let pts = timestamp.elapsed();
             let clock_rate = timestamp.clock_rate().get();
             // The low 32 bits of retina's unwrapped timestamp are the packet's RTP timestamp.
-            let stamp = clock.frame(timestamp.timestamp() as u32, clock_rate, now_us());
+            let stamp = clock.frame(timestamp.timestamp() as u32, clock_rate, received_us);
             if stamp.jumped {
                 tracing::warn!(camera = %camera, "the camera's clock jumped; its timeline goes on from the last frame");
             }

@@ -4,12 +4,12 @@
 //! its RTCP sender reports agree with the unit's clock, and re-anchored when the camera's clock
 //! jumps. Pure logic: the caller passes every time in.
 //!
-//! Frames are often read late: a camera's first second can arrive in one burst (GStreamer sends
-//! what it encoded before PLAY at once, 0.7 s of it in a test), and an ingest thread that naps
-//! reads what came meanwhile at once. Following the average read time made the timeline slew by
-//! those delays, and again when a sender report replaced read times by capture times. Following
-//! the earliest read times instead needs no slew in steady state, and the slew that remains (the
-//! first frame of a burst was read late) runs at most [`MAX_SLEW_PER_MILLE`] of the camera's pace.
+//! Frames are often read late: a napping ingest thread reads what came meanwhile at once, and a
+//! camera's first second can come in one burst (`first_burst.rs` holds that until it has been
+//! read whole and noted here, [`FrameClock::seen`]). Following the average read time made the
+//! timeline slew by those delays, and again when a sender report replaced read times by
+//! capture times. Following the earliest read times instead needs no slew in steady state, and
+//! what slew remains runs at most [`MAX_SLEW_PER_MILLE`] of the camera's pace.
 
 /// A camera clock that disagrees with the receive clock by more than this has jumped.
 pub const JUMP_US: i64 = 2_000_000;
@@ -47,6 +47,8 @@ pub struct FrameClock {
     report: Option<(u32, i64)>,
     /// Read time minus RTP time (µs), at its earliest: when frames arrive, by the RTP clock.
     floor: Option<i64>,
+    /// The last frame noted by [`FrameClock::seen`] (unwrapped), until a later one is stamped.
+    last_seen: Option<i64>,
     /// The output runs ahead of the target (the target went back): one jump, not one a frame.
     ahead: bool,
 }
@@ -71,19 +73,35 @@ impl FrameClock {
         self.report = ntp_to_unix_us(ntp).map(|us| (rtp, us));
     }
 
+    /// Notes a frame read at `received_us` that will be stamped later ([`FrameClock::frame`],
+    /// in the same order), so that the frames read before it are stamped by when it arrived.
+    /// Returns whether it came sooner than the camera's pace (it lowered the earliest read time
+    /// by more than a quarter of its step), or is the first: more of a burst may follow.
+    pub fn seen(&mut self, rtp: u32, clock_rate: u32, received_us: i64) -> bool {
+        self.set_clock_rate(clock_rate);
+        let ext = self.unwrap(rtp);
+        let before = self.floor;
+        self.arrival(ext, received_us);
+        let step = self.last_seen.replace(ext).map(|last| self.micros(ext - last).abs());
+        match (before, self.floor, step) {
+            (Some(before), Some(after), Some(step)) => before - after > step / 4,
+            _ => true,
+        }
+    }
+
     /// Places a frame with raw RTP timestamp `rtp` (at `clock_rate` Hz), read at `received_us`
     /// by the unit's wall clock.
     pub fn frame(&mut self, rtp: u32, clock_rate: u32, received_us: i64) -> Stamp {
-        let clock_rate = clock_rate.max(1);
-        if clock_rate != self.clock_rate {
-            // Another stream or codec: its timestamps say nothing about the old ones.
-            self.clock_rate = clock_rate;
-            self.unwrap = None;
-            self.anchor = None;
-            self.floor = None;
-        }
+        self.set_clock_rate(clock_rate);
         let ext = self.unwrap(rtp);
-        let arrived = self.arrival(ext, received_us);
+        let arrived = match (self.last_seen, self.floor) {
+            // Already in the earliest read time (`seen`), which later reads may have lowered.
+            (Some(last_seen), Some(floor)) if ext <= last_seen => self.micros(ext) + floor,
+            _ => {
+                self.last_seen = None;
+                self.arrival(ext, received_us)
+            }
+        };
         let target = self.capture_time(rtp, arrived).unwrap_or(arrived);
         let mut jumped = false;
         let out = match (self.anchor, self.last) {
@@ -122,6 +140,20 @@ impl FrameClock {
         };
         self.last = Some((out, received_us, ext));
         Stamp { wall_clock_us: out, jumped }
+    }
+
+    /// Another stream or codec: its timestamps say nothing about the old ones.
+    fn set_clock_rate(&mut self, clock_rate: u32) {
+        let clock_rate = clock_rate.max(1);
+        if clock_rate != self.clock_rate {
+            *self = FrameClock {
+                clock_rate,
+                report: self.report,
+                last: self.last,
+                ahead: self.ahead,
+                ..FrameClock::default()
+            };
+        }
     }
 
     /// When a frame at unwrapped RTP time `ext`, read at `received_us`, arrived: its RTP time
@@ -326,6 +358,39 @@ mod tests {
             let capture = T0 + i as i64 * FRAME_US;
             assert!((s.wall_clock_us - capture).abs() <= 1_000, "frame {i}: {} µs off", s.wall_clock_us - capture);
         }
+    }
+
+    #[test]
+    fn a_burst_seen_whole_before_it_is_stamped_is_stamped_by_when_its_last_frame_arrived() {
+        // The same burst, noted as read (`seen`) until a frame comes at the camera's pace, then
+        // stamped: on the capture times from the first frame, 40 ms apart.
+        let mut clock = FrameClock::new();
+        let burst = 17 * FRAME_US;
+        let read = |i: u32| {
+            T0 + i64::from(i) * FRAME_US + if i < 18 { burst - i64::from(i) * FRAME_US + i64::from(i) * 100 } else { 0 }
+        };
+        let mut held = Vec::new();
+        for i in 0..30u32 {
+            held.push(i);
+            if !clock.seen(i * FRAME_TICKS, 90_000, read(i)) {
+                break;
+            }
+        }
+        assert_eq!(held.len(), 19, "the burst and the first frame read at the camera's pace");
+        let mut stamps: Vec<Stamp> = held.iter().map(|&i| clock.frame(i * FRAME_TICKS, 90_000, read(i))).collect();
+        stamps.extend((19..200).map(|i| clock.frame(i * FRAME_TICKS, 90_000, read(i))));
+        for (i, s) in stamps.iter().enumerate() {
+            let capture = T0 + i as i64 * FRAME_US;
+            assert!((s.wall_clock_us - capture).abs() <= 1_000, "frame {i}: {} µs off", s.wall_clock_us - capture);
+        }
+        // A camera that sends at its pace from the start waits for its second frame only.
+        let mut clock = FrameClock::new();
+        assert!(clock.seen(0, 90_000, T0));
+        assert!(!clock.seen(FRAME_TICKS, 90_000, T0 + FRAME_US + 3_000));
+        // (The 3 ms late read lifts the earliest read time by 1/256 of that.)
+        assert!((clock.frame(0, 90_000, T0).wall_clock_us - T0).abs() < 100);
+        let second = clock.frame(FRAME_TICKS, 90_000, T0 + FRAME_US + 3_000).wall_clock_us;
+        assert!((second - (T0 + FRAME_US)).abs() < 100, "{second}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod enroll;
 pub mod event_budget;
 pub mod event_config;
 pub mod events;
+pub mod first_burst;
 pub mod frame_clock;
 pub mod generic_events;
 pub mod h265_key_frames;

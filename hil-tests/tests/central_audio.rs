@@ -223,7 +223,13 @@ fn a_retrieval_over_live_recorded_video_brings_the_audio_and_stores_nothing_twic
     assert_eq!((video_dups, audio_dups), (0, 0), "stored twice: {video_dups} video, {audio_dups} audio frames");
     let (unit_video, _) = frame_hashes(&store, "front", from, to);
     let (unit_audio_frames, _) = unit_audio(&store, "front", from, to);
-    assert!(unit_video.len() > 5 * 15 && unit_audio_frames.len() > 5 * 40, "the unit recorded the range");
+    assert!(
+        unit_video.len() > 5 * 15 && unit_audio_frames.len() > 5 * 40,
+        "the unit recorded the range: {} video and {} audio frames in {} s",
+        unit_video.len(),
+        unit_audio_frames.len(),
+        (to - from) as f64 / 1e6
+    );
     let (missing, extra, differ) = compare(&unit_video, &video);
     assert_eq!((missing.len(), extra.len(), differ.len()), (0, 0, 0), "central's video is the unit's");
     assert_eq!(audio, unit_audio_frames, "central's audio is the unit's, every frame of the range");

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hil_tests::bench_clip::camera_clip;
-use hil_tests::proc_stats::{self, Memory};
+use hil_tests::proc_stats::{self, CpuMeter, Memory};
 use hil_tests::recording_media::sim_camera_with_clip_args;
 use hil_tests::{EdgeProc, Proc, wait_until};
 
@@ -35,9 +35,11 @@ enum Recorder {
 /// What one phase measured over its window.
 struct Measured {
     recorder: Recorder,
+    /// Which entry of `--cameras` this phase ran for: its edge and ffmpeg phases pair up.
+    round: usize,
     cameras: usize,
     window_s: f64,
-    /// CPU seconds of the recorder(s) over the window.
+    /// CPU seconds of the recorder(s) over the window ([`CpuMeter`]: the scheduler's count).
     cpu_s: f64,
     /// CPU seconds of `sim-camera` over the window.
     camera_cpu_s: f64,
@@ -106,10 +108,10 @@ fn main() -> anyhow::Result<()> {
     let started_load = load_average();
 
     let mut rows = Vec::new();
-    for &k in &cameras {
+    for (round, &k) in cameras.iter().enumerate() {
         for &recorder in &recorders {
             eprintln!("record_bench: {k} cameras, {recorder:?}, {seconds} s (load {})", load_average());
-            let m = run_phase(recorder, k, seconds, stagger, &clip, &dir)
+            let m = run_phase(recorder, round, k, seconds, stagger, &clip, &dir)
                 .with_context(|| format!("{recorder:?} recording {k} cameras"))?;
             eprintln!(
                 "record_bench: {:.0} CPU s per camera-hour, {:.1} MB RSS, {} frames lost",
@@ -127,6 +129,7 @@ fn main() -> anyhow::Result<()> {
 /// One phase: serve `k` cameras, record them, measure over `seconds`, stop the cameras, count.
 fn run_phase(
     recorder: Recorder,
+    round: usize,
     k: usize,
     seconds: u64,
     stagger: bool,
@@ -151,13 +154,13 @@ fn run_phase(
     std::thread::sleep(Duration::from_secs(2));
     let pids = running.pids();
     let load_start = load_average();
-    let (cpu0, _) = proc_stats::sum(&pids);
-    let camera_cpu0 = proc_stats::cpu_seconds(camera.pid())?;
+    let cpu = CpuMeter::start(pids.clone());
+    let camera_cpu = CpuMeter::start(vec![camera.pid()]);
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs(seconds));
-    let (cpu1, memory) = proc_stats::sum(&pids);
-    let camera_cpu1 = proc_stats::cpu_seconds(camera.pid())?;
+    let (cpu_s, camera_cpu_s) = (cpu.stop(), camera_cpu.stop());
     let window_s = t0.elapsed().as_secs_f64();
+    let (_, memory) = proc_stats::sum(&pids);
     let load = (load_start, load_average());
 
     // Stop the cameras first: whatever they wrote in full must reach the recorders' storage.
@@ -169,10 +172,11 @@ fn run_phase(
     }
     Ok(Measured {
         recorder,
+        round,
         cameras: k,
         window_s,
-        cpu_s: cpu1 - cpu0,
-        camera_cpu_s: camera_cpu1 - camera_cpu0,
+        cpu_s,
+        camera_cpu_s,
         memory,
         written,
         skipped,
@@ -248,10 +252,14 @@ fn start_edge(dir: &Path, ids: &[String], url: &str, settle: Duration) -> anyhow
         config += &format!("[[camera]]\nid = {id:?}\nurl = \"{url}/{id}\"\n");
     }
     let edge = EdgeProc::start(dir, "edge", &config)?;
-    wait_until("every camera streams at the edge", settle, || {
+    // Steady state: the edge's ingest threads nap only once they know how fast their cameras
+    // send (a camera's bit rate is measured over its first 2 s).
+    wait_until("every camera streams at the edge, its bit rate measured", settle, || {
         let status = edge.status().ok()?;
         let cams = status["cameras"].as_array()?;
-        cams.iter().all(|c| c["state"] == "streaming" && c["frames_recorded"].as_u64() > Some(0)).then_some(())
+        cams.iter()
+            .all(|c| c["state"] == "streaming" && c["frames_recorded"].as_u64() > Some(0) && c["bitrate_bps"].is_u64())
+            .then_some(())
     })?;
     Ok(edge)
 }
@@ -319,12 +327,12 @@ fn print_table(rows: &[Measured], seconds: u64, kbit: f64, stagger: bool, load: 
         seconds, buffers.tcp, buffers.udp
     );
     println!(
-        "| cameras | recorder | CPU s per camera-hour | × ffmpeg | RSS MB (peak) | RSS MB per camera | frames \
+        "| cameras | recorder | CPU s per camera-hour | × ffmpeg (same round) | RSS MB (peak) | RSS MB per camera | frames \
          written | stored | camera skipped / slow writes | lost | sim-camera CPU % | load at start → end |"
     );
     println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for m in rows {
-        let ffmpeg = rows.iter().find(|f| f.recorder == Recorder::Ffmpeg && f.cameras == m.cameras);
+        let ffmpeg = rows.iter().find(|f| f.recorder == Recorder::Ffmpeg && f.round == m.round);
         let ratio =
             ffmpeg.map_or("–".into(), |f| format!("{:.3}", m.cpu_per_camera_hour() / f.cpu_per_camera_hour()));
         let edge_lost = m.edge_lost.map_or(String::new(), |n| format!(" (queue: {n})"));
