@@ -3,14 +3,16 @@
 //! `live_start.rs`), its AAC or G.711 audio and ONVIF metadata to the recorder (through the same
 //! gate, pre-buffer included), reconnecting with backoff whatever the camera does.
 
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use link::backoff::Backoff;
 use media_store::{MediaKind, Record, StoredAudioParameters, StoredFrame, StoredParameters};
 use protocol::interconnect::{CameraStateKind, MediaFrame, VideoParameters};
-use retina::codec::{CodecItem, ParametersRef};
+use retina::client::Demuxed;
+use retina::codec::{CodecItem, ParametersRef, VideoParameters as CameraVideoParameters};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{CameraConfig, RtspTransport};
@@ -56,12 +58,13 @@ impl CameraTask {
         let id = self.config.id.clone();
         let mut motion = None;
         let mut metadata_guard = MetadataGuard::default();
+        let mut last_stamps = LastStamps::default();
         // While connecting again, the status still says why the camera went down.
         let mut last_reason = None;
         loop {
             self.status.set_camera_state(self.index, CameraStateKind::Connecting, last_reason.take());
             let result = tokio::select! {
-                r = self.stream(&mut backoff, &mut motion, &mut metadata_guard) => r,
+                r = self.stream(&mut backoff, &mut motion, &mut last_stamps, &mut metadata_guard) => r,
                 () = shutdown.cancelled() => return,
             };
             let (reason, floor) = match result {
@@ -88,6 +91,7 @@ impl CameraTask {
         &self,
         backoff: &mut Backoff,
         motion: &mut Option<MotionDetector>,
+        last_stamps: &mut LastStamps,
         metadata_guard: &mut MetadataGuard,
     ) -> Result<(), RtspError> {
         let cam = &self.config;
@@ -121,7 +125,7 @@ impl CameraTask {
         let encoding = metadata.map(|_| crate::onvif_metadata::ENCODING);
         self.status.set_metadata(self.index, encoding, metadata_reason);
         let mut metadata_ingest = MetadataIngest::new(cam.id.clone(), self.index);
-        let mut audio_clock = FrameClock::new();
+        let mut audio_clock = FrameClock::after(last_stamps.audio);
         let mut have_audio_parameters = false;
         // Audio does not keep a camera whose video stalled alive. One timer per session, moved
         // on only when it fires early (not re-armed per frame, which cost a timer-wheel
@@ -136,45 +140,85 @@ impl CameraTask {
         let mut udp_advised = false;
         let camera = self.config.id.clone();
         let mut gate = self.recording.gate();
-        let mut clock = FrameClock::new();
+        let mut clock = FrameClock::after(last_stamps.video);
         // Sizes of a new session say nothing about the old one's.
         *motion = self.recording.motion.map(MotionDetector::new);
         self.status.set_mode(self.index, self.recording.mode.as_str());
         self.status.set_recording(self.index, false);
         // The session's first burst waits until it has been read whole (`first_burst.rs`).
         let mut first_burst = FirstBurst::new();
+        let mut burst_parameters = false;
+        // How the stream ended while a burst was held: returned once that is recorded.
+        let mut ended: Option<Result<(), RtspError>> = None;
         loop {
-            let (item, received_us) = match first_burst.release() {
-                Some(held) => held,
+            let Read { item, received_us, arrived, parameters } = match first_burst.release() {
+                Some(read) => read,
                 None => {
-                    let next = tokio::select! {
-                        biased;
-                        next = demuxed.next() => next,
-                        () = &mut stall => {
-                            let deadline = last_video + STALL_TIMEOUT;
-                            if tokio::time::Instant::now() >= deadline {
-                                return Err(RtspError::Failed(format!("no frame for {} s", STALL_TIMEOUT.as_secs())));
-                            }
-                            stall.as_mut().reset(deadline);
-                            continue;
+                    if let Some(end) = ended.take() {
+                        if let Err(e) = &end
+                            && metadata.is_some()
+                        {
+                            metadata_guard.failed(&e.to_string());
                         }
+                        return end;
+                    }
+                    let next = match first_burst.deadline() {
+                        Some(deadline) => tokio::select! {
+                            biased;
+                            next = next_item(&mut demuxed, stall.as_mut(), last_video, &camera) => next,
+                            () = tokio::time::sleep_until(deadline.into()) => {
+                                first_burst.end();
+                                continue;
+                            }
+                        },
+                        None => next_item(&mut demuxed, stall.as_mut(), last_video, &camera).await,
                     };
+                    let (received_us, arrived) = (now_us(), crate::ingest_runtimes::arrived_since());
                     let item = match next {
-                        None => return Ok(()),
-                        Some(Err(e)) => {
-                            let e = RtspError::stream(&e, &camera);
+                        Ok(Some(item)) => item,
+                        Ok(None) if first_burst.is_empty() => return Ok(()),
+                        Err(e) if first_burst.is_empty() => {
                             if metadata.is_some() {
                                 metadata_guard.failed(&e.to_string());
                             }
                             return Err(e);
                         }
-                        Some(Ok(item)) => item,
+                        end => {
+                            // What was held is recorded first.
+                            ended = Some(end.map(|_| ()));
+                            first_burst.end();
+                            continue;
+                        }
                     };
                     if !first_burst.is_over() {
-                        first_burst.hold(item, now_us(), (video, &mut clock), (audio, &mut audio_clock));
+                        // Not napping meanwhile: the camera's rate is not measured yet.
+                        crate::ingest_runtimes::camera_rate(None);
+                        let mut parameters = None;
+                        let in_burst = match &item {
+                            CodecItem::VideoFrame(f) if f.stream_id() == video => {
+                                // retina has the newest parameters by now: the frame keeps its own.
+                                if !burst_parameters || f.has_new_parameters() {
+                                    parameters = video_parameters(&demuxed, video);
+                                    burst_parameters = true;
+                                }
+                                let t = f.timestamp();
+                                clock.seen(t.timestamp() as u32, t.clock_rate().get(), received_us)
+                            }
+                            CodecItem::AudioFrame(f) if Some(f.stream_id()) == audio => {
+                                let t = f.timestamp();
+                                audio_clock.seen(t.timestamp() as u32, t.clock_rate().get(), received_us);
+                                true
+                            }
+                            CodecItem::MessageFrame(m) if Some(m.stream_id()) == metadata => {
+                                metadata_ingest.seen(m.timestamp(), received_us);
+                                true
+                            }
+                            _ => true,
+                        };
+                        first_burst.hold(Read { item, received_us, arrived, parameters }, in_burst, Instant::now());
                         continue;
                     }
-                    (item, now_us())
+                    Read { item, received_us, arrived, parameters: None }
                 }
             };
             let frame = match item {
@@ -186,13 +230,14 @@ impl CameraTask {
                         let Some(ParametersRef::Audio(p)) = stream.parameters() else { continue };
                         let (stored, json) = audio_parameters(&camera, stream.encoding_name(), p);
                         tracing::info!(camera = %camera, codec = stored.codec, rate = stored.sample_rate, "camera audio");
-                        self.recorder.send(self.index, Record::AudioParameters(stored));
+                        self.recorder.send_arrived(self.index, arrived, Record::AudioParameters(stored));
                         self.status.set_audio(self.index, Some(json), None);
                         have_audio_parameters = true;
                     }
                     let timestamp = frame.timestamp();
                     let clock_rate = timestamp.clock_rate().get();
                     let stamp = audio_clock.frame(timestamp.timestamp() as u32, clock_rate, received_us);
+                    last_stamps.audio = Some(stamp.wall_clock_us);
                     // Audio follows the video's gate: recorded while it records, else kept in
                     // the pre-buffer beside it.
                     let audio_frame = StoredFrame {
@@ -206,14 +251,14 @@ impl CameraTask {
                         wall_clock_us: stamp.wall_clock_us,
                         data: frame.data().to_vec(),
                     };
-                    gate.side_frame(audio_frame, |f| self.recorder.send(self.index, Record::Frame(f)));
+                    gate.side_frame(audio_frame, |f| self.recorder.send_arrived(self.index, arrived, Record::Frame(f)));
                     continue;
                 }
                 CodecItem::MessageFrame(m) if Some(m.stream_id()) == metadata && have_parameters => {
                     self.status.count_packets_lost(self.index, m.loss());
                     let f = metadata_ingest.message(m.data(), m.timestamp(), received_us, &self.status);
                     // Metadata follows the video's gate like audio.
-                    gate.side_frame(f, |f| self.recorder.send(self.index, Record::Frame(f)));
+                    gate.side_frame(f, |f| self.recorder.send_arrived(self.index, arrived, Record::Frame(f)));
                     continue;
                 }
                 CodecItem::Rtcp(rtcp) if Some(rtcp.stream_id()) == metadata => {
@@ -247,7 +292,7 @@ impl CameraTask {
                 }
             }
             if !have_parameters || frame.has_new_parameters() {
-                let Some(ParametersRef::Video(p)) = demuxed.streams()[video].parameters() else {
+                let Some(p) = parameters.or_else(|| video_parameters(&demuxed, video)) else {
                     // No parameter sets yet: nothing recorded can be decoded without them.
                     continue;
                 };
@@ -268,7 +313,7 @@ impl CameraTask {
                 // Buffered frames belong to the old parameters.
                 gate.restart();
                 // Recorded before published, like frames (see below).
-                self.recorder.send(self.index, Record::Parameters(stored));
+                self.recorder.send_arrived(self.index, arrived, Record::Parameters(stored));
                 self.live.publish_parameters(live);
                 self.status.set_stream_format(self.index, p.rfc6381_codec(), width, height);
                 if !have_parameters {
@@ -290,6 +335,7 @@ impl CameraTask {
                 tracing::warn!(camera = %camera, "the camera's clock jumped; its timeline goes on from the last frame");
             }
             let wall_clock_us = stamp.wall_clock_us;
+            last_stamps.video = Some(wall_clock_us);
             let data = frame.into_data();
             let bits_per_second = self.status.observe_frame(self.index, wall_clock_us, data.len());
             crate::ingest_runtimes::camera_rate(bits_per_second);
@@ -316,7 +362,7 @@ impl CameraTask {
                         data,
                     },
                     want,
-                    |f| self.recorder.send(self.index, Record::Frame(f)),
+                    |f| self.recorder.send_arrived(self.index, arrived, Record::Frame(f)),
                 );
                 passing.passed(wall_clock_us);
                 live_data
@@ -363,6 +409,60 @@ pub(crate) fn audio_parameters(
     };
     let json = AudioJson { codec: name, sample_rate: stored.sample_rate, channels: stored.channels };
     (stored, json)
+}
+
+/// The last stamps of a camera's previous session: the next one's come after them.
+#[derive(Debug, Default)]
+struct LastStamps {
+    video: Option<i64>,
+    audio: Option<i64>,
+}
+
+/// An item as read from the camera: when (wall clock, and for the durability window the
+/// earliest its bytes can have arrived), and for a video frame held in the first burst the
+/// video parameters retina had as it was read.
+struct Read {
+    item: CodecItem,
+    received_us: i64,
+    arrived: Instant,
+    parameters: Option<CameraVideoParameters>,
+}
+
+/// The next item of the session's stream, `None` when the camera ended it; an error when it
+/// failed or no video frame came for [`STALL_TIMEOUT`] after `last_video`.
+async fn next_item(
+    demuxed: &mut Demuxed,
+    mut stall: Pin<&mut tokio::time::Sleep>,
+    last_video: tokio::time::Instant,
+    camera: &str,
+) -> Result<Option<CodecItem>, RtspError> {
+    loop {
+        tokio::select! {
+            biased;
+            next = demuxed.next() => {
+                return match next {
+                    None => Ok(None),
+                    Some(Err(e)) => Err(RtspError::stream(&e, camera)),
+                    Some(Ok(item)) => Ok(Some(item)),
+                };
+            }
+            () = &mut stall => {
+                let deadline = last_video + STALL_TIMEOUT;
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(RtspError::Failed(format!("no frame for {} s", STALL_TIMEOUT.as_secs())));
+                }
+                stall.as_mut().reset(deadline);
+            }
+        }
+    }
+}
+
+/// The video stream's parameters as retina has them now.
+fn video_parameters(demuxed: &Demuxed, video: usize) -> Option<CameraVideoParameters> {
+    match demuxed.streams()[video].parameters() {
+        Some(ParametersRef::Video(p)) => Some(p.clone()),
+        _ => None,
+    }
 }
 
 /// Microseconds since the Unix epoch.

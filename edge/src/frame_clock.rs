@@ -21,17 +21,24 @@ const REPORT_EARLY_US: i64 = 1_000_000;
 /// … and at most this far after it (the two clocks are never exactly equal).
 const REPORT_LATE_US: i64 = 100_000;
 
-/// Each frame moves the anchor this fraction of the way to the target time …
-const SLEW: i64 = 32;
+/// Each frame moves the anchor towards the target time by the share of the difference that its
+/// step is of this (1/32 at 25 fps; at most half) …
+const SLEW_US: i64 = 1_280_000;
 
 /// … but by at most this many thousandths of the camera's own step: frames keep their pace
-/// within 5 % (a 25 fps camera reads 23.8 to 26.3 fps while the timeline catches up), and a
+/// within 10 % (a 25 fps camera reads 22.7 to 27.8 fps while the timeline catches up), and a
 /// camera clock that runs fast or slow by less than that is followed.
-pub const MAX_SLEW_PER_MILLE: i64 = 50;
+pub const MAX_SLEW_PER_MILLE: i64 = 100;
 
-/// The earliest read time rises towards a later one by this fraction a frame: slowly, so that
-/// read delays barely lift it, yet it follows a camera clock that runs slow.
-const FLOOR_RISE: i64 = 256;
+/// The earliest read time is the earliest of the frames of this long (by the camera's clock):
+/// long enough to hold a frame read without delay between naps, short enough to follow a
+/// camera clock that runs slow (1 % slow: 40 ms behind).
+const FLOOR_WINDOW_US: i64 = 4_000_000;
+
+/// Frames kept for the earliest read time at most (a stream of many small packets).
+const FLOOR_FRAMES: usize = 1024;
+
+use std::collections::VecDeque;
 
 /// Maps one camera's RTP timestamps to wall-clock microseconds since the Unix epoch.
 #[derive(Debug, Default)]
@@ -45,10 +52,13 @@ pub struct FrameClock {
     last: Option<(i64, i64, i64)>,
     /// The latest sender report: RTP timestamp and the camera's wall time for it (µs).
     report: Option<(u32, i64)>,
-    /// Read time minus RTP time (µs), at its earliest: when frames arrive, by the RTP clock.
-    floor: Option<i64>,
-    /// The last frame noted by [`FrameClock::seen`] (unwrapped), until a later one is stamped.
+    /// Recent frames' RTP time and read time minus RTP time (µs), the latter increasing: the
+    /// first is the earliest read time of the last [`FLOOR_WINDOW_US`], by the RTP clock.
+    lows: VecDeque<(i64, i64)>,
+    /// The latest frame noted by [`FrameClock::seen`] (unwrapped), until a later one is stamped.
     last_seen: Option<i64>,
+    /// No stamp comes before this: the end of the camera's previous session.
+    not_before: Option<i64>,
     /// The output runs ahead of the target (the target went back): one jump, not one a frame.
     ahead: bool,
 }
@@ -68,6 +78,12 @@ impl FrameClock {
         FrameClock::default()
     }
 
+    /// A clock for a new RTSP session whose stamps come after `last_us`, the previous session's
+    /// last (a camera may send frames again that it had sent before it went down).
+    pub fn after(last_us: Option<i64>) -> FrameClock {
+        FrameClock { not_before: last_us.map(|us| us + 1), ..FrameClock::default() }
+    }
+
     /// Notes an RTCP sender report: the camera's wall time (NTP format) of RTP time `rtp`.
     pub fn sender_report(&mut self, rtp: u32, ntp: u64) {
         self.report = ntp_to_unix_us(ntp).map(|us| (rtp, us));
@@ -75,17 +91,28 @@ impl FrameClock {
 
     /// Notes a frame read at `received_us` that will be stamped later ([`FrameClock::frame`],
     /// in the same order), so that the frames read before it are stamped by when it arrived.
-    /// Returns whether it came sooner than the camera's pace (it lowered the earliest read time
-    /// by more than a quarter of its step), or is the first: more of a burst may follow.
+    /// Returns whether it may be part of a burst, so that more may follow: it is the first, it
+    /// came sooner than the camera's pace (it lowered the earliest read time by more than a
+    /// quarter of its step), or its timestamp is not the latest (B-frames: no pace to judge).
     pub fn seen(&mut self, rtp: u32, clock_rate: u32, received_us: i64) -> bool {
         self.set_clock_rate(clock_rate);
         let ext = self.unwrap(rtp);
-        let before = self.floor;
+        let before = self.floor();
+        let offset = received_us - self.micros(ext);
         self.arrival(ext, received_us);
-        let step = self.last_seen.replace(ext).map(|last| self.micros(ext - last).abs());
-        match (before, self.floor, step) {
-            (Some(before), Some(after), Some(step)) => before - after > step / 4,
-            _ => true,
+        let Some(last) = self.last_seen else {
+            self.last_seen = Some(ext);
+            return true;
+        };
+        if ext <= last {
+            return true;
+        }
+        self.last_seen = Some(ext);
+        match before {
+            // A clock jumped: what came before says nothing about the pace.
+            Some(before) if (offset - before).abs() > JUMP_US => false,
+            Some(before) => before - offset > self.micros(ext - last) / 4,
+            None => true,
         }
     }
 
@@ -94,10 +121,17 @@ impl FrameClock {
     pub fn frame(&mut self, rtp: u32, clock_rate: u32, received_us: i64) -> Stamp {
         self.set_clock_rate(clock_rate);
         let ext = self.unwrap(rtp);
-        let arrived = match (self.last_seen, self.floor) {
-            // Already in the earliest read time (`seen`), which later reads may have lowered.
-            (Some(last_seen), Some(floor)) if ext <= last_seen => self.micros(ext) + floor,
-            _ => {
+        let seen_arrival = match (self.last_seen, self.floor()) {
+            // Already in the earliest read time (`seen`), which later reads may have lowered;
+            // unless a clock jumped since.
+            (Some(last_seen), Some(floor)) if ext <= last_seen => {
+                Some(self.micros(ext) + floor).filter(|a| (0..=JUMP_US).contains(&(received_us - a)))
+            }
+            _ => None,
+        };
+        let arrived = match seen_arrival {
+            Some(arrived) => arrived,
+            None => {
                 self.last_seen = None;
                 self.arrival(ext, received_us)
             }
@@ -123,8 +157,10 @@ impl FrameClock {
                     out
                 } else {
                     self.ahead = false;
-                    let most = self.micros(ext - last_ext).abs() * MAX_SLEW_PER_MILLE / 1000;
-                    let anchor_us = anchor_us + (error / SLEW).clamp(-most, most);
+                    let step = self.micros(ext - last_ext).abs();
+                    let most = step * MAX_SLEW_PER_MILLE / 1000;
+                    let share = i128::from(error) * i128::from(step.min(SLEW_US / 2)) / i128::from(SLEW_US);
+                    let anchor_us = anchor_us + (share as i64).clamp(-most, most);
                     self.anchor = Some((anchor_ext, anchor_us));
                     anchor_us + self.micros(ext - anchor_ext)
                 }
@@ -136,7 +172,7 @@ impl FrameClock {
         };
         let out = match self.last {
             Some((last_out, ..)) => out.max(last_out + 1),
-            None => out,
+            None => self.not_before.map_or(out, |not_before| out.max(not_before)),
         };
         self.last = Some((out, received_us, ext));
         Stamp { wall_clock_us: out, jumped }
@@ -151,29 +187,34 @@ impl FrameClock {
                 report: self.report,
                 last: self.last,
                 ahead: self.ahead,
+                not_before: self.not_before,
                 ..FrameClock::default()
             };
         }
     }
 
+    /// The earliest read time minus RTP time of the last [`FLOOR_WINDOW_US`].
+    fn floor(&self) -> Option<i64> {
+        self.lows.front().map(|&(_, offset)| offset)
+    }
+
     /// When a frame at unwrapped RTP time `ext`, read at `received_us`, arrived: its RTP time
-    /// plus the earliest read-minus-RTP time seen. That falls at once to an earlier read, rises
-    /// slowly towards a later one, and starts over when either clock jumps.
+    /// plus the earliest read-minus-RTP time of the last [`FLOOR_WINDOW_US`] (a frame is read
+    /// late, never early), which starts over when either clock jumps.
     fn arrival(&mut self, ext: i64, received_us: i64) -> i64 {
         let rtp_us = self.micros(ext);
         let offset = received_us - rtp_us;
-        let floor = match self.floor {
-            Some(floor) if (offset - floor).abs() <= JUMP_US => {
-                if offset < floor {
-                    offset
-                } else {
-                    floor + (offset - floor) / FLOOR_RISE
-                }
-            }
-            _ => offset,
-        };
-        self.floor = Some(floor);
-        rtp_us + floor
+        if self.floor().is_some_and(|floor| (offset - floor).abs() > JUMP_US) {
+            self.lows.clear();
+        }
+        while self.lows.back().is_some_and(|&(_, later)| later >= offset) {
+            self.lows.pop_back();
+        }
+        self.lows.push_back((rtp_us, offset));
+        while self.lows.len() > FLOOR_FRAMES || self.lows.front().is_some_and(|&(t, _)| t < rtp_us - FLOOR_WINDOW_US) {
+            self.lows.pop_front();
+        }
+        rtp_us + self.floor().unwrap_or(offset)
     }
 
     /// Unwraps a 32-bit RTP timestamp: steps of less than 2³¹ either way are taken as such.
@@ -327,9 +368,9 @@ mod tests {
         assert_eq!(stamps[0].wall_clock_us, T0 + 300_000, "receive time");
     }
 
-    /// Every step between stamps is the camera's 40 ms, give or take the slew's 5 %.
+    /// Every step between stamps is the camera's 40 ms, give or take the slew's 10 %.
     fn keeps_the_camera_pace(stamps: &[Stamp]) {
-        let most = FRAME_US / 20 + 1;
+        let most = FRAME_US / 10 + 1;
         for (i, w) in stamps.windows(2).enumerate() {
             let step = w[1].wall_clock_us - w[0].wall_clock_us;
             assert!((FRAME_US - most..=FRAME_US + most).contains(&step), "step {i}: {step} µs");
@@ -353,7 +394,8 @@ mod tests {
         assert!(stamps.iter().all(|s| !s.jumped));
         keeps_the_camera_pace(&stamps);
         assert_eq!(stamps[0].wall_clock_us, T0 + burst, "the first frame as read");
-        // 0.68 s at 2 ms a frame at most, then 1/32 of what remains: on the capture times within 20 s.
+        // 0.68 s at 4 ms a frame at most, then 1/32 of what remains: on the capture times
+        // within 20 s.
         for (i, s) in stamps.iter().enumerate().skip(25 * 20) {
             let capture = T0 + i as i64 * FRAME_US;
             assert!((s.wall_clock_us - capture).abs() <= 1_000, "frame {i}: {} µs off", s.wall_clock_us - capture);
@@ -421,6 +463,76 @@ mod tests {
         }
         let last = stamps.last().unwrap().wall_clock_us - (T0 + 749 * FRAME_US);
         assert!((-3_100..=-2_900).contains(&last), "on the capture times at last: {last} µs");
+    }
+
+    #[test]
+    fn a_camera_clock_running_slow_is_followed_close_to_the_arrival_times() {
+        // 1 % slow, at 25 fps and at 1 fps: the earliest read of the last 4 s is 40 ms behind,
+        // and the slew (by time, not by frame) adds 20 ms at 1 fps.
+        for (frame_us, ticks) in [(FRAME_US, 3564u32), (1_000_000, 89_100)] {
+            let mut clock = FrameClock::new();
+            let n = (600_000_000 / frame_us) as u32;
+            for i in 0..n {
+                let arrived = T0 + i64::from(i) * frame_us;
+                let s = clock.frame(i * ticks, 90_000, arrived);
+                assert!(!s.jumped);
+                let off = s.wall_clock_us - arrived;
+                assert!((-80_000..=0).contains(&off), "{frame_us} µs frames, frame {i}: {off} µs");
+            }
+        }
+    }
+
+    #[test]
+    fn the_unit_clock_stepping_back_a_second_is_absorbed_without_going_back() {
+        let mut clock = FrameClock::new();
+        let mut stamps = feed(&mut clock, 0, T0, 100, |_| 0);
+        let after = feed(&mut clock, 100 * FRAME_TICKS, T0 + 100 * FRAME_US - 1_000_000, 600, |_| 0);
+        assert!(after.iter().all(|s| !s.jumped), "under JUMP_US: a slew, not a jump");
+        stamps.extend(after);
+        assert!(increasing(&stamps));
+        keeps_the_camera_pace(&stamps);
+        // At 4 ms a frame at most, then 1/32 of what remains: on the new clock within 15 s.
+        for (i, s) in stamps.iter().enumerate().skip(100 + 25 * 15) {
+            let arrived = T0 + i as i64 * FRAME_US - 1_000_000;
+            assert!((s.wall_clock_us - arrived).abs() <= 5_000, "frame {i}: {} µs", s.wall_clock_us - arrived);
+        }
+    }
+
+    #[test]
+    fn b_frames_do_not_end_a_burst() {
+        // Decode order I P B B P B B …: presentation times 0, 3, 1, 2, 6, 4, 5 frames; all
+        // read at once, then frames at the camera's pace.
+        let order = [0u32, 3, 1, 2, 6, 4, 5];
+        let mut clock = FrameClock::new();
+        let read = T0 + 2_000_000;
+        assert!(order.iter().all(|&i| clock.seen(i * FRAME_TICKS, 90_000, read + i64::from(i) * 10)));
+        assert!(!clock.seen(7 * FRAME_TICKS, 90_000, read + FRAME_US + 70), "frame 7 comes at the pace");
+        // Frame 6, read last of them, arrived then, and frame 0 six steps before. (The timeline
+        // never goes back, so the B-frames follow the frame before them in decode order.)
+        let stamps: Vec<Stamp> =
+            order.iter().map(|&i| clock.frame(i * FRAME_TICKS, 90_000, read + i64::from(i) * 10)).collect();
+        let first = stamps[0].wall_clock_us - (read + 60 - 6 * FRAME_US);
+        assert!(first.abs() <= 1_000, "frame 0: {first} µs from its arrival");
+        assert!(increasing(&stamps) && stamps.iter().all(|s| s.wall_clock_us <= read + 60 + 2));
+    }
+
+    #[test]
+    fn a_camera_clock_jump_inside_a_held_burst_leaves_no_frame_stamped_before_it_was_read() {
+        let mut clock = FrameClock::new();
+        assert!(clock.seen(0, 90_000, T0));
+        assert!(clock.seen(FRAME_TICKS, 90_000, T0 + 100));
+        // The camera's clock jumps an hour ahead.
+        assert!(!clock.seen(FRAME_TICKS * 2 + 3600 * 90_000, 90_000, T0 + 200), "a jump ends the burst");
+        let first = clock.frame(0, 90_000, T0).wall_clock_us;
+        assert!((T0 - 1_000..=T0).contains(&first), "{}", first - T0);
+    }
+
+    #[test]
+    fn a_new_session_stamps_after_the_last_one() {
+        let mut clock = FrameClock::after(Some(T0 + 5_000_000));
+        let stamps = feed(&mut clock, 0, T0, 3, |_| 0);
+        assert!(stamps[0].wall_clock_us > T0 + 5_000_000);
+        assert!(increasing(&stamps));
     }
 
     #[test]

@@ -39,6 +39,12 @@ impl MetadataIngest {
         self.clock.sender_report(rtp, ntp);
     }
 
+    /// Notes a message read at `received_us` that [`MetadataIngest::message`] takes later (a
+    /// session's first burst, `first_burst.rs`).
+    pub fn seen(&mut self, timestamp: retina::Timestamp, received_us: i64) {
+        self.clock.seen(timestamp.timestamp() as u32, timestamp.clock_rate().get(), received_us);
+    }
+
     /// A message that arrived at `received_us` with RTP time `timestamp`: raises its
     /// notifications as events and returns the frame to record.
     pub fn message(

@@ -102,12 +102,18 @@ impl RecorderTx {
     /// the camera already holds its share of it, a frame is counted as lost rather than
     /// stalling the camera's network reads.
     pub fn send(&self, index: usize, record: Record) {
+        self.send_arrived(index, crate::ingest_runtimes::arrived_since(), record);
+    }
+
+    /// Queues like [`RecorderTx::send`] a record whose bytes arrived at `arrived` at the earliest
+    /// (`ingest_runtimes::arrived_since` as they were read): the durability window counts from
+    /// then, however long the record waited meanwhile.
+    pub fn send_arrived(&self, index: usize, arrived: Instant, record: Record) {
         let frame = matches!(record, Record::Frame(_));
         if frame && !self.shares.take(index) {
             self.status.count_lost(index);
             return;
         }
-        let arrived = crate::ingest_runtimes::arrived_since();
         let result = self.tx.try_send(Job::Record(index, record, arrived));
         if frame && result.is_err() {
             self.shares.give_back(index);

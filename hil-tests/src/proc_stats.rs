@@ -50,7 +50,13 @@ impl CpuMeter {
     pub const INTERVAL: Duration = Duration::from_millis(200);
 
     /// Starts measuring the processes `pids` (their threads' time so far is the baseline).
-    pub fn start(pids: Vec<u32>) -> CpuMeter {
+    /// Fails when a process's threads cannot be read (gone, or a kernel without schedstat).
+    pub fn start(pids: Vec<u32>) -> io::Result<CpuMeter> {
+        for &pid in &pids {
+            if thread_run_ns(pid)?.is_empty() {
+                return Err(io::Error::other(format!("no thread of process {pid} has a readable schedstat")));
+            }
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let sample = move |seen: &mut HashMap<(u32, u32), u64>, total: &mut u64, baseline: bool| {
@@ -76,7 +82,7 @@ impl CpuMeter {
                 std::thread::park_timeout(Self::INTERVAL);
             }
         });
-        CpuMeter { stop, sampler }
+        Ok(CpuMeter { stop, sampler })
     }
 
     /// Takes a last sample and returns the CPU seconds used since [`CpuMeter::start`].
@@ -136,7 +142,7 @@ mod tests {
 
     #[test]
     fn meters_a_thread_started_within_the_window_in_full() {
-        let meter = CpuMeter::start(vec![std::process::id()]);
+        let meter = CpuMeter::start(vec![std::process::id()]).unwrap();
         let (spun, spinning) = std::sync::mpsc::channel::<()>();
         let (done, wait) = std::sync::mpsc::channel::<()>();
         let spinner = std::thread::spawn(move || {

@@ -154,8 +154,8 @@ fn run_phase(
     std::thread::sleep(Duration::from_secs(2));
     let pids = running.pids();
     let load_start = load_average();
-    let cpu = CpuMeter::start(pids.clone());
-    let camera_cpu = CpuMeter::start(vec![camera.pid()]);
+    let cpu = CpuMeter::start(pids.clone())?;
+    let camera_cpu = CpuMeter::start(vec![camera.pid()])?;
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs(seconds));
     let (cpu_s, camera_cpu_s) = (cpu.stop(), camera_cpu.stop());
@@ -252,8 +252,8 @@ fn start_edge(dir: &Path, ids: &[String], url: &str, settle: Duration) -> anyhow
         config += &format!("[[camera]]\nid = {id:?}\nurl = \"{url}/{id}\"\n");
     }
     let edge = EdgeProc::start(dir, "edge", &config)?;
-    // Steady state: the edge's ingest threads nap only once they know how fast their cameras
-    // send (a camera's bit rate is measured over its first 2 s).
+    // Steady state: an ingest thread does not nap while one of its cameras' bit rate is not
+    // measured yet (its first 2 s).
     wait_until("every camera streams at the edge, its bit rate measured", settle, || {
         let status = edge.status().ok()?;
         let cams = status["cameras"].as_array()?;
