@@ -96,6 +96,9 @@ impl CameraTask {
     ) -> Result<(), RtspError> {
         let cam = &self.config;
         let agent = format!("Convoy edge {}", env!("CARGO_PKG_VERSION"));
+        // No naps while connecting: each RTSP round trip would wait for the thread's next turn,
+        // and a camera that encodes from DESCRIBE on sends all of that at PLAY.
+        crate::ingest_runtimes::camera_rate(None);
         let described = rtsp::describe(&cam.url, cam.username.as_deref(), cam.password.as_deref(), agent).await?;
         let video = described.video.ok_or_else(|| {
             RtspError::Failed(format!(
