@@ -13,39 +13,13 @@
 # one minute to the next (the host), far more than most changes; both edges in one window see
 # the same host, so their ratio holds where back-to-back runs do not.
 set -euo pipefail
-a=$1 b=$2 k=${3:-4} rounds=${4:-6}
+a=$1 b=$2 rounds=${4:-6}
 work=/dev/shm/edge-pair
 rm -rf "$work" && mkdir -p "$work"
-clip=$work/clip.h264
-# The clip `record_bench` makes (hil-tests/src/bench_clip.rs): 10 s, 4 Mbit/s, a key frame every 2 s.
-ffmpeg -y -nostdin -loglevel error -f lavfi -i "testsrc2=size=1280x720:rate=25:duration=10,noise=alls=12:allf=t" \
-  -c:v libx264 -pix_fmt yuv420p -profile:v main -preset veryfast \
-  -x264-params keyint=50:min-keyint=50:scenecut=0:bframes=0:aud=1:slices=1 \
-  -b:v 4000k -maxrate 4000k -bufsize 4000k -bsf:v h264_mp4toannexb -f h264 "$clip"
-
-mounts=()
-for i in $(seq 0 $((k - 1))); do mounts+=(--mount "/cam$i"); done
-"$a/sim-camera" --listen 127.0.0.1:0 --clip "$clip" --stagger "${mounts[@]}" >"$work/sim-camera.log" 2>&1 &
-pids=($!)
+# shellcheck source=scripts/bench_cameras.sh
+. "$(dirname "$0")/bench_cameras.sh"
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
-url=""
-for _ in $(seq 1 100); do
-  url=$(grep -o 'rtsp://[^ ]*' "$work/sim-camera.log" | head -1 || true)
-  [ -n "$url" ] && break
-  sleep 0.1
-done
-[ -n "$url" ] || { echo "sim-camera did not start:" >&2; cat "$work/sim-camera.log" >&2; exit 1; }
-url=${url%/}
-
-start_edge() { # NAME DIR
-  mkdir -p "$work/$1"
-  {
-    printf 'unit_id = "%s"\n[store]\npath = "%s/store"\nsegment_bytes = 33554432\n[web]\nlisten = "127.0.0.1:0"\n' "$1" "$work/$1"
-    for i in $(seq 0 $((k - 1))); do printf '[[camera]]\nid = "cam%d"\nurl = "%s/cam%d"\n' "$i" "$url" "$i"; done
-  } >"$work/$1/edge.toml"
-  "$2/edge" run --config "$work/$1/edge.toml" >"$work/$1/edge.log" 2>&1 &
-  pids+=($!)
-}
+start_cameras "$work" "$a" "${3:-4}"
 start_edge a "$a"
 pid_a=${pids[-1]}
 start_edge b "$b"

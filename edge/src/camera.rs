@@ -151,7 +151,7 @@ impl CameraTask {
         // The session's first burst waits until it has been read whole (`first_burst.rs`).
         let mut first_burst = FirstBurst::new();
         let mut burst_parameters = false;
-        // How the stream ended while a burst was held: returned once that is recorded.
+        // How the stream ended: returned once what the first burst held is recorded.
         let mut ended: Option<Result<(), RtspError>> = None;
         loop {
             let Read { item, received_us, arrived, parameters } = match first_burst.release() {
@@ -179,15 +179,8 @@ impl CameraTask {
                     let (received_us, arrived) = (now_us(), crate::ingest_runtimes::arrived_since());
                     let item = match next {
                         Ok(Some(item)) => item,
-                        Ok(None) if first_burst.is_empty() => return Ok(()),
-                        Err(e) if first_burst.is_empty() => {
-                            if metadata.is_some() {
-                                metadata_guard.failed(&e.to_string());
-                            }
-                            return Err(e);
-                        }
                         end => {
-                            // What was held is recorded first.
+                            // Returned above once what is held (if anything) is recorded.
                             ended = Some(end.map(|_| ()));
                             first_burst.end();
                             continue;

@@ -11,6 +11,8 @@
 //! capture times. Following the earliest read times instead needs no slew in steady state, and
 //! what slew remains runs at most [`MAX_SLEW_PER_MILLE`] of the camera's pace.
 
+use std::collections::VecDeque;
+
 /// A camera clock that disagrees with the receive clock by more than this has jumped.
 pub const JUMP_US: i64 = 2_000_000;
 
@@ -37,8 +39,6 @@ const FLOOR_WINDOW_US: i64 = 4_000_000;
 
 /// Frames kept for the earliest read time at most (a stream of many small packets).
 const FLOOR_FRAMES: usize = 1024;
-
-use std::collections::VecDeque;
 
 /// Maps one camera's RTP timestamps to wall-clock microseconds since the Unix epoch.
 #[derive(Debug, Default)]
@@ -121,17 +121,15 @@ impl FrameClock {
     pub fn frame(&mut self, rtp: u32, clock_rate: u32, received_us: i64) -> Stamp {
         self.set_clock_rate(clock_rate);
         let ext = self.unwrap(rtp);
-        let seen_arrival = match (self.last_seen, self.floor()) {
+        let arrived = match (self.last_seen, self.floor()) {
             // Already in the earliest read time (`seen`), which later reads may have lowered;
             // unless a clock jumped since.
-            (Some(last_seen), Some(floor)) if ext <= last_seen => {
-                Some(self.micros(ext) + floor).filter(|a| (0..=JUMP_US).contains(&(received_us - a)))
+            (Some(last_seen), Some(floor))
+                if ext <= last_seen && (0..=JUMP_US).contains(&(received_us - self.micros(ext) - floor)) =>
+            {
+                self.micros(ext) + floor
             }
-            _ => None,
-        };
-        let arrived = match seen_arrival {
-            Some(arrived) => arrived,
-            None => {
+            _ => {
                 self.last_seen = None;
                 self.arrival(ext, received_us)
             }
@@ -429,7 +427,7 @@ mod tests {
         let mut clock = FrameClock::new();
         assert!(clock.seen(0, 90_000, T0));
         assert!(!clock.seen(FRAME_TICKS, 90_000, T0 + FRAME_US + 3_000));
-        // (The 3 ms late read lifts the earliest read time by 1/256 of that.)
+        // (The 3 ms late read leaves the earliest read time where the first set it.)
         assert!((clock.frame(0, 90_000, T0).wall_clock_us - T0).abs() < 100);
         let second = clock.frame(FRAME_TICKS, 90_000, T0 + FRAME_US + 3_000).wall_clock_us;
         assert!((second - (T0 + FRAME_US)).abs() < 100, "{second}");

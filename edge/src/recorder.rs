@@ -235,9 +235,8 @@ thread_local! {
 /// recorder for the records the turn queued, if it queued any, so that one wake-up takes them
 /// all: at 4 cameras about 4 times a second on the image's receive buffers (10 on Linux's
 /// defaults), where the recorder's own 100 ms nap and the first frame of each turn woke it
-/// more often. A thread busy enough not to park between turns does
-/// not get here; the recorder then takes its records when it wakes on its own, a quarter of the
-/// window later at most.
+/// more often. A thread busy enough not to park between turns does not get here; the recorder
+/// then takes its records when it wakes on its own, a quarter of the window later at most.
 pub fn turn_ended() {
     if let Some(recorder) = WAKE_AT_TURN_END.take() {
         recorder.unpark();
