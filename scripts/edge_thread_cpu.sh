@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One edge recording K simulated cameras: CPU milliseconds and time slices of each of its
 # threads (by name) over SECONDS, from /proc/PID/task/*/schedstat (nanoseconds, not clock
-# ticks). With PERF=1, `perf record -g` runs over the same window (perf.data in the work dir).
+# ticks), and its resident memory at the end. With PERF=1, `perf record -g` runs over the same
+# window (perf.data in the work dir).
 #
 #   scripts/edge_thread_cpu.sh DIR [K] [SECONDS]     (K = 4, SECONDS = 30)
 #
@@ -31,5 +32,7 @@ else
   sleep "$secs"
 fi
 snap >"$work/s1"
+rss=$(awk '/^(VmRSS|RssAnon|RssFile):/ {printf "%s %.1f MB  ", $1, $2 / 1024}' /proc/"$pid"/status)
 join "$work/s0" "$work/s1" | awk '{ms = ($4 - $2) / 1e6; s = $5 - $3; tm += ms; ts += s; printf "%-20s %8.1f ms %6d slices\n", $1, ms, s}
   END {printf "%-20s %8.1f ms %6d slices\n", "TOTAL", tm, ts}'
+echo "at the end: $rss"

@@ -18,6 +18,7 @@ pub mod event_config;
 pub mod events;
 pub mod first_burst;
 pub mod frame_clock;
+pub mod frame_memory;
 pub mod generic_events;
 pub mod h265_key_frames;
 pub mod ingest_runtimes;
