@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One edge recording K simulated cameras: CPU milliseconds and time slices of each of its
 # threads (by name) over SECONDS, from /proc/PID/task/*/schedstat (nanoseconds, not clock
-# ticks), and its resident memory at the end. With PERF=1, `perf record -g` runs over the same
+# ticks), with their minor page faults, and its resident memory at the end. With PERF=1, `perf record -g` runs over the same
 # window (perf.data in the work dir).
 #
 #   scripts/edge_thread_cpu.sh DIR [K] [SECONDS]     (K = 4, SECONDS = 30)
@@ -20,10 +20,12 @@ start_cameras "$work" "$d" "${2:-4}"
 start_edge threads "$d"
 pid=${pids[-1]}
 sleep $((12 + k / 4))
-# Thread name, nanoseconds run, time slices; summed over threads of the same name.
+# Thread name, nanoseconds run, time slices, minor page faults (`stat` field 10, counted after
+# the name's closing parenthesis); summed over threads of the same name.
 snap() {
-  for t in /proc/"$pid"/task/*; do echo "$(tr ' ' _ <"$t/comm") $(cat "$t/schedstat")"; done |
-    awk '{ns[$1] += $2; sl[$1] += $4} END {for (n in ns) print n, ns[n], sl[n]}' | sort
+  for t in /proc/"$pid"/task/*; do
+    echo "$(tr ' ' _ <"$t/comm") $(cat "$t/schedstat") $(sed 's/.*) //' "$t/stat" | cut -d' ' -f8)"
+  done | awk '{ns[$1] += $2; sl[$1] += $4; pf[$1] += $5} END {for (n in ns) print n, ns[n], sl[n], pf[n]}' | sort
 }
 snap >"$work/s0"
 if [ -n "${PERF:-}" ]; then
@@ -33,6 +35,8 @@ else
 fi
 snap >"$work/s1"
 rss=$(awk '/^(VmRSS|RssAnon|RssFile):/ {printf "%s %.1f MB  ", $1, $2 / 1024}' /proc/"$pid"/status)
-join "$work/s0" "$work/s1" | awk '{ms = ($4 - $2) / 1e6; s = $5 - $3; tm += ms; ts += s; printf "%-20s %8.1f ms %6d slices\n", $1, ms, s}
-  END {printf "%-20s %8.1f ms %6d slices\n", "TOTAL", tm, ts}'
+join "$work/s0" "$work/s1" |
+  awk '{ms = ($5 - $2) / 1e6; s = $6 - $3; f = $7 - $4; tm += ms; ts += s; tf += f
+        printf "%-20s %8.1f ms %6d slices %7d page faults\n", $1, ms, s, f}
+    END {printf "%-20s %8.1f ms %6d slices %7d page faults\n", "TOTAL", tm, ts, tf}'
 echo "at the end: $rss"

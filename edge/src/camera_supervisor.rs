@@ -83,7 +83,6 @@ impl CameraSupervisor {
     /// recordings (and so the holds) the rule engine was given; then their sub streams.
     pub async fn start(&self, config: &EdgeConfig, recordings: Vec<CameraRecording>) {
         let mut running = self.running.lock().await;
-        crate::frame_memory::keep_for_streams(sub_stream::streams(&config.cameras).len());
         for ((index, cam), recording) in config.cameras.iter().enumerate().zip(recordings) {
             let hub = self.hubs.create(&cam.id);
             let r = self.spawn(sub_stream::main_stream(cam), index, recording, hub);
@@ -138,7 +137,6 @@ impl CameraSupervisor {
         let mut plan = Vec::new();
         let mut sub_plan = Vec::new();
         let streams = sub_stream::streams(&config.cameras);
-        crate::frame_memory::keep_for_streams(streams.len());
         for stream in &streams {
             let cam = &stream.config;
             if running.get(&cam.id).is_some_and(|r| r.config == *cam) {

@@ -233,6 +233,8 @@ fn run(config_path: &Path) -> anyhow::Result<()> {
     // Central's camera settings (kept from its last push) over the file's.
     let settings = Arc::new(edge::central_settings::CentralSettings::load_or_set_aside(&file_config.store.path));
     let config = settings.effective(&file_config);
+    // Before any other thread runs.
+    edge::frame_memory::keep_at_start(config.cameras.len());
     let vehicle = edge::vehicle::VehicleSetup::load(&config)?;
     let (store, recovery) = Store::open(&config.store.path, config.store_options()?)
         .with_context(|| format!("cannot open the store at {}", config.store.path.display()))?;
